@@ -1,0 +1,90 @@
+/**
+ * Builds the Fastify application in three layers, registered in order:
+ *   1. external plugins (OpenAPI document, Swagger UI, multipart uploads),
+ *   2. the service's own plugins (the cache, the CLIP model behind it),
+ *   3. thin routes, each with the TypeBox schemas that validate it and document it.
+ * `src/server.ts` only builds the app and listens; tests build it and call `app.inject`.
+ */
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from './config.js';
+import externalPlugins from './plugins/external.js';
+import cachePlugin from './plugins/cache.js';
+import modelPlugin from './plugins/model.js';
+import routes from './routes/index.js';
+
+export type App = FastifyInstance;
+
+export interface BuildOptions {
+  config: Config;
+  /** pino options, or false to silence logs (tests). */
+  logger?: boolean | object;
+}
+
+/** The largest request body the service reads: a 10 MB image, base64-encoded, plus JSON. */
+export const MAX_BODY_BYTES = 15 * 1024 * 1024;
+
+export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
+  const app = Fastify({
+    logger: logger ?? { level: config.logLevel },
+    bodyLimit: 1024 * 1024,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => crypto.randomUUID(),
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({
+      statusCode: 404,
+      error: 'Not Found',
+      message: `Route ${request.method} ${request.url.split('?')[0]} not found`,
+    });
+  });
+
+  await app.register(externalPlugins);
+  await app.register(cachePlugin, { config });
+  await app.register(modelPlugin, { config });
+  await app.register(routes);
+  return app;
+}
+
+/** 4xx errors reach the client with their message; anything else is logged and answered bare. */
+function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const status = error.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    const message = error.validation ? `${error.validationContext ?? 'request'}${validationMessage(error)}` : error.message;
+    return reply.code(status).send({ statusCode: status, error: reasonPhrase(status), message });
+  }
+  request.log.error({ err: error }, 'request failed');
+  const publicStatus = status === 503 ? 503 : 500;
+  return reply.code(publicStatus).send({
+    statusCode: publicStatus,
+    error: reasonPhrase(publicStatus),
+    message: publicStatus === 503 ? error.message : 'Internal Server Error',
+  });
+}
+
+function validationMessage(error: FastifyError): string {
+  const first = error.validation?.[0];
+  if (!first) return ` ${error.message}`;
+  return `${first.instancePath || ''} ${first.message ?? 'is invalid'}`;
+}
+
+function reasonPhrase(status: number): string {
+  const phrases: Record<number, string> = {
+    400: 'Bad Request',
+    401: 'Unauthorized',
+    403: 'Forbidden',
+    404: 'Not Found',
+    405: 'Method Not Allowed',
+    409: 'Conflict',
+    413: 'Payload Too Large',
+    415: 'Unsupported Media Type',
+    422: 'Unprocessable Entity',
+    429: 'Too Many Requests',
+    500: 'Internal Server Error',
+    503: 'Service Unavailable',
+  };
+  return phrases[status] ?? 'Error';
+}

@@ -1,0 +1,245 @@
+/**
+ * A loaded CLIP model: the tokenizer, the three onnxruntime graphs behind micro-batchers, and W.
+ *
+ *   text:  token ids [L]            --text.onnx-->          text_embeds  [D]
+ *   image: pixel_values [3,S,S]     --visual_trunk.onnx-->  neurons      [C,h,w]
+ *          neurons [C,h,w]          --visual_head.onnx-->   image_embeds [D]
+ *
+ * Text rows of one batch are padded with zeros only to the longest row of that batch: the graph
+ * reads each row's features at its end token (the highest id), and the causal mask keeps the
+ * padding after it from changing anything before it.
+ */
+import * as ort from 'onnxruntime-node';
+import type { Config, ExecutionProviderName } from '../config.js';
+import { MicroBatcher } from './batcher.js';
+import { loadModelDirectory, MODEL_FILES, type ModelDirectory } from './model-directory.js';
+import { createSession, type GraphSignature } from './onnx-session.js';
+import { ClipTokenizer } from './tokenizer.js';
+
+export interface ImageEncoding {
+  /** Neuron activations [C, h, w], row-major. */
+  neurons: Float32Array;
+  /** Spatial mean of each neuron [C]. */
+  neuronMeans: Float32Array;
+  /** The image embedding [D] (unnormalised). */
+  embedding: Float32Array;
+}
+
+export type ModelOptions = Pick<
+  Config,
+  'executionProviders' | 'intraOpThreads' | 'interOpThreads' | 'maxBatch' | 'maxBatchWaitMs'
+> & { warn?: (message: string) => void };
+
+/** Observes every onnxruntime run (graph name, rows, milliseconds), for metrics. */
+export type RunObserver = (graph: 'text' | 'visual_trunk' | 'visual_head', rows: number, ms: number) => void;
+
+export class ClipModel {
+  readonly neuronCount: number;
+  readonly embedDim: number;
+  readonly imageSize: number;
+  readonly neuronGrid: readonly [number, number];
+  readonly pixelsPerImage: number;
+  readonly valuesPerNeuronMap: number;
+  runObserver: RunObserver | undefined;
+
+  private readonly textBatcher: MicroBatcher<readonly number[], Float32Array>;
+  private readonly trunkBatcher: MicroBatcher<Float32Array, Float32Array>;
+  private readonly headBatcher: MicroBatcher<Float32Array, Float32Array>;
+
+  private constructor(
+    readonly directory: ModelDirectory,
+    readonly tokenizer: ClipTokenizer,
+    readonly executionProvider: ExecutionProviderName,
+    private readonly sessions: Record<'text' | 'trunk' | 'head', ort.InferenceSession>,
+    options: ModelOptions,
+  ) {
+    const { manifest } = directory;
+    this.neuronCount = manifest.neuron_count;
+    this.embedDim = manifest.embed_dim;
+    this.imageSize = manifest.image_size;
+    this.neuronGrid = [manifest.neuron_grid[0], manifest.neuron_grid[1]];
+    this.pixelsPerImage = 3 * this.imageSize * this.imageSize;
+    this.valuesPerNeuronMap = this.neuronCount * this.neuronGrid[0] * this.neuronGrid[1];
+    const batching = { maxBatch: options.maxBatch, maxWaitMs: options.maxBatchWaitMs };
+    this.textBatcher = new MicroBatcher({ ...batching, run: (rows) => this.runText(rows) });
+    this.trunkBatcher = new MicroBatcher({ ...batching, run: (rows) => this.runTrunk(rows) });
+    this.headBatcher = new MicroBatcher({ ...batching, run: (rows) => this.runHead(rows) });
+  }
+
+  static async load(dir: string, options: ModelOptions): Promise<ClipModel> {
+    const directory = await loadModelDirectory(dir);
+    const { manifest } = directory;
+    const tokenizer = await ClipTokenizer.fromMergesFile(directory.path(manifest.tokenizer.merges), {
+      vocabSize: manifest.vocab_size,
+      contextLength: manifest.context_length,
+    });
+    const S = manifest.image_size;
+    const [h, w] = manifest.neuron_grid;
+    const C = manifest.neuron_count;
+    const D = manifest.embed_dim;
+    const signatures: Record<'text' | 'trunk' | 'head', [string, GraphSignature]> = {
+      text: [
+        MODEL_FILES.textEncoder,
+        {
+          input: { name: 'input_ids', type: 'int64', shape: [null, null] },
+          output: { name: 'text_embeds', type: 'float32', shape: [null, D] },
+        },
+      ],
+      trunk: [
+        MODEL_FILES.visualTrunk,
+        {
+          input: { name: 'pixel_values', type: 'float32', shape: [null, 3, S, S] },
+          output: { name: 'neurons', type: 'float32', shape: [null, C, h, w] },
+        },
+      ],
+      head: [
+        MODEL_FILES.visualHead,
+        {
+          input: { name: 'neurons', type: 'float32', shape: [null, C, h, w] },
+          output: { name: 'image_embeds', type: 'float32', shape: [null, D] },
+        },
+      ],
+    };
+    const warned = new Set<string>();
+    const sessionOptions = {
+      providers: options.executionProviders,
+      intraOpThreads: options.intraOpThreads,
+      interOpThreads: options.interOpThreads,
+      warn: (message: string) => {
+        if (!warned.has(message)) options.warn?.(message);
+        warned.add(message);
+      },
+    };
+    const text = await createSession(directory.path(signatures.text[0]), signatures.text[1], sessionOptions);
+    // Once a provider has failed, the other graphs go straight to the one that worked.
+    const rest = { ...sessionOptions, providers: options.executionProviders.slice(
+      options.executionProviders.indexOf(text.provider),
+    ) };
+    const trunk = await createSession(directory.path(signatures.trunk[0]), signatures.trunk[1], rest);
+    const head = await createSession(directory.path(signatures.head[0]), signatures.head[1], rest);
+    return new ClipModel(
+      directory,
+      tokenizer,
+      text.provider,
+      { text: text.session, trunk: trunk.session, head: head.session },
+      options,
+    );
+  }
+
+  get name(): string {
+    return this.directory.manifest.name;
+  }
+
+  get sha256(): string {
+    return this.directory.sha256;
+  }
+
+  /** W, row-major [C, D]. */
+  get bilinear(): Float32Array {
+    return this.directory.bilinear;
+  }
+
+  get logitScale(): number {
+    return this.directory.manifest.logit_scale;
+  }
+
+  /** Rows waiting in the micro-batchers. */
+  get queueDepth(): number {
+    return this.textBatcher.depth + this.trunkBatcher.depth + this.headBatcher.depth;
+  }
+
+  /** Text embeddings for token id rows (with start and end tokens, as the tokenizer returns them). */
+  embedTokenRows(rows: readonly (readonly number[])[]): Promise<Float32Array[]> {
+    return this.textBatcher.submitAll(rows);
+  }
+
+  async embedTexts(texts: readonly string[]): Promise<Float32Array[]> {
+    return this.embedTokenRows(texts.map((text) => this.tokenizer.encode(text).ids));
+  }
+
+  /** Neuron activations [C,h,w] for preprocessed images (pixel_values [3,S,S] each). */
+  neuronMaps(pixelRows: readonly Float32Array[]): Promise<Float32Array[]> {
+    return this.trunkBatcher.submitAll(pixelRows);
+  }
+
+  /** The attention-pool head on (possibly edited) neuron maps. */
+  imageEmbeddingsFromNeurons(neuronRows: readonly Float32Array[]): Promise<Float32Array[]> {
+    return this.headBatcher.submitAll(neuronRows);
+  }
+
+  async encodeImages(pixelRows: readonly Float32Array[]): Promise<ImageEncoding[]> {
+    const maps = await this.neuronMaps(pixelRows);
+    const embeddings = await this.imageEmbeddingsFromNeurons(maps);
+    return maps.map((neurons, i) => ({
+      neurons,
+      neuronMeans: spatialMeans(neurons, this.neuronCount),
+      embedding: embeddings[i],
+    }));
+  }
+
+  async release(): Promise<void> {
+    await Promise.all(Object.values(this.sessions).map((session) => session.release()));
+  }
+
+  private async runText(rows: (readonly number[])[]): Promise<Float32Array[]> {
+    const length = Math.max(...rows.map((row) => row.length));
+    const ids = new BigInt64Array(rows.length * length); // zero padding
+    rows.forEach((row, r) => row.forEach((id, i) => (ids[r * length + i] = BigInt(id))));
+    const input = new ort.Tensor('int64', ids, [rows.length, length]);
+    const output = await this.run('text', this.sessions.text, { input_ids: input }, 'text_embeds', rows.length);
+    return splitRows(output, rows.length, this.embedDim);
+  }
+
+  private async runTrunk(rows: Float32Array[]): Promise<Float32Array[]> {
+    const S = this.imageSize;
+    const input = new ort.Tensor('float32', concatRows(rows, this.pixelsPerImage), [rows.length, 3, S, S]);
+    const output = await this.run('visual_trunk', this.sessions.trunk, { pixel_values: input }, 'neurons', rows.length);
+    return splitRows(output, rows.length, this.valuesPerNeuronMap);
+  }
+
+  private async runHead(rows: Float32Array[]): Promise<Float32Array[]> {
+    const [h, w] = this.neuronGrid;
+    const data = concatRows(rows, this.valuesPerNeuronMap);
+    const input = new ort.Tensor('float32', data, [rows.length, this.neuronCount, h, w]);
+    const output = await this.run('visual_head', this.sessions.head, { neurons: input }, 'image_embeds', rows.length);
+    return splitRows(output, rows.length, this.embedDim);
+  }
+
+  private async run(
+    graph: 'text' | 'visual_trunk' | 'visual_head',
+    session: ort.InferenceSession,
+    feeds: Record<string, ort.Tensor>,
+    outputName: string,
+    rows: number,
+  ): Promise<Float32Array> {
+    const started = performance.now();
+    const outputs = await session.run(feeds);
+    this.runObserver?.(graph, rows, performance.now() - started);
+    return outputs[outputName].data as Float32Array;
+  }
+}
+
+/** Mean over the h×w grid of each of C neuron maps laid out [C, h, w]. */
+export function spatialMeans(neurons: Float32Array, channels: number): Float32Array {
+  const cells = neurons.length / channels;
+  const means = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    let sum = 0;
+    for (let i = c * cells; i < (c + 1) * cells; i++) sum += neurons[i];
+    means[c] = sum / cells;
+  }
+  return means;
+}
+
+function concatRows(rows: readonly Float32Array[], width: number): Float32Array {
+  const out = new Float32Array(rows.length * width);
+  rows.forEach((row, i) => {
+    if (row.length !== width) throw new Error(`row ${i} holds ${row.length} values; expected ${width}`);
+    out.set(row, i * width);
+  });
+  return out;
+}
+
+function splitRows(data: Float32Array, rows: number, width: number): Float32Array[] {
+  return Array.from({ length: rows }, (_, i) => data.slice(i * width, (i + 1) * width));
+}

@@ -1,0 +1,42 @@
+/**
+ * The model's encoders with the cache in front: text embeddings are cached per (model, text), so a
+ * prompt is run through the text encoder once however many routes ask for it.
+ */
+import type { BinaryCache } from '../cache/index.js';
+import { cacheKey } from '../cache/index.js';
+import type { ClipModel, ImageEncoding } from './clip-model.js';
+import { preprocessImage } from './image.js';
+
+export class Encoders {
+  constructor(
+    readonly model: ClipModel,
+    private readonly cache: BinaryCache,
+  ) {}
+
+  /** Unnormalised text embeddings [D], one per text, in order. */
+  async textEmbeddings(texts: readonly string[]): Promise<Float32Array[]> {
+    const keys = texts.map((text) => cacheKey(this.model.sha256, 'text_embeds', text));
+    const cached = await Promise.all(keys.map((key) => this.cache.getVector(key)));
+    const missing = texts.flatMap((text, i) => (cached[i] === undefined ? [i] : []));
+    if (missing.length > 0) {
+      const computed = await this.model.embedTexts(missing.map((i) => texts[i]));
+      missing.forEach((index, j) => {
+        cached[index] = computed[j];
+        void this.cache.setVector(keys[index], computed[j]);
+      });
+    }
+    return cached as Float32Array[];
+  }
+
+  /** Decode, preprocess and encode one image (PNG, JPEG, WebP or GIF bytes). */
+  async imageEncoding(bytes: Uint8Array): Promise<ImageEncoding> {
+    const { manifest } = this.model.directory;
+    const pixels = await preprocessImage(bytes, {
+      imageSize: manifest.image_size,
+      mean: manifest.mean,
+      std: manifest.std,
+    });
+    const [encoding] = await this.model.encodeImages([pixels]);
+    return encoding;
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * The service's configuration, read once from environment variables. An empty variable counts as
+ * unset. Every variable is listed, with its default, in the README's configuration table.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The embedded default model: a small CLIP trained on the project's synthetic world. */
+export const DEFAULT_MODEL_DIR = path.join(REPO_ROOT, 'models', 'toyworld');
+
+export type ExecutionProviderName = 'cuda' | 'cpu';
+
+export interface Config {
+  port: number;
+  host: string;
+  modelDir: string;
+  redisUrl?: string;
+  executionProviders: ExecutionProviderName[];
+  /** onnxruntime intra-op threads; 0 lets onnxruntime choose (one per core). */
+  intraOpThreads: number;
+  interOpThreads: number;
+  /** Most rows merged into one onnxruntime run. */
+  maxBatch: number;
+  /** How long the first request of a batch waits for company, in milliseconds. */
+  maxBatchWaitMs: number;
+  cacheTtlSeconds: number;
+  cacheMaxEntries: number;
+  dataDir: string;
+  logLevel: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+/** A configuration variable holds a value the service cannot use. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function read(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function readInt(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function readProviders(env: Env): ExecutionProviderName[] {
+  const raw = read(env, 'ORT_PROVIDERS') ?? 'cuda,cpu';
+  const names = raw.split(',').map((name) => name.trim().toLowerCase());
+  for (const name of names) {
+    if (name !== 'cuda' && name !== 'cpu') {
+      throw new ConfigError(`ORT_PROVIDERS lists "${name}"; supported providers are cuda and cpu`);
+    }
+  }
+  return names as ExecutionProviderName[];
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  return {
+    port: readInt(env, 'PORT', 8080, 0, 65535),
+    host: read(env, 'HOST') ?? '0.0.0.0',
+    modelDir: path.resolve(read(env, 'MODEL_DIR') ?? DEFAULT_MODEL_DIR),
+    redisUrl: read(env, 'REDIS_URL'),
+    executionProviders: readProviders(env),
+    intraOpThreads: readInt(env, 'ORT_INTRA_OP_THREADS', 0, 0, 1024),
+    interOpThreads: readInt(env, 'ORT_INTER_OP_THREADS', 1, 0, 1024),
+    maxBatch: readInt(env, 'BATCH_MAX_SIZE', 64, 1, 4096),
+    maxBatchWaitMs: readInt(env, 'BATCH_MAX_WAIT_MS', 2, 0, 1000),
+    cacheTtlSeconds: readInt(env, 'CACHE_TTL_SECONDS', 86400, 1, 365 * 86400),
+    cacheMaxEntries: readInt(env, 'CACHE_MAX_ENTRIES', 50000, 1, 10_000_000),
+    dataDir: path.resolve(read(env, 'DATA_DIR') ?? path.join(REPO_ROOT, '.data')),
+    logLevel: read(env, 'LOG_LEVEL') ?? 'info',
+  };
+}

@@ -1,0 +1,34 @@
+/**
+ * Third-party plugins: the OpenAPI document (generated from the routes' TypeBox schemas),
+ * Swagger UI at /docs, and multipart uploads for the image routes.
+ */
+import fp from 'fastify-plugin';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import multipart from '@fastify/multipart';
+import { MAX_IMAGE_BYTES } from '../clip/image.js';
+
+export const OPENAPI_INFO = {
+  title: 'multimodal-neurons',
+  description:
+    'The multimodal neurons of CLIP ResNet models (Goh et al., 2021), queryable over HTTP: ' +
+    'text-to-neuron attribution, image-based word embeddings, emotion composition and maximal-text search.',
+  version: '0.1.0',
+};
+
+export default fp(async (app) => {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: OPENAPI_INFO,
+      tags: [
+        { name: 'service', description: 'Health and model description' },
+        { name: 'clip', description: 'Tokens, embeddings, zero-shot classification, word rasters' },
+      ],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(multipart, {
+    limits: { fileSize: MAX_IMAGE_BYTES, files: 1, fields: 16, fieldSize: 64 * 1024, parts: 20 },
+  });
+});

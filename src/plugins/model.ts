@@ -1,0 +1,28 @@
+/**
+ * The CLIP model of MODEL_DIR, loaded and validated once, and the cached encoders built on it.
+ */
+import fp from 'fastify-plugin';
+import type { Config } from '../config.js';
+import { ClipModel } from '../clip/clip-model.js';
+import { Encoders } from '../clip/encoders.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    clip: ClipModel;
+    encoders: Encoders;
+  }
+}
+
+export default fp<{ config: Config }>(async (app, { config }) => {
+  const model = await ClipModel.load(config.modelDir, {
+    ...config,
+    warn: (message) => app.log.warn(message),
+  });
+  app.log.info(
+    { model: model.name, sha256: model.sha256, executionProvider: model.executionProvider },
+    'model loaded',
+  );
+  app.decorate('clip', model);
+  app.decorate('encoders', new Encoders(model, app.cache));
+  app.addHook('onClose', async () => model.release());
+});

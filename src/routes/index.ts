@@ -1,0 +1,19 @@
+/**
+ * Every route of the service; each file is one resource and carries its own schemas.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import classify from './classify.js';
+import embed from './embed.js';
+import raster from './raster.js';
+import service from './service.js';
+import tokenize from './tokenize.js';
+
+const routes: FastifyPluginAsync = async (app) => {
+  await app.register(service);
+  await app.register(tokenize);
+  await app.register(embed);
+  await app.register(classify);
+  await app.register(raster);
+};
+
+export default routes;

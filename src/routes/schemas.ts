@@ -1,0 +1,39 @@
+/**
+ * Request and response pieces shared by several routes. Each route's full schema sits beside it;
+ * these TypeBox schemas validate requests, type the handlers and generate openapi/openapi.json.
+ */
+import { Type, type TSchema } from '@sinclair/typebox';
+
+export const MAX_TEXTS = 256;
+export const MAX_TEXT_CHARS = 2000;
+
+export const Text = Type.String({ minLength: 1, maxLength: MAX_TEXT_CHARS, description: 'A prompt' });
+
+export const Texts = Type.Array(Text, {
+  minItems: 1,
+  maxItems: MAX_TEXTS,
+  description: `1 to ${MAX_TEXTS} texts of 1 to ${MAX_TEXT_CHARS} characters`,
+});
+
+export const Vector = Type.Array(Type.Number());
+
+/** An image as base64 (a data: URL prefix is accepted); multipart uploads use the field `image`. */
+export const ImageField = Type.String({
+  minLength: 1,
+  description: 'PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded)',
+});
+
+export const ErrorResponse = Type.Object(
+  {
+    statusCode: Type.Integer(),
+    error: Type.String(),
+    message: Type.String(),
+  },
+  { $id: 'ErrorResponse', description: 'An error; 4xx messages say what was wrong with the request' },
+);
+
+/** The error responses every route may give, for the OpenAPI document. */
+export function withErrors<T extends Record<number, TSchema>>(responses: T, statuses: number[] = [400]) {
+  const errors = Object.fromEntries(statuses.map((status) => [status, ErrorResponse]));
+  return { ...responses, ...errors, 500: ErrorResponse };
+}
