@@ -1,0 +1,243 @@
+/**
+ * CLIP's byte-level BPE tokenizer, token-for-token identical to OpenAI CLIP's
+ * `simple_tokenizer.py` + `clip.tokenize(texts, context_length, truncate=True)`.
+ *
+ * Algorithm:
+ *  1. Clean the text (see `text-cleanup.ts`): ftfy-style fixes, HTML unescaping
+ *     twice, whitespace collapsing, lower-casing.
+ *  2. Pre-tokenise with CLIP's pattern: the two special tokens, English
+ *     contractions, runs of letters, single digits, runs of other symbols.
+ *  3. Map each piece's UTF-8 bytes to the 256 printable "byte-level" characters
+ *     (GPT-2's `bytes_to_unicode`), mark the last character as end-of-word
+ *     (`</w>`), then repeatedly merge the adjacent pair with the lowest merge
+ *     rank until no ranked pair remains (byte-pair encoding).
+ *  4. Look the resulting symbols up in the vocabulary and wrap the ids in
+ *     `<|startoftext|>` … `<|endoftext|>`; if longer than the context, cut to the
+ *     context length and put `<|endoftext|>` last.
+ *
+ * Vocabulary rule, for any merges file: the first line (`#version…`) is skipped
+ * and the next `vocabSize - 514` lines are the merges, in rank order. The vocab
+ * is the 256 byte-level characters, the same 256 with `</w>`, one token per
+ * merge (the pair concatenated), then `<|startoftext|>` and `<|endoftext|>`.
+ */
+import { readFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
+
+import { cleanText } from './text-cleanup.js';
+
+export const START_OF_TEXT = '<|startoftext|>';
+export const END_OF_TEXT = '<|endoftext|>';
+const END_OF_WORD = '</w>';
+/** 256 byte tokens, 256 end-of-word byte tokens, 2 special tokens. */
+const NON_MERGE_TOKENS = 514;
+
+export interface ClipTokenizerOptions {
+  vocabSize: number;
+  contextLength: number;
+}
+
+export interface EncodedText {
+  ids: number[];
+  truncated: boolean;
+}
+
+/**
+ * Python's `regex` `\s` (Unicode White_Space), spelled out because JavaScript's
+ * `\s` also matches U+FEFF and misses U+0085.
+ */
+const WHITESPACE = '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+
+/** CLIP's pre-tokenisation pattern (compiled there with `regex.IGNORECASE`). */
+const PRE_TOKENIZE = new RegExp(
+  `<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}|[^${WHITESPACE}\\p{L}\\p{N}]+`,
+  'giu',
+);
+
+/** Pieces seen per tokenizer; bounded so that adversarial input cannot grow memory without limit. */
+const MAX_CACHE_ENTRIES = 100_000;
+
+/**
+ * GPT-2's reversible byte → printable character table: printable Latin-1 bytes
+ * map to themselves, the rest to U+0100 onwards. Returned in vocabulary order.
+ */
+export function byteLevelAlphabet(): { byte: number; char: string }[] {
+  const inRange = (b: number) =>
+    (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  const alphabet: { byte: number; char: string }[] = [];
+  for (let b = 0; b < 256; b++) if (inRange(b)) alphabet.push({ byte: b, char: String.fromCharCode(b) });
+  let shifted = 0;
+  for (let b = 0; b < 256; b++) {
+    if (!inRange(b)) alphabet.push({ byte: b, char: String.fromCharCode(256 + shifted++) });
+  }
+  return alphabet;
+}
+
+export class ClipTokenizer {
+  readonly startId: number;
+  readonly endId: number;
+  readonly vocabSize: number;
+  readonly contextLength: number;
+
+  /** id → token string. */
+  private readonly vocab: string[];
+  private readonly tokenIds = new Map<string, number>();
+  /** "left right" pair → merge rank (lower merges first). */
+  private readonly mergeRanks = new Map<string, number>();
+  private readonly byteToChar: string[] = new Array<string>(256);
+  private readonly charToByte = new Map<string, number>();
+  /** byte-level piece → its token ids. */
+  private readonly cache = new Map<string, number[]>();
+  private readonly utf8 = new TextEncoder();
+
+  private constructor(merges: [string, string][], opts: ClipTokenizerOptions) {
+    this.vocabSize = opts.vocabSize;
+    this.contextLength = opts.contextLength;
+    for (const { byte, char } of byteLevelAlphabet()) {
+      this.byteToChar[byte] = char;
+      this.charToByte.set(char, byte);
+    }
+    const base = byteLevelAlphabet().map(({ char }) => char);
+    this.vocab = [
+      ...base,
+      ...base.map((c) => c + END_OF_WORD),
+      ...merges.map(([left, right]) => left + right),
+      START_OF_TEXT,
+      END_OF_TEXT,
+    ];
+    // Like Python's dict(zip(vocab, range(...))): a repeated string keeps its last id.
+    this.vocab.forEach((token, id) => this.tokenIds.set(token, id));
+    // Likewise bpe_ranks = dict(zip(merges, ...)): a repeated pair keeps its last rank.
+    merges.forEach(([left, right], rank) => this.mergeRanks.set(`${left} ${right}`, rank));
+    this.startId = this.vocab.length - 2;
+    this.endId = this.vocab.length - 1;
+    this.cache.set(START_OF_TEXT, [this.startId]);
+    this.cache.set(END_OF_TEXT, [this.endId]);
+  }
+
+  /** Reads a merges file, gzip-compressed (detected by its magic bytes) or plain. */
+  static async fromMergesFile(path: string, opts: ClipTokenizerOptions): Promise<ClipTokenizer> {
+    let bytes: Buffer = await readFile(path);
+    if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzipSync(bytes);
+    return ClipTokenizer.fromMergesText(bytes.toString('utf8'), opts, path);
+  }
+
+  static fromMergesText(text: string, opts: ClipTokenizerOptions, source = 'merges text'): ClipTokenizer {
+    if (!Number.isInteger(opts.vocabSize) || opts.vocabSize < NON_MERGE_TOKENS) {
+      throw new Error(`vocabSize must be an integer >= ${NON_MERGE_TOKENS}, got ${opts.vocabSize}`);
+    }
+    if (!Number.isInteger(opts.contextLength) || opts.contextLength < 2) {
+      throw new Error(`contextLength must be an integer >= 2, got ${opts.contextLength}`);
+    }
+    const needed = opts.vocabSize - NON_MERGE_TOKENS;
+    const lines = text.split('\n');
+    const available = Math.max(0, lines.length - 1);
+    if (available < needed) {
+      throw new Error(
+        `${source}: has ${available} merge lines after the header, but vocabSize ${opts.vocabSize} needs ${needed}`,
+      );
+    }
+    const merges = lines.slice(1, 1 + needed).map((line, i): [string, string] => {
+      const parts = line.split(/\s+/).filter((p) => p.length > 0);
+      if (parts.length !== 2)
+        throw new Error(`${source}: line ${i + 2} is not a merge pair: ${JSON.stringify(line)}`);
+      return [parts[0], parts[1]];
+    });
+    return new ClipTokenizer(merges, opts);
+  }
+
+  /** `[start, ...bpe ids, end]`, unpadded; cut to the context length with `end` kept last. */
+  encode(text: string): EncodedText {
+    const ids = [this.startId, ...this.encodeBody(text), this.endId];
+    if (ids.length <= this.contextLength) return { ids, truncated: false };
+    const kept = ids.slice(0, this.contextLength);
+    kept[kept.length - 1] = this.endId;
+    return { ids: kept, truncated: true };
+  }
+
+  encodeBatch(texts: string[]): EncodedText[] {
+    return texts.map((text) => this.encode(text));
+  }
+
+  /** Like simple_tokenizer.decode: byte-level symbols back to UTF-8, `</w>` → space; special ids skipped. */
+  decode(ids: number[]): string {
+    const bytes: number[] = [];
+    for (const id of ids) {
+      if (id === this.startId || id === this.endId) continue;
+      const token = this.tokenText(id);
+      for (const char of token) {
+        const byte = this.charToByte.get(char);
+        if (byte === undefined) throw new Error(`token ${id} has a character outside the byte alphabet`);
+        bytes.push(byte);
+      }
+    }
+    return new TextDecoder('utf-8').decode(Uint8Array.from(bytes)).replaceAll(END_OF_WORD, ' ');
+  }
+
+  /** The vocabulary string of one token, e.g. `cat</w>`. */
+  tokenText(id: number): string {
+    const token = Number.isInteger(id) ? this.vocab[id] : undefined;
+    if (token === undefined)
+      throw new RangeError(`token id ${id} is outside the vocabulary (0..${this.vocab.length - 1})`);
+    return token;
+  }
+
+  /** BPE ids of the cleaned text, without the special start/end tokens. */
+  private encodeBody(text: string): number[] {
+    const ids: number[] = [];
+    for (const [piece] of cleanText(text).matchAll(PRE_TOKENIZE)) {
+      const symbols = this.toByteLevel(piece);
+      let pieceIds = this.cache.get(symbols);
+      if (pieceIds === undefined) {
+        pieceIds = this.bytePairEncode(symbols).map((symbol) => this.idOf(symbol));
+        if (this.cache.size >= MAX_CACHE_ENTRIES) this.cache.clear();
+        this.cache.set(symbols, pieceIds);
+      }
+      for (const id of pieceIds) ids.push(id);
+    }
+    return ids;
+  }
+
+  private toByteLevel(piece: string): string {
+    let out = '';
+    for (const byte of this.utf8.encode(piece)) out += this.byteToChar[byte];
+    return out;
+  }
+
+  /** Greedy lowest-rank-first pair merging over one pre-token's byte-level characters. */
+  private bytePairEncode(word: string): string[] {
+    if (word === START_OF_TEXT || word === END_OF_TEXT) return [word];
+    const chars = [...word];
+    let symbols = [...chars.slice(0, -1), chars[chars.length - 1] + END_OF_WORD];
+    while (symbols.length > 1) {
+      let bestRank = Infinity;
+      let best = '';
+      for (let i = 0; i + 1 < symbols.length; i++) {
+        const rank = this.mergeRanks.get(`${symbols[i]} ${symbols[i + 1]}`);
+        if (rank !== undefined && rank < bestRank) {
+          bestRank = rank;
+          best = `${symbols[i]} ${symbols[i + 1]}`;
+        }
+      }
+      if (bestRank === Infinity) break;
+      const [left, right] = best.split(' ');
+      const merged: string[] = [];
+      for (let i = 0; i < symbols.length; i++) {
+        if (i + 1 < symbols.length && symbols[i] === left && symbols[i + 1] === right) {
+          merged.push(left + right);
+          i++;
+        } else {
+          merged.push(symbols[i]);
+        }
+      }
+      symbols = merged;
+    }
+    return symbols;
+  }
+
+  private idOf(symbol: string): number {
+    const id = this.tokenIds.get(symbol);
+    if (id === undefined)
+      throw new Error(`BPE produced ${JSON.stringify(symbol)}, which is not in the vocabulary`);
+    return id;
+  }
+}
