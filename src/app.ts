@@ -11,6 +11,7 @@ import type { Config } from './config.js';
 import externalPlugins from './plugins/external.js';
 import cachePlugin from './plugins/cache.js';
 import modelPlugin from './plugins/model.js';
+import attributionPlugin from './plugins/attribution.js';
 import routes from './routes/index.js';
 
 export type App = FastifyInstance;
@@ -45,6 +46,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   await app.register(externalPlugins);
   await app.register(cachePlugin, { config });
   await app.register(modelPlugin, { config });
+  await app.register(attributionPlugin);
   await app.register(routes);
   return app;
 }

@@ -1,6 +1,7 @@
 /**
- * The model's encoders with the cache in front: text embeddings are cached per (model, text), so a
- * prompt is run through the text encoder once however many routes ask for it.
+ * The model's encoders with the cache in front: text embeddings are cached per (model, token ids),
+ * so a prompt is run through the text encoder once however many routes ask for it, and texts that
+ * differ only in what the tokenizer normalises away (case, spacing, entities) share one entry.
  */
 import type { BinaryCache } from '../cache/index.js';
 import { cacheKey } from '../cache/index.js';
@@ -15,11 +16,12 @@ export class Encoders {
 
   /** Unnormalised text embeddings [D], one per text, in order. */
   async textEmbeddings(texts: readonly string[]): Promise<Float32Array[]> {
-    const keys = texts.map((text) => cacheKey(this.model.sha256, 'text_embeds', text));
+    const rows = texts.map((text) => this.model.tokenizer.encode(text).ids);
+    const keys = rows.map((ids) => cacheKey(this.model.sha256, 'text_embeds', ids.join(',')));
     const cached = await Promise.all(keys.map((key) => this.cache.getVector(key)));
-    const missing = texts.flatMap((text, i) => (cached[i] === undefined ? [i] : []));
+    const missing = texts.flatMap((_, i) => (cached[i] === undefined ? [i] : []));
     if (missing.length > 0) {
-      const computed = await this.model.embedTexts(missing.map((i) => texts[i]));
+      const computed = await this.model.embedTokenRows(missing.map((i) => rows[i]));
       missing.forEach((index, j) => {
         cached[index] = computed[j];
         void this.cache.setVector(keys[index], computed[j]);

@@ -24,6 +24,8 @@ export default fp(async (app) => {
       tags: [
         { name: 'service', description: 'Health and model description' },
         { name: 'clip', description: 'Tokens, embeddings, zero-shot classification, word rasters' },
+        { name: 'attribution', description: 'Text → neuron attribution, image contributions, interventions' },
+        { name: 'neurons', description: 'The neuron catalogue' },
       ],
     },
   });

@@ -2,8 +2,10 @@
  * Every route of the service; each file is one resource and carries its own schemas.
  */
 import type { FastifyPluginAsync } from 'fastify';
+import attribution from './attribution.js';
 import classify from './classify.js';
 import embed from './embed.js';
+import neurons from './neurons.js';
 import raster from './raster.js';
 import service from './service.js';
 import tokenize from './tokenize.js';
@@ -14,6 +16,8 @@ const routes: FastifyPluginAsync = async (app) => {
   await app.register(embed);
   await app.register(classify);
   await app.register(raster);
+  await app.register(attribution);
+  await app.register(neurons);
 };
 
 export default routes;

@@ -1,0 +1,209 @@
+/**
+ * Text → neuron attribution (a = W·t), an image's per-neuron contributions to a text, and the
+ * intervention check on a blank image. See src/attribution/bilinear.ts for the math.
+ */
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { MAX_BODY_BYTES } from '../app.js';
+import { topAndBottom, type RankedNeuron } from '../attribution/bilinear.js';
+import { badRequest } from '../errors.js';
+import { imageBytes, multipartToBody } from './image-input.js';
+import { ImageField, Text, Texts, Vector, withErrors } from './schemas.js';
+import { TEXT_BODY_LIMIT } from './tokenize.js';
+
+const MAX_TOP_K = 1000;
+
+const TopK = Type.Integer({ minimum: 1, maximum: MAX_TOP_K, default: 10, description: 'Neurons per list' });
+
+const Template = Type.String({
+  minLength: 2,
+  maxLength: 500,
+  pattern: '\\{\\}',
+  description: 'A prompt template; {} stands for the text',
+});
+
+const Ranked = Type.Object({
+  neuron: Type.Integer(),
+  value: Type.Number(),
+  share: Type.Number({ description: 'value / Σ|values|' }),
+  label: Type.Optional(Type.String()),
+});
+
+const TextAttributionBody = Type.Object(
+  {
+    texts: Texts,
+    topK: Type.Optional(TopK),
+    normalize: Type.Optional(
+      Type.Union([Type.Literal('unit'), Type.Literal('none')], {
+        default: 'unit',
+        description: '"unit": W·t/|t| as in the logit; "none": W·t',
+      }),
+    ),
+    full: Type.Optional(Type.Boolean({ default: false, description: 'Return the whole vector' })),
+    templates: Type.Optional(
+      Type.Array(Template, { minItems: 1, maxItems: 16, description: 'Average the vector over templates' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const TextAttributionResponse = Type.Object({
+  results: Type.Array(
+    Type.Object({
+      text: Type.String(),
+      top: Type.Array(Ranked),
+      bottom: Type.Array(Ranked),
+      vector: Type.Optional(Vector),
+    }),
+  ),
+});
+
+const ImageAttributionBody = Type.Object(
+  { image: ImageField, text: Text, topK: Type.Optional(TopK) },
+  { additionalProperties: false },
+);
+
+const ImageAttributionResponse = Type.Object({
+  text: Type.String(),
+  top: Type.Array(Ranked, { description: 'Largest contributions x_i·a_i' }),
+  bottom: Type.Array(Ranked, { description: 'Most negative contributions' }),
+  sum: Type.Number({ description: 'Σ x_i·a_i over all neurons' }),
+  bilinearLogit: Type.Number({ description: 'logit_scale · Σ x_i·a_i / |image embedding|' }),
+  logit: Type.Number({ description: 'The model’s exact logit: logit_scale · cos(image, text)' }),
+});
+
+const VerifyBody = Type.Object(
+  {
+    text: Text,
+    neurons: Type.Optional(
+      Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1, maxItems: 64, description: 'Default: top neurons' }),
+    ),
+    topK: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, default: 10 })),
+    delta: Type.Optional(
+      Type.Number({
+        minimum: -1e4,
+        maximum: 1e4,
+        description: 'Added to the neuron at every grid position; default: the blank image’s largest activation',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const VerifyResponse = Type.Object({
+  text: Type.String(),
+  delta: Type.Number(),
+  before: Type.Number({ description: 'The text’s logit for the blank image' }),
+  neurons: Type.Array(
+    Type.Object({
+      neuron: Type.Integer(),
+      label: Type.Optional(Type.String()),
+      attribution: Type.Number(),
+      after: Type.Number(),
+      rose: Type.Boolean(),
+    }),
+  ),
+  rose: Type.Integer({ description: 'For how many of the neurons the logit rose' }),
+  total: Type.Integer(),
+});
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  const labelled = (ranked: RankedNeuron[]) =>
+    ranked.map((entry) => {
+      const label = app.attribution.catalogue.label(entry.neuron);
+      return label === undefined ? entry : { ...entry, label };
+    });
+
+  app.post(
+    '/v1/attribution/text',
+    {
+      bodyLimit: TEXT_BODY_LIMIT,
+      schema: {
+        tags: ['attribution'],
+        summary: 'The neurons that carry each text (W·t)',
+        body: TextAttributionBody,
+        response: withErrors({ 200: TextAttributionResponse }, [400, 413, 415]),
+      },
+    },
+    async (request) => {
+      const { texts, topK = 10, normalize = 'unit', full = false, templates } = request.body;
+      const vectors = await Promise.all(
+        texts.map((text) => app.attribution.textVector(text, normalize, templates)),
+      );
+      return {
+        results: texts.map((text, i) => {
+          const { top, bottom } = topAndBottom(vectors[i], topK);
+          return {
+            text,
+            top: labelled(top),
+            bottom: labelled(bottom),
+            ...(full ? { vector: Array.from(vectors[i]) } : {}),
+          };
+        }),
+      };
+    },
+  );
+
+  app.post(
+    '/v1/attribution/image',
+    {
+      bodyLimit: MAX_BODY_BYTES,
+      preValidation: multipartToBody,
+      schema: {
+        tags: ['attribution'],
+        summary: 'Per-neuron contributions x_i·a_i of an image to a text, and the exact logit',
+        body: ImageAttributionBody,
+        response: withErrors({ 200: ImageAttributionResponse }, [400, 413, 415]),
+      },
+    },
+    async (request) => {
+      const { text, topK = 10 } = request.body;
+      const result = await app.attribution.imageAttribution(imageBytes(request, request.body.image), text);
+      const { top, bottom } = topAndBottom(result.contributions, topK);
+      return {
+        text,
+        top: labelled(top),
+        bottom: labelled(bottom),
+        sum: result.sum,
+        bilinearLogit: result.bilinearLogit,
+        logit: result.logit,
+      };
+    },
+  );
+
+  app.post(
+    '/v1/attribution/verify',
+    {
+      schema: {
+        tags: ['attribution'],
+        summary: 'Intervention check: does adding to a neuron on a blank image raise the text’s logit?',
+        body: VerifyBody,
+        response: withErrors({ 200: VerifyResponse }, [400, 413, 415]),
+      },
+    },
+    async (request) => {
+      const { text, topK = 10, delta } = request.body;
+      const count = app.clip.neuronCount;
+      const outOfRange = request.body.neurons?.find((neuron) => neuron >= count);
+      if (outOfRange !== undefined) throw badRequest(`neuron ${outOfRange} is out of range (0 to ${count - 1})`);
+      const neurons =
+        request.body.neurons ??
+        topAndBottom(await app.attribution.textVector(text, 'unit'), topK).top.map((entry) => entry.neuron);
+      const result = await app.attribution.intervention(text, neurons, delta);
+      const rows = result.neurons.map((row) => {
+        const label = app.attribution.catalogue.label(row.neuron);
+        return label === undefined ? row : { ...row, label };
+      });
+      return {
+        text,
+        delta: result.delta,
+        before: result.before,
+        neurons: rows,
+        rose: rows.filter((row) => row.rose).length,
+        total: rows.length,
+      };
+    },
+  );
+};
+
+export default routes;
