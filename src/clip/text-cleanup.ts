@@ -126,8 +126,21 @@ const CP1252_HIGH =
   '\x90\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\x9d\u017e\u0178';
 const CP1252_BYTE = new Map<string, number>([...CP1252_HIGH].map((char, i) => [char, 0x80 + i]));
 
-/** A UTF-8 lead byte (C2–F4) followed by a continuation byte (80–BF), as Latin-1/Windows-1252 text. */
-const MOJIBAKE_CLUE = new RegExp(`[\\u00c2-\\u00f4][\\u0080-\\u00bf${CP1252_HIGH}]`, 'u');
+const CONTINUATION = `\\u0080-\\u00bf${CP1252_HIGH}`;
+/**
+ * Stand-in for ftfy's badness heuristic: a UTF-8 lead byte followed by a
+ * continuation byte, read as Latin-1/Windows-1252 ("Ã©", "â€™") or lost
+ * to '�', or a lead "Ã" whose A0 byte became a space ("voilÃ le").
+ */
+const MOJIBAKE_CLUE = new RegExp(
+  `[\\u00c2-\\u00f4][${CONTINUATION}\\ufffd]|(?<![A-Z])\\u00c3 (?! |quele|quela|quilo|s )`,
+  'u',
+);
+/** Runs of mojibake inside otherwise correct text (ftfy's UTF8_DETECTOR_RE, without its spaces). */
+const MOJIBAKE_RUN = new RegExp(
+  `(?<![${CONTINUATION}])(?:[\\u00c2-\\u00df][${CONTINUATION}]|[\\u00e0-\\u00ef][${CONTINUATION}]{2}|[\\u00f0-\\u00f4][${CONTINUATION}]{3})+`,
+  'gu',
+);
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -141,19 +154,32 @@ function fixEncoding(text: string): string {
 
 function fixEncodingOneStep(text: string): string {
   if (!/[\u0080-\uffff]/.test(text) || !MOJIBAKE_CLUE.test(text)) return text;
-  for (const encode of [encodeLatin1, encodeSloppyCp1252]) {
-    let bytes = encode(text);
+  const whole = decodeAsUtf8(text);
+  if (whole !== undefined) return whole;
+  // decode_inconsistent_utf8: fix the runs that decode, leave the rest.
+  const runs = text.replace(MOJIBAKE_RUN, (run) => (run.length < text.length ? fixEncoding(run) : run));
+  if (runs !== text) return runs;
+  // ftfy then reads leftover C1 controls as Windows-1252 (its latin-1 → windows-1252 step and
+  // fix_c1_controls both come down to that here).
+  return fixC1Controls(text);
+}
+
+/** The text's Latin-1 or else Windows-1252 bytes (with restore_byte_a0), if they are valid UTF-8. */
+function decodeAsUtf8(text: string): string | undefined {
+  for (const [encode, lossy] of [
+    [encodeLatin1, false],
+    [encodeSloppyCp1252, true],
+  ] as const) {
+    const bytes = encode(text);
     if (bytes === undefined) continue;
-    bytes = restoreByteA0(bytes);
     try {
-      return strictUtf8.decode(bytes);
+      const restored = restoreByteA0(bytes);
+      return strictUtf8.decode(lossy ? replaceLossySequences(restored) : restored);
     } catch {
       // not UTF-8 in this reading: try the next encoding
     }
   }
-  // ftfy then reads leftover C1 controls as Windows-1252 (its latin-1 → windows-1252 step and
-  // fix_c1_controls both come down to that here).
-  return fixC1Controls(text);
+  return undefined;
 }
 
 function encodeLatin1(text: string): Uint8Array | undefined {
@@ -171,7 +197,14 @@ function encodeSloppyCp1252(text: string): Uint8Array | undefined {
   for (let i = 0; i < text.length; i++) {
     const char = text[i];
     const code = char.charCodeAt(0);
-    const byte = code >= 0xa0 && code <= 0xff ? code : code < 0x80 ? code : CP1252_BYTE.get(char);
+    const byte =
+      code >= 0xa0 && code <= 0xff
+        ? code
+        : code < 0x80
+          ? code
+          : code === 0xfffd
+            ? 0x1a
+            : CP1252_BYTE.get(char);
     if (byte === undefined || code === 0x1a) return undefined;
     bytes[i] = byte;
   }
@@ -183,13 +216,34 @@ function encodeSloppyCp1252(text: string): Uint8Array | undefined {
  * sequence (e.g. "Ã " for "à") is put back, so that the sequence decodes.
  */
 function restoreByteA0(bytes: Uint8Array): Uint8Array {
-  let binary = String.fromCharCode(...bytes);
+  let binary = binaryString(bytes);
   const altered =
     /[\xc2\xc3\xc5\xce\xd0\xd9] |[\xe2\xe3] [\x80-\x84\x86-\x9f\xa1-\xbf]|[\xe0-\xe3][\x80-\x84\x86-\x9f\xa1-\xbf] |\xf0 [\x80-\xbf][\x80-\xbf]|\xf0[\x80-\xbf] [\x80-\xbf]|\xf0[\x80-\xbf][\x80-\xbf] /g;
   if (!binary.match(altered)) return bytes;
   binary = binary.replace(/\xc3 (?! |quele|quela|quilo|s )/g, '\xc3\xa0 ');
   binary = binary.replace(altered, (seq) => seq.replaceAll(' ', '\xa0'));
   return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+}
+
+/**
+ * ftfy's replace_lossy_sequences (without its '?' variants): a UTF-8 sequence
+ * with bytes lost to '�' (encoded as 1A by the sloppy codec) becomes one '�'.
+ */
+function replaceLossySequences(bytes: Uint8Array): Uint8Array {
+  const binary = binaryString(bytes);
+  if (!binary.includes('\x1a')) return bytes;
+  const lossy =
+    // eslint-disable-next-line no-control-regex
+    /[\xc2-\xdf]\x1a|[\xe0-\xef](?:\x1a[\x1a\x80-\xbf]|[\x80-\xbf]\x1a)|[\xf0-\xf4](?:\x1a[\x1a\x80-\xbf]{2}|[\x80-\xbf]\x1a[\x1a\x80-\xbf]|[\x80-\xbf]{2}\x1a)|\x1a/g;
+  const replaced = binary.replace(lossy, '\xef\xbf\xbd');
+  return Uint8Array.from(replaced, (c) => c.charCodeAt(0));
+}
+
+/** Bytes as a string of U+0000–U+00FF, for byte-level regular expressions. */
+function binaryString(bytes: Uint8Array): string {
+  let out = '';
+  for (const byte of bytes) out += String.fromCharCode(byte);
+  return out;
 }
 
 /** ftfy's fix_c1_controls: C1 controls read as Windows-1252, as browsers do. */
