@@ -130,10 +130,11 @@ const CONTINUATION = `\\u0080-\\u00bf${CP1252_HIGH}`;
 /**
  * Stand-in for ftfy's badness heuristic: a UTF-8 lead byte followed by a
  * continuation byte, read as Latin-1/Windows-1252 ("Ã©", "â€™") or lost
- * to '�', or a lead "Ã" whose A0 byte became a space ("voilÃ le").
+ * to '�', or a lead "Â"/"Ã" whose A0 byte became a space ("Â " for a
+ * no-break space, "voilÃ le").
  */
 const MOJIBAKE_CLUE = new RegExp(
-  `[\\u00c2-\\u00f4][${CONTINUATION}\\ufffd]|(?<![A-Z])\\u00c3 (?! |quele|quela|quilo|s )`,
+  `[\\u00c2-\\u00f4][${CONTINUATION}\\ufffd]|\\u00c2 |(?<![A-Z])\\u00c3 (?! |quele|quela|quilo|s )`,
   'u',
 );
 /** Runs of mojibake inside otherwise correct text (ftfy's UTF8_DETECTOR_RE, without its spaces). */

@@ -130,6 +130,7 @@ export class ClipTokenizer {
     }
     const needed = opts.vocabSize - NON_MERGE_TOKENS;
     const lines = text.split('\n');
+    if (lines[lines.length - 1] === '') lines.pop(); // a final newline ends the last line
     const available = Math.max(0, lines.length - 1);
     if (available < needed) {
       throw new Error(
