@@ -1,0 +1,128 @@
+"""Export CLIP's three inference graphs to ONNX (opset 17, float32, dynamic batch N).
+
+    visual_trunk.onnx  pixel_values float32 [N,3,S,S] -> neurons      float32 [N,C,h,w]   (stem + layer1..4)
+    visual_head.onnx   neurons      float32 [N,C,h,w] -> image_embeds float32 [N,D]       (attention pool)
+    text.onnx          input_ids    int64   [N,L]     -> text_embeds  float32 [N,D]       (1 <= L <= context)
+
+The text graph slices the positional embedding and the causal mask to the real length L and reads
+each row at its highest id (the end token), so zero padding after the end token changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import onnx
+import torch
+from torch import nn
+
+from clip_model import CLIP
+
+OPSET = 17
+
+
+class TextEncoder(nn.Module):
+    def __init__(self, clip: CLIP):
+        super().__init__()
+        self.clip = clip
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.clip.encode_text(input_ids)
+
+
+class VisualTrunk(nn.Module):
+    def __init__(self, clip: CLIP):
+        super().__init__()
+        self.visual = clip.visual
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.visual.trunk(pixel_values)
+
+
+class VisualHead(nn.Module):
+    def __init__(self, clip: CLIP):
+        super().__init__()
+        self.attnpool = clip.visual.attnpool
+
+    def forward(self, neurons: torch.Tensor) -> torch.Tensor:
+        return self.attnpool(neurons)
+
+
+def graph_specs(clip: CLIP) -> dict[str, dict]:
+    """File, input and output names and shapes ("N", "L" symbolic) of the three graphs."""
+    c = clip.config
+    S, C, g, D = c.image_resolution, c.neuron_channels, c.neuron_grid, c.embed_dim
+    return {
+        "visual_trunk": {
+            "file": "visual_trunk.onnx",
+            "input": {"name": "pixel_values", "type": "float32", "shape": ["N", 3, S, S]},
+            "output": {"name": "neurons", "type": "float32", "shape": ["N", C, g, g]},
+        },
+        "visual_head": {
+            "file": "visual_head.onnx",
+            "input": {"name": "neurons", "type": "float32", "shape": ["N", C, g, g]},
+            "output": {"name": "image_embeds", "type": "float32", "shape": ["N", D]},
+        },
+        "text": {
+            "file": "text.onnx",
+            "input": {"name": "input_ids", "type": "int64", "shape": ["N", "L"]},
+            "output": {"name": "text_embeds", "type": "float32", "shape": ["N", D]},
+        },
+    }
+
+
+def example_input(clip: CLIP, spec: dict) -> torch.Tensor:
+    """A batch of 2 for tracing; text rows hold start ... end with zero padding."""
+    shape = [2 if d == "N" else (7 if d == "L" else d) for d in spec["input"]["shape"]]
+    if spec["input"]["type"] == "int64":
+        vocab = clip.config.vocab_size
+        ids = torch.zeros(shape, dtype=torch.long)
+        ids[:, 0] = vocab - 2
+        ids[0, 1:4] = torch.tensor([320, 1929, 539])
+        ids[0, 4], ids[1, 2] = vocab - 1, vocab - 1
+        return ids
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0))
+
+
+def export_graphs(clip: CLIP, out_dir: str) -> dict[str, dict]:
+    """Write the three ONNX files into out_dir, check them, and return their specs."""
+    specs = graph_specs(clip)
+    modules = {"visual_trunk": VisualTrunk(clip), "visual_head": VisualHead(clip), "text": TextEncoder(clip)}
+    for key, spec in specs.items():
+        path = os.path.join(out_dir, spec["file"])
+        inp, out = spec["input"], spec["output"]
+        dynamic = {
+            inp["name"]: {i: d for i, d in enumerate(inp["shape"]) if isinstance(d, str)},
+            out["name"]: {i: d for i, d in enumerate(out["shape"]) if isinstance(d, str)},
+        }
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python ints
+            torch.onnx.export(
+                modules[key].eval(),
+                (example_input(clip, spec),),
+                path,
+                input_names=[inp["name"]],
+                output_names=[out["name"]],
+                dynamic_axes=dynamic,
+                opset_version=OPSET,
+                do_constant_folding=True,
+                export_params=True,
+            )
+        check_graph(path, spec)
+    return specs
+
+
+def check_graph(path: str, spec: dict) -> None:
+    """onnx.checker, then the declared input/output names, types and fixed dimensions."""
+    onnx.checker.check_model(path)
+    model = onnx.load(path, load_external_data=False)
+    for kind, values in (("input", model.graph.input), ("output", model.graph.output)):
+        want = spec[kind]
+        if len(values) != 1 or values[0].name != want["name"]:
+            raise RuntimeError(f"{path}: {kind}s {[v.name for v in values]}; expected [{want['name']}]")
+        tensor = values[0].type.tensor_type
+        elem = onnx.TensorProto.INT64 if want["type"] == "int64" else onnx.TensorProto.FLOAT
+        dims = [d.dim_param or d.dim_value for d in tensor.shape.dim]
+        if tensor.elem_type != elem or dims != want["shape"]:
+            raise RuntimeError(f"{path}: {kind} {want['name']} has dims {dims}; expected {want['shape']}")
