@@ -1,7 +1,8 @@
 /**
  * Builds the Fastify application in three layers, registered in order:
- *   1. external plugins (OpenAPI document, Swagger UI, multipart uploads),
- *   2. the service's own plugins (the cache, the CLIP model behind it),
+ *   1. external plugins (OpenAPI document, Swagger UI, multipart uploads; metrics; keys, rate
+ *      limits, back-pressure, CORS and security headers),
+ *   2. the service's own plugins (the cache, the CLIP model, attribution on it),
  *   3. thin routes, each with the TypeBox schemas that validate it and document it.
  * `src/server.ts` only builds the app and listens; tests build it and call `app.inject`.
  */
@@ -9,6 +10,8 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import externalPlugins from './plugins/external.js';
+import metricsPlugin from './plugins/metrics.js';
+import securityPlugin from './plugins/security.js';
 import cachePlugin from './plugins/cache.js';
 import modelPlugin from './plugins/model.js';
 import attributionPlugin from './plugins/attribution.js';
@@ -27,7 +30,9 @@ export const MAX_BODY_BYTES = 15 * 1024 * 1024;
 
 export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   const app = Fastify({
-    logger: logger ?? { level: config.logLevel },
+    logger: logger ?? { level: config.logLevel, redact: ['req.headers.authorization'] },
+    connectionTimeout: config.requestTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
     bodyLimit: 1024 * 1024,
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
@@ -44,6 +49,8 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   });
 
   await app.register(externalPlugins);
+  await app.register(metricsPlugin);
+  await app.register(securityPlugin, { config });
   await app.register(cachePlugin, { config });
   await app.register(modelPlugin, { config });
   await app.register(attributionPlugin);

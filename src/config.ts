@@ -29,6 +29,18 @@ export interface Config {
   cacheMaxEntries: number;
   dataDir: string;
   logLevel: string;
+  /** Bearer keys for the API's read routes; empty: reads are open. */
+  apiKeys: string[];
+  /** Bearer keys for admin routes (index builds, cache flush, job administration); empty: disabled. */
+  adminApiKeys: string[];
+  /** Requests per minute per client (API key or IP); 0 turns rate limiting off. */
+  rateLimitPerMinute: number;
+  /** Allowed CORS origins; ['*'] allows any. */
+  corsOrigins: string[];
+  requestTimeoutMs: number;
+  /** Rows waiting for onnxruntime beyond which new requests get 503 with Retry-After. */
+  maxQueueDepth: number;
+  maxEventLoopDelayMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -54,6 +66,15 @@ function readInt(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
   }
   return value;
+}
+
+function readList(env: Env, name: string, fallback: string[] = []): string[] {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  return raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
 }
 
 function readProviders(env: Env): ExecutionProviderName[] {
@@ -82,5 +103,12 @@ export function loadConfig(env: Env = process.env): Config {
     cacheMaxEntries: readInt(env, 'CACHE_MAX_ENTRIES', 50000, 1, 10_000_000),
     dataDir: path.resolve(read(env, 'DATA_DIR') ?? path.join(REPO_ROOT, '.data')),
     logLevel: read(env, 'LOG_LEVEL') ?? 'info',
+    apiKeys: readList(env, 'API_KEYS'),
+    adminApiKeys: readList(env, 'ADMIN_API_KEYS'),
+    rateLimitPerMinute: readInt(env, 'RATE_LIMIT_PER_MINUTE', 6000, 0, 10_000_000),
+    corsOrigins: readList(env, 'CORS_ORIGINS', ['*']),
+    requestTimeoutMs: readInt(env, 'REQUEST_TIMEOUT_MS', 120_000, 0, 3_600_000),
+    maxQueueDepth: readInt(env, 'MAX_QUEUE_DEPTH', 4096, 1, 10_000_000),
+    maxEventLoopDelayMs: readInt(env, 'MAX_EVENT_LOOP_DELAY_MS', 2000, 0, 600_000),
   };
 }

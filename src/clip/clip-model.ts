@@ -11,6 +11,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { Config, ExecutionProviderName } from '../config.js';
+import { HttpError } from '../errors.js';
 import { MicroBatcher } from './batcher.js';
 import { loadModelDirectory, MODEL_FILES, type ModelDirectory } from './model-directory.js';
 import { createSession, type GraphSignature } from './onnx-session.js';
@@ -213,7 +214,10 @@ export class ClipModel {
     rows: number,
   ): Promise<Float32Array> {
     const started = performance.now();
-    const outputs = await session.run(feeds);
+    const outputs = await session.run(feeds).catch((error: unknown) => {
+      // One failed batch fails its own requests with 503; the process and the next batch go on.
+      throw new HttpError(503, `the model failed on this batch (${String(error).split('\n')[0]}); retry`);
+    });
     this.runObserver?.(graph, rows, performance.now() - started);
     return outputs[outputName].data as Float32Array;
   }

@@ -22,6 +22,10 @@ export default fp<{ config: Config }>(async (app, { config }) => {
     { model: model.name, sha256: model.sha256, executionProvider: model.executionProvider },
     'model loaded',
   );
+  model.runObserver = (graph, rows, ms) => {
+    app.metrics.ortRunSeconds.observe({ graph }, ms / 1000);
+    app.metrics.ortBatchRows.observe({ graph }, rows);
+  };
   app.decorate('clip', model);
   app.decorate('encoders', new Encoders(model, app.cache));
   app.addHook('onClose', async () => model.release());
