@@ -1,0 +1,185 @@
+"""Train a small CLIP ResNet (tools/export/clip_model.py) on the toy world, contrastively.
+
+Loss: symmetric InfoNCE with a learned logit scale (as CLIP). Samples in a batch that share the
+exact same caption are all counted as positives of each other (the target row is spread uniformly
+over them) - in a small world "red" is drawn many times per batch, and calling identical captions
+negatives would only add noise.
+
+Usage: train.py --merges bpe_toyworld.txt --out run_dir [--seed S] [--steps N] [--minutes M]
+Writes run_dir/checkpoint.pt (a plain model.state_dict()), run_dir/config.json, run_dir/log.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "export"))
+
+import world  # noqa: E402
+from bpe import Tokenizer  # noqa: E402
+from clip_model import CLIP, ClipConfig  # noqa: E402
+
+MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+
+
+def make_config(vocab_size: int) -> ClipConfig:
+    return ClipConfig(
+        embed_dim=128,
+        image_resolution=world.IMAGE_SIZE,
+        vision_layers=(1, 1, 2, 1),
+        vision_width=16,  # layer4: 512 channels ("neurons") on a 2x2 grid
+        context_length=32,
+        vocab_size=vocab_size,
+        transformer_width=128,
+        transformer_heads=2,
+        transformer_layers=3,
+    )
+
+
+def to_pixels(images) -> torch.Tensor:
+    arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.uint8) for im in images])
+    x = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255.0
+    return (x - MEAN) / STD
+
+
+def pad_ids(rows: list[list[int]]) -> torch.Tensor:
+    length = max(len(r) for r in rows)
+    out = torch.zeros(len(rows), length, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r)
+    return out
+
+
+class Batches(torch.utils.data.IterableDataset):
+    def __init__(self, seed: int, batch: int, merges: str, context: int):
+        self.seed, self.batch, self.merges, self.context = seed, batch, merges, context
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid = info.id if info is not None else 0
+        rng = random.Random(self.seed * 1000 + wid)
+        tok = Tokenizer(self.merges, self.context)
+        while True:
+            samples = [world.sample(rng) for _ in range(self.batch)]
+            captions = [s[1] for s in samples]
+            yield to_pixels([s[0] for s in samples]), pad_ids([tok.encode(c) for c in captions]), captions
+
+
+def param_groups(model: CLIP, wd: float, pool_wd: float):
+    decay, pool, no_decay = [], [], []
+    for name, p in model.named_parameters():
+        if p.ndim < 2 or "bn" in name or "ln" in name or name.endswith("logit_scale") or "embedding" in name:
+            no_decay.append(p)
+        elif name.startswith("visual.attnpool"):
+            pool.append(p)
+        else:
+            decay.append(p)
+    return [
+        {"params": decay, "weight_decay": wd},
+        {"params": pool, "weight_decay": pool_wd},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--merges", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--minutes", type=float, default=40.0, help="stop (and save) after this wall time")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--wd", type=float, default=0.05)
+    ap.add_argument("--pool-wd", type=float, default=0.2)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    tok = Tokenizer(args.merges)
+    config = make_config(tok.vocab_size)
+    model = CLIP(config)
+    with open(os.path.join(args.out, "config.json"), "w") as f:
+        json.dump({"config": config.to_dict(), "args": vars(args)}, f, indent=1)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"params {n_params} vocab {tok.vocab_size}", flush=True)
+
+    opt = torch.optim.AdamW(param_groups(model, args.wd, args.pool_wd), lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
+
+    def lr_at(step: int) -> float:
+        if step < args.warmup:
+            return args.lr * (step + 1) / args.warmup
+        t = (step - args.warmup) / max(1, args.steps - args.warmup)
+        return args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    loader = torch.utils.data.DataLoader(
+        Batches(args.seed, args.batch, args.merges, config.context_length), batch_size=None, num_workers=1, prefetch_factor=4
+    )
+    log = {"steps": [], "loss": [], "acc": [], "seconds": [], "logit_scale": []}
+    start = time.time()
+    run_loss, run_acc, run_n = 0.0, 0.0, 0
+    step = 0
+    model.train()
+    for pixels, ids, captions in loader:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        logits_img, logits_txt = model(pixels, ids)
+        same = torch.tensor([[a == b for b in captions] for a in captions], dtype=torch.float32)
+        target = same / same.sum(dim=1, keepdim=True)
+        loss = 0.5 * (
+            torch.sum(-target * F.log_softmax(logits_img, dim=1), dim=1).mean()
+            + torch.sum(-target * F.log_softmax(logits_txt, dim=1), dim=1).mean()
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+            pred = logits_img.argmax(dim=1)
+            run_acc += same[torch.arange(len(captions)), pred].mean().item()
+        run_loss += loss.item()
+        run_n += 1
+        step += 1
+        elapsed = time.time() - start
+        if step % 50 == 0 or step == args.steps:
+            log["steps"].append(step)
+            log["loss"].append(run_loss / run_n)
+            log["acc"].append(run_acc / run_n)
+            log["seconds"].append(elapsed)
+            log["logit_scale"].append(model.logit_scale.exp().item())
+            print(
+                f"step {step} loss {run_loss / run_n:.4f} batch-acc {run_acc / run_n:.3f} "
+                f"scale {model.logit_scale.exp().item():.1f} lr {lr_at(step):.2e} {elapsed:.0f}s",
+                flush=True,
+            )
+            run_loss, run_acc, run_n = 0.0, 0.0, 0
+        done = step >= args.steps or elapsed > args.minutes * 60
+        if step % 500 == 0 or done:
+            torch.save(model.state_dict(), os.path.join(args.out, "checkpoint.tmp"))
+            os.replace(os.path.join(args.out, "checkpoint.tmp"), os.path.join(args.out, "checkpoint.pt"))
+            log["total_steps"], log["total_seconds"], log["params"] = step, elapsed, n_params
+            with open(os.path.join(args.out, "log.json"), "w") as f:
+                json.dump(log, f)
+        if done:
+            break
+    print(f"done: {step} steps in {time.time() - start:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
