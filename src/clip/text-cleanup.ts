@@ -128,18 +128,31 @@ const CP1252_BYTE = new Map<string, number>([...CP1252_HIGH].map((char, i) => [c
 
 const CONTINUATION = `\\u0080-\\u00bf${CP1252_HIGH}`;
 /**
- * Stand-in for ftfy's badness heuristic: a UTF-8 lead byte followed by a
- * continuation byte, read as Latin-1/Windows-1252 ("Ã©", "â€™") or lost
- * to '�', or a lead "Â"/"Ã" whose A0 byte became a space ("Â " for a
- * no-break space, "voilÃ le").
+ * Stand-in for ftfy's badness heuristic (our own, deliberately conservative):
+ * the text looks like UTF-8 read as Latin-1/Windows-1252 when it has
+ *  - "Â", "Ã", "Ä" or "Å" followed by a continuation character ("Ã©", "Â£", "Å‚");
+ *  - another two-byte lead (U+00C6–U+00DF) followed by a Latin-1 symbol or C1
+ *    control, not by « » or the Windows-1252 punctuation that legitimately follows
+ *    capitals ("Ð°" is mojibake, "JOSÉ’S" and "«CAFÉ»" are not);
+ *  - a three- or four-byte lead followed by two or three continuations ("â€™", "ðŸ˜€");
+ *  - a lead followed by '�' (lossy mojibake), or "Â"/"Ã" whose A0 byte became a
+ *    space ("Â " for a no-break space, "voilÃ le").
  */
 const MOJIBAKE_CLUE = new RegExp(
-  `[\\u00c2-\\u00f4][${CONTINUATION}\\ufffd]|\\u00c2 |(?<![A-Z])\\u00c3 (?! |quele|quela|quilo|s )`,
+  [
+    `[\\u00c2-\\u00c5][${CONTINUATION}]`,
+    `[\\u00c6-\\u00df][\\u0080-\\u009f\\u00a1-\\u00aa\\u00ac\\u00ae-\\u00ba\\u00bc-\\u00bf]`,
+    `[\\u00e0-\\u00ef][${CONTINUATION}]{2}`,
+    `[\\u00f0-\\u00f4][${CONTINUATION}]{3}`,
+    `[\\u00c2-\\u00f4]\\ufffd`,
+    `\\u00c2 `,
+    `(?<![A-Z])\\u00c3 (?! |quele|quela|quilo|s )`,
+  ].join('|'),
   'u',
 );
-/** Runs of mojibake inside otherwise correct text (ftfy's UTF8_DETECTOR_RE, without its spaces). */
+/** Runs of mojibake inside otherwise correct text; a space may stand for a lost A0 byte. */
 const MOJIBAKE_RUN = new RegExp(
-  `(?<![${CONTINUATION}])(?:[\\u00c2-\\u00df][${CONTINUATION}]|[\\u00e0-\\u00ef][${CONTINUATION}]{2}|[\\u00f0-\\u00f4][${CONTINUATION}]{3})+`,
+  `(?<![${CONTINUATION}])(?:[\\u00c2-\\u00df][${CONTINUATION} ]|[\\u00e0-\\u00ef][${CONTINUATION} ]{2}|[\\u00f0-\\u00f4][${CONTINUATION} ]{3})+`,
   'gu',
 );
 
