@@ -1,0 +1,171 @@
+/**
+ * The exporter (tools/export/) against PyTorch: every ONNX output within 1e-4 relative error
+ * (max|a - b| / max|b|) and the same top-10 neurons of W·t, for text rows at L = context (zero padded)
+ * and at their own shortest length; the shared reference checkpoint against OpenAI's own outputs; and
+ * bad inputs, which must fail with one line and leave no OUT_DIR behind.
+ */
+import t from 'tap';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { loadModelDirectory } from '../src/clip/model-directory.js';
+import {
+  attribution,
+  checkParity,
+  exportCheckpoint,
+  exportCheckpointCached,
+  loadSessions,
+  prepareTinyModel,
+  referenceOutputs,
+  relativeError,
+  repoRoot,
+  runPython,
+  runTensor,
+  runText,
+  topK,
+} from './helpers/tiny-model.js';
+
+const TOLERANCE = 1e-4;
+const SHARED = path.resolve(repoRoot, '../shared/clip/reference-small');
+
+for (const torchscript of [false, true]) {
+  const form = torchscript ? 'TorchScript float16 archive' : 'plain float32 state dict';
+  t.test(`tiny model, ${form}: onnxruntime matches PyTorch`, async (t) => {
+    const model = await prepareTinyModel({ seed: 1, torchscript });
+    const directory = await loadModelDirectory(model.modelDir); // the service's own validation
+    t.equal(directory.manifest.neuron_count, 512);
+    t.same(directory.manifest.neuron_grid, [2, 2]);
+    t.equal(directory.bilinear.length, 512 * 64);
+    t.same(JSON.parse(await readFile(path.join(model.modelDir, 'neurons.json'), 'utf8')), {});
+
+    const sessions = await loadSessions(model.modelDir);
+    const report = await checkParity(sessions, await referenceOutputs(model.checkpoint));
+    t.comment(JSON.stringify(report));
+    for (const [name, value] of Object.entries(report)) {
+      if (
+        name.startsWith('text') ||
+        name.startsWith('attribution') ||
+        name.includes('neurons') ||
+        name === 'image_embeds'
+      ) {
+        t.ok(value <= TOLERANCE, `${name}: relative error ${value.toExponential(2)} <= ${TOLERANCE}`);
+      }
+    }
+    t.equal(report.top10_mismatches, 0, 'identical top-10 neuron sets at L = 77 and L = shortest');
+  });
+}
+
+t.test('shared reference checkpoint: matches OpenAI model.py outputs', async (t) => {
+  const modelDir = await exportCheckpointCached('reference-small', path.join(SHARED, 'checkpoint.pt'));
+  const expected = JSON.parse(await readFile(path.join(SHARED, 'expected.json'), 'utf8')) as SharedExpected;
+  const sessions = await loadSessions(modelDir);
+  const rows = expected.prompts.map((p) => p.tokens);
+  const want = expected.prompts.flatMap((p) => p.text_features);
+  const wantAttribution = expected.prompts.flatMap((p) => p.attribution);
+  for (const length of [undefined, 77]) {
+    const text = await runText(sessions, rows, length);
+    const label = length ? 'L = 77' : 'L = shortest';
+    t.ok(relativeError(text, want) <= TOLERANCE, `text_features, ${label}: ${relativeError(text, want)}`);
+    const a = attribution(sessions, text);
+    t.ok(
+      relativeError(a, wantAttribution) <= TOLERANCE,
+      `attribution, ${label}: ${relativeError(a, wantAttribution)}`,
+    );
+    const C = sessions.neuronCount;
+    const same = expected.prompts.filter((p, r) => {
+      const got = topK(a.subarray(r * C, (r + 1) * C), 10).sort((x, y) => x - y);
+      return got.join() === [...p.top10_ids].sort((x, y) => x - y).join();
+    });
+    t.equal(same.length, rows.length, `top-10 neuron sets, ${label}`);
+  }
+
+  const pixels = await Promise.all(expected.images.map((image) => loadPixels(path.join(SHARED, image.png))));
+  const S = 64;
+  const batch = new Float32Array(pixels.length * 3 * S * S);
+  pixels.forEach((p, i) => batch.set(p, i * 3 * S * S));
+  const neurons = await runTensor(sessions.trunk, 'pixel_values', batch, [pixels.length, 3, S, S]);
+  const [C, h, w] = expected.layer4_full_image0.shape;
+  const layer4 = expected.layer4_full_image0.values_CHW.flat(2);
+  const image0 = neurons.subarray(0, C * h * w);
+  t.equal(expected.layer4_full_image0.word, expected.images[0].word);
+  t.ok(relativeError(image0, layer4) <= TOLERANCE, `layer4 of image 0: ${relativeError(image0, layer4)}`);
+  const embeds = await runTensor(sessions.head, 'neurons', neurons, [pixels.length, C, h, w]);
+  const wantEmbeds = expected.images.flatMap((image) => image.image_features);
+  t.ok(
+    relativeError(embeds, wantEmbeds) <= TOLERANCE,
+    `image_features: ${relativeError(embeds, wantEmbeds)}`,
+  );
+});
+
+t.test('bad inputs fail with one line and leave no OUT_DIR', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'export-bad-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const tiny = await prepareTinyModel({ seed: 1 });
+  const checkpointBytes = await readFile(tiny.checkpoint);
+  await writeFile(path.join(dir, 'truncated.pt'), checkpointBytes.subarray(0, checkpointBytes.length >> 1));
+  await writeFile(path.join(dir, 'labels.json'), JSON.stringify({ 3: 'fine', 512: 'out of range' }));
+  await writeFile(path.join(dir, 'short-merges.txt'), '#version: 0.2\ni n\nt h\n');
+  const fakes = await runPython(['-c', FAKE_CHECKPOINTS, dir]);
+  t.equal(fakes.code, 0, fakes.stderr);
+
+  const cases: [string, string, string[], RegExp][] = [
+    ['missing path', path.join(dir, 'nope.pt'), [], /no such file/],
+    ['truncated file', path.join(dir, 'truncated.pt'), [], /truncated or corrupt/],
+    ['non-CLIP state dict', path.join(dir, 'resnet.pt'), [], /not a CLIP ResNet state dict/],
+    [
+      'ViT CLIP',
+      path.join(dir, 'vit.pt'),
+      [],
+      /ViT CLIP checkpoints are not supported yet; expected a CLIP ResNet/,
+    ],
+    ['merges too short', tiny.checkpoint, ['--vocab', path.join(dir, 'short-merges.txt')], /needs 48894/],
+    ['label id out of range', tiny.checkpoint, ['--labels', path.join(dir, 'labels.json')], /out of range/],
+  ];
+  for (const [name, checkpoint, extra, message] of cases) {
+    const out = path.join(dir, `out-${name.replace(/\W+/g, '-')}`);
+    const result = await exportCheckpoint(checkpoint, out, extra);
+    const stderr = result.stderr.trim();
+    t.not(result.code, 0, `${name}: non-zero exit`);
+    t.match(stderr, message, `${name}: ${stderr}`);
+    t.equal(stderr.split('\n').length, 1, `${name}: one line`);
+    t.notOk(existsSync(out), `${name}: no OUT_DIR`);
+  }
+  const leftovers = (await readdir(dir)).filter((f) => f.startsWith('.'));
+  t.same(leftovers, [], 'no temporary folders left');
+});
+
+/** Preprocessing of an image already at S×S: /255, (x - mean) / std, channels first. */
+async function loadPixels(file: string): Promise<Float32Array> {
+  const { data, info } = await sharp(await readFile(file))
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const mean = [0.48145466, 0.4578275, 0.40821073];
+  const std = [0.26862954, 0.26130258, 0.27577711];
+  const plane = info.width * info.height;
+  const out = new Float32Array(3 * plane);
+  for (let i = 0; i < plane; i++) {
+    for (let c = 0; c < 3; c++) out[c * plane + i] = (data[i * info.channels + c] / 255 - mean[c]) / std[c];
+  }
+  return out;
+}
+
+interface SharedExpected {
+  prompts: { tokens: number[]; text_features: number[]; attribution: number[]; top10_ids: number[] }[];
+  images: { word: string; png: string; image_features: number[] }[];
+  layer4_full_image0: { word: string; shape: [number, number, number]; values_CHW: number[][][] };
+}
+
+/** Writes resnet.pt (torchvision-like keys) and vit.pt (ViT CLIP keys) into argv[1]. */
+const FAKE_CHECKPOINTS = `
+import sys, torch
+out = sys.argv[1]
+torch.save({"conv1.weight": torch.zeros(8, 3, 7, 7), "fc.weight": torch.zeros(10, 512)}, out + "/resnet.pt")
+vit = {"visual.class_embedding": torch.zeros(64), "visual.proj": torch.zeros(64, 32),
+       "visual.transformer.resblocks.0.ln_1.weight": torch.zeros(64), "text_projection": torch.zeros(64, 32),
+       "positional_embedding": torch.zeros(77, 64), "token_embedding.weight": torch.zeros(49408, 64),
+       "ln_final.weight": torch.zeros(64)}
+torch.save(vit, out + "/vit.pt")
+`;
