@@ -30,6 +30,7 @@ export default fp(async (app) => {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(multipart, {
     limits: { fileSize: MAX_IMAGE_BYTES, files: 1, fields: 16, fieldSize: 64 * 1024, parts: 20 },
   });
