@@ -23,7 +23,7 @@
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 
-import { cleanText } from './text-cleanup.js';
+import { WHITESPACE_CLASS, cleanText } from './text-cleanup.js';
 
 export const START_OF_TEXT = '<|startoftext|>';
 export const END_OF_TEXT = '<|endoftext|>';
@@ -41,15 +41,9 @@ export interface EncodedText {
   truncated: boolean;
 }
 
-/**
- * Python's `regex` `\s` (Unicode White_Space), spelled out because JavaScript's
- * `\s` also matches U+FEFF and misses U+0085.
- */
-const WHITESPACE = '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
-
 /** CLIP's pre-tokenisation pattern (compiled there with `regex.IGNORECASE`). */
 const PRE_TOKENIZE = new RegExp(
-  `<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}|[^${WHITESPACE}\\p{L}\\p{N}]+`,
+  `<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}|[^${WHITESPACE_CLASS}\\p{L}\\p{N}]+`,
   'giu',
 );
 
@@ -171,7 +165,9 @@ export class ClipTokenizer {
         bytes.push(byte);
       }
     }
-    return new TextDecoder('utf-8').decode(Uint8Array.from(bytes)).replaceAll(END_OF_WORD, ' ');
+    return new TextDecoder('utf-8', { ignoreBOM: true })
+      .decode(Uint8Array.from(bytes))
+      .replaceAll(END_OF_WORD, ' ');
   }
 
   /** The vocabulary string of one token, e.g. `cat</w>`. */
