@@ -59,9 +59,13 @@ class LoadedCheckpoint:
     stored_dtype: str  # e.g. "float16"
 
 
-def load_checkpoint(path: str) -> LoadedCheckpoint:
-    """Read `path`, infer its ClipConfig and return the float32 CLIP model with its weights."""
-    state, fmt = read_state_dict(path)
+def load_checkpoint(path: str, trust_pickle: bool = False) -> LoadedCheckpoint:
+    """Read `path`, infer its ClipConfig and return the float32 CLIP model with its weights.
+
+    torch.save files are unpickled with `weights_only=True` (tensors and plain containers only) unless
+    `trust_pickle` allows arbitrary Python objects (for trusted files with extra metadata).
+    """
+    state, fmt = read_state_dict(path, trust_pickle)
     state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
     config = infer_config(state, path)
     for key in INTEGER_KEYS:
@@ -76,7 +80,7 @@ def load_checkpoint(path: str) -> LoadedCheckpoint:
     return LoadedCheckpoint(model, config, fmt, stored_dtype)
 
 
-def read_state_dict(path: str) -> tuple[dict, str]:
+def read_state_dict(path: str, trust_pickle: bool = False) -> tuple[dict, str]:
     """The raw {key: tensor} of a TorchScript archive or of a torch.save file."""
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such file; expected a CLIP ResNet checkpoint (.pt)")
@@ -90,11 +94,21 @@ def read_state_dict(path: str) -> tuple[dict, str]:
         except Exception as error:  # noqa: BLE001 - any failure here means a damaged archive
             raise CheckpointError(f"{path}: TorchScript archive cannot be read ({first_line(error)})") from None
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+    except pickle.UnpicklingError as error:
+        if "weights only" not in str(error).lower():
+            raise CheckpointError(f"{path}: truncated or corrupt ({first_line(error)})") from None
+        detail = str(error).split("WeightsUnpickler error:")[-1].strip()
+        raise CheckpointError(
+            f"{path}: holds Python objects besides tensors ({detail}); expected a state dict "
+            "(pass --trust-pickle only if you trust the file)"
+        ) from None
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as error:
         raise CheckpointError(
             f"{path}: truncated or corrupt ({first_line(error)}); expected a TorchScript archive or a torch.save state dict"
         ) from None
+    if isinstance(loaded, torch.nn.Module):  # a whole pickled model (only with trust_pickle)
+        loaded = loaded.state_dict()
     for wrapper in ("state_dict", "model"):
         if isinstance(loaded, dict) and isinstance(loaded.get(wrapper), dict):
             loaded = loaded[wrapper]

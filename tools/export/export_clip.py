@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Export a CLIP ResNet checkpoint to a model directory that the service loads.
 
-    export_clip.py CHECKPOINT OUT_DIR --vocab MERGES [--name NAME] [--labels FILE] [--force]
+    export_clip.py CHECKPOINT OUT_DIR --vocab MERGES [--name NAME] [--labels FILE] [--force] [--trust-pickle]
 
 OUT_DIR receives visual_trunk.onnx, visual_head.onnx, text.onnx, bilinear.f32 (W [C,D], little-endian
 float32, W = (c_proj.weight @ v_proj.weight)^T so that W·t scores every neuron for text features t),
@@ -43,6 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--vocab", required=True, help="BPE merges file (gzip or text), copied under its basename")
     parser.add_argument("--name", help="model name in clip.json (default: RN50x4 etc. or the checkpoint's stem)")
     parser.add_argument("--labels", help="JSON {neuron id: label} merged into neurons.json")
+    parser.add_argument("--trust-pickle", action="store_true", help="unpickle any Python object (trusted files only)")
     parser.add_argument("--force", action="store_true", help="replace an existing OUT_DIR")
     return parser.parse_args(argv)
 
@@ -142,7 +143,7 @@ def export(args: argparse.Namespace) -> dict:
     from onnx_graphs import export_graphs
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    loaded = load_checkpoint(args.checkpoint)
+    loaded = load_checkpoint(args.checkpoint, args.trust_pickle)
     merges_used = check_merges(args.vocab, loaded.config.vocab_size)
     catalogue = build_catalogue(loaded.config, args.labels)
     name = args.name or default_name(loaded.config, args.checkpoint)
