@@ -1,6 +1,10 @@
 """Inputs for test/fixtures/tokenizer-extra-cases.json (ids come from reference.py).
 
-Usage: python extra_cases.py MERGES_FILE OUT.json
+Needs ftfy 6.3.1 (the version OpenAI's shared cases were made with) and regex, in a
+throwaway virtualenv (Debian has no python3-ftfy):
+  python3 -m venv /tmp/clipref && /tmp/clipref/bin/pip install ftfy==6.3.1 regex
+  /tmp/clipref/bin/python tools/tokenizer/extra_cases.py \
+      ../shared/clip/bpe_simple_vocab_16e6.txt.gz test/fixtures/tokenizer-extra-cases.json
 """
 import json
 import os
