@@ -1,0 +1,62 @@
+/**
+ * The ranked candidate pool of the hill climber: every vocabulary token v is scored on its own,
+ * f([start, v, end]), in one batched pass over the vocabulary (rows of length 3, submitted in
+ * chunks so that other requests can share the text encoder meanwhile), and the tokens are ranked
+ * by that cheap score. Proposals then mostly draw from the top of the ranking. The scores depend on
+ * the model and the direction only, so they are computed once per (model, direction) and cached.
+ */
+import type { BinaryCache } from '../cache/index.js';
+import type { ClipModel } from '../clip/clip-model.js';
+import { objectiveValue } from './objective.js';
+import type { SequenceScorer } from './hill-climb.js';
+
+/** Rows per submission to the text encoder while scoring the vocabulary. */
+const VOCABULARY_CHUNK = 2048;
+
+/** Scores token sequences with the model: rows [start, ...ids, end] at their real length. */
+export function modelScorer(model: ClipModel, u: Float32Array): SequenceScorer {
+  const { startId, endId } = model.tokenizer;
+  return {
+    async score(sequences) {
+      const embeddings = await model.embedTokenRows(sequences.map((ids) => [startId, ...ids, endId]));
+      return embeddings.map((t) => objectiveValue(u, t));
+    },
+  };
+}
+
+/** The single-token objective of every vocabulary id; special tokens get -Infinity. */
+export async function singleTokenScores(model: ClipModel, scorer: SequenceScorer): Promise<Float32Array> {
+  const { vocabSize, startId, endId } = model.tokenizer;
+  const scores = new Float32Array(vocabSize).fill(-Infinity);
+  for (let first = 0; first < vocabSize; first += VOCABULARY_CHUNK) {
+    const ids: number[] = [];
+    for (let id = first; id < Math.min(vocabSize, first + VOCABULARY_CHUNK); id++) {
+      if (id !== startId && id !== endId) ids.push(id);
+    }
+    const values = await scorer.score(ids.map((id) => [id]));
+    ids.forEach((id, i) => (scores[id] = values[i]));
+  }
+  return scores;
+}
+
+/** Token ids sorted by score, best first, leaving out the excluded (and non-finite) ones. */
+export function rankTokens(scores: Float32Array, excluded: ReadonlySet<number>): number[] {
+  const ids: number[] = [];
+  for (let id = 0; id < scores.length; id++)
+    if (!excluded.has(id) && Number.isFinite(scores[id])) ids.push(id);
+  return ids.sort((a, b) => scores[b] - scores[a] || a - b);
+}
+
+/** Single-token scores through the cache: computed once per (model, direction key). */
+export async function cachedSingleTokenScores(
+  model: ClipModel,
+  cache: BinaryCache,
+  key: string,
+  scorer: SequenceScorer,
+): Promise<Float32Array> {
+  const cached = await cache.getVector(key);
+  if (cached && cached.length === model.tokenizer.vocabSize) return cached;
+  const scores = await singleTokenScores(model, scorer);
+  await cache.setVector(key, scores);
+  return scores;
+}

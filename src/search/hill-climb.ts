@@ -1,0 +1,224 @@
+/**
+ * Hill climbing over BPE token sequences, to find the text that most excites a neuron (or a
+ * direction over neurons), in the spirit of the "maximal text" of Goh et al. (2021).
+ *
+ * Algorithm. The state is a token sequence s of 1…`length` tokens (no start/end tokens). Each step
+ *   1. proposes `batch` distinct neighbours of s, never evaluated before in this climb: substitute
+ *      the token at a random position (70%), delete one (15%, if |s| > 1) or insert one (15%, if
+ *      |s| < length). New tokens come from the ranked candidate pool — the `poolSize` vocabulary
+ *      tokens whose own single-token objective is highest — or, with probability `uniformShare`,
+ *      uniformly from the whole vocabulary (special tokens excluded);
+ *   2. scores all of them in ONE batched call of the scorer (rows at their real length);
+ *   3. moves to the best neighbour if it beats s, by value = objective − fluency penalty.
+ * After `patience` steps without improvement the climb restarts from fresh random tokens (at most
+ * `restarts` times). It stops when the step budget or the time budget is spent, when the last
+ * climb plateaus, or when `shouldStop` says so (cancellation, checked between steps).
+ * All randomness comes from a PRNG seeded with `seed`, so a search is reproducible.
+ */
+import { SeededRandom } from './random.js';
+
+export interface SequenceScorer {
+  /** The objective of each token sequence, computed in one batched run. */
+  score(sequences: readonly (readonly number[])[]): Promise<number[]>;
+}
+
+export interface HillClimbProgress {
+  steps: number;
+  totalSteps: number;
+  evaluations: number;
+  bestScore: number | null;
+  bestText: string | null;
+}
+
+export interface HillClimbOptions {
+  scorer: SequenceScorer;
+  /** Most tokens in a sequence (1–16); random starts have exactly this many. */
+  length: number;
+  steps: number;
+  batch: number;
+  restarts: number;
+  seed: number;
+  timeLimitMs: number;
+  /** Tokens to start the first climb from (cut to `length`). */
+  start?: readonly number[];
+  /** Vocabulary token ids ranked by their single-token objective, best first. */
+  pool: readonly number[];
+  /** Proposals draw from the top `poolSize` of the pool (default 256). */
+  poolSize?: number;
+  /** Share of proposals drawn uniformly from the vocabulary instead (default 0.2). */
+  uniformShare?: number;
+  vocabSize: number;
+  /** Token ids never proposed (start/end of text). */
+  excluded: ReadonlySet<number>;
+  /** Subtracted from the objective to rank candidates (the fluency prior); default none. */
+  penalty?: (ids: readonly number[]) => number;
+  /** Steps without improvement before a restart (default 20). */
+  patience?: number;
+  /** How many distinct texts to return (default 10). */
+  topN?: number;
+  /** The text of a token sequence; sequences with the same text count once in `top`. */
+  describe: (ids: readonly number[]) => string;
+  onProgress?: (progress: HillClimbProgress) => void | Promise<void>;
+  shouldStop?: () => boolean | Promise<boolean>;
+  now?: () => number;
+}
+
+export interface ScoredText {
+  text: string;
+  score: number;
+  ids: number[];
+}
+
+export type StopReason = 'steps' | 'time' | 'plateau' | 'cancelled';
+
+export interface HillClimbResult extends ScoredText {
+  top: ScoredText[];
+  /** Best objective found so far, after each step. */
+  curve: number[];
+  steps: number;
+  evaluations: number;
+  restartsUsed: number;
+  stopReason: StopReason;
+}
+
+interface Candidate extends ScoredText {
+  /** score − penalty: what the climb maximises. */
+  value: number;
+}
+
+const MAX_REMEMBERED = 200_000;
+
+export async function hillClimb(options: HillClimbOptions): Promise<HillClimbResult> {
+  const o = { poolSize: 256, uniformShare: 0.2, patience: 20, topN: 10, now: Date.now, ...options };
+  if (o.pool.length === 0) throw new RangeError('the candidate pool is empty');
+  const rng = new SeededRandom(o.seed);
+  const started = o.now();
+  const poolTop = o.pool.slice(0, Math.max(1, Math.min(o.poolSize, o.pool.length)));
+  const penalty = o.penalty ?? (() => 0);
+  const distinct = new Map<string, Candidate>();
+  let evaluations = 0;
+  let steps = 0;
+  let restartsUsed = 0;
+  let best: Candidate | undefined;
+  const curve: number[] = [];
+  let seen = new Set<string>();
+
+  const newToken = (): number => {
+    if (rng.next() >= o.uniformShare) return rng.pick(poolTop);
+    for (;;) {
+      const id = rng.int(o.vocabSize);
+      if (!o.excluded.has(id)) return id;
+    }
+  };
+
+  const evaluate = async (sequences: number[][]): Promise<Candidate[]> => {
+    const scores = await o.scorer.score(sequences);
+    evaluations += sequences.length;
+    return sequences.map((ids, i) => {
+      const candidate = { ids, text: o.describe(ids), score: scores[i], value: scores[i] - penalty(ids) };
+      const known = distinct.get(candidate.text);
+      if (!known || candidate.value > known.value) distinct.set(candidate.text, candidate);
+      if (!best || candidate.value > best.value) best = candidate;
+      return candidate;
+    });
+  };
+
+  const neighbour = (s: readonly number[]): number[] => {
+    const next = s.slice();
+    const r = rng.next();
+    if (r < 0.15 && s.length > 1) next.splice(rng.int(s.length), 1);
+    else if (r < 0.3 && s.length < o.length) next.splice(rng.int(s.length + 1), 0, newToken());
+    else next[rng.int(s.length)] = newToken();
+    return next;
+  };
+
+  const propose = (s: readonly number[]): number[][] => {
+    const out: number[][] = [];
+    for (let attempt = 0; out.length < o.batch && attempt < o.batch * 20; attempt++) {
+      const candidate = neighbour(s);
+      const key = candidate.join(',');
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(candidate);
+    }
+    return out;
+  };
+
+  const freshStart = async (tokens?: readonly number[]): Promise<Candidate> => {
+    seen = new Set();
+    const ids = tokens?.length
+      ? tokens.slice(0, o.length)
+      : Array.from({ length: o.length }, () => newToken());
+    seen.add(ids.join(','));
+    return (await evaluate([ids]))[0];
+  };
+
+  const progress = (): HillClimbProgress => ({
+    steps,
+    totalSteps: o.steps,
+    evaluations,
+    bestScore: best ? best.score : null,
+    bestText: best ? best.text : null,
+  });
+
+  let current = await freshStart(o.start);
+  let stale = 0;
+  let stopReason: StopReason = 'steps';
+  await o.onProgress?.(progress());
+  while (steps < o.steps) {
+    if (await o.shouldStop?.()) {
+      stopReason = 'cancelled';
+      break;
+    }
+    if (o.now() - started >= o.timeLimitMs) {
+      stopReason = 'time';
+      break;
+    }
+    const proposals = propose(current.ids);
+    const scored = proposals.length > 0 ? await evaluate(proposals) : [];
+    steps += 1;
+    const top = scored.reduce<Candidate | undefined>((a, b) => (!a || b.value > a.value ? b : a), undefined);
+    if (top && top.value > current.value) {
+      current = top;
+      stale = 0;
+    } else {
+      stale += 1;
+    }
+    curve.push(best!.score);
+    if (seen.size > MAX_REMEMBERED) seen = new Set([current.ids.join(',')]);
+    if (distinct.size > Math.max(4 * o.topN, 2000)) prune(distinct, o.topN);
+    await o.onProgress?.(progress());
+    if (stale >= o.patience || proposals.length === 0) {
+      if (restartsUsed >= o.restarts) {
+        stopReason = 'plateau';
+        break;
+      }
+      restartsUsed += 1;
+      current = await freshStart();
+      stale = 0;
+    }
+  }
+  const winner = best!;
+  return {
+    text: winner.text,
+    score: winner.score,
+    ids: winner.ids,
+    top: ranked(distinct, o.topN).map(({ text, score, ids }) => ({ text, score, ids })),
+    curve,
+    steps,
+    evaluations,
+    restartsUsed,
+    stopReason,
+  };
+}
+
+function ranked(distinct: Map<string, Candidate>, n: number): Candidate[] {
+  return [...distinct.values()].sort((a, b) => b.value - a.value || a.text.localeCompare(b.text)).slice(0, n);
+}
+
+/** Keeps the best `n` distinct texts only (bounded memory on long searches). */
+function prune(distinct: Map<string, Candidate>, n: number): void {
+  const keep = ranked(distinct, n);
+  distinct.clear();
+  for (const candidate of keep) distinct.set(candidate.text, candidate);
+}

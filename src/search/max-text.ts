@@ -1,0 +1,93 @@
+/**
+ * The maximal-text search on a loaded CLIP model: builds the objective u·t/|t| (u = Wᵀd, see
+ * objective.ts), ranks the vocabulary once per (model, direction) into the candidate pool
+ * (candidate-pool.ts, cached), and hill-climbs (hill-climb.ts) with the text encoder as scorer.
+ * The reported scores are the objective alone, without the fluency penalty: for a neuron they
+ * equal /v1/attribution/text's value for that neuron with normalize "unit".
+ */
+import { cacheKey, type BinaryCache } from '../cache/index.js';
+import type { ClipModel } from '../clip/clip-model.js';
+import { cachedSingleTokenScores, modelScorer, rankTokens } from './candidate-pool.js';
+import { fluencyPenalty } from './fluency.js';
+import { hillClimb, type HillClimbProgress, type StopReason } from './hill-climb.js';
+import { neuronProjection, projectDirection } from './objective.js';
+import { directionKey, type MaxTextRequest } from './request.js';
+
+export interface MaxTextResult {
+  text: string;
+  score: number;
+  ids: number[];
+  top: { text: string; score: number }[];
+  curve: number[];
+  steps: number;
+  evaluations: number;
+  restartsUsed: number;
+  stopReason: StopReason;
+  elapsedMs: number;
+}
+
+export interface SearchHooks {
+  onProgress?: (progress: HillClimbProgress) => void | Promise<void>;
+  shouldStop?: () => boolean | Promise<boolean>;
+}
+
+/** The projection u = Wᵀd of the request's neuron or direction. */
+export function requestProjection(model: ClipModel, request: MaxTextRequest): Float32Array {
+  return request.neuron !== null
+    ? neuronProjection(model.bilinear, request.neuron, model.embedDim)
+    : projectDirection(model.bilinear, request.direction!, model.embedDim);
+}
+
+/** The vocabulary ranked by single-token objective for the request's direction (cached). */
+export async function candidatePool(
+  model: ClipModel,
+  cache: BinaryCache,
+  request: MaxTextRequest,
+): Promise<number[]> {
+  const u = requestProjection(model, request);
+  const key = cacheKey(model.sha256, 'max-text.pool.v1', directionKey(request));
+  const scores = await cachedSingleTokenScores(model, cache, key, modelScorer(model, u));
+  const { startId, endId } = model.tokenizer;
+  return rankTokens(scores, new Set([startId, endId]));
+}
+
+export async function searchMaxText(
+  model: ClipModel,
+  cache: BinaryCache,
+  request: MaxTextRequest,
+  hooks: SearchHooks = {},
+): Promise<MaxTextResult> {
+  const started = Date.now();
+  const { tokenizer } = model;
+  const pool = await candidatePool(model, cache, request);
+  const start = request.startText === null ? undefined : tokenizer.encode(request.startText).ids.slice(1, -1);
+  const result = await hillClimb({
+    scorer: modelScorer(model, requestProjection(model, request)),
+    length: request.length,
+    steps: request.steps,
+    batch: request.batch,
+    restarts: request.restarts,
+    seed: request.seed,
+    timeLimitMs: request.timeLimitS * 1000,
+    start,
+    pool,
+    vocabSize: tokenizer.vocabSize,
+    excluded: new Set([tokenizer.startId, tokenizer.endId]),
+    penalty: fluencyPenalty(tokenizer, request.fluency),
+    describe: (ids) => tokenizer.decode([...ids]).trim(),
+    onProgress: hooks.onProgress,
+    shouldStop: hooks.shouldStop,
+  });
+  return {
+    text: result.text,
+    score: result.score,
+    ids: result.ids,
+    top: result.top.map(({ text, score }) => ({ text, score })),
+    curve: result.curve,
+    steps: result.steps,
+    evaluations: result.evaluations,
+    restartsUsed: result.restartsUsed,
+    stopReason: result.stopReason,
+    elapsedMs: Date.now() - started,
+  };
+}
