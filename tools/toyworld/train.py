@@ -122,10 +122,14 @@ def main() -> None:
 
     opt = torch.optim.AdamW(param_groups(model, args.wd, args.pool_wd), lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
 
-    def lr_at(step: int) -> float:
+    budget = args.minutes * 60
+
+    def lr_at(step: int, elapsed: float = 0.0) -> float:
+        """Warm-up, then cosine decay over whichever runs out first: the steps or the wall-time budget
+        (so a slower, shared machine still anneals fully, only with fewer steps)."""
         if step < args.warmup:
             return args.lr * (step + 1) / args.warmup
-        t = (step - args.warmup) / max(1, args.steps - args.warmup)
+        t = max((step - args.warmup) / max(1, args.steps - args.warmup), elapsed / budget)
         return args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
     loader = torch.utils.data.DataLoader(
@@ -138,7 +142,7 @@ def main() -> None:
     model.train()
     for pixels, ids, captions in loader:
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+            g["lr"] = lr_at(step, time.time() - start)
         logits_img, logits_txt = model(pixels, ids)
         same = torch.tensor([[a == b for b in captions] for a in captions], dtype=torch.float32)
         target = same / same.sum(dim=1, keepdim=True)
@@ -165,11 +169,11 @@ def main() -> None:
             log["logit_scale"].append(model.logit_scale.exp().item())
             print(
                 f"step {step} loss {run_loss / run_n:.4f} batch-acc {run_acc / run_n:.3f} "
-                f"scale {model.logit_scale.exp().item():.1f} lr {lr_at(step):.2e} {elapsed:.0f}s",
+                f"scale {model.logit_scale.exp().item():.1f} lr {lr_at(step, elapsed):.2e} {elapsed:.0f}s",
                 flush=True,
             )
             run_loss, run_acc, run_n = 0.0, 0.0, 0
-        done = step >= args.steps or elapsed > args.minutes * 60
+        done = step >= args.steps or elapsed > budget
         if step % 500 == 0 or done:
             torch.save(model.state_dict(), os.path.join(args.out, "checkpoint.tmp"))
             os.replace(os.path.join(args.out, "checkpoint.tmp"), os.path.join(args.out, "checkpoint.pt"))

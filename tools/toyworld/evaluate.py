@@ -1,0 +1,209 @@
+"""Evaluate a trained toy-world CLIP on held-out renders and label its neurons (torch, for the model card).
+
+Usage: evaluate.py --checkpoint run/checkpoint.pt --config run/config.json --heldout DIR
+                   --metrics OUT.json [--neurons OUT_neurons.json]
+
+DIR is written by heldout.py (with --merges, so every prompt carries token ids).
+
+Figures
+  zero-shot accuracy per task: prompt ensemble per class (mean of the normalised text embeddings of the
+      task's templates), argmax of the cosine with the image embedding;
+  multimodal directions: x = spatial mean of the layer4 neurons, t_c = text embedding of the bare concept
+      word, v_c = W t_c; for each concept the score x.v_c on its own pictures (patch / face) and on its
+      own rendered word is compared with the scores on the other concepts' pictures and words of the same
+      family: z = (mean(own) - mean(others)) / std(others); a concept passes when both z >= 2.
+      The same with the single top neuron of v_c (stretch target);
+  typographic attack: a shape of colour A with colour word B written on it, classified among the
+      colours: the share predicted B (attack works) and A;
+  neuron labels: for each neuron, the concept whose held-out images give the highest mean activation
+      (spatial mean); score = (top - mean of the others) / (top + mean of the others), in [0, 1].
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "export"))
+
+from clip_model import CLIP, ClipConfig  # noqa: E402
+
+MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
+STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
+
+
+def load_model(checkpoint: str, config_path: str) -> CLIP:
+    cfg = json.load(open(config_path))["config"]
+    cfg["vision_layers"] = tuple(cfg["vision_layers"])
+    model = CLIP(ClipConfig(**cfg))
+    model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
+    return model.eval()
+
+
+@torch.no_grad()
+def encode_images(model: CLIP, paths: list[str], batch: int = 256):
+    feats, means = [], []
+    for i in range(0, len(paths), batch):
+        arr = np.stack([np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0 for p in paths[i : i + batch]])
+        x = torch.from_numpy(((arr - MEAN) / STD).transpose(0, 3, 1, 2).copy())
+        neurons = model.visual.trunk(x)
+        feats.append(model.visual.attnpool(neurons))
+        means.append(neurons.mean(dim=(2, 3)))
+    return torch.cat(feats), torch.cat(means)
+
+
+@torch.no_grad()
+def encode_texts(model: CLIP, ids: list[list[int]]) -> torch.Tensor:
+    length = max(len(r) for r in ids)
+    t = torch.zeros(len(ids), length, dtype=torch.long)
+    for i, r in enumerate(ids):
+        t[i, : len(r)] = torch.tensor(r)
+    return model.encode_text(t)
+
+
+def evaluate(model: CLIP, heldout_dir: str) -> tuple[dict, dict]:
+    doc = json.load(open(os.path.join(heldout_dir, "heldout.json")))
+    items = doc["items"]
+    prompts = doc["prompts"]
+    names = sorted(prompts)
+    text = encode_texts(model, [prompts[n] for n in names])
+    text_of = {n: text[i] for i, n in enumerate(names)}
+    img, xmean = encode_images(model, [os.path.join(heldout_dir, it["file"]) for it in items])
+    img_n = img / img.norm(dim=1, keepdim=True)
+    by_set: dict[str, list[int]] = {}
+    for i, it in enumerate(items):
+        by_set.setdefault(it["set"], []).append(i)
+
+    metrics: dict = {"zero_shot": {}, "directions": {}, "attack": {}}
+    predictions = {}
+    for task, spec in doc["tasks"].items():
+        classes = spec["classes"]
+        emb = []
+        for c in classes:
+            ts = torch.stack([text_of[t.format(c)] for t in spec["templates"]])
+            ts = ts / ts.norm(dim=1, keepdim=True)
+            m = ts.mean(0)
+            emb.append(m / m.norm())
+        emb = torch.stack(emb)
+        idx = [i for s in spec["sets"] for i in by_set[s]]
+        pred = (img_n[idx] @ emb.t()).argmax(1).tolist()
+        predictions[task] = (idx, [classes[p] for p in pred])
+        if task == "attack":
+            continue
+        correct = [classes[p] == items[i]["label"] for i, p in zip(idx, pred)]
+        per_class = {}
+        for c in classes:
+            sel = [ok for i, ok in zip(idx, correct) if items[i]["label"] == c]
+            per_class[c] = sum(sel) / max(1, len(sel))
+        metrics["zero_shot"][task] = {"accuracy": sum(correct) / len(correct), "n": len(correct), "per_class": per_class}
+
+    idx, pred = predictions["attack"]
+    written = [items[i]["word"] for i in idx]
+    true = [items[i]["label"] for i in idx]
+    metrics["attack"] = {
+        "n": len(idx),
+        "predicted_written_colour": sum(p == w for p, w in zip(pred, written)) / len(idx),
+        "predicted_true_colour": sum(p == t for p, t in zip(pred, true)) / len(idx),
+    }
+
+    W = model.bilinear()  # [C, D]
+    for fam, spec in doc["directions"].items():
+        classes = spec["classes"]
+        out = {"concepts": {}}
+        pic_idx = by_set[spec["picture_set"]]
+        word_idx = [i for i in by_set["word"] if items[i]["label"] in classes]
+        for c in classes:
+            v = W @ text_of[c]
+            top = int(v.argmax())
+            res = {"top_neuron": top}
+            for kind, vec in (("direction", None), ("top_neuron", top)):
+                s = (xmean @ v) if vec is None else xmean[:, vec]
+                s = s.numpy()
+                neg = [i for i in pic_idx + word_idx if items[i]["label"] != c]
+                mu, sd = float(s[neg].mean()), float(s[neg].std() + 1e-9)
+                zp = (float(s[[i for i in pic_idx if items[i]["label"] == c]].mean()) - mu) / sd
+                zw = (float(s[[i for i in word_idx if items[i]["label"] == c]].mean()) - mu) / sd
+                res[kind] = {"z_picture": zp, "z_word": zw, "pass": bool(zp >= 2 and zw >= 2)}
+            out["concepts"][c] = res
+        out["direction_pass"] = sum(r["direction"]["pass"] for r in out["concepts"].values())
+        out["top_neuron_pass"] = sum(r["top_neuron"]["pass"] for r in out["concepts"].values())
+        out["n"] = len(classes)
+        metrics["directions"][fam] = out
+
+    # Neuron labels: mean activation per concept over its held-out images.
+    concept_sets = []
+    for it_i, it in enumerate(items):
+        s = it["set"]
+        if s == "colour_patch":
+            concept_sets.append(("colour", it["label"], it_i))
+        elif s == "shape":
+            concept_sets.append(("shape", it["label"], it_i))
+        elif s == "face":
+            concept_sets.append(("expression", it["label"], it_i))
+        elif s in ("word", "word_all"):
+            concept_sets.append(("word", it["label"], it_i))
+    keys = sorted({(f, c) for f, c, _ in concept_sets})
+    act = np.zeros((len(keys), xmean.shape[1]), dtype=np.float64)
+    key_index = {k: j for j, k in enumerate(keys)}
+    counts = np.zeros(len(keys))
+    xm = xmean.numpy()
+    for f, c, i in concept_sets:
+        act[key_index[(f, c)]] += xm[i]
+        counts[key_index[(f, c)]] += 1
+    act /= counts[:, None]
+    neurons = {}
+    family_counts: dict[str, int] = {}
+    for n in range(act.shape[1]):
+        col = act[:, n]
+        j = int(col.argmax())
+        top = col[j]
+        rest = (col.sum() - top) / (len(col) - 1)
+        score = float((top - rest) / (top + rest)) if top + rest > 0 else 0.0
+        fam, label = keys[j]
+        neurons[str(n)] = {
+            "label": label,
+            "family": fam,
+            "score": round(score, 4),
+            "source": "toyworld held-out activations",
+        }
+        family_counts[fam] = family_counts.get(fam, 0) + 1
+    metrics["neuron_label_families"] = family_counts
+    metrics["logit_scale"] = float(model.logit_scale.exp())
+    metrics["service_raster"] = doc.get("service_raster")
+    return metrics, neurons
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--heldout", required=True)
+    ap.add_argument("--metrics", required=True)
+    ap.add_argument("--neurons", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    model = load_model(args.checkpoint, args.config)
+    metrics, neurons = evaluate(model, args.heldout)
+    with open(args.metrics, "w") as f:
+        json.dump(metrics, f, indent=1)
+    if args.neurons:
+        with open(args.neurons, "w") as f:
+            json.dump(neurons, f, indent=1)
+    zs = {k: round(v["accuracy"], 4) for k, v in metrics["zero_shot"].items()}
+    print("zero-shot", zs)
+    print("attack", metrics["attack"])
+    for fam, d in metrics["directions"].items():
+        print(fam, "direction pass", d["direction_pass"], "/", d["n"], "top neuron pass", d["top_neuron_pass"])
+    print("neuron families", metrics["neuron_label_families"])
+
+
+if __name__ == "__main__":
+    main()

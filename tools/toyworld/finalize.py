@@ -1,0 +1,65 @@
+"""Finish an exported toy-world model directory.
+
+Usage: finalize.py MODEL_DIR [--neurons NEURONS_JSON]
+
+Writes MODEL_DIR/words.txt (the service's word-embedding vocabulary: every concept word, synonym,
+feelings-wheel word, extra word, and phrases such as "red circle" and "happy face"), replaces
+MODEL_DIR/neurons.json with the automatic labels (evaluate.py --neurons: {id: {label, family, score,
+source}}), then recomputes the `files` map of clip.json (sha256 of every file except clip.json) so
+the directory validates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import world  # noqa: E402
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def rehash(model_dir: str) -> dict:
+    manifest_path = os.path.join(model_dir, "clip.json")
+    with open(manifest_path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    manifest["files"] = {
+        n: sha256_file(os.path.join(model_dir, n))
+        for n in sorted(os.listdir(model_dir))
+        if n != "clip.json" and os.path.isfile(os.path.join(model_dir, n))
+    }
+    with open(manifest_path, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    return manifest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model_dir")
+    ap.add_argument("--neurons", default=None)
+    args = ap.parse_args()
+    with open(os.path.join(args.model_dir, "words.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(world.vocabulary_phrases()) + "\n")
+    if args.neurons:
+        shutil.copyfile(args.neurons, os.path.join(args.model_dir, "neurons.json"))
+    manifest = rehash(args.model_dir)
+    total = sum(os.path.getsize(os.path.join(args.model_dir, n)) for n in manifest["files"])
+    print(f"{args.model_dir}: {len(manifest['files'])} files, {total / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Reproduce models/toyworld from a seed: BPE -> train -> export -> held-out renders -> evaluate and
+# label neurons -> model card -> finalize (words.txt, neurons.json, clip.json hashes).
+# About 40 minutes on 2 CPU cores. Usage: bash tools/toyworld/reproduce.sh [SEED] [RUN_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=/usr/bin/python3
+SEED="${1:-1}"
+RUN="${2:-tmp/toyworld}"
+OUT=models/toyworld
+STEPS="${TOYWORLD_STEPS:-4500}"
+MINUTES="${TOYWORLD_MINUTES:-38}"
+mkdir -p "$RUN"
+started=$(date +%s)
+
+echo "== 1. BPE merges from the world's captions"
+$PY tools/toyworld/bpe.py "$RUN/bpe_toyworld.txt" --seed "$SEED" --samples 20000
+
+echo "== 2. contrastive training ($STEPS steps or $MINUTES min)"
+$PY tools/toyworld/train.py --merges "$RUN/bpe_toyworld.txt" --out "$RUN/run" --seed "$SEED" \
+  --steps "$STEPS" --minutes "$MINUTES" | tee "$RUN/train.log"
+
+echo "== 3. export with the project's exporter"
+$PY tools/export/export_clip.py "$RUN/run/checkpoint.pt" "$OUT" --name toyworld \
+  --vocab "$RUN/bpe_toyworld.txt" --force
+
+echo "== 4. held-out renders and evaluation / neuron labels"
+rm -rf "$RUN/heldout"
+$PY tools/toyworld/heldout.py --seed 7 --out "$RUN/heldout" --merges "$OUT/bpe_toyworld.txt"
+$PY tools/toyworld/evaluate.py --checkpoint "$RUN/run/checkpoint.pt" --config "$RUN/run/config.json" \
+  --heldout "$RUN/heldout" --metrics "$OUT/metrics.json" --neurons "$RUN/neurons.json"
+
+echo "== 5. model card and finalize"
+$PY tools/toyworld/card.py "$OUT" --log "$RUN/run/log.json" --config "$RUN/run/config.json" \
+  --metrics "$OUT/metrics.json" --seed "$SEED"
+$PY tools/toyworld/finalize.py "$OUT" --neurons "$RUN/neurons.json"
+echo "reproduced $OUT in $(( $(date +%s) - started )) s"
