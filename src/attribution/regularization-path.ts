@@ -1,0 +1,331 @@
+/**
+ * The regularisation path of L1 logistic regression and the choice of λ, one-vs-rest over classes.
+ *
+ * Path: λ_t = λ_max · r^{t/(T−1)}, t = 0 … T−1, log-spaced from λ_max (the smallest λ with β = 0,
+ * see sparse-logistic.ts) down to r·λ_max (glmnet's lambda.min.ratio: 0.01 when n < p, else 1e-4).
+ * Each λ_t is warm-started from λ_{t−1}, and the sequential strong rule (Tibshirani et al. 2012)
+ * starts its working set with the features where |g_j(λ_{t−1})| ≥ 2λ_t − λ_{t−1}; the solver's KKT
+ * pass over all features adds any the rule missed, so the path is exact.
+ *
+ * One-vs-rest: class k's model separates its samples (y = 1) from all others (y = 0); a sample is
+ * predicted as argmax_k η_k. Three ways to choose λ:
+ *   - a fixed λ, shared by all classes;
+ *   - a target support size s: per class, the path walks down from its own λ_max until more than s
+ *     features enter, then bisects log λ for a model with exactly s (or the largest ≤ s);
+ *   - K-fold cross-validation on one λ grid shared by the classes, as cv.glmnet: folds stratified by
+ *     class, each fold's training part standardised on its own; the held-out loss of a sample is
+ *     Σ_k [log(1 + e^{η_k}) − y_k η_k]; CV(λ) is its mean over folds and SE(λ) the standard error of the
+ *     fold means; the one-standard-error rule takes the largest λ with CV(λ) ≤ CV(λ_min) + SE(λ_min).
+ */
+import {
+  fitBinary,
+  lambdaMax,
+  standardize,
+  type BinaryFit,
+  type Design,
+  type SolverOptions,
+} from './sparse-logistic.js';
+
+/** The log-spaced grid λ_max · r^{t/(T−1)}, t = 0 … T−1. */
+export function lambdaGrid(lambdaMaxValue: number, count: number, minRatio: number): number[] {
+  if (count < 2) return [lambdaMaxValue];
+  return Array.from({ length: count }, (_, t) => lambdaMaxValue * minRatio ** (t / (count - 1)));
+}
+
+export const defaultMinRatio = (design: Design) => (design.n < design.p ? 0.01 : 1e-4);
+
+/** Solutions at every λ of a decreasing grid, warm-started, with the sequential strong rule. */
+export function fitPath(
+  design: Design,
+  y: ArrayLike<number>,
+  lambdas: readonly number[],
+  options: SolverOptions = {},
+): BinaryFit[] {
+  const fits: BinaryFit[] = [];
+  let previous: BinaryFit | undefined;
+  let previousLambda = lambdas.length ? Math.max(lambdas[0], lambdaMax(design, y)) : 0;
+  for (const lambda of lambdas) {
+    fits.push((previous = step(design, y, lambda, previousLambda, options, previous)));
+    previousLambda = lambda;
+  }
+  return fits;
+}
+
+/** One warm-started step of a path from λ_prev to λ. */
+function step(
+  design: Design,
+  y: ArrayLike<number>,
+  lambda: number,
+  previousLambda: number,
+  options: SolverOptions,
+  previous?: BinaryFit,
+): BinaryFit {
+  if (!previous) return fitBinary(design, y, lambda, options);
+  const strong: number[] = [];
+  const threshold = 2 * lambda - previousLambda;
+  for (let j = 0; j < design.p; j++) if (Math.abs(previous.gradient[j]) >= threshold) strong.push(j);
+  return fitBinary(design, y, lambda, options, {
+    coef: previous.coef,
+    intercept: previous.intercept,
+    workingSet: strong,
+  });
+}
+
+export const supportSize = (coef: Float64Array) => coef.reduce((count, c) => count + (c !== 0 ? 1 : 0), 0);
+
+/** The solution at λ, reached by a short warm-started path from λ_max (glmnet's advice for one λ). */
+export function fitAtLambda(
+  design: Design,
+  y: ArrayLike<number>,
+  lambda: number,
+  options: SolverOptions = {},
+) {
+  const top = lambdaMax(design, y);
+  if (lambda >= top) return fitBinary(design, y, lambda, options);
+  const steps = Math.max(2, Math.min(20, Math.ceil(4 * Math.log10(top / Math.max(lambda, 1e-12 * top))) + 1));
+  return fitPath(design, y, lambdaGrid(top, steps, lambda / top), options).at(-1)!;
+}
+
+/** The model with `target` nonzero coefficients (or the largest support ≤ target the path reaches). */
+export function fitToSupportSize(
+  design: Design,
+  y: ArrayLike<number>,
+  target: number,
+  options: SolverOptions & { nLambda?: number; lambdaMinRatio?: number } = {},
+): BinaryFit {
+  const grid = lambdaGrid(
+    lambdaMax(design, y),
+    options.nLambda ?? 50,
+    options.lambdaMinRatio ?? Math.min(defaultMinRatio(design), 1e-3),
+  );
+  let best: BinaryFit | undefined;
+  let previousLambda = grid[0];
+  let over: BinaryFit | undefined;
+  for (const lambda of grid) {
+    const fit = step(design, y, lambda, previousLambda, options, best);
+    previousLambda = lambda;
+    if (supportSize(fit.coef) > target) {
+      over = fit;
+      break;
+    }
+    best = fit;
+    if (supportSize(fit.coef) === target) return fit;
+  }
+  if (!best) return fitBinary(design, y, grid[0], options);
+  if (!over) return best;
+  // Bisect log λ between the last fit with ≤ target features and the first with more.
+  let hi = best.lambda;
+  let lo = over.lambda;
+  for (let i = 0; i < 20; i++) {
+    const mid = Math.sqrt(hi * lo);
+    const fit = fitBinary(design, y, mid, options, { coef: best.coef, intercept: best.intercept });
+    const size = supportSize(fit.coef);
+    if (size > target) lo = mid;
+    else {
+      hi = mid;
+      best = fit;
+      if (size === target) break;
+    }
+  }
+  return best;
+}
+
+export type Selection =
+  { kind: 'lambda'; lambda: number } | { kind: 'support'; size: number } | { kind: 'cv'; folds: number };
+
+export interface OneVsRestOptions extends SolverOptions {
+  /** Features that never enter (zero columns). */
+  exclude?: ReadonlySet<number>;
+  nLambda?: number;
+  lambdaMinRatio?: number;
+  /** Seed of the fold assignment. */
+  seed?: number;
+}
+
+export interface CrossValidation {
+  folds: number;
+  lambdas: number[];
+  /** Mean held-out loss per λ and its standard error. */
+  cvm: number[];
+  cvsd: number[];
+  lambdaMin: number;
+  lambda1se: number;
+  /** Held-out accuracy (argmax over classes) at λ_1se. */
+  accuracy: number;
+}
+
+export interface OneVsRestFit {
+  design: Design;
+  /** One fit per class (coefficients on the standardised features). */
+  fits: BinaryFit[];
+  /** The λ shared by all classes, or null when each class has its own (support-size selection). */
+  lambda: number | null;
+  /** Training accuracy of argmax_k η_k. */
+  accuracy: number;
+  cv?: CrossValidation;
+}
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** One-vs-rest fits of `labels` (class index per sample, 0 … K−1), λ chosen by `selection`. */
+export async function fitOneVsRest(
+  rows: readonly ArrayLike<number>[],
+  labels: readonly number[],
+  classCount: number,
+  selection: Selection,
+  options: OneVsRestOptions = {},
+): Promise<OneVsRestFit> {
+  const design = standardize(rows, options.exclude);
+  const targets = Array.from({ length: classCount }, (_, k) =>
+    Float64Array.from(labels, (c) => (c === k ? 1 : 0)),
+  );
+  let lambda: number | null = null;
+  let cv: CrossValidation | undefined;
+  if (selection.kind === 'lambda') lambda = selection.lambda;
+  if (selection.kind === 'cv') {
+    cv = await crossValidate(rows, labels, classCount, selection.folds, options);
+    lambda = cv.lambda1se;
+  }
+  const fits: BinaryFit[] = [];
+  for (const y of targets) {
+    fits.push(
+      lambda === null
+        ? fitToSupportSize(design, y, (selection as { size: number }).size, options)
+        : fitAtLambda(design, y, lambda, options),
+    );
+    await yieldToEventLoop();
+  }
+  const eta = fits.map((fit) => predictStandardized(design, fit));
+  const correct = labels.filter((c, i) => argmaxAt(eta, i) === c).length;
+  return { design, fits, lambda, accuracy: correct / labels.length, cv };
+}
+
+/** η of every row of a standardised design under a fit. */
+function predictStandardized(design: Design, fit: BinaryFit): Float64Array {
+  const { n, p, X } = design;
+  const eta = new Float64Array(n).fill(fit.intercept);
+  for (let j = 0; j < p; j++) {
+    const c = fit.coef[j];
+    if (c !== 0) for (let i = 0; i < n; i++) eta[i] += c * X[j * n + i];
+  }
+  return eta;
+}
+
+/** η of a raw (unstandardised) row under a fit made on `design`. */
+export function decision(design: Design, fit: BinaryFit, row: ArrayLike<number>): number {
+  let eta = fit.intercept;
+  for (let j = 0; j < design.p; j++) {
+    const c = fit.coef[j];
+    if (c !== 0) eta += (c * (row[j] - design.mean[j])) / design.scale[j];
+  }
+  return eta;
+}
+
+function argmaxAt(scores: readonly Float64Array[], i: number): number {
+  let best = 0;
+  for (let k = 1; k < scores.length; k++) if (scores[k][i] > scores[best][i]) best = k;
+  return best;
+}
+
+/** Fold of each sample: stratified by class, shuffled with a seeded generator. */
+export function stratifiedFolds(labels: readonly number[], folds: number, seed = 1): number[] {
+  const random = mulberry32(seed);
+  const fold = new Array<number>(labels.length).fill(0);
+  const byClass = new Map<number, number[]>();
+  labels.forEach((c, i) => byClass.set(c, [...(byClass.get(c) ?? []), i]));
+  let offset = 0;
+  for (const members of byClass.values()) {
+    for (let i = members.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [members[i], members[j]] = [members[j], members[i]];
+    }
+    members.forEach((sample, r) => (fold[sample] = (offset + r) % folds));
+    offset = (offset + members.length) % folds;
+  }
+  return fold;
+}
+
+/** K-fold CV of the one-vs-rest path on a grid shared by all classes (see the module docstring). */
+export async function crossValidate(
+  rows: readonly ArrayLike<number>[],
+  labels: readonly number[],
+  classCount: number,
+  folds: number,
+  options: OneVsRestOptions = {},
+): Promise<CrossValidation> {
+  const full = standardize(rows, options.exclude);
+  const top = Math.max(
+    ...Array.from({ length: classCount }, (_, k) =>
+      lambdaMax(
+        full,
+        labels.map((c) => (c === k ? 1 : 0)),
+      ),
+    ),
+  );
+  const lambdas = lambdaGrid(top, options.nLambda ?? 30, options.lambdaMinRatio ?? defaultMinRatio(full));
+  const foldOf = stratifiedFolds(labels, folds, options.seed);
+  const foldLoss: number[][] = []; // [fold][λ] mean held-out loss
+  const foldSizes: number[] = [];
+  const heldOutEta: Float64Array[][] = lambdas.map(() => []); // [λ][class] η per sample
+  for (let t = 0; t < lambdas.length; t++)
+    for (let k = 0; k < classCount; k++) heldOutEta[t].push(new Float64Array(rows.length));
+  for (let f = 0; f < folds; f++) {
+    const train = labels.flatMap((_, i) => (foldOf[i] !== f ? [i] : []));
+    const test = labels.flatMap((_, i) => (foldOf[i] === f ? [i] : []));
+    if (test.length === 0) continue;
+    const design = standardize(
+      train.map((i) => rows[i]),
+      options.exclude,
+    );
+    const loss = new Float64Array(lambdas.length);
+    for (let k = 0; k < classCount; k++) {
+      const y = train.map((i) => (labels[i] === k ? 1 : 0));
+      if (!y.includes(1)) throw new RangeError(`class ${k} has all its samples in one fold`);
+      const path = fitPath(design, y, lambdas, options);
+      path.forEach((fit, t) => {
+        for (const i of test) {
+          const eta = decision(design, fit, rows[i]);
+          heldOutEta[t][k][i] = eta;
+          loss[t] +=
+            (eta > 0 ? eta + Math.log1p(Math.exp(-eta)) : Math.log1p(Math.exp(eta))) -
+            (labels[i] === k ? eta : 0);
+        }
+      });
+      await yieldToEventLoop();
+    }
+    foldLoss.push(Array.from(loss, (l) => l / test.length));
+    foldSizes.push(test.length);
+  }
+  const total = foldSizes.reduce((a, b) => a + b, 0);
+  const K = foldLoss.length;
+  const cvm = lambdas.map((_, t) => foldLoss.reduce((s, fl, f) => s + fl[t] * foldSizes[f], 0) / total);
+  const cvsd = lambdas.map((_, t) => {
+    const variance = foldLoss.reduce((s, fl, f) => s + foldSizes[f] * (fl[t] - cvm[t]) ** 2, 0) / total;
+    return Math.sqrt(variance / Math.max(K - 1, 1));
+  });
+  let tMin = 0;
+  cvm.forEach((value, t) => (value < cvm[tMin] ? (tMin = t) : undefined));
+  const t1se = cvm.findIndex((value) => value <= cvm[tMin] + cvsd[tMin]);
+  const correct = labels.filter((c, i) => argmaxAt(heldOutEta[t1se], i) === c).length;
+  return {
+    folds,
+    lambdas,
+    cvm,
+    cvsd,
+    lambdaMin: lambdas[tMin],
+    lambda1se: lambdas[t1se],
+    accuracy: correct / labels.length,
+  };
+}
+
+/** A small seeded PRNG (mulberry32): deterministic folds, initialisations and layouts. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
