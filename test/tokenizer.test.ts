@@ -168,6 +168,17 @@ t.test('any merges file: the vocabulary rule on a tiny file', async (t) => {
   t.same(two.encode('hello').ids, [514, 512, 513, 256 + byteId('o'), 515]);
 });
 
+t.test('each merge pass merges all occurrences before a newly formed, better-ranked pair', async (t) => {
+  // "ab a" outranks "a b" although it can only form after it: on "ababab" CLIP merges both "a b"
+  // first (ab ab a b</w>), then "ab a" once (ab aba b</w>).
+  const tok = ClipTokenizer.fromMergesText('#version\nab a\na b\na b</w>\n', {
+    vocabSize: 517,
+    contextLength: 77,
+  });
+  t.same(tok.encode('ababab').ids, [515, 513, 512, 256 + byteId('b'), 516]);
+  t.equal(tok.encode('ab'.repeat(3000)).ids.length, 77, 'long words stay fast (no quadratic merge loop)');
+});
+
 t.test('fromMergesFile reads gzip and plain files, and rejects a too-short one', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'clip-merges-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));

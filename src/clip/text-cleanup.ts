@@ -32,14 +32,21 @@ import { DecodingMode, decodeHTML } from 'entities';
 export const WHITESPACE_CLASS =
   '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 const WHITESPACE_RUN = new RegExp(`[${WHITESPACE_CLASS}]+`, 'gu');
-/** Python's `str.strip()` also strips U+001C–U+001F. */
-const STRIP = new RegExp(`^[${WHITESPACE_CLASS}\\x1c-\\x1f]+|[${WHITESPACE_CLASS}\\x1c-\\x1f]+$`, 'gu');
-
 /** `whitespace_clean(basic_clean(text)).lower()`, exactly as CLIP's encoder sees text. */
 export function cleanText(text: string): string {
-  let clean = pythonHtmlUnescape(pythonHtmlUnescape(fixText(text))).replace(STRIP, '');
-  clean = clean.replace(WHITESPACE_RUN, ' ').replace(STRIP, '');
-  return clean.toLowerCase();
+  const unescaped = pythonStrip(pythonHtmlUnescape(pythonHtmlUnescape(fixText(text))));
+  return pythonStrip(unescaped.replace(WHITESPACE_RUN, ' ')).toLowerCase();
+}
+
+const PYTHON_SPACE = new RegExp(`[${WHITESPACE_CLASS}\\x1c-\\x1f]`);
+
+/** Python's `str.strip()`: White_Space plus U+001C–U+001F (a loop, not a regex: no backtracking). */
+function pythonStrip(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && PYTHON_SPACE.test(text[start])) start++;
+  while (end > start && PYTHON_SPACE.test(text[end - 1])) end--;
+  return text.slice(start, end);
 }
 
 // ---------------------------------------------------------------------------

@@ -75,8 +75,9 @@ export class ClipTokenizer {
   /** id → token string. */
   private readonly vocab: string[];
   private readonly tokenIds = new Map<string, number>();
-  /** "left right" pair → merge rank (lower merges first). */
+  /** "left right" pair → merge rank (lower merges first), and rank → pair. */
   private readonly mergeRanks = new Map<string, number>();
+  private readonly mergePairs: [string, string][];
   private readonly byteToChar: string[] = new Array<string>(256);
   private readonly charToByte = new Map<string, number>();
   /** byte-level piece → its token ids. */
@@ -86,6 +87,7 @@ export class ClipTokenizer {
   private constructor(merges: [string, string][], opts: ClipTokenizerOptions) {
     this.vocabSize = opts.vocabSize;
     this.contextLength = opts.contextLength;
+    this.mergePairs = merges;
     for (const { byte, char } of byteLevelAlphabet()) {
       this.byteToChar[byte] = char;
       this.charToByte.set(char, byte);
@@ -200,35 +202,48 @@ export class ClipTokenizer {
     return out;
   }
 
-  /** Greedy lowest-rank-first pair merging over one pre-token's byte-level characters. */
+  /**
+   * CLIP's merge loop: while some adjacent pair has a rank, take the lowest-ranked pair and merge
+   * all its non-overlapping occurrences, left to right. Symbols sit in a linked list (a merge keeps
+   * the left index) and a min-heap holds candidate pairs keyed by (rank, index), so a long word
+   * costs O(n log n) instead of the naive O(n²).
+   */
   private bytePairEncode(word: string): string[] {
     if (word === START_OF_TEXT || word === END_OF_TEXT) return [word];
-    const chars = [...word];
-    let symbols = [...chars.slice(0, -1), chars[chars.length - 1] + END_OF_WORD];
-    while (symbols.length > 1) {
-      let bestRank = Infinity;
-      let best = '';
-      for (let i = 0; i + 1 < symbols.length; i++) {
-        const rank = this.mergeRanks.get(`${symbols[i]} ${symbols[i + 1]}`);
-        if (rank !== undefined && rank < bestRank) {
-          bestRank = rank;
-          best = `${symbols[i]} ${symbols[i + 1]}`;
-        }
+    const symbols = [...word];
+    symbols[symbols.length - 1] += END_OF_WORD;
+    const n = symbols.length;
+    const next = Int32Array.from({ length: n }, (_, i) => (i + 1 < n ? i + 1 : -1));
+    const prev = Int32Array.from({ length: n }, (_, i) => i - 1);
+    const heap = new MinHeap();
+    const consider = (left: number) => {
+      const right = left < 0 ? -1 : next[left];
+      if (right < 0) return;
+      const rank = this.mergeRanks.get(`${symbols[left]} ${symbols[right]}`);
+      if (rank !== undefined) heap.push(rank * n + left);
+    };
+    for (let i = 0; i + 1 < n; i++) consider(i);
+
+    while (heap.size > 0) {
+      const rank = Math.floor(heap.peek() / n);
+      const [first, second] = this.mergePairs[rank];
+      const starts: number[] = []; // this pass's occurrences, in text order
+      while (heap.size > 0 && Math.floor(heap.peek() / n) === rank) starts.push(heap.pop() % n);
+      for (const left of starts) {
+        const right = next[left];
+        // Skip stale entries and occurrences overlapping one merged earlier in this pass.
+        if (symbols[left] !== first || right < 0 || symbols[right] !== second) continue;
+        symbols[left] = first + second;
+        symbols[right] = '';
+        next[left] = next[right];
+        if (next[right] >= 0) prev[next[right]] = left;
+        consider(prev[left]);
+        consider(left);
       }
-      if (bestRank === Infinity) break;
-      const [left, right] = best.split(' ');
-      const merged: string[] = [];
-      for (let i = 0; i < symbols.length; i++) {
-        if (i + 1 < symbols.length && symbols[i] === left && symbols[i + 1] === right) {
-          merged.push(left + right);
-          i++;
-        } else {
-          merged.push(symbols[i]);
-        }
-      }
-      symbols = merged;
     }
-    return symbols;
+    const merged: string[] = [];
+    for (let i = 0; i >= 0; i = next[i]) merged.push(symbols[i]);
+    return merged;
   }
 
   private idOf(symbol: string): number {
@@ -236,5 +251,49 @@ export class ClipTokenizer {
     if (id === undefined)
       throw new Error(`BPE produced ${JSON.stringify(symbol)}, which is not in the vocabulary`);
     return id;
+  }
+}
+
+/** A binary min-heap of non-negative integers. */
+class MinHeap {
+  private readonly items: number[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  peek(): number {
+    return this.items[0];
+  }
+
+  push(value: number): void {
+    const items = this.items;
+    let i = items.push(value) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (items[parent] <= value) break;
+      items[i] = items[parent];
+      i = parent;
+    }
+    items[i] = value;
+  }
+
+  pop(): number {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop() as number;
+    if (items.length > 0) {
+      let i = 0;
+      for (;;) {
+        const left = 2 * i + 1;
+        if (left >= items.length) break;
+        const child = left + 1 < items.length && items[left + 1] < items[left] ? left + 1 : left;
+        if (items[child] >= last) break;
+        items[i] = items[child];
+        i = child;
+      }
+      items[i] = last;
+    }
+    return top;
   }
 }
