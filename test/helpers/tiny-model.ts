@@ -76,7 +76,8 @@ const exists = (file: string) =>
  * Builds `key` under test/fixtures/generated/ once: `build` fills a private temporary folder that is
  * then renamed into place, so concurrent test processes never see a half-written entry.
  */
-async function cached(key: string, build: (dir: string) => Promise<void>): Promise<string> {
+async function cached(name: string, build: (dir: string) => Promise<void>): Promise<string> {
+  const key = `${name}-${await exporterHash()}`;
   const dir = path.join(GENERATED, key);
   if (await exists(path.join(dir, '.complete'))) return dir;
   await mkdir(GENERATED, { recursive: true });
@@ -86,12 +87,22 @@ async function cached(key: string, build: (dir: string) => Promise<void>): Promi
     await build(tmp);
     await mkdir(path.join(tmp, '.complete'));
     await rename(tmp, dir);
+    await removeStale(name, key);
   } catch (error) {
     await rm(tmp, { recursive: true, force: true });
     if (await exists(path.join(dir, '.complete'))) return dir; // another process won the race
     throw error;
   }
   return dir;
+}
+
+/** Removes entries of the same name made by an older exporter (another hash). */
+async function removeStale(name: string, key: string): Promise<void> {
+  const stale = (await readdir(GENERATED)).filter(
+    (entry) =>
+      entry !== key && entry.startsWith(`${name}-`) && /^[0-9a-f]{10}$/.test(entry.slice(name.length + 1)),
+  );
+  await Promise.all(stale.map((entry) => rm(path.join(GENERATED, entry), { recursive: true, force: true })));
 }
 
 export interface TinyModel {
@@ -106,9 +117,8 @@ export async function prepareTinyModel(
 ): Promise<TinyModel> {
   const seed = opts.seed ?? 1;
   const form = opts.torchscript ? 'torchscript' : 'plain';
-  const key = `tiny-seed${seed}-${form}-${await exporterHash()}`;
   const checkpointName = opts.torchscript ? 'checkpoint_ts.pt' : 'checkpoint.pt';
-  const dir = await cached(key, async (tmp) => {
+  const dir = await cached(`tiny-seed${seed}-${form}`, async (tmp) => {
     const plain = path.join(tmp, 'checkpoint.pt');
     const makeTiny = path.join(EXPORT_TOOLS, 'make_tiny.py');
     const scriptArgs = opts.torchscript ? ['--torchscript', path.join(tmp, checkpointName), '--fp16'] : [];
@@ -126,7 +136,7 @@ export async function exportTinyModel(opts: { seed?: number; torchscript?: boole
 
 /** Exports any checkpoint once into test/fixtures/generated/<name>-<exporter hash>/model. */
 export async function exportCheckpointCached(name: string, checkpoint: string): Promise<string> {
-  const dir = await cached(`${name}-${await exporterHash()}`, async (tmp) => {
+  const dir = await cached(name, async (tmp) => {
     const result = await exportCheckpoint(checkpoint, path.join(tmp, 'model'));
     if (result.code !== 0) throw new Error(`export_clip.py exited ${result.code}: ${result.stderr.trim()}`);
   });
