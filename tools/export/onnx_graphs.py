@@ -79,7 +79,7 @@ def example_input(clip: CLIP, spec: dict) -> torch.Tensor:
         vocab = clip.config.vocab_size
         ids = torch.zeros(shape, dtype=torch.long)
         ids[:, 0] = vocab - 2
-        ids[0, 1:4] = torch.tensor([320, 1929, 539])
+        ids[0, 1:4] = torch.tensor([320, 1929, 539]) % (vocab - 2)  # in range for small vocabularies too
         ids[0, 4], ids[1, 2] = vocab - 1, vocab - 1
         return ids
     return torch.randn(shape, generator=torch.Generator().manual_seed(0))
