@@ -144,11 +144,11 @@ export class ClipTokenizer {
 
   /** `[start, ...bpe ids, end]`, unpadded; cut to the context length with `end` kept last. */
   encode(text: string): EncodedText {
-    const ids = [this.startId, ...this.encodeBody(text), this.endId];
-    if (ids.length <= this.contextLength) return { ids, truncated: false };
-    const kept = ids.slice(0, this.contextLength);
-    kept[kept.length - 1] = this.endId;
-    return { ids: kept, truncated: true };
+    // clip.tokenize(truncate=True) keeps tokens[:contextLength] and puts the end token last,
+    // i.e. start + the first contextLength - 2 BPE ids + end.
+    const room = this.contextLength - 2;
+    const body = this.encodeBody(text, room + 1);
+    return { ids: [this.startId, ...body.slice(0, room), this.endId], truncated: body.length > room };
   }
 
   encodeBatch(texts: string[]): EncodedText[] {
@@ -180,8 +180,8 @@ export class ClipTokenizer {
     return token;
   }
 
-  /** BPE ids of the cleaned text, without the special start/end tokens. */
-  private encodeBody(text: string): number[] {
+  /** BPE ids of the cleaned text, without the special tokens; stops once it has `limit` ids. */
+  private encodeBody(text: string, limit: number): number[] {
     const ids: number[] = [];
     for (const [piece] of cleanText(text).matchAll(PRE_TOKENIZE)) {
       const symbols = this.toByteLevel(piece);
@@ -192,6 +192,7 @@ export class ClipTokenizer {
         this.cache.set(symbols, pieceIds);
       }
       for (const id of pieceIds) ids.push(id);
+      if (ids.length >= limit) break;
     }
     return ids;
   }
