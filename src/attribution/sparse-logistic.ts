@@ -362,10 +362,10 @@ function collect(flags: Uint8Array): number[] {
  * `coef_`/`intercept_` on the original feature scale, plus `objective_`, `nIter_` and `converged_`.
  */
 export class SparseLogisticRegression {
-  coef_ = new Float64Array(0);
+  coef_: Float64Array = new Float64Array(0);
   intercept_ = 0;
   /** Coefficients on the standardised features, the ones the penalty acts on. */
-  standardizedCoef_ = new Float64Array(0);
+  standardizedCoef_: Float64Array = new Float64Array(0);
   objective_ = NaN;
   nIter_ = 0;
   converged_ = false;

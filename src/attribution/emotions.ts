@@ -1,0 +1,319 @@
+/**
+ * Emotion composition (Goh et al. 2021, "emotion neurons"): which few neurons make up an emotion.
+ *
+ * Samples: for each concept (an emotion word under each template, or any concept's own prompts) the
+ * attribution vector a = W·t/|t| of every prompt is one sample in R^C, labelled by its concept.
+ * One-vs-rest L1 logistic regression on the standardised samples (regularization-path.ts) gives each
+ * concept a sparse weight vector: its composition, the neurons with nonzero weight. Weights are the
+ * coefficients on standardised features (the ones the penalty acts on), so they compare across neurons.
+ *
+ * Atlas: the compositions of all emotions as a matrix M (emotions × neurons), split into its positive
+ * and negative parts [max(M, 0), max(−M, 0)] so it is non-negative, factorised by NMF into 2 or 7
+ * factors (nmf.ts); each emotion's loadings place it on the factors. A seeded UMAP of the L2-normalised
+ * compositions gives every emotion a deterministic 2-D position.
+ */
+import { createHash } from 'node:crypto';
+import { UMAP } from 'umap-js';
+import { cacheKey, type BinaryCache } from '../cache/index.js';
+import { badRequest } from '../errors.js';
+import { EMOTION_TEMPLATES, WHEEL_EMOTION_NAMES, wheelEmotion } from './feelings-wheel.js';
+import { NMF } from './nmf.js';
+import { fitOneVsRest, mulberry32, type Selection } from './regularization-path.js';
+import type { AttributionService } from './service.js';
+
+export const LIMITS = { concepts: 256, promptsPerConcept: 64, templates: 16, samples: 4096, folds: 10 };
+export const DEFAULT_NEURONS_PER_CONCEPT = 5;
+
+export interface ConceptSet {
+  name: string;
+  prompts: string[];
+}
+
+export interface CompositionRequest {
+  concepts: ConceptSet[];
+  selection: Selection;
+  /** Neurons masked out of the fit (lexical neurons). */
+  exclude: number[];
+}
+
+export interface WeightedNeuron {
+  neuron: number;
+  weight: number;
+  label?: string;
+}
+
+export interface ConceptFit {
+  neurons: WeightedNeuron[];
+  lambda: number;
+  objective: number;
+  iterations: number;
+  converged: boolean;
+}
+
+export interface Composition {
+  fitId: string;
+  lambda: number | null;
+  accuracy: number;
+  samples: number;
+  features: number;
+  excluded: number;
+  concepts: Record<string, ConceptFit>;
+  cv?: { folds: number; lambdaMin: number; lambda1se: number; accuracy: number };
+}
+
+export interface Atlas {
+  factors: number;
+  objective: number;
+  iterations: number;
+  converged: boolean;
+  emotions: { name: string; loadings: number[]; x: number; y: number }[];
+  factorTops: {
+    factor: number;
+    emotions: { name: string; loading: number }[];
+    neurons: { neuron: number; sign: 1 | -1; weight: number; label?: string }[];
+  }[];
+}
+
+/** The wheel's emotions under templates, as concept sets ("{}" stands for the word). */
+export function emotionConcepts(emotions?: readonly string[], templates?: readonly string[]): ConceptSet[] {
+  const names = emotions ?? WHEEL_EMOTION_NAMES;
+  const used = templates ?? EMOTION_TEMPLATES;
+  for (const template of used)
+    if (!template.includes('{}')) throw badRequest(`template "${template}" has no {}`);
+  const seen = new Set<string>();
+  return names.flatMap((raw) => {
+    const emotion = wheelEmotion(raw);
+    if (!emotion) throw badRequest(`unknown emotion "${raw}": not a word of the feelings wheel`);
+    if (seen.has(emotion.name)) return [];
+    seen.add(emotion.name);
+    return [{ name: emotion.name, prompts: used.map((template) => template.replaceAll('{}', emotion.name)) }];
+  });
+}
+
+/** Checks a request's sizes and returns its stable id (a hash of the normalised request). */
+export function validate(request: CompositionRequest, neuronCount: number): string {
+  const { concepts, selection, exclude } = request;
+  if (concepts.length < 2) throw badRequest('a sparse fit needs at least 2 concepts (classes)');
+  if (concepts.length > LIMITS.concepts) throw badRequest(`at most ${LIMITS.concepts} concepts`);
+  const names = new Set<string>();
+  let samples = 0;
+  for (const concept of concepts) {
+    if (names.has(concept.name)) throw badRequest(`concept "${concept.name}" is given twice`);
+    names.add(concept.name);
+    if (concept.prompts.length < 2) throw badRequest(`concept "${concept.name}" needs at least 2 prompts`);
+    samples += concept.prompts.length;
+  }
+  if (samples > LIMITS.samples) throw badRequest(`at most ${LIMITS.samples} prompts in all, got ${samples}`);
+  const outOfRange = exclude.find(
+    (neuron) => !(Number.isInteger(neuron) && neuron >= 0 && neuron < neuronCount),
+  );
+  if (outOfRange !== undefined)
+    throw badRequest(`neuron ${outOfRange} is out of range (0 to ${neuronCount - 1})`);
+  if (selection.kind === 'lambda' && !(selection.lambda >= 0)) throw badRequest('lambda must be ≥ 0');
+  if (selection.kind === 'support' && !(selection.size >= 1 && selection.size <= neuronCount))
+    throw badRequest(`neuronsPerEmotion must be from 1 to ${neuronCount}`);
+  if (selection.kind === 'cv') {
+    const smallest = Math.min(...concepts.map((concept) => concept.prompts.length));
+    if (!(selection.folds >= 2 && selection.folds <= Math.min(LIMITS.folds, samples)))
+      throw badRequest(`cv must be from 2 to ${Math.min(LIMITS.folds, samples)} folds`);
+    if (smallest < 2) throw badRequest('cross-validation needs at least 2 prompts per concept');
+  }
+  const normalised = {
+    concepts: concepts.map((concept) => [concept.name, concept.prompts]),
+    selection,
+    exclude: [...new Set(exclude)].sort((a, b) => a - b),
+  };
+  return createHash('sha256').update(JSON.stringify(normalised)).digest('hex').slice(0, 16);
+}
+
+export class EmotionService {
+  private readonly pending = new Map<string, Promise<Composition>>();
+
+  constructor(
+    private readonly attribution: AttributionService,
+    private readonly cache: BinaryCache,
+  ) {}
+
+  /** Neurons the catalogue marks as reading words (family word/lexical/text). */
+  lexicalNeurons(): number[] {
+    const { catalogue, model } = this.attribution;
+    const lexical: number[] = [];
+    for (let id = 0; id < model.neuronCount; id++) {
+      const family = catalogue.get(id)?.family?.toLowerCase();
+      if (family === 'word' || family === 'lexical' || family === 'text') lexical.push(id);
+    }
+    return lexical;
+  }
+
+  /** The sparse composition of each concept; computed once per request and model, then cached. */
+  compose(request: CompositionRequest): Promise<Composition> {
+    const fitId = validate(request, this.attribution.model.neuronCount);
+    const key = cacheKey(this.attribution.model.sha256, 'sparse-composition', fitId);
+    let result = this.pending.get(key);
+    if (!result) {
+      result = (async () => {
+        const cached = await this.cache.getJson<Composition>(key);
+        if (cached) return cached;
+        const composition = await this.fit(request, fitId);
+        await this.cache.setJson(key, composition);
+        return composition;
+      })().finally(() => this.pending.delete(key));
+      this.pending.set(key, result);
+    }
+    return result;
+  }
+
+  /** The default emotion composition: the whole wheel, the article's templates, 5 neurons each. */
+  defaultComposition(): Promise<Composition> {
+    return this.compose(defaultEmotionRequest());
+  }
+
+  /** NMF atlas of the default composition with `factors` factors, and a seeded 2-D layout. */
+  async atlas(factors: number): Promise<Atlas> {
+    const composition = await this.defaultComposition();
+    const key = cacheKey(this.attribution.model.sha256, 'emotion-atlas', composition.fitId, String(factors));
+    const cached = await this.cache.getJson<Atlas>(key);
+    if (cached) return cached;
+    const atlas = buildAtlas(composition, factors, (id) => this.attribution.catalogue.label(id));
+    await this.cache.setJson(key, atlas);
+    return atlas;
+  }
+
+  private async fit(request: CompositionRequest, fitId: string): Promise<Composition> {
+    const rows: Float32Array[] = [];
+    const labels: number[] = [];
+    for (const [k, concept] of request.concepts.entries()) {
+      // Prompts of one concept at a time: the micro-batcher groups them, the cache keeps them.
+      const vectors = await Promise.all(
+        concept.prompts.map((prompt) => this.attribution.textVector(prompt, 'unit')),
+      );
+      for (const vector of vectors) {
+        rows.push(vector);
+        labels.push(k);
+      }
+    }
+    const exclude = new Set(request.exclude);
+    const result = await fitOneVsRest(rows, labels, request.concepts.length, request.selection, { exclude });
+    const concepts: Record<string, ConceptFit> = {};
+    request.concepts.forEach((concept, k) => {
+      const fit = result.fits[k];
+      const neurons: WeightedNeuron[] = [];
+      fit.coef.forEach((weight, neuron) => {
+        if (weight === 0) return;
+        const label = this.attribution.catalogue.label(neuron);
+        neurons.push(label === undefined ? { neuron, weight } : { neuron, weight, label });
+      });
+      neurons.sort((a, b) => b.weight - a.weight || a.neuron - b.neuron);
+      concepts[concept.name] = {
+        neurons,
+        lambda: fit.lambda,
+        objective: fit.objective,
+        iterations: fit.iterations,
+        converged: fit.converged,
+      };
+    });
+    return {
+      fitId,
+      lambda: result.lambda,
+      accuracy: result.accuracy,
+      samples: rows.length,
+      features: result.design.p,
+      excluded: exclude.size,
+      concepts,
+      ...(result.cv
+        ? {
+            cv: {
+              folds: result.cv.folds,
+              lambdaMin: result.cv.lambdaMin,
+              lambda1se: result.cv.lambda1se,
+              accuracy: result.cv.accuracy,
+            },
+          }
+        : {}),
+    };
+  }
+}
+
+export function defaultEmotionRequest(): CompositionRequest {
+  return {
+    concepts: emotionConcepts(),
+    selection: { kind: 'support', size: DEFAULT_NEURONS_PER_CONCEPT },
+    exclude: [],
+  };
+}
+
+/** The atlas of a composition (see the module docstring). */
+export function buildAtlas(
+  composition: Composition,
+  factors: number,
+  label: (id: number) => string | undefined,
+): Atlas {
+  const names = Object.keys(composition.concepts);
+  const neurons = [
+    ...new Set(names.flatMap((name) => composition.concepts[name].neurons.map((n) => n.neuron))),
+  ].sort((a, b) => a - b);
+  const column = new Map(neurons.map((neuron, c) => [neuron, c]));
+  const m = neurons.length;
+  const dense = names.map((name) => {
+    const row = new Float64Array(m);
+    for (const { neuron, weight } of composition.concepts[name].neurons) row[column.get(neuron)!] = weight;
+    return row;
+  });
+  const split = dense.map((row) => {
+    const out = new Float64Array(2 * m);
+    row.forEach((w, c) => (w > 0 ? (out[c] = w) : (out[m + c] = -w)));
+    return out;
+  });
+  if (factors > Math.min(names.length, 2 * m))
+    throw badRequest(`the composition supports at most ${Math.min(names.length, 2 * m)} factors`);
+  const nmf = new NMF({ components: factors, seed: 1 });
+  const W = nmf.fitTransform(split);
+  const layout = embed2d(dense);
+  const top = <T>(items: T[], score: (item: T) => number, count: number) =>
+    items
+      .filter((item) => score(item) > 0)
+      .sort((a, b) => score(b) - score(a))
+      .slice(0, count);
+  return {
+    factors,
+    objective: nmf.objective_,
+    iterations: nmf.nIter_,
+    converged: nmf.converged_,
+    emotions: names.map((name, i) => ({
+      name,
+      loadings: Array.from(W[i]),
+      x: layout[i][0],
+      y: layout[i][1],
+    })),
+    factorTops: nmf.components_.map((H, r) => ({
+      factor: r,
+      emotions: top(
+        names.map((name, i) => ({ name, loading: W[i][r] })),
+        (e) => e.loading,
+        8,
+      ),
+      neurons: top(Array.from(H.keys()), (c) => H[c], 8).map((c) => {
+        const neuron = neurons[c % m];
+        const entry = { neuron, sign: (c < m ? 1 : -1) as 1 | -1, weight: H[c] };
+        const name = label(neuron);
+        return name === undefined ? entry : { ...entry, label: name };
+      }),
+    })),
+  };
+}
+
+/** Seeded UMAP of L2-normalised rows: the same input always gives the same layout. */
+function embed2d(rows: Float64Array[]): number[][] {
+  const data = rows.map((row) => {
+    const length = Math.hypot(...row) || 1;
+    return Array.from(row, (v) => v / length);
+  });
+  if (data.length < 4) return data.map((_, i) => [i, 0]);
+  const umap = new UMAP({
+    nComponents: 2,
+    nNeighbors: Math.min(15, data.length - 1),
+    minDist: 0.1,
+    random: mulberry32(42),
+  });
+  return umap.fit(data);
+}
