@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -150,6 +150,19 @@ t.test('bad inputs fail with one line and leave no OUT_DIR', async (t) => {
     t.equal(stderr.split('\n').length, 1, `${name}: one line`);
     t.notOk(existsSync(out), `${name}: no OUT_DIR`);
   }
+
+  const existing = path.join(dir, 'existing');
+  await mkdir(existing);
+  await writeFile(path.join(existing, 'keep.txt'), 'mine');
+  const refused = await exportCheckpoint(tiny.checkpoint, existing);
+  t.not(refused.code, 0, 'an existing OUT_DIR is refused');
+  t.match(refused.stderr.trim(), /already exists; pass --force/);
+  t.same(await readdir(existing), ['keep.txt'], 'and left untouched');
+  const forced = await exportCheckpoint(tiny.checkpoint, existing, ['--force']);
+  t.equal(forced.code, 0, forced.stderr);
+  t.notOk(existsSync(path.join(existing, 'keep.txt')), '--force replaces it');
+  t.ok(existsSync(path.join(existing, 'clip.json')));
+
   const leftovers = (await readdir(dir)).filter((f) => f.startsWith('.'));
   t.same(leftovers, [], 'no temporary folders left');
 });
