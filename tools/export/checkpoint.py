@@ -105,7 +105,8 @@ def read_state_dict(path: str, trust_pickle: bool = False) -> tuple[dict, str]:
         ) from None
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as error:
         raise CheckpointError(
-            f"{path}: truncated or corrupt ({first_line(error)}); expected a TorchScript archive or a torch.save state dict"
+            f"{path}: truncated or corrupt ({first_line(error)}); "
+            "expected a TorchScript archive or a torch.save state dict"
         ) from None
     if isinstance(loaded, torch.nn.Module):  # a whole pickled model (only with trust_pickle)
         loaded = loaded.state_dict()
@@ -194,7 +195,8 @@ def check_keys(model: CLIP, state: dict, path: str) -> None:
             problems.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
         if mismatched:
             k = mismatched[0]
-            problems.append(f"{len(mismatched)} of wrong shape (e.g. {k} {list(state[k].shape)} vs {list(expected[k].shape)})")
+            shapes = f"{list(state[k].shape)} vs {list(expected[k].shape)}"
+            problems.append(f"{len(mismatched)} of wrong shape (e.g. {k} {shapes})")
         raise CheckpointError(
             f"{path}: keys do not fit a CLIP ResNet with the inferred config: {'; '.join(problems)}"
         )
