@@ -1,0 +1,208 @@
+/**
+ * Builds a word index: every vocabulary word is rastered, run through the visual trunk, and
+ * reduced to the spatial mean of each neuron map, x_i ∈ R^C; the rows are centred on their mean μ
+ * (see word-index.ts) and the neurons are scored for spelling versus meaning (see lexical.ts).
+ *
+ * Pipeline: batches of `batchSize` words are rastered and normalised on the main thread while
+ * onnxruntime runs the previous batch on its own threads; up to `depth` batches are submitted
+ * ahead, so the trunk always has the next batch queued. Rendering yields to the event loop every
+ * few words so that a finished run hands over to the queued batch at once.
+ *
+ * Resumable: results are kept per chunk of `chunkSize` words (batches never straddle chunks); each
+ * finished chunk is written to the partial file and synced before its progress is recorded, so an
+ * interrupted build (abort signal, crash, kill) continues at the first unrecorded chunk, and the
+ * finished index equals that of an uninterrupted build.
+ */
+import { spatialMeans } from '../clip/clip-model.js';
+import { detectLexicalNeurons, lexicalSample, type LexicalScores } from './lexical.js';
+import type { IndexHeader, IndexStore, StoredIndex } from './index-store.js';
+import { INDEX_FORMAT } from './index-store.js';
+import type { WordRenderer } from './render.js';
+import type { Vocabulary } from './vocabulary.js';
+import { WordIndex } from './word-index.js';
+
+export const DEFAULT_CHUNK_SIZE = 512;
+export const DEFAULT_BATCH_SIZE = 32;
+
+/** What the builder needs of a ClipModel. */
+export interface IndexModel {
+  readonly sha256: string;
+  readonly neuronCount: number;
+  readonly pixelsPerImage: number;
+  neuronMaps(pixelRows: readonly Float32Array[]): Promise<Float32Array[]>;
+  embedTexts(texts: readonly string[]): Promise<Float32Array[]>;
+}
+
+export type BuildPhase = 'activations' | 'lexical' | 'saving' | 'done';
+
+export interface BuildProgress {
+  phase: BuildPhase;
+  /** Words whose activations are computed (including those of an earlier, interrupted run). */
+  done: number;
+  total: number;
+  /** Words already on disk when this run started. */
+  resumedFrom: number;
+  /** Words per second in this run. */
+  wordsPerSecond: number;
+  /** Seconds left for the activations, at the current rate (null before the first batch). */
+  etaSeconds: number | null;
+  elapsedSeconds: number;
+}
+
+export interface LexicalOptions {
+  maxWords?: number;
+  buckets?: number;
+  folds?: number;
+  lambdaScale?: number;
+}
+
+export interface BuildOptions {
+  model: IndexModel;
+  vocabulary: Vocabulary;
+  store: IndexStore;
+  render: WordRenderer;
+  batchSize?: number;
+  chunkSize?: number;
+  /** Batches submitted ahead of the one being awaited. */
+  depth?: number;
+  signal?: AbortSignal;
+  onProgress?: (progress: BuildProgress) => void;
+  /** false skips lexical detection (the index then has no lexical scores). */
+  lexical?: LexicalOptions | false;
+}
+
+interface InFlight {
+  start: number;
+  count: number;
+  maps: Promise<Float32Array[]>;
+}
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new DOMException('the index build was aborted', 'AbortError');
+}
+
+export async function buildWordIndex(options: BuildOptions): Promise<StoredIndex> {
+  const { model, vocabulary, store, render, signal } = options;
+  const { words } = vocabulary;
+  const V = words.length;
+  const C = model.neuronCount;
+  const batchSize = Math.max(1, options.batchSize ?? DEFAULT_BATCH_SIZE);
+  const chunkSize = Math.max(batchSize, options.chunkSize ?? DEFAULT_CHUNK_SIZE);
+  const depth = Math.max(1, options.depth ?? 2);
+  const started = performance.now();
+  const resumedFrom = await store.readPartial(V, C, chunkSize);
+  let processed = resumedFrom;
+  let phase: BuildPhase = 'activations';
+
+  const report = () => {
+    const elapsedSeconds = (performance.now() - started) / 1000;
+    const wordsPerSecond = elapsedSeconds > 0 ? (processed - resumedFrom) / elapsedSeconds : 0;
+    const remaining = V - processed;
+    const etaSeconds = remaining === 0 ? 0 : wordsPerSecond > 0 ? remaining / wordsPerSecond : null;
+    options.onProgress?.({
+      phase,
+      done: processed,
+      total: V,
+      resumedFrom,
+      wordsPerSecond,
+      etaSeconds,
+      elapsedSeconds,
+    });
+  };
+  report();
+
+  const renderBatch = async (start: number, count: number): Promise<Float32Array[]> => {
+    const size = model.pixelsPerImage;
+    const pixels = new Float32Array(count * size);
+    for (let i = 0; i < count; i++) {
+      await render(words[start + i], pixels, i * size);
+      if (i % 4 === 3) await yieldToEventLoop();
+    }
+    return Array.from({ length: count }, (_, i) => pixels.subarray(i * size, (i + 1) * size));
+  };
+
+  let chunkStart = resumedFrom;
+  const chunk = new Float32Array(chunkSize * C);
+  const inFlight: InFlight[] = [];
+  let next = resumedFrom;
+  try {
+    while (next < V || inFlight.length > 0) {
+      while (next < V && inFlight.length < depth) {
+        if (signal?.aborted) throw abortError(signal);
+        const chunkEnd = Math.min(V, (Math.floor(next / chunkSize) + 1) * chunkSize);
+        const count = Math.min(batchSize, chunkEnd - next);
+        const rows = await renderBatch(next, count);
+        const maps = model.neuronMaps(rows);
+        maps.catch(() => undefined); // awaited below, unless the build stops first
+        inFlight.push({ start: next, count, maps });
+        next += count;
+      }
+      const batch = inFlight.shift() as InFlight;
+      const maps = await batch.maps;
+      if (signal?.aborted) throw abortError(signal);
+      maps.forEach((map, i) => chunk.set(spatialMeans(map, C), (batch.start - chunkStart + i) * C));
+      processed = batch.start + batch.count;
+      const chunkComplete = processed === V || processed % chunkSize === 0;
+      if (chunkComplete) {
+        const progress = { rows: V, columns: C, done: processed, chunkSize };
+        await store.appendPartial(chunk.subarray(0, (processed - chunkStart) * C), chunkStart, progress);
+        chunkStart = processed;
+      }
+      report();
+    }
+  } finally {
+    // Let runs already submitted finish before the caller releases the model.
+    await Promise.allSettled(inFlight.map((batch) => batch.maps));
+  }
+
+  const index = WordIndex.fromActivations(words, await store.readPartialRows(V, C), C);
+  let lexical: LexicalScores | undefined;
+  if (options.lexical !== false) {
+    phase = 'lexical';
+    report();
+    lexical = await scoreLexical(model, index, options.lexical ?? {}, signal);
+  }
+  phase = 'saving';
+  report();
+  const header: IndexHeader = {
+    format: INDEX_FORMAT,
+    modelSha256: model.sha256,
+    vocabularySha256: vocabulary.sha256,
+    rows: V,
+    columns: C,
+    words: [...words],
+    mean: Array.from(index.mean),
+    lexical,
+    builtAt: new Date().toISOString(),
+    buildSeconds: Math.round((performance.now() - started) / 10) / 100,
+  };
+  await store.writeToDisk(header, index);
+  await store.writeToCache(header, index);
+  await store.removePartial();
+  phase = 'done';
+  report();
+  return { header, index };
+}
+
+/** Text embeddings of a sample of the vocabulary, then the spelling-versus-meaning regressions. */
+export async function scoreLexical(
+  model: Pick<IndexModel, 'embedTexts'>,
+  index: WordIndex,
+  options: LexicalOptions,
+  signal?: AbortSignal,
+): Promise<LexicalScores> {
+  const sample = lexicalSample(index.rows, options.maxWords);
+  const words = sample.map((i) => index.words[i]);
+  const embeddings: Float32Array[] = [];
+  for (let start = 0; start < words.length; start += 256) {
+    if (signal?.aborted) throw abortError(signal);
+    embeddings.push(...(await model.embedTexts(words.slice(start, start + 256))));
+  }
+  const C = index.columns;
+  const responses = new Float32Array(sample.length * C);
+  sample.forEach((row, r) => responses.set(index.row(row), r * C));
+  return detectLexicalNeurons({ words, responses, columns: C, embeddings, ...options });
+}

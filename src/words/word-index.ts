@@ -1,0 +1,207 @@
+/**
+ * The word index in memory: image-based word embeddings, one row per vocabulary word.
+ *
+ * Row i is the spatial mean of the neuron maps of the word rastered as an image, x_i ∈ R^C, centred
+ * by the mean over the vocabulary: c_i = x_i − μ, μ = (1/V) Σ_i x_i (the article centres on the mean
+ * over 10,000 English words). Rows live in one contiguous Float32Array [V, C] with their norms |c_i|
+ * precomputed, so a query is one pass of dot products and a partial top-k.
+ *
+ * Similarity is cosine on the centred rows: cos(c_i, q) = c_i·q / (|c_i| |q|). A mask M (a set of
+ * neurons) zeroes those coordinates on both sides before the cosine: the masked row norm is
+ * |c_i|² − Σ_{j∈M} c_ij², computed once per mask and kept.
+ */
+export interface Hit {
+  word: string;
+  index: number;
+  score: number;
+}
+
+export interface WordActivation {
+  word: string;
+  /** Uncentred activation x_ic = c_ic + μ_c. */
+  activation: number;
+  /** Centred value c_ic. */
+  centred: number;
+}
+
+export class WordIndex {
+  readonly rows: number;
+  readonly columns: number;
+  /** |c_i| for every row. */
+  readonly norms: Float32Array;
+  private readonly lookup = new Map<string, number>();
+  private readonly maskedNorms = new Map<string, Float32Array>();
+
+  constructor(
+    readonly words: readonly string[],
+    /** μ, the uncentred mean over the vocabulary [C]. */
+    readonly mean: Float32Array,
+    /** c = x − μ, row-major [V, C]. */
+    readonly centred: Float32Array,
+  ) {
+    this.rows = words.length;
+    this.columns = mean.length;
+    if (centred.length !== this.rows * this.columns) {
+      throw new RangeError(`index holds ${centred.length} values; expected ${this.rows}×${this.columns}`);
+    }
+    words.forEach((word, i) => this.lookup.set(word, i));
+    this.norms = new Float32Array(this.rows);
+    for (let i = 0; i < this.rows; i++) {
+      this.norms[i] = Math.sqrt(sumOfSquares(centred, i * this.columns, this.columns));
+    }
+  }
+
+  /**
+   * Builds an index from uncentred rows x [V, C]: computes μ (summed in float64) and centres the
+   * rows in place (the index keeps `activations` as its centred matrix).
+   */
+  static fromActivations(words: readonly string[], activations: Float32Array, columns: number): WordIndex {
+    const rows = words.length;
+    const sums = new Float64Array(columns);
+    for (let i = 0; i < rows; i++) {
+      for (let j = 0; j < columns; j++) sums[j] += activations[i * columns + j];
+    }
+    const mean = Float32Array.from(sums, (sum) => sum / rows);
+    for (let i = 0; i < rows; i++) {
+      for (let j = 0; j < columns; j++) activations[i * columns + j] -= mean[j];
+    }
+    return new WordIndex(words, mean, activations);
+  }
+
+  indexOf(word: string): number | undefined {
+    return this.lookup.get(word);
+  }
+
+  row(index: number): Float32Array {
+    return this.centred.subarray(index * this.columns, (index + 1) * this.columns);
+  }
+
+  /** x − μ for a vector of uncentred activations (a word rastered on the fly). */
+  centre(activations: Float32Array): Float32Array {
+    return Float32Array.from(activations, (value, j) => value - this.mean[j]);
+  }
+
+  /**
+   * cos(c_i, q) for every row, with the neurons of `mask` zeroed on both sides. A row whose masked
+   * norm is 0 gets cosine 0, as does every row when q is 0 after masking.
+   */
+  cosines(query: Float32Array, mask?: readonly number[]): Float32Array {
+    const q = Float32Array.from(query);
+    for (const j of mask ?? []) q[j] = 0;
+    const qNorm = Math.sqrt(sumOfSquares(q, 0, q.length));
+    const norms = this.normsUnder(mask);
+    const out = dotRows(this.centred, this.rows, this.columns, q);
+    for (let i = 0; i < this.rows; i++) {
+      const denominator = norms[i] * qNorm;
+      out[i] = denominator > 0 ? out[i] / denominator : 0;
+    }
+    return out;
+  }
+
+  /** The k rows of highest cosine to `query`, excluding `exclude`. */
+  nearest(
+    query: Float32Array,
+    k: number,
+    options: { mask?: readonly number[]; exclude?: Iterable<number> } = {},
+  ): Hit[] {
+    return this.ranked(this.cosines(query, options.mask), k, options.exclude);
+  }
+
+  /** The k rows of highest `scores` (one per row), excluding `exclude`, best first. */
+  ranked(scores: Float32Array, k: number, exclude: Iterable<number> = []): Hit[] {
+    const skip = new Set(exclude);
+    return topK(scores, k, (i) => !skip.has(i)).map((i) => ({
+      word: this.words[i],
+      index: i,
+      score: scores[i],
+    }));
+  }
+
+  /** The words that activate neuron `neuron` most and least (ranked by activation; centring shifts, never reorders). */
+  neuronWords(neuron: number, k: number): { top: WordActivation[]; bottom: WordActivation[] } {
+    const column = new Float32Array(this.rows);
+    for (let i = 0; i < this.rows; i++) column[i] = this.centred[i * this.columns + neuron];
+    const entry = (i: number): WordActivation => ({
+      word: this.words[i],
+      activation: column[i] + this.mean[neuron],
+      centred: column[i],
+    });
+    const negated = column.map((value) => -value);
+    return { top: topK(column, k).map(entry), bottom: topK(negated, k).map(entry) };
+  }
+
+  /** Row norms with the neurons of `mask` zeroed: √(|c_i|² − Σ_{j∈M} c_ij²), cached per mask. */
+  private normsUnder(mask: readonly number[] | undefined): Float32Array {
+    if (mask === undefined || mask.length === 0) return this.norms;
+    const ids = [...new Set(mask)].sort((a, b) => a - b);
+    const key = ids.join(',');
+    let norms = this.maskedNorms.get(key);
+    if (norms === undefined) {
+      norms = new Float32Array(this.rows);
+      for (let i = 0; i < this.rows; i++) {
+        let squares = this.norms[i] * this.norms[i];
+        for (const j of ids) squares -= this.centred[i * this.columns + j] ** 2;
+        norms[i] = Math.sqrt(Math.max(0, squares));
+      }
+      if (this.maskedNorms.size >= 16)
+        this.maskedNorms.delete(this.maskedNorms.keys().next().value as string);
+      this.maskedNorms.set(key, norms);
+    }
+    return norms;
+  }
+}
+
+function sumOfSquares(values: Float32Array, offset: number, length: number): number {
+  let sum = 0;
+  for (let j = offset; j < offset + length; j++) sum += values[j] * values[j];
+  return sum;
+}
+
+/** m·q for every row of m [rows, cols]; four accumulators keep the loop pipelined. */
+export function dotRows(m: Float32Array, rows: number, cols: number, q: Float32Array): Float32Array {
+  const out = new Float32Array(rows);
+  for (let i = 0, base = 0; i < rows; i++, base += cols) {
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    let j = 0;
+    for (; j + 3 < cols; j += 4) {
+      s0 += m[base + j] * q[j];
+      s1 += m[base + j + 1] * q[j + 1];
+      s2 += m[base + j + 2] * q[j + 2];
+      s3 += m[base + j + 3] * q[j + 3];
+    }
+    for (; j < cols; j++) s0 += m[base + j] * q[j];
+    out[i] = s0 + s1 + s2 + s3;
+  }
+  return out;
+}
+
+/**
+ * Indices of the k largest values (ties: lower index first), best first, among those `keep`
+ * accepts: one pass with a sorted buffer of k, O(V log k) comparisons in the worst case.
+ */
+export function topK(
+  values: ArrayLike<number>,
+  k: number,
+  keep: (i: number) => boolean = () => true,
+): number[] {
+  const best: number[] = [];
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (Number.isNaN(value)) continue;
+    if (best.length === k && value <= values[best[k - 1]]) continue;
+    if (!keep(i)) continue;
+    let lo = 0;
+    let hi = best.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (values[best[mid]] >= value) lo = mid + 1;
+      else hi = mid;
+    }
+    best.splice(lo, 0, i);
+    if (best.length > k) best.pop();
+  }
+  return best;
+}
