@@ -5,8 +5,10 @@ import type { FastifyPluginAsync } from 'fastify';
 import attribution from './attribution.js';
 import classify from './classify.js';
 import embed from './embed.js';
+import jobs from './jobs.js';
 import neurons from './neurons.js';
 import raster from './raster.js';
+import search from './search.js';
 import service from './service.js';
 import tokenize from './tokenize.js';
 
@@ -18,6 +20,8 @@ const routes: FastifyPluginAsync = async (app) => {
   await app.register(raster);
   await app.register(attribution);
   await app.register(neurons);
+  await app.register(search);
+  await app.register(jobs);
 };
 
 export default routes;

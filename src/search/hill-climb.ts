@@ -8,6 +8,8 @@
  *      |s| < length). New tokens come from the ranked candidate pool — the `poolSize` vocabulary
  *      tokens whose own single-token objective is highest — or, with probability `uniformShare`,
  *      uniformly from the whole vocabulary (special tokens excluded);
+ *      Each proposal is replaced by its canonical form (the tokens its own text encodes to), so
+ *      that the score of a sequence is the score of its text;
  *   2. scores all of them in ONE batched call of the scorer (rows at their real length);
  *   3. moves to the best neighbour if it beats s, by value = objective − fluency penalty.
  * After `patience` steps without improvement the climb restarts from fresh random tokens (at most
@@ -58,6 +60,11 @@ export interface HillClimbOptions {
   topN?: number;
   /** The text of a token sequence; sequences with the same text count once in `top`. */
   describe: (ids: readonly number[]) => string;
+  /**
+   * The canonical form of a proposal (for a tokenizer: the tokens its text encodes to, so that a
+   * score is the score of the text), or undefined to drop it. Default: the proposal itself.
+   */
+  canonicalize?: (ids: readonly number[]) => number[] | undefined;
   onProgress?: (progress: HillClimbProgress) => void | Promise<void>;
   shouldStop?: () => boolean | Promise<boolean>;
   now?: () => number;
@@ -132,10 +139,16 @@ export async function hillClimb(options: HillClimbOptions): Promise<HillClimbRes
     return next;
   };
 
+  const canonical = (ids: number[]): number[] | undefined => {
+    const form = o.canonicalize ? o.canonicalize(ids) : ids;
+    return form && form.length >= 1 && form.length <= o.length ? form : undefined;
+  };
+
   const propose = (s: readonly number[]): number[][] => {
     const out: number[][] = [];
     for (let attempt = 0; out.length < o.batch && attempt < o.batch * 20; attempt++) {
-      const candidate = neighbour(s);
+      const candidate = canonical(neighbour(s));
+      if (!candidate) continue;
       const key = candidate.join(',');
       if (seen.has(key)) continue;
       seen.add(key);
@@ -146,9 +159,11 @@ export async function hillClimb(options: HillClimbOptions): Promise<HillClimbRes
 
   const freshStart = async (tokens?: readonly number[]): Promise<Candidate> => {
     seen = new Set();
-    const ids = tokens?.length
-      ? tokens.slice(0, o.length)
-      : Array.from({ length: o.length }, () => newToken());
+    let ids = tokens?.length ? canonical(tokens.slice(0, o.length)) : undefined;
+    for (let attempt = 0; !ids; attempt++) {
+      const random = Array.from({ length: o.length }, () => newToken());
+      ids = attempt < 100 ? canonical(random) : random;
+    }
     seen.add(ids.join(','));
     return (await evaluate([ids]))[0];
   };

@@ -75,6 +75,10 @@ export async function searchMaxText(
     excluded: new Set([tokenizer.startId, tokenizer.endId]),
     penalty: fluencyPenalty(tokenizer, request.fluency),
     describe: (ids) => tokenizer.decode([...ids]).trim(),
+    canonicalize: (ids) => {
+      const text = tokenizer.decode([...ids]).trim();
+      return text === '' ? undefined : tokenizer.encode(text).ids.slice(1, -1);
+    },
     onProgress: hooks.onProgress,
     shouldStop: hooks.shouldStop,
   });

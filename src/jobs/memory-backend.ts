@@ -1,0 +1,102 @@
+/**
+ * The in-process job backend, used when no Redis is configured: a FIFO queue in this process's
+ * memory, worked by `concurrency` concurrent searches. Jobs are lost when the process ends. The
+ * most recent `maxJobs` jobs are remembered; older finished ones are forgotten.
+ */
+import { emptyProgress, type JobBackend, type JobData, type JobProcessor, type JobView } from './types.js';
+
+interface MemoryJob extends JobView {
+  data: JobData;
+  cancelRequested: boolean;
+}
+
+export class MemoryBackend implements JobBackend {
+  readonly kind = 'memory';
+  private readonly jobs = new Map<string, MemoryJob>();
+  private readonly waiting: MemoryJob[] = [];
+  private running = 0;
+  private closed = false;
+  private readonly idle = new Set<() => void>();
+
+  constructor(
+    private readonly processor: JobProcessor,
+    private readonly concurrency = 1,
+    private readonly maxJobs = 1000,
+  ) {}
+
+  async add(id: string, data: JobData): Promise<void> {
+    const job: MemoryJob = {
+      id,
+      state: 'queued',
+      progress: emptyProgress(data.request.steps),
+      data,
+      cancelRequested: false,
+    };
+    this.jobs.set(id, job);
+    this.waiting.push(job);
+    this.forgetOldJobs();
+    this.pump();
+  }
+
+  async get(id: string): Promise<JobView | undefined> {
+    const job = this.jobs.get(id);
+    if (!job) return undefined;
+    const { id: jobId, state, progress, result, error } = job;
+    return structuredClone({ id: jobId, state, progress, result, error });
+  }
+
+  async cancel(id: string): Promise<void> {
+    const job = this.jobs.get(id);
+    if (!job || job.state === 'completed' || job.state === 'failed') return;
+    job.cancelRequested = true;
+    job.state = 'cancelled';
+    const index = this.waiting.indexOf(job);
+    if (index >= 0) this.waiting.splice(index, 1);
+  }
+
+  /** Waits for running searches to stop (they are told to cancel) and refuses new work. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.waiting.splice(0)) job.state = 'cancelled';
+    for (const job of this.jobs.values()) job.cancelRequested = true;
+    if (this.running > 0) await new Promise<void>((resolve) => this.idle.add(resolve));
+  }
+
+  private pump(): void {
+    while (!this.closed && this.running < this.concurrency && this.waiting.length > 0) {
+      void this.run(this.waiting.shift()!);
+    }
+  }
+
+  private async run(job: MemoryJob): Promise<void> {
+    this.running += 1;
+    job.state = 'running';
+    try {
+      const outcome = await this.processor(job.data, {
+        reportProgress: async (progress) => {
+          job.progress = { ...progress };
+        },
+        isCancelled: async () => job.cancelRequested,
+      });
+      job.result = outcome.result;
+      job.state = outcome.cancelled || job.cancelRequested ? 'cancelled' : 'completed';
+    } catch (error) {
+      job.state = job.cancelRequested ? 'cancelled' : 'failed';
+      job.error = error instanceof Error ? error.message : String(error);
+    } finally {
+      this.running -= 1;
+      if (this.running === 0) {
+        for (const resolve of this.idle) resolve();
+        this.idle.clear();
+      }
+      this.pump();
+    }
+  }
+
+  private forgetOldJobs(): void {
+    for (const [id, job] of this.jobs) {
+      if (this.jobs.size <= this.maxJobs) break;
+      if (job.state !== 'queued' && job.state !== 'running') this.jobs.delete(id);
+    }
+  }
+}

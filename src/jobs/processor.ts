@@ -1,0 +1,50 @@
+/**
+ * The search job processor: runs the maximal-text search of a job on a model, reports progress
+ * whenever the best score improves (and at least every second), polls the cancellation flag
+ * between steps, and stores a finished result in the cache under the request's hash, so that an
+ * identical request is answered from the cache.
+ */
+import { cacheKey, type BinaryCache } from '../cache/index.js';
+import type { ClipModel } from '../clip/clip-model.js';
+import { searchMaxText } from '../search/max-text.js';
+import type { JobProcessor, JobProgress } from './types.js';
+
+const PROGRESS_EVERY_MS = 1000;
+/** Results stay a week; the cache's own bounds may evict them sooner. */
+export const RESULT_TTL_SECONDS = 7 * 86400;
+
+/** Where the finished result of a request hash is cached. */
+export function resultKey(modelSha256: string, hash: string): string {
+  return cacheKey(modelSha256, 'max-text.result.v1', hash);
+}
+
+export function searchProcessor(model: ClipModel, cache: BinaryCache): JobProcessor {
+  return async (data, context) => {
+    let lastScore: number | null = null;
+    let lastReport = 0;
+    let cancelled = false;
+    const report = async (progress: JobProgress, force = false) => {
+      const improved = progress.bestScore !== lastScore;
+      if (!force && !improved && Date.now() - lastReport < PROGRESS_EVERY_MS) return;
+      lastScore = progress.bestScore;
+      lastReport = Date.now();
+      await context.reportProgress(progress);
+    };
+    const result = await searchMaxText(model, cache, data.request, {
+      onProgress: (progress) => report(progress),
+      shouldStop: async () => (cancelled ||= await context.isCancelled()),
+    });
+    await report(
+      {
+        steps: result.steps,
+        totalSteps: data.request.steps,
+        evaluations: result.evaluations,
+        bestScore: result.score,
+        bestText: result.text,
+      },
+      true,
+    );
+    if (!cancelled) await cache.setJson(resultKey(model.sha256, data.hash), result, RESULT_TTL_SECONDS);
+    return { cancelled, result };
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * The shapes of the job queue: a job's public view, what a job carries, and the backend contract
+ * that both the BullMQ (Redis) and the in-process backends implement.
+ */
+import type { MaxTextResult } from '../search/max-text.js';
+import type { MaxTextRequest } from '../search/request.js';
+import type { HillClimbProgress } from '../search/hill-climb.js';
+
+export type JobState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+
+export const TERMINAL_STATES: readonly JobState[] = ['completed', 'failed', 'cancelled'];
+
+export type JobProgress = HillClimbProgress;
+
+export interface JobView {
+  id: string;
+  state: JobState;
+  progress: JobProgress;
+  result?: MaxTextResult;
+  error?: string;
+  /** True when the result came from the cache of an earlier identical search. */
+  cached?: boolean;
+}
+
+/** What a queued job carries: the normalised request and its hash (with the model sha). */
+export interface JobData {
+  request: MaxTextRequest;
+  hash: string;
+}
+
+/** How a search job ended: finished, or stopped by a cancellation with its best so far. */
+export interface JobOutcome {
+  cancelled: boolean;
+  result: MaxTextResult;
+}
+
+export interface JobContext {
+  reportProgress(progress: JobProgress): Promise<void>;
+  isCancelled(): Promise<boolean>;
+}
+
+/** Runs one job; the same function runs in the server's in-process worker and in src/worker.ts. */
+export type JobProcessor = (data: JobData, context: JobContext) => Promise<JobOutcome>;
+
+export interface JobBackend {
+  readonly kind: 'bullmq' | 'memory';
+  add(id: string, data: JobData): Promise<void>;
+  get(id: string): Promise<JobView | undefined>;
+  /** Flags the job as cancelled; its worker stops at the next step. */
+  cancel(id: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function emptyProgress(totalSteps: number): JobProgress {
+  return { steps: 0, totalSteps, evaluations: 0, bestScore: null, bestText: null };
+}

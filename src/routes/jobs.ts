@@ -1,0 +1,128 @@
+/**
+ * Search jobs: GET /v1/jobs/{id} (state, progress, result), GET /v1/jobs/{id}/events (the same as
+ * Server-Sent Events: `progress` events as the best score improves, then one `completed`, `failed`
+ * or `cancelled` event, then the stream closes; a finished job sends its final event at once) and
+ * DELETE /v1/jobs/{id} (cancel: the search stops at its next step and keeps its best so far).
+ */
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { notFound } from '../errors.js';
+import { isTerminal } from '../jobs/queue.js';
+import type { JobView } from '../jobs/types.js';
+import { withErrors } from './schemas.js';
+import { MaxTextResultSchema } from './search.js';
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
+  Type.Union([schema, Type.Null()]);
+
+const JobSchema = Type.Object({
+  id: Type.String(),
+  state: Type.Union([
+    Type.Literal('queued'),
+    Type.Literal('running'),
+    Type.Literal('completed'),
+    Type.Literal('failed'),
+    Type.Literal('cancelled'),
+  ]),
+  progress: Type.Object({
+    steps: Type.Integer(),
+    totalSteps: Type.Integer(),
+    evaluations: Type.Integer(),
+    bestScore: Nullable(Type.Number()),
+    bestText: Nullable(Type.String()),
+  }),
+  result: Type.Optional(MaxTextResultSchema),
+  error: Type.Optional(Type.String()),
+  cached: Type.Optional(Type.Boolean()),
+});
+
+const JobParams = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9-]+$' }),
+});
+
+/** How often the event stream reads the job's state. */
+const EVENT_POLL_MS = 150;
+
+function sse(event: string, data: unknown): string {
+  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  const mustGet = async (id: string): Promise<JobView> => {
+    const view = await app.jobs.get(id);
+    if (!view) throw notFound(`job ${id} not found`);
+    return view;
+  };
+
+  app.get(
+    '/v1/jobs/:id',
+    {
+      schema: {
+        tags: ['jobs'],
+        summary: 'A search job: state, progress and result',
+        params: JobParams,
+        response: withErrors({ 200: JobSchema }, [400, 404]),
+      },
+    },
+    async (request) => mustGet(request.params.id),
+  );
+
+  app.delete(
+    '/v1/jobs/:id',
+    {
+      schema: {
+        tags: ['jobs'],
+        summary: 'Cancel a queued or running job (a finished job is returned unchanged)',
+        params: JobParams,
+        response: withErrors({ 200: JobSchema }, [400, 404]),
+      },
+    },
+    async (request) => {
+      const view = await app.jobs.cancel(request.params.id);
+      if (!view) throw notFound(`job ${request.params.id} not found`);
+      return view;
+    },
+  );
+
+  app.get(
+    '/v1/jobs/:id/events',
+    {
+      schema: {
+        tags: ['jobs'],
+        summary: 'Follow a job as Server-Sent Events (progress…, then completed, failed or cancelled)',
+        params: JobParams,
+        produces: ['text/event-stream'],
+        response: withErrors({ 200: Type.String({ description: 'text/event-stream' }) }, [400, 404]),
+      },
+    },
+    async (request, reply) => {
+      await mustGet(request.params.id);
+      reply.hijack();
+      const raw = reply.raw;
+      request.raw.socket.setTimeout(0);
+      raw.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      const closed = new AbortController();
+      raw.on('close', () => closed.abort());
+      const send = (view: JobView) => {
+        if (closed.signal.aborted) return;
+        if (isTerminal(view)) raw.write(sse(view.state, view));
+        else raw.write(sse('progress', { id: view.id, state: view.state, ...view.progress }));
+      };
+      try {
+        const last = await app.jobs.watch(request.params.id, send, closed.signal, EVENT_POLL_MS);
+        if (!last && !closed.signal.aborted) raw.write(sse('failed', { error: 'job disappeared' }));
+      } catch (error) {
+        request.log.error({ err: error }, 'job event stream failed');
+        if (!closed.signal.aborted) raw.write(sse('failed', { error: 'Internal Server Error' }));
+      }
+      raw.end();
+    },
+  );
+};
+
+export default routes;

@@ -1,0 +1,141 @@
+/**
+ * Maximal-text search (Goh et al., 2021): POST /v1/search/max-text queues a hill-climbing search
+ * for the text that most excites a neuron, or a direction over neurons, and answers 202 with a job
+ * id to follow at /v1/jobs/{id}. An identical request whose result is cached answers 202 too, with
+ * `cached: true` and a job that is already completed. GET /v1/neurons/{id}/max-text answers 200
+ * with the result of the default-parameter search of that neuron once it has finished, and
+ * otherwise starts it (or finds it running) and answers 202 with its job id.
+ */
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import {
+  defaultNeuronRequest,
+  MAX_TEXT_CAPS as CAPS,
+  MAX_TEXT_DEFAULTS as DEFAULTS,
+  normaliseRequest,
+} from '../search/request.js';
+import { withErrors } from './schemas.js';
+
+export const MaxTextResultSchema = Type.Object({
+  text: Type.String({ description: 'The best text found' }),
+  score: Type.Number({ description: 'Its objective d·(W·t/|t|), without the fluency penalty' }),
+  ids: Type.Array(Type.Integer(), { description: 'Its BPE tokens (without start/end)' }),
+  top: Type.Array(Type.Object({ text: Type.String(), score: Type.Number() }), {
+    description: 'The best distinct texts',
+  }),
+  curve: Type.Array(Type.Number(), { description: 'Best objective after each step' }),
+  steps: Type.Integer(),
+  evaluations: Type.Integer({ description: 'Candidate texts scored' }),
+  restartsUsed: Type.Integer(),
+  stopReason: Type.Union([
+    Type.Literal('steps'),
+    Type.Literal('time'),
+    Type.Literal('plateau'),
+    Type.Literal('cancelled'),
+  ]),
+  elapsedMs: Type.Number(),
+});
+
+const MaxTextBody = Type.Object(
+  {
+    neuron: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'The neuron to excite (or give direction)' }),
+    ),
+    direction: Type.Optional(
+      Type.Array(Type.Number(), {
+        minItems: 1,
+        maxItems: 65_536,
+        description: 'Weights over all neurons; the objective is d·(W·t/|t|)',
+      }),
+    ),
+    length: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: CAPS.length,
+        default: DEFAULTS.length,
+        description: 'Most BPE tokens',
+      }),
+    ),
+    steps: Type.Optional(Type.Integer({ minimum: 1, maximum: CAPS.steps, default: DEFAULTS.steps })),
+    batch: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: CAPS.batch,
+        default: DEFAULTS.batch,
+        description: 'Candidates per step',
+      }),
+    ),
+    restarts: Type.Optional(Type.Integer({ minimum: 0, maximum: CAPS.restarts, default: DEFAULTS.restarts })),
+    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: CAPS.seed, default: DEFAULTS.seed })),
+    timeLimitS: Type.Optional(
+      Type.Number({
+        minimum: 0.1,
+        maximum: CAPS.timeLimitS,
+        default: DEFAULTS.timeLimitS,
+        description: 'Seconds',
+      }),
+    ),
+    startText: Type.Optional(
+      Type.String({ minLength: 1, maxLength: CAPS.startTextChars, description: 'Start from this text' }),
+    ),
+    fluency: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: CAPS.fluency,
+        default: DEFAULTS.fluency,
+        description:
+          'Weight of the token-frequency fluency penalty (the article used 0.0025 with a language model)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const Queued = Type.Object({
+  jobId: Type.String(),
+  cached: Type.Boolean({ description: 'True: the result was cached and the job is already completed' }),
+  deduplicated: Type.Boolean({ description: 'True: an identical job was already running; this is its id' }),
+});
+
+const NeuronParams = Type.Object({ id: Type.Integer({ minimum: 0, description: 'Neuron (channel) index' }) });
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post(
+    '/v1/search/max-text',
+    {
+      schema: {
+        tags: ['search'],
+        summary: 'Queue a search for the text that most excites a neuron or a direction',
+        body: MaxTextBody,
+        response: withErrors({ 202: Queued }, [400, 413, 415]),
+      },
+    },
+    async (request, reply) => {
+      const normalised = normaliseRequest(request.body, app.clip.neuronCount);
+      const submitted = await app.jobs.submit(normalised);
+      return reply.code(202).header('location', `/v1/jobs/${submitted.jobId}`).send(submitted);
+    },
+  );
+
+  app.get(
+    '/v1/neurons/:id/max-text',
+    {
+      schema: {
+        tags: ['search', 'neurons'],
+        summary:
+          "The neuron's maximal text (default parameters): 200 once known, else 202 with the search's job",
+        params: NeuronParams,
+        response: withErrors({ 200: MaxTextResultSchema, 202: Queued }, [400]),
+      },
+    },
+    async (request, reply) => {
+      const normalised = defaultNeuronRequest(request.params.id, app.clip.neuronCount);
+      const result = await app.jobs.cachedResult(normalised);
+      if (result) return reply.code(200).send(result);
+      const submitted = await app.jobs.submit(normalised);
+      return reply.code(202).header('location', `/v1/jobs/${submitted.jobId}`).send(submitted);
+    },
+  );
+};
+
+export default routes;
