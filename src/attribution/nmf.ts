@@ -100,7 +100,7 @@ export class NMF {
       let quadratic = 0;
       for (let r = 0; r < k; r++) for (let s = 0; s < k; s++) quadratic += WtW[r][s] * dot(H[r], H[s], m);
       f = Math.max(0, 0.5 * (normX - 2 * cross + quadratic));
-      if (previous - f <= tol * Math.max(previous, EPS)) {
+      if (Number.isFinite(previous) && previous - f <= tol * Math.max(previous, EPS)) {
         converged = true;
         break;
       }
