@@ -52,7 +52,8 @@ export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
   const options = { ignoreIcc: true, limitInputPixels: MAX_IMAGE_PIXELS, pages: 1 } as const;
   let metadata: sharp.Metadata;
   try {
-    metadata = await sharp(bytes, options).metadata();
+    // The header alone: the pixel limit is checked below, with a clearer message than sharp's.
+    metadata = await sharp(bytes, { ...options, limitInputPixels: false }).metadata();
   } catch {
     throw badRequest(NOT_AN_IMAGE);
   }
