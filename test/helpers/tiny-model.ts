@@ -268,17 +268,20 @@ export function topK(values: ArrayLike<number>, k: number): number[] {
 }
 
 export interface ParityReport {
-  /** Relative errors. */
-  text_L_context: number;
-  text_L_shortest: number;
-  neurons: number;
-  image_embeds: number;
-  head_on_reference_neurons: number;
-  attribution_L_context: number;
-  attribution_L_shortest: number;
-  /** Rows whose top-10 neuron set differs from the reference (both lengths). */
-  top10_mismatches: number;
-  min_top10_margin: number;
+  /** Relative error of each output (text at L = context and at each row's own length). */
+  relativeErrors: {
+    text_L_context: number;
+    text_L_shortest: number;
+    neurons: number;
+    image_embeds: number;
+    head_on_reference_neurons: number;
+    attribution_L_context: number;
+    attribution_L_shortest: number;
+  };
+  /** Top-10 neuron sets of W·t that differ from the reference (each row at both lengths). */
+  top10Mismatches: number;
+  /** Smallest gap between the 10th and 11th reference attribution (how fragile the sets are). */
+  minTop10Margin: number;
 }
 
 /** Runs the three graphs on the reference inputs and compares every output. */
@@ -311,14 +314,16 @@ export async function checkParity(s: ClipSessions, ref: Reference): Promise<Pari
   });
   const refImage = decodeArray(ref.image_embeds);
   return {
-    text_L_context: relativeError(textContext, text),
-    text_L_shortest: relativeError(textShortest, text),
-    neurons: relativeError(neurons, refNeurons),
-    image_embeds: relativeError(imageEmbeds, refImage),
-    head_on_reference_neurons: relativeError(headOnRef, refImage),
-    attribution_L_context: relativeError(aContext, refAttribution),
-    attribution_L_shortest: relativeError(aShortest, refAttribution),
-    top10_mismatches: mismatches,
-    min_top10_margin: Math.min(...ref.top10_margin_10th_minus_11th),
+    relativeErrors: {
+      text_L_context: relativeError(textContext, text),
+      text_L_shortest: relativeError(textShortest, text),
+      neurons: relativeError(neurons, refNeurons),
+      image_embeds: relativeError(imageEmbeds, refImage),
+      head_on_reference_neurons: relativeError(headOnRef, refImage),
+      attribution_L_context: relativeError(aContext, refAttribution),
+      attribution_L_shortest: relativeError(aShortest, refAttribution),
+    },
+    top10Mismatches: mismatches,
+    minTop10Margin: Math.min(...ref.top10_margin_10th_minus_11th),
   };
 }
