@@ -1,0 +1,198 @@
+/**
+ * Search jobs on the in-process queue (no Redis), through the real app: bad inputs give 4xx, a job
+ * is followed over Server-Sent Events to completion on a listening socket, an identical request is
+ * answered from the cache, a running job is cancelled mid-way, and GET /v1/neurons/{id}/max-text
+ * starts a search and then answers from the cache.
+ */
+import t from 'tap';
+import { attribution } from '../src/attribution/bilinear.js';
+import type { App } from '../src/app.js';
+import { buildTestApp } from './helpers/app.js';
+
+interface SseEvent {
+  event: string;
+  data: Record<string, unknown>;
+}
+
+/** Reads a text/event-stream response to its end; `onEvent` sees each event as it arrives. */
+async function readEvents(response: Response, onEvent?: (event: SseEvent) => void): Promise<SseEvent[]> {
+  const events: SseEvent[] = [];
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const event = /^event: (.*)$/m.exec(block)?.[1] ?? 'message';
+      const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? '{}') as Record<string, unknown>;
+      events.push({ event, data });
+      onEvent?.({ event, data });
+    }
+  }
+  return events;
+}
+
+async function waitForState(app: App, id: string, states: string[], timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const view = (await app.inject({ url: `/v1/jobs/${id}` })).json();
+    if (states.includes(view.state)) return view;
+    if (Date.now() > deadline) throw new Error(`job ${id} still ${view.state} after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+t.test('search jobs on the in-process queue', async (t) => {
+  delete process.env.WORKER_IN_PROCESS;
+  const app = await buildTestApp({ redisUrl: undefined });
+  t.teardown(() => app.close());
+  const C = app.clip.neuronCount;
+  const post = (payload: unknown) =>
+    app.inject({ method: 'POST', url: '/v1/search/max-text', payload: payload as object });
+
+  t.test('bad inputs give 4xx with a message', async (t) => {
+    const cases: [unknown, RegExp][] = [
+      [{}, /exactly one of "neuron" and "direction"/],
+      [{ neuron: 0, direction: new Array(C).fill(1) }, /exactly one/],
+      [{ neuron: C }, /out of range/],
+      [{ neuron: -1 }, /neuron/],
+      [{ direction: [1, 2, 3] }, new RegExp(`${C} neurons`)],
+      [{ direction: new Array(C).fill(0) }, /zeros/],
+      [{ neuron: 0, length: 0 }, /length/],
+      [{ neuron: 0, length: 17 }, /length/],
+      [{ neuron: 0, steps: 100_000 }, /steps/],
+      [{ neuron: 0, batch: 100_000 }, /batch/],
+      [{ neuron: 0, restarts: 1000 }, /restarts/],
+      [{ neuron: 0, timeLimitS: 86_400 }, /timeLimitS/],
+      [{ neuron: 0, fluency: -1 }, /fluency/],
+      [{ neuron: 0, colour: 'red' }, /colour/],
+    ];
+    for (const [payload, message] of cases) {
+      const response = await post(payload);
+      t.equal(response.statusCode, 400, JSON.stringify(payload).slice(0, 80));
+      t.match(response.json().message, message);
+    }
+    // JSON can spell a non-finite number: 1e999 parses to Infinity.
+    const nonFinite = await app.inject({
+      method: 'POST',
+      url: '/v1/search/max-text',
+      headers: { 'content-type': 'application/json' },
+      payload: `{"direction": [1e999${',0'.repeat(C - 1)}]}`,
+    });
+    t.equal(nonFinite.statusCode, 400);
+    t.equal((await app.inject({ url: '/v1/jobs/no-such-job' })).statusCode, 404);
+    t.equal((await app.inject({ method: 'DELETE', url: '/v1/jobs/no-such-job' })).statusCode, 404);
+    t.equal((await app.inject({ url: '/v1/jobs/no-such-job/events' })).statusCode, 404);
+    t.equal((await app.inject({ url: `/v1/jobs/cached-${'0'.repeat(64)}` })).statusCode, 404);
+    t.equal((await app.inject({ url: '/v1/jobs/bad%20id' })).statusCode, 400);
+    t.equal((await app.inject({ url: `/v1/neurons/${C}/max-text` })).statusCode, 400);
+  });
+
+  t.test('a job followed over SSE to completion; then answered from the cache', async (t) => {
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+    const body = { neuron: 3, steps: 40, batch: 32, seed: 5 };
+    const submitted = await post(body);
+    t.equal(submitted.statusCode, 202);
+    const { jobId, cached } = submitted.json();
+    t.equal(cached, false);
+    t.equal(submitted.headers.location, `/v1/jobs/${jobId}`);
+    const response = await fetch(`${base}/v1/jobs/${jobId}/events`);
+    t.equal(response.status, 200);
+    t.match(response.headers.get('content-type'), /^text\/event-stream/);
+    const events = await readEvents(response);
+    const last = events.at(-1)!;
+    t.equal(last.event, 'completed');
+    const progress = events.filter((e) => e.event === 'progress');
+    t.ok(progress.length >= 1, `${progress.length} progress events`);
+    t.equal(events.length, progress.length + 1, 'progress events, then one final event');
+    const scores = progress.map((e) => e.data.bestScore).filter((s) => s !== null) as number[];
+    for (let i = 1; i < scores.length; i++) t.ok(scores[i] >= scores[i - 1], 'best score never falls');
+    const result = last.data.result as { text: string; score: number; curve: number[]; top: unknown[] };
+    t.equal(result.curve.length, 40);
+    t.ok(result.top.length > 1);
+
+    // The score is the neuron's attribution (normalize "unit") of the text, as the API reports it.
+    const check = await app.inject({
+      method: 'POST',
+      url: '/v1/attribution/text',
+      payload: { texts: [result.text], full: true },
+    });
+    const vector = check.json().results[0].vector as number[];
+    t.ok(Math.abs(vector[3] - result.score) < 1e-4, `${vector[3]} vs ${result.score}`);
+    const [embedding] = await app.clip.embedTexts([result.text]);
+    t.ok(Math.abs(attribution(app.clip.bilinear, embedding, 'unit')[3] - result.score) < 1e-4);
+
+    // A client that connects after the end gets the final event at once.
+    const late = await readEvents(await fetch(`${base}/v1/jobs/${jobId}/events`));
+    t.same(
+      late.map((e) => e.event),
+      ['completed'],
+    );
+
+    // The identical request: 202 with a job that is already completed, holding the same result.
+    const again = await post({ ...body, length: 6 });
+    t.equal(again.statusCode, 202);
+    t.equal(again.json().cached, true);
+    const view = (await app.inject({ url: `/v1/jobs/${again.json().jobId}` })).json();
+    t.equal(view.state, 'completed');
+    t.same(view.result, result);
+    const cachedEvents = await readEvents(await fetch(`${base}/v1/jobs/${again.json().jobId}/events`));
+    t.same(
+      cachedEvents.map((e) => e.event),
+      ['completed'],
+    );
+  });
+
+  t.test('identical running requests share one job; a running job is cancelled mid-way', async (t) => {
+    const body = { neuron: 7, steps: 2000, batch: 64, timeLimitS: 120, seed: 1 };
+    const first = (await post(body)).json();
+    const second = (await post(body)).json();
+    t.equal(second.jobId, first.jobId);
+    t.equal(second.deduplicated, true);
+    const deadline = Date.now() + 60_000;
+    let view = await waitForState(app, first.jobId, ['running']);
+    while (view.progress.steps < 5 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      view = (await app.inject({ url: `/v1/jobs/${first.jobId}` })).json();
+    }
+    const cancelled = await app.inject({ method: 'DELETE', url: `/v1/jobs/${first.jobId}` });
+    t.equal(cancelled.statusCode, 200);
+    t.equal(cancelled.json().state, 'cancelled');
+    const events = await readEvents(await fetchEvents(app, first.jobId));
+    t.equal(events.at(-1)!.event, 'cancelled');
+    // The search stops at its next step and keeps its best so far.
+    const end = Date.now() + 10_000;
+    let final = (await app.inject({ url: `/v1/jobs/${first.jobId}` })).json();
+    while (!final.result && Date.now() < end) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      final = (await app.inject({ url: `/v1/jobs/${first.jobId}` })).json();
+    }
+    t.equal(final.state, 'cancelled');
+    t.equal(final.result.stopReason, 'cancelled');
+    t.ok(final.result.steps < 2000, `stopped after ${final.result.steps} steps`);
+    // A cancelled search is not cached: the same request starts a new job.
+    const retry = (await post(body)).json();
+    t.not(retry.jobId, first.jobId);
+    t.equal(retry.cached, false);
+    await app.inject({ method: 'DELETE', url: `/v1/jobs/${retry.jobId}` });
+  });
+
+  t.test('GET /v1/neurons/{id}/max-text starts the default search, then answers 200', async (t) => {
+    const started = await app.inject({ url: '/v1/neurons/11/max-text' });
+    t.equal(started.statusCode, 202);
+    const view = await waitForState(app, started.json().jobId, ['completed'], 120_000);
+    t.equal(view.result.steps, view.progress.totalSteps);
+    const done = await app.inject({ url: '/v1/neurons/11/max-text' });
+    t.equal(done.statusCode, 200);
+    t.same(done.json(), view.result);
+    t.equal(done.json().ids.length <= 6, true);
+  });
+});
+
+async function fetchEvents(app: App, id: string): Promise<Response> {
+  const address = app.server.address() as { port: number };
+  return fetch(`http://127.0.0.1:${address.port}/v1/jobs/${id}/events`);
+}
