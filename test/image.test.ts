@@ -3,7 +3,7 @@
  * test/fixtures/images/pil_reference.py with /usr/bin/python3 at test time), against the shared
  * outputs of OpenAI's pipeline (../shared/clip/reference-small), and the decoder's contract.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -62,7 +62,7 @@ function hasPython(): boolean {
   }
 }
 
-async function rejects(t: Tap.Test, promise: Promise<unknown>, status: number, pattern: RegExp) {
+async function rejects(t: Test, promise: Promise<unknown>, status: number, pattern: RegExp) {
   const error = await promise.then(
     () => undefined,
     (e: unknown) => e,
@@ -152,10 +152,16 @@ t.test(
   },
 );
 
+interface ReferenceImage {
+  png: string;
+  input_channel_mean: number[];
+  input_first_pixels_c0?: number[];
+}
+
 t.test('shared reference: OpenAI CLIP preprocessing of the reference pictures', async (t) => {
   const expected = JSON.parse(readFileSync(path.join(SHARED, 'expected.json'), 'utf8')) as {
-    images: { png: string; input_channel_mean: number[]; input_first_pixels_c0: number[] }[];
-    extra_resize_case: { png: string; input_channel_mean: number[] };
+    images: ReferenceImage[];
+    extra_resize_case: ReferenceImage;
   };
   const spec = { imageSize: 64, mean: CLIP_MEAN, std: CLIP_STD };
   // The reference prints 6 significant digits: allow half a unit in the last printed place.
@@ -167,7 +173,7 @@ t.test('shared reference: OpenAI CLIP preprocessing of the reference pictures', 
     const values = await preprocessImage(readFileSync(path.join(SHARED, image.png)), spec);
     t.equal(values.length, 3 * 64 * 64);
     channelMeans(values).forEach((m, c) => close(m, image.input_channel_mean[c], `${image.png} mean c${c}`));
-    if ('input_first_pixels_c0' in image) {
+    if (image.input_first_pixels_c0) {
       image.input_first_pixels_c0.forEach((v, i) => close(values[i], v, `${image.png} pixel ${i}`));
     }
   }
