@@ -1,0 +1,130 @@
+/**
+ * `npm run index-words`: builds the word index of MODEL_DIR into DATA_DIR (and the shared cache
+ * when REDIS_URL is set), with a progress bar on stderr: redrawn in place on a terminal, plain
+ * lines otherwise. Ctrl-C stops after the current chunk is safe; running it again resumes.
+ *
+ *   npm run index-words [-- --words FILE] [--size N] [--batch N] [--no-lexical]
+ */
+import { parseArgs } from 'node:util';
+import { createCache } from '../cache/index.js';
+import { ClipModel } from '../clip/clip-model.js';
+import { loadConfig } from '../config.js';
+import type { BuildProgress } from './index-builder.js';
+import { loadWordSettings } from './settings.js';
+import { createWordService } from './setup.js';
+
+const { values } = parseArgs({
+  options: {
+    words: { type: 'string' },
+    size: { type: 'string' },
+    batch: { type: 'string' },
+    'no-lexical': { type: 'boolean', default: false },
+  },
+});
+
+const env = { ...process.env };
+if (values.words) env.WORD_VOCAB_FILE = values.words;
+if (values.size) env.WORD_VOCAB_SIZE = values.size;
+if (values.batch) env.WORD_INDEX_BATCH = values.batch;
+
+const quietLogger = {
+  info: () => undefined,
+  warn: (obj: object | string, msg?: string) => console.error('warning:', msg ?? obj),
+  error: (obj: object | string, msg?: string) => console.error('error:', msg ?? obj),
+};
+
+function duration(seconds: number | null): string {
+  if (seconds === null || !Number.isFinite(seconds)) return '--:--';
+  const s = Math.round(seconds);
+  const hours = Math.floor(s / 3600);
+  const mm = String(Math.floor((s % 3600) / 60)).padStart(2, '0');
+  const ss = String(s % 60).padStart(2, '0');
+  return hours > 0 ? `${hours}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+/** One progress line: bar, counts, rate and ETA. */
+export function progressLine(p: BuildProgress, width = 30): string {
+  const share = p.total > 0 ? p.done / p.total : 1;
+  const filled = Math.round(share * width);
+  const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
+  const counts = `${p.done.toLocaleString('en-US')}/${p.total.toLocaleString('en-US')}`;
+  const rate = `${p.wordsPerSecond.toFixed(1)} words/s`;
+  const tail = p.phase === 'activations' ? `ETA ${duration(p.etaSeconds)}` : p.phase;
+  return `${bar} ${(share * 100).toFixed(1).padStart(5)}% ${counts} ${rate} ${tail}`;
+}
+
+async function main(): Promise<number> {
+  const config = loadConfig(env);
+  const settings = loadWordSettings(env);
+  const model = await ClipModel.load(config.modelDir, {
+    ...config,
+    warn: (m) => console.error('warning:', m),
+  });
+  const cache = createCache({
+    redisUrl: config.redisUrl,
+    ttlSeconds: config.cacheTtlSeconds,
+    logger: quietLogger,
+  });
+  try {
+    const words = await createWordService({
+      model,
+      dataDir: config.dataDir,
+      settings,
+      cache,
+      log: quietLogger,
+    });
+    const { vocabulary } = words;
+    console.error(
+      `model ${model.name} (${model.sha256.slice(0, 12)}), ${vocabulary.words.length} words (${vocabulary.source})`,
+    );
+    if (await words.load()) {
+      console.error(`the index is already built: ${words.store.file('.f32')}`);
+      return 0;
+    }
+    const tty = process.stderr.isTTY === true;
+    let lastDraw = 0;
+    let lastPlainShare = -1;
+    const draw = (p: BuildProgress, final = false) => {
+      const now = Date.now();
+      if (tty) {
+        if (final || now - lastDraw >= 200) process.stderr.write(`\r${progressLine(p)}\x1b[K`);
+        lastDraw = now;
+      } else {
+        const tenth = Math.floor((p.done / p.total) * 10);
+        if (final || tenth > lastPlainShare || p.phase !== 'activations')
+          process.stderr.write(progressLine(p) + '\n');
+        lastPlainShare = tenth;
+      }
+    };
+    process.once('SIGINT', () => {
+      process.stderr.write('\ninterrupted: stopping; run the command again to resume\n');
+      void words.stop();
+    });
+    words.startBuild({
+      lexical: values['no-lexical'] ? false : undefined,
+      onProgress: (p) => draw(p, p.phase !== 'activations'),
+    });
+    await words.settled();
+    if (tty) process.stderr.write('\n');
+    const status = words.status();
+    if (status.state !== 'ready') {
+      console.error(`index not built: ${status.error ?? status.state}`);
+      return 1;
+    }
+    console.error(
+      `done: ${words.store.file('.f32')} (${status.builtAt})${cache.backend === 'redis' ? ', shared in Redis' : ''}`,
+    );
+    return 0;
+  } finally {
+    await cache.close();
+    await model.release();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: Error) => {
+    console.error(error.message);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,279 @@
+/**
+ * The word index of one model as a service: where it comes from (disk, then the shared cache,
+ * else a build), the background build job and its progress, and the queries the routes answer.
+ * A query that needs a missing index fails with 409 and says how to build it.
+ */
+import type { BinaryCache, CacheLogger } from '../cache/index.js';
+import { cacheKey } from '../cache/index.js';
+import { spatialMeans } from '../clip/clip-model.js';
+import { badRequest, conflict } from '../errors.js';
+import { combineCosines, parseExpression, type ArithmeticMethod } from './arithmetic.js';
+import { buildWordIndex, type BuildProgress, type IndexModel, type LexicalOptions } from './index-builder.js';
+import { IndexStore, type StoredIndex } from './index-store.js';
+import { lexicalNeurons } from './lexical.js';
+import type { WordRenderer } from './render.js';
+import type { WordSettings } from './settings.js';
+import type { Vocabulary } from './vocabulary.js';
+import { SMALL_VOCABULARY } from './vocabulary.js';
+import type { Hit } from './word-index.js';
+
+export type IndexState = 'missing' | 'building' | 'ready' | 'failed';
+export type Mask = 'lexical' | 'none' | readonly number[];
+
+export interface IndexStatus {
+  state: IndexState;
+  vocabulary: { size: number; source: string; sha256: string };
+  progress?: BuildProgress;
+  error?: string;
+  builtAt?: string;
+  lexical: boolean;
+}
+
+export interface WordServiceOptions {
+  model: IndexModel;
+  vocabulary: Vocabulary;
+  render: WordRenderer;
+  dataDir: string;
+  settings: WordSettings;
+  cache?: BinaryCache;
+  log?: CacheLogger;
+}
+
+const HOW_TO_BUILD = 'build it with `npm run index-words` or `POST /v1/admin/index` (admin key)';
+/** How often a route asking for a missing index looks in the shared cache again. */
+const CACHE_RECHECK_MS = 10_000;
+
+export class WordService {
+  readonly store: IndexStore;
+  private stored: StoredIndex | undefined;
+  private job: { promise: Promise<void>; abort: AbortController } | undefined;
+  private progress: BuildProgress | undefined;
+  private error: string | undefined;
+  private lastCacheCheck = 0;
+  private regionCache: RegionStats | undefined;
+
+  constructor(private readonly options: WordServiceOptions) {
+    const { model, vocabulary, dataDir, cache } = options;
+    this.store = new IndexStore(dataDir, model.sha256, vocabulary.sha256, cache);
+  }
+
+  get vocabulary(): Vocabulary {
+    return this.options.vocabulary;
+  }
+
+  /** Whether the settings ask for a build at start when no index is found. */
+  get autoBuild(): boolean {
+    const { autoBuild } = this.options.settings;
+    const small = this.vocabulary.source === 'words.txt' || this.vocabulary.words.length < SMALL_VOCABULARY;
+    return autoBuild === 'true' || (autoBuild === 'auto' && small);
+  }
+
+  /** Loads the index from disk or, failing that, from the shared cache (then keeps a copy on disk). */
+  async load(): Promise<boolean> {
+    if (this.stored) return true;
+    const fromDisk = await this.store.readFromDisk().catch((error: Error) => {
+      this.options.log?.warn({ err: error.message }, 'word index on disk is unreadable; ignored');
+      return undefined;
+    });
+    if (fromDisk) {
+      this.stored = fromDisk;
+      return true;
+    }
+    this.lastCacheCheck = Date.now();
+    const fromCache = await this.store.readFromCache();
+    if (!fromCache) return false;
+    this.stored = fromCache;
+    await this.store.writeToDisk(fromCache.header, fromCache.index).catch(() => undefined);
+    this.options.log?.info({ rows: fromCache.header.rows }, 'word index loaded from the shared cache');
+    return true;
+  }
+
+  status(): IndexStatus {
+    const state: IndexState = this.stored
+      ? 'ready'
+      : this.job
+        ? 'building'
+        : this.error
+          ? 'failed'
+          : 'missing';
+    return {
+      state,
+      vocabulary: {
+        size: this.vocabulary.words.length,
+        source: this.vocabulary.source,
+        sha256: this.vocabulary.sha256,
+      },
+      ...(this.progress ? { progress: this.progress } : {}),
+      ...(this.error && !this.stored ? { error: this.error } : {}),
+      ...(this.stored ? { builtAt: this.stored.header.builtAt } : {}),
+      lexical: this.stored?.header.lexical !== undefined,
+    };
+  }
+
+  /** Starts a background build unless the index is ready or being built; returns the status. */
+  startBuild(
+    options: { lexical?: LexicalOptions | false; onProgress?: (progress: BuildProgress) => void } = {},
+  ): IndexStatus {
+    if (this.stored || this.job) return this.status();
+    const abort = new AbortController();
+    this.error = undefined;
+    const { model, vocabulary, render, settings } = this.options;
+    const promise = buildWordIndex({
+      model,
+      vocabulary,
+      store: this.store,
+      render,
+      batchSize: settings.batchSize,
+      signal: abort.signal,
+      lexical: options.lexical ?? { maxWords: settings.lexicalMaxWords },
+      onProgress: (progress) => {
+        this.progress = progress;
+        options.onProgress?.(progress);
+      },
+    }).then(
+      (stored) => {
+        this.stored = stored;
+        this.options.log?.info({ seconds: stored.header.buildSeconds }, 'word index built');
+      },
+      (error: Error) => {
+        this.error = error.message;
+        if (!abort.signal.aborted) this.options.log?.error({ err: error }, 'word index build failed');
+      },
+    );
+    this.job = { promise: promise.finally(() => (this.job = undefined)), abort };
+    return this.status();
+  }
+
+  /** Resolves when the running build (if any) has ended. */
+  async settled(): Promise<void> {
+    await this.job?.promise;
+  }
+
+  /** Stops a running build (its finished chunks stay on disk for the next one). */
+  async stop(): Promise<void> {
+    this.job?.abort.abort();
+    await this.settled();
+  }
+
+  /** The index, or a 409 saying how to build it and how far a running build has got. */
+  async require(): Promise<StoredIndex> {
+    if (this.stored) return this.stored;
+    if (!this.job && Date.now() - this.lastCacheCheck > CACHE_RECHECK_MS) await this.load();
+    if (this.stored) return this.stored;
+    const words = this.vocabulary.words.length;
+    if (this.job && this.progress) {
+      const { done, total, etaSeconds, phase } = this.progress;
+      const eta = etaSeconds === null ? '' : `, about ${Math.ceil(etaSeconds)} s left`;
+      throw conflict(`the word index is being built (${phase}: ${done}/${total} words${eta}); retry later`);
+    }
+    const failed = this.error ? ` (the last build failed: ${this.error})` : '';
+    throw conflict(`no word index for this model and its ${words}-word vocabulary${failed}: ${HOW_TO_BUILD}`);
+  }
+
+  /** The centred embedding of any word: its row when indexed, else rastered and run now (cached). */
+  async wordVector(word: string): Promise<{ vector: Float32Array; row?: number }> {
+    const { index } = await this.require();
+    const row = index.indexOf(word);
+    if (row !== undefined) return { vector: index.row(row), row };
+    const { model, cache, render } = this.options;
+    const key = cacheKey(model.sha256, 'word_neurons', word);
+    let means = await cache?.getVector(key);
+    if (means === undefined || means.length !== index.columns) {
+      const pixels = new Float32Array(model.pixelsPerImage);
+      await render(word, pixels, 0);
+      const [maps] = await model.neuronMaps([pixels]);
+      means = spatialMeans(maps, model.neuronCount);
+      void cache?.setVector(key, means);
+    }
+    return { vector: index.centre(means) };
+  }
+
+  /** Neuron ids a mask zeroes; unknown ids are a 400, a lexical mask without scores a 409. */
+  async maskIds(
+    mask: Mask,
+    threshold = this.options.settings.lexicalThreshold,
+  ): Promise<number[] | undefined> {
+    const { index, header } = await this.require();
+    if (mask === 'none') return undefined;
+    if (mask === 'lexical') {
+      if (!header.lexical)
+        throw conflict(`this word index has no lexical scores: rebuild it (${HOW_TO_BUILD})`);
+      return lexicalNeurons(header.lexical, threshold);
+    }
+    const bad = mask.find((id) => !Number.isInteger(id) || id < 0 || id >= index.columns);
+    if (bad !== undefined) throw badRequest(`mask neuron ${bad} is out of range (0 to ${index.columns - 1})`);
+    return [...mask];
+  }
+
+  async neighbors(word: string, k: number, mask: Mask): Promise<{ inVocabulary: boolean; neighbors: Hit[] }> {
+    const { index } = await this.require();
+    const ids = await this.maskIds(mask);
+    const { vector, row } = await this.wordVector(word);
+    const neighbors = index.nearest(vector, k, { mask: ids, exclude: row === undefined ? [] : [row] });
+    return { inVocabulary: row !== undefined, neighbors };
+  }
+
+  async arithmetic(expression: string, k: number, mask: Mask, method: ArithmeticMethod) {
+    const terms = parseExpression(expression);
+    const { index } = await this.require();
+    const ids = await this.maskIds(mask);
+    const vectors = await Promise.all(terms.map((term) => this.wordVector(term.text)));
+    const cosines = vectors.map(({ vector }) => index.cosines(vector, ids));
+    const scores = combineCosines(
+      cosines,
+      terms.map((term) => term.sign),
+      method,
+    );
+    const exclude = vectors.flatMap(({ row }) => (row === undefined ? [] : [row]));
+    return { terms, results: index.ranked(scores, k, exclude) };
+  }
+
+  async neuronWords(neuron: number, k: number) {
+    const { index } = await this.require();
+    if (neuron >= index.columns)
+      throw badRequest(`neuron ${neuron} is out of range (0 to ${index.columns - 1})`);
+    return index.neuronWords(neuron, k);
+  }
+
+  async lexical(threshold = this.options.settings.lexicalThreshold) {
+    const { header } = await this.require();
+    if (!header.lexical)
+      throw conflict(`this word index has no lexical scores: rebuild it (${HOW_TO_BUILD})`);
+    return { threshold, scores: header.lexical, flagged: lexicalNeurons(header.lexical, threshold) };
+  }
+
+  /** The article's region-neuron heuristic over the top-5 words of every neuron. */
+  async regionStats(): Promise<RegionStats> {
+    const { index } = await this.require();
+    if (this.regionCache) return this.regionCache;
+    const geographic = this.vocabulary.geographic;
+    const buckets = [0, 0, 0, 0, 0, 0];
+    const allGeographic: number[] = [];
+    for (let c = 0; c < index.columns; c++) {
+      const top = index.neuronWords(c, 5).top;
+      const count = top.filter((entry) => geographic[index.indexOf(entry.word) as number] === 1).length;
+      buckets[count]++;
+      if (count === 5) allGeographic.push(c);
+    }
+    const geographicWords = geographic.reduce((sum, flag) => sum + flag, 0);
+    this.regionCache = {
+      neurons: index.columns,
+      geographicWords,
+      vocabularySize: index.rows,
+      buckets: buckets.map((neurons, geographicInTop5) => ({ geographicInTop5, neurons })),
+      regionNeurons: allGeographic,
+      regionShare: allGeographic.length / index.columns,
+    };
+    return this.regionCache;
+  }
+}
+
+export interface RegionStats {
+  neurons: number;
+  geographicWords: number;
+  vocabularySize: number;
+  buckets: { geographicInTop5: number; neurons: number }[];
+  /** Neurons whose top-5 words are all geographic. */
+  regionNeurons: number[];
+  regionShare: number;
+}

@@ -1,0 +1,40 @@
+/**
+ * One place that turns a loaded model and the settings into a WordService, for the plugin (the
+ * server) and the CLI (`npm run index-words`), so both build and find the same index.
+ */
+import { readFile } from 'node:fs/promises';
+import type { BinaryCache, CacheLogger } from '../cache/index.js';
+import type { ClipModel } from '../clip/clip-model.js';
+import { OPTIONAL_FILES } from '../clip/model-directory.js';
+import { modelRenderer } from './render.js';
+import { WordService } from './service.js';
+import type { WordSettings } from './settings.js';
+import { parseWordList, resolveVocabulary } from './vocabulary.js';
+
+export interface WordServiceSetup {
+  model: ClipModel;
+  dataDir: string;
+  settings: WordSettings;
+  cache?: BinaryCache;
+  log?: CacheLogger;
+}
+
+/** The vocabulary is WORD_VOCAB_FILE if set, else the model's words.txt, else the default list. */
+export async function createWordService(setup: WordServiceSetup): Promise<WordService> {
+  const { model, settings } = setup;
+  const file = settings.vocabularyFile;
+  const vocabulary = await resolveVocabulary({
+    words: file ? parseWordList(await readFile(file, 'utf8')) : undefined,
+    wordsFile: model.directory.path(OPTIONAL_FILES.vocabulary),
+    size: settings.vocabularySize,
+  });
+  return new WordService({
+    model,
+    vocabulary,
+    render: modelRenderer(model),
+    dataDir: setup.dataDir,
+    settings,
+    cache: setup.cache,
+    log: setup.log,
+  });
+}

@@ -1,0 +1,170 @@
+/**
+ * The math of the word index without a model: vocabulary, masked cosine and top-k, the expression
+ * parser, 3CosAdd/3CosMul, and lexical detection on a constructed case with planted neurons.
+ */
+import t from 'tap';
+import { combineCosines, COSMUL_EPSILON, parseExpression } from '../src/words/arithmetic.js';
+import { detectLexicalNeurons, lexicalNeurons, choleskySolveInPlace } from '../src/words/lexical.js';
+import {
+  defaultWords,
+  geographicWords,
+  isIndexableWord,
+  makeVocabulary,
+  parseWordList,
+} from '../src/words/vocabulary.js';
+import { topK, WordIndex } from '../src/words/word-index.js';
+
+/** A small deterministic generator (LCG) and standard normals from it. */
+function random(seed: number) {
+  let state = seed;
+  const uniform = () => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return (state + 0.5) / 2 ** 32;
+  };
+  const normal = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+  return { uniform, normal };
+}
+
+t.test('default vocabulary: frequent words, filtered, plus geography', async (t) => {
+  const words = await defaultWords(2000);
+  t.ok(words.length >= 2000 && words.length < 2000 + geographicWords().length + 1);
+  t.equal(new Set(words).size, words.length, 'no duplicates');
+  t.ok(words.includes('a') && words.includes('I'));
+  for (const junk of ['s', 't', 'm', 're', 'll', 've']) t.notOk(words.includes(junk), `skips "${junk}"`);
+  for (const place of ['France', 'Paris', 'French', 'Japan', 'Tokyo', 'Japanese yen'])
+    t.ok(words.includes(place), place);
+  t.notOk(isIndexableWord('x'));
+  const vocabulary = makeVocabulary(['dog', 'France', 'dog', ' Paris '], 'custom');
+  t.same(vocabulary.words, ['dog', 'France', 'Paris']);
+  t.same(Array.from(vocabulary.geographic), [0, 1, 1]);
+  t.same(parseWordList('# comment\nred circle\n\nblue\r\nred circle\n'), ['red circle', 'blue']);
+});
+
+t.test('masked cosine equals the cosine of the masked vectors; top-k is exact', async (t) => {
+  const { normal } = random(3);
+  const V = 300;
+  const C = 37;
+  const words = Array.from({ length: V }, (_, i) => `w${i}`);
+  const raw = Float32Array.from({ length: V * C }, normal);
+  const index = WordIndex.fromActivations(words, Float32Array.from(raw), C);
+  const query = Float32Array.from({ length: C }, normal);
+  const mask = [0, 5, 36];
+  const cosines = index.cosines(query, mask);
+  for (const i of [0, 17, 299]) {
+    let dot = 0;
+    let a = 0;
+    let b = 0;
+    for (let j = 0; j < C; j++) {
+      if (mask.includes(j)) continue;
+      const x = raw[i * C + j] - index.mean[j];
+      dot += x * query[j];
+      a += x * x;
+      b += query[j] * query[j];
+    }
+    t.ok(Math.abs(cosines[i] - dot / Math.sqrt(a * b)) < 1e-5, `row ${i}`);
+  }
+  const expected = Array.from(cosines.keys())
+    .sort((x, y) => cosines[y] - cosines[x] || x - y)
+    .slice(0, 10);
+  t.same(topK(cosines, 10), expected);
+  const hits = index.nearest(query, 5, { mask, exclude: [expected[0]] });
+  t.same(
+    hits.map((hit) => hit.index),
+    expected.slice(1, 6),
+  );
+  let mean = 0;
+  for (let i = 0; i < V; i++) mean += index.centred[i * C + 4];
+  t.ok(Math.abs(mean / V) < 1e-5, 'rows are centred');
+  const { top, bottom } = index.neuronWords(4, 3);
+  t.ok(top[0].activation >= top[1].activation && bottom[0].activation <= bottom[1].activation);
+  t.ok(Math.abs(top[0].activation - raw[(index.indexOf(top[0].word) as number) * C + 4]) < 1e-5);
+});
+
+t.test('expressions: terms, phrases, quotes and errors', async (t) => {
+  t.same(parseExpression('King - Man + Woman'), [
+    { sign: 1, text: 'King' },
+    { sign: -1, text: 'Man' },
+    { sign: 1, text: 'Woman' },
+  ]);
+  t.same(parseExpression('"red circle" - red + blue'), [
+    { sign: 1, text: 'red circle' },
+    { sign: -1, text: 'red' },
+    { sign: 1, text: 'blue' },
+  ]);
+  t.same(parseExpression('red circle -red+ blue'), [
+    { sign: 1, text: 'red circle' },
+    { sign: -1, text: 'red' },
+    { sign: 1, text: 'blue' },
+  ]);
+  t.same(parseExpression('x-ray - bone'), [
+    { sign: 1, text: 'x-ray' },
+    { sign: -1, text: 'bone' },
+  ]);
+  t.same(parseExpression('-man + “happy  face”'), [
+    { sign: -1, text: 'man' },
+    { sign: 1, text: 'happy face' },
+  ]);
+  for (const bad of ['', '   ', 'king +', 'king + - man', '+', '"unclosed', '"" + a', 'a "b c"', '- man']) {
+    t.throws(() => parseExpression(bad), { statusCode: 400 }, JSON.stringify(bad));
+  }
+});
+
+t.test('3CosAdd and 3CosMul', async (t) => {
+  const b = Float32Array.from([0.9, 0.1, -0.5]);
+  const a = Float32Array.from([0.2, 0.8, -0.1]);
+  const aStar = Float32Array.from([0.5, 0.4, 0.3]);
+  const add = combineCosines([b, a, aStar], [1, -1, 1], 'add');
+  const mul = combineCosines([b, a, aStar], [1, -1, 1], 'mul');
+  const s = (x: number) => (x + 1) / 2;
+  for (let i = 0; i < 3; i++) {
+    t.ok(Math.abs(add[i] - (b[i] - a[i] + aStar[i])) < 1e-6);
+    t.ok(Math.abs(mul[i] - (s(b[i]) * s(aStar[i])) / (s(a[i]) + COSMUL_EPSILON)) < 1e-5);
+  }
+});
+
+t.test('Cholesky solve', async (t) => {
+  const A = Float64Array.from([4, 2, 0, 2, 5, 1, 0, 1, 3]);
+  const B = Float64Array.from([1, 0, 2, 1, 3, -1]); // [3, 2]
+  const original = Float64Array.from(A);
+  const X = Float64Array.from(B);
+  choleskySolveInPlace(A, 3, X, 2);
+  for (let i = 0; i < 3; i++) {
+    for (let c = 0; c < 2; c++) {
+      let sum = 0;
+      for (let j = 0; j < 3; j++) sum += original[i * 3 + j] * X[j * 2 + c];
+      t.ok(Math.abs(sum - B[i * 2 + c]) < 1e-9);
+    }
+  }
+});
+
+t.test('lexical detection recovers planted spelling neurons, not meaning neurons', async (t) => {
+  const { uniform, normal } = random(11);
+  const n = 1200;
+  const D = 16;
+  const C = 30;
+  const letters = 'abcdefghijklmnopqrstuvwxyz';
+  const words = Array.from({ length: n }, () =>
+    Array.from({ length: 3 + Math.floor(uniform() * 7) }, () => letters[Math.floor(uniform() * 26)]).join(''),
+  );
+  const embeddings = words.map(() => Float32Array.from({ length: D }, normal));
+  const responses = new Float32Array(n * C);
+  const spellingNeurons = [0, 1, 2, 3, 4];
+  const meaningNeurons = [5, 6, 7, 8, 9];
+  for (let r = 0; r < n; r++) {
+    const word = words[r];
+    for (let c = 0; c < C; c++) {
+      let y = 0.3 * normal();
+      if (spellingNeurons.includes(c)) {
+        y += word.split(letters[c]).length - 1 + 0.3 * word.length + (word.endsWith(letters[c + 10]) ? 1 : 0);
+      } else if (meaningNeurons.includes(c)) {
+        y += 2 * embeddings[r][c - 5] + embeddings[r][(c + 3) % D];
+      }
+      responses[r * C + c] = y;
+    }
+  }
+  const scores = detectLexicalNeurons({ words, responses, columns: C, embeddings });
+  t.same(lexicalNeurons(scores), spellingNeurons);
+  for (const c of spellingNeurons)
+    t.ok(scores.spelling[c] > 0.5, `spelling R² of ${c}: ${scores.spelling[c]}`);
+  for (const c of meaningNeurons) t.ok(scores.meaning[c] > 0.3 && scores.score[c] < 0, `neuron ${c}`);
+});
