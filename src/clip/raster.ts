@@ -59,7 +59,8 @@ export const RASTER_LAYOUT = {
 
 /** JavaScript's `\s`, written out so Python can use the identical set. */
 const WHITESPACE = /[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]/g;
-const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/g;
+/** General category Cc: U+0000–U+001F and U+007F–U+009F. */
+const CONTROLS = /\p{Cc}/gu;
 const FAMILY = 'multimodal-neurons DejaVu Sans';
 
 interface Glyph {
