@@ -154,14 +154,19 @@ def main() -> None:
         "",
         "Multimodal directions: x = spatial mean of the layer4 neurons, t_c = the text embedding of the bare concept",
         "word, score x·(W·t_c). For each concept, z = (mean score on its own images − mean on the other concepts'",
-        "pictures and words of the family) / std of the latter, for its pictures (patches / faces) and its rendered",
-        "word (training fonts). A concept passes when both z ≥ 2.",
+        "images of the same kind) / std of the latter, for its pictures (patches / faces, against the other",
+        "concepts' pictures) and its rendered word (training fonts, dark ink, against the other concepts' words).",
+        "A concept passes when both z ≥ 2. In brackets the stricter variant whose reference is the other concepts'",
+        "pictures and words together.",
         "",
         "| family | direction W·t_c passes | single top neuron of W·t_c passes |",
         "|---|---|---|",
     ]
     for fam, r in dirs.items():
-        lines.append(f"| {fam} | {r['direction_pass']} / {r['n']} | {r['top_neuron_pass']} / {r['n']} |")
+        lines.append(
+            f"| {fam} | {r['direction_pass']} / {r['n']} ({r['direction_pass_mixed']}) | "
+            f"{r['top_neuron_pass']} / {r['n']} ({r['top_neuron_pass_mixed']}) |"
+        )
     lines += ["", "| concept | z picture | z word | top neuron | its z picture | its z word |", "|---|---|---|---|---|---|"]
     for fam, r in dirs.items():
         for concept, cr in r["concepts"].items():

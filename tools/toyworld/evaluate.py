@@ -10,8 +10,10 @@ Figures
       task's templates), argmax of the cosine with the image embedding;
   multimodal directions: x = spatial mean of the layer4 neurons, t_c = text embedding of the bare concept
       word, v_c = W t_c; for each concept the score x.v_c on its own pictures (patch / face) and on its
-      own rendered word is compared with the scores on the other concepts' pictures and words of the same
-      family: z = (mean(own) - mean(others)) / std(others); a concept passes when both z >= 2.
+      own rendered word is compared with the scores on the other concepts' images of the same kind
+      (pictures, resp. rendered words) in the family: z = (mean(own) - mean(others)) / std(others); a
+      concept passes when both z >= 2. The stricter `*_mixed` figures take the other concepts' pictures
+      and words together as the reference.
       The same with the single top neuron of v_c (stretch target);
   typographic attack: a shape of colour A with colour word B written on it, classified among the
       colours: the share predicted B (attack works) and A;
@@ -69,6 +71,7 @@ def encode_texts(model: CLIP, ids: list[list[int]]) -> torch.Tensor:
     return model.encode_text(t)
 
 
+@torch.no_grad()
 def evaluate(model: CLIP, heldout_dir: str) -> tuple[dict, dict]:
     doc = json.load(open(os.path.join(heldout_dir, "heldout.json")))
     items = doc["items"]
@@ -127,14 +130,29 @@ def evaluate(model: CLIP, heldout_dir: str) -> tuple[dict, dict]:
             for kind, vec in (("direction", None), ("top_neuron", top)):
                 s = (xmean @ v) if vec is None else xmean[:, vec]
                 s = s.numpy()
-                neg = [i for i in pic_idx + word_idx if items[i]["label"] != c]
-                mu, sd = float(s[neg].mean()), float(s[neg].std() + 1e-9)
-                zp = (float(s[[i for i in pic_idx if items[i]["label"] == c]].mean()) - mu) / sd
-                zw = (float(s[[i for i in word_idx if items[i]["label"] == c]].mean()) - mu) / sd
-                res[kind] = {"z_picture": zp, "z_word": zw, "pass": bool(zp >= 2 and zw >= 2)}
+
+                def z(own_set, neg_set):
+                    neg = [i for i in neg_set if items[i]["label"] != c]
+                    mu, sd = float(s[neg].mean()), float(s[neg].std() + 1e-9)
+                    return (float(s[[i for i in own_set if items[i]["label"] == c]].mean()) - mu) / sd
+
+                # primary: against the other concepts' images of the same kind (pictures / words)
+                zp, zw = z(pic_idx, pic_idx), z(word_idx, word_idx)
+                # stricter variant: against the other concepts' pictures and words together
+                zp_mixed, zw_mixed = z(pic_idx, pic_idx + word_idx), z(word_idx, pic_idx + word_idx)
+                res[kind] = {
+                    "z_picture": zp,
+                    "z_word": zw,
+                    "pass": bool(zp >= 2 and zw >= 2),
+                    "z_picture_mixed": zp_mixed,
+                    "z_word_mixed": zw_mixed,
+                    "pass_mixed": bool(zp_mixed >= 2 and zw_mixed >= 2),
+                }
             out["concepts"][c] = res
         out["direction_pass"] = sum(r["direction"]["pass"] for r in out["concepts"].values())
         out["top_neuron_pass"] = sum(r["top_neuron"]["pass"] for r in out["concepts"].values())
+        out["direction_pass_mixed"] = sum(r["direction"]["pass_mixed"] for r in out["concepts"].values())
+        out["top_neuron_pass_mixed"] = sum(r["top_neuron"]["pass_mixed"] for r in out["concepts"].values())
         out["n"] = len(classes)
         metrics["directions"][fam] = out
 
@@ -201,7 +219,8 @@ def main() -> None:
     print("zero-shot", zs)
     print("attack", metrics["attack"])
     for fam, d in metrics["directions"].items():
-        print(fam, "direction pass", d["direction_pass"], "/", d["n"], "top neuron pass", d["top_neuron_pass"])
+        print(fam, "direction pass", d["direction_pass"], "/", d["n"], "top neuron pass", d["top_neuron_pass"],
+              "(mixed negatives:", d["direction_pass_mixed"], d["top_neuron_pass_mixed"], ")")
     print("neuron families", metrics["neuron_label_families"])
 
 

@@ -8,8 +8,8 @@ PY=/usr/bin/python3
 SEED="${1:-1}"
 RUN="${2:-tmp/toyworld}"
 OUT=models/toyworld
-STEPS="${TOYWORLD_STEPS:-4500}"
-MINUTES="${TOYWORLD_MINUTES:-38}"
+STEPS="${TOYWORLD_STEPS:-5000}"
+MINUTES="${TOYWORLD_MINUTES:-40}"
 mkdir -p "$RUN"
 started=$(date +%s)
 
@@ -20,8 +20,8 @@ echo "== 2. contrastive training ($STEPS steps or $MINUTES min)"
 $PY tools/toyworld/train.py --merges "$RUN/bpe_toyworld.txt" --out "$RUN/run" --seed "$SEED" \
   --steps "$STEPS" --minutes "$MINUTES" | tee "$RUN/train.log"
 
-echo "== 3. export with the project's exporter"
-$PY tools/export/export_clip.py "$RUN/run/checkpoint.pt" "$OUT" --name toyworld \
+echo "== 3. export with the project's exporter (tools/export/export_clip.py, via tools/toyworld/export.py)"
+$PY tools/toyworld/export.py "$RUN/run/checkpoint.pt" "$OUT" --name toyworld \
   --vocab "$RUN/bpe_toyworld.txt" --force
 
 echo "== 4. held-out renders and evaluation / neuron labels"
