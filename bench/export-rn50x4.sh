@@ -13,6 +13,7 @@ mkdir -p "$WORK"
 [ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$WORK"' EXIT
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 OUT=bench/results/export-rn50x4.md
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 seconds() { awk -v now="$(date +%s.%N)" -v start="$1" 'BEGIN { printf "%.1f", now - start }'; }
 
@@ -39,6 +40,7 @@ parity_s=$(seconds "$t0")
   echo
   echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores (shared), $(uname -m), torch $($PY -c 'import torch; print(torch.__version__)'),"
   echo "onnx $($PY -c 'import onnx; print(onnx.__version__)'), onnxruntime-node $(node -p "require('onnxruntime-node/package.json').version"); OMP_NUM_THREADS=$OMP_NUM_THREADS, nice -n 10."
+  echo "Load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg) (the cores are shared: times are indicative)."
   echo "Checkpoint: \`make_tiny.py --config RN50x4 --seed 0\` (float32 state dict, $(du -m "$WORK/rn50x4.pt" | cut -f1) MB). Command: \`bash bench/export-rn50x4.sh\`."
   echo
   echo "| step | seconds |"
