@@ -288,25 +288,25 @@ export function rasterizeText(text: string, size: number): RgbImage {
       if (ch !== ' ') ctx.fillText(ch, (line.x + line.pens[j]) * k, line.baseline * k);
     });
   }
-  return boxReduce(ctx.getImageData(0, 0, big, big).data, size, k);
+  // canvas.data(): the surface's RGBA bytes without getImageData's copy (opaque, so unpremultiplied).
+  return boxReduce(canvas.data(), size, k);
 }
 
 /** RGBA at (size·k)² → RGB at size², each output the rounded mean of its k×k block. */
-function boxReduce(rgba: Uint8ClampedArray, size: number, k: number): RgbImage {
+function boxReduce(rgba: Uint8Array, size: number, k: number): RgbImage {
   const big = size * k;
   const n = k * k;
   const data = new Uint8Array(size * size * 3);
+  const sums = new Uint32Array(size * 3);
   for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      for (let c = 0; c < 3; c++) {
-        let sum = 0;
-        for (let dy = 0; dy < k; dy++) {
-          const row = ((y * k + dy) * big + x * k) * 4 + c;
-          for (let dx = 0; dx < k; dx++) sum += rgba[row + dx * 4];
-        }
-        data[(y * size + x) * 3 + c] = Math.floor((sum + n / 2) / n);
-      }
+    sums.fill(0);
+    for (let p = y * k * big * 4, end = p + k * big * 4, x = 0; p < end; p += 4, x = (x + 1) % big) {
+      const o = Math.floor(x / k) * 3;
+      sums[o] += rgba[p];
+      sums[o + 1] += rgba[p + 1];
+      sums[o + 2] += rgba[p + 2];
     }
+    for (let i = 0; i < size * 3; i++) data[y * size * 3 + i] = Math.floor((sums[i] + n / 2) / n);
   }
   return { width: size, height: size, data };
 }
