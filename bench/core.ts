@@ -1,0 +1,199 @@
+/**
+ * Benchmark of the service core (`npm run bench` runs it; results in bench/results/core.md).
+ *
+ * In one run, on the same model (MODEL_DIR, default the embedded model):
+ *   - text embeddings per second at batch 1 and 64, and images per second at batch 8, through
+ *     the HTTP service vs a bare onnxruntime session: the ratio says what the service costs;
+ *   - 256 concurrent single-text requests with and without micro-batching;
+ *   - cached attribution latency under autocannon at concurrency 32.
+ * Every text is new to the service (numbered prompts), so nothing is answered from the cache
+ * except in the cached-latency row.
+ */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import sharp from 'sharp';
+import * as ort from 'onnxruntime-node';
+import { buildApp, type App } from '../src/app.js';
+import { loadConfig, REPO_ROOT, type Config } from '../src/config.js';
+import { ClipModel } from '../src/clip/clip-model.js';
+
+const config: Config = {
+  ...loadConfig(),
+  executionProviders: ['cpu'],
+  redisUrl: undefined,
+  rateLimitPerMinute: 0,
+  logLevel: 'warn',
+};
+const WORDS = ['red', 'star', 'happy', 'circle', 'banana', 'blue', 'square', 'sleepy'];
+let counter = 0;
+const freshText = () => `a photo of a ${WORDS[counter % WORDS.length]} number ${counter++}`;
+
+async function startService(overrides: Partial<Config> = {}): Promise<{ app: App; url: string }> {
+  const app = await buildApp({ config: { ...config, ...overrides }, logger: false });
+  const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  return { app, url: address };
+}
+
+async function timeIt(label: string, work: () => Promise<number>): Promise<{ label: string; perSecond: number }> {
+  const started = performance.now();
+  const items = await work();
+  const seconds = (performance.now() - started) / 1000;
+  return { label, perSecond: items / seconds };
+}
+
+async function post(url: string, body: unknown): Promise<unknown> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+/** The bare onnxruntime sessions, created exactly as the service creates them. */
+async function bareSessions(model: ClipModel) {
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: 'all',
+    interOpNumThreads: config.interOpThreads,
+  };
+  const file = (name: string) => model.directory.path(name);
+  return {
+    text: await ort.InferenceSession.create(file('text.onnx'), options),
+    trunk: await ort.InferenceSession.create(file('visual_trunk.onnx'), options),
+    head: await ort.InferenceSession.create(file('visual_head.onnx'), options),
+  };
+}
+
+function idsTensor(rows: number[][]): ort.Tensor {
+  const length = Math.max(...rows.map((row) => row.length));
+  const ids = new BigInt64Array(rows.length * length);
+  rows.forEach((row, r) => row.forEach((id, i) => (ids[r * length + i] = BigInt(id))));
+  return new ort.Tensor('int64', ids, [rows.length, length]);
+}
+
+async function main() {
+  const model = await ClipModel.load(config.modelDir, config);
+  const bare = await bareSessions(model);
+  const S = model.imageSize;
+  const { app, url } = await startService();
+  const rows: string[] = [];
+  const report = (line: string) => {
+    rows.push(line);
+    console.error(line);
+  };
+
+  // Text at batch 1 and 64.
+  for (const [batch, rounds] of [
+    [1, 300],
+    [64, 20],
+  ] as const) {
+    const texts = Array.from({ length: rounds }, () => Array.from({ length: batch }, freshText));
+    const bareRate = await timeIt('bare', async () => {
+      for (const round of texts) {
+        const ids = round.map((text) => model.tokenizer.encode(text).ids);
+        await bare.text.run({ input_ids: idsTensor(ids) });
+      }
+      return batch * rounds;
+    });
+    const fresh = texts.map((round) => round.map((text) => `${text}.`)); // new to the cache
+    const httpRate = await timeIt('http', async () => {
+      for (const round of fresh) await post(`${url}/v1/embed/text`, { texts: round });
+      return batch * rounds;
+    });
+    report(
+      `| text embeddings, batch ${batch} | ${bareRate.perSecond.toFixed(0)}/s | ${httpRate.perSecond.toFixed(0)}/s | ${(httpRate.perSecond / bareRate.perSecond).toFixed(2)} |`,
+    );
+  }
+
+  // Images at batch 8: eight concurrent requests, merged by the micro-batcher.
+  const pngs = await Promise.all(
+    Array.from({ length: 8 }, (_, i) =>
+      sharp({ create: { width: S, height: S, channels: 3, background: { r: 30 * i, g: 200 - 20 * i, b: 90 } } })
+        .png()
+        .toBuffer(),
+    ),
+  );
+  const rounds = 15;
+  const pixels = new Float32Array(8 * 3 * S * S).fill(0.5);
+  const bareImages = await timeIt('bare', async () => {
+    for (let r = 0; r < rounds; r++) {
+      const { neurons } = await bare.trunk.run({ pixel_values: new ort.Tensor('float32', pixels, [8, 3, S, S]) });
+      await bare.head.run({ neurons });
+    }
+    return 8 * rounds;
+  });
+  const httpImages = await timeIt('http', async () => {
+    for (let r = 0; r < rounds; r++) {
+      await Promise.all(pngs.map((png) => post(`${url}/v1/embed/image`, { image: png.toString('base64') })));
+    }
+    return 8 * rounds;
+  });
+  report(
+    `| images (decode + preprocess + trunk + head), batch 8 | ${bareImages.perSecond.toFixed(0)}/s | ${httpImages.perSecond.toFixed(0)}/s | ${(httpImages.perSecond / bareImages.perSecond).toFixed(2)} |`,
+  );
+  await app.close();
+
+  // Concurrent single-text requests, with and without micro-batching.
+  const concurrency: string[] = [];
+  for (const maxBatch of [64, 1]) {
+    const service = await startService({ maxBatch });
+    const rate = await timeIt(`maxBatch ${maxBatch}`, async () => {
+      const requests = Array.from({ length: 256 }, freshText);
+      let next = 0;
+      const worker = async () => {
+        while (next < requests.length) await post(`${service.url}/v1/embed/text`, { texts: [requests[next++]] });
+      };
+      await Promise.all(Array.from({ length: 32 }, worker));
+      return requests.length;
+    });
+    concurrency.push(`| ${maxBatch === 1 ? 'off (BATCH_MAX_SIZE=1)' : 'on (BATCH_MAX_SIZE=64)'} | ${rate.perSecond.toFixed(0)}/s |`);
+    await service.app.close();
+  }
+  concurrency.forEach((line) => console.error(line));
+
+  // Cached attribution latency under load.
+  const service = await startService();
+  const body = JSON.stringify({ texts: ['yellow'], topK: 10 });
+  await post(`${service.url}/v1/attribution/text`, JSON.parse(body));
+  const cannon = await autocannon({
+    url: `${service.url}/v1/attribution/text`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    connections: 32,
+    duration: 10,
+  });
+  await service.app.close();
+  const cached = `| cached POST /v1/attribution/text, concurrency 32 | ${cannon.requests.average.toFixed(0)} req/s | p50 ${cannon.latency.p50} ms | p99 ${cannon.latency.p99} ms | errors ${cannon.errors + cannon.non2xx} |`;
+  console.error(cached);
+
+  const markdown = [
+    '# Service core benchmark',
+    '',
+    `Run ${new Date().toISOString()} on model \`${model.name}\` (${model.neuronCount} neurons, ${S} px), CPU provider,`,
+    `${(await import('node:os')).cpus().length} cores shared with everything else on the machine; client and server in one process.`,
+    '',
+    '| workload | bare onnxruntime | through HTTP | ratio |',
+    '|---|---|---|---|',
+    ...rows,
+    '',
+    '256 single-text requests at concurrency 32:',
+    '',
+    '| micro-batching | throughput |',
+    '|---|---|',
+    ...concurrency,
+    '',
+    '| workload | throughput | median | p99 | errors |',
+    '|---|---|---|---|---|',
+    cached,
+    '',
+  ].join('\n');
+  await writeFile(path.join(REPO_ROOT, 'bench/results/core.md'), markdown);
+  await model.release();
+  console.log(markdown);
+}
+
+await main();
