@@ -15,6 +15,7 @@ import securityPlugin from './plugins/security.js';
 import cachePlugin from './plugins/cache.js';
 import modelPlugin from './plugins/model.js';
 import attributionPlugin from './plugins/attribution.js';
+import wordsPlugin from './plugins/words.js';
 import jobsPlugin from './plugins/jobs.js';
 import routes from './routes/index.js';
 
@@ -55,6 +56,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   await app.register(cachePlugin, { config });
   await app.register(modelPlugin, { config });
   await app.register(attributionPlugin);
+  await app.register(wordsPlugin, { config });
   await app.register(jobsPlugin, { config });
   await app.register(routes);
   return app;

@@ -11,6 +11,7 @@ import raster from './raster.js';
 import search from './search.js';
 import service from './service.js';
 import tokenize from './tokenize.js';
+import words from './words.js';
 
 const routes: FastifyPluginAsync = async (app) => {
   await app.register(service);
@@ -20,6 +21,7 @@ const routes: FastifyPluginAsync = async (app) => {
   await app.register(raster);
   await app.register(attribution);
   await app.register(neurons);
+  await app.register(words);
   await app.register(search);
   await app.register(jobs);
 };

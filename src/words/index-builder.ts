@@ -84,7 +84,27 @@ function abortError(signal: AbortSignal): Error {
   return reason instanceof Error ? reason : new DOMException('the index build was aborted', 'AbortError');
 }
 
+/**
+ * Builds the index, or, while another process holds the build lock, waits for that process's
+ * index to appear on disk (and takes over if it stops without one).
+ */
 export async function buildWordIndex(options: BuildOptions): Promise<StoredIndex> {
+  const { store, signal } = options;
+  while (!(await store.tryLock())) {
+    if (signal?.aborted) throw abortError(signal);
+    const built = store.exists() ? await store.readFromDisk() : undefined;
+    if (built) return built;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  try {
+    const built = store.exists() ? await store.readFromDisk() : undefined;
+    return built ?? (await buildLocked(options));
+  } finally {
+    await store.unlock();
+  }
+}
+
+async function buildLocked(options: BuildOptions): Promise<StoredIndex> {
   const { model, vocabulary, store, render, signal } = options;
   const { words } = vocabulary;
   const V = words.length;

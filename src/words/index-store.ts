@@ -119,6 +119,33 @@ export class IndexStore {
     await this.cache.setBuffer(this.cacheKey, value, CACHE_TTL_SECONDS);
   }
 
+  // --- one builder per index across processes ---------------------------------------------------
+
+  /**
+   * Takes the build lock (`<name>.lock`, holding the builder's pid). A lock whose process is gone
+   * is taken over. Returns false while another live process holds it.
+   */
+  async tryLock(): Promise<boolean> {
+    await mkdir(this.dir, { recursive: true });
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await writeFile(this.file('.lock'), String(process.pid), { flag: 'wx' });
+        return true;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        const holder = Number(await readFile(this.file('.lock'), 'utf8').catch(() => 'NaN'));
+        if (holder === process.pid || isAlive(holder)) return false;
+        await rm(this.file('.lock'), { force: true });
+      }
+    }
+    return false;
+  }
+
+  async unlock(): Promise<void> {
+    const holder = Number(await readFile(this.file('.lock'), 'utf8').catch(() => 'NaN'));
+    if (holder === process.pid) await rm(this.file('.lock'), { force: true });
+  }
+
   // --- the partial file of a build in progress ---------------------------------------------------
 
   /** Progress of an interrupted build; the partial file is cut back to its complete rows. */
@@ -183,6 +210,16 @@ export class IndexStore {
     if (!fits) throw new Error(`word index ${this.name} does not match its header`);
     const index = new WordIndex(header.words, Float32Array.from(header.mean), toFloats(bytes));
     return { header, index };
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

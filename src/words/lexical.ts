@@ -16,12 +16,12 @@
  *
  *     score_c = R²_c(spelling) − R²_c(meaning),
  *
- * and a neuron is flagged lexical when score_c ≥ threshold (default 0.1; see docs/lexical-neurons.md).
+ * and a neuron is flagged lexical when score_c ≥ threshold (default 0.25; see docs/lexical-neurons.md).
  * Cost per design: O(n·nnz·p) for the Gram matrices, O(nnz·C) per row for XᵀY and the predictions,
  * O(k·p²·C) for the solves.
  */
 
-export const DEFAULT_LEXICAL_THRESHOLD = 0.1;
+export const DEFAULT_LEXICAL_THRESHOLD = 0.25;
 export const DEFAULT_BUCKETS = 512;
 export const DEFAULT_FOLDS = 5;
 export const DEFAULT_LAMBDA_SCALE = 1;

@@ -7,7 +7,7 @@
  * | WORD_VOCAB_FILE | — | a word list (one per line) replacing the default and the model's words.txt |
  * | WORD_INDEX_AUTOBUILD | auto | build at start: auto (only a words.txt or < 5,000 words), true, false |
  * | WORD_INDEX_BATCH | 32 | words per trunk run during a build |
- * | WORD_LEXICAL_THRESHOLD | 0.1 | default threshold on the lexical score (R² spelling − R² meaning) |
+ * | WORD_LEXICAL_THRESHOLD | 0.25 | default threshold on the lexical score (R² spelling − R² meaning) |
  * | WORD_LEXICAL_MAX_WORDS | 5000 | words (evenly spaced) entering the lexical regressions |
  */
 import { DEFAULT_LEXICAL_THRESHOLD, DEFAULT_MAX_WORDS } from './lexical.js';
