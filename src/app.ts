@@ -41,6 +41,8 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  // Bodies are JSON (or multipart for images); anything else is 415 Unsupported Media Type.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({
