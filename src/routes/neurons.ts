@@ -4,9 +4,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { badRequest, notFound } from '../errors.js';
-import { withErrors } from './schemas.js';
-
-const NeuronParams = Type.Object({ id: Type.Integer({ minimum: 0, description: 'Neuron (channel) index' }) });
+import { NeuronIdParams, withErrors } from './schemas.js';
 
 const Neuron = Type.Object({
   id: Type.Integer(),
@@ -23,12 +21,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ['neurons'],
         summary: 'A neuron from the catalogue',
-        params: NeuronParams,
+        params: NeuronIdParams,
         response: withErrors({ 200: Neuron }, [400, 404]),
       },
     },
     async (request) => {
-      const { id } = request.params;
+      const id = Number(request.params.id);
       const count = app.clip.neuronCount;
       if (id >= count) throw badRequest(`neuron ${id} is out of range (0 to ${count - 1})`);
       const entry = app.attribution.catalogue.get(id);

@@ -37,3 +37,11 @@ export function withErrors<T extends Record<number, TSchema>>(responses: T, stat
   const errors = Object.fromEntries(statuses.map((status) => [status, ErrorResponse]));
   return { ...responses, ...errors, 500: ErrorResponse };
 }
+
+/**
+ * A neuron id in a path. A string of digits, not an integer schema: query/param conversion would
+ * otherwise turn "1.5" into 1. Routes check the upper bound (the model's neuron count).
+ */
+export const NeuronIdParams = Type.Object({
+  id: Type.String({ pattern: '^[0-9]{1,9}$', description: 'Neuron (channel) index, an integer from 0' }),
+});
