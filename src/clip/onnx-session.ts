@@ -33,6 +33,9 @@ export async function createSession(
   options: SessionOptions,
 ): Promise<LoadedSession> {
   const candidates = [...options.providers];
+  // onnxruntime's own logger prints a multi-line error when the CUDA library is absent; failures
+  // reach us as exceptions anyway, and we report them once, in one line.
+  if (candidates.length > 1) ort.env.logLevel = 'fatal';
   let lastError: unknown;
   while (candidates.length > 0) {
     const provider = candidates[0];
