@@ -158,6 +158,39 @@ interface ReferenceImage {
   input_first_pixels_c0?: number[];
 }
 
+t.test(
+  'decoding matches PIL: Image.open(f).convert("RGB")',
+  { skip: !hasPython() && 'no PIL' },
+  async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pil-decode-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const [width, height] = [37, 23];
+    const base = () => sharp(picture(width, height, 3, 1), { raw: { width, height, channels: 3 } });
+    const variants: Record<string, Promise<Buffer>> = {
+      'jpeg-420.jpg': base().jpeg({ quality: 80 }).toBuffer(),
+      'jpeg-444.jpg': base().jpeg({ quality: 80, chromaSubsampling: '4:4:4' }).toBuffer(),
+      'progressive.jpg': base().jpeg({ quality: 80, progressive: true }).toBuffer(),
+      'grey.jpg': base().greyscale().jpeg().toBuffer(),
+      'cmyk.jpg': base().toColourspace('cmyk').jpeg({ quality: 90 }).toBuffer(),
+      'p3-profile.png': base().withIccProfile('p3').png().toBuffer(),
+      'p3-profile.jpg': base().withIccProfile('p3').jpeg().toBuffer(),
+      'rgb16.png': base().toColourspace('rgb16').png().toBuffer(),
+      'lossy.webp': base().webp({ quality: 80 }).toBuffer(),
+      'palette.gif': base().gif().toBuffer(),
+    };
+    for (const [name, bytes] of Object.entries(variants)) writeFileSync(path.join(dir, name), await bytes);
+    writeFileSync(path.join(dir, 'decode.json'), JSON.stringify(Object.keys(variants)));
+    execFileSync(PYTHON, [PIL_REFERENCE, dir]);
+    for (const name of Object.keys(variants)) {
+      const ours = await decodeImage(readFileSync(path.join(dir, name)));
+      t.ok(
+        Buffer.from(ours.data).equals(readFileSync(path.join(dir, `${name}.rgb`))),
+        `${name}: same bytes as PIL`,
+      );
+    }
+  },
+);
+
 t.test('shared reference: OpenAI CLIP preprocessing of the reference pictures', async (t) => {
   const expected = JSON.parse(readFileSync(path.join(SHARED, 'expected.json'), 'utf8')) as {
     images: ReferenceImage[];

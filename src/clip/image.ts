@@ -10,9 +10,12 @@
  *
  * Decoding (sharp / libvips) follows PIL's loaders where it matters: the embedded ICC profile is
  * ignored and the EXIF orientation is not applied (PIL's `Image.open` does neither), animated images
- * give their first frame. Deliberate differences from feeding PIL's raw mode to the transform:
- * transparency is flattened on white (PIL would resize premultiplied RGBa, then drop alpha) and
- * palette images are expanded to RGB before the bicubic resize (PIL resizes "P" mode with NEAREST).
+ * give their first frame, CMYK JPEGs convert with PIL's formula. Checked byte for byte against
+ * `Image.open(f).convert("RGB")` in test/image.test.ts (JPEG 4:2:0 / 4:4:4 / progressive / grey /
+ * CMYK, PNG with a P3 profile, 16-bit PNG, lossy WebP, GIF). Deliberate differences from feeding PIL's raw mode to the transform:
+ * transparency is flattened on white (PIL would resize premultiplied RGBa, then drop alpha), and
+ * palette and CMYK images become RGB before the bicubic resize (PIL resizes "P" mode with NEAREST and
+ * CMYK per ink channel, converting after the crop).
  */
 import sharp from 'sharp';
 import { badRequest, HttpError, payloadTooLarge, unsupportedMediaType } from '../errors.js';
@@ -68,12 +71,38 @@ export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
     throw payloadTooLarge(`the image is ${width}×${height} pixels; the limit is ${MAX_IMAGE_PIXELS} pixels`);
   }
   try {
+    if (metadata.space === 'cmyk') return await decodeCmyk(bytes, options);
     const { data, info } = await sharp(bytes, options).raw().toBuffer({ resolveWithObject: true });
     return toRgb(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), info);
   } catch (error) {
     if (error instanceof HttpError) throw error;
     throw badRequest(`${NOT_AN_IMAGE}: ${(error as Error).message}`);
   }
+}
+
+/**
+ * A CMYK JPEG, converted the way PIL's `convert("RGB")` does (no colour management): with
+ * `n = 255 − K`, each of R, G, B is `n − muldiv255(C|M|Y, n)`, where
+ * `muldiv255(a, b) = ((t >> 8) + t) >> 8` for `t = a·b + 128`.
+ */
+async function decodeCmyk(bytes: Uint8Array, options: sharp.SharpOptions): Promise<RgbImage> {
+  const { data, info } = await sharp(bytes, options)
+    .pipelineColourspace('cmyk')
+    .toColourspace('cmyk')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const n = info.width * info.height;
+  if (info.channels !== 4 || data.length !== n * 4)
+    throw badRequest(`${NOT_AN_IMAGE}: unexpected CMYK layout`);
+  const out = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    const white = 255 - data[i * 4 + 3];
+    for (let c = 0; c < 3; c++) {
+      const t = data[i * 4 + c] * white + 128;
+      out[i * 3 + c] = white - (((t >> 8) + t) >> 8);
+    }
+  }
+  return { width: info.width, height: info.height, data: out };
 }
 
 /** 1–4 interleaved 8-bit channels (grey, grey+alpha, RGB, RGBA) → RGB on white. */
