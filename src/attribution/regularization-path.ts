@@ -63,11 +63,12 @@ function step(
   if (!previous) return fitBinary(design, y, lambda, options);
   const strong: number[] = [];
   const threshold = 2 * lambda - previousLambda;
-  for (let j = 0; j < design.p; j++) if (Math.abs(previous.gradient[j]) >= threshold) strong.push(j);
+  for (let j = 0; j < design.p; j++) if (previous.bounds.estimate(j) >= threshold) strong.push(j);
   return fitBinary(design, y, lambda, options, {
     coef: previous.coef,
     intercept: previous.intercept,
     workingSet: strong,
+    bounds: previous.bounds,
   });
 }
 
@@ -118,7 +119,11 @@ export function fitToSupportSize(
   let lo = over.lambda;
   for (let i = 0; i < 20; i++) {
     const mid = Math.sqrt(hi * lo);
-    const fit = fitBinary(design, y, mid, options, { coef: best.coef, intercept: best.intercept });
+    const fit = fitBinary(design, y, mid, options, {
+      coef: best.coef,
+      intercept: best.intercept,
+      bounds: best.bounds,
+    });
     const size = supportSize(fit.coef);
     if (size > target) lo = mid;
     else {

@@ -82,8 +82,8 @@ export interface BinaryFit {
   converged: boolean;
   /** max over coordinates of the KKT violation at the returned point. */
   kktViolation: number;
-  /** The full gradient of the loss at the returned point (reused by the strong rule of a path). */
-  gradient: Float64Array;
+  /** Upper bounds on every |g_j| at the returned point (exact where computed; used by a path's strong rule). */
+  bounds: GradientBounds;
 }
 
 export interface WarmStart {
@@ -91,6 +91,65 @@ export interface WarmStart {
   intercept: number;
   /** Features to start the working set with (the strong set of a path); nonzeros are always in. */
   workingSet?: Iterable<number>;
+  /** Gradient bounds carried along a path (see GradientBounds). */
+  bounds?: GradientBounds;
+}
+
+/**
+ * Safe screening of the KKT pass. The gradient is g = Xᵀ r with r = (σ(η) − y)/n, and standardised
+ * columns have ‖x_j‖ ≤ √n. When r moves by Δ, the few samples with the largest |Δ_i| update an
+ * estimate g̃ exactly (g̃ += Δ_i x_i), and the rest Δ' only widens an error bound: |Σ Δ'_i x_ij| ≤ √n ‖Δ'‖.
+ * Each feature keeps g̃_j and the cumulative error D at its last exact evaluation, so
+ * |g_j| ≤ |g̃_j| + D_now − D_then. A zero coefficient whose bound is ≤ λ satisfies its KKT condition
+ * without computing g_j, so most of the O(np) pass is skipped along a path.
+ */
+export class GradientBounds {
+  private readonly estimateOf: Float64Array;
+  private readonly errorAt: Float64Array;
+  private error = 0;
+  private readonly residual: Float64Array;
+  private readonly rootN: number;
+
+  constructor(
+    private readonly design: Design,
+    residual: Float64Array,
+    gradient: Float64Array,
+  ) {
+    this.rootN = Math.sqrt(design.n);
+    this.residual = Float64Array.from(residual);
+    this.estimateOf = Float64Array.from(gradient);
+    this.errorAt = new Float64Array(gradient.length);
+  }
+
+  /** The residual moved to `residual`: up to 16 of the largest |Δ_i| go into g̃ exactly, until √n‖Δ′‖ ≤ `budget`. */
+  move(residual: Float64Array, budget: number) {
+    const { n, p, X } = this.design;
+    const delta = residual.map((r, i) => r - this.residual[i]);
+    let rest = delta.reduce((sum, d) => sum + d * d, 0);
+    const order = Array.from(delta.keys()).sort((a, b) => Math.abs(delta[b]) - Math.abs(delta[a]));
+    for (let k = 0; k < 16 && this.rootN * Math.sqrt(Math.max(rest, 0)) > budget; k++) {
+      const i = order[k];
+      const d = delta[i];
+      for (let j = 0; j < p; j++) this.estimateOf[j] += d * X[j * n + i];
+      rest -= d * d;
+    }
+    this.error += this.rootN * Math.sqrt(Math.max(rest, 0));
+    this.residual.set(residual);
+  }
+
+  /** |g̃_j|: the estimate without its error bound (what a heuristic such as the strong rule needs). */
+  estimate(j: number): number {
+    return Math.abs(this.estimateOf[j]);
+  }
+
+  bound(j: number): number {
+    return Math.abs(this.estimateOf[j]) + this.error - this.errorAt[j];
+  }
+
+  exact(j: number, g: number) {
+    this.estimateOf[j] = g;
+    this.errorAt[j] = this.error;
+  }
 }
 
 const DEFAULT_TOL = 1e-7;
@@ -145,7 +204,7 @@ export function lossGradient(design: Design, y: ArrayLike<number>, eta: Float64A
     for (let i = 0; i < n; i++) sum += X[column + i] * residual[i];
     gradient[j] = sum;
   }
-  return { gradient, interceptGradient };
+  return { gradient, interceptGradient, residual };
 }
 
 /** The KKT violation of coordinate j: |g_j + λ sign β_j| if β_j ≠ 0, else max(|g_j| − λ, 0). */
@@ -203,13 +262,14 @@ export function fitBinary(
   const inWorking = new Uint8Array(p);
   for (let j = 0; j < p; j++) if (beta[j] !== 0) inWorking[j] = 1;
   for (const j of warm?.workingSet ?? []) inWorking[j] = 1;
-  let working = collect(inWorking);
-  if (!warm) {
+  let bounds = warm?.bounds;
+  if (!bounds) {
+    const { gradient, residual } = lossGradient(design, y, eta);
+    bounds = new GradientBounds(design, residual, gradient);
     // Cold start: the working set begins with the coordinates that violate optimality at β = 0.
-    const { gradient } = lossGradient(design, y, eta);
-    for (let j = 0; j < p; j++) if (Math.abs(gradient[j]) > lambda) inWorking[j] = 1;
-    working = collect(inWorking);
+    if (!warm) for (let j = 0; j < p; j++) if (Math.abs(gradient[j]) > lambda) inWorking[j] = 1;
   }
+  let working = collect(inWorking);
 
   const prob = new Float64Array(n);
   const weight = new Float64Array(n);
@@ -233,17 +293,21 @@ export function fitBinary(
       const m = working.length;
       const g = new Float64Array(m);
       const h = new Float64Array(m);
+      const wx = new Float64Array(m);
       let violation = Math.abs(gb);
       for (let k = 0; k < m; k++) {
         const column = working[k] * n;
         let gk = 0;
         let hk = 0;
+        let wxk = 0;
         for (let i = 0; i < n; i++) {
           const x = X[column + i];
           gk += x * residual[i];
+          wxk += weight[i] * x;
           hk += weight[i] * x * x;
         }
         g[k] = gk;
+        wx[k] = wxk;
         h[k] = hk + 1e-12;
         violation = Math.max(violation, kktViolation(gk, beta[working[k]], lambda));
       }
@@ -255,17 +319,17 @@ export function fitBinary(
       let db = 0;
       Xd.fill(0);
       const innerTol = Math.max(1e-3 * violation, 0.1 * tol) ** 2;
+      // Xd holds X_W·d (features only); the intercept's part db is added where needed, and
+      // S = Σ_i w_i (X_W·d)_i is kept current, so the intercept's coordinate step costs O(1).
+      let S = 0;
       const sweep = (indices: ArrayLike<number>) => {
-        let gbModel = gb;
-        for (let i = 0; i < n; i++) gbModel += weight[i] * Xd[i];
-        const shift = -gbModel / sumWeight;
+        const shift = -(gb + S + db * sumWeight) / sumWeight;
         db += shift;
-        for (let i = 0; i < n; i++) Xd[i] += shift;
         let change = sumWeight * shift * shift;
         for (let r = 0; r < indices.length; r++) {
           const k = indices[r];
           const column = working[k] * n;
-          let gk = g[k];
+          let gk = g[k] + db * wx[k];
           for (let i = 0; i < n; i++) gk += weight[i] * X[column + i] * Xd[i];
           const z = beta[working[k]] + d[k];
           const target = softThreshold(z - gk / h[k], lambda / h[k]);
@@ -273,6 +337,7 @@ export function fitBinary(
           if (delta === 0) continue;
           d[k] += delta;
           for (let i = 0; i < n; i++) Xd[i] += delta * X[column + i];
+          S += delta * wx[k];
           change = Math.max(change, h[k] * delta * delta);
         }
         return change;
@@ -299,7 +364,7 @@ export function fitBinary(
       let t = 1;
       let accepted = false;
       for (let tries = 0; tries < 40; tries++) {
-        for (let i = 0; i < n; i++) etaTrial[i] = eta[i] + t * Xd[i];
+        for (let i = 0; i < n; i++) etaTrial[i] = eta[i] + t * (Xd[i] + db);
         let loss = 0;
         for (let i = 0; i < n; i++) loss += logLoss(etaTrial[i], y[i]);
         let l1 = 0; // coordinates outside the working set are zero
@@ -318,12 +383,22 @@ export function fitBinary(
       if (!accepted) break; // no further descent is possible at this precision
     }
 
-    // One pass over all features: add the KKT violators, or stop.
-    const full = lossGradient(design, y, eta);
-    let violation = Math.abs(full.interceptGradient);
+    // One pass over all features (screened by the bounds): add the KKT violators, or stop.
+    let interceptGradient = 0;
+    for (let i = 0; i < n; i++) {
+      residual[i] = (sigmoid(eta[i]) - y[i]) / n;
+      interceptGradient += residual[i];
+    }
+    bounds.move(residual, 0.05 * lambda);
+    let violation = Math.abs(interceptGradient);
     let added = 0;
     for (let j = 0; j < p; j++) {
-      const v = kktViolation(full.gradient[j], beta[j], lambda);
+      if (!inWorking[j] && bounds.bound(j) <= lambda) continue; // |g_j| ≤ λ with β_j = 0: KKT holds
+      const column = j * n;
+      let g = 0;
+      for (let i = 0; i < n; i++) g += X[column + i] * residual[i];
+      bounds.exact(j, g);
+      const v = kktViolation(g, beta[j], lambda);
       violation = Math.max(violation, v);
       if (!inWorking[j] && v > tol) {
         inWorking[j] = 1;
@@ -340,7 +415,7 @@ export function fitBinary(
         iterations,
         converged: violation <= tol,
         kktViolation: violation,
-        gradient: full.gradient,
+        bounds,
       };
     }
     working = collect(inWorking);
