@@ -35,7 +35,10 @@ async function startService(overrides: Partial<Config> = {}): Promise<{ app: App
   return { app, url: address };
 }
 
-async function timeIt(label: string, work: () => Promise<number>): Promise<{ label: string; perSecond: number }> {
+async function timeIt(
+  label: string,
+  work: () => Promise<number>,
+): Promise<{ label: string; perSecond: number }> {
   const started = performance.now();
   const items = await work();
   const seconds = (performance.now() - started) / 1000;
@@ -111,7 +114,9 @@ async function main() {
   // Images at batch 8: eight concurrent requests, merged by the micro-batcher.
   const pngs = await Promise.all(
     Array.from({ length: 8 }, (_, i) =>
-      sharp({ create: { width: S, height: S, channels: 3, background: { r: 30 * i, g: 200 - 20 * i, b: 90 } } })
+      sharp({
+        create: { width: S, height: S, channels: 3, background: { r: 30 * i, g: 200 - 20 * i, b: 90 } },
+      })
         .png()
         .toBuffer(),
     ),
@@ -120,7 +125,9 @@ async function main() {
   const pixels = new Float32Array(8 * 3 * S * S).fill(0.5);
   const bareImages = await timeIt('bare', async () => {
     for (let r = 0; r < rounds; r++) {
-      const { neurons } = await bare.trunk.run({ pixel_values: new ort.Tensor('float32', pixels, [8, 3, S, S]) });
+      const { neurons } = await bare.trunk.run({
+        pixel_values: new ort.Tensor('float32', pixels, [8, 3, S, S]),
+      });
       await bare.head.run({ neurons });
     }
     return 8 * rounds;
@@ -144,12 +151,15 @@ async function main() {
       const requests = Array.from({ length: 256 }, freshText);
       let next = 0;
       const worker = async () => {
-        while (next < requests.length) await post(`${service.url}/v1/embed/text`, { texts: [requests[next++]] });
+        while (next < requests.length)
+          await post(`${service.url}/v1/embed/text`, { texts: [requests[next++]] });
       };
       await Promise.all(Array.from({ length: 32 }, worker));
       return requests.length;
     });
-    concurrency.push(`| ${maxBatch === 1 ? 'off (BATCH_MAX_SIZE=1)' : 'on (BATCH_MAX_SIZE=64)'} | ${rate.perSecond.toFixed(0)}/s |`);
+    concurrency.push(
+      `| ${maxBatch === 1 ? 'off (BATCH_MAX_SIZE=1)' : 'on (BATCH_MAX_SIZE=64)'} | ${rate.perSecond.toFixed(0)}/s |`,
+    );
     await service.app.close();
   }
   concurrency.forEach((line) => console.error(line));

@@ -24,7 +24,8 @@ for (const level of ['disabled', 'basic', 'all'] as const) {
     for (const length of lengths) {
       const ids = new BigInt64Array(batch * length);
       for (let r = 0; r < batch; r++) {
-        for (let i = 0; i < length; i++) ids[r * length + i] = BigInt(1 + ((r * 7919 + i * 104729) % (vocab - 3)));
+        for (let i = 0; i < length; i++)
+          ids[r * length + i] = BigInt(1 + ((r * 7919 + i * 104729) % (vocab - 3)));
         ids[r * length] = BigInt(vocab - 2);
         ids[r * length + length - 1] = BigInt(vocab - 1);
       }

@@ -6,7 +6,12 @@
  *   3. thin routes, each with the TypeBox schemas that validate it and document it.
  * `src/server.ts` only builds the app and listens; tests build it and call `app.inject`.
  */
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import externalPlugins from './plugins/external.js';
@@ -68,7 +73,9 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
 function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) {
-    const message = error.validation ? `${error.validationContext ?? 'request'}${validationMessage(error)}` : error.message;
+    const message = error.validation
+      ? `${error.validationContext ?? 'request'}${validationMessage(error)}`
+      : error.message;
     return reply.code(status).send({ statusCode: status, error: reasonPhrase(status), message });
   }
   request.log.error({ err: error }, 'request failed');

@@ -10,7 +10,8 @@ const expected = referenceExpectations();
 const app = await buildTestApp();
 t.teardown(() => app.close());
 
-const post = (url: string, payload: unknown) => app.inject({ method: 'POST', url, payload: payload as object });
+const post = (url: string, payload: unknown) =>
+  app.inject({ method: 'POST', url, payload: payload as object });
 
 interface Ranked {
   neuron: number;
@@ -62,17 +63,22 @@ t.test('normalize "unit" divides by |t| and is the default', async (t) => {
   );
   t.ok(error < 1e-4, `relative error ${error.toExponential(2)}`);
   t.equal(result.top.length, 10, 'topK defaults to 10');
-  t.notOk((await post('/v1/attribution/text', { texts: ['x'] })).json().results[0].vector, 'no vector unless full');
+  t.notOk(
+    (await post('/v1/attribution/text', { texts: ['x'] })).json().results[0].vector,
+    'no vector unless full',
+  );
 });
 
 t.test('templates average the vectors of the filled-in prompts', async (t) => {
   const [a, b] = ['a photo of {}', '{} on my face'];
   const res = await post('/v1/attribution/text', { texts: ['jealous'], templates: [a, b], full: true });
   const mean = (res.json() as { results: TextResult[] }).results[0].vector!;
-  const single = (await post('/v1/attribution/text', {
-    texts: ['a photo of jealous', 'jealous on my face'],
-    full: true,
-  })).json() as { results: TextResult[] };
+  const single = (
+    await post('/v1/attribution/text', {
+      texts: ['a photo of jealous', 'jealous on my face'],
+      full: true,
+    })
+  ).json() as { results: TextResult[] };
   const expectedMean = single.results[0].vector!.map((x, i) => (x + single.results[1].vector![i]) / 2);
   t.ok(relativeError(mean, expectedMean) < 1e-6);
 });
@@ -87,11 +93,20 @@ t.test('POST /v1/attribution/image: contributions, their sum and the exact logit
     topK: 5,
   });
   t.equal(res.statusCode, 200, res.body);
-  const body = res.json() as { top: Ranked[]; bottom: Ranked[]; sum: number; logit: number; bilinearLogit: number };
+  const body = res.json() as {
+    top: Ranked[];
+    bottom: Ranked[];
+    sum: number;
+    logit: number;
+    bilinearLogit: number;
+  };
   t.equal(body.top.length, 5);
   const logits = (expected.zero_shot as unknown as { logits_per_image: number[][] }).logits_per_image;
   const reference = logits[rows.indexOf(image.word)][column];
-  t.ok(Math.abs(body.logit - reference) < 1e-3 * Math.max(1, Math.abs(reference)), `logit ${body.logit} vs ${reference}`);
+  t.ok(
+    Math.abs(body.logit - reference) < 1e-3 * Math.max(1, Math.abs(reference)),
+    `logit ${body.logit} vs ${reference}`,
+  );
   const prompt = expected.prompts.find((p) => p.text === 'yellow')!;
   const a = prompt.attribution.map((x) => x / norm(prompt.text_features));
   const x = image.layer4_spatial_mean;
@@ -160,7 +175,10 @@ t.test('bad attribution requests give 4xx with a message', async (t) => {
   ];
   for (const [url, payload] of cases) {
     const res = await post(url, payload);
-    t.ok(res.statusCode >= 400 && res.statusCode < 500, `${url} ${JSON.stringify(payload).slice(0, 50)} → ${res.statusCode}`);
+    t.ok(
+      res.statusCode >= 400 && res.statusCode < 500,
+      `${url} ${JSON.stringify(payload).slice(0, 50)} → ${res.statusCode}`,
+    );
     t.ok((res.json() as { message: string }).message.length > 0);
   }
 });

@@ -29,9 +29,18 @@ t.test('a batch never exceeds maxBatch and keeps order', async (t) => {
     },
   });
   const inputs = Array.from({ length: 10 }, (_, i) => i);
-  t.same(await batcher.submitAll(inputs), inputs.map((n) => n * 2));
-  t.ok(sizes.every((size) => size <= 4), `sizes ${sizes.join(',')}`);
-  t.equal(sizes.reduce((a, b) => a + b, 0), 10);
+  t.same(
+    await batcher.submitAll(inputs),
+    inputs.map((n) => n * 2),
+  );
+  t.ok(
+    sizes.every((size) => size <= 4),
+    `sizes ${sizes.join(',')}`,
+  );
+  t.equal(
+    sizes.reduce((a, b) => a + b, 0),
+    10,
+  );
 });
 
 t.test('rows that arrive during a run form the next batch', async (t) => {

@@ -18,7 +18,12 @@ t.test('an empty variable counts as unset', async (t) => {
 });
 
 t.test('values are read and checked', async (t) => {
-  const config = loadConfig({ PORT: '9000', MODEL_DIR: 'some/dir', ORT_PROVIDERS: 'CPU', BATCH_MAX_SIZE: '8' });
+  const config = loadConfig({
+    PORT: '9000',
+    MODEL_DIR: 'some/dir',
+    ORT_PROVIDERS: 'CPU',
+    BATCH_MAX_SIZE: '8',
+  });
   t.equal(config.port, 9000);
   t.equal(config.modelDir, path.resolve('some/dir'));
   t.same(config.executionProviders, ['cpu']);

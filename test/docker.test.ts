@@ -16,8 +16,15 @@ const all = (keyword: string) => instructions.filter((line) => line.startsWith(`
 
 t.test('Dockerfile: CUDA 12 runtime with cuDNN, Node 20, CUDA provider installed', async (t) => {
   const bases = all('FROM').map((line) => line.split(/\s+/)[1]);
-  t.match(bases.at(-1), /^nvidia\/cuda:12\.[\d.]+-cudnn\d*-runtime-/, 'final stage on a CUDA 12 cuDNN runtime');
-  t.ok(bases.some((base) => /^node:20\b/.test(base)), 'Node 20 comes from the official image');
+  t.match(
+    bases.at(-1),
+    /^nvidia\/cuda:12\.[\d.]+-cudnn\d*-runtime-/,
+    'final stage on a CUDA 12 cuDNN runtime',
+  );
+  t.ok(
+    bases.some((base) => /^node:20\b/.test(base)),
+    'Node 20 comes from the official image',
+  );
   const install = all('RUN').find((line) => line.includes('npm ci'));
   t.ok(install, 'dependencies installed with npm ci');
   t.match(install, /--onnxruntime-node-install=cuda12/, 'the CUDA execution provider install is on');

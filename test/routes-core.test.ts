@@ -11,7 +11,8 @@ const expected = referenceExpectations();
 const app = await buildTestApp();
 t.teardown(() => app.close());
 
-const post = (url: string, payload: unknown) => app.inject({ method: 'POST', url, payload: payload as object });
+const post = (url: string, payload: unknown) =>
+  app.inject({ method: 'POST', url, payload: payload as object });
 const base64Of = (file: string) => readReferencePng(file).toString('base64');
 
 t.test('GET /health reports the model, provider and cache', async (t) => {
@@ -160,7 +161,12 @@ t.test('bad input gives a 4xx with a message, never a 500', async (t) => {
     ['POST', '/v1/embed/image', { image: Buffer.from('hello, not an image').toString('base64') }, 400],
     ['POST', '/v1/classify', { image: base64Of(expected.images[0].png) }, 400],
     ['POST', '/v1/classify', { image: base64Of(expected.images[0].png), labels: [] }, 400],
-    ['POST', '/v1/classify', { image: base64Of(expected.images[0].png), labels: ['a'], template: 'no slot' }, 400],
+    [
+      'POST',
+      '/v1/classify',
+      { image: base64Of(expected.images[0].png), labels: ['a'], template: 'no slot' },
+      400,
+    ],
     ['GET', '/v1/raster', undefined, 400],
     ['GET', '/v1/raster?text=', undefined, 400],
     ['GET', '/v1/raster?text=%20%20', undefined, 400],

@@ -68,9 +68,6 @@ export function topAndBottom(v: Float32Array, k: number): { top: RankedNeuron[];
   const count = Math.min(k, v.length);
   return {
     top: order.slice(0, count).map(ranked),
-    bottom: order
-      .slice(-count)
-      .reverse()
-      .map(ranked),
+    bottom: order.slice(-count).reverse().map(ranked),
   };
 }

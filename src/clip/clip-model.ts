@@ -113,9 +113,10 @@ export class ClipModel {
     };
     const text = await createSession(directory.path(signatures.text[0]), signatures.text[1], sessionOptions);
     // Once a provider has failed, the other graphs go straight to the one that worked.
-    const rest = { ...sessionOptions, providers: options.executionProviders.slice(
-      options.executionProviders.indexOf(text.provider),
-    ) };
+    const rest = {
+      ...sessionOptions,
+      providers: options.executionProviders.slice(options.executionProviders.indexOf(text.provider)),
+    };
     const trunk = await createSession(directory.path(signatures.trunk[0]), signatures.trunk[1], rest);
     const head = await createSession(directory.path(signatures.head[0]), signatures.head[1], rest);
     return new ClipModel(
@@ -187,14 +188,26 @@ export class ClipModel {
     const ids = new BigInt64Array(rows.length * length); // zero padding
     rows.forEach((row, r) => row.forEach((id, i) => (ids[r * length + i] = BigInt(id))));
     const input = new ort.Tensor('int64', ids, [rows.length, length]);
-    const output = await this.run('text', this.sessions.text, { input_ids: input }, 'text_embeds', rows.length);
+    const output = await this.run(
+      'text',
+      this.sessions.text,
+      { input_ids: input },
+      'text_embeds',
+      rows.length,
+    );
     return splitRows(output, rows.length, this.embedDim);
   }
 
   private async runTrunk(rows: Float32Array[]): Promise<Float32Array[]> {
     const S = this.imageSize;
     const input = new ort.Tensor('float32', concatRows(rows, this.pixelsPerImage), [rows.length, 3, S, S]);
-    const output = await this.run('visual_trunk', this.sessions.trunk, { pixel_values: input }, 'neurons', rows.length);
+    const output = await this.run(
+      'visual_trunk',
+      this.sessions.trunk,
+      { pixel_values: input },
+      'neurons',
+      rows.length,
+    );
     return splitRows(output, rows.length, this.valuesPerNeuronMap);
   }
 
@@ -202,7 +215,13 @@ export class ClipModel {
     const [h, w] = this.neuronGrid;
     const data = concatRows(rows, this.valuesPerNeuronMap);
     const input = new ort.Tensor('float32', data, [rows.length, this.neuronCount, h, w]);
-    const output = await this.run('visual_head', this.sessions.head, { neurons: input }, 'image_embeds', rows.length);
+    const output = await this.run(
+      'visual_head',
+      this.sessions.head,
+      { neurons: input },
+      'image_embeds',
+      rows.length,
+    );
     return splitRows(output, rows.length, this.embedDim);
   }
 

@@ -13,7 +13,11 @@ export function cosine(a: Float32Array, b: Float32Array): number {
   return dot / (Math.sqrt(na) * Math.sqrt(nb) || 1);
 }
 
-export function zeroShotLogits(image: Float32Array, texts: readonly Float32Array[], logitScale: number): number[] {
+export function zeroShotLogits(
+  image: Float32Array,
+  texts: readonly Float32Array[],
+  logitScale: number,
+): number[] {
   return texts.map((text) => logitScale * cosine(image, text));
 }
 

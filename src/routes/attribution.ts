@@ -76,14 +76,19 @@ const VerifyBody = Type.Object(
   {
     text: Text,
     neurons: Type.Optional(
-      Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1, maxItems: 64, description: 'Default: top neurons' }),
+      Type.Array(Type.Integer({ minimum: 0 }), {
+        minItems: 1,
+        maxItems: 64,
+        description: 'Default: top neurons',
+      }),
     ),
     topK: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, default: 10 })),
     delta: Type.Optional(
       Type.Number({
         minimum: -1e4,
         maximum: 1e4,
-        description: 'Added to the neuron at every grid position; default: the blank image’s largest activation',
+        description:
+          'Added to the neuron at every grid position; default: the blank image’s largest activation',
       }),
     ),
   },
@@ -185,7 +190,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const { text, topK = 10, delta } = request.body;
       const count = app.clip.neuronCount;
       const outOfRange = request.body.neurons?.find((neuron) => neuron >= count);
-      if (outOfRange !== undefined) throw badRequest(`neuron ${outOfRange} is out of range (0 to ${count - 1})`);
+      if (outOfRange !== undefined)
+        throw badRequest(`neuron ${outOfRange} is out of range (0 to ${count - 1})`);
       const neurons =
         request.body.neurons ??
         topAndBottom(await app.attribution.textVector(text, 'unit'), topK).top.map((entry) => entry.neuron);

@@ -16,7 +16,8 @@ export async function multipartToBody(request: FastifyRequest): Promise<void> {
   for await (const part of request.parts()) {
     if (part.type === 'file') {
       const bytes = await part.toBuffer();
-      if (part.fieldname !== 'image') throw badRequest(`unexpected file field "${part.fieldname}"; use "image"`);
+      if (part.fieldname !== 'image')
+        throw badRequest(`unexpected file field "${part.fieldname}"; use "image"`);
       uploads.set(request, bytes);
       body.image = UPLOAD_MARKER;
     } else {

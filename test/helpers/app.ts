@@ -35,7 +35,9 @@ export interface ReferenceExpectations {
 }
 
 export function referenceExpectations(): ReferenceExpectations {
-  return JSON.parse(readFileSync(path.join(REFERENCE_SMALL, 'expected.json'), 'utf8')) as ReferenceExpectations;
+  return JSON.parse(
+    readFileSync(path.join(REFERENCE_SMALL, 'expected.json'), 'utf8'),
+  ) as ReferenceExpectations;
 }
 
 /** The model directory exported from the shared reference checkpoint (cached across runs). */
