@@ -28,6 +28,7 @@ const logger = {
 };
 
 async function main(): Promise<void> {
+  process.stdout.on('error', () => undefined); // a closed log pipe must not kill a worker mid-job
   const config = loadConfig();
   const settings = workerSettings();
   if (!config.redisUrl)

@@ -1,0 +1,190 @@
+/**
+ * Search jobs on BullMQ with a real Redis (a throwaway redis-server on a free port): the HTTP server
+ * does not work jobs itself (WORKER_IN_PROCESS=false); two `src/worker.ts` processes, spawned with
+ * tsx, share the queue. A job is followed over SSE to completion, a job is cancelled mid-way, and
+ * a job whose worker is killed with SIGKILL mid-search is finished by the other worker once the
+ * dead worker's lock expires (BullMQ's stalled-job check; WORKER_LOCK_MS=2000 here).
+ */
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import path from 'node:path';
+import type { App } from '../src/app.js';
+import { buildTestApp, referenceModelDir } from './helpers/app.js';
+import { repoRoot } from './helpers/tiny-model.js';
+
+interface LogLine {
+  msg?: string;
+  job?: string;
+}
+
+interface WorkerProcess {
+  child: ChildProcess;
+  lines: LogLine[];
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+async function until<T>(
+  probe: () => T | undefined | Promise<T | undefined>,
+  what: string,
+  timeoutMs = 60_000,
+) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function startRedis(port: number): Promise<ChildProcess> {
+  const redis = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  });
+  await until(
+    () =>
+      new Promise<boolean | undefined>((resolve) => {
+        const socket = net.connect(port, '127.0.0.1', () => {
+          socket.end();
+          resolve(true);
+        });
+        socket.on('error', () => resolve(undefined));
+      }),
+    'redis-server',
+  );
+  return redis;
+}
+
+function startWorker(env: NodeJS.ProcessEnv): WorkerProcess {
+  // One process (node with tsx's loader), so that SIGKILL kills the worker itself.
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/worker.ts')], {
+    cwd: repoRoot,
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines: LogLine[] = [];
+  let buffer = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    let end: number;
+    while ((end = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, end);
+      buffer = buffer.slice(end + 1);
+      try {
+        lines.push(JSON.parse(line) as LogLine);
+      } catch {
+        lines.push({ msg: line });
+      }
+    }
+  });
+  return { child, lines };
+}
+
+const started = (worker: WorkerProcess, id: string) =>
+  worker.lines.some((line) => line.msg === 'job started' && line.job === id);
+
+async function view(app: App, id: string) {
+  return (await app.inject({ url: `/v1/jobs/${id}` })).json();
+}
+
+async function sseEvents(url: string): Promise<string[]> {
+  const text = await (await fetch(url)).text();
+  return [...text.matchAll(/^event: (.*)$/gm)].map((match) => match[1]);
+}
+
+t.test('search jobs on BullMQ with two worker processes', async (t) => {
+  const port = await freePort();
+  const redis = await startRedis(port);
+  const redisUrl = `redis://127.0.0.1:${port}`;
+  const modelDir = await referenceModelDir();
+  const workerEnv = {
+    ...process.env,
+    REDIS_URL: redisUrl,
+    MODEL_DIR: modelDir,
+    ORT_PROVIDERS: 'cpu',
+    ORT_INTRA_OP_THREADS: '1',
+    WORKER_CONCURRENCY: '1',
+    WORKER_LOCK_MS: '2000',
+  };
+  const workers = [startWorker(workerEnv), startWorker(workerEnv)];
+  process.env.WORKER_IN_PROCESS = 'false';
+  const app = await buildTestApp({ redisUrl, modelDir });
+  delete process.env.WORKER_IN_PROCESS;
+  t.teardown(async () => {
+    for (const worker of workers) worker.child.kill('SIGKILL');
+    await app.close();
+    redis.kill('SIGKILL');
+  });
+  await until(
+    () => workers.every((worker) => worker.lines.some((line) => line.msg === 'worker ready')),
+    'both workers ready',
+    120_000,
+  );
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const base = `http://127.0.0.1:${(app.server.address() as net.AddressInfo).port}`;
+  const post = async (payload: object) =>
+    (await app.inject({ method: 'POST', url: '/v1/search/max-text', payload })).json();
+
+  t.test('a job followed over SSE to completion', async (t) => {
+    const { jobId } = await post({ neuron: 2, steps: 30, batch: 32 });
+    const events = await sseEvents(`${base}/v1/jobs/${jobId}/events`);
+    t.equal(events.at(-1), 'completed');
+    t.ok(events.slice(0, -1).every((event) => event === 'progress'));
+    const done = await view(app, jobId);
+    t.equal(done.result.curve.length, 30);
+    const again = await post({ neuron: 2, steps: 30, batch: 32 });
+    t.equal(again.cached, true, 'the result is cached in Redis for identical requests');
+  });
+
+  t.test('a job cancelled mid-way', async (t) => {
+    const { jobId } = await post({ neuron: 4, steps: 2000, restarts: 50, timeLimitS: 120 });
+    await until(async () => (await view(app, jobId)).progress.steps >= 5 || undefined, 'progress');
+    const cancelled = (await app.inject({ method: 'DELETE', url: `/v1/jobs/${jobId}` })).json();
+    t.equal(cancelled.state, 'cancelled');
+    const events = await sseEvents(`${base}/v1/jobs/${jobId}/events`);
+    t.same(events.slice(-1), ['cancelled']);
+    const final = await until(async () => {
+      const current = await view(app, jobId);
+      return current.result ? current : undefined;
+    }, 'the worker to stop');
+    t.equal(final.state, 'cancelled');
+    t.equal(final.result.stopReason, 'cancelled');
+    t.ok(final.result.steps < 2000, `stopped after ${final.result.steps} of 2000 steps`);
+  });
+
+  t.test('a worker killed mid-job: the other worker finishes it', async (t) => {
+    const { jobId } = await post({ neuron: 9, steps: 600, restarts: 50, timeLimitS: 300, seed: 3 });
+    const first = await until(
+      () => workers.find((worker) => started(worker, jobId)),
+      'a worker to take the job',
+    );
+    const other = workers.find((worker) => worker !== first)!;
+    await until(async () => (await view(app, jobId)).progress.steps >= 10 || undefined, 'progress');
+    t.equal((await view(app, jobId)).state, 'running');
+    first.child.kill('SIGKILL');
+    const killedAt = Date.now();
+    await until(() => started(other, jobId), 'the other worker to take the job over', 60_000);
+    t.comment(`taken over ${Date.now() - killedAt} ms after the kill`);
+    const done = await until(
+      async () => {
+        const current = await view(app, jobId);
+        return current.state === 'completed' || current.state === 'failed' ? current : undefined;
+      },
+      'the job to finish',
+      180_000,
+    );
+    t.equal(done.state, 'completed');
+    t.equal(done.result.steps, 600);
+    t.equal(done.result.curve.length, 600);
+  });
+});
