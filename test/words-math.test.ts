@@ -13,6 +13,7 @@ import {
   makeVocabulary,
   parseWordList,
 } from '../src/words/vocabulary.js';
+import { JsProduct, OrtProduct } from '../src/words/matrix-product.js';
 import { topK, WordIndex } from '../src/words/word-index.js';
 
 /** A small deterministic generator (LCG) and standard normals from it. */
@@ -50,7 +51,7 @@ t.test('masked cosine equals the cosine of the masked vectors; top-k is exact', 
   const index = WordIndex.fromActivations(words, Float32Array.from(raw), C);
   const query = Float32Array.from({ length: C }, normal);
   const mask = [0, 5, 36];
-  const cosines = index.cosines(query, mask);
+  const [cosines] = await index.cosines([query], mask);
   for (const i of [0, 17, 299]) {
     let dot = 0;
     let a = 0;
@@ -68,7 +69,7 @@ t.test('masked cosine equals the cosine of the masked vectors; top-k is exact', 
     .sort((x, y) => cosines[y] - cosines[x] || x - y)
     .slice(0, 10);
   t.same(topK(cosines, 10), expected);
-  const hits = index.nearest(query, 5, { mask, exclude: [expected[0]] });
+  const hits = await index.nearest(query, 5, { mask, exclude: [expected[0]] });
   t.same(
     hits.map((hit) => hit.index),
     expected.slice(1, 6),
@@ -79,6 +80,21 @@ t.test('masked cosine equals the cosine of the masked vectors; top-k is exact', 
   const { top, bottom } = index.neuronWords(4, 3);
   t.ok(top[0].activation >= top[1].activation && bottom[0].activation <= bottom[1].activation);
   t.ok(Math.abs(top[0].activation - raw[(index.indexOf(top[0].word) as number) * C + 4]) < 1e-5);
+});
+
+t.test('onnxruntime MatMul gives the products of the JavaScript loop', async (t) => {
+  const { normal } = random(5);
+  const rows = 1000;
+  const cols = 77;
+  const m = Float32Array.from({ length: rows * cols }, normal);
+  const queries = [0, 1, 2].map(() => Float32Array.from({ length: cols }, normal));
+  const ort = await OrtProduct.create(m, rows, cols, 1);
+  t.teardown(() => ort.release());
+  const [fast, slow] = [await ort.multiply(queries), await new JsProduct(m, rows, cols).multiply(queries)];
+  let worst = 0;
+  for (let k = 0; k < 3; k++)
+    for (let i = 0; i < rows; i++) worst = Math.max(worst, Math.abs(fast[k][i] - slow[k][i]));
+  t.ok(worst < 1e-4, `max |difference| ${worst}`);
 });
 
 t.test('expressions: terms, phrases, quotes and errors', async (t) => {

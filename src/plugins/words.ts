@@ -33,5 +33,5 @@ export default fp<{ config: Config }>(async (app, { config }) => {
   );
   if (!loaded && words.autoBuild) app.addHook('onReady', async () => void words.startBuild());
   // preClose: a running build must stop before the model's sessions are released (onClose).
-  app.addHook('preClose', async () => words.stop());
+  app.addHook('preClose', async () => words.close());
 });

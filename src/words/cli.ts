@@ -65,14 +65,14 @@ async function main(): Promise<number> {
     ttlSeconds: config.cacheTtlSeconds,
     logger: quietLogger,
   });
+  const words = await createWordService({
+    model,
+    dataDir: config.dataDir,
+    settings,
+    cache,
+    log: quietLogger,
+  });
   try {
-    const words = await createWordService({
-      model,
-      dataDir: config.dataDir,
-      settings,
-      cache,
-      log: quietLogger,
-    });
     const { vocabulary } = words;
     console.error(
       `model ${model.name} (${model.sha256.slice(0, 12)}), ${vocabulary.words.length} words (${vocabulary.source})`,
@@ -116,6 +116,7 @@ async function main(): Promise<number> {
     );
     return 0;
   } finally {
+    await words.close();
     await cache.close();
     await model.release();
   }

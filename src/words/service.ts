@@ -11,6 +11,7 @@ import { combineCosines, parseExpression, type ArithmeticMethod } from './arithm
 import { buildWordIndex, type BuildProgress, type IndexModel, type LexicalOptions } from './index-builder.js';
 import { IndexStore, type StoredIndex } from './index-store.js';
 import { lexicalNeurons } from './lexical.js';
+import { OrtProduct } from './matrix-product.js';
 import type { WordRenderer } from './render.js';
 import type { WordSettings } from './settings.js';
 import type { Vocabulary } from './vocabulary.js';
@@ -46,6 +47,7 @@ const CACHE_RECHECK_MS = 10_000;
 export class WordService {
   readonly store: IndexStore;
   private stored: StoredIndex | undefined;
+  private product: OrtProduct | undefined;
   private job: { promise: Promise<void>; abort: AbortController } | undefined;
   private progress: BuildProgress | undefined;
   private error: string | undefined;
@@ -76,13 +78,13 @@ export class WordService {
       return undefined;
     });
     if (fromDisk) {
-      this.stored = fromDisk;
+      await this.attach(fromDisk);
       return true;
     }
     this.lastCacheCheck = Date.now();
     const fromCache = await this.store.readFromCache();
     if (!fromCache) return false;
-    this.stored = fromCache;
+    await this.attach(fromCache);
     await this.store.writeToDisk(fromCache.header, fromCache.index).catch(() => undefined);
     this.options.log?.info({ rows: fromCache.header.rows }, 'word index loaded from the shared cache');
     return true;
@@ -131,8 +133,8 @@ export class WordService {
         options.onProgress?.(progress);
       },
     }).then(
-      (stored) => {
-        this.stored = stored;
+      async (stored) => {
+        await this.attach(stored);
         this.options.log?.info({ seconds: stored.header.buildSeconds }, 'word index built');
       },
       (error: Error) => {
@@ -142,6 +144,30 @@ export class WordService {
     );
     this.job = { promise: promise.finally(() => (this.job = undefined)), abort };
     return this.status();
+  }
+
+  /** Makes the index ready, with onnxruntime's MatMul for its products when it can be had. */
+  private async attach(stored: StoredIndex): Promise<void> {
+    const { index } = stored;
+    try {
+      this.product = await OrtProduct.create(
+        index.centred,
+        index.rows,
+        index.columns,
+        this.options.settings.queryThreads,
+      );
+      index.useProduct(this.product);
+    } catch (error) {
+      this.options.log?.warn({ err: (error as Error).message }, 'word index queries fall back to JavaScript');
+    }
+    this.stored = stored;
+  }
+
+  /** Stops a running build and releases the query session. */
+  async close(): Promise<void> {
+    await this.stop();
+    await this.product?.release();
+    this.product = undefined;
   }
 
   /** Resolves when the running build (if any) has ended. */
@@ -209,7 +235,7 @@ export class WordService {
     const { index } = await this.require();
     const ids = await this.maskIds(mask);
     const { vector, row } = await this.wordVector(word);
-    const neighbors = index.nearest(vector, k, { mask: ids, exclude: row === undefined ? [] : [row] });
+    const neighbors = await index.nearest(vector, k, { mask: ids, exclude: row === undefined ? [] : [row] });
     return { inVocabulary: row !== undefined, neighbors };
   }
 
@@ -218,7 +244,10 @@ export class WordService {
     const { index } = await this.require();
     const ids = await this.maskIds(mask);
     const vectors = await Promise.all(terms.map((term) => this.wordVector(term.text)));
-    const cosines = vectors.map(({ vector }) => index.cosines(vector, ids));
+    const cosines = await index.cosines(
+      vectors.map(({ vector }) => vector),
+      ids,
+    );
     const scores = combineCosines(
       cosines,
       terms.map((term) => term.sign),

@@ -9,6 +9,7 @@
  * | WORD_INDEX_BATCH | 32 | words per trunk run during a build |
  * | WORD_LEXICAL_THRESHOLD | 0.25 | default threshold on the lexical score (R² spelling − R² meaning) |
  * | WORD_LEXICAL_MAX_WORDS | 5000 | words (evenly spaced) entering the lexical regressions |
+ * | WORD_QUERY_THREADS | 0 | onnxruntime threads of the index's MatMul (0: one per core) |
  */
 import { DEFAULT_LEXICAL_THRESHOLD, DEFAULT_MAX_WORDS } from './lexical.js';
 import { DEFAULT_BATCH_SIZE } from './index-builder.js';
@@ -23,6 +24,7 @@ export interface WordSettings {
   batchSize: number;
   lexicalThreshold: number;
   lexicalMaxWords: number;
+  queryThreads: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -63,5 +65,6 @@ export function loadWordSettings(env: Env = process.env): WordSettings {
     batchSize: readNumber(env, 'WORD_INDEX_BATCH', DEFAULT_BATCH_SIZE, 1, 1024),
     lexicalThreshold: readNumber(env, 'WORD_LEXICAL_THRESHOLD', DEFAULT_LEXICAL_THRESHOLD, -1, 1, false),
     lexicalMaxWords: readNumber(env, 'WORD_LEXICAL_MAX_WORDS', DEFAULT_MAX_WORDS, 10, 1_000_000),
+    queryThreads: readNumber(env, 'WORD_QUERY_THREADS', 0, 0, 256),
   };
 }

@@ -8,8 +8,12 @@
  *
  * Similarity is cosine on the centred rows: cos(c_i, q) = c_i·q / (|c_i| |q|). A mask M (a set of
  * neurons) zeroes those coordinates on both sides before the cosine: the masked row norm is
- * |c_i|² − Σ_{j∈M} c_ij², computed once per mask and kept.
+ * |c_i|² − Σ_{j∈M} c_ij², computed once per mask and kept. The products c·q go through a
+ * MatrixProduct (matrix-product.ts): a JavaScript loop by default, onnxruntime's MatMul once
+ * `useProduct` is called.
  */
+import { JsProduct, type MatrixProduct } from './matrix-product.js';
+
 export interface Hit {
   word: string;
   index: number;
@@ -31,6 +35,7 @@ export class WordIndex {
   readonly norms: Float32Array;
   private readonly lookup = new Map<string, number>();
   private readonly maskedNorms = new Map<string, Float32Array>();
+  private product: MatrixProduct;
 
   constructor(
     readonly words: readonly string[],
@@ -45,6 +50,7 @@ export class WordIndex {
       throw new RangeError(`index holds ${centred.length} values; expected ${this.rows}×${this.columns}`);
     }
     words.forEach((word, i) => this.lookup.set(word, i));
+    this.product = new JsProduct(centred, this.rows, this.columns);
     this.norms = new Float32Array(this.rows);
     for (let i = 0; i < this.rows; i++) {
       this.norms[i] = Math.sqrt(sumOfSquares(centred, i * this.columns, this.columns));
@@ -81,30 +87,41 @@ export class WordIndex {
     return Float32Array.from(activations, (value, j) => value - this.mean[j]);
   }
 
+  /** Computes c·q with `product` from now on (it must compute over this index's `centred`). */
+  useProduct(product: MatrixProduct): void {
+    this.product = product;
+  }
+
   /**
-   * cos(c_i, q) for every row, with the neurons of `mask` zeroed on both sides. A row whose masked
-   * norm is 0 gets cosine 0, as does every row when q is 0 after masking.
+   * cos(c_i, q) for every row and each query q, with the neurons of `mask` zeroed on both sides.
+   * A row whose masked norm is 0 gets cosine 0, as does every row when q is 0 after masking.
    */
-  cosines(query: Float32Array, mask?: readonly number[]): Float32Array {
-    const q = Float32Array.from(query);
-    for (const j of mask ?? []) q[j] = 0;
-    const qNorm = Math.sqrt(sumOfSquares(q, 0, q.length));
+  async cosines(queries: readonly Float32Array[], mask?: readonly number[]): Promise<Float32Array[]> {
+    const masked = queries.map((query) => {
+      const q = Float32Array.from(query);
+      for (const j of mask ?? []) q[j] = 0;
+      return q;
+    });
     const norms = this.normsUnder(mask);
-    const out = dotRows(this.centred, this.rows, this.columns, q);
-    for (let i = 0; i < this.rows; i++) {
-      const denominator = norms[i] * qNorm;
-      out[i] = denominator > 0 ? out[i] / denominator : 0;
-    }
-    return out;
+    const products = await this.product.multiply(masked);
+    return products.map((out, k) => {
+      const qNorm = Math.sqrt(sumOfSquares(masked[k], 0, masked[k].length));
+      for (let i = 0; i < this.rows; i++) {
+        const denominator = norms[i] * qNorm;
+        out[i] = denominator > 0 ? out[i] / denominator : 0;
+      }
+      return out;
+    });
   }
 
   /** The k rows of highest cosine to `query`, excluding `exclude`. */
-  nearest(
+  async nearest(
     query: Float32Array,
     k: number,
     options: { mask?: readonly number[]; exclude?: Iterable<number> } = {},
-  ): Hit[] {
-    return this.ranked(this.cosines(query, options.mask), k, options.exclude);
+  ): Promise<Hit[]> {
+    const [cosines] = await this.cosines([query], options.mask);
+    return this.ranked(cosines, k, options.exclude);
   }
 
   /** The k rows of highest `scores` (one per row), excluding `exclude`, best first. */
@@ -155,27 +172,6 @@ function sumOfSquares(values: Float32Array, offset: number, length: number): num
   let sum = 0;
   for (let j = offset; j < offset + length; j++) sum += values[j] * values[j];
   return sum;
-}
-
-/** m·q for every row of m [rows, cols]; four accumulators keep the loop pipelined. */
-export function dotRows(m: Float32Array, rows: number, cols: number, q: Float32Array): Float32Array {
-  const out = new Float32Array(rows);
-  for (let i = 0, base = 0; i < rows; i++, base += cols) {
-    let s0 = 0;
-    let s1 = 0;
-    let s2 = 0;
-    let s3 = 0;
-    let j = 0;
-    for (; j + 3 < cols; j += 4) {
-      s0 += m[base + j] * q[j];
-      s1 += m[base + j + 1] * q[j + 1];
-      s2 += m[base + j + 2] * q[j + 2];
-      s3 += m[base + j + 3] * q[j + 3];
-    }
-    for (; j < cols; j++) s0 += m[base + j] * q[j];
-    out[i] = s0 + s1 + s2 + s3;
-  }
-  return out;
 }
 
 /**
