@@ -68,6 +68,8 @@ t.test('agrees with tools/raster/raster.py (Pillow)', { skip: !hasPil() && 'no P
     'Ünïcödé café',
     'WAVE 42',
     'x\ty\nz',
+    'the quick brown fox jumps over the lazy dog',
+    'Ωμέγα 漢字',
   ];
   for (const size of [64, 224]) {
     const dir = mkdtempSync(path.join(tmpdir(), 'raster-'));

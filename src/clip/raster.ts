@@ -5,8 +5,9 @@
  * tables, in integers where it decides anything, never from a rasteriser's measurements:
  *
  * 1. Text: NFC; whitespace (JavaScript's `\s` set, listed in WHITESPACE) becomes spaces; the other
- *    C0/C1 controls are dropped; runs of spaces become one; leading/trailing spaces trimmed. Empty → 400; more than `maxChars`
- *    code points → 400. A code point the font's cmap lacks is drawn as U+FFFD.
+ *    C0/C1 controls are dropped; runs of spaces become one; leading/trailing spaces are trimmed.
+ *    Empty → 400. A code point the font's cmap lacks becomes U+FFFD. More than `maxChars` code
+ *    points → 400.
  * 2. Font units (unitsPerEm = 2048 for DejaVu Sans): glyph j of a line has its pen at
  *    `p_j = Σ_{i<j} advance_i` (hmtx; no kerning, no shaping). The line's ink box is the union of the
  *    glyphs' `glyf` boxes moved by p_j: left, right, top (max yMax), bottom (min yMin). A line with
@@ -162,36 +163,62 @@ export function normaliseRasterText(text: string): string {
   return text.normalize('NFC').replace(WHITESPACE, ' ').replace(CONTROLS, '').replace(/ +/g, ' ').trim();
 }
 
-interface Line {
-  chars: string[];
-  pens: number[];
+/** Ink box in font units (y up), relative to a pen origin; `undefined` sides when there is no ink. */
+interface Ink {
   left: number;
   right: number;
   top: number;
   bottom: number;
 }
 
-/** Step 2: pens and ink box of one line, in font units. */
-function measureLine(chars: string[], metrics: FontMetrics): Line {
+interface Run extends Ink {
+  chars: string[];
+  pens: number[];
+  /** Pen position after the last glyph. */
+  advance: number;
+}
+
+const NO_INK: Ink = { left: Infinity, right: -Infinity, top: -Infinity, bottom: Infinity };
+
+/** Step 2: pens and ink box of a run of glyphs, in font units. */
+function measureRun(chars: string[], metrics: FontMetrics): Run {
   const pens: number[] = [];
+  const ink = { ...NO_INK };
   let pen = 0;
-  let [left, right, top, bottom] = [Infinity, -Infinity, -Infinity, Infinity];
   for (const ch of chars) {
     const glyph = metrics.glyph(ch.codePointAt(0) ?? 0);
     if (!glyph) throw new Error(`no glyph for ${ch}`);
     pens.push(pen);
-    if (glyph.box) {
-      const [xMin, yMin, xMax, yMax] = glyph.box;
-      left = Math.min(left, pen + xMin);
-      right = Math.max(right, pen + xMax);
-      top = Math.max(top, yMax);
-      bottom = Math.min(bottom, yMin);
-    }
+    if (glyph.box) addInk(ink, glyph.box[0], glyph.box[1], glyph.box[2], glyph.box[3], pen);
     pen += glyph.advance;
   }
-  return left === Infinity
-    ? { chars, pens, left: 0, right: 0, top: 0, bottom: 0 }
-    : { chars, pens, left, right, top, bottom };
+  return { chars, pens, advance: pen, ...ink };
+}
+
+function addInk(ink: Ink, left: number, bottom: number, right: number, top: number, shift: number) {
+  ink.left = Math.min(ink.left, shift + left);
+  ink.right = Math.max(ink.right, shift + right);
+  ink.top = Math.max(ink.top, top);
+  ink.bottom = Math.min(ink.bottom, bottom);
+}
+
+/**
+ * The ink box of words[from, to) joined by spaces, from the words' own runs (the same integers as
+ * measuring the joined line glyph by glyph; a line without ink gets the box 0, 0, 0, 0).
+ */
+function lineInk(words: Run[], space: Run, from: number, to: number): Ink {
+  const ink = { ...NO_INK };
+  let pen = 0;
+  for (let i = from; i < to; i++) {
+    if (i > from) {
+      if (space.left !== Infinity) addInk(ink, space.left, space.bottom, space.right, space.top, pen);
+      pen += space.advance;
+    }
+    const w = words[i];
+    if (w.left !== Infinity) addInk(ink, w.left, w.bottom, w.right, w.top, pen);
+    pen += w.advance;
+  }
+  return ink.left === Infinity ? { left: 0, right: 0, top: 0, bottom: 0 } : ink;
 }
 
 /** Every way to put `n` words on 1 … maxLines lines, as break indices, in the documented order. */
@@ -223,18 +250,20 @@ export function layoutText(text: string, size: number): RasterLayout {
       `the text to rasterise has ${chars.length} characters; the limit is ${RASTER_LAYOUT.maxChars}`,
     );
   }
-  const words = chars.join('').split(' ');
+  const words = chars
+    .join('')
+    .split(' ')
+    .map((word) => measureRun([...word], metrics));
+  const space = measureRun([' '], metrics);
   const margin = Math.floor(size * RASTER_LAYOUT.marginFraction + 0.5);
   const avail = size - 2 * margin;
   const cap = Math.floor(size * RASTER_LAYOUT.maxFontFraction);
   const em = metrics.unitsPerEm;
 
-  let best: { fontPx: number; width: number; height: number; lines: Line[] } | undefined;
+  let best: { fontPx: number; width: number; height: number; bounds: number[] } | undefined;
   for (const breaks of lineBreaks(words.length, RASTER_LAYOUT.maxLines)) {
     const bounds = [0, ...breaks, words.length];
-    const lines = bounds
-      .slice(1)
-      .map((end, i) => measureLine([...words.slice(bounds[i], end).join(' ')], metrics));
+    const lines = bounds.slice(1).map((end, i) => lineInk(words, space, bounds[i], end));
     const width = Math.max(...lines.map((l) => l.right - l.left));
     const height = lines[0].top + (lines.length - 1) * metrics.pitch - lines[lines.length - 1].bottom;
     if (width <= 0 || height <= 0) continue;
@@ -242,18 +271,31 @@ export function layoutText(text: string, size: number): RasterLayout {
     const better =
       !best ||
       fontPx > best.fontPx ||
-      (fontPx === best.fontPx && lines.length === best.lines.length && width < best.width);
-    if (better) best = { fontPx, width, height, lines };
+      (fontPx === best.fontPx && bounds.length === best.bounds.length && width < best.width);
+    if (better) best = { fontPx, width, height, bounds };
   }
   if (!best) throw badRequest('the text to rasterise has no visible characters');
   if (best.fontPx < RASTER_LAYOUT.minFontPx) {
     throw badRequest(`the text is too long to rasterise legibly at ${size}×${size} pixels`);
   }
+  const { bounds } = best;
+  const lines = bounds.slice(1).map((end, i) => {
+    const run = measureRun(
+      [
+        ...words
+          .slice(bounds[i], end)
+          .map((w) => w.chars.join(''))
+          .join(' '),
+      ],
+      metrics,
+    );
+    return { ...run, ...lineInk(words, space, bounds[i], end) };
+  });
   const s = best.fontPx / em;
-  const firstBaseline = (size - best.height * s) / 2 + best.lines[0].top * s;
+  const firstBaseline = (size - best.height * s) / 2 + lines[0].top * s;
   return {
     fontPx: best.fontPx,
-    lines: best.lines.map((line, i) => ({
+    lines: lines.map((line, i) => ({
       text: line.chars.join(''),
       x: (size - (line.right - line.left) * s) / 2 - line.left * s,
       baseline: firstBaseline + i * metrics.pitch * s,
