@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { createCache } from '../cache/index.js';
 import { ClipModel } from '../clip/clip-model.js';
 import { loadConfig } from '../config.js';
-import type { BuildProgress } from './index-builder.js';
+import { DEFAULT_CHUNK_SIZE, type BuildProgress } from './index-builder.js';
 import { loadWordSettings } from './settings.js';
 import { createWordService } from './setup.js';
 
@@ -96,8 +96,10 @@ async function main(): Promise<number> {
         lastPlainShare = tenth;
       }
     };
+    let interrupted = false;
     process.once('SIGINT', () => {
-      process.stderr.write('\ninterrupted: stopping; run the command again to resume\n');
+      interrupted = true;
+      process.stderr.write('\ninterrupted: stopping after the chunk being written\n');
       void words.stop();
     });
     words.startBuild({
@@ -107,6 +109,17 @@ async function main(): Promise<number> {
     await words.settled();
     if (tty) process.stderr.write('\n');
     const status = words.status();
+    if (interrupted && status.state !== 'ready') {
+      const saved = await words.store.readPartial(
+        vocabulary.words.length,
+        model.neuronCount,
+        DEFAULT_CHUNK_SIZE,
+      );
+      console.error(
+        `stopped: ${saved} of ${vocabulary.words.length} words are saved; run the command again to resume`,
+      );
+      return 130;
+    }
     if (status.state !== 'ready') {
       console.error(`index not built: ${status.error ?? status.state}`);
       return 1;
