@@ -9,7 +9,7 @@ import { cacheKey, type BinaryCache } from '../cache/index.js';
 import type { ClipModel } from '../clip/clip-model.js';
 import { cachedSingleTokenScores, modelScorer, rankTokens } from './candidate-pool.js';
 import { fluencyPenalty } from './fluency.js';
-import { hillClimb, type HillClimbProgress, type StopReason } from './hill-climb.js';
+import { hillClimb, type HillClimbProgress, type SequenceScorer, type StopReason } from './hill-climb.js';
 import { neuronProjection, projectDirection } from './objective.js';
 import { directionKey, type MaxTextRequest } from './request.js';
 
@@ -51,6 +51,37 @@ export async function candidatePool(
   return rankTokens(scores, new Set([startId, endId]));
 }
 
+/** What a search on the model needs besides its budgets: scorer, pool and text functions. */
+export interface SearchSetup {
+  scorer: SequenceScorer;
+  pool: number[];
+  vocabSize: number;
+  excluded: Set<number>;
+  describe: (ids: readonly number[]) => string;
+  canonicalize: (ids: readonly number[]) => number[] | undefined;
+}
+
+export async function searchSetup(
+  model: ClipModel,
+  cache: BinaryCache,
+  request: MaxTextRequest,
+): Promise<SearchSetup> {
+  const { tokenizer } = model;
+  const describe = (ids: readonly number[]) => tokenizer.decode([...ids]).trim();
+  return {
+    scorer: modelScorer(model, requestProjection(model, request)),
+    pool: await candidatePool(model, cache, request),
+    vocabSize: tokenizer.vocabSize,
+    excluded: new Set([tokenizer.startId, tokenizer.endId]),
+    describe,
+    // The tokens a proposal's text encodes to: its score is then the score of its text.
+    canonicalize: (ids) => {
+      const text = describe(ids);
+      return text === '' ? undefined : tokenizer.encode(text).ids.slice(1, -1);
+    },
+  };
+}
+
 export async function searchMaxText(
   model: ClipModel,
   cache: BinaryCache,
@@ -59,10 +90,10 @@ export async function searchMaxText(
 ): Promise<MaxTextResult> {
   const started = Date.now();
   const { tokenizer } = model;
-  const pool = await candidatePool(model, cache, request);
+  const setup = await searchSetup(model, cache, request);
   const start = request.startText === null ? undefined : tokenizer.encode(request.startText).ids.slice(1, -1);
   const result = await hillClimb({
-    scorer: modelScorer(model, requestProjection(model, request)),
+    ...setup,
     length: request.length,
     steps: request.steps,
     batch: request.batch,
@@ -70,15 +101,7 @@ export async function searchMaxText(
     seed: request.seed,
     timeLimitMs: request.timeLimitS * 1000,
     start,
-    pool,
-    vocabSize: tokenizer.vocabSize,
-    excluded: new Set([tokenizer.startId, tokenizer.endId]),
     penalty: fluencyPenalty(tokenizer, request.fluency),
-    describe: (ids) => tokenizer.decode([...ids]).trim(),
-    canonicalize: (ids) => {
-      const text = tokenizer.decode([...ids]).trim();
-      return text === '' ? undefined : tokenizer.encode(text).ids.slice(1, -1);
-    },
     onProgress: hooks.onProgress,
     shouldStop: hooks.shouldStop,
   });
