@@ -5,6 +5,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import attribution from './attribution.js';
 import classify from './classify.js';
 import embed from './embed.js';
+import emotions from './emotions.js';
 import jobs from './jobs.js';
 import neurons from './neurons.js';
 import raster from './raster.js';
@@ -24,6 +25,7 @@ const routes: FastifyPluginAsync = async (app) => {
   await app.register(words);
   await app.register(search);
   await app.register(jobs);
+  await app.register(emotions);
 };
 
 export default routes;
