@@ -8,6 +8,7 @@ import t from 'tap';
 import { FEELINGS_WHEEL, WHEEL_EMOTIONS, EMOTION_TEMPLATES } from '../src/attribution/feelings-wheel.js';
 import { NMF } from '../src/attribution/nmf.js';
 import {
+  SparseLogisticRegression,
   crossValidate,
   fitOneVsRest,
   fitPath,
@@ -18,7 +19,6 @@ import {
   supportSize,
 } from '../src/attribution/regularization-path.js';
 import {
-  SparseLogisticRegression,
   fitBinary,
   kktViolation,
   lambdaMax,

@@ -20,6 +20,7 @@
 import {
   fitBinary,
   lambdaMax,
+  sigmoid,
   standardize,
   type BinaryFit,
   type Design,
@@ -333,4 +334,54 @@ export function mulberry32(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * The binary estimator in scikit-learn's shape: `fit(X, y)` standardises X, solves at a fixed `lambda`
+ * (reached by a warm-started path) or at the λ that gives `support` nonzero coefficients, and exposes
+ * `coef_`/`intercept_` on the original feature scale, plus `lambda_`, `objective_`, `nIter_` and
+ * `converged_`.
+ */
+export class SparseLogisticRegression {
+  coef_: Float64Array = new Float64Array(0);
+  intercept_ = 0;
+  /** Coefficients on the standardised features, the ones the penalty acts on. */
+  standardizedCoef_: Float64Array = new Float64Array(0);
+  objective_ = NaN;
+  nIter_ = 0;
+  converged_ = false;
+  kktViolation_ = NaN;
+
+  lambda_ = NaN;
+
+  constructor(readonly params: ({ lambda: number } | { support: number }) & SolverOptions) {}
+
+  fit(X: readonly ArrayLike<number>[], y: ArrayLike<number>): this {
+    const design = standardize(X);
+    const fit =
+      'lambda' in this.params
+        ? fitAtLambda(design, y, this.params.lambda, this.params)
+        : fitToSupportSize(design, y, this.params.support, this.params);
+    this.lambda_ = fit.lambda;
+    this.standardizedCoef_ = fit.coef;
+    this.coef_ = fit.coef.map((c, j) => c / design.scale[j]);
+    this.intercept_ = fit.intercept - this.coef_.reduce((sum, c, j) => sum + c * design.mean[j], 0);
+    this.objective_ = fit.objective;
+    this.nIter_ = fit.iterations;
+    this.converged_ = fit.converged;
+    this.kktViolation_ = fit.kktViolation;
+    return this;
+  }
+
+  decisionFunction(X: readonly ArrayLike<number>[]): Float64Array {
+    return Float64Array.from(X, (x) => {
+      let eta = this.intercept_;
+      for (let j = 0; j < this.coef_.length; j++) eta += this.coef_[j] * x[j];
+      return eta;
+    });
+  }
+
+  predictProba(X: readonly ArrayLike<number>[]): Float64Array {
+    return this.decisionFunction(X).map(sigmoid);
+  }
 }

@@ -160,7 +160,8 @@ function logLoss(eta: number, y: number): number {
   return (eta > 0 ? eta + Math.log1p(Math.exp(-eta)) : Math.log1p(Math.exp(eta))) - y * eta;
 }
 
-const sigmoid = (eta: number) => (eta >= 0 ? 1 / (1 + Math.exp(-eta)) : Math.exp(eta) / (1 + Math.exp(eta)));
+export const sigmoid = (eta: number) =>
+  eta >= 0 ? 1 / (1 + Math.exp(-eta)) : Math.exp(eta) / (1 + Math.exp(eta));
 
 /** F(β₀, β) for a given linear predictor. */
 export function objective(
@@ -217,9 +218,7 @@ export function lambdaMax(design: Design, y: ArrayLike<number>): number {
   const ybar = meanOf(y);
   const eta = new Float64Array(design.n).fill(logit(ybar));
   const { gradient } = lossGradient(design, y, eta);
-  let max = 0;
-  for (let j = 0; j < gradient.length; j++) max = Math.max(max, Math.abs(gradient[j]));
-  return max;
+  return gradient.reduce((max, g) => Math.max(max, Math.abs(g)), 0);
 }
 
 export const logit = (q: number) => Math.log(q / (1 - q));
@@ -430,46 +429,4 @@ function collect(flags: Uint8Array): number[] {
   const out: number[] = [];
   for (let j = 0; j < flags.length; j++) if (flags[j]) out.push(j);
   return out;
-}
-
-/**
- * The estimator in scikit-learn's shape: `fit(X, y)` standardises X, solves at `lambda`, and exposes
- * `coef_`/`intercept_` on the original feature scale, plus `objective_`, `nIter_` and `converged_`.
- */
-export class SparseLogisticRegression {
-  coef_: Float64Array = new Float64Array(0);
-  intercept_ = 0;
-  /** Coefficients on the standardised features, the ones the penalty acts on. */
-  standardizedCoef_: Float64Array = new Float64Array(0);
-  objective_ = NaN;
-  nIter_ = 0;
-  converged_ = false;
-  kktViolation_ = NaN;
-
-  constructor(readonly params: { lambda: number } & SolverOptions) {}
-
-  fit(X: readonly ArrayLike<number>[], y: ArrayLike<number>): this {
-    const design = standardize(X);
-    const fit = fitBinary(design, y, this.params.lambda, this.params);
-    this.standardizedCoef_ = fit.coef;
-    this.coef_ = fit.coef.map((c, j) => c / design.scale[j]);
-    this.intercept_ = fit.intercept - this.coef_.reduce((sum, c, j) => sum + c * design.mean[j], 0);
-    this.objective_ = fit.objective;
-    this.nIter_ = fit.iterations;
-    this.converged_ = fit.converged;
-    this.kktViolation_ = fit.kktViolation;
-    return this;
-  }
-
-  decisionFunction(X: readonly ArrayLike<number>[]): Float64Array {
-    return Float64Array.from(X, (x) => {
-      let eta = this.intercept_;
-      for (let j = 0; j < this.coef_.length; j++) eta += this.coef_[j] * x[j];
-      return eta;
-    });
-  }
-
-  predictProba(X: readonly ArrayLike<number>[]): Float64Array {
-    return this.decisionFunction(X).map(sigmoid);
-  }
 }
