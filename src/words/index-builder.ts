@@ -4,9 +4,10 @@
  * (see word-index.ts) and the neurons are scored for spelling versus meaning (see lexical.ts).
  *
  * Pipeline: batches of `batchSize` words are rastered and normalised on the main thread while
- * onnxruntime runs the previous batch on its own threads; up to `depth` batches are submitted
- * ahead, so the trunk always has the next batch queued. Rendering yields to the event loop every
- * few words so that a finished run hands over to the queued batch at once.
+ * onnxruntime runs the previous batch on its own threads; up to `depth` (3) batches are submitted
+ * ahead, so the trunk always has the next batch queued, and finished chunks are written behind the
+ * pipeline. Rendering yields to the event loop every few words so that a finished run hands over
+ * to the queued batch at once.
  *
  * Resumable: results are kept per chunk of `chunkSize` words (batches never straddle chunks); each
  * finished chunk is written to the partial file and synced before its progress is recorded, so an
@@ -111,7 +112,7 @@ async function buildLocked(options: BuildOptions): Promise<StoredIndex> {
   const C = model.neuronCount;
   const batchSize = Math.max(1, options.batchSize ?? DEFAULT_BATCH_SIZE);
   const chunkSize = Math.max(batchSize, options.chunkSize ?? DEFAULT_CHUNK_SIZE);
-  const depth = Math.max(1, options.depth ?? 2);
+  const depth = Math.max(1, options.depth ?? 3);
   const started = performance.now();
   const resumedFrom = await store.readPartial(V, C, chunkSize);
   let processed = resumedFrom;
@@ -145,7 +146,9 @@ async function buildLocked(options: BuildOptions): Promise<StoredIndex> {
   };
 
   let chunkStart = resumedFrom;
-  const chunk = new Float32Array(chunkSize * C);
+  let chunk = new Float32Array(chunkSize * C);
+  // Chunk writes run behind the pipeline, one after the other, so the trunk never waits for the disk.
+  let writes: Promise<void> = Promise.resolve();
   const inFlight: InFlight[] = [];
   let next = resumedFrom;
   try {
@@ -168,15 +171,20 @@ async function buildLocked(options: BuildOptions): Promise<StoredIndex> {
       const chunkComplete = processed === V || processed % chunkSize === 0;
       if (chunkComplete) {
         const progress = { rows: V, columns: C, done: processed, chunkSize };
-        await store.appendPartial(chunk.subarray(0, (processed - chunkStart) * C), chunkStart, progress);
+        const rows = chunk.subarray(0, (processed - chunkStart) * C);
+        const start = chunkStart;
+        writes = writes.then(() => store.appendPartial(rows, start, progress));
+        chunk = new Float32Array(chunkSize * C);
         chunkStart = processed;
       }
       report();
     }
   } finally {
-    // Let runs already submitted finish before the caller releases the model.
-    await Promise.allSettled(inFlight.map((batch) => batch.maps));
+    // Let runs already submitted finish before the caller releases the model, and the writes of
+    // finished chunks land before anyone resumes from the partial file.
+    await Promise.allSettled([...inFlight.map((batch) => batch.maps), writes]);
   }
+  await writes;
 
   const index = WordIndex.fromActivations(words, await store.readPartialRows(V, C), C);
   let lexical: LexicalScores | undefined;
