@@ -3,7 +3,7 @@
  * when REDIS_URL is set), with a progress bar on stderr: redrawn in place on a terminal, plain
  * lines otherwise. Ctrl-C stops after the current chunk is safe; running it again resumes.
  *
- *   npm run index-words [-- --words FILE] [--size N] [--batch N] [--no-lexical]
+ *   npm run index-words [-- --words FILE] [--size N] [--batch N]
  */
 import { parseArgs } from 'node:util';
 import { createCache } from '../cache/index.js';
@@ -18,7 +18,6 @@ const { values } = parseArgs({
     words: { type: 'string' },
     size: { type: 'string' },
     batch: { type: 'string' },
-    'no-lexical': { type: 'boolean', default: false },
   },
 });
 
@@ -103,7 +102,6 @@ async function main(): Promise<number> {
       void words.stop();
     });
     words.startBuild({
-      lexical: values['no-lexical'] ? false : undefined,
       onProgress: (p) => draw(p, p.phase !== 'activations'),
     });
     await words.settled();
