@@ -147,11 +147,18 @@ export async function hillClimb(options: HillClimbOptions): Promise<HillClimbRes
   const propose = (s: readonly number[]): number[][] => {
     const out: number[][] = [];
     for (let attempt = 0; out.length < o.batch && attempt < o.batch * 20; attempt++) {
-      const candidate = canonical(neighbour(s));
+      // Raw proposals are remembered too, so that a revisited neighbour costs no canonicalisation.
+      const raw = neighbour(s);
+      const rawKey = raw.join(',');
+      if (seen.has(rawKey)) continue;
+      seen.add(rawKey);
+      const candidate = canonical(raw);
       if (!candidate) continue;
       const key = candidate.join(',');
-      if (seen.has(key)) continue;
-      seen.add(key);
+      if (key !== rawKey) {
+        if (seen.has(key)) continue;
+        seen.add(key);
+      }
       out.push(candidate);
     }
     return out;

@@ -12,6 +12,7 @@ import { fluencyPenalty } from './fluency.js';
 import { hillClimb, type HillClimbProgress, type SequenceScorer, type StopReason } from './hill-climb.js';
 import { neuronProjection, projectDirection } from './objective.js';
 import { directionKey, type MaxTextRequest } from './request.js';
+import { textFunctions } from './token-text.js';
 
 export interface MaxTextResult {
   text: string;
@@ -38,17 +39,31 @@ export function requestProjection(model: ClipModel, request: MaxTextRequest): Fl
     : projectDirection(model.bilinear, request.direction!, model.embedDim);
 }
 
-/** The vocabulary ranked by single-token objective for the request's direction (cached). */
+/** How many of the best-ranked tokens the pool keeps (the climber samples from its top 256). */
+const POOL_KEEP = 1024;
+
+/**
+ * The vocabulary ranked by single-token objective for the request's direction (scores cached),
+ * keeping only tokens that are their own text's encoding: a lone byte of a multi-byte character,
+ * say, decodes to U+FFFD and is never the token of any text, so its score says nothing.
+ */
 export async function candidatePool(
   model: ClipModel,
   cache: BinaryCache,
   request: MaxTextRequest,
+  canonicalize: (ids: readonly number[]) => number[] | undefined,
 ): Promise<number[]> {
   const u = requestProjection(model, request);
   const key = cacheKey(model.sha256, 'max-text.pool.v1', directionKey(request));
   const scores = await cachedSingleTokenScores(model, cache, key, modelScorer(model, u));
   const { startId, endId } = model.tokenizer;
-  return rankTokens(scores, new Set([startId, endId]));
+  const pool: number[] = [];
+  for (const id of rankTokens(scores, new Set([startId, endId]))) {
+    const form = canonicalize([id]);
+    if (form?.length === 1 && form[0] === id) pool.push(id);
+    if (pool.length >= POOL_KEEP) break;
+  }
+  return pool;
 }
 
 /** What a search on the model needs besides its budgets: scorer, pool and text functions. */
@@ -67,18 +82,14 @@ export async function searchSetup(
   request: MaxTextRequest,
 ): Promise<SearchSetup> {
   const { tokenizer } = model;
-  const describe = (ids: readonly number[]) => tokenizer.decode([...ids]).trim();
+  const { describe, canonicalize } = textFunctions(tokenizer);
   return {
     scorer: modelScorer(model, requestProjection(model, request)),
-    pool: await candidatePool(model, cache, request),
+    pool: await candidatePool(model, cache, request, canonicalize),
     vocabSize: tokenizer.vocabSize,
     excluded: new Set([tokenizer.startId, tokenizer.endId]),
     describe,
-    // The tokens a proposal's text encodes to: its score is then the score of its text.
-    canonicalize: (ids) => {
-      const text = describe(ids);
-      return text === '' ? undefined : tokenizer.encode(text).ids.slice(1, -1);
-    },
+    canonicalize,
   };
 }
 
