@@ -185,7 +185,7 @@ t.test('lexical detection recovers planted spelling neurons, not meaning neurons
       responses[r * C + c] = y;
     }
   }
-  const scores = detectLexicalNeurons({ words, responses, columns: C, embeddings });
+  const scores = await detectLexicalNeurons({ words, responses, columns: C, embeddings });
   t.same(lexicalNeurons(scores), spellingNeurons);
   for (const c of spellingNeurons)
     t.ok(scores.spelling[c] > 0.5, `spelling R² of ${c}: ${scores.spelling[c]}`);

@@ -100,71 +100,93 @@ export function lexicalSample(rows: number, maxWords = DEFAULT_MAX_WORDS): numbe
   return Array.from({ length: maxWords }, (_, j) => Math.floor((j * rows) / maxWords));
 }
 
+/** Neurons per block of the regressions; the event loop gets a turn between blocks. */
+const COLUMN_BLOCK = 128;
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /**
  * k-fold cross-validated R² of a ridge regression of every column of Y [n, C] (row-major, centred
- * per column by the caller) on the rows of X (p columns). Row r belongs to fold r mod k.
+ * per column by the caller) on the rows of X (p columns). Row r belongs to fold r mod k. The k
+ * Cholesky factors are computed once; the neurons are then solved in blocks of COLUMN_BLOCK, with
+ * a turn of the event loop between blocks so that a server stays responsive.
  */
-export function ridgeCrossValidatedR2(
+export async function ridgeCrossValidatedR2(
   X: readonly SparseRow[],
   p: number,
   Y: Float32Array,
   C: number,
   options: { folds?: number; lambdaScale?: number } = {},
-): Float64Array {
+): Promise<Float64Array> {
   const n = X.length;
   const k = Math.max(2, Math.min(options.folds ?? DEFAULT_FOLDS, n));
   const lambdaScale = options.lambdaScale ?? DEFAULT_LAMBDA_SCALE;
   const gram = Array.from({ length: k }, () => new Float64Array(p * p));
-  const cross = Array.from({ length: k }, () => new Float64Array(p * C));
   for (let r = 0; r < n; r++) {
     const { index, value } = X[r];
     const G = gram[r % k];
-    const H = cross[r % k];
     for (let a = 0; a < index.length; a++) {
       const ia = index[a] * p;
-      const va = value[a];
-      for (let b = 0; b < index.length; b++) G[ia + index[b]] += va * value[b];
-      const ha = index[a] * C;
-      for (let c = 0; c < C; c++) H[ha + c] += va * Y[r * C + c];
+      for (let b = 0; b < index.length; b++) G[ia + index[b]] += value[a] * value[b];
     }
   }
-  const G = sumOf(gram);
-  const H = sumOf(cross);
-  const sse = new Float64Array(C);
-  for (let f = 0; f < k; f++) {
-    const A = G.map((value, i) => value - gram[f][i]);
+  const total = sumOf(gram);
+  const factors = gram.map((foldGram) => {
+    const A = total.map((value, i) => value - foldGram[i]);
     let trace = 0;
     for (let i = 0; i < p; i++) trace += A[i * p + i];
     const lambda = Math.max(lambdaScale * (trace / p), 1e-9);
     for (let i = 0; i < p; i++) A[i * p + i] += lambda;
-    const B = H.map((value, i) => value - cross[f][i]);
-    choleskySolveInPlace(A, p, B, C);
-    const prediction = new Float64Array(C);
-    for (let r = f; r < n; r += k) {
-      const { index, value } = X[r];
-      prediction.fill(0);
-      for (let a = 0; a < index.length; a++) {
-        const base = index[a] * C;
-        for (let c = 0; c < C; c++) prediction[c] += value[a] * B[base + c];
-      }
-      for (let c = 0; c < C; c++) sse[c] += (Y[r * C + c] - prediction[c]) ** 2;
-    }
-  }
+    choleskyFactorInPlace(A, p);
+    return A;
+  });
   const r2 = new Float64Array(C);
-  for (let c = 0; c < C; c++) {
-    let sst = 0;
-    for (let r = 0; r < n; r++) sst += Y[r * C + c] ** 2;
-    r2[c] = sst > 0 ? 1 - sse[c] / sst : 0;
+  for (let c0 = 0; c0 < C; c0 += COLUMN_BLOCK) {
+    await yieldToEventLoop();
+    const m = Math.min(COLUMN_BLOCK, C - c0);
+    const cross = Array.from({ length: k }, () => new Float64Array(p * m));
+    for (let r = 0; r < n; r++) {
+      const { index, value } = X[r];
+      const H = cross[r % k];
+      const y = r * C + c0;
+      for (let a = 0; a < index.length; a++) {
+        const base = index[a] * m;
+        for (let c = 0; c < m; c++) H[base + c] += value[a] * Y[y + c];
+      }
+    }
+    const H = sumOf(cross);
+    const sse = new Float64Array(m);
+    const prediction = new Float64Array(m);
+    for (let f = 0; f < k; f++) {
+      const B = H.map((value, i) => value - cross[f][i]);
+      choleskySubstituteInPlace(factors[f], p, B, m);
+      for (let r = f; r < n; r += k) {
+        const { index, value } = X[r];
+        prediction.fill(0);
+        for (let a = 0; a < index.length; a++) {
+          const base = index[a] * m;
+          for (let c = 0; c < m; c++) prediction[c] += value[a] * B[base + c];
+        }
+        for (let c = 0; c < m; c++) sse[c] += (Y[r * C + c0 + c] - prediction[c]) ** 2;
+      }
+    }
+    for (let c = 0; c < m; c++) {
+      let sst = 0;
+      for (let r = 0; r < n; r++) sst += Y[r * C + c0 + c] ** 2;
+      r2[c0 + c] = sst > 0 ? 1 - sse[c] / sst : 0;
+    }
   }
   return r2;
 }
 
-/**
- * Solves A B = R for a symmetric positive definite A [p, p], overwriting R [p, m] with B (and A
- * with its Cholesky factor L, A = LLᵀ). Row-oriented substitutions keep the inner loop over the m
- * right-hand sides contiguous.
- */
+/** Solves A B = R for a symmetric positive definite A [p, p]: R [p, m] becomes B, A becomes L. */
 export function choleskySolveInPlace(A: Float64Array, p: number, R: Float64Array, m: number): void {
+  choleskyFactorInPlace(A, p);
+  choleskySubstituteInPlace(A, p, R, m);
+}
+
+/** A = LLᵀ: overwrites the lower triangle of A [p, p] with L. */
+export function choleskyFactorInPlace(A: Float64Array, p: number): void {
   for (let j = 0; j < p; j++) {
     let diagonal = A[j * p + j];
     for (let q = 0; q < j; q++) diagonal -= A[j * p + q] ** 2;
@@ -177,6 +199,13 @@ export function choleskySolveInPlace(A: Float64Array, p: number, R: Float64Array
       A[i * p + j] = sum / ljj;
     }
   }
+}
+
+/**
+ * Given L (lower triangle of A), overwrites R [p, m] with (LLᵀ)⁻¹ R. Row-oriented substitutions
+ * keep the inner loop over the m right-hand sides contiguous.
+ */
+export function choleskySubstituteInPlace(A: Float64Array, p: number, R: Float64Array, m: number): void {
   // L Z = R (forward), then Lᵀ B = Z (backward).
   for (let i = 0; i < p; i++) {
     const row = i * m;
@@ -219,7 +248,7 @@ export interface LexicalInput {
 }
 
 /** Lexical scores of every neuron (see the module comment). */
-export function detectLexicalNeurons(input: LexicalInput): LexicalScores {
+export async function detectLexicalNeurons(input: LexicalInput): Promise<LexicalScores> {
   const buckets = input.buckets ?? DEFAULT_BUCKETS;
   const folds = input.folds ?? DEFAULT_FOLDS;
   const lambdaScale = input.lambdaScale ?? DEFAULT_LAMBDA_SCALE;
@@ -234,8 +263,8 @@ export function detectLexicalNeurons(input: LexicalInput): LexicalScores {
   const spellingRows = words.map((word) => spellingFeatures(word, buckets));
   const meaningRows = input.embeddings.map(meaningFeatures);
   const options = { folds, lambdaScale };
-  const spelling = ridgeCrossValidatedR2(spellingRows, spellingColumns(buckets), Y, C, options);
-  const meaning = ridgeCrossValidatedR2(meaningRows, input.embeddings[0].length + 1, Y, C, options);
+  const spelling = await ridgeCrossValidatedR2(spellingRows, spellingColumns(buckets), Y, C, options);
+  const meaning = await ridgeCrossValidatedR2(meaningRows, input.embeddings[0].length + 1, Y, C, options);
   const round = (value: number) => Math.round(value * 1e6) / 1e6;
   return {
     method: 'ridge-cv-r2-difference',
