@@ -119,6 +119,7 @@ export class WordService {
     if (this.stored || this.job) return this.status();
     const abort = new AbortController();
     this.error = undefined;
+    this.progress = undefined;
     const { model, vocabulary, render, settings } = this.options;
     const promise = buildWordIndex({
       model,
@@ -187,7 +188,8 @@ export class WordService {
     if (!this.job && Date.now() - this.lastCacheCheck > CACHE_RECHECK_MS) await this.load();
     if (this.stored) return this.stored;
     const words = this.vocabulary.words.length;
-    if (this.job && this.progress) {
+    if (this.job) {
+      if (!this.progress) throw conflict('the word index is being built by another process; retry later');
       const { done, total, etaSeconds, phase } = this.progress;
       const eta = etaSeconds === null ? '' : `, about ${Math.ceil(etaSeconds)} s left`;
       throw conflict(`the word index is being built (${phase}: ${done}/${total} words${eta}); retry later`);
