@@ -48,6 +48,7 @@ export class WordService {
   readonly store: IndexStore;
   private stored: StoredIndex | undefined;
   private product: OrtProduct | undefined;
+  private loading: Promise<boolean> | undefined;
   private job: { promise: Promise<void>; abort: AbortController } | undefined;
   private progress: BuildProgress | undefined;
   private error: string | undefined;
@@ -71,8 +72,13 @@ export class WordService {
   }
 
   /** Loads the index from disk or, failing that, from the shared cache (then keeps a copy on disk). */
-  async load(): Promise<boolean> {
-    if (this.stored) return true;
+  load(): Promise<boolean> {
+    if (this.stored) return Promise.resolve(true);
+    this.loading ??= this.loadOnce().finally(() => (this.loading = undefined));
+    return this.loading;
+  }
+
+  private async loadOnce(): Promise<boolean> {
     const fromDisk = await this.store.readFromDisk().catch((error: Error) => {
       this.options.log?.warn({ err: error.message }, 'word index on disk is unreadable; ignored');
       return undefined;
@@ -150,6 +156,7 @@ export class WordService {
   /** Makes the index ready, with onnxruntime's MatMul for its products when it can be had. */
   private async attach(stored: StoredIndex): Promise<void> {
     const { index } = stored;
+    const previous = this.product;
     try {
       this.product = await OrtProduct.create(
         index.centred,
@@ -162,6 +169,7 @@ export class WordService {
       this.options.log?.warn({ err: (error as Error).message }, 'word index queries fall back to JavaScript');
     }
     this.stored = stored;
+    if (previous && previous !== this.product) await previous.release();
   }
 
   /** Stops a running build and releases the query session. */
