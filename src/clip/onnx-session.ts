@@ -9,6 +9,10 @@ import * as ort from 'onnxruntime-node';
 import type { ExecutionProviderName } from '../config.js';
 import { ModelDirectoryError } from './model-directory.js';
 
+// onnxruntime's own logger prints a multi-line error when the CUDA library is absent; failures reach
+// us as exceptions anyway, and are reported once, in one line. Set before the first session exists.
+ort.env.logLevel = 'fatal';
+
 export interface SessionOptions {
   providers: readonly ExecutionProviderName[];
   intraOpThreads: number;
@@ -33,9 +37,6 @@ export async function createSession(
   options: SessionOptions,
 ): Promise<LoadedSession> {
   const candidates = [...options.providers];
-  // onnxruntime's own logger prints a multi-line error when the CUDA library is absent; failures
-  // reach us as exceptions anyway, and we report them once, in one line.
-  if (candidates.length > 1) ort.env.logLevel = 'fatal';
   let lastError: unknown;
   while (candidates.length > 0) {
     const provider = candidates[0];
