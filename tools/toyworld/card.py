@@ -159,21 +159,32 @@ def main() -> None:
         "A concept passes when both z ≥ 2. In brackets the stricter variant whose reference is the other concepts'",
         "pictures and words together.",
         "",
-        "| family | direction W·t_c passes | single top neuron of W·t_c passes |",
-        "|---|---|---|",
+        "The `x/|x|` columns repeat the test with x scaled to unit length: the spatial means vary a lot in",
+        "overall magnitude (a patch filling the frame drives far more activation than a small blob), and that",
+        "variance, not confusion between concepts, is what holds the raw picture z-scores down.",
+        "",
+        "| family | direction W·t_c passes | single top neuron passes | direction, x/\\|x\\| | top neuron, x/\\|x\\| |",
+        "|---|---|---|---|---|",
     ]
     for fam, r in dirs.items():
         lines.append(
             f"| {fam} | {r['direction_pass']} / {r['n']} ({r['direction_pass_mixed']}) | "
-            f"{r['top_neuron_pass']} / {r['n']} ({r['top_neuron_pass_mixed']}) |"
+            f"{r['top_neuron_pass']} / {r['n']} ({r['top_neuron_pass_mixed']}) | "
+            f"{r['direction_normed_pass']} / {r['n']} | {r['top_neuron_normed_pass']} / {r['n']} |"
         )
-    lines += ["", "| concept | z picture | z word | top neuron | its z picture | its z word |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "z-scores per concept (picture / word):",
+        "",
+        "| concept | direction | direction, x/\\|x\\| | top neuron | top neuron z | top neuron z, x/\\|x\\| |",
+        "|---|---|---|---|---|---|",
+    ]
     for fam, r in dirs.items():
         for concept, cr in r["concepts"].items():
-            d, t = cr["direction"], cr["top_neuron"]
+            d, dn, t, tn = cr["direction"], cr["direction_normed"], cr["top_neuron"], cr["top_neuron_normed"]
             lines.append(
-                f"| {concept} | {d['z_picture']:.1f} | {d['z_word']:.1f} | {cr['top_neuron']} | "
-                f"{t['z_picture']:.1f} | {t['z_word']:.1f} |"
+                f"| {concept} | {d['z_picture']:.1f} / {d['z_word']:.1f} | {dn['z_picture']:.1f} / {dn['z_word']:.1f} | "
+                f"{cr['top_neuron_id']} | {t['z_picture']:.1f} / {t['z_word']:.1f} | {tn['z_picture']:.1f} / {tn['z_word']:.1f} |"
             )
     fams = m["neuron_label_families"]
     lines += [

@@ -14,7 +14,8 @@ Figures
       (pictures, resp. rendered words) in the family: z = (mean(own) - mean(others)) / std(others); a
       concept passes when both z >= 2. The stricter `*_mixed` figures take the other concepts' pictures
       and words together as the reference.
-      The same with the single top neuron of v_c (stretch target);
+      The same with the single top neuron of v_c (stretch target); `*_normed`: the same with x scaled
+      to unit length (spatial means vary a lot in overall magnitude, e.g. with the area a patch covers);
   typographic attack: a shape of colour A with colour word B written on it, classified among the
       colours: the share predicted B (attack works) and A;
   neuron labels: for each neuron, the concept whose held-out images give the highest mean activation
@@ -126,9 +127,15 @@ def evaluate(model: CLIP, heldout_dir: str) -> tuple[dict, dict]:
         for c in classes:
             v = W @ text_of[c]
             top = int(v.argmax())
-            res = {"top_neuron": top}
-            for kind, vec in (("direction", None), ("top_neuron", top)):
-                s = (xmean @ v) if vec is None else xmean[:, vec]
+            res = {"top_neuron_id": top}
+            xnorm = xmean / xmean.norm(dim=1, keepdim=True)
+            scores = {
+                "direction": xmean @ v,  # the issue's figure: x = spatial mean of the neurons
+                "direction_normed": xnorm @ v,  # the same with x scaled to unit length
+                "top_neuron": xmean[:, top],
+                "top_neuron_normed": xnorm[:, top],
+            }
+            for kind, s in scores.items():
                 s = s.numpy()
 
                 def z(own_set, neg_set):
@@ -149,6 +156,8 @@ def evaluate(model: CLIP, heldout_dir: str) -> tuple[dict, dict]:
                     "pass_mixed": bool(zp_mixed >= 2 and zw_mixed >= 2),
                 }
             out["concepts"][c] = res
+        for kind in ("direction_normed", "top_neuron_normed"):
+            out[f"{kind}_pass"] = sum(r[kind]["pass"] for r in out["concepts"].values())
         out["direction_pass"] = sum(r["direction"]["pass"] for r in out["concepts"].values())
         out["top_neuron_pass"] = sum(r["top_neuron"]["pass"] for r in out["concepts"].values())
         out["direction_pass_mixed"] = sum(r["direction"]["pass_mixed"] for r in out["concepts"].values())
@@ -220,7 +229,8 @@ def main() -> None:
     print("attack", metrics["attack"])
     for fam, d in metrics["directions"].items():
         print(fam, "direction pass", d["direction_pass"], "/", d["n"], "top neuron pass", d["top_neuron_pass"],
-              "(mixed negatives:", d["direction_pass_mixed"], d["top_neuron_pass_mixed"], ")")
+              "(mixed negatives:", d["direction_pass_mixed"], d["top_neuron_pass_mixed"], ") normed x:",
+              d["direction_normed_pass"], d["top_neuron_normed_pass"])
     print("neuron families", metrics["neuron_label_families"])
 
 
