@@ -188,3 +188,30 @@ t.test('search jobs on BullMQ with two worker processes', async (t) => {
     t.equal(done.result.curve.length, 600);
   });
 });
+
+t.test('the server works jobs itself unless WORKER_IN_PROCESS=false, and closes cleanly', async (t) => {
+  const port = await freePort();
+  const redis = await startRedis(port);
+  t.teardown(() => void redis.kill('SIGKILL'));
+  const app = await buildTestApp({
+    redisUrl: `redis://127.0.0.1:${port}`,
+    modelDir: await referenceModelDir(),
+  });
+  const { jobId } = (
+    await app.inject({
+      method: 'POST',
+      url: '/v1/search/max-text',
+      payload: { neuron: 1, steps: 10, batch: 16 },
+    })
+  ).json();
+  const done = await until(async () => {
+    const current = await view(app, jobId);
+    return current.state === 'completed' ? current : undefined;
+  }, 'the in-process worker to finish');
+  t.equal(done.result.steps, 10);
+  const closed = await Promise.race([
+    app.close().then(() => 'closed'),
+    new Promise((resolve) => setTimeout(() => resolve('hung'), 15_000)),
+  ]);
+  t.equal(closed, 'closed');
+});

@@ -107,6 +107,7 @@ export interface BullWorkerOptions {
 /** A worker on the queue; close it to stop taking jobs (running ones finish first). */
 export function startBullWorker(options: BullWorkerOptions): Worker<JobData, JobOutcome> {
   const flags = connect(options.redisUrl);
+  const connection = connect(options.redisUrl);
   const worker = new Worker<JobData, JobOutcome>(
     options.name,
     async (job) => {
@@ -125,7 +126,7 @@ export function startBullWorker(options: BullWorkerOptions): Worker<JobData, Job
       });
     },
     {
-      connection: connect(options.redisUrl),
+      connection,
       prefix: QUEUE_PREFIX,
       concurrency: options.concurrency,
       lockDuration: options.lockDurationMs,
@@ -134,6 +135,9 @@ export function startBullWorker(options: BullWorkerOptions): Worker<JobData, Job
     },
   );
   worker.on('error', (error) => options.onError?.(error));
-  worker.on('closed', () => void flags.quit().catch(() => undefined));
+  // BullMQ leaves connections it was given open; close them with the worker.
+  worker.on('closed', () => {
+    for (const client of [flags, connection]) void client.quit().catch(() => undefined);
+  });
   return worker;
 }
