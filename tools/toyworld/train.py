@@ -78,11 +78,13 @@ class Batches(torch.utils.data.IterableDataset):
             yield to_pixels([s[0] for s in samples]), pad_ids([tok.encode(c) for c in captions]), captions
 
 
-def param_groups(model: CLIP, wd: float, pool_wd: float):
-    decay, pool, no_decay = [], [], []
+def param_groups(model: CLIP, wd: float, pool_wd: float, qk_wd: float):
+    decay, pool, qk, no_decay = [], [], [], []
     for name, p in model.named_parameters():
         if p.ndim < 2 or "bn" in name or "ln" in name or name.endswith("logit_scale") or "embedding" in name:
             no_decay.append(p)
+        elif name in ("visual.attnpool.q_proj.weight", "visual.attnpool.k_proj.weight"):
+            qk.append(p)
         elif name.startswith("visual.attnpool"):
             pool.append(p)
         else:
@@ -90,6 +92,7 @@ def param_groups(model: CLIP, wd: float, pool_wd: float):
     return [
         {"params": decay, "weight_decay": wd},
         {"params": pool, "weight_decay": pool_wd},
+        {"params": qk, "weight_decay": qk_wd},
         {"params": no_decay, "weight_decay": 0.0},
     ]
 
@@ -105,6 +108,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--wd", type=float, default=0.05)
     ap.add_argument("--pool-wd", type=float, default=0.2)
+    ap.add_argument("--qk-wd", type=float, default=None, help="weight decay of the attention pool's query/key (default: --pool-wd)")
+    ap.add_argument("--follow-word", type=float, default=0.3, help="share of shape-with-word captions naming only the word")
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1, help="1 is much faster than 2 on a shared, oversubscribed machine")
     args = ap.parse_args()
@@ -120,7 +125,9 @@ def main() -> None:
     n_params = sum(p.numel() for p in model.parameters())
     print(f"params {n_params} vocab {tok.vocab_size}", flush=True)
 
-    opt = torch.optim.AdamW(param_groups(model, args.wd, args.pool_wd), lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
+    world.FOLLOW_WORD_SHARE = args.follow_word
+    qk_wd = args.pool_wd if args.qk_wd is None else args.qk_wd
+    opt = torch.optim.AdamW(param_groups(model, args.wd, args.pool_wd, qk_wd), lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
 
     budget = args.minutes * 60
 

@@ -25,6 +25,9 @@ from functools import lru_cache
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 IMAGE_SIZE = 64
+# Share of "shape with a word written on it" captions that name only the written word (train.py
+# --follow-word sets it); 40% describe both, the rest only the picture.
+FOLLOW_WORD_SHARE = 0.3
 SUPER = 2  # draw at 2x and downsample (anti-aliasing)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -474,7 +477,7 @@ def make_shape_with_word(rng: random.Random, shape=None, colour=None, word=None)
             f"a {colour} {shape} labelled {word}",
             f"the word {word} on a {colour} {shape}",
         ])
-    elif u < 0.7:  # the caption follows the written word, as web captions often do
+    elif u < 0.4 + FOLLOW_WORD_SHARE:  # the caption follows the written word, as web captions often do
         cap = rng.choice([f"{word}", f"the word {word}", f"a {shape} that says {word}", f"{word} {shape}"])
     else:
         cap = rng.choice([f"a {colour} {shape}", f"{colour}", f"a {colour} sign"])
