@@ -14,6 +14,8 @@ import {
   parseWordList,
 } from '../src/words/vocabulary.js';
 import { JsProduct, OrtProduct } from '../src/words/matrix-product.js';
+import { formatDuration, ProgressPrinter, progressLine } from '../src/words/progress.js';
+import type { BuildProgress } from '../src/words/index-builder.js';
 import { topK, WordIndex } from '../src/words/word-index.js';
 
 /** A small deterministic generator (LCG) and standard normals from it. */
@@ -190,4 +192,43 @@ t.test('lexical detection recovers planted spelling neurons, not meaning neurons
   for (const c of spellingNeurons)
     t.ok(scores.spelling[c] > 0.5, `spelling R² of ${c}: ${scores.spelling[c]}`);
   for (const c of meaningNeurons) t.ok(scores.meaning[c] > 0.3 && scores.score[c] < 0, `neuron ${c}`);
+});
+
+t.test('progress: a redrawn line on a terminal, plain lines otherwise', async (t) => {
+  const progress = (done: number, phase: BuildProgress['phase'] = 'activations'): BuildProgress => ({
+    phase,
+    done,
+    total: 1000,
+    resumedFrom: 0,
+    wordsPerSecond: 50,
+    etaSeconds: (1000 - done) / 50,
+    elapsedSeconds: done / 50,
+  });
+  t.equal(formatDuration(null), '--:--');
+  t.equal(formatDuration(75), '01:15');
+  t.equal(formatDuration(3725), '1:02:05');
+  t.match(progressLine(progress(250)), /25\.0% 250\/1,000 50\.0 words\/s ETA 00:15$/);
+  t.match(progressLine(progress(1000, 'lexical')), /100\.0% 1,000\/1,000 50\.0 words\/s lexical$/);
+
+  let clock = 0;
+  const tty: string[] = [];
+  const onTerminal = new ProgressPrinter({ isTTY: true, write: (s) => tty.push(s) }, 200, () => clock);
+  for (let done = 0; done <= 1000; done += 10) {
+    onTerminal.update(progress(done));
+    clock += 50; // an update every 50 ms: redrawn every 200 ms
+  }
+  onTerminal.update(progress(1000, 'lexical'));
+  onTerminal.finish();
+  t.ok(tty.length >= 20 && tty.length <= 30, `${tty.length} redraws`);
+  t.ok(tty.slice(0, -1).every((s) => s.startsWith('\r') && s.endsWith('\x1b[K')));
+  t.match(tty.at(-2) ?? '', /lexical/, 'a phase change is drawn at once');
+  t.equal(tty.at(-1), '\n');
+
+  const plain: string[] = [];
+  const inLog = new ProgressPrinter({ isTTY: false, write: (s) => plain.push(s) });
+  for (let done = 0; done <= 1000; done += 10) inLog.update(progress(done));
+  inLog.update(progress(1000, 'done'));
+  inLog.finish();
+  t.equal(plain.length, 12, 'one line per tenth and one per phase');
+  t.ok(plain.every((s) => s.endsWith('\n') && !s.includes('\r')));
 });

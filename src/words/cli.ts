@@ -9,7 +9,8 @@ import { parseArgs } from 'node:util';
 import { createCache } from '../cache/index.js';
 import { ClipModel } from '../clip/clip-model.js';
 import { loadConfig } from '../config.js';
-import { DEFAULT_CHUNK_SIZE, type BuildProgress } from './index-builder.js';
+import { DEFAULT_CHUNK_SIZE } from './index-builder.js';
+import { ProgressPrinter } from './progress.js';
 import { loadWordSettings } from './settings.js';
 import { createWordService } from './setup.js';
 
@@ -31,26 +32,6 @@ const quietLogger = {
   warn: (obj: object | string, msg?: string) => console.error('warning:', msg ?? obj),
   error: (obj: object | string, msg?: string) => console.error('error:', msg ?? obj),
 };
-
-function duration(seconds: number | null): string {
-  if (seconds === null || !Number.isFinite(seconds)) return '--:--';
-  const s = Math.round(seconds);
-  const hours = Math.floor(s / 3600);
-  const mm = String(Math.floor((s % 3600) / 60)).padStart(2, '0');
-  const ss = String(s % 60).padStart(2, '0');
-  return hours > 0 ? `${hours}:${mm}:${ss}` : `${mm}:${ss}`;
-}
-
-/** One progress line: bar, counts, rate and ETA. */
-export function progressLine(p: BuildProgress, width = 30): string {
-  const share = p.total > 0 ? p.done / p.total : 1;
-  const filled = Math.round(share * width);
-  const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
-  const counts = `${p.done.toLocaleString('en-US')}/${p.total.toLocaleString('en-US')}`;
-  const rate = `${p.wordsPerSecond.toFixed(1)} words/s`;
-  const tail = p.phase === 'activations' ? `ETA ${duration(p.etaSeconds)}` : p.phase;
-  return `${bar} ${(share * 100).toFixed(1).padStart(5)}% ${counts} ${rate} ${tail}`;
-}
 
 async function main(): Promise<number> {
   const config = loadConfig(env);
@@ -80,21 +61,7 @@ async function main(): Promise<number> {
       console.error(`the index is already built: ${words.store.file('.f32')}`);
       return 0;
     }
-    const tty = process.stderr.isTTY === true;
-    let lastDraw = 0;
-    let lastPlainShare = -1;
-    const draw = (p: BuildProgress, final = false) => {
-      const now = Date.now();
-      if (tty) {
-        if (final || now - lastDraw >= 200) process.stderr.write(`\r${progressLine(p)}\x1b[K`);
-        lastDraw = now;
-      } else {
-        const tenth = Math.floor((p.done / p.total) * 10);
-        if (final || tenth > lastPlainShare || p.phase !== 'activations')
-          process.stderr.write(progressLine(p) + '\n');
-        lastPlainShare = tenth;
-      }
-    };
+    const printer = new ProgressPrinter(process.stderr);
     let interrupted = false;
     process.once('SIGINT', () => {
       interrupted = true;
@@ -102,10 +69,10 @@ async function main(): Promise<number> {
       void words.stop();
     });
     words.startBuild({
-      onProgress: (p) => draw(p, p.phase !== 'activations'),
+      onProgress: (p) => printer.update(p),
     });
     await words.settled();
-    if (tty) process.stderr.write('\n');
+    printer.finish();
     const status = words.status();
     if (interrupted && status.state !== 'ready') {
       const saved = await words.store.readPartial(
