@@ -52,19 +52,23 @@ export default fp<{ config: Config }>(async (app, { config }) => {
   const apiKeys = config.apiKeys.map(digest);
   const adminKeys = config.adminApiKeys.map(digest);
 
-  app.addHook('onRequest', async (request) => {
+  // 401 (with WWW-Authenticate): no key or an unknown one; 403: a known key that may not do this.
+  app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0];
     const admin = request.routeOptions.config?.admin === true || path.startsWith('/v1/admin');
     const token = bearer(request);
     if (admin) {
       if (adminKeys.length === 0) throw new HttpError(403, 'admin routes are disabled: set ADMIN_API_KEYS');
-      if (token === undefined || !keyMatches(token, adminKeys)) {
-        throw new HttpError(401, 'this route needs an admin key: Authorization: Bearer <key>');
+      if (token !== undefined && keyMatches(token, adminKeys)) return;
+      if (token !== undefined && keyMatches(token, apiKeys)) {
+        throw new HttpError(403, 'this key may not call admin routes');
       }
-      return;
+      void reply.header('www-authenticate', 'Bearer');
+      throw new HttpError(401, 'this route needs an admin key: Authorization: Bearer <key>');
     }
     if (apiKeys.length === 0 || OPEN_PATHS.some((open) => open.test(path))) return;
     if (token === undefined || !(keyMatches(token, apiKeys) || keyMatches(token, adminKeys))) {
+      void reply.header('www-authenticate', 'Bearer');
       throw new HttpError(401, 'missing or unknown API key: send Authorization: Bearer <key>');
     }
   });

@@ -1,0 +1,366 @@
+/**
+ * Who may call what, and how much (src/plugins/security.ts), and what errors give away (src/app.ts):
+ * API keys on and off, admin keys (required; refused when none is configured), 401 vs 403, keys
+ * never logged, rate limits (in-memory and Redis stores), CORS, security headers, body limits,
+ * back-pressure 503 with Retry-After, and bare 500s.
+ */
+import { Writable } from 'node:stream';
+import t from 'tap';
+import { buildApp, type App } from '../src/app.js';
+import { loadConfig, type Config } from '../src/config.js';
+import { referenceModelDir } from './helpers/app.js';
+
+const modelDir = await referenceModelDir();
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Builds the app like buildTestApp, but lets a test add routes before `ready` and capture logs. */
+async function build(
+  overrides: Partial<Config> = {},
+  options: { logLines?: string[]; before?: (app: App) => void } = {},
+): Promise<App> {
+  const config: Config = {
+    ...loadConfig({}),
+    executionProviders: ['cpu'],
+    intraOpThreads: 1,
+    rateLimitPerMinute: 0,
+    modelDir,
+    ...overrides,
+  };
+  const lines = options.logLines;
+  const logger = lines
+    ? {
+        level: 'trace',
+        stream: new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            lines.push(chunk.toString('utf8'));
+            done();
+          },
+        }),
+      }
+    : false;
+  const app = await buildApp({ config, logger });
+  options.before?.(app);
+  await app.ready();
+  return app;
+}
+
+const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+
+async function redisAnswers(url: string): Promise<boolean> {
+  const { Redis } = await import('ioredis');
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return (await client.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+t.test('API keys off: reads are open, admin routes are refused with 403', async (t) => {
+  const app = await build();
+  t.teardown(() => app.close());
+  t.equal((await app.inject('/v1/model')).statusCode, 200);
+  for (const method of ['GET', 'POST'] as const) {
+    const res = await app.inject({ method, url: '/v1/admin/index', headers: bearer('anything') });
+    t.equal(res.statusCode, 403, `${method} /v1/admin/index`);
+    t.same(res.json(), {
+      statusCode: 403,
+      error: 'Forbidden',
+      message: 'admin routes are disabled: set ADMIN_API_KEYS',
+    });
+  }
+  // An unknown path under /v1/admin is refused before it can be told apart from a real one.
+  t.equal((await app.inject('/v1/admin/nothing-here')).statusCode, 403);
+});
+
+t.test('API keys on: 401 without or with an unknown key, 403 for a read key on admin routes', async (t) => {
+  const app = await build({ apiKeys: ['read-key-1', 'read-key-2'], adminApiKeys: ['admin-key-1'] });
+  t.teardown(() => app.close());
+
+  const missing = await app.inject('/v1/model');
+  t.equal(missing.statusCode, 401);
+  t.same(missing.json(), {
+    statusCode: 401,
+    error: 'Unauthorized',
+    message: 'missing or unknown API key: send Authorization: Bearer <key>',
+  });
+  t.equal(missing.headers['www-authenticate'], 'Bearer', '401 names the scheme');
+  t.equal((await app.inject({ url: '/v1/model', headers: bearer('read-key-3') })).statusCode, 401);
+  t.equal((await app.inject({ url: '/v1/model', headers: { authorization: 'read-key-1' } })).statusCode, 401);
+  t.equal(
+    (await app.inject({ url: '/v1/model', headers: { authorization: 'Basic read-key-1' } })).statusCode,
+    401,
+  );
+  t.equal((await app.inject({ url: '/v1/model', headers: bearer('read-key-1') })).statusCode, 200);
+  t.equal((await app.inject({ url: '/v1/model', headers: bearer('read-key-2') })).statusCode, 200);
+  t.equal(
+    (await app.inject({ url: '/v1/model', headers: bearer('admin-key-1') })).statusCode,
+    200,
+    'admin keys read',
+  );
+  t.equal(
+    (await app.inject({ url: '/v1/model', headers: { authorization: 'bearer read-key-1' } })).statusCode,
+    200,
+  );
+
+  for (const open of ['/health', '/metrics', '/openapi.json']) {
+    t.equal((await app.inject(open)).statusCode, 200, `${open} stays open`);
+  }
+
+  const noKey = await app.inject('/v1/admin/index');
+  t.equal(noKey.statusCode, 401);
+  t.equal(noKey.json().message, 'this route needs an admin key: Authorization: Bearer <key>');
+  const unknown = await app.inject({ url: '/v1/admin/index', headers: bearer('admin-key-2') });
+  t.equal(unknown.statusCode, 401);
+  const readKey = await app.inject({ url: '/v1/admin/index', headers: bearer('read-key-1') });
+  t.equal(readKey.statusCode, 403, 'a valid read key is known but not allowed');
+  t.same(readKey.json(), {
+    statusCode: 403,
+    error: 'Forbidden',
+    message: 'this key may not call admin routes',
+  });
+  const admin = await app.inject({ url: '/v1/admin/index', headers: bearer('admin-key-1') });
+  t.equal(admin.statusCode, 200, 'the admin key reads the index status');
+  t.type(admin.json().state, 'string');
+});
+
+t.test('keys never reach the logs', async (t) => {
+  const lines: string[] = [];
+  const keys = { read: 'read-SECRET-7f3a9c', admin: 'admin-SECRET-51be20', wrong: 'wrong-SECRET-9d0e44' };
+  const app = await build({ apiKeys: [keys.read], adminApiKeys: [keys.admin] }, { logLines: lines });
+  await app.inject({ url: '/v1/model', headers: bearer(keys.read) });
+  await app.inject({ url: '/v1/model', headers: bearer(keys.wrong) });
+  await app.inject({ url: '/v1/admin/index', headers: bearer(keys.admin) });
+  await app.inject({ url: '/v1/admin/index', headers: bearer(keys.read) });
+  await app.inject({ method: 'POST', url: '/v1/tokenize', headers: bearer(keys.read), payload: '{"texts":' });
+  await app.close();
+  const log = lines.join('');
+  t.ok(lines.length > 8, `captured ${lines.length} log lines`);
+  t.match(log, /"reqId"/, 'lines carry request ids');
+  for (const key of Object.values(keys)) t.notOk(log.includes(key), 'no key in the logs');
+  t.notOk(/secret/i.test(log), 'no part of a key either');
+});
+
+t.test('rate limit, in-memory store: 429 with limit headers, per key', async (t) => {
+  const app = await build({ rateLimitPerMinute: 3 });
+  t.teardown(() => app.close());
+  const first = await app.inject('/v1/model');
+  t.equal(first.statusCode, 200);
+  t.equal(first.headers['x-ratelimit-limit'], '3');
+  t.equal(first.headers['x-ratelimit-remaining'], '2');
+  t.ok(Number(first.headers['x-ratelimit-reset']) > 0);
+  await app.inject('/v1/model');
+  await app.inject('/v1/model');
+  const limited = await app.inject('/v1/model');
+  t.equal(limited.statusCode, 429);
+  t.equal(limited.headers['x-ratelimit-remaining'], '0');
+  t.ok(Number(limited.headers['retry-after']) > 0, 'Retry-After');
+  t.match(limited.json(), { statusCode: 429, error: 'Too Many Requests', message: /rate limit/i });
+  t.equal((await app.inject('/health')).statusCode, 200, '/health is not limited');
+  t.equal((await app.inject('/metrics')).statusCode, 200, '/metrics is not limited');
+  const other = await app.inject({ url: '/v1/model', headers: bearer('another-client') });
+  t.equal(other.statusCode, 200, 'another key has its own budget');
+});
+
+t.test('rate limit, Redis store: shared count; an unreachable Redis lets requests through', async (t) => {
+  if (!(await redisAnswers(REDIS_URL))) return t.skip(`no Redis at ${REDIS_URL}`);
+  process.env.WORKER_IN_PROCESS = 'false';
+  t.teardown(() => void delete process.env.WORKER_IN_PROCESS);
+  const key = bearer(`rl-test-${process.pid}-${Date.now()}`);
+  const a = await build({ rateLimitPerMinute: 2, redisUrl: REDIS_URL });
+  const b = await build({ rateLimitPerMinute: 2, redisUrl: REDIS_URL });
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  t.equal((await a.inject({ url: '/v1/model', headers: key })).statusCode, 200);
+  const second = await b.inject({ url: '/v1/model', headers: key });
+  t.equal(second.statusCode, 200);
+  t.equal(second.headers['x-ratelimit-remaining'], '0', 'the second app sees the first one’s request');
+  const third = await a.inject({ url: '/v1/model', headers: key });
+  t.equal(third.statusCode, 429, 'the limit is shared through Redis');
+  t.ok(Number(third.headers['retry-after']) > 0);
+
+  // Nothing listens on this port: rate limiting (and the cache) are skipped, not failed.
+  const down = await build({ rateLimitPerMinute: 1, redisUrl: 'redis://127.0.0.1:1' });
+  t.teardown(() => down.close());
+  for (let i = 0; i < 3; i++) {
+    t.equal(
+      (await down.inject({ url: '/v1/model', headers: key })).statusCode,
+      200,
+      `request ${i} with Redis down`,
+    );
+  }
+});
+
+t.test('CORS: any origin by default, configured origins only otherwise', async (t) => {
+  const open = await build();
+  t.teardown(() => open.close());
+  const simple = await open.inject({ url: '/v1/model', headers: { origin: 'https://somewhere.example' } });
+  t.equal(simple.headers['access-control-allow-origin'], '*');
+  const preflight = await open.inject({
+    method: 'OPTIONS',
+    url: '/v1/embed/text',
+    headers: {
+      origin: 'https://somewhere.example',
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'content-type,authorization',
+    },
+  });
+  t.equal(preflight.statusCode, 204);
+  t.match(String(preflight.headers['access-control-allow-methods']), /POST/);
+
+  const closed = await build({ corsOrigins: ['https://app.example'] });
+  t.teardown(() => closed.close());
+  const allowed = await closed.inject({ url: '/v1/model', headers: { origin: 'https://app.example' } });
+  t.equal(allowed.headers['access-control-allow-origin'], 'https://app.example');
+  const refused = await closed.inject({ url: '/v1/model', headers: { origin: 'https://evil.example' } });
+  t.equal(refused.headers['access-control-allow-origin'], undefined);
+});
+
+t.test('security headers (helmet) on answers and errors', async (t) => {
+  const app = await build();
+  t.teardown(() => app.close());
+  for (const url of ['/v1/model', '/nowhere']) {
+    const res = await app.inject(url);
+    t.equal(res.headers['x-content-type-options'], 'nosniff', url);
+    t.equal(res.headers['x-frame-options'], 'SAMEORIGIN', url);
+    t.match(String(res.headers['strict-transport-security']), /max-age=\d+/, url);
+    t.match(String(res.headers['content-security-policy']), /default-src 'self'/, url);
+    t.equal(res.headers['x-powered-by'], undefined, url);
+    t.ok(res.headers['x-request-id'] === undefined || typeof res.headers['x-request-id'] === 'string');
+  }
+});
+
+t.test('body limits: 413 past a route’s limit', async (t) => {
+  const app = await build();
+  t.teardown(() => app.close());
+  const huge = JSON.stringify({ texts: ['a'.repeat(5 * 1024 * 1024)] });
+  const text = await app.inject({
+    method: 'POST',
+    url: '/v1/embed/text',
+    headers: { 'content-type': 'application/json' },
+    payload: huge,
+  });
+  t.equal(text.statusCode, 413);
+  t.match(text.json(), { statusCode: 413, error: 'Payload Too Large' });
+  const small = await app.inject({
+    method: 'POST',
+    url: '/v1/words/arithmetic',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify({ junk: 'x'.repeat(1100 * 1024) }),
+  });
+  t.equal(small.statusCode, 413, 'the 1 MB default of the other routes');
+  const image = await app.inject({
+    method: 'POST',
+    url: '/v1/embed/image',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify({ image: 'A'.repeat(16 * 1024 * 1024) }),
+  });
+  t.equal(image.statusCode, 413, 'image routes stop at 15 MB');
+});
+
+t.test('back-pressure: 503 with Retry-After when too many rows wait for the model', async (t) => {
+  const app = await build({ maxQueueDepth: 1, maxBatch: 1, maxBatchWaitMs: 0 });
+  t.teardown(() => app.close());
+  const texts = Array.from({ length: 256 }, (_, i) => `queue filler number ${i} ${Date.now()}`);
+  const big = app.inject({ method: 'POST', url: '/v1/embed/text', payload: { texts } });
+  const deadline = Date.now() + 10_000;
+  while (app.clip.queueDepth <= 1 && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+  t.ok(app.clip.queueDepth > 1, `rows queued: ${app.clip.queueDepth}`);
+  const refused = await app.inject({
+    method: 'POST',
+    url: '/v1/embed/text',
+    payload: { texts: ['one more'] },
+  });
+  t.equal(refused.statusCode, 503);
+  t.equal(refused.headers['retry-after'], '2');
+  t.match(refused.json(), { statusCode: 503, error: 'Service Unavailable', message: /rows are waiting/ });
+  t.equal((await app.inject('/health')).statusCode, 200, '/health still answers');
+  t.equal((await big).statusCode, 200, 'the queued request finishes');
+  t.equal(
+    (await app.inject({ method: 'POST', url: '/v1/embed/text', payload: { texts: ['one more'] } }))
+      .statusCode,
+    200,
+    'accepted again once the queue drains',
+  );
+});
+
+t.test('back-pressure: 503 with Retry-After when the event loop lags', async (t) => {
+  const app = await build({ maxEventLoopDelayMs: 20 });
+  t.teardown(() => app.close());
+  let res = await app.inject('/v1/model');
+  t.equal(res.statusCode, 200);
+  const deadline = Date.now() + 8000;
+  while (res.statusCode !== 503 && Date.now() < deadline) {
+    const until = Date.now() + 600;
+    while (Date.now() < until); // block the event loop
+    await new Promise((r) => setTimeout(r, 50));
+    res = await app.inject('/v1/model');
+  }
+  t.equal(res.statusCode, 503);
+  t.equal(res.headers['retry-after'], '5');
+  t.match(res.json(), { statusCode: 503, error: 'Service Unavailable', message: /under pressure/ });
+});
+
+t.test('errors never leak stacks, paths or internals', async (t) => {
+  const lines: string[] = [];
+  const app = await build(
+    {},
+    {
+      logLines: lines,
+      before: (app) => {
+        app.get('/v1/test/throw', async () => {
+          throw new Error(`ENOENT: no such file, open '${process.cwd()}/secret/internal.json'`);
+        });
+        app.get('/v1/test/throw-status', async () => {
+          throw Object.assign(new Error('upstream said 502 at /srv/internal'), { statusCode: 502 });
+        });
+        app.get('/v1/test/throw-string', async () => {
+          throw 'a bare string with /etc/passwd';
+        });
+        app.get('/v1/test/reject-late', () =>
+          Promise.reject(new TypeError("Cannot read properties of undefined (reading 'x')")),
+        );
+      },
+    },
+  );
+  t.teardown(() => app.close());
+  const bare = { statusCode: 500, error: 'Internal Server Error', message: 'Internal Server Error' };
+  for (const url of [
+    '/v1/test/throw',
+    '/v1/test/throw-status',
+    '/v1/test/throw-string',
+    '/v1/test/reject-late',
+  ]) {
+    const res = await app.inject(url);
+    t.equal(res.statusCode, 500, url);
+    t.match(String(res.headers['content-type']), /application\/json/);
+    t.equal(res.body, JSON.stringify(bare), `${url} answers a bare 500`);
+  }
+  t.match(lines.join(''), /secret\/internal\.json/, 'the detail goes to the log instead');
+
+  const malformed = await app.inject({
+    method: 'POST',
+    url: '/v1/tokenize',
+    headers: { 'content-type': 'application/json' },
+    payload: '{"texts": [',
+  });
+  t.equal(malformed.statusCode, 400);
+  t.notMatch(malformed.body, /\/work\/|node_modules|at .*\(|\.ts:\d+/);
+  const badType = await app.inject({
+    method: 'POST',
+    url: '/v1/tokenize',
+    headers: { 'content-type': 'application/xml' },
+    payload: '<texts/>',
+  });
+  t.equal(badType.statusCode, 415);
+  const invalid = await app.inject({ method: 'POST', url: '/v1/tokenize', payload: { texts: [], extra: 1 } });
+  t.equal(invalid.statusCode, 400);
+  t.same(Object.keys(invalid.json()).sort(), ['error', 'message', 'statusCode']);
+  t.notMatch(invalid.body, /stack|\/work\//);
+});
