@@ -62,7 +62,8 @@ const MaxTextBody = Type.Object(
         minimum: 1,
         maximum: CAPS.batch,
         default: DEFAULTS.batch,
-        description: 'Candidates per step',
+        description:
+          'Candidates per step, scored in one text-encoder run (in runs of BATCH_MAX_SIZE beyond it)',
       }),
     ),
     restarts: Type.Optional(Type.Integer({ minimum: 0, maximum: CAPS.restarts, default: DEFAULTS.restarts })),

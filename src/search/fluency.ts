@@ -8,7 +8,11 @@
  *
  * where word(v) is the token's text without its end-of-word marker, lower-cased. Rare words,
  * word pieces and stray bytes cost most (about 17 nats), common words least (about 3), so with λ
- * around 0.0025–0.01 the climb prefers real words when their objectives are close.
+ * around 0.0025–0.01 the climb prefers real words when their objectives are close. On the small
+ * reference model (neuron 5, 60 steps) λ = 0 gives "straits formats ❤❤ amid confetti iry" (0.291),
+ * 0.0025 "straits laid google amid confetti toe" (0.287), 0.01 "off thick excited holy testify
+ * moscow" (0.276), and 0.05 collapses to "off off what she she off" (0.191). Because the prior
+ * is unigram it cannot judge word order, unlike the article's language model.
  */
 import { createRequire } from 'node:module';
 import type { ClipTokenizer } from '../clip/tokenizer.js';
