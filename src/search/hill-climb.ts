@@ -7,9 +7,9 @@
  *      the token at a random position (70%), delete one (15%, if |s| > 1) or insert one (15%, if
  *      |s| < length). New tokens come from the ranked candidate pool — the `poolSize` vocabulary
  *      tokens whose own single-token objective is highest — or, with probability `uniformShare`,
- *      uniformly from the whole vocabulary (special tokens excluded);
- *      Each proposal is replaced by its canonical form (the tokens its own text encodes to), so
- *      that the score of a sequence is the score of its text;
+ *      uniformly from the whole vocabulary (special tokens excluded). Each proposal is replaced
+ *      by its canonical form (the tokens its own text encodes to), so that the score of a
+ *      sequence is the score of its text;
  *   2. scores all of them in ONE batched call of the scorer (rows at their real length);
  *   3. moves to the best neighbour if it beats s, by value = objective − fluency penalty.
  * After `patience` steps without improvement the climb restarts from fresh random tokens (at most
