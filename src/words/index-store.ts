@@ -18,8 +18,8 @@ import { cacheKey } from '../cache/index.js';
 import type { LexicalScores } from './lexical.js';
 import { WordIndex } from './word-index.js';
 
-export const INDEX_FORMAT = 1;
-const CACHE_OPERATION = 'word-index.v1';
+export const INDEX_FORMAT = 2;
+const CACHE_OPERATION = 'word-index.v2';
 /** Shared indexes outlive ordinary cache entries: 30 days. */
 const CACHE_TTL_SECONDS = 30 * 86400;
 
