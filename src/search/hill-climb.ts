@@ -7,9 +7,10 @@
  *      the token at a random position (70%), delete one (15%, if |s| > 1) or insert one (15%, if
  *      |s| < length). New tokens come from the ranked candidate pool — the `poolSize` vocabulary
  *      tokens whose own single-token objective is highest — or, with probability `uniformShare`,
- *      uniformly from the whole vocabulary (special tokens excluded). Each proposal is replaced
- *      by its canonical form (the tokens its own text encodes to), so that the score of a
- *      sequence is the score of its text;
+ *      uniformly from the vocabulary (special tokens excluded; `proposable` may restrict it: the
+ *      service keeps tokens that are their own text's encoding). Each proposal is replaced by its
+ *      canonical form (the tokens its own text encodes to), so that the score of a sequence is
+ *      the score of its text;
  *   2. scores all of them in ONE batched call of the scorer (rows at their real length);
  *   3. moves to the best neighbour if it beats s, by value = objective − fluency penalty.
  * After `patience` steps without improvement the climb restarts from fresh random tokens (at most
@@ -52,6 +53,8 @@ export interface HillClimbOptions {
   vocabSize: number;
   /** Token ids never proposed (start/end of text). */
   excluded: ReadonlySet<number>;
+  /** Uniform draws retry (up to 50 times) until a token passes this test; default: all pass. */
+  proposable?: (id: number) => boolean;
   /** Subtracted from the objective to rank candidates (the fluency prior); default none. */
   penalty?: (ids: readonly number[]) => number;
   /** Steps without improvement before a restart (default 20). */
@@ -112,9 +115,9 @@ export async function hillClimb(options: HillClimbOptions): Promise<HillClimbRes
 
   const newToken = (): number => {
     if (rng.next() >= o.uniformShare) return rng.pick(poolTop);
-    for (;;) {
+    for (let attempt = 0; ; attempt++) {
       const id = rng.int(o.vocabSize);
-      if (!o.excluded.has(id)) return id;
+      if (!o.excluded.has(id) && (attempt >= 50 || !o.proposable || o.proposable(id))) return id;
     }
   };
 

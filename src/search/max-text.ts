@@ -51,7 +51,7 @@ export async function candidatePool(
   model: ClipModel,
   cache: BinaryCache,
   request: MaxTextRequest,
-  canonicalize: (ids: readonly number[]) => number[] | undefined,
+  isOwnEncoding: (id: number) => boolean,
 ): Promise<number[]> {
   const u = requestProjection(model, request);
   const key = cacheKey(model.sha256, 'max-text.pool.v1', directionKey(request));
@@ -59,8 +59,7 @@ export async function candidatePool(
   const { startId, endId } = model.tokenizer;
   const pool: number[] = [];
   for (const id of rankTokens(scores, new Set([startId, endId]))) {
-    const form = canonicalize([id]);
-    if (form?.length === 1 && form[0] === id) pool.push(id);
+    if (isOwnEncoding(id)) pool.push(id);
     if (pool.length >= POOL_KEEP) break;
   }
   return pool;
@@ -74,6 +73,7 @@ export interface SearchSetup {
   excluded: Set<number>;
   describe: (ids: readonly number[]) => string;
   canonicalize: (ids: readonly number[]) => number[] | undefined;
+  proposable?: (id: number) => boolean;
 }
 
 export async function searchSetup(
@@ -82,14 +82,17 @@ export async function searchSetup(
   request: MaxTextRequest,
 ): Promise<SearchSetup> {
   const { tokenizer } = model;
-  const { describe, canonicalize } = textFunctions(tokenizer);
+  const { describe, canonicalize, isOwnEncoding } = textFunctions(tokenizer);
   return {
     scorer: modelScorer(model, requestProjection(model, request)),
-    pool: await candidatePool(model, cache, request, canonicalize),
+    pool: await candidatePool(model, cache, request, isOwnEncoding),
     vocabSize: tokenizer.vocabSize,
     excluded: new Set([tokenizer.startId, tokenizer.endId]),
     describe,
     canonicalize,
+    // Uniform proposals, like the pool, use only tokens that are their own text's encoding: a
+    // lone word piece or byte would be re-tokenised into something else anyway.
+    proposable: isOwnEncoding,
   };
 }
 

@@ -8,6 +8,8 @@ import type { ClipTokenizer } from '../clip/tokenizer.js';
 export interface TextFunctions {
   describe: (ids: readonly number[]) => string;
   canonicalize: (ids: readonly number[]) => number[] | undefined;
+  /** Whether a token is its own text's encoding (memoised). */
+  isOwnEncoding: (id: number) => boolean;
 }
 
 /** Printable ASCII without the '&' that could start an HTML entity (and without spaces). */
@@ -84,5 +86,13 @@ function makeTextFunctions(tokenizer: ClipTokenizer): TextFunctions {
     if (run.length > 0) encodeRun(run, out);
     return out;
   };
-  return { describe, canonicalize };
+  const own = new Int8Array(tokenizer.vocabSize).fill(-1); // -1 unknown, 0 no, 1 yes
+  const isOwnEncoding = (id: number): boolean => {
+    if (own[id] < 0) {
+      const form = canonicalize([id]);
+      own[id] = form?.length === 1 && form[0] === id ? 1 : 0;
+    }
+    return own[id] === 1;
+  };
+  return { describe, canonicalize, isOwnEncoding };
 }
