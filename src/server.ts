@@ -2,6 +2,7 @@
  * Starts the service: reads the configuration, builds the app, listens, and shuts down cleanly on
  * SIGTERM/SIGINT (stop accepting, finish in-flight requests, release the model and the cache).
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { ModelDirectoryError } from './clip/model-directory.js';
@@ -9,13 +10,46 @@ import { ModelDirectoryError } from './clip/model-directory.js';
 async function main(): Promise<void> {
   const config = loadConfig();
   const app = await buildApp({ config });
+  // app.close() stops listening, answers requests already on a connection, waits for in-flight
+  // ones and closes the plugins (the job worker, the cache, the model). A long-lived response (a
+  // job's event stream) or a stuck plugin must not hold the process forever: after
+  // SHUTDOWN_TIMEOUT_MS (default 10 s) the process exits anyway, with status 1.
+  const graceMs =
+    Number(process.env.SHUTDOWN_TIMEOUT_MS) > 0 ? Number(process.env.SHUTDOWN_TIMEOUT_MS) : 10_000;
+  // Event streams (GET /v1/jobs/{id}/events) last as long as their job: Fastify's close would wait
+  // for them before the job queue is even told to stop. They are ended at once on shutdown (clients
+  // reconnect elsewhere); ordinary requests in flight are answered.
+  const openResponses = new Set<ServerResponse>();
+  app.server.on('request', (_request: IncomingMessage, response: ServerResponse) => {
+    openResponses.add(response);
+    response.once('close', () => openResponses.delete(response));
+  });
+  const endEventStreams = () => {
+    for (const response of openResponses) {
+      if (String(response.getHeader('content-type') ?? '').startsWith('text/event-stream')) response.end();
+    }
+  };
+  let closing = false;
   const shutdown = async (signal: string) => {
-    app.log.info({ signal }, 'shutting down');
-    await app.close();
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal, graceMs }, 'shutting down');
+    endEventStreams();
+    const force = setTimeout(() => {
+      app.log.error({ graceMs }, 'shutdown took too long; exiting');
+      process.exit(1);
+    }, graceMs);
+    force.unref();
+    try {
+      await app.close();
+    } catch (error) {
+      app.log.error({ err: error }, 'error while shutting down');
+      process.exit(1);
+    }
     process.exit(0);
   };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
   await app.listen({ port: config.port, host: config.host });
 }
 

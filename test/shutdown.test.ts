@@ -1,0 +1,185 @@
+/**
+ * SIGTERM on the real server process (src/server.ts on the embedded model, a free port): a request
+ * in flight completes with 200, new connections are refused, and the process exits 0 within seconds.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+interface Server {
+  child: ChildProcess;
+  port: number;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+}
+
+/** Starts `node --import tsx src/server.ts` (the server itself, not an npx wrapper) on a free port. */
+async function startServer(env: Record<string, string> = {}): Promise<Server> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: root,
+    env: {
+      ...process.env,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      ORT_PROVIDERS: 'cpu',
+      ORT_INTRA_OP_THREADS: '1',
+      REDIS_URL: '',
+      RATE_LIMIT_PER_MINUTE: '0',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
+  );
+  const deadline = Date.now() + 45_000;
+  for (;;) {
+    const match = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+    if (match) return { child, port: Number(match[1]), output: () => out, exited };
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the server did not start:\n${out.slice(-2000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+interface Answer {
+  status: number;
+  body: string;
+}
+
+/** One request on its own connection (no keep-alive agent). */
+function request(port: number, method: string, url: string, body?: unknown): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path: url,
+        agent: false,
+        headers: payload
+          ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+          : {},
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+async function waitFor(condition: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
+t.test('SIGTERM: in-flight request completes, new connections are refused, exit 0', async (t) => {
+  // One row per onnxruntime run: a 256-text request takes long enough to be caught in flight.
+  const server = await startServer({ BATCH_MAX_SIZE: '1', BATCH_MAX_WAIT_MS: '0' });
+  t.teardown(() => void server.child.kill('SIGKILL'));
+  t.equal((await request(server.port, 'GET', '/health')).status, 200, 'the server answers');
+
+  const texts = Array.from({ length: 256 }, (_, i) => `a slow request, text number ${i} of many`);
+  let answeredAt = 0;
+  const slow = request(server.port, 'POST', '/v1/embed/text', { texts }).then((answer) => {
+    answeredAt = Date.now();
+    return answer;
+  });
+  const seen = await waitFor(() => /"url":"\/v1\/embed\/text"/.test(server.output()), 10_000);
+  t.ok(seen, 'the slow request reached the server');
+  const signalledAt = Date.now();
+  server.child.kill('SIGTERM');
+  t.ok(await waitFor(() => /shutting down/.test(server.output()), 5000), 'the server logs its shutdown');
+
+  const refused = await request(server.port, 'GET', '/health').then(
+    (answer) => `answered ${answer.status}`,
+    (error: NodeJS.ErrnoException) => error.code,
+  );
+  t.equal(refused, 'ECONNREFUSED', 'a new connection is refused');
+
+  const answer = await slow;
+  t.equal(answer.status, 200, 'the in-flight request completes');
+  const body = JSON.parse(answer.body) as { embeddings: number[][] };
+  t.equal(body.embeddings.length, 256, 'with all its embeddings');
+  t.ok(answeredAt >= signalledAt, 'after the signal: it was in flight');
+
+  const exit = await Promise.race([
+    server.exited,
+    new Promise<undefined>((r) => setTimeout(() => r(undefined), 15_000)),
+  ]);
+  t.ok(exit, 'the process exits');
+  t.equal(exit?.code, 0, 'with status 0');
+  t.ok(exit && exit.at - signalledAt < 10_000, `within seconds (${exit ? exit.at - signalledAt : '∞'} ms)`);
+  t.notMatch(server.output(), /unhandled|uncaught/i);
+});
+
+t.test('SIGTERM with an idle keep-alive connection and an open event stream still exits 0', async (t) => {
+  const server = await startServer({ SHUTDOWN_TIMEOUT_MS: '8000' });
+  t.teardown(() => void server.child.kill('SIGKILL'));
+  // An idle keep-alive connection must not hold the shutdown.
+  const agent = new http.Agent({ keepAlive: true });
+  await new Promise<void>((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port: server.port, path: '/health', agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve());
+      })
+      .on('error', reject);
+  });
+  // A job's event stream lasts as long as its job; shutdown ends it at once rather than waiting.
+  const submitted = await request(server.port, 'POST', '/v1/search/max-text', {
+    neuron: 0,
+    steps: 2000,
+  });
+  let streamClosed = false;
+  if (submitted.status === 202) {
+    const { jobId } = JSON.parse(submitted.body) as { jobId: string };
+    http
+      .get(
+        { host: '127.0.0.1', port: server.port, path: `/v1/jobs/${jobId}/events`, agent: false },
+        (res) => {
+          res.resume();
+          res.on('close', () => (streamClosed = true));
+        },
+      )
+      .on('error', () => (streamClosed = true));
+    await new Promise((r) => setTimeout(r, 300));
+  } else {
+    t.comment(`search not queued (${submitted.status} ${submitted.body}); testing the idle connection only`);
+  }
+  const signalledAt = Date.now();
+  server.child.kill('SIGTERM');
+  const exit = await Promise.race([
+    server.exited,
+    new Promise<undefined>((r) => setTimeout(() => r(undefined), 20_000)),
+  ]);
+  agent.destroy();
+  t.ok(exit, 'the process exits');
+  t.equal(exit?.code, 0, 'with status 0');
+  t.ok(
+    exit && exit.at - signalledAt < 5000,
+    `well before the 8 s grace (${exit ? exit.at - signalledAt : '∞'} ms)`,
+  );
+  if (submitted.status === 202) t.ok(await waitFor(() => streamClosed, 2000), 'the event stream is closed');
+});
