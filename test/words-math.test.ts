@@ -5,7 +5,13 @@
 import t from 'tap';
 import type { HttpError } from '../src/errors.js';
 import { combineCosines, COSMUL_EPSILON, parseExpression } from '../src/words/arithmetic.js';
-import { detectLexicalNeurons, lexicalNeurons, choleskySolveInPlace } from '../src/words/lexical.js';
+import {
+  detectLexicalNeurons,
+  lexicalNeurons,
+  spellingFeatures,
+  spellingColumns,
+} from '../src/words/lexical.js';
+import { choleskySolveInPlace, dualRidgeR2, primalRidgeR2 } from '../src/words/ridge.js';
 import {
   defaultWords,
   geographicWords,
@@ -160,6 +166,23 @@ t.test('Cholesky solve', async (t) => {
       t.ok(Math.abs(sum - B[i * 2 + c]) < 1e-9);
     }
   }
+});
+
+t.test('dual and primal ridge give the same cross-validated R²', async (t) => {
+  const { uniform, normal } = random(9);
+  const n = 120;
+  const C = 7;
+  const X = Array.from({ length: n }, (_, r) => spellingFeatures(`w${Math.floor(uniform() * 1e6)}x${r}`, 32));
+  const Y = Float32Array.from({ length: n * C }, normal);
+  const p = spellingColumns(32);
+  const [primal, dual] = [await primalRidgeR2(X, p, Y, C), await dualRidgeR2(X, p, Y, C)];
+  for (let c = 0; c < C; c++)
+    t.ok(Math.abs(primal[c] - dual[c]) < 1e-8, `neuron ${c}: ${primal[c]} vs ${dual[c]}`);
+  await t.rejects(
+    dualRidgeR2(X, p, Y, C, { signal: AbortSignal.abort() }),
+    'an aborted signal stops the fit',
+  );
+  await t.rejects(primalRidgeR2(X, p, Y, C, { signal: AbortSignal.abort() }));
 });
 
 t.test('lexical detection recovers planted spelling neurons, not meaning neurons', async (t) => {

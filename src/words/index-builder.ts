@@ -232,5 +232,5 @@ export async function scoreLexical(
   const C = index.columns;
   const responses = new Float32Array(sample.length * C);
   sample.forEach((row, r) => responses.set(index.row(row), r * C));
-  return await detectLexicalNeurons({ words, responses, columns: C, embeddings, ...options });
+  return await detectLexicalNeurons({ words, responses, columns: C, embeddings, ...options, signal });
 }

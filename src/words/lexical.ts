@@ -9,7 +9,8 @@
  *     share of capitals, plus a bias — `buckets` + 5 columns, sparse;
  *   - meaning M: the model's text embedding of the word, unit-normalised, plus a bias (D + 1 columns).
  * For each design X, a multi-output ridge regression B = (XᵀX + λI)⁻¹ XᵀY is fitted for all C
- * neurons at once (one Cholesky factorisation per fold shared by every neuron), with
+ * neurons at once (ridge.ts: one Cholesky factorisation per fold shared by every neuron; the dual
+ * form when there are fewer words than columns), with
  * λ = lambdaScale · tr(XᵀX)/p (a multiple of the mean eigenvalue of the training Gram matrix; the
  * multiple is chosen per design from 0.01, 0.1, 1, 10 by the mean cross-validated R² of 64 evenly
  * spaced neurons). Its k-fold cross-validated R² per neuron is
@@ -22,6 +23,8 @@
  * Cost per design: O(n·nnz·p) for the Gram matrices, O(nnz·C) per row for XᵀY and the predictions,
  * O(k·p²·C) for the solves.
  */
+
+import { ridgeCrossValidatedR2, type SparseRow } from './ridge.js';
 
 export const DEFAULT_LEXICAL_THRESHOLD = 0.25;
 export const DEFAULT_BUCKETS = 512;
@@ -43,12 +46,6 @@ export interface LexicalScores {
   meaning: number[];
   /** spelling − meaning, per neuron. */
   score: number[];
-}
-
-/** A row of a design matrix: the columns where it is non-zero and their values. */
-export interface SparseRow {
-  index: Int32Array;
-  value: Float64Array;
 }
 
 /** FNV-1a over a string's UTF-16 code units. */
@@ -103,141 +100,6 @@ export function lexicalSample(rows: number, maxWords = DEFAULT_MAX_WORDS): numbe
   return Array.from({ length: maxWords }, (_, j) => Math.floor((j * rows) / maxWords));
 }
 
-/** Neurons per block of the regressions; the event loop gets a turn between blocks. */
-const COLUMN_BLOCK = 128;
-
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-/**
- * k-fold cross-validated R² of a ridge regression of every column of Y [n, C] (row-major, centred
- * per column by the caller) on the rows of X (p columns). Row r belongs to fold r mod k. The k
- * Cholesky factors are computed once; the neurons are then solved in blocks of COLUMN_BLOCK, with
- * a turn of the event loop between blocks so that a server stays responsive.
- */
-export async function ridgeCrossValidatedR2(
-  X: readonly SparseRow[],
-  p: number,
-  Y: Float32Array,
-  C: number,
-  options: { folds?: number; lambdaScale?: number } = {},
-): Promise<Float64Array> {
-  const n = X.length;
-  const k = Math.max(2, Math.min(options.folds ?? DEFAULT_FOLDS, n));
-  const lambdaScale = options.lambdaScale ?? DEFAULT_LAMBDA_SCALE;
-  const gram = Array.from({ length: k }, () => new Float64Array(p * p));
-  for (let r = 0; r < n; r++) {
-    const { index, value } = X[r];
-    const G = gram[r % k];
-    for (let a = 0; a < index.length; a++) {
-      const ia = index[a] * p;
-      for (let b = 0; b < index.length; b++) G[ia + index[b]] += value[a] * value[b];
-    }
-  }
-  const total = sumOf(gram);
-  const factors = gram.map((foldGram) => {
-    const A = total.map((value, i) => value - foldGram[i]);
-    let trace = 0;
-    for (let i = 0; i < p; i++) trace += A[i * p + i];
-    const lambda = Math.max(lambdaScale * (trace / p), 1e-9);
-    for (let i = 0; i < p; i++) A[i * p + i] += lambda;
-    choleskyFactorInPlace(A, p);
-    return A;
-  });
-  const r2 = new Float64Array(C);
-  for (let c0 = 0; c0 < C; c0 += COLUMN_BLOCK) {
-    await yieldToEventLoop();
-    const m = Math.min(COLUMN_BLOCK, C - c0);
-    const cross = Array.from({ length: k }, () => new Float64Array(p * m));
-    for (let r = 0; r < n; r++) {
-      const { index, value } = X[r];
-      const H = cross[r % k];
-      const y = r * C + c0;
-      for (let a = 0; a < index.length; a++) {
-        const base = index[a] * m;
-        for (let c = 0; c < m; c++) H[base + c] += value[a] * Y[y + c];
-      }
-    }
-    const H = sumOf(cross);
-    const sse = new Float64Array(m);
-    const prediction = new Float64Array(m);
-    for (let f = 0; f < k; f++) {
-      const B = H.map((value, i) => value - cross[f][i]);
-      choleskySubstituteInPlace(factors[f], p, B, m);
-      for (let r = f; r < n; r += k) {
-        const { index, value } = X[r];
-        prediction.fill(0);
-        for (let a = 0; a < index.length; a++) {
-          const base = index[a] * m;
-          for (let c = 0; c < m; c++) prediction[c] += value[a] * B[base + c];
-        }
-        for (let c = 0; c < m; c++) sse[c] += (Y[r * C + c0 + c] - prediction[c]) ** 2;
-      }
-    }
-    for (let c = 0; c < m; c++) {
-      let sst = 0;
-      for (let r = 0; r < n; r++) sst += Y[r * C + c0 + c] ** 2;
-      r2[c0 + c] = sst > 0 ? 1 - sse[c] / sst : 0;
-    }
-  }
-  return r2;
-}
-
-/** Solves A B = R for a symmetric positive definite A [p, p]: R [p, m] becomes B, A becomes L. */
-export function choleskySolveInPlace(A: Float64Array, p: number, R: Float64Array, m: number): void {
-  choleskyFactorInPlace(A, p);
-  choleskySubstituteInPlace(A, p, R, m);
-}
-
-/** A = LLᵀ: overwrites the lower triangle of A [p, p] with L. */
-export function choleskyFactorInPlace(A: Float64Array, p: number): void {
-  for (let j = 0; j < p; j++) {
-    let diagonal = A[j * p + j];
-    for (let q = 0; q < j; q++) diagonal -= A[j * p + q] ** 2;
-    if (!(diagonal > 0)) throw new RangeError('matrix is not positive definite');
-    const ljj = Math.sqrt(diagonal);
-    A[j * p + j] = ljj;
-    for (let i = j + 1; i < p; i++) {
-      let sum = A[i * p + j];
-      for (let q = 0; q < j; q++) sum -= A[i * p + q] * A[j * p + q];
-      A[i * p + j] = sum / ljj;
-    }
-  }
-}
-
-/**
- * Given L (lower triangle of A), overwrites R [p, m] with (LLᵀ)⁻¹ R. Row-oriented substitutions
- * keep the inner loop over the m right-hand sides contiguous.
- */
-export function choleskySubstituteInPlace(A: Float64Array, p: number, R: Float64Array, m: number): void {
-  // L Z = R (forward), then Lᵀ B = Z (backward).
-  for (let i = 0; i < p; i++) {
-    const row = i * m;
-    for (let q = 0; q < i; q++) {
-      const l = A[i * p + q];
-      if (l === 0) continue;
-      for (let c = 0; c < m; c++) R[row + c] -= l * R[q * m + c];
-    }
-    const inverse = 1 / A[i * p + i];
-    for (let c = 0; c < m; c++) R[row + c] *= inverse;
-  }
-  for (let i = p - 1; i >= 0; i--) {
-    const row = i * m;
-    for (let q = i + 1; q < p; q++) {
-      const l = A[q * p + i];
-      if (l === 0) continue;
-      for (let c = 0; c < m; c++) R[row + c] -= l * R[q * m + c];
-    }
-    const inverse = 1 / A[i * p + i];
-    for (let c = 0; c < m; c++) R[row + c] *= inverse;
-  }
-}
-
-function sumOf(parts: readonly Float64Array[]): Float64Array {
-  const total = new Float64Array(parts[0].length);
-  for (const part of parts) for (let i = 0; i < part.length; i++) total[i] += part[i];
-  return total;
-}
-
 export interface LexicalInput {
   words: readonly string[];
   /** Centred responses [n, C] of the words, row-major. */
@@ -249,6 +111,7 @@ export interface LexicalInput {
   folds?: number;
   /** A fixed λ scale for both designs; by default each design's is chosen from LAMBDA_GRID. */
   lambdaScale?: number;
+  signal?: AbortSignal;
 }
 
 /** Candidate λ scales (× the mean eigenvalue of the training Gram matrix). */
@@ -266,6 +129,7 @@ export async function chooseLambdaScale(
   Y: Float32Array,
   C: number,
   folds: number,
+  signal?: AbortSignal,
 ): Promise<number> {
   const probe = Array.from({ length: Math.min(C, LAMBDA_PROBE_NEURONS) }, (_, j) =>
     Math.floor((j * C) / Math.min(C, LAMBDA_PROBE_NEURONS)),
@@ -276,7 +140,7 @@ export async function chooseLambdaScale(
   let best = DEFAULT_LAMBDA_SCALE;
   let bestR2 = -Infinity;
   for (const lambdaScale of LAMBDA_GRID) {
-    const r2 = await ridgeCrossValidatedR2(X, p, Yp, probe.length, { folds, lambdaScale });
+    const r2 = await ridgeCrossValidatedR2(X, p, Yp, probe.length, { folds, lambdaScale, signal });
     const mean = r2.reduce((sum, value) => sum + value, 0) / r2.length;
     if (mean > bestR2) [best, bestR2] = [lambdaScale, mean];
   }
@@ -300,16 +164,19 @@ export async function detectLexicalNeurons(input: LexicalInput): Promise<Lexical
   const spellingP = spellingColumns(buckets);
   const meaningP = input.embeddings[0].length + 1;
   const lambdaScale = {
-    spelling: input.lambdaScale ?? (await chooseLambdaScale(spellingRows, spellingP, Y, C, folds)),
-    meaning: input.lambdaScale ?? (await chooseLambdaScale(meaningRows, meaningP, Y, C, folds)),
+    spelling:
+      input.lambdaScale ?? (await chooseLambdaScale(spellingRows, spellingP, Y, C, folds, input.signal)),
+    meaning: input.lambdaScale ?? (await chooseLambdaScale(meaningRows, meaningP, Y, C, folds, input.signal)),
   };
   const spelling = await ridgeCrossValidatedR2(spellingRows, spellingP, Y, C, {
     folds,
     lambdaScale: lambdaScale.spelling,
+    signal: input.signal,
   });
   const meaning = await ridgeCrossValidatedR2(meaningRows, meaningP, Y, C, {
     folds,
     lambdaScale: lambdaScale.meaning,
+    signal: input.signal,
   });
   const round = (value: number) => Math.round(value * 1e6) / 1e6;
   return {
