@@ -158,6 +158,7 @@ t.test('409 with instructions while the index is missing; admin build', async (t
   const started = await app.inject({ method: 'POST', url: '/v1/admin/index', headers: admin });
   t.equal(started.statusCode, 202);
   t.equal(started.json().state, 'building');
+  t.equal(started.json().progress.total, started.json().vocabulary.size, 'the 202 carries the progress');
   t.ok(started.json().vocabulary.size >= 6000, 'the configured list');
   await new Promise((resolve) => setTimeout(resolve, 1500));
   const status = (await app.inject({ method: 'GET', url: '/v1/admin/index', headers: admin })).json();

@@ -125,8 +125,18 @@ export class WordService {
     if (this.stored || this.job) return this.status();
     const abort = new AbortController();
     this.error = undefined;
-    this.progress = undefined;
     const { model, vocabulary, render, settings } = this.options;
+    const total = vocabulary.words.length;
+    // Until the builder reports (after it has read any earlier partial build): nothing done yet.
+    this.progress = {
+      phase: 'activations',
+      done: 0,
+      total,
+      resumedFrom: 0,
+      wordsPerSecond: 0,
+      etaSeconds: null,
+      elapsedSeconds: 0,
+    };
     const promise = buildWordIndex({
       model,
       vocabulary,
@@ -197,8 +207,13 @@ export class WordService {
     if (this.stored) return this.stored;
     const words = this.vocabulary.words.length;
     if (this.job) {
-      if (!this.progress) throw conflict('the word index is being built by another process; retry later');
-      const { done, total, etaSeconds, phase } = this.progress;
+      const progress = this.progress;
+      if (!progress || progress.elapsedSeconds === 0) {
+        throw conflict(
+          'the word index build is starting (or waiting for another process building it); retry later',
+        );
+      }
+      const { done, total, etaSeconds, phase } = progress;
       const eta = etaSeconds === null ? '' : `, about ${Math.ceil(etaSeconds)} s left`;
       throw conflict(`the word index is being built (${phase}: ${done}/${total} words${eta}); retry later`);
     }
