@@ -22,6 +22,7 @@ import modelPlugin from './plugins/model.js';
 import attributionPlugin from './plugins/attribution.js';
 import wordsPlugin from './plugins/words.js';
 import jobsPlugin from './plugins/jobs.js';
+import explorerPlugin from './plugins/explorer.js';
 import routes from './routes/index.js';
 
 export type App = FastifyInstance;
@@ -65,6 +66,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   await app.register(attributionPlugin);
   await app.register(wordsPlugin, { config });
   await app.register(jobsPlugin, { config });
+  await app.register(explorerPlugin);
   await app.register(routes);
   return app;
 }

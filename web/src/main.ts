@@ -1,0 +1,51 @@
+/**
+ * The explorer: a header, an error banner and one view at a time, chosen by the URL's hash
+ * (#/prompt, #/neuron/12, #/words, #/emotions, #/image).
+ */
+import './style.css';
+import { api, call } from './api';
+import { clearError, showError } from './dom';
+import type { View } from './views/view';
+import { promptView } from './views/prompt';
+import { neuronView } from './views/neuron';
+import { wordsView } from './views/words';
+import { emotionsView } from './views/emotions';
+import { imageView } from './views/image';
+
+const views: Record<string, View> = {
+  prompt: promptView,
+  neuron: neuronView,
+  words: wordsView,
+  emotions: emotionsView,
+  image: imageView,
+};
+
+let cleanup: (() => void) | void = undefined;
+
+function route(): void {
+  const [name = '', ...rest] = window.location.hash.replace(/^#\/?/, '').split('/');
+  const key = name in views ? name : 'prompt';
+  const argument = rest.length > 0 ? decodeURIComponent(rest.join('/')) : undefined;
+  if (cleanup) cleanup();
+  clearError();
+  for (const link of document.querySelectorAll<HTMLAnchorElement>('nav a[data-view]')) {
+    if (link.dataset.view === key) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  const root = document.getElementById('view') as HTMLElement;
+  root.replaceChildren();
+  root.dataset.view = key;
+  document.title = `${key[0].toUpperCase()}${key.slice(1)} · Multimodal neurons explorer`;
+  cleanup = views[key](root, argument);
+}
+
+async function showModel(): Promise<void> {
+  const model = await call(api.GET('/v1/model'));
+  const line = document.getElementById('model') as HTMLParagraphElement;
+  line.textContent = `${model.name} · ${model.neuronCount} neurons (${model.neuronLayer}) · ${model.executionProvider}`;
+}
+
+document.getElementById('error-close')?.addEventListener('click', clearError);
+window.addEventListener('hashchange', route);
+route();
+showModel().catch(showError);

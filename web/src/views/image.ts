@@ -1,0 +1,114 @@
+/**
+ * Image: an uploaded image and a text → each neuron's contribution x_i·a_i to their zero-shot logit
+ * and the exact logit (POST /v1/attribution/image); zero-shot labels (POST /v1/classify). The image
+ * travels as base64 in JSON, as the API contract describes it.
+ */
+import { api, call } from '../api';
+import { neuronBars, scaleOf, scoreBars } from '../charts';
+import { action, field, fill, fmt, h } from '../dom';
+import type { View } from './view';
+
+function readAsDataUrl(file: File): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result));
+    reader.onerror = () =>
+      reject(new Error(`could not read ${file.name}: ${reader.error?.message ?? 'error'}`));
+    reader.readAsDataURL(file);
+  });
+}
+
+export const imageView: View = (root) => {
+  const file = h('input', { name: 'image', type: 'file', accept: 'image/*' });
+  const text = h('input', { name: 'text', type: 'text', value: 'a red circle', autocomplete: 'off' });
+  const labels = h('input', {
+    name: 'labels',
+    type: 'text',
+    value: 'red, green, blue, yellow, purple',
+    autocomplete: 'off',
+  });
+  const template = h('input', { name: 'template', type: 'text', value: 'a {} shape', autocomplete: 'off' });
+  const preview = h('img', { class: 'preview', alt: 'the chosen image', hidden: true });
+  const out = h('div', { class: 'compare', id: 'image-results' });
+  let previewUrl: string | undefined;
+
+  file.addEventListener('change', () => {
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+    const chosen = file.files?.[0];
+    previewUrl = chosen ? URL.createObjectURL(chosen) : undefined;
+    preview.hidden = previewUrl === undefined;
+    if (previewUrl) preview.src = previewUrl;
+  });
+
+  const form = h(
+    'form',
+    { class: 'controls' },
+    field('Image', file),
+    field('Text', text),
+    field('Labels', labels, 'comma-separated'),
+    field('Template', template),
+    h('button', { type: 'submit' }, 'Analyse'),
+  );
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    void action(form, async () => {
+      const chosen = file.files?.[0];
+      // Without a file the request still goes out: the API says what is missing.
+      const image = chosen ? await readAsDataUrl(chosen) : '';
+      const names = labels.value
+        .split(',')
+        .map((label) => label.trim())
+        .filter((label) => label !== '');
+      const [contributions, classes] = await Promise.all([
+        call(api.POST('/v1/attribution/image', { body: { image, text: text.value, topK: 8 } })),
+        call(api.POST('/v1/classify', { body: { image, labels: names, template: template.value } })),
+      ]);
+      const scale = scaleOf([...contributions.top, ...contributions.bottom].map((item) => item.value));
+      fill(
+        out,
+        h(
+          'section',
+          { class: 'card', id: 'contributions' },
+          h('h3', null, `Contributions to “${contributions.text}”`),
+          h(
+            'dl',
+            { class: 'facts' },
+            h('dt', null, 'logit (exact)'),
+            h('dd', { id: 'logit' }, fmt(contributions.logit, 4)),
+            h('dt', null, 'bilinear logit'),
+            h('dd', null, fmt(contributions.bilinearLogit, 4)),
+            h('dt', null, 'sum of contributions'),
+            h('dd', null, fmt(contributions.sum, 4)),
+          ),
+          h('h4', null, 'Most positive'),
+          neuronBars(contributions.top, scale),
+          h('h4', null, 'Most negative'),
+          neuronBars(contributions.bottom, scale),
+        ),
+        h(
+          'section',
+          { class: 'card', id: 'classes' },
+          h('h3', null, 'Zero-shot labels'),
+          scoreBars(
+            classes.probabilities.map((item) => ({ name: item.label, value: item.p })),
+            1,
+          ),
+        ),
+      );
+    });
+  });
+
+  root.append(
+    h('h2', null, 'Image'),
+    h(
+      'p',
+      { class: 'lead' },
+      'Which neurons make an image match a text: the logit is a sum of per-neuron contributions.',
+    ),
+    h('div', { class: 'image-layout' }, form, preview),
+    out,
+  );
+  return () => {
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+  };
+};

@@ -1,0 +1,305 @@
+/**
+ * Neuron: its catalogue label (GET /v1/neurons/{id}), the words that excite it most and least with
+ * the images the model reads them from (GET /v1/neurons/{id}/top-words, GET /v1/raster), a search
+ * for its maximal text followed live over Server-Sent Events (POST /v1/search/max-text,
+ * GET /v1/jobs/{id}/events), and the intervention check (POST /v1/attribution/verify).
+ */
+import { api, call, jobEventsUrl, type Job, type JobProgress } from '../api';
+import { line, scoreBars } from '../charts';
+import { action, clearError, field, fill, fmt, h, showError } from '../dom';
+import type { View } from './view';
+
+type Progress = JobProgress & { id: string; state: Job['state'] };
+
+export const neuronView: View = (root, argument) => {
+  const id = argument !== undefined && /^\d+$/.test(argument) ? Number(argument) : undefined;
+  const urls: string[] = [];
+  let stopSearch: (() => void) | undefined;
+
+  const input = h('input', { name: 'neuron', type: 'number', min: 0, value: id ?? 0, inputmode: 'numeric' });
+  const pick = h(
+    'form',
+    { class: 'controls' },
+    field('Neuron', input),
+    h('button', { type: 'submit' }, 'Show'),
+  );
+  pick.addEventListener('submit', (event) => {
+    event.preventDefault();
+    window.location.hash = `#/neuron/${input.value.trim() || '0'}`;
+  });
+  root.append(h('h2', null, 'Neuron'), pick);
+  if (id === undefined) {
+    root.append(h('p', { class: 'lead' }, 'Pick a neuron, or open one from the bars of the Prompt view.'));
+    return;
+  }
+
+  const about = h('section', { class: 'card', id: 'neuron-about' });
+  const words = h('section', { class: 'card', id: 'neuron-words' });
+  const search = h('section', { class: 'card', id: 'search' });
+  const verify = h('section', { class: 'card', id: 'verify' });
+  root.append(about, h('div', { class: 'compare' }, words, verify), search);
+
+  void action(about, async () => {
+    const neuron = await call(api.GET('/v1/neurons/{id}', { params: { path: { id: String(id) } } }));
+    fill(
+      about,
+      h('h3', null, `#${neuron.id} `, h('span', { class: 'neuron-label' }, neuron.label ?? 'unlabelled')),
+      h(
+        'p',
+        { class: 'muted' },
+        [neuron.family, neuron.source, neuron.score !== undefined ? `score ${fmt(neuron.score)}` : undefined]
+          .filter(Boolean)
+          .join(' · '),
+      ),
+    );
+    drawSearch(search, id, (stop) => (stopSearch = stop));
+    drawVerify(verify, id, neuron.label ?? '');
+    await showWords(words, id, urls);
+  });
+
+  return () => {
+    stopSearch?.();
+    for (const url of urls) URL.revokeObjectURL(url);
+  };
+};
+
+async function showWords(section: HTMLElement, id: number, urls: string[]): Promise<void> {
+  fill(section, h('h3', null, 'Words'), h('p', { class: 'muted' }, 'loading…'));
+  const ranked = await call(
+    api.GET('/v1/neurons/{id}/top-words', { params: { path: { id }, query: { k: 6 } } }),
+  ).catch((error: unknown) => {
+    fill(section, h('h3', null, 'Words'), h('p', { class: 'muted' }, 'The words are not available.'));
+    throw error;
+  });
+  const failures: unknown[] = [];
+  const tile = (word: { word: string; activation: number }) => {
+    const image = h('img', { alt: `“${word.word}” as an image`, width: 64, height: 64 });
+    api
+      .GET('/v1/raster', { params: { query: { text: word.word } }, parseAs: 'blob' })
+      .then((result) => call(Promise.resolve(result)))
+      .then((blob) => {
+        const url = URL.createObjectURL(blob);
+        urls.push(url);
+        image.src = url;
+      })
+      .catch((error: unknown) => {
+        if (failures.push(error) === 1) showError(error);
+      });
+    return h(
+      'figure',
+      { class: 'word' },
+      image,
+      h('figcaption', null, word.word, h('small', null, fmt(word.activation))),
+    );
+  };
+  fill(
+    section,
+    h('h3', null, 'Words'),
+    h('h4', null, 'Most activating'),
+    h('div', { class: 'tiles', id: 'top-words' }, ...ranked.top.map(tile)),
+    h('h4', null, 'Least activating'),
+    h('div', { class: 'tiles', id: 'bottom-words' }, ...ranked.bottom.map(tile)),
+  );
+}
+
+function drawVerify(section: HTMLElement, id: number, label: string): void {
+  const text = h('input', { name: 'text', type: 'text', value: label || 'a photo', autocomplete: 'off' });
+  const out = h('div', { id: 'verify-result' });
+  const form = h(
+    'form',
+    { class: 'controls' },
+    field('Text', text),
+    h('button', { type: 'submit' }, 'Check'),
+  );
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    void action(form, async () => {
+      const check = await call(
+        api.POST('/v1/attribution/verify', { body: { text: text.value, neurons: [id] } }),
+      );
+      const row = check.neurons[0];
+      fill(
+        out,
+        h(
+          'p',
+          { class: row?.rose ? 'verdict yes' : 'verdict no' },
+          row?.rose ? 'The logit rose.' : 'The logit did not rise.',
+        ),
+        h(
+          'dl',
+          { class: 'facts' },
+          h('dt', null, 'logit before'),
+          h('dd', null, fmt(check.before, 4)),
+          h('dt', null, `after adding ${fmt(check.delta)}`),
+          h('dd', null, row ? fmt(row.after, 4) : '–'),
+          h('dt', null, 'attribution W·t'),
+          h('dd', null, row ? fmt(row.attribution) : '–'),
+        ),
+      );
+    });
+  });
+  fill(
+    section,
+    h('h3', null, 'Intervention check'),
+    h(
+      'p',
+      { class: 'muted' },
+      'Adds to this neuron on a blank image and asks whether the zero-shot logit of the text rises.',
+    ),
+    form,
+    out,
+  );
+  form.requestSubmit();
+}
+
+function drawSearch(section: HTMLElement, id: number, onStart: (stop: () => void) => void): void {
+  const steps = h('input', { name: 'steps', type: 'number', min: 1, max: 2000, value: 60 });
+  const length = h('input', { name: 'length', type: 'number', min: 1, max: 16, value: 6 });
+  const start = h('button', { type: 'submit' }, 'Search');
+  const cancel = h('button', { type: 'button', class: 'secondary', disabled: true }, 'Cancel');
+  const status = h('div', { class: 'search-status', id: 'search-status', 'aria-live': 'polite' });
+  const form = h(
+    'form',
+    { class: 'controls' },
+    field('Steps', steps),
+    field('Tokens', length),
+    start,
+    cancel,
+  );
+  let stream: EventSource | undefined;
+  let jobId: string | undefined;
+  const stop = () => {
+    stream?.close();
+    stream = undefined;
+  };
+  onStart(stop);
+
+  cancel.addEventListener('click', () => {
+    if (jobId === undefined) return;
+    cancel.disabled = true;
+    clearError();
+    call(api.DELETE('/v1/jobs/{id}', { params: { path: { id: jobId } } })).catch((error: unknown) => {
+      cancel.disabled = false;
+      showError(error);
+    });
+  });
+
+  const finish = () => {
+    stop();
+    start.disabled = false;
+    cancel.disabled = true;
+  };
+
+  const follow = (id: string, curve: number[]) => {
+    stream = new EventSource(jobEventsUrl(id));
+    stream.addEventListener('progress', (message) => {
+      const progress = JSON.parse((message as MessageEvent<string>).data) as Progress;
+      if (progress.bestScore !== null) curve.push(progress.bestScore);
+      showProgress(status, progress, curve);
+    });
+    for (const end of ['completed', 'failed', 'cancelled'] as const) {
+      stream.addEventListener(end, (message) => {
+        finish();
+        showEnd(status, JSON.parse((message as MessageEvent<string>).data) as Partial<Job>, end);
+      });
+    }
+    stream.addEventListener('error', () => {
+      // The stream broke before a final event: read the job once and show where it stands.
+      if (stream === undefined) return;
+      finish();
+      call(api.GET('/v1/jobs/{id}', { params: { path: { id } } }))
+        .then((job) =>
+          job.state === 'completed' || job.state === 'failed' || job.state === 'cancelled'
+            ? showEnd(status, job, job.state)
+            : showError(new Error(`lost the search's event stream while it was ${job.state}; search again`)),
+        )
+        .catch(showError);
+    });
+  };
+
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    stop();
+    clearError();
+    start.disabled = true;
+    const body = { neuron: id, steps: Number(steps.value) || 60, length: Number(length.value) || 6 };
+    call(api.POST('/v1/search/max-text', { body }))
+      .then((queued) => {
+        jobId = queued.jobId;
+        status.dataset.state = 'queued';
+        fill(status, h('p', null, queued.cached ? 'Cached result…' : 'Queued…'));
+        cancel.disabled = false;
+        follow(queued.jobId, []);
+      })
+      .catch((error: unknown) => {
+        start.disabled = false;
+        showError(error);
+      });
+  });
+
+  fill(
+    section,
+    h('h3', null, 'Maximal text'),
+    h(
+      'p',
+      { class: 'muted' },
+      'Hill climbing over tokens for the text that excites this neuron most; the best text improves live.',
+    ),
+    form,
+    status,
+  );
+}
+
+function showProgress(status: HTMLElement, progress: Progress, curve: number[]): void {
+  status.dataset.state = progress.state;
+  fill(
+    status,
+    h('progress', { max: progress.totalSteps || 1, value: progress.steps }),
+    h(
+      'p',
+      { class: 'muted' },
+      `step ${progress.steps} of ${progress.totalSteps} · ${progress.evaluations} texts scored`,
+    ),
+    progress.bestText !== null
+      ? h(
+          'p',
+          { class: 'best' },
+          h('q', { id: 'search-best' }, progress.bestText),
+          ` ${progress.bestScore !== null ? fmt(progress.bestScore, 4) : ''}`,
+        )
+      : null,
+    line(curve, 'best score so far'),
+  );
+}
+
+function showEnd(status: HTMLElement, job: Partial<Job>, end: 'completed' | 'failed' | 'cancelled'): void {
+  status.dataset.state = end;
+  const result = job.result;
+  if (end === 'failed') {
+    showError(new Error(`the search failed: ${job.error ?? 'unknown error'}`));
+    fill(status, h('p', null, 'The search failed.'));
+    return;
+  }
+  if (!result) {
+    fill(status, h('p', null, `The search was ${end} before it found a text.`));
+    return;
+  }
+  fill(
+    status,
+    h(
+      'div',
+      { id: 'search-result' },
+      h('p', { class: 'best' }, h('q', null, result.text), ` ${fmt(result.score, 4)}`),
+      h(
+        'p',
+        { class: 'muted' },
+        `${end === 'cancelled' ? 'cancelled; ' : ''}${result.steps} steps, ${result.evaluations} texts scored, ` +
+          `${result.restartsUsed} restarts, stopped by ${result.stopReason}, ${Math.round(result.elapsedMs)} ms` +
+          (job.cached ? ' (cached)' : ''),
+      ),
+      line(result.curve, 'best score by step'),
+      h('h4', null, 'Best texts'),
+      scoreBars(result.top.map((item) => ({ name: item.text, value: item.score }))),
+    ),
+  );
+}
