@@ -14,6 +14,7 @@ apt_install() {
 }
 
 bash tools/install-python-deps.sh
+command -v chromium >/dev/null || apt_install chromium # the explorer's browser test (test/explorer.test.ts)
 
 redis_answers() { (exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && head -c 5 <&3 | grep -q PONG) 2>/dev/null; }
 
