@@ -45,6 +45,9 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+    // Malformed URLs and over-long path parameters are refused before routing; answer them in the
+    // service's error shape (Fastify's own answer adds a code and echoes the path).
+    frameworkErrors: frameworkError,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   // Bodies are JSON (or multipart for images); anything else is 415 Unsupported Media Type.
@@ -89,6 +92,15 @@ function errorHandler(error: FastifyError, request: FastifyRequest, reply: Fasti
   });
 }
 
+function frameworkError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
+  const status = error.statusCode === 414 ? 414 : 400;
+  void reply.code(status).send({
+    statusCode: status,
+    error: reasonPhrase(status),
+    message: status === 414 ? 'a path parameter is too long' : 'the URL is not valid',
+  });
+}
+
 function validationMessage(error: FastifyError): string {
   const first = error.validation?.[0];
   if (!first) return ` ${error.message}`;
@@ -104,6 +116,7 @@ function reasonPhrase(status: number): string {
     405: 'Method Not Allowed',
     409: 'Conflict',
     413: 'Payload Too Large',
+    414: 'URI Too Long',
     415: 'Unsupported Media Type',
     422: 'Unprocessable Entity',
     429: 'Too Many Requests',

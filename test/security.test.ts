@@ -166,36 +166,41 @@ t.test('rate limit, in-memory store: 429 with limit headers, per key', async (t)
   t.equal(other.statusCode, 200, 'another key has its own budget');
 });
 
-t.test('rate limit, Redis store: shared count; an unreachable Redis lets requests through', async (t) => {
-  if (!(await redisAnswers(REDIS_URL))) return t.skip(`no Redis at ${REDIS_URL}`);
-  process.env.WORKER_IN_PROCESS = 'false';
-  t.teardown(() => void delete process.env.WORKER_IN_PROCESS);
-  const key = bearer(`rl-test-${process.pid}-${Date.now()}`);
-  const a = await build({ rateLimitPerMinute: 2, redisUrl: REDIS_URL });
-  const b = await build({ rateLimitPerMinute: 2, redisUrl: REDIS_URL });
-  t.teardown(async () => {
-    await a.close();
-    await b.close();
-  });
-  t.equal((await a.inject({ url: '/v1/model', headers: key })).statusCode, 200);
-  const second = await b.inject({ url: '/v1/model', headers: key });
-  t.equal(second.statusCode, 200);
-  t.equal(second.headers['x-ratelimit-remaining'], '0', 'the second app sees the first one’s request');
-  const third = await a.inject({ url: '/v1/model', headers: key });
-  t.equal(third.statusCode, 429, 'the limit is shared through Redis');
-  t.ok(Number(third.headers['retry-after']) > 0);
+const redisUp = await redisAnswers(REDIS_URL);
 
-  // Nothing listens on this port: rate limiting (and the cache) are skipped, not failed.
-  const down = await build({ rateLimitPerMinute: 1, redisUrl: 'redis://127.0.0.1:1' });
-  t.teardown(() => down.close());
-  for (let i = 0; i < 3; i++) {
-    t.equal(
-      (await down.inject({ url: '/v1/model', headers: key })).statusCode,
-      200,
-      `request ${i} with Redis down`,
-    );
-  }
-});
+t.test(
+  'rate limit, Redis store: shared count; an unreachable Redis lets requests through',
+  { skip: redisUp ? false : `no Redis at ${REDIS_URL}` },
+  async (t) => {
+    process.env.WORKER_IN_PROCESS = 'false';
+    t.teardown(() => void delete process.env.WORKER_IN_PROCESS);
+    const key = bearer(`rl-test-${process.pid}-${Date.now()}`);
+    const a = await build({ rateLimitPerMinute: 2, redisUrl: REDIS_URL });
+    const b = await build({ rateLimitPerMinute: 2, redisUrl: REDIS_URL });
+    t.teardown(async () => {
+      await a.close();
+      await b.close();
+    });
+    t.equal((await a.inject({ url: '/v1/model', headers: key })).statusCode, 200);
+    const second = await b.inject({ url: '/v1/model', headers: key });
+    t.equal(second.statusCode, 200);
+    t.equal(second.headers['x-ratelimit-remaining'], '0', 'the second app sees the first one’s request');
+    const third = await a.inject({ url: '/v1/model', headers: key });
+    t.equal(third.statusCode, 429, 'the limit is shared through Redis');
+    t.ok(Number(third.headers['retry-after']) > 0);
+
+    // Nothing listens on this port: rate limiting (and the cache) are skipped, not failed.
+    const down = await build({ rateLimitPerMinute: 1, redisUrl: 'redis://127.0.0.1:1' });
+    t.teardown(() => down.close());
+    for (let i = 0; i < 3; i++) {
+      t.equal(
+        (await down.inject({ url: '/v1/model', headers: key })).statusCode,
+        200,
+        `request ${i} with Redis down`,
+      );
+    }
+  },
+);
 
 t.test('CORS: any origin by default, configured origins only otherwise', async (t) => {
   const open = await build();
@@ -343,6 +348,17 @@ t.test('errors never leak stacks, paths or internals', async (t) => {
     t.equal(res.body, JSON.stringify(bare), `${url} answers a bare 500`);
   }
   t.match(lines.join(''), /secret\/internal\.json/, 'the detail goes to the log instead');
+
+  const longParam = await app.inject(`/v1/jobs/${'y'.repeat(300)}`);
+  t.equal(longParam.statusCode, 414);
+  t.same(longParam.json(), {
+    statusCode: 414,
+    error: 'URI Too Long',
+    message: 'a path parameter is too long',
+  });
+  const badUrl = await app.inject('/v1/jobs/%ED%A0%80');
+  t.equal(badUrl.statusCode, 400);
+  t.same(badUrl.json(), { statusCode: 400, error: 'Bad Request', message: 'the URL is not valid' });
 
   const malformed = await app.inject({
     method: 'POST',
