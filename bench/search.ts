@@ -115,9 +115,14 @@ out();
 
 // ---- 2. Speed ---------------------------------------------------------------------------------
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** Seconds of CPU this process used (all threads) since `from`: robust to other jobs on the machine. */
+const cpuSeconds = (from: NodeJS.CpuUsage) => {
+  const used = process.cpuUsage(from);
+  return (used.user + used.system) / 1e6;
+};
 
 /** Candidates per second, three ways, on one model; rounds alternate to share the machine's noise. */
-async function speed(speedModel: ClipModel, batch: number, rounds = 3) {
+async function speed(speedModel: ClipModel, batch: number, rounds = 5) {
   const session = await ort.InferenceSession.create(speedModel.directory.path('text.onnx'), {
     intraOpNumThreads: 1,
     interOpNumThreads: 1,
@@ -137,9 +142,9 @@ async function speed(speedModel: ClipModel, batch: number, rounds = 3) {
   const bareRate = async (width: number, runs: number) => {
     const input = feeds(width);
     await session.run(input);
-    const started = performance.now();
+    const started = process.cpuUsage();
     for (let i = 0; i < runs; i++) await session.run(input);
-    return (batch * runs) / ((performance.now() - started) / 1000);
+    return (batch * runs) / cpuSeconds(started);
   };
   const request = normaliseRequest(
     { neuron: 0, steps: 60, batch, restarts: 50, timeLimitS: 600 },
@@ -156,13 +161,13 @@ async function speed(speedModel: ClipModel, batch: number, rounds = 3) {
     padded: [] as number[],
   };
   for (let round = 0; round < rounds; round++) {
-    const started = performance.now();
+    const started = process.cpuUsage();
     const result = await climb(round);
-    measured.search.push(result.evaluations / ((performance.now() - started) / 1000));
+    measured.search.push(result.evaluations / cpuSeconds(started));
     const runs = Math.ceil(result.evaluations / batch);
-    const serviceStarted = performance.now();
+    const serviceStarted = process.cpuUsage();
     for (let i = 0; i < runs; i++) await speedModel.embedTokenRows(rows);
-    measured.service.push((batch * runs) / ((performance.now() - serviceStarted) / 1000));
+    measured.service.push((batch * runs) / cpuSeconds(serviceStarted));
     measured.bare.push(await bareRate(LENGTH + 2, runs));
     measured.padded.push(await bareRate(contextLength, Math.max(5, Math.ceil(runs / 6))));
   }
@@ -185,7 +190,8 @@ out('  encoder, the objective), 60 steps, after a warm-up climb; the candidate p
 out('- **service encoder**: `ClipModel.embedTokenRows` (micro-batcher + session) on fixed rows;');
 out('- **bare**: one onnxruntime session on text.onnx at the same batch and row length;');
 out('- **padded**: that session on the same rows zero-padded to the context length.');
-out('Medians of 3 alternating rounds.');
+out('Candidates per CPU-second of this process (the machine is shared, so wall-clock rates swing');
+out('with other jobs), medians of 5 alternating rounds.');
 out();
 out(
   '| model | context | batch | search | service encoder | bare | padded | search / bare | search / padded |',

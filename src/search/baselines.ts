@@ -20,6 +20,7 @@ export interface RandomSearchOptions {
   uniformShare?: number;
   vocabSize: number;
   excluded: ReadonlySet<number>;
+  uniformTokens?: readonly number[];
   describe: (ids: readonly number[]) => string;
   canonicalize?: (ids: readonly number[]) => number[] | undefined;
 }
@@ -30,6 +31,7 @@ export async function randomSearch(options: RandomSearchOptions): Promise<Scored
   const top = options.pool.slice(0, Math.max(1, Math.min(poolSize, options.pool.length)));
   const token = () => {
     if (rng.next() >= uniformShare) return rng.pick(top);
+    if (options.uniformTokens?.length) return rng.pick(options.uniformTokens);
     for (;;) {
       const id = rng.int(options.vocabSize);
       if (!options.excluded.has(id)) return id;

@@ -7,7 +7,7 @@
  *      the token at a random position (70%), delete one (15%, if |s| > 1) or insert one (15%, if
  *      |s| < length). New tokens come from the ranked candidate pool — the `poolSize` vocabulary
  *      tokens whose own single-token objective is highest — or, with probability `uniformShare`,
- *      uniformly from the vocabulary (special tokens excluded; `proposable` may restrict it: the
+ *      uniformly from the vocabulary (special tokens excluded; `uniformTokens` may restrict it: the
  *      service keeps tokens that are their own text's encoding). Each proposal is replaced by its
  *      canonical form (the tokens its own text encodes to), so that the score of a sequence is
  *      the score of its text;
@@ -53,8 +53,8 @@ export interface HillClimbOptions {
   vocabSize: number;
   /** Token ids never proposed (start/end of text). */
   excluded: ReadonlySet<number>;
-  /** Uniform draws retry (up to 50 times) until a token passes this test; default: all pass. */
-  proposable?: (id: number) => boolean;
+  /** The tokens uniform draws pick from; default: the whole vocabulary but the excluded ids. */
+  uniformTokens?: readonly number[];
   /** Subtracted from the objective to rank candidates (the fluency prior); default none. */
   penalty?: (ids: readonly number[]) => number;
   /** Steps without improvement before a restart (default 20). */
@@ -115,9 +115,10 @@ export async function hillClimb(options: HillClimbOptions): Promise<HillClimbRes
 
   const newToken = (): number => {
     if (rng.next() >= o.uniformShare) return rng.pick(poolTop);
-    for (let attempt = 0; ; attempt++) {
+    if (o.uniformTokens?.length) return rng.pick(o.uniformTokens);
+    for (;;) {
       const id = rng.int(o.vocabSize);
-      if (!o.excluded.has(id) && (attempt >= 50 || !o.proposable || o.proposable(id))) return id;
+      if (!o.excluded.has(id)) return id;
     }
   };
 

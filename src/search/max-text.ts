@@ -73,7 +73,7 @@ export interface SearchSetup {
   excluded: Set<number>;
   describe: (ids: readonly number[]) => string;
   canonicalize: (ids: readonly number[]) => number[] | undefined;
-  proposable?: (id: number) => boolean;
+  uniformTokens: readonly number[];
 }
 
 export async function searchSetup(
@@ -82,7 +82,7 @@ export async function searchSetup(
   request: MaxTextRequest,
 ): Promise<SearchSetup> {
   const { tokenizer } = model;
-  const { describe, canonicalize, isOwnEncoding } = textFunctions(tokenizer);
+  const { describe, canonicalize, isOwnEncoding, ownEncodings } = textFunctions(tokenizer);
   return {
     scorer: modelScorer(model, requestProjection(model, request)),
     pool: await candidatePool(model, cache, request, isOwnEncoding),
@@ -92,7 +92,7 @@ export async function searchSetup(
     canonicalize,
     // Uniform proposals, like the pool, use only tokens that are their own text's encoding: a
     // lone word piece or byte would be re-tokenised into something else anyway.
-    proposable: isOwnEncoding,
+    uniformTokens: ownEncodings(),
   };
 }
 

@@ -10,6 +10,8 @@ export interface TextFunctions {
   canonicalize: (ids: readonly number[]) => number[] | undefined;
   /** Whether a token is its own text's encoding (memoised). */
   isOwnEncoding: (id: number) => boolean;
+  /** Every token that is its own text's encoding (computed once: one BPE run per token). */
+  ownEncodings: () => readonly number[];
 }
 
 /** Printable ASCII without the '&' that could start an HTML entity (and without spaces). */
@@ -94,5 +96,15 @@ function makeTextFunctions(tokenizer: ClipTokenizer): TextFunctions {
     }
     return own[id] === 1;
   };
-  return { describe, canonicalize, isOwnEncoding };
+  let all: number[] | undefined;
+  const ownEncodings = (): readonly number[] => {
+    if (!all) {
+      all = [];
+      for (let id = 0; id < tokenizer.vocabSize; id++) {
+        if (id !== tokenizer.startId && id !== tokenizer.endId && isOwnEncoding(id)) all.push(id);
+      }
+    }
+    return all;
+  };
+  return { describe, canonicalize, isOwnEncoding, ownEncodings };
 }
