@@ -121,7 +121,12 @@ def main() -> None:
         "caption count as positives of each other. AdamW (β = 0.9/0.98), lr "
         f"{a['lr']} with {a['warmup']} warm-up steps then cosine decay over the step budget or the wall-time budget",
         f"({a['minutes']} min), whichever ends first; weight decay {a['wd']}, {a['pool_wd']} on the attention pool;",
-        f"batch {a['batch']}, seed {a['seed']}, {a['threads']} threads.",
+        f"batch {a['batch']}, seed {a['seed']}, {a['threads']} torch thread(s) (one thread is far faster than two on a",
+        "shared, oversubscribed machine). Shape-with-word captions that name only the written word: "
+        f"{round(100 * a.get('follow_word', 0.3))}%; weight decay of the attention pool's query/key: "
+        f"{a['pool_wd'] if a.get('qk_wd') is None else a['qk_wd']}.",
+        "Export: `tools/toyworld/export.py` runs the project's exporter (`tools/export/export_clip.py`) unchanged",
+        "except for its tracing example, whose fixed token id 1929 lies outside this small vocabulary.",
         "",
         f"Run: **{log['total_steps']} steps in {log['total_seconds'] / 60:.1f} min** "
         f"({log['total_steps'] * a['batch']:,} samples), final loss {log['loss'][-1]:.3f}, "
@@ -197,13 +202,23 @@ def main() -> None:
         "",
         "Service rasteriser: the `reading_all_service_raster` row renders every word with "
         f"`{m.get('service_raster')}` (the `/v1/raster` layout); compare with `reading_all_training_fonts`.",
+        "`test/toyworld-model.test.ts` also draws every word with the service's own TypeScript rasteriser",
+        "(`src/clip/raster.ts`) and asserts that those read at least as well as the training renders.",
         "",
-        "## Limits",
+        "## Limits and what holds the figures down",
         "",
-        "- It knows only this world: 8 colours, 8 shapes, 5 drawn expressions and the listed words.",
-        "- Emotion words outside the feelings-wheel list are only understood through their BPE pieces.",
-        "- The typographic-attack rate depends on how often captions follow the written word (30% of the",
-        "  shape-with-word captions here).",
+        "- It knows only this world: 8 colours, 8 shapes, 5 drawn expressions and the listed words; other",
+        "  emotion words are understood only through their BPE pieces.",
+        "- Raw multimodal directions: the spatial means vary several-fold in overall magnitude with the area a",
+        "  picture covers, so x·(W·t_c) on pictures carries that variance; with x at unit length the picture",
+        "  z-scores are far higher. On rendered words the z-scores sit near 2: the rendered word and the picture",
+        "  share the W·t_c direction, but only weakly along it.",
+        "- Single top neurons of W·t_c are mostly pure picture detectors (large picture z, word z near 0) or are",
+        "  shared by several concepts (the same top neuron for several colours): with 512 channels and",
+        "  about 200 concepts the model spreads concepts over directions rather than single units.",
+        f"- Typographic attack: {pct(at['predicted_written_colour'])} of attack images read as the written colour.",
+        "  The colour of a large shape dominates the image embedding; captions that name only the written word",
+        "  (a minority of the shape-with-word samples) are not enough to make the word win.",
         "",
     ]
     with open(os.path.join(args.model_dir, "README.md"), "w", encoding="utf-8") as f:
