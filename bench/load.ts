@@ -214,6 +214,8 @@ export async function metricsSummary(url: string): Promise<Record<string, number
   const rows = total(/^ort_batch_rows_sum/);
   const ortSeconds = total(/^ort_run_duration_seconds_sum/);
   return {
+    cacheHits: hits,
+    cacheMisses: misses,
     cacheHitRatio: hits / Math.max(1, hits + misses),
     ortRuns: runs,
     meanBatchRows: rows / Math.max(1, runs),
