@@ -214,13 +214,14 @@ out('starts at once; a smaller batch waits up to BATCH_MAX_WAIT_MS (2 ms) in the
 out('company before running. The reference-small model (random weights, context 77) gives the');
 out('comparison with the 77-padded path of OpenAI CLIP.');
 out();
-out('Where the gap to the bare encoder goes: the climber spends about 0.5 ms of JavaScript per');
-out('step of 64 candidates once warm (proposals, deduplication, canonical token forms), plus a');
-out('first-time BPE encoding (~50 µs) of every word it has not met before, mostly from the uniform');
-out('proposals; the service encoder adds its own few percent (micro-batcher, int64 conversion).');
-out('That cost is per candidate, not per FLOP: on these tiny encoders (2.7–8 ms per batch of 64)');
-out('it is 15–50% of a step; on a real CLIP text encoder (12 layers × 512 wide, ~100× the work)');
-out('it is noise.');
+out('Where the gap to the bare encoder goes: per step of 64 candidates the climber spends a few');
+out('hundred microseconds of JavaScript (proposals, deduplication keys, canonical token forms, texts,');
+out('the top-n table), and the service encoder adds its own few percent (micro-batcher, int64');
+out('conversion); the first search on a model also pays one BPE run per vocabulary token to find the');
+out('tokens that are their own encoding (~50 µs each). That cost is per candidate, not per FLOP: on');
+out('these tiny encoders (1.5–4 ms of CPU per batch of 64) it is 10–30% of a step; on a real CLIP');
+out('text encoder (12 layers × 512 wide, ~100× the work) it vanishes. Batch 32 pays the same');
+out('per-step cost over half the rows.');
 
 await model.release();
 await writeFile(args.out!, lines.join('\n') + '\n');
