@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Reproduce models/toyworld from a seed: BPE -> train -> export -> held-out renders -> evaluate and
 # label neurons -> model card -> finalize (words.txt, neurons.json, clip.json hashes).
-# About 40 minutes on 2 CPU cores. Usage: bash tools/toyworld/reproduce.sh [SEED] [RUN_DIR]
+# About 45 minutes on 2 CPU cores. Usage: bash tools/toyworld/reproduce.sh [SEED] [RUN_DIR]
+# Env: TOYWORLD_STEPS, TOYWORLD_MINUTES (training budgets), TOYWORLD_OUT (default models/toyworld).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=/usr/bin/python3
 SEED="${1:-1}"
 RUN="${2:-tmp/toyworld}"
-OUT=models/toyworld
+OUT="${TOYWORLD_OUT:-models/toyworld}"
 STEPS="${TOYWORLD_STEPS:-5000}"
 MINUTES="${TOYWORLD_MINUTES:-40}"
 mkdir -p "$RUN"
