@@ -128,3 +128,22 @@ t.test('a second server loads the index from Redis instead of rebuilding', async
   t.same(Array.from(index.centred.subarray(0, 2000)), Array.from(built.index.centred.subarray(0, 2000)));
   t.same(index.words, built.index.words);
 });
+
+t.test('a word the rasteriser refuses gets a NaN row and never ranks', async (t) => {
+  const refused = 'x'.repeat(150);
+  const small = makeVocabulary([...vocabulary.words.slice(0, 40), refused], 'custom');
+  const store = new IndexStore(path.join(tmp, 'refused'), model.sha256, small.sha256);
+  const { header, index } = await buildWordIndex({ ...common, vocabulary: small, store, lexical: {} });
+  t.same(header.unrenderable, [refused]);
+  t.ok(Number.isNaN(index.row(40)[0]), 'its row is NaN');
+  t.ok(header.lexical && header.lexical.words === 40, 'lexical detection leaves it out');
+  t.ok(header.lexical?.score.every((score) => Number.isFinite(score)));
+  const hits = await index.nearest(index.row(0), 40);
+  t.equal(hits.length, 40);
+  t.notOk(hits.some((hit) => hit.word === refused));
+  const reference40 = index.row(0).slice();
+  t.ok(
+    reference40.every((value) => Number.isFinite(value)),
+    'μ ignores the NaN row',
+  );
+});

@@ -135,11 +135,18 @@ async function buildLocked(options: BuildOptions): Promise<StoredIndex> {
   };
   report();
 
+  // A word the rasteriser refuses (too long to draw legibly, nothing visible) gets a row of NaN:
+  // it stays in the vocabulary (and its hash) but never appears in a ranking.
+  const unrenderable = new Set<number>();
   const renderBatch = async (start: number, count: number): Promise<Float32Array[]> => {
     const size = model.pixelsPerImage;
     const pixels = new Float32Array(count * size);
     for (let i = 0; i < count; i++) {
-      await render(words[start + i], pixels, i * size);
+      try {
+        await render(words[start + i], pixels, i * size);
+      } catch {
+        unrenderable.add(start + i);
+      }
       if (i % 4 === 3) await yieldToEventLoop();
     }
     return Array.from({ length: count }, (_, i) => pixels.subarray(i * size, (i + 1) * size));
@@ -166,7 +173,11 @@ async function buildLocked(options: BuildOptions): Promise<StoredIndex> {
       const batch = inFlight.shift() as InFlight;
       const maps = await batch.maps;
       if (signal?.aborted) throw abortError(signal);
-      maps.forEach((map, i) => chunk.set(spatialMeans(map, C), (batch.start - chunkStart + i) * C));
+      maps.forEach((map, i) => {
+        const row = (batch.start - chunkStart + i) * C;
+        if (unrenderable.has(batch.start + i)) chunk.fill(NaN, row, row + C);
+        else chunk.set(spatialMeans(map, C), row);
+      });
       processed = batch.start + batch.count;
       const chunkComplete = processed === V || processed % chunkSize === 0;
       if (chunkComplete) {
@@ -204,6 +215,7 @@ async function buildLocked(options: BuildOptions): Promise<StoredIndex> {
     words: [...words],
     mean: Array.from(index.mean),
     lexical,
+    unrenderable: [...unrenderable].sort((a, b) => a - b).map((row) => words[row]),
     builtAt: new Date().toISOString(),
     buildSeconds: Math.round((performance.now() - started) / 10) / 100,
   };
@@ -222,7 +234,8 @@ export async function scoreLexical(
   options: LexicalOptions,
   signal?: AbortSignal,
 ): Promise<LexicalScores> {
-  const sample = lexicalSample(index.rows, options.maxWords);
+  const drawn = (row: number) => !Number.isNaN(index.centred[row * index.columns]);
+  const sample = lexicalSample(index.rows, options.maxWords).filter(drawn);
   const words = sample.map((i) => index.words[i]);
   const embeddings: Float32Array[] = [];
   for (let start = 0; start < words.length; start += 256) {

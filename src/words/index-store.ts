@@ -33,6 +33,8 @@ export interface IndexHeader {
   /** μ [C], the mean of the uncentred rows. */
   mean: number[];
   lexical?: LexicalScores;
+  /** Words the rasteriser refused at this model's input size (their rows are NaN). */
+  unrenderable?: string[];
   builtAt: string;
   buildSeconds: number;
 }

@@ -225,6 +225,9 @@ export class WordService {
   async wordVector(word: string): Promise<{ vector: Float32Array; row?: number }> {
     const { index } = await this.require();
     const row = index.indexOf(word);
+    if (row !== undefined && Number.isNaN(index.centred[row * index.columns])) {
+      throw badRequest(`"${word}" could not be rastered at this model's input size`);
+    }
     if (row !== undefined) return { vector: index.row(row), row };
     const { model, cache, render } = this.options;
     const key = cacheKey(model.sha256, 'word_neurons', word);

@@ -8,7 +8,8 @@
  *
  * Similarity is cosine on the centred rows: cos(c_i, q) = c_i·q / (|c_i| |q|). A mask M (a set of
  * neurons) zeroes those coordinates on both sides before the cosine: the masked row norm is
- * |c_i|² − Σ_{j∈M} c_ij², computed once per mask and kept. The products c·q go through a
+ * |c_i|² − Σ_{j∈M} c_ij², computed once per mask and kept. A row of NaN (a word the rasteriser
+ * refused) is left out of μ and of every ranking. The products c·q go through a
  * MatrixProduct (matrix-product.ts): a JavaScript loop by default, onnxruntime's MatMul once
  * `useProduct` is called.
  */
@@ -64,10 +65,13 @@ export class WordIndex {
   static fromActivations(words: readonly string[], activations: Float32Array, columns: number): WordIndex {
     const rows = words.length;
     const sums = new Float64Array(columns);
+    let counted = 0;
     for (let i = 0; i < rows; i++) {
+      if (Number.isNaN(activations[i * columns])) continue; // a word that could not be drawn
+      counted++;
       for (let j = 0; j < columns; j++) sums[j] += activations[i * columns + j];
     }
-    const mean = Float32Array.from(sums, (sum) => sum / rows);
+    const mean = Float32Array.from(sums, (sum) => sum / Math.max(1, counted));
     for (let i = 0; i < rows; i++) {
       for (let j = 0; j < columns; j++) activations[i * columns + j] -= mean[j];
     }
@@ -108,7 +112,7 @@ export class WordIndex {
       const qNorm = Math.sqrt(sumOfSquares(masked[k], 0, masked[k].length));
       for (let i = 0; i < this.rows; i++) {
         const denominator = norms[i] * qNorm;
-        out[i] = denominator > 0 ? out[i] / denominator : 0;
+        out[i] = denominator > 0 ? out[i] / denominator : Number.isNaN(denominator) ? NaN : 0;
       }
       return out;
     });
