@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { FEELINGS_WHEEL, WHEEL_EMOTIONS, EMOTION_TEMPLATES } from '../src/attribution/feelings-wheel.js';
+import { buildAtlas } from '../src/attribution/emotions.js';
 import { NMF } from '../src/attribution/nmf.js';
 import {
   SparseLogisticRegression,
@@ -283,5 +284,44 @@ t.test('NMF (HALS) recovers an exact non-negative factorisation and never increa
     t.ok(f.objective_ <= previous + 1e-12, `f after ${iterations} steps does not increase`);
     previous = f.objective_;
   }
+  t.end();
+});
+
+t.test('the atlas of a composition: non-negative loadings, factor tops, a deterministic layout', (t) => {
+  const random = mulberry32(4);
+  const names = Array.from({ length: 30 }, (_, i) => `emotion${i}`);
+  const concepts = Object.fromEntries(
+    names.map((name, i) => [
+      name,
+      {
+        neurons: [
+          { neuron: i % 6, weight: 1 + random() },
+          { neuron: 10 + (i % 4), weight: -0.5 - random() },
+        ],
+        lambda: 0.1,
+        objective: 0.3,
+        iterations: 3,
+        converged: true,
+      },
+    ]),
+  );
+  const composition = {
+    fitId: 'x',
+    lambda: 0.1,
+    accuracy: 1,
+    samples: 90,
+    features: 64,
+    excluded: 0,
+    concepts,
+  };
+  const label = (id: number) => (id === 0 ? 'zero' : undefined);
+  const first = buildAtlas(composition, 2, label);
+  const second = buildAtlas(composition, 2, label);
+  t.same(second, first, 'the same atlas twice (seeded NMF and UMAP)');
+  t.equal(first.emotions.length, 30);
+  t.ok(first.emotions.every((e) => e.loadings.length === 2 && e.loadings.every((v) => v >= 0)));
+  t.ok(first.factorTops.every((f) => f.neurons.every((n) => n.sign === 1 || n.sign === -1)));
+  t.ok(new Set(first.emotions.map((e) => `${e.x},${e.y}`)).size > 1, 'a spread-out layout');
+  t.equal(buildAtlas(composition, 7, label).factorTops.length, 7);
   t.end();
 });
