@@ -10,6 +10,37 @@ export type { paths };
 
 export const api = createClient<paths>({ baseUrl: window.location.origin });
 
+const KEY_STORAGE = 'multimodal-neurons:api-key';
+/** The key when session storage is refused (private modes): it lasts until the page is left. */
+let memoryKey = '';
+
+/** The API key the user gave for this tab (services with API_KEYS set need one), or ''. */
+export function apiKey(): string {
+  try {
+    return window.sessionStorage.getItem(KEY_STORAGE) ?? memoryKey;
+  } catch {
+    return memoryKey;
+  }
+}
+
+export function setApiKey(key: string): void {
+  memoryKey = key;
+  try {
+    if (key) window.sessionStorage.setItem(KEY_STORAGE, key);
+    else window.sessionStorage.removeItem(KEY_STORAGE);
+  } catch {
+    // memoryKey holds it.
+  }
+}
+
+api.use({
+  onRequest({ request }) {
+    const key = apiKey();
+    if (key) request.headers.set('authorization', `Bearer ${key}`);
+    return request;
+  },
+});
+
 /** The JSON body of a 200 response of `method` on `path`. */
 export type Ok<P extends keyof paths, M extends 'get' | 'post' | 'delete'> = paths[P][M] extends {
   responses: { 200: { content: { 'application/json': infer T } } };
@@ -59,7 +90,10 @@ export async function call<T>(
   return data as NonNullable<T>;
 }
 
-/** The path of a job's Server-Sent Events stream (EventSource cannot go through fetch). */
+/**
+ * The path of a job's Server-Sent Events stream. EventSource cannot go through fetch nor send an
+ * Authorization header: with an API key the page polls GET /v1/jobs/{id} instead.
+ */
 export function jobEventsUrl(id: string): string {
   const path: keyof paths = '/v1/jobs/{id}/events';
   return path.replace('{id}', encodeURIComponent(id));

@@ -54,14 +54,9 @@ const banner = () => document.getElementById('error') as HTMLDivElement;
 
 /** Shows `message` in the error banner (the API's message for API errors). */
 export function showError(error: unknown): void {
-  const message =
-    error instanceof ApiError
-      ? error.status > 0
-        ? `${error.message} (HTTP ${error.status})`
-        : error.message
-      : error instanceof Error
-        ? error.message
-        : String(error);
+  let message = error instanceof Error ? error.message : String(error);
+  if (error instanceof ApiError && error.status > 0) message += ` (HTTP ${error.status})`;
+  if (error instanceof ApiError && error.status === 401) message += ' Give a key under “API key” above.';
   (document.getElementById('error-message') as HTMLParagraphElement).textContent = message;
   banner().hidden = false;
 }

@@ -3,7 +3,7 @@
  * (#/prompt, #/neuron/12, #/words, #/emotions, #/image).
  */
 import './style.css';
-import { api, call } from './api';
+import { api, apiKey, call, setApiKey } from './api';
 import { clearError, showError } from './dom';
 import type { View } from './views/view';
 import { promptView } from './views/prompt';
@@ -45,6 +45,28 @@ async function showModel(): Promise<void> {
   line.textContent = `${model.name} · ${model.neuronCount} neurons (${model.neuronLayer}) · ${model.executionProvider}`;
 }
 
+/** The API key control: a key given here goes with every call (see api.ts) and redraws the view. */
+function keyControl(): void {
+  const details = document.getElementById('key') as HTMLDetailsElement;
+  const form = document.getElementById('key-form') as HTMLFormElement;
+  const input = form.elements.namedItem('apikey') as HTMLInputElement;
+  const mark = () => {
+    details.dataset.set = apiKey() ? 'true' : 'false';
+    (details.querySelector('summary') as HTMLElement).textContent = apiKey() ? 'API key ✓' : 'API key';
+  };
+  input.value = apiKey();
+  mark();
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    setApiKey(input.value.trim());
+    mark();
+    details.open = false;
+    route();
+    showModel().catch(showError);
+  });
+}
+
+keyControl();
 document.getElementById('error-close')?.addEventListener('click', clearError);
 window.addEventListener('hashchange', route);
 route();

@@ -4,12 +4,16 @@
  * for its maximal text followed live over Server-Sent Events (POST /v1/search/max-text,
  * GET /v1/jobs/{id}/events), and the intervention check (POST /v1/attribution/verify).
  */
-import { api, call, jobEventsUrl, type Job, type JobProgress } from '../api';
+import { api, apiKey, call, jobEventsUrl, type Job, type JobProgress } from '../api';
 import { line, scoreBars } from '../charts';
 import { action, clearError, field, fill, fmt, h, showError } from '../dom';
 import type { View } from './view';
 
 type Progress = JobProgress & { id: string; state: Job['state'] };
+
+const ENDINGS = ['completed', 'failed', 'cancelled'] as const;
+type Ending = (typeof ENDINGS)[number];
+const isEnding = (state: Job['state']): state is Ending => (ENDINGS as readonly string[]).includes(state);
 
 export const neuronView: View = (root, argument) => {
   const id = argument !== undefined && /^\d+$/.test(argument) ? Number(argument) : undefined;
@@ -166,11 +170,12 @@ function drawSearch(section: HTMLElement, id: number, onStart: (stop: () => void
     start,
     cancel,
   );
-  let stream: EventSource | undefined;
+  /** Stops following the current search (closes its event stream or its polling). */
+  let unfollow: (() => void) | undefined;
   let jobId: string | undefined;
   const stop = () => {
-    stream?.close();
-    stream = undefined;
+    unfollow?.();
+    unfollow = undefined;
   };
   onStart(stop);
 
@@ -189,32 +194,67 @@ function drawSearch(section: HTMLElement, id: number, onStart: (stop: () => void
     start.disabled = false;
     cancel.disabled = true;
   };
+  const ended = (job: Partial<Job>, end: Ending) => {
+    finish();
+    showEnd(status, job, end);
+  };
 
-  const follow = (id: string, curve: number[]) => {
-    stream = new EventSource(jobEventsUrl(id));
-    stream.addEventListener('progress', (message) => {
+  /** Follows the job over Server-Sent Events. */
+  const stream = (id: string, curve: number[]) => {
+    const source = new EventSource(jobEventsUrl(id));
+    let active = true;
+    unfollow = () => {
+      active = false;
+      source.close();
+    };
+    source.addEventListener('progress', (message) => {
       const progress = JSON.parse((message as MessageEvent<string>).data) as Progress;
       if (progress.bestScore !== null) curve.push(progress.bestScore);
       showProgress(status, progress, curve);
     });
-    for (const end of ['completed', 'failed', 'cancelled'] as const) {
-      stream.addEventListener(end, (message) => {
-        finish();
-        showEnd(status, JSON.parse((message as MessageEvent<string>).data) as Partial<Job>, end);
-      });
+    for (const end of ENDINGS) {
+      source.addEventListener(end, (message) =>
+        ended(JSON.parse((message as MessageEvent<string>).data), end),
+      );
     }
-    stream.addEventListener('error', () => {
-      // The stream broke before a final event: read the job once and show where it stands.
-      if (stream === undefined) return;
-      finish();
-      call(api.GET('/v1/jobs/{id}', { params: { path: { id } } }))
-        .then((job) =>
-          job.state === 'completed' || job.state === 'failed' || job.state === 'cancelled'
-            ? showEnd(status, job, job.state)
-            : showError(new Error(`lost the search's event stream while it was ${job.state}; search again`)),
-        )
-        .catch(showError);
+    source.addEventListener('error', () => {
+      // The stream failed or broke before a final event: read the job instead (which also brings
+      // the API's message when there is an error to show).
+      if (!active) return;
+      active = false;
+      source.close();
+      poll(id, curve);
     });
+  };
+
+  /** Follows the job by reading it a few times a second (what a page with an API key must do). */
+  const poll = (id: string, curve: number[]) => {
+    let timer = 0;
+    let seen = -1;
+    let active = true;
+    unfollow = () => {
+      active = false;
+      window.clearTimeout(timer);
+    };
+    const tick = () => {
+      call(api.GET('/v1/jobs/{id}', { params: { path: { id } } }))
+        .then((job) => {
+          if (!active) return;
+          if (isEnding(job.state)) return ended(job, job.state);
+          if (job.progress.steps !== seen) {
+            seen = job.progress.steps;
+            if (job.progress.bestScore !== null) curve.push(job.progress.bestScore);
+            showProgress(status, { ...job.progress, id: job.id, state: job.state }, curve);
+          }
+          timer = window.setTimeout(tick, 400);
+        })
+        .catch((error: unknown) => {
+          if (!active) return;
+          finish();
+          showError(error);
+        });
+    };
+    tick();
   };
 
   form.addEventListener('submit', (event) => {
@@ -229,7 +269,8 @@ function drawSearch(section: HTMLElement, id: number, onStart: (stop: () => void
         status.dataset.state = 'queued';
         fill(status, h('p', null, queued.cached ? 'Cached result…' : 'Queued…'));
         cancel.disabled = false;
-        follow(queued.jobId, []);
+        if (apiKey()) poll(queued.jobId, []);
+        else stream(queued.jobId, []);
       })
       .catch((error: unknown) => {
         start.disabled = false;
@@ -272,7 +313,7 @@ function showProgress(status: HTMLElement, progress: Progress, curve: number[]):
   );
 }
 
-function showEnd(status: HTMLElement, job: Partial<Job>, end: 'completed' | 'failed' | 'cancelled'): void {
+function showEnd(status: HTMLElement, job: Partial<Job>, end: Ending): void {
   status.dataset.state = end;
   const result = job.result;
   if (end === 'failed') {
