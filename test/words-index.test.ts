@@ -15,6 +15,7 @@ import { DEFAULT_MODEL_DIR, loadConfig } from '../src/config.js';
 import { buildWordIndex, type BuildProgress } from '../src/words/index-builder.js';
 import { IndexStore } from '../src/words/index-store.js';
 import { modelRenderer } from '../src/words/render.js';
+import { RenderPool } from '../src/words/render-pool.js';
 import { WordService } from '../src/words/service.js';
 import { loadWordSettings } from '../src/words/settings.js';
 import { makeVocabulary, parseWordList } from '../src/words/vocabulary.js';
@@ -146,4 +147,23 @@ t.test('a word the rasteriser refuses gets a NaN row and never ranks', async (t)
     reference40.every((value) => Number.isFinite(value)),
     'μ ignores the NaN row',
   );
+});
+
+t.test('drawing on render threads gives the same index', async (t) => {
+  const { image_size: imageSize, mean, std } = model.directory.manifest;
+  const pool = new RenderPool({ imageSize, mean, std }, 2);
+  t.teardown(() => pool.close());
+  const { index } = await buildWordIndex({
+    ...common,
+    store: storeIn('pooled'),
+    renderBatch: (batch) => pool.render(batch),
+    depth: 4,
+  });
+  let worst = 0;
+  for (let i = 0; i < index.centred.length; i++) {
+    worst = Math.max(worst, Math.abs(index.centred[i] - reference.index.centred[i]));
+  }
+  t.equal(worst, 0, 'identical rows');
+  const refused = await pool.render(['red', 'x'.repeat(150)]);
+  t.same(refused.failed, [1], 'a refused word is reported, not thrown');
 });

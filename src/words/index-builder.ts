@@ -7,7 +7,8 @@
  * onnxruntime runs the previous batch on its own threads; up to `depth` (3) batches are submitted
  * ahead, so the trunk always has the next batch queued, and finished chunks are written behind the
  * pipeline. Rendering yields to the event loop every few words so that a finished run hands over
- * to the queued batch at once.
+ * to the queued batch at once; with `renderBatch` (a pool of render threads) whole batches are
+ * drawn off the main thread, several at a time.
  *
  * Resumable: results are kept per chunk of `chunkSize` words (batches never straddle chunks); each
  * finished chunk is written to the partial file and synced before its progress is recorded, so an
@@ -66,6 +67,8 @@ export interface BuildOptions {
   chunkSize?: number;
   /** Batches submitted ahead of the one being awaited. */
   depth?: number;
+  /** Draws whole batches off the main thread (render-pool.ts); `render` is used without it. */
+  renderBatch?: (words: readonly string[]) => Promise<{ pixels: Float32Array; failed: number[] }>;
   signal?: AbortSignal;
   onProgress?: (progress: BuildProgress) => void;
   /** false skips lexical detection (the index then has no lexical scores). */
@@ -76,6 +79,10 @@ interface InFlight {
   start: number;
   count: number;
   maps: Promise<Float32Array[]>;
+}
+
+function splitPixels(pixels: Float32Array, count: number, size: number): Float32Array[] {
+  return Array.from({ length: count }, (_, i) => pixels.subarray(i * size, (i + 1) * size));
 }
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -149,7 +156,7 @@ async function buildLocked(options: BuildOptions): Promise<StoredIndex> {
       }
       if (i % 4 === 3) await yieldToEventLoop();
     }
-    return Array.from({ length: count }, (_, i) => pixels.subarray(i * size, (i + 1) * size));
+    return splitPixels(pixels, count, size);
   };
 
   let chunkStart = resumedFrom;
@@ -164,8 +171,14 @@ async function buildLocked(options: BuildOptions): Promise<StoredIndex> {
         if (signal?.aborted) throw abortError(signal);
         const chunkEnd = Math.min(V, (Math.floor(next / chunkSize) + 1) * chunkSize);
         const count = Math.min(batchSize, chunkEnd - next);
-        const rows = await renderBatch(next, count);
-        const maps = model.neuronMaps(rows);
+        const start = next;
+        const pool = options.renderBatch;
+        const maps = pool
+          ? pool(words.slice(start, start + count)).then(({ pixels, failed }) => {
+              for (const i of failed) unrenderable.add(start + i);
+              return model.neuronMaps(splitPixels(pixels, count, model.pixelsPerImage));
+            })
+          : model.neuronMaps(await renderBatch(start, count));
         maps.catch(() => undefined); // awaited below, unless the build stops first
         inFlight.push({ start: next, count, maps });
         next += count;

@@ -8,7 +8,13 @@ import { cacheKey } from '../cache/index.js';
 import { spatialMeans } from '../clip/clip-model.js';
 import { badRequest, conflict } from '../errors.js';
 import { combineCosines, parseExpression, type ArithmeticMethod } from './arithmetic.js';
-import { buildWordIndex, type BuildProgress, type IndexModel, type LexicalOptions } from './index-builder.js';
+import {
+  buildWordIndex,
+  type BuildOptions,
+  type BuildProgress,
+  type IndexModel,
+  type LexicalOptions,
+} from './index-builder.js';
 import { IndexStore, type StoredIndex } from './index-store.js';
 import { lexicalNeurons } from './lexical.js';
 import { OrtProduct } from './matrix-product.js';
@@ -38,6 +44,8 @@ export interface WordServiceOptions {
   settings: WordSettings;
   cache?: BinaryCache;
   log?: CacheLogger;
+  /** Starts render threads for a build (closed when it ends); without it words are drawn inline. */
+  renderPool?: () => { render: BuildOptions['renderBatch']; close(): Promise<void> };
 }
 
 const HOW_TO_BUILD = 'build it with `npm run index-words` or `POST /v1/admin/index` (admin key)';
@@ -137,11 +145,14 @@ export class WordService {
       etaSeconds: null,
       elapsedSeconds: 0,
     };
+    const pool = this.options.renderPool?.();
     const promise = buildWordIndex({
       model,
       vocabulary,
       store: this.store,
       render,
+      renderBatch: pool?.render,
+      depth: pool ? settings.renderThreads + 2 : undefined,
       batchSize: settings.batchSize,
       signal: abort.signal,
       lexical: options.lexical ?? { maxWords: settings.lexicalMaxWords },
@@ -159,7 +170,11 @@ export class WordService {
         if (!abort.signal.aborted) this.options.log?.error({ err: error }, 'word index build failed');
       },
     );
-    this.job = { promise: promise.finally(() => (this.job = undefined)), abort };
+    const ended = promise.finally(async () => {
+      await pool?.close();
+      this.job = undefined;
+    });
+    this.job = { promise: ended, abort };
     return this.status();
   }
 

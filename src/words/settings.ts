@@ -10,7 +10,9 @@
  * | WORD_LEXICAL_THRESHOLD | 0.25 | default threshold on the lexical score (R² spelling − R² meaning) |
  * | WORD_LEXICAL_MAX_WORDS | 5000 | words (evenly spaced) entering the lexical regressions |
  * | WORD_QUERY_THREADS | 0 | onnxruntime threads of the index's MatMul (0: one per core) |
+ * | WORD_RENDER_THREADS | cores/2 | worker threads drawing words during a build (0: the main thread) |
  */
+import { availableParallelism } from 'node:os';
 import { DEFAULT_LEXICAL_THRESHOLD, DEFAULT_MAX_WORDS } from './lexical.js';
 import { DEFAULT_BATCH_SIZE } from './index-builder.js';
 import { DEFAULT_VOCABULARY_SIZE } from './vocabulary.js';
@@ -25,6 +27,7 @@ export interface WordSettings {
   lexicalThreshold: number;
   lexicalMaxWords: number;
   queryThreads: number;
+  renderThreads: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -66,5 +69,12 @@ export function loadWordSettings(env: Env = process.env): WordSettings {
     lexicalThreshold: readNumber(env, 'WORD_LEXICAL_THRESHOLD', DEFAULT_LEXICAL_THRESHOLD, -1, 1, false),
     lexicalMaxWords: readNumber(env, 'WORD_LEXICAL_MAX_WORDS', DEFAULT_MAX_WORDS, 10, 1_000_000),
     queryThreads: readNumber(env, 'WORD_QUERY_THREADS', 0, 0, 256),
+    renderThreads: readNumber(
+      env,
+      'WORD_RENDER_THREADS',
+      Math.max(1, Math.floor(availableParallelism() / 2)),
+      0,
+      64,
+    ),
   };
 }

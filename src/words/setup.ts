@@ -7,6 +7,7 @@ import type { BinaryCache, CacheLogger } from '../cache/index.js';
 import type { ClipModel } from '../clip/clip-model.js';
 import { OPTIONAL_FILES } from '../clip/model-directory.js';
 import { modelRenderer } from './render.js';
+import { RenderPool } from './render-pool.js';
 import { WordService } from './service.js';
 import type { WordSettings } from './settings.js';
 import { parseWordList, resolveVocabulary } from './vocabulary.js';
@@ -28,10 +29,17 @@ export async function createWordService(setup: WordServiceSetup): Promise<WordSe
     wordsFile: model.directory.path(OPTIONAL_FILES.vocabulary),
     size: settings.vocabularySize,
   });
+  const { image_size: imageSize, mean, std } = model.directory.manifest;
+  const threads = settings.renderThreads;
+  const renderPool = () => {
+    const pool = new RenderPool({ imageSize, mean, std }, threads);
+    return { render: (words: readonly string[]) => pool.render(words), close: () => pool.close() };
+  };
   return new WordService({
     model,
     vocabulary,
     render: modelRenderer(model),
+    renderPool: threads > 0 ? renderPool : undefined,
     dataDir: setup.dataDir,
     settings,
     cache: setup.cache,
