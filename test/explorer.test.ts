@@ -221,6 +221,11 @@ if (!existsSync(path.join(DEFAULT_MODEL_DIR, 'clip.json'))) {
       await ui.open('words');
       await page.locator('#neighbors .score-row').first().waitFor();
       t.equal(await page.locator('#neighbors section').count(), 2, 'masked and unmasked neighbours');
+      t.match(
+        await page.locator('#neighbors h4').first().textContent(),
+        /\d+ of \d+ flagged/,
+        'how many are masked',
+      );
       await page.click('text=Compute');
       await page.locator('#arithmetic .score-row').first().waitFor();
       t.equal(await page.locator('#arithmetic section').count(), 2, 'masked and unmasked arithmetic');

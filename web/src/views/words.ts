@@ -8,10 +8,14 @@ import { scoreBars } from '../charts';
 import { action, field, fill, h } from '../dom';
 import type { View } from './view';
 
-const MASKS = [
-  { mask: 'lexical', title: 'Lexical neurons masked' },
-  { mask: 'none', title: 'All neurons' },
-] as const;
+const MASKS = ['lexical', 'none'] as const;
+
+/** Column titles; the masked one says how many neurons the mask takes out (GET /v1/neurons/lexical). */
+async function titles(): Promise<string[]> {
+  const lexical = await call(api.GET('/v1/neurons/lexical'));
+  const masked = `Lexical neurons masked (${lexical.flagged.length} of ${lexical.neurons.length} flagged, threshold ${lexical.threshold})`;
+  return [masked, 'All neurons'];
+}
 
 function columns(id: string, lists: { title: string; items: { word: string; score: number }[] }[]) {
   return h(
@@ -31,6 +35,14 @@ function columns(id: string, lists: { title: string; items: { word: string; scor
 }
 
 export const wordsView: View = (root) => {
+  let known: Promise<string[]> | undefined;
+  const columnTitles = () => {
+    known ??= titles().catch((error: unknown) => {
+      known = undefined;
+      throw error;
+    });
+    return known;
+  };
   const word = h('input', { name: 'word', type: 'text', value: 'red', autocomplete: 'off' });
   const k = h('input', { name: 'k', type: 'number', min: 1, max: 100, value: 8 });
   const near = h('div');
@@ -44,22 +56,25 @@ export const wordsView: View = (root) => {
   nearForm.addEventListener('submit', (event) => {
     event.preventDefault();
     void action(nearForm, async () => {
-      const answers = await Promise.all(
-        MASKS.map(({ mask }) =>
-          call(
-            api.GET('/v1/words/neighbors', {
-              params: { query: { word: word.value, k: Number(k.value) || 8, mask } },
-            }),
+      const [names, answers] = await Promise.all([
+        columnTitles(),
+        Promise.all(
+          MASKS.map((mask) =>
+            call(
+              api.GET('/v1/words/neighbors', {
+                params: { query: { word: word.value, k: Number(k.value) || 8, mask } },
+              }),
+            ),
           ),
         ),
-      );
+      ]);
       const note = answers[0].inVocabulary ? '' : ' (not in the vocabulary: rastered and read on the fly)';
       fill(
         near,
         h('p', { class: 'muted' }, `Nearest words to “${answers[0].word}”${note}`),
         columns(
           'neighbors',
-          answers.map((answer, i) => ({ title: MASKS[i].title, items: answer.neighbors })),
+          answers.map((answer, i) => ({ title: names[i], items: answer.neighbors })),
         ),
       );
     });
@@ -89,15 +104,18 @@ export const wordsView: View = (root) => {
     event.preventDefault();
     void action(sumForm, async () => {
       const chosen = method.value === 'mul' ? 'mul' : 'add';
-      const answers = await Promise.all(
-        MASKS.map(({ mask }) =>
-          call(
-            api.POST('/v1/words/arithmetic', {
-              body: { expression: expression.value, k: Number(k.value) || 8, mask, method: chosen },
-            }),
+      const [names, answers] = await Promise.all([
+        columnTitles(),
+        Promise.all(
+          MASKS.map((mask) =>
+            call(
+              api.POST('/v1/words/arithmetic', {
+                body: { expression: expression.value, k: Number(k.value) || 8, mask, method: chosen },
+              }),
+            ),
           ),
         ),
-      );
+      ]);
       const terms = answers[0].terms.map(
         (term, i) => `${term.sign < 0 ? '−' : i > 0 ? '+' : ''} ${term.text}`,
       );
@@ -106,7 +124,7 @@ export const wordsView: View = (root) => {
         h('p', { class: 'muted' }, `${terms.join(' ')} (${answers[0].method})`),
         columns(
           'arithmetic',
-          answers.map((answer, i) => ({ title: MASKS[i].title, items: answer.results })),
+          answers.map((answer, i) => ({ title: names[i], items: answer.results })),
         ),
       );
     });
