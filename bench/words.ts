@@ -22,6 +22,8 @@ import { IndexStore } from '../src/words/index-store.js';
 import { detectLexicalNeurons } from '../src/words/lexical.js';
 import { JsProduct, OrtProduct } from '../src/words/matrix-product.js';
 import { modelRenderer } from '../src/words/render.js';
+import { RenderPool } from '../src/words/render-pool.js';
+import { loadWordSettings } from '../src/words/settings.js';
 import { defaultWords, makeVocabulary } from '../src/words/vocabulary.js';
 import { WordIndex } from '../src/words/word-index.js';
 
@@ -64,6 +66,7 @@ async function build(
   dir: string,
   batchSize: number,
   render = modelRenderer(model),
+  threads = 0,
 ): Promise<BuildRun> {
   const vocabulary = makeVocabulary(words, 'custom');
   const store = new IndexStore(dir, model.sha256, vocabulary.sha256);
@@ -71,7 +74,19 @@ async function build(
   let trunkMs = 0;
   model.runObserver = (graph, _rows, ms) => void (graph === 'visual_trunk' && (trunkMs += ms));
   const started = performance.now();
-  await buildWordIndex({ model, vocabulary, store, render, batchSize, lexical: false });
+  const { image_size: imageSize, mean, std } = model.directory.manifest;
+  const pool = threads > 0 ? new RenderPool({ imageSize, mean, std }, threads) : undefined;
+  await buildWordIndex({
+    model,
+    vocabulary,
+    store,
+    render,
+    renderBatch: pool && ((batch) => pool.render(batch)),
+    depth: pool ? threads + 2 : undefined,
+    batchSize,
+    lexical: false,
+  });
+  await pool?.close();
   const wallMs = performance.now() - started;
   model.runObserver = undefined;
   await rm(store.dir, { recursive: true, force: true });
@@ -113,11 +128,14 @@ async function buildSection(model: ClipModel, count: number, batch: number, tmp:
   const bare: number[] = [];
   const built: BuildRun[] = [];
   const blank: BuildRun[] = [];
+  const threaded: BuildRun[] = [];
+  const threads = loadWordSettings().renderThreads;
   const noRender = () => undefined; // blank pixels: the pipeline without the rasteriser's CPU time
   for (let round = 0; round < 2; round++) {
     bare.push(await bareTrunk(model, pixels));
     built.push(await build(model, words, tmp, batch));
     blank.push(await build(model, words, tmp, batch, noRender));
+    threaded.push(await build(model, words, tmp, batch, modelRenderer(model), threads));
   }
   const raster = performance.now();
   for (const word of words.slice(0, 64)) await render(word, pixels[0], 0);
@@ -131,7 +149,8 @@ async function buildSection(model: ClipModel, count: number, batch: number, tmp:
   log(`| run | words/s round 1 | words/s round 2 |`);
   log(`|---|---|---|`);
   log(`| bare trunk (pre-rendered pixels, back to back) | ${bare[0].toFixed(1)} | ${bare[1].toFixed(1)} |`);
-  log(row('index build (raster + preprocess + trunk + means + chunk writes)', built));
+  log(row('index build, drawing on the main thread (raster + preprocess + trunk + means + writes)', built));
+  log(row(`index build, drawing on ${threads} render thread(s) (WORD_RENDER_THREADS)`, threaded));
   log(row('index build, no-op renderer (the pipeline without rasterising)', blank));
   log(
     `\nRasterising + preprocessing one word at S = ${model.imageSize}: ${rasterMs.toFixed(2)} ms on the main thread;`,
