@@ -83,7 +83,10 @@ function errorHandler(error: FastifyError, request: FastifyRequest, reply: Fasti
       : error.message;
     return reply.code(status).send({ statusCode: status, error: reasonPhrase(status), message });
   }
-  request.log.error({ err: error }, 'request failed');
+  // A 503 is back-pressure or a failed model batch: one warning line each (a stack per refused
+  // request would add work exactly when the service is saturated); anything else is an error.
+  if (status === 503) request.log.warn({ reason: error.message }, 'request refused: service unavailable');
+  else request.log.error({ err: error }, 'request failed');
   const publicStatus = status === 503 ? 503 : 500;
   return reply.code(publicStatus).send({
     statusCode: publicStatus,
