@@ -15,7 +15,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { chromium, type Page } from 'playwright-core';
+import Fastify from 'fastify';
 import { buildApp, type App } from '../src/app.js';
+import explorer from '../src/plugins/explorer.js';
 import { DEFAULT_MODEL_DIR, loadConfig, REPO_ROOT } from '../src/config.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -61,6 +63,16 @@ t.test('web/dist is what web/ builds to', async (t) => {
   t.same(stale, [], 'the same bytes (run `npm run web:build` and commit web/dist/)');
   const total = [...committed.values()].reduce((sum, bytes) => sum + bytes.length, 0);
   t.ok(total < 200 * 1024, `the built page is small (${total} bytes)`);
+});
+
+t.test('without web/dist, / says how to build the page', async (t) => {
+  const app = Fastify({ logger: false });
+  t.teardown(() => app.close());
+  await app.register(explorer, { dir: path.join(tmp, 'not-built') });
+  const response = await app.inject({ method: 'GET', url: '/' });
+  t.equal(response.statusCode, 404);
+  t.match(response.json().message, /npm run web:build/);
+  t.equal((await app.inject({ method: 'GET', url: '/assets/explorer.js' })).statusCode, 404);
 });
 
 if (!existsSync(path.join(DEFAULT_MODEL_DIR, 'clip.json'))) {
@@ -214,6 +226,14 @@ if (!existsSync(path.join(DEFAULT_MODEL_DIR, 'clip.json'))) {
       );
       t.ok((await page.locator('#search-result .score-row').count()) > 0, 'the best texts are listed');
       await ui.shot('neuron-1280');
+      const best = (await page.locator('#search-result q').textContent()) ?? '';
+      await page.click('#search-result a[href^="#/prompt/"]');
+      await page.locator('#prompt-results [data-neuron]').first().waitFor();
+      t.equal(
+        await page.locator('#prompt-results h3').textContent(),
+        `“${best}”`,
+        'the best text opens as a prompt',
+      );
     });
 
     await t.test('words: neighbours and arithmetic with the lexical mask on and off', async (t) => {

@@ -330,7 +330,13 @@ function showEnd(status: HTMLElement, job: Partial<Job>, end: Ending): void {
     h(
       'div',
       { id: 'search-result' },
-      h('p', { class: 'best' }, h('q', null, result.text), ` ${fmt(result.score, 4)}`),
+      h(
+        'p',
+        { class: 'best' },
+        h('q', null, result.text),
+        ` ${fmt(result.score, 4)} `,
+        h('a', { href: `#/prompt/${encodeURIComponent(result.text)}` }, 'its neurons'),
+      ),
       h(
         'p',
         { class: 'muted' },

@@ -7,7 +7,7 @@ import { neuronBars, scaleOf } from '../charts';
 import { action, field, fill, h } from '../dom';
 import type { View } from './view';
 
-export const promptView: View = (root) => {
+export const promptView: View = (root, argument) => {
   const first = h('input', { name: 'first', type: 'text', value: 'a yellow star', autocomplete: 'off' });
   const second = h('input', { name: 'second', type: 'text', placeholder: 'optional', autocomplete: 'off' });
   const topK = h('input', { name: 'topK', type: 'number', min: 1, max: 50, value: 8 });
@@ -25,6 +25,8 @@ export const promptView: View = (root) => {
     event.preventDefault();
     // An empty first prompt is sent as is: the API's validation message is what the user sees.
     const texts = [first.value, ...(second.value.trim() ? [second.value] : [])];
+    // The address names the prompt (#/prompt/<text>) without redrawing the view.
+    if (first.value) window.history.replaceState(null, '', `#/prompt/${encodeURIComponent(first.value)}`);
     void action(form, async () => {
       const { results: rows } = await call(
         api.POST('/v1/attribution/text', { body: { texts, topK: Number(topK.value) || 8 } }),
@@ -59,4 +61,8 @@ export const promptView: View = (root) => {
     results,
   );
   first.focus();
+  if (argument) {
+    first.value = argument;
+    form.requestSubmit();
+  }
 };
