@@ -75,7 +75,12 @@ const explorer: FastifyPluginAsync<ExplorerOptions> = async (app, options) => {
   }
 
   app.get('/', { schema: { hide: true } }, (request, reply) =>
-    send(request, reply, path.join(dir, 'index.html'), 'the explorer is not built: run `npm run web:build`'),
+    send(
+      request,
+      reply,
+      path.join(dir, 'index.html'),
+      'the explorer page is missing (web/dist/index.html): run `npm run web:build`, or copy web/dist/ with the service',
+    ),
   );
 
   app.get<{ Params: { '*': string } }>('/assets/*', { schema: { hide: true } }, (request, reply) => {
