@@ -154,33 +154,43 @@ t.test('bad inputs are 4xx with a message', async (t) => {
 
 t.test(
   'on the toy world, an expression’s composition holds that expression’s neuron',
-  { skip: !onToyworld },
+  { skip: !onToyworld && 'no embedded toy-world model' },
   async (t) => {
-    // The toy world draws five expressions; the catalogue labels neurons by the concept whose held-out
-    // images drive them most (family "expression" for faces).
+    // The toy world draws five expressions and maps feelings-wheel words onto them in captions
+    // (tools/toyworld/world.py); the catalogue labels each neuron by the concept whose held-out images
+    // drive it most (family "expression" for faces).
     const catalogue = JSON.parse(readFileSync(path.join(TOYWORLD, 'neurons.json'), 'utf8')) as Record<
       string,
       { label?: string; family?: string }
     >;
-    const templates = [
-      'i am feeling {}',
-      'Me feeling {} on my face',
-      'a photo of me with a {} expression on my face',
-    ];
-    const response = await post('/v1/emotions/fit', { emotions: FIVE, templates, neuronsPerEmotion: 5 });
+    const mapped: Record<string, string> = {
+      joyful: 'happy',
+      lonely: 'sad',
+      furious: 'angry',
+      shocked: 'surprised',
+      tired: 'sleepy',
+    };
+    const response = await post('/v1/emotions/fit', { emotions: Object.keys(mapped), neuronsPerEmotion: 5 });
     t.equal(response.statusCode, 200);
     const emotions = response.json().emotions as Record<string, Weighted[]>;
-    const held = FIVE.filter((name) =>
-      emotions[name].some(
+    const holds = (word: string) =>
+      emotions[word].some(
         (n) =>
-          n.weight > 0 && catalogue[n.neuron]?.family === 'expression' && catalogue[n.neuron]?.label === name,
-      ),
-    );
-    t.comment(`expressions whose composition holds their own neuron: ${held.join(', ') || 'none'}`);
-    // Known gap: on the interim toy model (catalogue 439/512 colour labels, 15 expression neurons) no
-    // expression's composition holds its own neuron; reported as a todo rather than hidden.
-    t.ok(held.length >= 1, 'at least one expression', {
-      todo: held.length === 0 ? 'no expression neuron in the compositions on this toy model' : false,
-    });
+          n.weight > 0 &&
+          catalogue[n.neuron]?.family === 'expression' &&
+          catalogue[n.neuron]?.label === mapped[word],
+      );
+    const held = Object.keys(mapped).filter(holds);
+    t.comment(`words whose composition holds their expression's neuron: ${held.join(', ') || 'none'}`);
+    // Measured on the trained toy model with the article's templates: shocked → surprised neuron 433 and
+    // tired → sleepy neuron 62 carry the largest weights; joyful's happy side goes through the lexical
+    // "joy" neuron, lonely and furious through colour-labelled neurons.
+    for (const word of ['shocked', 'tired']) t.ok(holds(word), `${word} holds a ${mapped[word]} neuron`);
+    t.ok(held.length >= 2, 'at least 2 of the 5 words');
+    const direct = await post('/v1/emotions/fit', { emotions: FIVE, neuronsPerEmotion: 5 });
+    for (const name of ['surprised', 'sleepy']) {
+      const top = (direct.json().emotions[name] as Weighted[])[0];
+      t.equal(catalogue[top.neuron]?.label, name, `${name}: the largest weight is on a ${name} neuron`);
+    }
   },
 );
