@@ -16,6 +16,7 @@
  *     class, each fold's training part standardised on its own; the held-out loss of a sample is
  *     Σ_k [log(1 + e^{η_k}) − y_k η_k]; CV(λ) is its mean over folds and SE(λ) the standard error of the
  *     fold means; the one-standard-error rule takes the largest λ with CV(λ) ≤ CV(λ_min) + SE(λ_min).
+ *     The path stops early once CV(λ) has stayed above that band for 5 steps past the minimum.
  */
 import {
   fitBinary,
@@ -252,6 +253,8 @@ export function stratifiedFolds(labels: readonly number[], folds: number, seed =
 }
 
 /** K-fold CV of the one-vs-rest path on a grid shared by all classes (see the module docstring). */
+const PATIENCE = 5;
+
 export async function crossValidate(
   rows: readonly ArrayLike<number>[],
   labels: readonly number[],
@@ -270,47 +273,65 @@ export async function crossValidate(
   );
   const lambdas = lambdaGrid(top, options.nLambda ?? 30, options.lambdaMinRatio ?? defaultMinRatio(full));
   const foldOf = stratifiedFolds(labels, folds, options.seed);
-  const foldLoss: number[][] = []; // [fold][λ] mean held-out loss
-  const foldSizes: number[] = [];
-  const heldOutEta: Float64Array[][] = lambdas.map(() => []); // [λ][class] η per sample
-  for (let t = 0; t < lambdas.length; t++)
-    for (let k = 0; k < classCount; k++) heldOutEta[t].push(new Float64Array(rows.length));
-  for (let f = 0; f < folds; f++) {
+  const parts = Array.from({ length: folds }, (_, f) => {
     const train = labels.flatMap((_, i) => (foldOf[i] !== f ? [i] : []));
     const test = labels.flatMap((_, i) => (foldOf[i] === f ? [i] : []));
-    if (test.length === 0) continue;
     const design = standardize(
       train.map((i) => rows[i]),
       options.exclude,
     );
-    const loss = new Float64Array(lambdas.length);
-    for (let k = 0; k < classCount; k++) {
+    const targets = Array.from({ length: classCount }, (_, k) => {
       const y = train.map((i) => (labels[i] === k ? 1 : 0));
       if (!y.includes(1)) throw new RangeError(`class ${k} has all its samples in one fold`);
-      const path = fitPath(design, y, lambdas, options);
-      path.forEach((fit, t) => {
-        for (const i of test) {
-          const eta = decision(design, fit, rows[i]);
-          heldOutEta[t][k][i] = eta;
-          loss[t] +=
+      return y;
+    });
+    const previous: (BinaryFit | undefined)[] = new Array(classCount).fill(undefined);
+    return { test, design, targets, previous };
+  }).filter((part) => part.test.length > 0);
+  const foldSizes = parts.map((part) => part.test.length);
+  const foldLoss: number[][] = parts.map(() => []); // [fold][λ] mean held-out loss
+  const heldOutEta: Float64Array[][] = []; // [λ][class] η per sample
+  const cvm: number[] = [];
+  const cvsd: number[] = [];
+  const total = foldSizes.reduce((a, b) => a + b, 0);
+  let tMin = 0;
+  // λ by λ over all folds and classes (each warm-started from its own previous λ), so the path can
+  // stop once CV(λ) has stayed above CV(λ_min) + SE(λ_min) for PATIENCE steps: smaller λ cannot be
+  // chosen by the one-standard-error rule unless the curve turns down again, and they cost the most.
+  for (let t = 0; t < lambdas.length; t++) {
+    const etas = Array.from({ length: classCount }, () => new Float64Array(rows.length));
+    for (const [f, part] of parts.entries()) {
+      let loss = 0;
+      for (let k = 0; k < classCount; k++) {
+        const fit = step(
+          part.design,
+          part.targets[k],
+          lambdas[t],
+          lambdas[Math.max(t - 1, 0)],
+          options,
+          part.previous[k],
+        );
+        part.previous[k] = fit;
+        for (const i of part.test) {
+          const eta = decision(part.design, fit, rows[i]);
+          etas[k][i] = eta;
+          loss +=
             (eta > 0 ? eta + Math.log1p(Math.exp(-eta)) : Math.log1p(Math.exp(eta))) -
             (labels[i] === k ? eta : 0);
         }
-      });
+      }
+      foldLoss[f].push(loss / part.test.length);
       await yieldToEventLoop();
     }
-    foldLoss.push(Array.from(loss, (l) => l / test.length));
-    foldSizes.push(test.length);
+    heldOutEta.push(etas);
+    cvm.push(foldLoss.reduce((sum, fl, f) => sum + fl[t] * foldSizes[f], 0) / total);
+    const variance = foldLoss.reduce((sum, fl, f) => sum + foldSizes[f] * (fl[t] - cvm[t]) ** 2, 0) / total;
+    cvsd.push(Math.sqrt(variance / Math.max(parts.length - 1, 1)));
+    if (cvm[t] < cvm[tMin]) tMin = t;
+    const band = cvm[tMin] + cvsd[tMin];
+    if (t - tMin >= PATIENCE && cvm.slice(t - PATIENCE + 1).every((value) => value > band)) break;
   }
-  const total = foldSizes.reduce((a, b) => a + b, 0);
-  const K = foldLoss.length;
-  const cvm = lambdas.map((_, t) => foldLoss.reduce((s, fl, f) => s + fl[t] * foldSizes[f], 0) / total);
-  const cvsd = lambdas.map((_, t) => {
-    const variance = foldLoss.reduce((s, fl, f) => s + foldSizes[f] * (fl[t] - cvm[t]) ** 2, 0) / total;
-    return Math.sqrt(variance / Math.max(K - 1, 1));
-  });
-  let tMin = 0;
-  cvm.forEach((value, t) => (value < cvm[tMin] ? (tMin = t) : undefined));
+  lambdas.length = cvm.length;
   const t1se = cvm.findIndex((value) => value <= cvm[tMin] + cvsd[tMin]);
   const correct = labels.filter((c, i) => argmaxAt(heldOutEta[t1se], i) === c).length;
   return {
