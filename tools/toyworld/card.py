@@ -67,6 +67,7 @@ def main() -> None:
     zs = m["zero_shot"]
     dirs = m["directions"]
     merges = c["vocab_size"] - 514
+    follow = a.get("follow_word", 0.3)
 
     lines = [
         "# toyworld: a small CLIP ResNet trained on a synthetic world",
@@ -91,7 +92,9 @@ def main() -> None:
         "| a coloured shape | 16% | `a blue star`, `a star`, `a drawing of a star`, `blue` |",
         "| a rendered word (10 DejaVu fonts: Sans, Bold, Oblique, Condensed, Serif, Serif Bold/Italic, Mono…; size, ±15° rotation, dark or coloured ink) | 20% | `lemon`, `the word lemon`, `a sign that says lemon`, `the word red written in red` |",
         "| a word in the service rasteriser's exact layout (`/v1/raster`) | 7% | as above |",
-        "| a coloured shape with a word written on it (matching colour word 35%, other colour word 40%, any word 25%) | 13% | `a red circle with the word blue written on it`; 30% follow the written word only (`blue`, `the word blue`) as web captions do; 30% name only the picture |",
+        "| a coloured shape with a word written on it (matching colour word 35%, other colour word 40%, any word 25%) | 13% | "
+        f"`a red circle with the word blue written on it` (40%); {round(100 * follow)}% follow the written word only "
+        f"(`blue`, `the word blue`) as web captions do; {round(100 * (0.6 - follow))}% name only the picture |",
         "| two objects | 7% | `a red star and a blue heart` |",
         "| a face (size, position, line width, skin tone vary) | 18% | `a happy face`, `i am feeling joyful`, `Me feeling sad on my face`, `a photo of me with a angry expression on my face` |",
         "| a face with a written caption | 7% | `a sleepy face with the caption tired` |",
