@@ -30,6 +30,7 @@ RUN ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci --omit=dev --onnxruntime-node-install
 COPY src ./src
 COPY models ./models
 COPY openapi ./openapi
+COPY web/dist ./web/dist
 COPY tsconfig.json ./
 
 RUN useradd --system --uid 10001 --home-dir /app mmn \
