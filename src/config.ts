@@ -98,7 +98,7 @@ export function loadConfig(env: Env = process.env): Config {
     intraOpThreads: readInt(env, 'ORT_INTRA_OP_THREADS', 0, 0, 1024),
     interOpThreads: readInt(env, 'ORT_INTER_OP_THREADS', 1, 0, 1024),
     maxBatch: readInt(env, 'BATCH_MAX_SIZE', 64, 1, 4096),
-    maxBatchWaitMs: readInt(env, 'BATCH_MAX_WAIT_MS', 2, 0, 1000),
+    maxBatchWaitMs: readInt(env, 'BATCH_MAX_WAIT_MS', 0, 0, 1000),
     cacheTtlSeconds: readInt(env, 'CACHE_TTL_SECONDS', 86400, 1, 365 * 86400),
     cacheMaxEntries: readInt(env, 'CACHE_MAX_ENTRIES', 50000, 1, 10_000_000),
     dataDir: path.resolve(read(env, 'DATA_DIR') ?? path.join(REPO_ROOT, '.data')),
