@@ -88,6 +88,10 @@ export class BullBackend implements JobBackend {
     await this.redis.set(cancelKey(this.name, id), '1', 'EX', CANCEL_TTL_SECONDS);
   }
 
+  async waitingCount(): Promise<number> {
+    return this.queue.getJobCountByTypes('waiting', 'delayed', 'prioritized').catch(() => 0);
+  }
+
   async close(): Promise<void> {
     await this.queue.close();
     await this.redis.quit().catch(() => undefined);

@@ -62,6 +62,10 @@ export class MemoryBackend implements JobBackend {
     if (this.running > 0) await new Promise<void>((resolve) => this.idle.add(resolve));
   }
 
+  async waitingCount(): Promise<number> {
+    return this.waiting.length;
+  }
+
   private pump(): void {
     while (!this.closed && this.running < this.concurrency && this.waiting.length > 0) {
       void this.run(this.waiting.shift()!);

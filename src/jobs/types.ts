@@ -48,6 +48,8 @@ export interface JobBackend {
   get(id: string): Promise<JobView | undefined>;
   /** Flags the job as cancelled; its worker stops at the next step. */
   cancel(id: string): Promise<void>;
+  /** Jobs queued and not yet started (the queue depth). */
+  waitingCount(): Promise<number>;
   close(): Promise<void>;
 }
 
