@@ -5,7 +5,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { MAX_BODY_BYTES } from '../app.js';
-import { topAndBottom, type RankedNeuron } from '../attribution/bilinear.js';
+import { topAndBottom } from '../attribution/bilinear.js';
 import { badRequest } from '../errors.js';
 import { imageBytes, multipartToBody } from './image-input.js';
 import { ImageField, Text, Texts, Vector, withErrors } from './schemas.js';
@@ -113,10 +113,11 @@ const VerifyResponse = Type.Object({
 });
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
-  const labelled = (ranked: RankedNeuron[]) =>
-    ranked.map((entry) => {
-      const label = app.attribution.catalogue.label(entry.neuron);
-      return label === undefined ? entry : { ...entry, label };
+  /** Adds each neuron's catalogue label, when it has one. */
+  const labelled = <Row extends { neuron: number }>(rows: Row[]) =>
+    rows.map((row) => {
+      const label = app.attribution.catalogue.label(row.neuron);
+      return label === undefined ? row : { ...row, label };
     });
 
   app.post(
@@ -196,10 +197,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         request.body.neurons ??
         topAndBottom(await app.attribution.textVector(text, 'unit'), topK).top.map((entry) => entry.neuron);
       const result = await app.attribution.intervention(text, neurons, delta);
-      const rows = result.neurons.map((row) => {
-        const label = app.attribution.catalogue.label(row.neuron);
-        return label === undefined ? row : { ...row, label };
-      });
+      const rows = labelled(result.neurons);
       return {
         text,
         delta: result.delta,

@@ -4,7 +4,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { rasterizePng } from '../clip/raster.js';
-import { badRequest } from '../errors.js';
 import { withErrors } from './schemas.js';
 
 const RasterQuery = Type.Object(
@@ -27,7 +26,6 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      if (request.query.text.trim() === '') throw badRequest('text must contain something to draw');
       const png = await rasterizePng(request.query.text, app.clip.imageSize);
       return reply.type('image/png').header('cache-control', 'public, max-age=86400').send(png);
     },
