@@ -2,7 +2,8 @@
  * A job worker process (`npm run worker`): loads the model of MODEL_DIR itself and works the
  * BullMQ maximal-text queue of that model on the Redis at REDIS_URL, WORKER_CONCURRENCY searches at
  * a time. Any number of workers (and servers) share the queue. SIGTERM/SIGINT stop taking jobs,
- * let running ones finish, and exit; a killed worker's job is taken over by another worker.
+ * hand running ones back to the queue (they stop at their next step), and exit; a killed worker's
+ * job is taken over by another worker once its lock expires.
  */
 import { createCache } from './cache/index.js';
 import { ClipModel } from './clip/clip-model.js';
@@ -41,7 +42,7 @@ async function main(): Promise<void> {
     logger,
   });
   const name = queueName(model.sha256);
-  const worker = startBullWorker({
+  const searchWorker = startBullWorker({
     redisUrl: config.redisUrl,
     name,
     processor: searchProcessor(model, cache),
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
     lockDurationMs: settings.lockDurationMs,
     onError: (error) => logger.warn({ err: error.message }, 'worker error'),
   });
+  const { worker } = searchWorker;
   worker.on('active', (job) => logger.info({ job: job.id }, 'job started'));
   worker.on('completed', (job) => logger.info({ job: job.id }, 'job finished'));
   worker.on('failed', (job, error) => logger.warn({ job: job?.id, err: error.message }, 'job failed'));
@@ -56,7 +58,8 @@ async function main(): Promise<void> {
   logger.info({ queue: name, concurrency: settings.concurrency, model: model.name }, 'worker ready');
   const shutdown = async (signal: string) => {
     logger.info({ signal }, 'worker shutting down');
-    await worker.close();
+    await searchWorker.close();
+    logger.info('worker closed; running jobs handed back');
     await cache.close();
     await model.release();
     process.exit(0);

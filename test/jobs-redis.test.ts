@@ -3,7 +3,9 @@
  * does not work jobs itself (WORKER_IN_PROCESS=false); two `src/worker.ts` processes, spawned with
  * tsx, share the queue. A job is followed over SSE to completion, a job is cancelled mid-way, and
  * a job whose worker is killed with SIGKILL mid-search is finished by the other worker once the
- * dead worker's lock expires (BullMQ's stalled-job check; WORKER_LOCK_MS=2000 here).
+ * dead worker's lock expires (BullMQ's stalled-job check; WORKER_LOCK_MS=2000 here). A worker
+ * stopped with SIGTERM mid-search hands its job straight back: with a 60 s lock, the other worker
+ * takes it over within seconds.
  */
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -187,6 +189,76 @@ t.test('search jobs on BullMQ with two worker processes', async (t) => {
     t.equal(done.result.steps, 600);
     t.equal(done.result.curve.length, 600);
   });
+});
+
+t.test('a worker stopped with SIGTERM hands its running job back to the queue', async (t) => {
+  const port = await freePort();
+  const redis = await startRedis(port);
+  const redisUrl = `redis://127.0.0.1:${port}`;
+  const modelDir = await referenceModelDir();
+  const lockMs = 60_000;
+  const workerEnv = {
+    ...process.env,
+    REDIS_URL: redisUrl,
+    MODEL_DIR: modelDir,
+    ORT_PROVIDERS: 'cpu',
+    ORT_INTRA_OP_THREADS: '1',
+    WORKER_CONCURRENCY: '1',
+    WORKER_LOCK_MS: String(lockMs),
+  };
+  const workers = [startWorker(workerEnv), startWorker(workerEnv)];
+  process.env.WORKER_IN_PROCESS = 'false';
+  const app = await buildTestApp({ redisUrl, modelDir });
+  delete process.env.WORKER_IN_PROCESS;
+  t.teardown(async () => {
+    for (const worker of workers) worker.child.kill('SIGKILL');
+    await app.close();
+    redis.kill('SIGKILL');
+  });
+  await until(
+    () => workers.every((worker) => worker.lines.some((line) => line.msg === 'worker ready')),
+    'both workers ready',
+    120_000,
+  );
+  const { jobId } = (
+    await app.inject({
+      method: 'POST',
+      url: '/v1/search/max-text',
+      payload: { neuron: 7, steps: 400, restarts: 50, timeLimitS: 300, seed: 5 },
+    })
+  ).json();
+  const first = await until(
+    () => workers.find((worker) => started(worker, jobId)),
+    'a worker to take the job',
+  );
+  const other = workers.find((worker) => worker !== first)!;
+  await until(async () => (await view(app, jobId)).progress.steps >= 5 || undefined, 'progress');
+  const exited = once(first.child, 'exit');
+  first.child.kill('SIGTERM');
+  const stoppedAt = Date.now();
+  const [code] = (await exited) as [number | null];
+  t.equal(code, 0, 'the stopped worker exits cleanly');
+  t.ok(
+    first.lines.some((line) => line.msg === 'worker closed; running jobs handed back'),
+    'it says it handed its jobs back',
+  );
+  await until(() => started(other, jobId), 'the other worker to take the job', lockMs / 2);
+  const takenAfter = Date.now() - stoppedAt;
+  t.ok(
+    takenAfter < lockMs / 2,
+    `taken over ${takenAfter} ms after SIGTERM, long before the ${lockMs} ms lock`,
+  );
+  const done = await until(
+    async () => {
+      const current = await view(app, jobId);
+      return current.state === 'completed' || current.state === 'failed' ? current : undefined;
+    },
+    'the job to finish',
+    180_000,
+  );
+  t.equal(done.state, 'completed');
+  t.equal(done.result.steps, 400, 'the whole search ran on the second worker');
+  t.equal(done.result.stopReason, 'steps');
 });
 
 t.test('the server works jobs itself unless WORKER_IN_PROCESS=false, and closes cleanly', async (t) => {

@@ -4,15 +4,18 @@
  * the server's in-process worker) share them, and a job outlives the process that took it: when a
  * worker dies, its job lock (held for `lockDuration`, renewed while it runs) expires, BullMQ's
  * stalled-job check in another worker moves the job back to the wait list, and that worker runs it
- * again from the start (searches are deterministic for their seed).
+ * again from the start (searches are deterministic for their seed). A worker that is closed
+ * (SIGTERM) does not wait for that: its running searches stop at the next step and their jobs go
+ * straight back to the wait list, for another worker to take at once.
  *
  * Cancellation is a flag in Redis (`<prefix>:cancel:<job id>`), which the running worker polls
  * between steps; a cancelled job ends "completed" in BullMQ with `cancelled: true` in its value.
  */
-import { Queue, Worker, type Job } from 'bullmq';
+import { Queue, WaitingError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import {
   emptyProgress,
+  JobHandedBack,
   type JobBackend,
   type JobData,
   type JobOutcome,
@@ -108,26 +111,41 @@ export interface BullWorkerOptions {
   onError?: (error: Error) => void;
 }
 
-/** A worker on the queue; close it to stop taking jobs (running ones finish first). */
-export function startBullWorker(options: BullWorkerOptions): Worker<JobData, JobOutcome> {
+/** A worker on the queue, with the close that hands its running jobs back. */
+export interface BullSearchWorker {
+  readonly worker: Worker<JobData, JobOutcome>;
+  /** Stops taking jobs; running searches stop at their next step and go back to the wait list. */
+  close(): Promise<void>;
+}
+
+export function startBullWorker(options: BullWorkerOptions): BullSearchWorker {
   const flags = connect(options.redisUrl);
   const connection = connect(options.redisUrl);
+  let handingBack = false;
   const worker = new Worker<JobData, JobOutcome>(
     options.name,
-    async (job) => {
+    async (job, token) => {
       const key = cancelKey(options.name, job.id!);
       let checkedAt = 0;
       let cancelled = false;
-      return options.processor(job.data, {
-        reportProgress: (progress) => job.updateProgress({ ...progress }),
-        isCancelled: async () => {
-          if (!cancelled && Date.now() - checkedAt >= CANCEL_POLL_MS) {
-            checkedAt = Date.now();
-            cancelled = (await flags.exists(key)) === 1;
-          }
-          return cancelled;
-        },
-      });
+      try {
+        return await options.processor(job.data, {
+          reportProgress: (progress) => job.updateProgress({ ...progress }),
+          isCancelled: async () => {
+            if (!cancelled && Date.now() - checkedAt >= CANCEL_POLL_MS) {
+              checkedAt = Date.now();
+              cancelled = (await flags.exists(key)) === 1;
+            }
+            return cancelled;
+          },
+          shouldHandBack: () => handingBack,
+        });
+      } catch (error) {
+        if (!(error instanceof JobHandedBack) || token === undefined) throw error;
+        await job.updateProgress(emptyProgress(job.data.request.steps));
+        await job.moveToWait(token);
+        throw new WaitingError(); // tells BullMQ the job has been moved, not failed
+      }
     },
     {
       connection,
@@ -143,5 +161,11 @@ export function startBullWorker(options: BullWorkerOptions): Worker<JobData, Job
   worker.on('closed', () => {
     for (const client of [flags, connection]) void client.quit().catch(() => undefined);
   });
-  return worker;
+  return {
+    worker,
+    close: () => {
+      handingBack = true;
+      return worker.close();
+    },
+  };
 }

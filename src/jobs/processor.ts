@@ -2,12 +2,13 @@
  * The search job processor: runs the maximal-text search of a job on a model, reports progress
  * whenever the best score improves (and at least every second), polls the cancellation flag
  * between steps, and stores a finished result in the cache under the request's hash, so that an
- * identical request is answered from the cache.
+ * identical request is answered from the cache. When the worker shuts down mid-search, the search
+ * stops at the next step and the processor throws JobHandedBack, so the job can be queued again.
  */
 import { cacheKey, type BinaryCache } from '../cache/index.js';
 import type { ClipModel } from '../clip/clip-model.js';
 import { searchMaxText } from '../search/max-text.js';
-import type { JobProcessor, JobProgress } from './types.js';
+import { JobHandedBack, type JobProcessor, type JobProgress } from './types.js';
 
 const PROGRESS_EVERY_MS = 1000;
 /** Results stay a week; the cache's own bounds may evict them sooner. */
@@ -23,6 +24,7 @@ export function searchProcessor(model: ClipModel, cache: BinaryCache): JobProces
     let lastScore: number | null = null;
     let lastReport = 0;
     let cancelled = false;
+    let handedBack = false;
     const report = async (progress: JobProgress, force = false) => {
       const improved = progress.bestScore !== lastScore;
       if (!force && !improved && Date.now() - lastReport < PROGRESS_EVERY_MS) return;
@@ -32,8 +34,12 @@ export function searchProcessor(model: ClipModel, cache: BinaryCache): JobProces
     };
     const result = await searchMaxText(model, cache, data.request, {
       onProgress: (progress) => report(progress),
-      shouldStop: async () => (cancelled ||= await context.isCancelled()),
+      shouldStop: async () => {
+        if (context.shouldHandBack?.()) handedBack = true;
+        return handedBack || (cancelled ||= await context.isCancelled());
+      },
     });
+    if (handedBack && !cancelled) throw new JobHandedBack();
     await report(
       {
         steps: result.steps,

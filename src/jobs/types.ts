@@ -37,6 +37,16 @@ export interface JobOutcome {
 export interface JobContext {
   reportProgress(progress: JobProgress): Promise<void>;
   isCancelled(): Promise<boolean>;
+  /** True once this worker is shutting down: the job should stop and go back to the queue. */
+  shouldHandBack?(): boolean;
+}
+
+/** Thrown by a processor that stopped because its worker is shutting down (see JobContext). */
+export class JobHandedBack extends Error {
+  constructor() {
+    super('the worker is shutting down; the job goes back to the queue');
+    this.name = 'JobHandedBack';
+  }
 }
 
 /** Runs one job; the same function runs in the server's in-process worker and in src/worker.ts. */
