@@ -269,13 +269,19 @@ t.test('the server works jobs itself unless WORKER_IN_PROCESS=false, and closes 
     redisUrl: `redis://127.0.0.1:${port}`,
     modelDir: await referenceModelDir(),
   });
-  const { jobId } = (
-    await app.inject({
-      method: 'POST',
-      url: '/v1/search/max-text',
-      payload: { neuron: 1, steps: 10, batch: 16 },
-    })
-  ).json();
+  // Identical requests at once share one job (BullMQ's deduplication, atomic in Redis).
+  const answers = await Promise.all(
+    [1, 2, 3, 4].map(() =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/search/max-text',
+        payload: { neuron: 1, steps: 10, batch: 16 },
+      }),
+    ),
+  );
+  const ids = answers.map((answer) => answer.json().jobId as string);
+  t.equal(new Set(ids).size, 1, `one job for four simultaneous identical requests: ${ids.join(', ')}`);
+  const jobId = ids[0];
   const done = await until(async () => {
     const current = await view(app, jobId);
     return current.state === 'completed' ? current : undefined;

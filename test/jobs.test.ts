@@ -148,7 +148,15 @@ t.test('search jobs on the in-process queue', async (t) => {
 
   t.test('identical running requests share one job; a running job is cancelled mid-way', async (t) => {
     const body = { neuron: 7, steps: 2000, batch: 64, timeLimitS: 120, seed: 1 };
-    const first = (await post(body)).json();
+    // Five identical requests at once (no await between them): one job.
+    const [first, ...others] = (await Promise.all([1, 2, 3, 4, 5].map(() => post(body)))).map((r) =>
+      r.json(),
+    );
+    t.same(new Set(others.map((other) => other.jobId)), new Set([first.jobId]), 'one job for all five');
+    t.same(
+      others.map((other) => other.deduplicated),
+      [true, true, true, true],
+    );
     const second = (await post(body)).json();
     t.equal(second.jobId, first.jobId);
     t.equal(second.deduplicated, true);
@@ -173,6 +181,9 @@ t.test('search jobs on the in-process queue', async (t) => {
     t.equal(final.state, 'cancelled');
     t.equal(final.result.stopReason, 'cancelled');
     t.ok(final.result.steps < 2000, `stopped after ${final.result.steps} steps`);
+    const fresh = (await post(body)).json();
+    t.not(fresh.jobId, first.jobId, 'after a cancellation the same request starts a new job');
+    await app.inject({ method: 'DELETE', url: `/v1/jobs/${fresh.jobId}` });
     // A cancelled search is not cached: the same request starts a new job.
     const retry = (await post(body)).json();
     t.not(retry.jobId, first.jobId);

@@ -54,12 +54,16 @@ export class BullBackend implements JobBackend {
     this.queue = new Queue<JobData, JobOutcome>(name, { connection: this.redis, prefix: QUEUE_PREFIX });
   }
 
-  async add(id: string, data: JobData): Promise<void> {
-    await this.queue.add('max-text', data, {
+  async add(id: string, data: JobData): Promise<string> {
+    // BullMQ's deduplication: while a job with this request hash is queued or running, adding
+    // another is a no-op that returns the first one's id (atomically, in Redis).
+    const job = await this.queue.add('max-text', data, {
       jobId: id,
+      deduplication: { id: data.hash },
       removeOnComplete: { age: 7 * 86400, count: 10_000 },
       removeOnFail: { age: 7 * 86400, count: 10_000 },
     });
+    return job.id ?? id;
   }
 
   async get(id: string): Promise<JobView | undefined> {
@@ -89,6 +93,9 @@ export class BullBackend implements JobBackend {
 
   async cancel(id: string): Promise<void> {
     await this.redis.set(cancelKey(this.name, id), '1', 'EX', CANCEL_TTL_SECONDS);
+    // A new identical request must start a new search, not join the cancelled one.
+    const job = await this.queue.getJob(id);
+    await job?.removeDeduplicationKey();
   }
 
   async waitingCount(): Promise<number> {

@@ -24,7 +24,12 @@ export class MemoryBackend implements JobBackend {
     private readonly maxJobs = 1000,
   ) {}
 
-  async add(id: string, data: JobData): Promise<void> {
+  async add(id: string, data: JobData): Promise<string> {
+    for (const other of this.waiting) if (other.data.hash === data.hash) return other.id;
+    for (const other of this.jobs.values()) {
+      if (other.state === 'running' && !other.cancelRequested && other.data.hash === data.hash)
+        return other.id;
+    }
     const job: MemoryJob = {
       id,
       state: 'queued',
@@ -36,6 +41,7 @@ export class MemoryBackend implements JobBackend {
     this.waiting.push(job);
     this.forgetOldJobs();
     this.pump();
+    return id;
   }
 
   async get(id: string): Promise<JobView | undefined> {

@@ -3,18 +3,18 @@
  *
  * submit() answers identical requests without a new search: the hash of the normalised request
  * and the model's sha256 names (1) the cached result of a finished search — then the job id is
- * `cached-<hash>`, a job that is completed from the start — and (2) the id of the identical job
- * that is still queued or running, which is returned instead of a new one.
+ * `cached-<hash>`, a job that is completed from the start — and (2) the identical job that is
+ * still queued or running, whose id is returned instead of a new one. The backend makes (2)
+ * atomic: simultaneous identical requests, to one server or to several, share one job.
  */
 import { randomUUID } from 'node:crypto';
-import { cacheKey, type BinaryCache } from '../cache/index.js';
+import type { BinaryCache } from '../cache/index.js';
 import type { MaxTextResult } from '../search/max-text.js';
 import { requestHash, type MaxTextRequest } from '../search/request.js';
 import { resultKey } from './processor.js';
 import { TERMINAL_STATES, type JobBackend, type JobView } from './types.js';
 
 const CACHED_PREFIX = 'cached-';
-const RUNNING_TTL_SECONDS = 86400;
 
 export interface Submitted {
   jobId: string;
@@ -35,18 +35,9 @@ export class JobQueue {
     const hash = requestHash(this.modelSha256, request);
     if (await this.cachedResult(request))
       return { jobId: CACHED_PREFIX + hash, cached: true, deduplicated: false };
-    const pointer = cacheKey(this.modelSha256, 'max-text.job.v1', hash);
-    const existing = await this.cache.getJson<string>(pointer);
-    if (existing !== undefined) {
-      const view = await this.backend.get(existing);
-      if (view && (view.state === 'queued' || view.state === 'running')) {
-        return { jobId: existing, cached: false, deduplicated: true };
-      }
-    }
-    const jobId = randomUUID();
-    await this.backend.add(jobId, { request, hash });
-    await this.cache.setJson(pointer, jobId, RUNNING_TTL_SECONDS);
-    return { jobId, cached: false, deduplicated: false };
+    const id = randomUUID();
+    const jobId = await this.backend.add(id, { request, hash });
+    return { jobId, cached: false, deduplicated: jobId !== id };
   }
 
   /** The finished result of an identical request, if the cache holds one. */

@@ -54,7 +54,11 @@ export type JobProcessor = (data: JobData, context: JobContext) => Promise<JobOu
 
 export interface JobBackend {
   readonly kind: 'bullmq' | 'memory';
-  add(id: string, data: JobData): Promise<void>;
+  /**
+   * Queues a job under `id`, unless a job for the same request hash is already queued or running
+   * (and not cancelled): then nothing is added. Resolves with the id of the job that will answer.
+   */
+  add(id: string, data: JobData): Promise<string>;
   get(id: string): Promise<JobView | undefined>;
   /** Flags the job as cancelled; its worker stops at the next step. */
   cancel(id: string): Promise<void>;
