@@ -106,6 +106,42 @@ t.test('micro-batched rows padded to the longest row give the same embeddings', 
   }
 });
 
+t.test('onnxruntime failing on one batch fails that batch with 503; the next batch works', async (t) => {
+  const warnings: string[] = [];
+  const model = await ClipModel.load(modelDir, {
+    ...options,
+    maxBatchWaitMs: 20,
+    warn: (m) => warnings.push(m),
+  });
+  t.teardown(() => model.release());
+  const good = model.tokenizer.encode('a photo of a dog').ids;
+  // A token id past the end of the embedding table: onnxruntime's Gather rejects the whole run.
+  const bad = [good[0], model.tokenizer.vocabSize + 1000, good.at(-1)!];
+  const [sameBatch, broken] = await Promise.allSettled([
+    model.embedTokenRows([good]),
+    model.embedTokenRows([bad]),
+  ]);
+  for (const [what, outcome] of [
+    ['the bad row', broken],
+    ['a good row in the same batch', sameBatch],
+  ] as const) {
+    t.equal(outcome.status, 'rejected', `${what} fails with its batch`);
+    if (outcome.status !== 'rejected') continue;
+    const error = outcome.reason as { statusCode?: number; message: string };
+    t.equal(error.statusCode, 503);
+    t.equal(error.message, 'the model failed on this batch of requests; retry', 'no onnxruntime internals');
+  }
+  t.equal(warnings.length, 1, 'one warning per failed run');
+  t.match(
+    warnings[0],
+    /onnxruntime failed on a text batch of 2 rows: .*(Gather|indices|out of)/i,
+    'the details go to the log',
+  );
+  const [after] = await model.embedTokenRows([good]);
+  t.equal(after.length, model.embedDim, 'the next batch succeeds');
+  t.ok(after.every(Number.isFinite));
+});
+
 t.test('CUDA falls back to CPU with one warning', async (t) => {
   const warnings: string[] = [];
   const model = await ClipModel.load(modelDir, {

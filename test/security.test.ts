@@ -230,8 +230,9 @@ t.test('CORS: any origin by default, configured origins only otherwise', async (
 t.test('security headers (helmet) on answers and errors', async (t) => {
   const app = await build();
   t.teardown(() => app.close());
-  for (const url of ['/v1/model', '/nowhere']) {
+  for (const url of ['/v1/model', '/nowhere', '/docs/', '/']) {
     const res = await app.inject(url);
+    t.notMatch(String(res.headers['content-security-policy']), /upgrade-insecure-requests/, url);
     t.equal(res.headers['x-content-type-options'], 'nosniff', url);
     t.equal(res.headers['x-frame-options'], 'SAMEORIGIN', url);
     t.match(String(res.headers['strict-transport-security']), /max-age=\d+/, url);

@@ -42,6 +42,7 @@ export class ClipModel {
   readonly pixelsPerImage: number;
   readonly valuesPerNeuronMap: number;
   runObserver: RunObserver | undefined;
+  private readonly warn: (message: string) => void;
 
   private readonly textBatcher: MicroBatcher<readonly number[], Float32Array>;
   private readonly trunkBatcher: MicroBatcher<Float32Array, Float32Array>;
@@ -54,6 +55,7 @@ export class ClipModel {
     private readonly sessions: Record<'text' | 'trunk' | 'head', ort.InferenceSession>,
     options: ModelOptions,
   ) {
+    this.warn = options.warn ?? (() => undefined);
     const { manifest } = directory;
     this.neuronCount = manifest.neuron_count;
     this.embedDim = manifest.embed_dim;
@@ -235,7 +237,9 @@ export class ClipModel {
     const started = performance.now();
     const outputs = await session.run(feeds).catch((error: unknown) => {
       // One failed batch fails its own requests with 503; the process and the next batch go on.
-      throw new HttpError(503, `the model failed on this batch (${String(error).split('\n')[0]}); retry`);
+      // onnxruntime's message (paths, node names) goes to the log, not to the client.
+      this.warn(`onnxruntime failed on a ${graph} batch of ${rows} rows: ${String(error)}`);
+      throw new HttpError(503, 'the model failed on this batch of requests; retry');
     });
     this.runObserver?.(graph, rows, performance.now() - started);
     return outputs[outputName].data as Float32Array;

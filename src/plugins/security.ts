@@ -85,6 +85,9 @@ export default fp<{ config: Config }>(async (app, { config }) => {
         styleSrc: ["'self'", "'unsafe-inline'"],
         scriptSrc: ["'self'"],
         connectSrc: ["'self'"],
+        // helmet's default upgrade-insecure-requests would send the docs' and the explorer's own
+        // scripts to https:// when the service is reached over plain HTTP on a LAN address.
+        upgradeInsecureRequests: null,
       },
     },
     crossOriginResourcePolicy: { policy: 'cross-origin' },

@@ -81,6 +81,8 @@ class Batches(torch.utils.data.IterableDataset):
 def param_groups(model: CLIP, wd: float, pool_wd: float, qk_wd: float):
     decay, pool, qk, no_decay = [], [], [], []
     for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
         if p.ndim < 2 or "bn" in name or "ln" in name or name.endswith("logit_scale") or "embedding" in name:
             no_decay.append(p)
         elif name in ("visual.attnpool.q_proj.weight", "visual.attnpool.k_proj.weight"):
@@ -97,6 +99,19 @@ def param_groups(model: CLIP, wd: float, pool_wd: float, qk_wd: float):
     ]
 
 
+def neuron_penalties(mean: torch.Tensor, sparsity: float, steady_norm: float) -> torch.Tensor:
+    """Penalties on the neurons' spatial mean [N,C]: L1/L2 (scale-free sparsity, in [1/sqrt(C), 1] once
+    divided by sqrt(C)), and the batch variance of log |mean| (the overall magnitude should not follow
+    the area a picture covers)."""
+    total = mean.new_zeros(())
+    norm = mean.norm(dim=1) + 1e-6
+    if sparsity > 0:
+        total = total + sparsity * (mean.abs().sum(dim=1) / norm).mean() / mean.shape[1] ** 0.5
+    if steady_norm > 0:
+        total = total + steady_norm * torch.log(norm).var()
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--merges", required=True)
@@ -110,6 +125,13 @@ def main() -> None:
     ap.add_argument("--pool-wd", type=float, default=0.2)
     ap.add_argument("--qk-wd", type=float, default=None, help="weight decay of the attention pool's query/key (default: --pool-wd)")
     ap.add_argument("--follow-word", type=float, default=0.3, help="share of shape-with-word captions naming only the word")
+    ap.add_argument(
+        "--uniform-attention",
+        action="store_true",
+        help="fix the attention pool's query/key weights at zero: attention is uniform and the head linear in the neurons' mean",
+    )
+    ap.add_argument("--sparsity", type=float, default=0.0, help="weight of the L1/L2 sparsity penalty on the neurons' spatial mean")
+    ap.add_argument("--steady-norm", type=float, default=0.0, help="weight of the penalty on the batch variance of log |neurons' mean|")
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1, help="1 is much faster than 2 on a shared, oversubscribed machine")
     args = ap.parse_args()
@@ -122,6 +144,12 @@ def main() -> None:
     model = CLIP(config)
     with open(os.path.join(args.out, "config.json"), "w") as f:
         json.dump({"config": config.to_dict(), "args": vars(args)}, f, indent=1)
+    if args.uniform_attention:
+        # q.k is then a constant, softmax uniform over [mean, grid]: the pooled token is the mean of
+        # v(x + positional), so W = c_proj.v_proj is the exact linear part the article's formula assumes.
+        for proj in (model.visual.attnpool.q_proj, model.visual.attnpool.k_proj):
+            torch.nn.init.zeros_(proj.weight)
+            proj.weight.requires_grad_(False)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"params {n_params} vocab {tok.vocab_size}", flush=True)
 
@@ -150,13 +178,20 @@ def main() -> None:
     for pixels, ids, captions in loader:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, time.time() - start)
-        logits_img, logits_txt = model(pixels, ids)
+        neurons = model.visual.trunk(pixels)
+        image = model.visual.attnpool(neurons)
+        text = model.encode_text(ids)
+        image = image / image.norm(dim=1, keepdim=True)
+        text = text / text.norm(dim=1, keepdim=True)
+        logits_img = model.logit_scale.exp() * image @ text.t()
+        logits_txt = logits_img.t()
         same = torch.tensor([[a == b for b in captions] for a in captions], dtype=torch.float32)
         target = same / same.sum(dim=1, keepdim=True)
         loss = 0.5 * (
             torch.sum(-target * F.log_softmax(logits_img, dim=1), dim=1).mean()
             + torch.sum(-target * F.log_softmax(logits_txt, dim=1), dim=1).mean()
         )
+        loss = loss + neuron_penalties(neurons.mean(dim=(2, 3)), args.sparsity, args.steady_norm)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
