@@ -126,8 +126,16 @@ export function validate(request: CompositionRequest, neuronCount: number): stri
   return createHash('sha256').update(JSON.stringify(normalised)).digest('hex').slice(0, 16);
 }
 
+/** Compositions and atlases kept in this process as well as in the cache (most recent first out). */
+const MEMO_ENTRIES = 64;
+
 export class EmotionService {
   private readonly pending = new Map<string, Promise<Composition>>();
+  /**
+   * An in-process tier in front of the shared cache: the default fit takes seconds, and when Redis
+   * is down (the cache then answers nothing) GET /v1/emotions must not redo it on every request.
+   */
+  private readonly memo = new Map<string, Composition | Atlas>();
 
   constructor(
     private readonly attribution: AttributionService,
@@ -152,11 +160,11 @@ export class EmotionService {
     let result = this.pending.get(key);
     if (!result) {
       result = (async () => {
-        const cached = await this.cache.getJson<Composition>(key);
-        if (cached) return cached;
+        const known = this.memo.get(key) ?? (await this.cache.getJson<Composition>(key));
+        if (known) return this.remember(key, known) as Composition;
         const composition = await this.fit(request, fitId);
         await this.cache.setJson(key, composition);
-        return composition;
+        return this.remember(key, composition) as Composition;
       })().finally(() => this.pending.delete(key));
       this.pending.set(key, result);
     }
@@ -172,11 +180,18 @@ export class EmotionService {
   async atlas(factors: number): Promise<Atlas> {
     const composition = await this.defaultComposition();
     const key = cacheKey(this.attribution.model.sha256, 'emotion-atlas', composition.fitId, String(factors));
-    const cached = await this.cache.getJson<Atlas>(key);
-    if (cached) return cached;
+    const known = this.memo.get(key) ?? (await this.cache.getJson<Atlas>(key));
+    if (known) return this.remember(key, known) as Atlas;
     const atlas = buildAtlas(composition, factors, (id) => this.attribution.catalogue.label(id));
     await this.cache.setJson(key, atlas);
-    return atlas;
+    return this.remember(key, atlas) as Atlas;
+  }
+
+  private remember(key: string, value: Composition | Atlas): Composition | Atlas {
+    this.memo.delete(key);
+    this.memo.set(key, value);
+    if (this.memo.size > MEMO_ENTRIES) this.memo.delete(this.memo.keys().next().value!);
+    return value;
   }
 
   private async fit(request: CompositionRequest, fitId: string): Promise<Composition> {
