@@ -91,9 +91,13 @@ export interface HillClimbResult extends ScoredText {
   stopReason: StopReason;
 }
 
-interface Candidate extends ScoredText {
+interface Candidate {
+  ids: number[];
+  score: number;
   /** score − penalty: what the climb maximises. */
   value: number;
+  /** The text, described only when needed (the best so far, the final top list, ties). */
+  text?: string;
 }
 
 const MAX_REMEMBERED = 200_000;
@@ -122,13 +126,20 @@ export async function hillClimb(options: HillClimbOptions): Promise<HillClimbRes
     }
   };
 
+  const textOf = (candidate: Candidate): string => (candidate.text ??= o.describe(candidate.ids));
+  // Canonical token sequences and texts correspond one to one, so the ids can stand for the text.
+  const keyOf = o.canonicalize
+    ? (candidate: Candidate) => candidate.ids.join(',')
+    : (candidate: Candidate) => textOf(candidate);
+
   const evaluate = async (sequences: number[][]): Promise<Candidate[]> => {
     const scores = await o.scorer.score(sequences);
     evaluations += sequences.length;
     return sequences.map((ids, i) => {
-      const candidate = { ids, text: o.describe(ids), score: scores[i], value: scores[i] - penalty(ids) };
-      const known = distinct.get(candidate.text);
-      if (!known || candidate.value > known.value) distinct.set(candidate.text, candidate);
+      const candidate: Candidate = { ids, score: scores[i], value: scores[i] - penalty(ids) };
+      const key = keyOf(candidate);
+      const known = distinct.get(key);
+      if (!known || candidate.value > known.value) distinct.set(key, candidate);
       if (!best || candidate.value > best.value) best = candidate;
       return candidate;
     });
@@ -184,7 +195,7 @@ export async function hillClimb(options: HillClimbOptions): Promise<HillClimbRes
     totalSteps: o.steps,
     evaluations,
     bestScore: best ? best.score : null,
-    bestText: best ? best.text : null,
+    bestText: best ? textOf(best) : null,
   });
 
   let current = await freshStart(o.start);
@@ -212,7 +223,7 @@ export async function hillClimb(options: HillClimbOptions): Promise<HillClimbRes
     }
     curve.push(best!.score);
     if (seen.size > MAX_REMEMBERED) seen = new Set([current.ids.join(',')]);
-    if (distinct.size > Math.max(4 * o.topN, 2000)) prune(distinct, o.topN);
+    if (distinct.size > Math.max(4 * o.topN, 2000)) prune(distinct, o.topN, textOf, keyOf);
     await o.onProgress?.(progress());
     if (stale >= o.patience || proposals.length === 0) {
       if (restartsUsed >= o.restarts) {
@@ -226,10 +237,14 @@ export async function hillClimb(options: HillClimbOptions): Promise<HillClimbRes
   }
   const winner = best!;
   return {
-    text: winner.text,
+    text: textOf(winner),
     score: winner.score,
     ids: winner.ids,
-    top: ranked(distinct, o.topN).map(({ text, score, ids }) => ({ text, score, ids })),
+    top: ranked(distinct, o.topN, textOf).map((candidate) => ({
+      text: textOf(candidate),
+      score: candidate.score,
+      ids: candidate.ids,
+    })),
     curve,
     steps,
     evaluations,
@@ -238,13 +253,20 @@ export async function hillClimb(options: HillClimbOptions): Promise<HillClimbRes
   };
 }
 
-function ranked(distinct: Map<string, Candidate>, n: number): Candidate[] {
-  return [...distinct.values()].sort((a, b) => b.value - a.value || a.text.localeCompare(b.text)).slice(0, n);
+function ranked(distinct: Map<string, Candidate>, n: number, textOf: (c: Candidate) => string): Candidate[] {
+  return [...distinct.values()]
+    .sort((a, b) => b.value - a.value || textOf(a).localeCompare(textOf(b)))
+    .slice(0, n);
 }
 
 /** Keeps the best `n` distinct texts only (bounded memory on long searches). */
-function prune(distinct: Map<string, Candidate>, n: number): void {
-  const keep = ranked(distinct, n);
+function prune(
+  distinct: Map<string, Candidate>,
+  n: number,
+  textOf: (c: Candidate) => string,
+  keyOf: (c: Candidate) => string,
+): void {
+  const keep = ranked(distinct, n, textOf);
   distinct.clear();
-  for (const candidate of keep) distinct.set(candidate.text, candidate);
+  for (const candidate of keep) distinct.set(keyOf(candidate), candidate);
 }
