@@ -8,6 +8,7 @@ import t from 'tap';
 import { FEELINGS_WHEEL, WHEEL_EMOTIONS, EMOTION_TEMPLATES } from '../src/attribution/feelings-wheel.js';
 import { buildAtlas } from '../src/attribution/emotions.js';
 import { NMF } from '../src/attribution/nmf.js';
+import { mulberry32, stratifiedFolds } from '../src/attribution/cross-validation.js';
 import {
   SparseLogisticRegression,
   crossValidate,
@@ -15,8 +16,6 @@ import {
   fitPath,
   fitToSupportSize,
   lambdaGrid,
-  mulberry32,
-  stratifiedFolds,
   supportSize,
 } from '../src/attribution/regularization-path.js';
 import {
@@ -307,6 +306,7 @@ t.test('the atlas of a composition: non-negative loadings, factor tops, a determ
   );
   const composition = {
     fitId: 'x',
+    model: 'one-vs-rest' as const,
     lambda: 0.1,
     accuracy: 1,
     samples: 90,

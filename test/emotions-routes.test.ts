@@ -138,6 +138,37 @@ t.test('POST /v1/emotions/fit: fixed λ, target support, CV, masking; stable fit
       t.notOk(used.includes(n.neuron), 'masked neuron');
   const lexical = await post('/v1/emotions/fit', { emotions: FIVE, excludeLexical: true });
   t.equal(lexical.statusCode, 200);
+  t.equal(body.model, 'one-vs-rest', 'one-vs-rest by default');
+});
+
+t.test('POST /v1/emotions/fit and /v1/concepts/sparse with model "multinomial"', async (t) => {
+  const fit = await post('/v1/emotions/fit', { emotions: FIVE, model: 'multinomial', neuronsPerEmotion: 2 });
+  t.equal(fit.statusCode, 200, fit.body.slice(0, 300));
+  const body = fit.json();
+  t.equal(body.model, 'multinomial');
+  t.type(body.lambda, 'number', 'one λ shared by all classes');
+  const counts = FIVE.map((name) => (body.emotions[name] as Weighted[]).length);
+  t.ok(counts.reduce((a, b) => a + b, 0) / FIVE.length >= 2, `mean neurons per emotion ${counts.join(', ')}`);
+  for (const name of FIVE) t.equal(body.fits[name].lambda, body.lambda);
+  const ovr = await post('/v1/emotions/fit', { emotions: FIVE, neuronsPerEmotion: 2 });
+  t.not(body.fitId, ovr.json().fitId, 'a different fit id from one-vs-rest');
+  const fixed = await post('/v1/emotions/fit', { emotions: FIVE, model: 'multinomial', lambda: 0.05 });
+  t.equal(fixed.json().lambda, 0.05);
+  t.ok(FIVE.every((name) => fixed.json().fits[name].converged));
+  const concepts = await post('/v1/concepts/sparse', {
+    concepts: {
+      red: ['red', 'the colour red'],
+      blue: ['blue', 'the colour blue'],
+      star: ['a star', 'a drawing of a star'],
+    },
+    model: 'multinomial',
+    lambda: 0.01,
+  });
+  t.equal(concepts.statusCode, 200, concepts.body.slice(0, 300));
+  t.equal(concepts.json().model, 'multinomial');
+  const bad = await post('/v1/emotions/fit', { emotions: FIVE, model: 'softmax' });
+  t.equal(bad.statusCode, 400);
+  t.match(bad.json().message, /model/);
 });
 
 t.test('POST /v1/concepts/sparse: any concepts', async (t) => {

@@ -3,7 +3,8 @@
  *
  * Samples: for each concept (an emotion word under each template, or any concept's own prompts) the
  * attribution vector a = W·t/|t| of every prompt is one sample in R^C, labelled by its concept.
- * One-vs-rest L1 logistic regression on the standardised samples (regularization-path.ts) gives each
+ * One-vs-rest L1 logistic regression on the standardised samples (regularization-path.ts), or as an
+ * option one multinomial (softmax) L1 fit of all concepts at once (multinomial-path.ts), gives each
  * concept a sparse weight vector: its composition, the neurons with nonzero weight. Weights are the
  * coefficients on standardised features (the ones the penalty acts on), so they compare across neurons.
  *
@@ -18,7 +19,9 @@ import { cacheKey, type BinaryCache } from '../cache/index.js';
 import { badRequest } from '../errors.js';
 import { EMOTION_TEMPLATES, WHEEL_EMOTION_NAMES, wheelEmotion } from './feelings-wheel.js';
 import { NMF } from './nmf.js';
-import { fitOneVsRest, mulberry32, type Selection } from './regularization-path.js';
+import { fitMultinomialSelection } from './multinomial-path.js';
+import { mulberry32 } from './cross-validation.js';
+import { fitOneVsRest, type Selection } from './regularization-path.js';
 import type { AttributionService } from './service.js';
 
 export const LIMITS = { concepts: 256, promptsPerConcept: 64, templates: 16, samples: 4096, folds: 10 };
@@ -29,9 +32,14 @@ export interface ConceptSet {
   prompts: string[];
 }
 
+/** One binary model per concept against the rest (the article's), or one softmax model of all. */
+export type CompositionModel = 'one-vs-rest' | 'multinomial';
+
 export interface CompositionRequest {
   concepts: ConceptSet[];
   selection: Selection;
+  /** Default one-vs-rest. */
+  model?: CompositionModel;
   /** Neurons masked out of the fit (lexical neurons). */
   exclude: number[];
 }
@@ -52,6 +60,7 @@ export interface ConceptFit {
 
 export interface Composition {
   fitId: string;
+  model: CompositionModel;
   lambda: number | null;
   accuracy: number;
   samples: number;
@@ -122,6 +131,8 @@ export function validate(request: CompositionRequest, neuronCount: number): stri
     concepts: concepts.map((concept) => [concept.name, concept.prompts]),
     selection,
     exclude: [...new Set(exclude)].sort((a, b) => a - b),
+    // Only a non-default model enters the hash, so one-vs-rest fit ids stay what they were.
+    ...(request.model === 'multinomial' ? { model: 'multinomial' } : {}),
   };
   return createHash('sha256').update(JSON.stringify(normalised)).digest('hex').slice(0, 16);
 }
@@ -156,7 +167,7 @@ export class EmotionService {
   /** The sparse composition of each concept; computed once per request and model, then cached. */
   compose(request: CompositionRequest): Promise<Composition> {
     const fitId = validate(request, this.attribution.model.neuronCount);
-    const key = cacheKey(this.attribution.model.sha256, 'sparse-composition', fitId);
+    const key = cacheKey(this.attribution.model.sha256, 'sparse-composition.v2', fitId);
     let result = this.pending.get(key);
     if (!result) {
       result = (async () => {
@@ -208,7 +219,9 @@ export class EmotionService {
       }
     }
     const exclude = new Set(request.exclude);
-    const result = await fitOneVsRest(rows, labels, request.concepts.length, request.selection, { exclude });
+    const model = request.model ?? 'one-vs-rest';
+    const fitAll = model === 'multinomial' ? fitMultinomialSelection : fitOneVsRest;
+    const result = await fitAll(rows, labels, request.concepts.length, request.selection, { exclude });
     const concepts: Record<string, ConceptFit> = {};
     request.concepts.forEach((concept, k) => {
       const fit = result.fits[k];
@@ -229,6 +242,7 @@ export class EmotionService {
     });
     return {
       fitId,
+      model,
       lambda: result.lambda,
       accuracy: result.accuracy,
       samples: rows.length,

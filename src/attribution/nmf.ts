@@ -16,7 +16,7 @@
  * entries scaled to the mean of X), so a factorisation is deterministic. At the end each row of H is
  * scaled to unit Euclidean norm and W takes the scale, so loadings compare across factors.
  */
-import { mulberry32 } from './regularization-path.js';
+import { mulberry32 } from './cross-validation.js';
 
 export interface NmfOptions {
   components: number;

@@ -27,6 +27,7 @@ import {
   type Design,
   type SolverOptions,
 } from './sparse-logistic.js';
+import { CvCurve, stratifiedFolds } from './cross-validation.js';
 
 /** The log-spaced grid λ_max · r^{t/(T−1)}, t = 0 … T−1. */
 export function lambdaGrid(lambdaMaxValue: number, count: number, minRatio: number): number[] {
@@ -234,26 +235,7 @@ function argmaxAt(scores: readonly Float64Array[], i: number): number {
   return best;
 }
 
-/** Fold of each sample: stratified by class, shuffled with a seeded generator. */
-export function stratifiedFolds(labels: readonly number[], folds: number, seed = 1): number[] {
-  const random = mulberry32(seed);
-  const fold = new Array<number>(labels.length).fill(0);
-  const byClass = new Map<number, number[]>();
-  labels.forEach((c, i) => byClass.set(c, [...(byClass.get(c) ?? []), i]));
-  let offset = 0;
-  for (const members of byClass.values()) {
-    for (let i = members.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1));
-      [members[i], members[j]] = [members[j], members[i]];
-    }
-    members.forEach((sample, r) => (fold[sample] = (offset + r) % folds));
-    offset = (offset + members.length) % folds;
-  }
-  return fold;
-}
-
 /** K-fold CV of the one-vs-rest path on a grid shared by all classes (see the module docstring). */
-const PATIENCE = 5;
 
 export async function crossValidate(
   rows: readonly ArrayLike<number>[],
@@ -288,19 +270,15 @@ export async function crossValidate(
     const previous: (BinaryFit | undefined)[] = new Array(classCount).fill(undefined);
     return { test, design, targets, previous };
   }).filter((part) => part.test.length > 0);
-  const foldSizes = parts.map((part) => part.test.length);
-  const foldLoss: number[][] = parts.map(() => []); // [fold][λ] mean held-out loss
+  const curve = new CvCurve(parts.map((part) => part.test.length));
   const heldOutEta: Float64Array[][] = []; // [λ][class] η per sample
-  const cvm: number[] = [];
-  const cvsd: number[] = [];
-  const total = foldSizes.reduce((a, b) => a + b, 0);
-  let tMin = 0;
   // λ by λ over all folds and classes (each warm-started from its own previous λ), so the path can
   // stop once CV(λ) has stayed above CV(λ_min) + SE(λ_min) for PATIENCE steps: smaller λ cannot be
   // chosen by the one-standard-error rule unless the curve turns down again, and they cost the most.
   for (let t = 0; t < lambdas.length; t++) {
     const etas = Array.from({ length: classCount }, () => new Float64Array(rows.length));
-    for (const [f, part] of parts.entries()) {
+    const losses: number[] = []; // mean held-out loss per fold
+    for (const part of parts) {
       let loss = 0;
       for (let k = 0; k < classCount; k++) {
         const fit = step(
@@ -320,19 +298,14 @@ export async function crossValidate(
             (labels[i] === k ? eta : 0);
         }
       }
-      foldLoss[f].push(loss / part.test.length);
+      losses.push(loss / part.test.length);
       await yieldToEventLoop();
     }
     heldOutEta.push(etas);
-    cvm.push(foldLoss.reduce((sum, fl, f) => sum + fl[t] * foldSizes[f], 0) / total);
-    const variance = foldLoss.reduce((sum, fl, f) => sum + foldSizes[f] * (fl[t] - cvm[t]) ** 2, 0) / total;
-    cvsd.push(Math.sqrt(variance / Math.max(parts.length - 1, 1)));
-    if (cvm[t] < cvm[tMin]) tMin = t;
-    const band = cvm[tMin] + cvsd[tMin];
-    if (t - tMin >= PATIENCE && cvm.slice(t - PATIENCE + 1).every((value) => value > band)) break;
+    if (curve.add(losses)) break;
   }
+  const { cvm, cvsd, tMin, t1se } = curve;
   lambdas.length = cvm.length;
-  const t1se = cvm.findIndex((value) => value <= cvm[tMin] + cvsd[tMin]);
   const correct = labels.filter((c, i) => argmaxAt(heldOutEta[t1se], i) === c).length;
   return {
     folds,
@@ -342,18 +315,6 @@ export async function crossValidate(
     lambdaMin: lambdas[tMin],
     lambda1se: lambdas[t1se],
     accuracy: correct / labels.length,
-  };
-}
-
-/** A small seeded PRNG (mulberry32): deterministic folds, initialisations and layouts. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 

@@ -48,6 +48,13 @@ const SelectionFields = {
       description: 'k-fold cross-validation, one-standard-error rule',
     }),
   ),
+  model: Type.Optional(
+    Type.Union([Type.Literal('one-vs-rest'), Type.Literal('multinomial')], {
+      default: 'one-vs-rest',
+      description:
+        'one-vs-rest: one L1 logistic model per class (the article’s); multinomial: one softmax model of all classes, sharing λ (neurons per class is then the mean over classes)',
+    }),
+  ),
   excludeLexical: Type.Optional(
     Type.Union([Type.Boolean(), Type.Array(Type.Integer({ minimum: 0 }), { maxItems: 8192 })], {
       description: 'Mask lexical neurons: true for the catalogue’s word/lexical neurons, or a list of ids',
@@ -111,8 +118,9 @@ const FitDiagnostics = Type.Object({
 
 const CompositionFields = {
   fitId: Type.String({ description: 'Stable hash of the normalised request' }),
+  model: Type.Union([Type.Literal('one-vs-rest'), Type.Literal('multinomial')]),
   lambda: Type.Union([Type.Number(), Type.Null()], { description: 'The shared λ; null when per class' }),
-  accuracy: Type.Number({ description: 'Training accuracy of argmax over the one-vs-rest models' }),
+  accuracy: Type.Number({ description: 'Training accuracy of argmax over the classes’ linear predictors' }),
   samples: Type.Integer(),
   features: Type.Integer(),
   excluded: Type.Integer({ description: 'Neurons masked out' }),
@@ -238,7 +246,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['emotions'],
-        summary: 'Sparse composition of emotions: one-vs-rest L1 logistic regression on attribution vectors',
+        summary:
+          'Sparse composition of emotions: L1 logistic regression (one-vs-rest or multinomial) on attribution vectors',
         body: EmotionFitBody,
         response: withErrors({ 200: EmotionFitResponse }, [400, 413, 415]),
       },
@@ -248,6 +257,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const fit: CompositionRequest = {
         concepts: emotionConcepts(body.emotions, body.templates),
         selection: selectionOf(body, body.neuronsPerEmotion),
+        model: body.model,
         exclude: excluded(body.excludeLexical),
       };
       const { compositions, ...rest } = fitResponse(await service.compose(fit));
@@ -272,6 +282,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const fit: CompositionRequest = {
         concepts: entries.map(([name, prompts]) => ({ name, prompts })),
         selection: selectionOf(body, body.neuronsPerConcept),
+        model: body.model,
         exclude: excluded(body.excludeLexical),
       };
       const { compositions, ...rest } = fitResponse(await service.compose(fit));

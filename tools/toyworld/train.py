@@ -132,6 +132,12 @@ def main() -> None:
     )
     ap.add_argument("--sparsity", type=float, default=0.0, help="weight of the L1/L2 sparsity penalty on the neurons' spatial mean")
     ap.add_argument("--steady-norm", type=float, default=0.0, help="weight of the penalty on the batch variance of log |neurons' mean|")
+    ap.add_argument(
+        "--centre",
+        type=float,
+        default=0.0,
+        help="weight of the penalty on |batch mean| of the unit image and text embeddings (their shared component)",
+    )
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1, help="1 is much faster than 2 on a shared, oversubscribed machine")
     args = ap.parse_args()
@@ -192,6 +198,10 @@ def main() -> None:
             + torch.sum(-target * F.log_softmax(logits_txt, dim=1), dim=1).mean()
         )
         loss = loss + neuron_penalties(neurons.mean(dim=(2, 3)), args.sparsity, args.steady_norm)
+        if args.centre > 0:
+            # A large component shared by all embeddings adds the same image-dependent offset to
+            # every concept's bilinear score x.(W t_c); keep the embeddings centred instead.
+            loss = loss + args.centre * (image.mean(dim=0).square().sum() + text.mean(dim=0).square().sum())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

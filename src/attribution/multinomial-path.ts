@@ -1,0 +1,189 @@
+/**
+ * λ selection for the multinomial fit (sparse-multinomial.ts), with the same three choices as the
+ * one-vs-rest path (regularization-path.ts): a fixed λ; a target support, here the mean number of
+ * neurons per class (all classes share one λ, so each class cannot be given its own count): the
+ * largest λ of the grid from λ_max down, warm-started, at which the mean reaches it; or k-fold
+ * cross-validation of the held-out multinomial deviance, picking the largest λ within one standard
+ * error of the best (glmnet's rule).
+ */
+import { CvCurve, stratifiedFolds } from './cross-validation.js';
+import {
+  defaultMinRatio,
+  lambdaGrid,
+  type CrossValidation,
+  type OneVsRestOptions,
+  type Selection,
+} from './regularization-path.js';
+import { standardize, type BinaryFit, type Design } from './sparse-logistic.js';
+import {
+  fitMultinomial,
+  multinomialLambdaMax,
+  multinomialPredictor,
+  softmaxLoss,
+  type MultinomialFit,
+} from './sparse-multinomial.js';
+
+/** What a composition needs of each class's fit, from either solver. */
+export type ClassFit = Pick<
+  BinaryFit,
+  'lambda' | 'coef' | 'intercept' | 'objective' | 'iterations' | 'converged'
+>;
+
+export interface MultinomialSelectionFit {
+  design: Design;
+  fits: ClassFit[];
+  lambda: number;
+  /** Training accuracy of argmax_k η_k. */
+  accuracy: number;
+  cv?: CrossValidation;
+  fit: MultinomialFit;
+}
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+const meanSupport = (fit: MultinomialFit) =>
+  fit.coef.reduce((count, c) => count + c.reduce((s, v) => s + (v !== 0 ? 1 : 0), 0), 0) / fit.coef.length;
+
+export async function fitMultinomialSelection(
+  rows: readonly ArrayLike<number>[],
+  labels: readonly number[],
+  classCount: number,
+  selection: Selection,
+  options: OneVsRestOptions = {},
+): Promise<MultinomialSelectionFit> {
+  const design = standardize(rows, options.exclude);
+  const grid = () =>
+    lambdaGrid(
+      multinomialLambdaMax(design, labels, classCount),
+      options.nLambda ?? 30,
+      options.lambdaMinRatio ?? defaultMinRatio(design),
+    );
+  let fit: MultinomialFit | undefined;
+  let cv: CrossValidation | undefined;
+  if (selection.kind === 'lambda') {
+    fit = fitMultinomial(design, labels, classCount, selection.lambda, options);
+  } else if (selection.kind === 'support') {
+    for (const lambda of grid()) {
+      fit = fitMultinomial(design, labels, classCount, lambda, options, fit);
+      if (meanSupport(fit) >= selection.size) break;
+      await yieldToEventLoop();
+    }
+  } else {
+    cv = await crossValidateMultinomial(rows, labels, classCount, selection.folds, grid(), options);
+    fit = fitMultinomial(design, labels, classCount, cv.lambda1se, options);
+  }
+  const final = fit!;
+  const eta = multinomialPredictor(design, final.coef, final.intercept);
+  const fits: ClassFit[] = final.coef.map((coef, k) => ({
+    lambda: final.lambda,
+    coef,
+    intercept: final.intercept[k],
+    objective: final.objective,
+    iterations: final.iterations,
+    converged: final.converged,
+  }));
+  return {
+    design,
+    fits,
+    lambda: final.lambda,
+    accuracy: accuracyOf(eta, labels, classCount),
+    cv,
+    fit: final,
+  };
+}
+
+function accuracyOf(eta: Float64Array, labels: readonly number[], K: number): number {
+  let correct = 0;
+  labels.forEach((c, i) => {
+    let best = 0;
+    for (let k = 1; k < K; k++) if (eta[i * K + k] > eta[i * K + best]) best = k;
+    if (best === c) correct += 1;
+  });
+  return correct / labels.length;
+}
+
+/** η (n × K, row-major) of raw rows under a fit made on `design`. */
+function predictRaw(design: Design, fit: MultinomialFit, rows: readonly ArrayLike<number>[]): Float64Array {
+  const K = fit.coef.length;
+  const eta = new Float64Array(rows.length * K);
+  rows.forEach((row, i) => {
+    for (let k = 0; k < K; k++) {
+      let value = fit.intercept[k];
+      const coef = fit.coef[k];
+      for (let j = 0; j < design.p; j++) {
+        if (coef[j] !== 0) value += (coef[j] * (row[j] - design.mean[j])) / design.scale[j];
+      }
+      eta[i * K + k] = value;
+    }
+  });
+  return eta;
+}
+
+async function crossValidateMultinomial(
+  rows: readonly ArrayLike<number>[],
+  labels: readonly number[],
+  classCount: number,
+  folds: number,
+  lambdas: number[],
+  options: OneVsRestOptions,
+): Promise<CrossValidation> {
+  const foldOf = stratifiedFolds(labels, folds, options.seed);
+  const parts = Array.from({ length: folds }, (_, f) => {
+    const train = labels.flatMap((_, i) => (foldOf[i] !== f ? [i] : []));
+    const test = labels.flatMap((_, i) => (foldOf[i] === f ? [i] : []));
+    const trainLabels = train.map((i) => labels[i]);
+    if (new Set(trainLabels).size < classCount)
+      throw new RangeError('a class has all its samples in one fold');
+    const design = standardize(
+      train.map((i) => rows[i]),
+      options.exclude,
+    );
+    return { train, test, trainLabels, design, previous: undefined as MultinomialFit | undefined };
+  }).filter((part) => part.test.length > 0);
+  const curve = new CvCurve(parts.map((part) => part.test.length));
+  const heldOut: Float64Array[] = []; // [λ] η of every sample, predicted by the fold that held it out
+  for (let t = 0; t < lambdas.length; t++) {
+    const eta = new Float64Array(rows.length * classCount);
+    const losses: number[] = [];
+    for (const part of parts) {
+      const fit = fitMultinomial(
+        part.design,
+        part.trainLabels,
+        classCount,
+        lambdas[t],
+        options,
+        part.previous,
+      );
+      part.previous = fit;
+      const testEta = predictRaw(
+        part.design,
+        fit,
+        part.test.map((i) => rows[i]),
+      );
+      part.test.forEach((i, r) =>
+        eta.set(testEta.subarray(r * classCount, (r + 1) * classCount), i * classCount),
+      );
+      losses.push(
+        softmaxLoss(
+          testEta,
+          part.test.map((i) => labels[i]),
+          classCount,
+        ),
+      );
+      await yieldToEventLoop();
+    }
+    heldOut.push(eta);
+    if (curve.add(losses)) break;
+  }
+  const { cvm, cvsd, tMin, t1se } = curve;
+  const tried = lambdas.slice(0, cvm.length);
+  return {
+    folds,
+    lambdas: tried,
+    cvm,
+    cvsd,
+    lambdaMin: tried[tMin],
+    lambda1se: tried[t1se],
+    accuracy: accuracyOf(heldOut[t1se], labels, classCount),
+  };
+}
