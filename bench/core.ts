@@ -5,7 +5,10 @@
  *   - text embeddings per second at batch 1 and 64, and images per second at batch 8, through
  *     the HTTP service vs a bare onnxruntime session: the ratio says what the service costs;
  *   - 256 concurrent single-text requests with and without micro-batching;
+ *   - uncached attribution vectors per second through HTTP vs the bare text encoder;
  *   - cached attribution latency under autocannon at concurrency 32.
+ * MODEL_DIR picks the model: the embedded one by default (results in core.md); a larger one
+ * (e.g. a random-weight RN50x4 export) writes core-<name>.md.
  * Every text is new to the service (numbered prompts), so nothing is answered from the cache
  * except in the cached-latency row.
  */
@@ -101,14 +104,19 @@ async function main() {
       }
       return batch * rounds;
     });
-    const fresh = texts.map((round) => round.map((text) => `${text}.`)); // new to the cache
-    const httpRate = await timeIt('http', async () => {
-      for (const round of fresh) await post(`${url}/v1/embed/text`, { texts: round });
-      return batch * rounds;
-    });
-    report(
-      `| text embeddings, batch ${batch} | ${bareRate.perSecond.toFixed(0)}/s | ${httpRate.perSecond.toFixed(0)}/s | ${(httpRate.perSecond / bareRate.perSecond).toFixed(2)} |`,
-    );
+    for (const [route, what] of [
+      ['embed/text', 'text embeddings'],
+      ['attribution/text', 'attribution vectors W·t (uncached)'],
+    ]) {
+      const fresh = texts.map((round) => round.map((text) => `${text} ${route}.`)); // new to the cache
+      const httpRate = await timeIt('http', async () => {
+        for (const round of fresh) await post(`${url}/v1/${route}`, { texts: round });
+        return batch * rounds;
+      });
+      report(
+        `| ${what}, batch ${batch} | ${bareRate.perSecond.toFixed(0)}/s | ${httpRate.perSecond.toFixed(0)}/s | ${(httpRate.perSecond / bareRate.perSecond).toFixed(2)} |`,
+      );
+    }
   }
 
   // Images at batch 8: eight concurrent requests, merged by the micro-batcher.
@@ -210,7 +218,9 @@ async function main() {
     cached,
     '',
   ].join('\n');
-  await writeFile(path.join(REPO_ROOT, 'bench/results/core.md'), markdown);
+  // The embedded model's results go to core.md; another MODEL_DIR's to core-<name>.md.
+  const file = model.name === 'toyworld' ? 'core.md' : `core-${model.name}.md`;
+  await writeFile(path.join(REPO_ROOT, 'bench/results', file), markdown);
   await model.release();
   console.log(markdown);
 }
