@@ -166,6 +166,9 @@ t.test('POST /v1/emotions/fit and /v1/concepts/sparse with model "multinomial"',
   });
   t.equal(concepts.statusCode, 200, concepts.body.slice(0, 300));
   t.equal(concepts.json().model, 'multinomial');
+  const tooLarge = await post('/v1/emotions/fit', { model: 'multinomial', cv: 10 });
+  t.equal(tooLarge.statusCode, 400, 'the whole wheel with 10-fold CV would outlast a request');
+  t.match(tooLarge.json().message, /too large for one request.*one-vs-rest/);
   const bad = await post('/v1/emotions/fit', { emotions: FIVE, model: 'softmax' });
   t.equal(bad.statusCode, 400);
   t.match(bad.json().message, /model/);

@@ -26,6 +26,8 @@ import type { AttributionService } from './service.js';
 
 export const LIMITS = { concepts: 256, promptsPerConcept: 64, templates: 16, samples: 4096, folds: 10 };
 export const DEFAULT_NEURONS_PER_CONCEPT = 5;
+/** classes × samples × neurons (× folds): the largest multinomial fit one request may ask for. */
+export const MULTINOMIAL_WORK_LIMIT = 40e6;
 
 export interface ConceptSet {
   name: string;
@@ -126,6 +128,16 @@ export function validate(request: CompositionRequest, neuronCount: number): stri
     if (!(selection.folds >= 2 && selection.folds <= Math.min(LIMITS.folds, samples)))
       throw badRequest(`cv must be from 2 to ${Math.min(LIMITS.folds, samples)} folds`);
     if (smallest < 2) throw badRequest('cross-validation needs at least 2 prompts per concept');
+  }
+  if (request.model === 'multinomial') {
+    // One multinomial fit costs about classes × samples × neurons per sweep, every λ of a path and
+    // every fold again: past this bound it would outlast a request (minutes on two cores).
+    const work = concepts.length * samples * neuronCount * (selection.kind === 'cv' ? selection.folds : 1);
+    if (work > MULTINOMIAL_WORK_LIMIT)
+      throw badRequest(
+        `this multinomial fit is too large for one request (${concepts.length} classes × ${samples} prompts × ${neuronCount} neurons${selection.kind === 'cv' ? ` × ${selection.folds} folds` : ''}); ` +
+          'use fewer concepts, a fixed lambda instead of cv, or the one-vs-rest model',
+      );
   }
   const normalised = {
     concepts: concepts.map((concept) => [concept.name, concept.prompts]),
