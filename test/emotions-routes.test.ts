@@ -232,7 +232,13 @@ t.test(
       shocked: 'surprised',
       tired: 'sleepy',
     };
-    const response = await post('/v1/emotions/fit', { emotions: Object.keys(mapped), neuronsPerEmotion: 5 });
+    // Lexical neurons (the catalogue's "word" family: neurons that read rendered words) are masked,
+    // as the article does for its compositions, so that the fit has to use what the images show.
+    const response = await post('/v1/emotions/fit', {
+      emotions: Object.keys(mapped),
+      neuronsPerEmotion: 5,
+      excludeLexical: true,
+    });
     t.equal(response.statusCode, 200);
     const emotions = response.json().emotions as Record<string, Weighted[]>;
     const holds = (word: string) =>
@@ -244,23 +250,8 @@ t.test(
       );
     const held = Object.keys(mapped).filter(holds);
     t.comment(`words whose composition holds their expression's neuron: ${held.join(', ') || 'none'}`);
-    // On the committed model (run B, see models/toyworld/README.md) no composition holds a neuron the
-    // catalogue labels with its expression: the catalogue labels neurons by their strongest held-out
-    // images, and this model carries expressions in directions more than in single neurons. What does
-    // hold, and is asserted: a wheel word and the expression it is drawn as are composed of the same
-    // leading neuron (largest |weight|), measured for shocked/surprised and tired/sleepy.
-    const direct = await post('/v1/emotions/fit', { emotions: FIVE, neuronsPerEmotion: 5 });
-    t.equal(direct.statusCode, 200);
-    const expressions = direct.json().emotions as Record<string, Weighted[]>;
-    const leading = (composition: Weighted[]) =>
-      [...composition].sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight))[0]?.neuron;
-    for (const word of ['shocked', 'tired']) {
-      const expression = mapped[word];
-      t.equal(
-        leading(emotions[word]),
-        leading(expressions[expression]),
-        `${word} and ${expression} share their leading neuron`,
-      );
-    }
+    // Measured on the committed model: joyful (happy), lonely (sad), tired (sleepy); furious and
+    // shocked are composed of colour and shape neurons (models/toyworld/README.md).
+    t.ok(held.length >= 3, `${held.length} of 5 wheel words hold their expression's neuron`);
   },
 );

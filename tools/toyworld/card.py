@@ -49,6 +49,29 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def training_levers(a: dict) -> list[str]:
+    """The card's sentences on the training levers a run used (train.py's flags)."""
+    out = []
+    if a.get("uniform_attention"):
+        out += [
+            "The attention pool's query/key weights are fixed at zero (`--uniform-attention`): its attention is",
+            "uniform over [mean, grid], so the head is linear in the neurons' spatial mean and W = c_proj·v_proj is",
+            "exactly the linear part the article's bilinear formula assumes (up to the bias and positional terms).",
+        ]
+    else:
+        out.append(f"Weight decay of the attention pool's query/key: {a['pool_wd'] if a.get('qk_wd') is None else a['qk_wd']}.")
+    penalties = []
+    if a.get("sparsity"):
+        penalties.append(f"{a['sparsity']} × the L1/L2 ratio of the neurons' spatial mean (sparse codes)")
+    if a.get("steady_norm"):
+        penalties.append(f"{a['steady_norm']} × the batch variance of log |spatial mean| (a picture's overall activation should not follow its area)")
+    if a.get("centre"):
+        penalties.append(f"{a['centre']} × |batch mean|² of the unit image and text embeddings (no large shared component)")
+    if penalties:
+        out.append("Added to the loss: " + "; ".join(penalties) + ".")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model_dir")
@@ -57,6 +80,7 @@ def main() -> None:
     ap.add_argument("--metrics", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--reproduce-seconds", type=float, default=None)
+    ap.add_argument("--note", default="", help="a sentence on the run's conditions, after its figures")
     args = ap.parse_args()
     log = json.load(open(args.log))
     cfg = json.load(open(args.config))
@@ -126,14 +150,14 @@ def main() -> None:
         f"({a['minutes']} min), whichever ends first; weight decay {a['wd']}, {a['pool_wd']} on the attention pool;",
         f"batch {a['batch']}, seed {a['seed']}, {a['threads']} torch thread(s) (one thread is far faster than two on a",
         "shared, oversubscribed machine). Shape-with-word captions that name only the written word: "
-        f"{round(100 * a.get('follow_word', 0.3))}%; weight decay of the attention pool's query/key: "
-        f"{a['pool_wd'] if a.get('qk_wd') is None else a['qk_wd']}.",
+        f"{round(100 * a.get('follow_word', 0.3))}%.",
+        *training_levers(a),
         "Export: `tools/toyworld/export.py` runs the project's exporter (`tools/export/export_clip.py`) unchanged",
         "except for its tracing example, whose fixed token id 1929 lies outside this small vocabulary.",
         "",
         f"Run: **{log['total_steps']} steps in {log['total_seconds'] / 60:.1f} min** "
         f"({log['total_steps'] * a['batch']:,} samples), final loss {log['loss'][-1]:.3f}, "
-        f"in-batch caption accuracy {pct(log['acc'][-1])}.",
+        f"in-batch caption accuracy {pct(log['acc'][-1])}." + (f" {args.note}" if args.note else ""),
         "",
         "![training loss](loss.png)",
         "",
@@ -212,18 +236,14 @@ def main() -> None:
         "",
         "- It knows only this world: 8 colours, 8 shapes, 5 drawn expressions and the listed words; other",
         "  emotion words are understood only through their BPE pieces.",
-        "- Raw multimodal directions: the spatial means vary several-fold in overall magnitude with the area a",
-        "  picture covers, so x·(W·t_c) on pictures carries that variance; with x at unit length the picture",
-        "  z-scores are far higher. On rendered words the z-scores sit near 2: the rendered word and the picture",
-        "  share the W·t_c direction, but only weakly along it.",
-        "- Single top neurons of W·t_c are mostly pure picture detectors (large picture z, word z near 0) or are",
-        "  shared by several concepts (the same top neuron for several colours): with 512 channels and",
-        "  about 200 concepts the model spreads concepts over directions rather than single units.",
+        "- Multimodal directions: before the levers above (uniform attention, the steadier activation norm),",
+        "  a run with learned attention measured 2/8 colour and 3/5 expression directions: the head's attention",
+        "  made the bilinear view approximate, and the pictures' activation norm followed their area.",
+        "- Single top neurons of W·t_c are mostly pure picture detectors, pure word (lexical) detectors, or are",
+        "  shared by several concepts: with 512 channels and about 200 concepts the model spreads concepts over",
+        "  directions rather than single units; the per-concept table above shows which.",
         f"- Typographic attack: {pct(at['predicted_written_colour'])} of attack images read as the written colour.",
-        "  The colour of a large shape still dominates the image embedding. A first run with 30% word-only",
-        "  captions (and query/key weight decay 0.2) measured 0% attack, 3/8 colour and 2/5 expression raw",
-        "  directions (7/8 and 2/5 with x at unit length); this run (50% word-only captions, query/key weight",
-        "  decay 1.0) was kept because its attack works and its expressions and zero-shot figures are better.",
+        "  The colour of a large shape still dominates the image embedding in most attack images.",
         "",
     ]
     with open(os.path.join(args.model_dir, "README.md"), "w", encoding="utf-8") as f:

@@ -10,7 +10,7 @@ SEED="${1:-1}"
 RUN="${2:-tmp/toyworld}"
 OUT="${TOYWORLD_OUT:-models/toyworld}"
 STEPS="${TOYWORLD_STEPS:-5000}"
-MINUTES="${TOYWORLD_MINUTES:-38}"
+MINUTES="${TOYWORLD_MINUTES:-40}"
 mkdir -p "$RUN"
 started=$(date +%s)
 
@@ -19,7 +19,8 @@ $PY tools/toyworld/bpe.py "$RUN/bpe_toyworld.txt" --seed "$SEED" --samples 20000
 
 echo "== 2. contrastive training ($STEPS steps or $MINUTES min)"
 $PY tools/toyworld/train.py --merges "$RUN/bpe_toyworld.txt" --out "$RUN/run" --seed "$SEED" \
-  --steps "$STEPS" --minutes "$MINUTES" --qk-wd 1.0 --follow-word 0.5 | tee "$RUN/train.log"
+  --steps "$STEPS" --minutes "$MINUTES" --follow-word 0.5 --uniform-attention \
+  --sparsity 0.1 --steady-norm 0.1 --centre 0.5 | tee "$RUN/train.log"
 
 echo "== 3. export with the project's exporter (tools/export/export_clip.py, via tools/toyworld/export.py)"
 $PY tools/toyworld/export.py "$RUN/run/checkpoint.pt" "$OUT" --name toyworld \

@@ -138,6 +138,12 @@ def main() -> None:
         default=0.0,
         help="weight of the penalty on |batch mean| of the unit image and text embeddings (their shared component)",
     )
+    ap.add_argument(
+        "--row-norm",
+        type=float,
+        default=0.0,
+        help="weight of the penalty on the variance of log |W_c| over neurons (W = (c_proj.v_proj)^T)",
+    )
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1, help="1 is much faster than 2 on a shared, oversubscribed machine")
     args = ap.parse_args()
@@ -198,6 +204,12 @@ def main() -> None:
             + torch.sum(-target * F.log_softmax(logits_txt, dim=1), dim=1).mean()
         )
         loss = loss + neuron_penalties(neurons.mean(dim=(2, 3)), args.sparsity, args.steady_norm)
+        if args.row_norm > 0:
+            # Every neuron's row of W at a similar length: W.t then ranks neurons by how well their
+            # row points along t, not by how loud a rarely active neuron has to be.
+            pool = model.visual.attnpool
+            rows = (pool.c_proj.weight @ pool.v_proj.weight).t().norm(dim=1)
+            loss = loss + args.row_norm * torch.log(rows + 1e-8).var()
         if args.centre > 0:
             # A large component shared by all embeddings adds the same image-dependent offset to
             # every concept's bilinear score x.(W t_c); keep the embeddings centred instead.
