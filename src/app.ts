@@ -70,7 +70,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   await app.register(wordsPlugin, { config });
   await app.register(jobsPlugin, { config });
   await app.register(explorerPlugin);
-  await app.register(routes);
+  await app.register(routes, { config });
   return app;
 }
 

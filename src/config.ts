@@ -38,6 +38,8 @@ export interface Config {
   /** Allowed CORS origins; ['*'] allows any. */
   corsOrigins: string[];
   requestTimeoutMs: number;
+  /** Time budget of one multinomial composition fit (past it, the fit reports converged: false). */
+  fitTimeLimitMs: number;
   /** Rows waiting for onnxruntime beyond which new requests get 503 with Retry-After. */
   maxQueueDepth: number;
   maxEventLoopDelayMs: number;
@@ -108,6 +110,7 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitPerMinute: readInt(env, 'RATE_LIMIT_PER_MINUTE', 6000, 0, 10_000_000),
     corsOrigins: readList(env, 'CORS_ORIGINS', ['*']),
     requestTimeoutMs: readInt(env, 'REQUEST_TIMEOUT_MS', 120_000, 0, 3_600_000),
+    fitTimeLimitMs: readInt(env, 'FIT_TIME_LIMIT_MS', 30_000, 100, 3_600_000),
     maxQueueDepth: readInt(env, 'MAX_QUEUE_DEPTH', 4096, 1, 10_000_000),
     maxEventLoopDelayMs: readInt(env, 'MAX_EVENT_LOOP_DELAY_MS', 2000, 0, 600_000),
   };

@@ -55,7 +55,7 @@ t.test('KKT conditions hold at the solution (n > p and n < p)', async (t) => {
   ]) {
     const { rows, labels } = plantedEmotions(K, m, p, 2, 3 + K, 1.5);
     const design = standardize(rows);
-    const fit = fitMultinomial(design, labels, K, ratio * multinomialLambdaMax(design, labels, K));
+    const fit = await fitMultinomial(design, labels, K, ratio * multinomialLambdaMax(design, labels, K));
     t.ok(fit.converged, `K=${K} p=${p}: converged in ${fit.iterations} sweeps`);
     const violation = kkt(design, labels, K, fit);
     t.ok(violation <= 1e-6, `K=${K} n=${labels.length} p=${p}: KKT violation ${violation.toExponential(2)}`);
@@ -67,9 +67,9 @@ t.test('B = 0 exactly at λ ≥ λ_max, and coefficients enter just below it', a
   const { rows, labels } = plantedEmotions(4, 10, 30, 2, 9, 2);
   const design = standardize(rows);
   const top = multinomialLambdaMax(design, labels, 4);
-  const at = fitMultinomial(design, labels, 4, top);
+  const at = await fitMultinomial(design, labels, 4, top);
   t.equal(at.coef.flatMap((c) => [...c]).filter((v) => v !== 0).length, 0, 'all zero at λ_max');
-  const below = fitMultinomial(design, labels, 4, 0.9 * top);
+  const below = await fitMultinomial(design, labels, 4, 0.9 * top);
   t.ok(below.coef.flatMap((c) => [...c]).filter((v) => v !== 0).length > 0, 'nonzero at 0.9·λ_max');
 });
 
@@ -79,7 +79,7 @@ t.test('two classes: the multinomial fit is the binary L1 fit with β = B₁ −
   const labels = y.map((v) => (v === 1 ? 0 : 1)); // class 0 is the binary positive class
   for (const lambda of [0.02, 0.08]) {
     const binary = fitBinary(design, y, lambda);
-    const multi = fitMultinomial(design, labels, 2, lambda);
+    const multi = await fitMultinomial(design, labels, 2, lambda);
     t.ok(
       Math.abs(binary.objective - multi.objective) < 1e-9,
       `λ=${lambda}: F ${multi.objective.toFixed(10)} vs binary ${binary.objective.toFixed(10)}`,
@@ -99,7 +99,7 @@ t.test(
     const folder = mkdtempSync(path.join(os.tmpdir(), 'sklearn-multinomial-'));
     t.teardown(() => rmSync(folder, { recursive: true, force: true }));
     const file = path.join(folder, 'problems.json');
-    writeFileSync(file, JSON.stringify(exportMultinomial()));
+    writeFileSync(file, JSON.stringify(await exportMultinomial()));
     const result = await runPython([
       path.join(repoRoot, 'tools/solvers/compare_sklearn_multinomial.py'),
       file,
@@ -146,4 +146,19 @@ t.test('selection: planted neurons by target support, and CV with the one-SE rul
   );
   for (const j of owned[0])
     for (const f of masked.fits) t.equal(f.coef[j], 0, `excluded neuron ${j} never enters`);
+});
+
+t.test('a selection stops at its time budget and says it did not converge', async (t) => {
+  // Separable classes and a tiny λ: the coefficients grow for a very long time.
+  const { rows, labels } = plantedEmotions(40, 3, 256, 2, 23, 6);
+  const fit = await fitMultinomialSelection(
+    rows,
+    labels,
+    40,
+    { kind: 'lambda', lambda: 1e-7 },
+    { timeLimitMs: 200 },
+  );
+  t.equal(fit.fits[0].converged, false, 'reported as not converged');
+  t.ok(fit.fit.kktViolation > 1e-7, `KKT violation ${fit.fit.kktViolation.toExponential(2)} is reported`);
+  t.ok(fit.fit.iterations >= 1, `${fit.fit.iterations} sweeps before the budget ran out`);
 });

@@ -26,7 +26,9 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
 const ROUTE_MS = Number(process.env.FUZZ_ROUTE_MS ?? 2500);
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Date.now() % 2 ** 31;
 
-const app = await buildTestApp();
+// Multinomial fits with a tiny λ would use their whole time budget (FIT_TIME_LIMIT_MS, 30 s by
+// default); here they stop after one second, reporting converged: false.
+const app = await buildTestApp({ fitTimeLimitMs: 1000 });
 t.teardown(() => app.close());
 
 const checkedIn = JSON.parse(

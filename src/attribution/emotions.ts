@@ -19,15 +19,18 @@ import { cacheKey, type BinaryCache } from '../cache/index.js';
 import { badRequest } from '../errors.js';
 import { EMOTION_TEMPLATES, WHEEL_EMOTION_NAMES, wheelEmotion } from './feelings-wheel.js';
 import { NMF } from './nmf.js';
-import { fitMultinomialSelection } from './multinomial-path.js';
+import { fitMultinomialSelection, MULTINOMIAL_TIME_LIMIT_MS } from './multinomial-path.js';
 import { mulberry32 } from './cross-validation.js';
 import { fitOneVsRest, type Selection } from './regularization-path.js';
 import type { AttributionService } from './service.js';
 
 export const LIMITS = { concepts: 256, promptsPerConcept: 64, templates: 16, samples: 4096, folds: 10 };
 export const DEFAULT_NEURONS_PER_CONCEPT = 5;
-/** classes × samples × neurons (× folds): the largest multinomial fit one request may ask for. */
-export const MULTINOMIAL_WORK_LIMIT = 40e6;
+/**
+ * classes × samples × neurons (× 3·folds with cv): the largest multinomial fit one request may ask
+ * for. The whole wheel on the embedded model (126 × 378 × 512 ≈ 24e6) takes 10–20 s on two cores.
+ */
+export const MULTINOMIAL_WORK_LIMIT = 25e6;
 
 export interface ConceptSet {
   name: string;
@@ -132,7 +135,9 @@ export function validate(request: CompositionRequest, neuronCount: number): stri
   if (request.model === 'multinomial') {
     // One multinomial fit costs about classes × samples × neurons per sweep, every λ of a path and
     // every fold again: past this bound it would outlast a request (minutes on two cores).
-    const work = concepts.length * samples * neuronCount * (selection.kind === 'cv' ? selection.folds : 1);
+    // A cross-validation runs a whole λ path per fold: about three single paths' work each.
+    const work =
+      concepts.length * samples * neuronCount * (selection.kind === 'cv' ? 3 * selection.folds : 1);
     if (work > MULTINOMIAL_WORK_LIMIT)
       throw badRequest(
         `this multinomial fit is too large for one request (${concepts.length} classes × ${samples} prompts × ${neuronCount} neurons${selection.kind === 'cv' ? ` × ${selection.folds} folds` : ''}); ` +
@@ -163,6 +168,8 @@ export class EmotionService {
   constructor(
     private readonly attribution: AttributionService,
     private readonly cache: BinaryCache,
+    /** Time budget of a multinomial fit (FIT_TIME_LIMIT_MS). */
+    private readonly fitTimeLimitMs = MULTINOMIAL_TIME_LIMIT_MS,
   ) {}
 
   /** Neurons the catalogue marks as reading words (family word/lexical/text). */
@@ -232,8 +239,13 @@ export class EmotionService {
     }
     const exclude = new Set(request.exclude);
     const model = request.model ?? 'one-vs-rest';
-    const fitAll = model === 'multinomial' ? fitMultinomialSelection : fitOneVsRest;
-    const result = await fitAll(rows, labels, request.concepts.length, request.selection, { exclude });
+    const result =
+      model === 'multinomial'
+        ? await fitMultinomialSelection(rows, labels, request.concepts.length, request.selection, {
+            exclude,
+            timeLimitMs: this.fitTimeLimitMs,
+          })
+        : await fitOneVsRest(rows, labels, request.concepts.length, request.selection, { exclude });
     const concepts: Record<string, ConceptFit> = {};
     request.concepts.forEach((concept, k) => {
       const fit = result.fits[k];

@@ -4,7 +4,8 @@
  * neurons per class (all classes share one λ, so each class cannot be given its own count): the
  * largest λ of the grid from λ_max down, warm-started, at which the mean reaches it; or k-fold
  * cross-validation of the held-out multinomial deviance, picking the largest λ within one standard
- * error of the best (glmnet's rule).
+ * error of the best (glmnet's rule). A whole selection has a time budget (timeLimitMs, default
+ * MULTINOMIAL_TIME_LIMIT_MS): past it, fits stop where they are and report converged: false.
  */
 import { CvCurve, stratifiedFolds } from './cross-validation.js';
 import {
@@ -21,6 +22,7 @@ import {
   multinomialPredictor,
   softmaxLoss,
   type MultinomialFit,
+  type MultinomialOptions,
 } from './sparse-multinomial.js';
 
 /** What a composition needs of each class's fit, from either solver. */
@@ -39,6 +41,9 @@ export interface MultinomialSelectionFit {
   fit: MultinomialFit;
 }
 
+/** Time budget of one multinomial selection (a tiny λ on separable data can take minutes to converge). */
+export const MULTINOMIAL_TIME_LIMIT_MS = 30_000;
+
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 const meanSupport = (fit: MultinomialFit) =>
@@ -49,9 +54,13 @@ export async function fitMultinomialSelection(
   labels: readonly number[],
   classCount: number,
   selection: Selection,
-  options: OneVsRestOptions = {},
+  options: OneVsRestOptions & { timeLimitMs?: number } = {},
 ): Promise<MultinomialSelectionFit> {
   const design = standardize(rows, options.exclude);
+  const started = performance.now();
+  const limit = options.timeLimitMs ?? MULTINOMIAL_TIME_LIMIT_MS;
+  const deadline = started + limit;
+  const solver = { tol: options.tol, maxIter: options.maxIter, deadline };
   const grid = () =>
     lambdaGrid(
       multinomialLambdaMax(design, labels, classCount),
@@ -61,16 +70,21 @@ export async function fitMultinomialSelection(
   let fit: MultinomialFit | undefined;
   let cv: CrossValidation | undefined;
   if (selection.kind === 'lambda') {
-    fit = fitMultinomial(design, labels, classCount, selection.lambda, options);
+    fit = await fitMultinomial(design, labels, classCount, selection.lambda, solver);
   } else if (selection.kind === 'support') {
     for (const lambda of grid()) {
-      fit = fitMultinomial(design, labels, classCount, lambda, options, fit);
-      if (meanSupport(fit) >= selection.size) break;
+      fit = await fitMultinomial(design, labels, classCount, lambda, solver, fit);
+      if (meanSupport(fit) >= selection.size || performance.now() >= deadline) break;
       await yieldToEventLoop();
     }
   } else {
-    cv = await crossValidateMultinomial(rows, labels, classCount, selection.folds, grid(), options);
-    fit = fitMultinomial(design, labels, classCount, cv.lambda1se, options);
+    // Two thirds of the budget for the folds, the rest for the final fit at λ_1se.
+    cv = await crossValidateMultinomial(rows, labels, classCount, selection.folds, grid(), {
+      ...options,
+      ...solver,
+      deadline: started + (2 / 3) * limit,
+    });
+    fit = await fitMultinomial(design, labels, classCount, cv.lambda1se, solver);
   }
   const final = fit!;
   const eta = multinomialPredictor(design, final.coef, final.intercept);
@@ -125,7 +139,7 @@ async function crossValidateMultinomial(
   classCount: number,
   folds: number,
   lambdas: number[],
-  options: OneVsRestOptions,
+  options: OneVsRestOptions & MultinomialOptions,
 ): Promise<CrossValidation> {
   const foldOf = stratifiedFolds(labels, folds, options.seed);
   const parts = Array.from({ length: folds }, (_, f) => {
@@ -146,7 +160,7 @@ async function crossValidateMultinomial(
     const eta = new Float64Array(rows.length * classCount);
     const losses: number[] = [];
     for (const part of parts) {
-      const fit = fitMultinomial(
+      const fit = await fitMultinomial(
         part.design,
         part.trainLabels,
         classCount,
@@ -173,7 +187,7 @@ async function crossValidateMultinomial(
       await yieldToEventLoop();
     }
     heldOut.push(eta);
-    if (curve.add(losses)) break;
+    if (curve.add(losses) || performance.now() >= (options.deadline ?? Infinity)) break;
   }
   const { cvm, cvsd, tMin, t1se } = curve;
   const tried = lambdas.slice(0, cvm.length);

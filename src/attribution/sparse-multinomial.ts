@@ -21,6 +21,11 @@
  */
 import { kktViolation, type Design, type SolverOptions } from './sparse-logistic.js';
 
+export interface MultinomialOptions extends SolverOptions {
+  /** Stop at this time (performance.now() milliseconds), converged or not. */
+  deadline?: number;
+}
+
 export interface MultinomialFit {
   lambda: number;
   /** Coefficients per class on the standardised features. */
@@ -138,15 +143,22 @@ export function multinomialPredictor(design: Design, coef: readonly Float64Array
 const l1 = (coef: readonly Float64Array[]) =>
   coef.reduce((s, c) => s + c.reduce((a, v) => a + Math.abs(v), 0), 0);
 
-/** Solves the multinomial L1 problem at one λ (warm-started from `warm` when given). */
-export function fitMultinomial(
+/** How long the solver computes before it lets the event loop run (other requests, health checks). */
+const SLICE_MS = 10;
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Solves the multinomial L1 problem at one λ (warm-started from `warm` when given). Asynchronous
+ * only to share the thread: it yields to the event loop every SLICE_MS of work.
+ */
+export async function fitMultinomial(
   design: Design,
   labels: readonly number[],
   K: number,
   lambda: number,
-  options: SolverOptions = {},
+  options: MultinomialOptions = {},
   warm?: Pick<MultinomialFit, 'coef' | 'intercept'>,
-): MultinomialFit {
+): Promise<MultinomialFit> {
   const { n, p } = design;
   checkLabels(labels, n, K);
   if (!(lambda >= 0)) throw new RangeError('lambda must be ≥ 0');
@@ -176,14 +188,22 @@ export function fitMultinomial(
   };
   let violation = Infinity;
   let sweeps = 0;
+  let sliceStart = performance.now();
   while (sweeps < maxSweeps) {
     // Sweeps over the classes on the working sets until they satisfy KKT there...
     let inner = Infinity;
-    while (sweeps < maxSweeps && inner > tol) {
+    const deadline = options.deadline ?? Infinity;
+    while (sweeps < maxSweeps && inner > tol && performance.now() < deadline) {
       sweeps += 1;
       inner = 0;
       refreshRows(state);
-      for (let k = 0; k < K; k++) inner = Math.max(inner, updateClass(state, k, [...working[k]]));
+      for (let k = 0; k < K; k++) {
+        inner = Math.max(inner, updateClass(state, k, [...working[k]]));
+        if (performance.now() - sliceStart > SLICE_MS) {
+          await yieldToEventLoop();
+          sliceStart = performance.now();
+        }
+      }
     }
     // ...then one pass over every coordinate: done, or the violators join the working sets.
     const P = new Float64Array(n * K);
@@ -191,6 +211,10 @@ export function fitMultinomial(
     violation = 0;
     let added = 0;
     for (let k = 0; k < K; k++) {
+      if (performance.now() - sliceStart > SLICE_MS) {
+        await yieldToEventLoop();
+        sliceStart = performance.now();
+      }
       const { gradient, interceptGradient } = classGradient(design, labels, P, K, k);
       violation = Math.max(violation, Math.abs(interceptGradient));
       for (let j = 0; j < p; j++) {
@@ -202,7 +226,7 @@ export function fitMultinomial(
         }
       }
     }
-    if (violation <= tol || (added === 0 && inner <= tol)) break;
+    if (violation <= tol || (added === 0 && inner <= tol) || performance.now() >= deadline) break;
   }
   const shift = intercept.reduce((a, b) => a + b, 0) / K;
   for (let k = 0; k < K; k++) intercept[k] -= shift;

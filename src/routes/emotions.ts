@@ -236,8 +236,8 @@ function fitResponse(composition: Composition) {
   };
 }
 
-const routes: FastifyPluginAsyncTypebox = async (app) => {
-  const service = new EmotionService(app.attribution, app.cache);
+const routes: FastifyPluginAsyncTypebox<{ fitTimeLimitMs?: number }> = async (app, { fitTimeLimitMs }) => {
+  const service = new EmotionService(app.attribution, app.cache, fitTimeLimitMs);
   const excluded = (option: boolean | number[] | undefined) =>
     option === true ? service.lexicalNeurons() : Array.isArray(option) ? option : [];
 

@@ -2,6 +2,7 @@
  * Every route of the service; each file is one resource and carries its own schemas.
  */
 import type { FastifyPluginAsync } from 'fastify';
+import type { Config } from '../config.js';
 import attribution from './attribution.js';
 import classify from './classify.js';
 import embed from './embed.js';
@@ -14,7 +15,7 @@ import service from './service.js';
 import tokenize from './tokenize.js';
 import words from './words.js';
 
-const routes: FastifyPluginAsync = async (app) => {
+const routes: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {
   await app.register(service);
   await app.register(tokenize);
   await app.register(embed);
@@ -25,7 +26,7 @@ const routes: FastifyPluginAsync = async (app) => {
   await app.register(words);
   await app.register(search);
   await app.register(jobs);
-  await app.register(emotions);
+  await app.register(emotions, { fitTimeLimitMs: config.fitTimeLimitMs });
 };
 
 export default routes;
