@@ -245,7 +245,10 @@ export class EmotionService {
             exclude,
             timeLimitMs: this.fitTimeLimitMs,
           })
-        : await fitOneVsRest(rows, labels, request.concepts.length, request.selection, { exclude });
+        : await fitOneVsRest(rows, labels, request.concepts.length, request.selection, {
+            exclude,
+            timeLimitMs: this.fitTimeLimitMs,
+          });
     const concepts: Record<string, ConceptFit> = {};
     request.concepts.forEach((concept, k) => {
       const fit = result.fits[k];

@@ -95,8 +95,9 @@ export function fitToSupportSize(
   design: Design,
   y: ArrayLike<number>,
   target: number,
-  options: SolverOptions & { nLambda?: number; lambdaMinRatio?: number } = {},
+  options: SolverOptions & { nLambda?: number; lambdaMinRatio?: number; deadline?: number } = {},
 ): BinaryFit {
+  const late = () => performance.now() > (options.deadline ?? Infinity);
   const grid = lambdaGrid(
     lambdaMax(design, y),
     options.nLambda ?? 50,
@@ -113,14 +114,14 @@ export function fitToSupportSize(
       break;
     }
     best = fit;
-    if (supportSize(fit.coef) === target) return fit;
+    if (supportSize(fit.coef) === target || late()) return fit;
   }
   if (!best) return fitBinary(design, y, grid[0], options);
   if (!over) return best;
   // Bisect log λ between the last fit with ≤ target features and the first with more.
   let hi = best.lambda;
   let lo = over.lambda;
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < 20 && !late(); i++) {
     const mid = Math.sqrt(hi * lo);
     const fit = fitBinary(design, y, mid, options, {
       coef: best.coef,
@@ -142,6 +143,12 @@ export type Selection =
   { kind: 'lambda'; lambda: number } | { kind: 'support'; size: number } | { kind: 'cv'; folds: number };
 
 export interface OneVsRestOptions extends SolverOptions {
+  /**
+   * Time budget of the whole selection. Past it, support searches keep the largest support they
+   * reached and a cross-validation keeps the λ it has scored (performance.now() deadline inside).
+   */
+  timeLimitMs?: number;
+  deadline?: number;
   /** Features that never enter (zero columns). */
   exclude?: ReadonlySet<number>;
   nLambda?: number;
@@ -183,6 +190,9 @@ export async function fitOneVsRest(
   selection: Selection,
   options: OneVsRestOptions = {},
 ): Promise<OneVsRestFit> {
+  const started = performance.now();
+  const limit = options.timeLimitMs ?? Infinity;
+  const deadline = started + limit;
   const design = standardize(rows, options.exclude);
   const targets = Array.from({ length: classCount }, (_, k) =>
     Float64Array.from(labels, (c) => (c === k ? 1 : 0)),
@@ -191,14 +201,18 @@ export async function fitOneVsRest(
   let cv: CrossValidation | undefined;
   if (selection.kind === 'lambda') lambda = selection.lambda;
   if (selection.kind === 'cv') {
-    cv = await crossValidate(rows, labels, classCount, selection.folds, options);
+    // Two thirds of the budget for the folds, the rest for the final fits.
+    cv = await crossValidate(rows, labels, classCount, selection.folds, {
+      ...options,
+      deadline: started + (2 / 3) * limit,
+    });
     lambda = cv.lambda1se;
   }
   const fits: BinaryFit[] = [];
   for (const y of targets) {
     fits.push(
       lambda === null
-        ? fitToSupportSize(design, y, (selection as { size: number }).size, options)
+        ? fitToSupportSize(design, y, (selection as { size: number }).size, { ...options, deadline })
         : fitAtLambda(design, y, lambda, options),
     );
     await yieldToEventLoop();
@@ -302,7 +316,7 @@ export async function crossValidate(
       await yieldToEventLoop();
     }
     heldOutEta.push(etas);
-    if (curve.add(losses)) break;
+    if (curve.add(losses) || performance.now() > (options.deadline ?? Infinity)) break;
   }
   const { cvm, cvsd, tMin, t1se } = curve;
   lambdas.length = cvm.length;
