@@ -325,3 +325,18 @@ t.test('the atlas of a composition: non-negative loadings, factor tops, a determ
   t.equal(buildAtlas(composition, 7, label).factorTops.length, 7);
   t.end();
 });
+
+t.test('one-vs-rest support search stops at its time budget with the largest support reached', async (t) => {
+  const { rows, labels } = plantedEmotions(30, 3, 256, 2, 29, 6);
+  const fit = await fitOneVsRest(rows, labels, 30, { kind: 'support', size: 60 }, { timeLimitMs: 100 });
+  t.equal(fit.fits.length, 30, 'every class has a fit');
+  const sizes = fit.fits.map((f) => supportSize(f.coef));
+  t.ok(
+    sizes.every((size) => size <= 60),
+    `supports ${Math.min(...sizes)}–${Math.max(...sizes)}, none above the target`,
+  );
+  t.ok(
+    sizes.some((size) => size < 60),
+    'the budget cut some searches short',
+  );
+});

@@ -209,10 +209,16 @@ export async function fitOneVsRest(
     lambda = cv.lambda1se;
   }
   const fits: BinaryFit[] = [];
-  for (const y of targets) {
+  // Each class's support search gets an equal share of what is left of the budget.
+  const searchStart = performance.now();
+  const share = (deadline - searchStart) / classCount;
+  for (const [k, y] of targets.entries()) {
     fits.push(
       lambda === null
-        ? fitToSupportSize(design, y, (selection as { size: number }).size, { ...options, deadline })
+        ? fitToSupportSize(design, y, (selection as { size: number }).size, {
+            ...options,
+            deadline: searchStart + share * (k + 1),
+          })
         : fitAtLambda(design, y, lambda, options),
     );
     await yieldToEventLoop();
