@@ -339,4 +339,8 @@ t.test('one-vs-rest support search stops at its time budget with the largest sup
     sizes.some((size) => size < 60),
     'the budget cut some searches short',
   );
+  t.ok(
+    sizes.every((size) => size >= 1),
+    'each class got its share of the budget: none is left empty',
+  );
 });

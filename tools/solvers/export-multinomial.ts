@@ -30,16 +30,17 @@ export const MULTINOMIAL_CASES: [K: number, m: number, p: number, ratio: number]
   [6, 8, 60, 0.2],
 ];
 
-export function exportMultinomial(cases = MULTINOMIAL_CASES, seed = 5): ExportedMultinomial[] {
-  return cases.map(([K, m, p, ratio], index) => {
+export async function exportMultinomial(cases = MULTINOMIAL_CASES, seed = 5): Promise<ExportedMultinomial[]> {
+  const problems: ExportedMultinomial[] = [];
+  for (const [index, [K, m, p, ratio]] of cases.entries()) {
     const { rows, labels } = plantedEmotions(K, m, p, 2, seed + index, 1.5);
     const design = standardize(rows);
     const lambda = ratio * multinomialLambdaMax(design, labels, K);
     const start = performance.now();
-    const fit = fitMultinomial(design, labels, K, lambda);
+    const fit = await fitMultinomial(design, labels, K, lambda);
     const seconds = (performance.now() - start) / 1000;
     const n = labels.length;
-    return {
+    problems.push({
       name: `K=${K} n=${n} p=${p} λ=${ratio}·λmax`,
       X: Array.from({ length: n }, (_, i) => Array.from({ length: p }, (_, j) => design.X[j * n + i])),
       labels,
@@ -52,12 +53,13 @@ export function exportMultinomial(cases = MULTINOMIAL_CASES, seed = 5): Exported
         seconds,
         converged: fit.converged,
       },
-    };
-  });
+    });
+  }
+  return problems;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const out = process.argv[2] ?? '/tmp/multinomial.json';
-  writeFileSync(out, JSON.stringify(exportMultinomial()));
+  writeFileSync(out, JSON.stringify(await exportMultinomial()));
   console.log(`wrote ${out}`);
 }
