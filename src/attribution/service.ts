@@ -92,7 +92,7 @@ export class AttributionService {
     const key = cacheKey(this.model.sha256, 'attribution', normalize, ids.join(','));
     const cached = await this.cache.getVector(key);
     if (cached) return cached;
-    const [t] = await this.encoders.textEmbeddings([prompt]);
+    const [t] = await this.encoders.tokenEmbeddings([ids]); // tokenized once, above
     const vector = attribution(this.model.bilinear, t, normalize);
     void this.cache.setVector(key, vector);
     return vector;

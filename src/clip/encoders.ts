@@ -15,11 +15,15 @@ export class Encoders {
   ) {}
 
   /** Unnormalised text embeddings [D], one per text, in order. */
-  async textEmbeddings(texts: readonly string[]): Promise<Float32Array[]> {
-    const rows = texts.map((text) => this.model.tokenizer.encode(text).ids);
+  textEmbeddings(texts: readonly string[]): Promise<Float32Array[]> {
+    return this.tokenEmbeddings(texts.map((text) => this.model.tokenizer.encode(text).ids));
+  }
+
+  /** The same for texts already tokenized (rows of ids with start and end tokens). */
+  async tokenEmbeddings(rows: readonly (readonly number[])[]): Promise<Float32Array[]> {
     const keys = rows.map((ids) => cacheKey(this.model.sha256, 'text_embeds', ids.join(',')));
     const cached = await Promise.all(keys.map((key) => this.cache.getVector(key)));
-    const missing = texts.flatMap((_, i) => (cached[i] === undefined ? [i] : []));
+    const missing = rows.flatMap((_, i) => (cached[i] === undefined ? [i] : []));
     if (missing.length > 0) {
       const computed = await this.model.embedTokenRows(missing.map((i) => rows[i]));
       missing.forEach((index, j) => {
