@@ -2215,7 +2215,7 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Sparse composition of emotions: one-vs-rest L1 logistic regression on attribution vectors */
+    /** Sparse composition of emotions: L1 logistic regression (one-vs-rest or multinomial) on attribution vectors */
     post: {
       parameters: {
         query?: never;
@@ -2236,6 +2236,11 @@ export interface paths {
             lambda?: number;
             /** @description k-fold cross-validation, one-standard-error rule */
             cv?: number;
+            /**
+             * @description one-vs-rest: one L1 logistic model per class (the article’s); multinomial: one softmax model of all classes, sharing λ (neurons per class is then the mean over classes)
+             * @default one-vs-rest
+             */
+            model?: 'one-vs-rest' | 'multinomial';
             /** @description Mask lexical neurons: true for the catalogue’s word/lexical neurons, or a list of ids */
             excludeLexical?: boolean | number[];
           };
@@ -2251,9 +2256,10 @@ export interface paths {
             'application/json': {
               /** @description Stable hash of the normalised request */
               fitId: string;
+              model: 'one-vs-rest' | 'multinomial';
               /** @description The shared λ; null when per class */
               lambda: number | null;
-              /** @description Training accuracy of argmax over the one-vs-rest models */
+              /** @description Training accuracy of argmax over the classes’ linear predictors */
               accuracy: number;
               samples: number;
               features: number;
@@ -2375,6 +2381,11 @@ export interface paths {
             lambda?: number;
             /** @description k-fold cross-validation, one-standard-error rule */
             cv?: number;
+            /**
+             * @description one-vs-rest: one L1 logistic model per class (the article’s); multinomial: one softmax model of all classes, sharing λ (neurons per class is then the mean over classes)
+             * @default one-vs-rest
+             */
+            model?: 'one-vs-rest' | 'multinomial';
             /** @description Mask lexical neurons: true for the catalogue’s word/lexical neurons, or a list of ids */
             excludeLexical?: boolean | number[];
           };
@@ -2390,9 +2401,10 @@ export interface paths {
             'application/json': {
               /** @description Stable hash of the normalised request */
               fitId: string;
+              model: 'one-vs-rest' | 'multinomial';
               /** @description The shared λ; null when per class */
               lambda: number | null;
-              /** @description Training accuracy of argmax over the one-vs-rest models */
+              /** @description Training accuracy of argmax over the classes’ linear predictors */
               accuracy: number;
               samples: number;
               features: number;
