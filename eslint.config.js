@@ -3,7 +3,9 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'models/', 'bench/results/', '.tap/', 'web/dist/', 'tools/', 'tmp/'] },
+  {
+    ignores: ['dist/', 'node_modules/', 'models/', 'bench/results/', '.tap/', 'web/dist/', 'tools/', 'tmp/'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
