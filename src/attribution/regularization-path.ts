@@ -114,7 +114,8 @@ export function fitToSupportSize(
       break;
     }
     best = fit;
-    if (supportSize(fit.coef) === target || late()) return fit;
+    // Out of time, a class still gets its first neuron(s): the search goes on until one enters.
+    if (supportSize(fit.coef) === target || (late() && supportSize(fit.coef) > 0)) return fit;
   }
   if (!best) return fitBinary(design, y, grid[0], options);
   if (!over) return best;

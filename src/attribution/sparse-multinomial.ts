@@ -193,7 +193,7 @@ export async function fitMultinomial(
     // Sweeps over the classes on the working sets until they satisfy KKT there...
     let inner = Infinity;
     const deadline = options.deadline ?? Infinity;
-    while (sweeps < maxSweeps && inner > tol && performance.now() < deadline) {
+    while (sweeps < maxSweeps && inner > tol && (sweeps === 0 || performance.now() < deadline)) {
       sweeps += 1;
       inner = 0;
       refreshRows(state);
