@@ -38,7 +38,12 @@ function cancelKey(name: string, id: string): string {
 
 /** A Redis connection as BullMQ wants it (blocking commands must never give up retrying). */
 function connect(redisUrl: string): Redis {
-  return new Redis(redisUrl, { maxRetriesPerRequest: null, enableReadyCheck: true });
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: null, enableReadyCheck: true });
+  // While Redis is down, ioredis reconnects and reports each failure as an "error" event; the
+  // commands that need Redis fail on their own (and jobs wait), so the events need no handling
+  // here, only a listener (without one ioredis prints "Unhandled error event" on every retry).
+  redis.on('error', () => undefined);
+  return redis;
 }
 
 export class BullBackend implements JobBackend {
