@@ -5,6 +5,7 @@
 import t from 'tap';
 import { buildTestApp, readReferencePng, referenceExpectations } from './helpers/app.js';
 import { relativeError, topK } from './helpers/tiny-model.js';
+import { attribution } from '../src/attribution/bilinear.js';
 
 const expected = referenceExpectations();
 const app = await buildTestApp();
@@ -180,5 +181,20 @@ t.test('bad attribution requests give 4xx with a message', async (t) => {
       `${url} ${JSON.stringify(payload).slice(0, 50)} → ${res.statusCode}`,
     );
     t.ok((res.json() as { message: string }).message.length > 0);
+  }
+});
+
+t.test('W·t equals the naive row-by-row product, for any number of neurons', async (t) => {
+  for (const C of [1, 3, 4, 7, 9]) {
+    const D = 5;
+    const W = Float32Array.from({ length: C * D }, (_, i) => Math.sin(i * 1.7) * 3);
+    const vector = Float32Array.from({ length: D }, (_, d) => Math.cos(d) + 0.5);
+    const naive = new Float32Array(C);
+    for (let i = 0; i < C; i++) {
+      let sum = 0;
+      for (let d = 0; d < D; d++) sum += W[i * D + d] * vector[d];
+      naive[i] = sum;
+    }
+    t.same(Array.from(attribution(W, vector, 'none')), Array.from(naive), `C = ${C}`);
   }
 });
