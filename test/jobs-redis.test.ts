@@ -7,7 +7,7 @@
  * stopped with SIGTERM mid-search hands its job straight back: with a 60 s lock, the other worker
  * takes it over within seconds.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
@@ -104,7 +104,11 @@ async function sseEvents(url: string): Promise<string[]> {
   return [...text.matchAll(/^event: (.*)$/gm)].map((match) => match[1]);
 }
 
-t.test('search jobs on BullMQ with two worker processes', async (t) => {
+/**
+ * A throwaway Redis, two `src/worker.ts` processes holding job locks for `lockMs`, and an app that
+ * does not work jobs itself; all torn down with `t`. Resolves once both workers are ready.
+ */
+async function startCluster(t: Test, lockMs: number): Promise<{ app: App; workers: WorkerProcess[] }> {
   const port = await freePort();
   const redis = await startRedis(port);
   const redisUrl = `redis://127.0.0.1:${port}`;
@@ -116,7 +120,7 @@ t.test('search jobs on BullMQ with two worker processes', async (t) => {
     ORT_PROVIDERS: 'cpu',
     ORT_INTRA_OP_THREADS: '1',
     WORKER_CONCURRENCY: '1',
-    WORKER_LOCK_MS: '2000',
+    WORKER_LOCK_MS: String(lockMs),
   };
   const workers = [startWorker(workerEnv), startWorker(workerEnv)];
   process.env.WORKER_IN_PROCESS = 'false';
@@ -132,6 +136,11 @@ t.test('search jobs on BullMQ with two worker processes', async (t) => {
     'both workers ready',
     120_000,
   );
+  return { app, workers };
+}
+
+t.test('search jobs on BullMQ with two worker processes', async (t) => {
+  const { app, workers } = await startCluster(t, 2000);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const base = `http://127.0.0.1:${(app.server.address() as net.AddressInfo).port}`;
   const post = async (payload: object) =>
@@ -192,34 +201,8 @@ t.test('search jobs on BullMQ with two worker processes', async (t) => {
 });
 
 t.test('a worker stopped with SIGTERM hands its running job back to the queue', async (t) => {
-  const port = await freePort();
-  const redis = await startRedis(port);
-  const redisUrl = `redis://127.0.0.1:${port}`;
-  const modelDir = await referenceModelDir();
   const lockMs = 60_000;
-  const workerEnv = {
-    ...process.env,
-    REDIS_URL: redisUrl,
-    MODEL_DIR: modelDir,
-    ORT_PROVIDERS: 'cpu',
-    ORT_INTRA_OP_THREADS: '1',
-    WORKER_CONCURRENCY: '1',
-    WORKER_LOCK_MS: String(lockMs),
-  };
-  const workers = [startWorker(workerEnv), startWorker(workerEnv)];
-  process.env.WORKER_IN_PROCESS = 'false';
-  const app = await buildTestApp({ redisUrl, modelDir });
-  delete process.env.WORKER_IN_PROCESS;
-  t.teardown(async () => {
-    for (const worker of workers) worker.child.kill('SIGKILL');
-    await app.close();
-    redis.kill('SIGKILL');
-  });
-  await until(
-    () => workers.every((worker) => worker.lines.some((line) => line.msg === 'worker ready')),
-    'both workers ready',
-    120_000,
-  );
+  const { app, workers } = await startCluster(t, lockMs);
   const { jobId } = (
     await app.inject({
       method: 'POST',

@@ -190,11 +190,11 @@ export class EmotionService {
     let result = this.pending.get(key);
     if (!result) {
       result = (async () => {
-        const known = this.memo.get(key) ?? (await this.cache.getJson<Composition>(key));
-        if (known) return this.remember(key, known) as Composition;
+        const known = this.recall<Composition>(key) ?? (await this.cache.getJson<Composition>(key));
+        if (known) return this.remember(key, known);
         const composition = await this.fit(request, fitId);
         await this.cache.setJson(key, composition);
-        return this.remember(key, composition) as Composition;
+        return this.remember(key, composition);
       })().finally(() => this.pending.delete(key));
       this.pending.set(key, result);
     }
@@ -210,14 +210,19 @@ export class EmotionService {
   async atlas(factors: number): Promise<Atlas> {
     const composition = await this.defaultComposition();
     const key = cacheKey(this.attribution.model.sha256, 'emotion-atlas', composition.fitId, String(factors));
-    const known = this.memo.get(key) ?? (await this.cache.getJson<Atlas>(key));
-    if (known) return this.remember(key, known) as Atlas;
+    const known = this.recall<Atlas>(key) ?? (await this.cache.getJson<Atlas>(key));
+    if (known) return this.remember(key, known);
     const atlas = buildAtlas(composition, factors, (id) => this.attribution.catalogue.label(id));
     await this.cache.setJson(key, atlas);
-    return this.remember(key, atlas) as Atlas;
+    return this.remember(key, atlas);
   }
 
-  private remember(key: string, value: Composition | Atlas): Composition | Atlas {
+  /** Keys name what they hold (sparse-composition… or emotion-atlas…), so the type is the caller's. */
+  private recall<T extends Composition | Atlas>(key: string): T | undefined {
+    return this.memo.get(key) as T | undefined;
+  }
+
+  private remember<T extends Composition | Atlas>(key: string, value: T): T {
     this.memo.delete(key);
     this.memo.set(key, value);
     if (this.memo.size > MEMO_ENTRIES) this.memo.delete(this.memo.keys().next().value!);

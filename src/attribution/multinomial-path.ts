@@ -9,6 +9,7 @@
  */
 import { CvCurve, stratifiedFolds } from './cross-validation.js';
 import {
+  decision,
   defaultMinRatio,
   lambdaGrid,
   type CrossValidation,
@@ -120,16 +121,11 @@ function accuracyOf(eta: Float64Array, labels: readonly number[], K: number): nu
 function predictRaw(design: Design, fit: MultinomialFit, rows: readonly ArrayLike<number>[]): Float64Array {
   const K = fit.coef.length;
   const eta = new Float64Array(rows.length * K);
-  rows.forEach((row, i) => {
-    for (let k = 0; k < K; k++) {
-      let value = fit.intercept[k];
-      const coef = fit.coef[k];
-      for (let j = 0; j < design.p; j++) {
-        if (coef[j] !== 0) value += (coef[j] * (row[j] - design.mean[j])) / design.scale[j];
-      }
-      eta[i * K + k] = value;
-    }
-  });
+  rows.forEach((row, i) =>
+    fit.coef.forEach(
+      (coef, k) => (eta[i * K + k] = decision(design, { coef, intercept: fit.intercept[k] }, row)),
+    ),
+  );
   return eta;
 }
 

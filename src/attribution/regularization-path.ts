@@ -241,7 +241,11 @@ function predictStandardized(design: Design, fit: BinaryFit): Float64Array {
 }
 
 /** η of a raw (unstandardised) row under a fit made on `design`. */
-export function decision(design: Design, fit: BinaryFit, row: ArrayLike<number>): number {
+export function decision(
+  design: Design,
+  fit: Pick<BinaryFit, 'coef' | 'intercept'>,
+  row: ArrayLike<number>,
+): number {
   let eta = fit.intercept;
   for (let j = 0; j < design.p; j++) {
     const c = fit.coef[j];

@@ -105,26 +105,6 @@ export function multinomialLambdaMax(design: Design, labels: readonly number[], 
   return max;
 }
 
-/** Largest KKT violation over every coordinate, at predictors η. */
-export function multinomialKkt(
-  design: Design,
-  labels: readonly number[],
-  K: number,
-  fit: Pick<MultinomialFit, 'coef' | 'lambda'>,
-  eta: Float64Array,
-): number {
-  const P = new Float64Array(labels.length * K);
-  softmaxLoss(eta, labels, K, P);
-  let worst = 0;
-  for (let k = 0; k < K; k++) {
-    const { gradient, interceptGradient } = classGradient(design, labels, P, K, k);
-    worst = Math.max(worst, Math.abs(interceptGradient));
-    for (let j = 0; j < design.p; j++)
-      worst = Math.max(worst, kktViolation(gradient[j], fit.coef[k][j], fit.lambda));
-  }
-  return worst;
-}
-
 /** η (row-major, n × K) of a standardised design under coefficients and intercepts. */
 export function multinomialPredictor(design: Design, coef: readonly Float64Array[], intercept: Float64Array) {
   const { n, p, X } = design;

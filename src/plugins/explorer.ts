@@ -4,8 +4,9 @@
  * Responses carry `cache-control: no-cache` and a content ETag (the built names have no hash), so
  * browsers revalidate and get 304 when nothing changed. When web/dist/ is missing, / answers 404
  * with how to build it. The routes are hidden from the OpenAPI document; the security plugin
- * treats / and /assets/ as open paths, and its CSP (script-src 'self') suits the built page, which
- * has no inline script (see withoutUpgrade for the one directive the page drops).
+ * treats / and /assets/ as open paths, and its CSP (script-src 'self', no upgrade-insecure-requests,
+ * so the page also loads over plain HTTP off loopback) suits the built page, which has no inline
+ * script.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -31,22 +32,6 @@ const CONTENT_TYPES: Record<string, string> = {
 /** A file name under assets/: plain segments only (no `..`, no hidden files). */
 const ASSET_PATH = /^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*\/)*[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 
-/**
- * The page keeps the service's Content-Security-Policy but for `upgrade-insecure-requests`: over
- * plain HTTP on anything but a loopback address (`docker run -p 8080:8080`, then
- * http://server:8080/) that directive makes the browser fetch /assets/* over https, which the
- * service does not speak, and the page stays blank. Over https it adds nothing here: every URL the
- * page loads is same-origin and relative.
- */
-function withoutUpgrade(reply: FastifyReply): void {
-  const policy = reply.getHeader('content-security-policy');
-  if (typeof policy !== 'string') return;
-  const kept = policy
-    .split(';')
-    .filter((directive) => directive.trim().toLowerCase() !== 'upgrade-insecure-requests');
-  void reply.header('content-security-policy', kept.join(';'));
-}
-
 export interface ExplorerOptions {
   /** The built page; default web/dist/ of the repository. */
   dir?: string;
@@ -69,7 +54,6 @@ const explorer: FastifyPluginAsync<ExplorerOptions> = async (app, options) => {
     }
     const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
     void reply.header('cache-control', 'no-cache').header('etag', etag);
-    if (type.startsWith('text/html')) withoutUpgrade(reply);
     if (request.headers['if-none-match'] === etag) return reply.code(304).send();
     return reply.type(type).send(body);
   }
