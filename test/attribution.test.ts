@@ -5,7 +5,7 @@
 import t from 'tap';
 import { buildTestApp, readReferencePng, referenceExpectations } from './helpers/app.js';
 import { relativeError, topK } from './helpers/tiny-model.js';
-import { attribution } from '../src/attribution/bilinear.js';
+import { attribution, topAndBottom } from '../src/attribution/bilinear.js';
 
 const expected = referenceExpectations();
 const app = await buildTestApp();
@@ -197,4 +197,44 @@ t.test('W·t equals the naive row-by-row product, for any number of neurons', as
     }
     t.same(Array.from(attribution(W, vector, 'none')), Array.from(naive), `C = ${C}`);
   }
+});
+
+t.test('top and bottom neurons are the ends of a full sort (value, then index), ties included', async (t) => {
+  let seed = 7;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+  for (const C of [1, 2, 5, 64, 513]) {
+    // Values rounded to one decimal, so many neurons tie.
+    const v = Float32Array.from({ length: C }, () => Math.round(random() * 10) / 10);
+    const order = Array.from(v.keys()).sort((i, j) => v[j] - v[i] || i - j);
+    for (const k of [1, 3, 10, C, C + 5]) {
+      const count = Math.min(k, C);
+      const { top, bottom } = topAndBottom(v, k);
+      t.same(
+        top.map((entry) => entry.neuron),
+        order.slice(0, count),
+        `top ${k} of ${C}`,
+      );
+      t.same(
+        bottom.map((entry) => entry.neuron),
+        order.slice(-count).reverse(),
+        `bottom ${k} of ${C}`,
+      );
+    }
+  }
+});
+
+t.test('the in-memory W·t graph (onnxruntime Gemm) equals the product in JavaScript', async (t) => {
+  const D = app.clip.embedDim;
+  const rows = Array.from({ length: 37 }, (_, r) =>
+    Float32Array.from({ length: D }, (_, d) => Math.sin(r * 31 + d * 0.7) * (1 + r)),
+  );
+  const products = await app.clip.bilinearProducts(rows);
+  t.equal(products.length, rows.length);
+  for (const [r, row] of rows.entries()) {
+    const reference = attribution(app.clip.bilinear, row, 'none');
+    t.equal(products[r].length, app.clip.neuronCount);
+    const error = relativeError(Array.from(products[r]), Array.from(reference));
+    if (error > 1e-6) t.fail(`row ${r}: relative error ${error}`);
+  }
+  t.pass(`${rows.length} rows within 1e-6 of the JavaScript product`);
 });

@@ -50,11 +50,12 @@ const answers = [
   await app.inject('/v1/jobs/no-such-job-1'),
   await app.inject('/v1/jobs/no-such-job-2'),
   await app.inject('/no/such/route/12345'),
+  await app.inject({ method: 'POST', url: '/v1/attribution/text', payload: { texts: [unique] } }),
 ];
 const statuses = answers.map((res) => res.statusCode);
 
 t.test('the requests themselves', async (t) => {
-  t.same(statuses, [200, 200, 200, 200, 400, 404, 404, 404]);
+  t.same(statuses, [200, 200, 200, 200, 400, 404, 404, 404, 200]);
 });
 
 t.test('GET /metrics: Prometheus text', async (t) => {
@@ -88,7 +89,7 @@ t.test('GET /metrics: Prometheus text', async (t) => {
   });
 
   t.test('onnxruntime run times and batch sizes per graph', async (t) => {
-    for (const graph of ['text', 'visual_trunk', 'visual_head']) {
+    for (const graph of ['text', 'visual_trunk', 'visual_head', 'bilinear']) {
       const runs = sum(pick(samples, 'ort_run_duration_seconds_count', { graph }));
       const seconds = sum(pick(samples, 'ort_run_duration_seconds_sum', { graph }));
       t.ok(runs >= 1, `${graph}: ${runs} runs`);

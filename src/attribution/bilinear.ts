@@ -10,7 +10,11 @@
 
 export type Normalize = 'unit' | 'none';
 
-/** a = W·t, or W·t/|t| with normalize "unit". W is row-major [C, D]. */
+/**
+ * a = W·t, or W·t/|t| with normalize "unit". W is row-major [C, D]. The service computes W·t in
+ * onnxruntime, a micro-batch at a time (src/clip/bilinear-graph.ts); this is the product in plain
+ * JavaScript, the reference that graph is tested against.
+ */
 export function attribution(W: Float32Array, t: Float32Array, normalize: Normalize = 'unit'): Float32Array {
   const D = t.length;
   const C = W.length / D;
@@ -49,6 +53,15 @@ export function attribution(W: Float32Array, t: Float32Array, normalize: Normali
   return a;
 }
 
+/** W·t as it is (normalize "none") or divided by |t| ("unit"), in place. */
+export function normalized(product: Float32Array, t: Float32Array, normalize: Normalize): Float32Array {
+  if (normalize === 'unit') {
+    const scale = 1 / (norm(t) || 1);
+    for (let i = 0; i < product.length; i++) product[i] *= scale;
+  }
+  return product;
+}
+
 /** The mean of several attribution vectors (one per prompt template). */
 export function meanVector(vectors: readonly Float32Array[]): Float32Array {
   const mean = new Float32Array(vectors[0].length);
@@ -83,15 +96,48 @@ export interface RankedNeuron {
   share: number;
 }
 
-/** The k largest and the k most negative entries of a vector, with their shares of Σ|v|. */
+/**
+ * The k largest and the k most negative entries of a vector, with their shares of Σ|v|. The order is
+ * that of a full sort by value, largest first, ties by index (`bottom` is the tail of that order,
+ * reversed), found in one pass that keeps the best k so far: a request for the top 10 of 2,560
+ * neurons costs about one comparison per neuron instead of a sort.
+ */
 export function topAndBottom(v: Float32Array, k: number): { top: RankedNeuron[]; bottom: RankedNeuron[] } {
   let mass = 0;
   for (let i = 0; i < v.length; i++) mass += Math.abs(v[i]);
-  const order = Array.from(v.keys()).sort((i, j) => v[j] - v[i] || i - j);
   const ranked = (i: number): RankedNeuron => ({ neuron: i, value: v[i], share: mass > 0 ? v[i] / mass : 0 });
-  const count = Math.min(k, v.length);
-  return {
-    top: order.slice(0, count).map(ranked),
-    bottom: order.slice(-count).reverse().map(ranked),
-  };
+  const count = Math.max(0, Math.min(k, v.length));
+  return { top: largest(v, count).map(ranked), bottom: smallest(v, count).map(ranked) };
+}
+
+/**
+ * Indices of the `count` largest values, largest first, ties by index. Indices arrive in increasing
+ * order, so a newcomer goes after every kept index of the same value.
+ */
+function largest(v: Float32Array, count: number): number[] {
+  const kept: number[] = [];
+  for (let i = 0; count > 0 && i < v.length; i++) {
+    const x = v[i];
+    if (kept.length === count && !(x > v[kept[count - 1]])) continue;
+    let at = Math.min(kept.length, count - 1);
+    for (; at > 0 && x > v[kept[at - 1]]; at--) kept[at] = kept[at - 1];
+    kept[at] = i;
+  }
+  return kept;
+}
+
+/**
+ * Indices of the `count` smallest values, smallest first, ties by index reversed (the tail of the
+ * order above, read backwards): a newcomer goes before every kept index of the same value.
+ */
+function smallest(v: Float32Array, count: number): number[] {
+  const kept: number[] = [];
+  for (let i = 0; count > 0 && i < v.length; i++) {
+    const x = v[i];
+    if (kept.length === count && !(x <= v[kept[count - 1]])) continue;
+    let at = Math.min(kept.length, count - 1);
+    for (; at > 0 && x <= v[kept[at - 1]]; at--) kept[at] = kept[at - 1];
+    kept[at] = i;
+  }
+  return kept;
 }

@@ -7,7 +7,7 @@ import type { ClipModel } from '../clip/clip-model.js';
 import type { Encoders } from '../clip/encoders.js';
 import { toPixelValues } from '../clip/image.js';
 import { cosine } from '../clip/zero-shot.js';
-import { attribution, contributions, meanVector, norm, sum, type Normalize } from './bilinear.js';
+import { contributions, meanVector, norm, normalized, sum, type Normalize } from './bilinear.js';
 import type { NeuronCatalogue } from './neuron-catalogue.js';
 
 export interface ImageAttribution {
@@ -93,7 +93,8 @@ export class AttributionService {
     const cached = await this.cache.getVector(key);
     if (cached) return cached;
     const [t] = await this.encoders.tokenEmbeddings([ids]); // tokenized once, above
-    const vector = attribution(this.model.bilinear, t, normalize);
+    const [product] = await this.model.bilinearProducts([t]); // W·t, batched in onnxruntime
+    const vector = normalized(product, t, normalize);
     void this.cache.setVector(key, vector);
     return vector;
   }

@@ -1,9 +1,11 @@
 /**
- * A loaded CLIP model: the tokenizer, the three onnxruntime graphs behind micro-batchers, and W.
+ * A loaded CLIP model: the tokenizer, the three onnxruntime graphs behind micro-batchers, and W
+ * (as an array and as a fourth, in-memory graph).
  *
  *   text:  token ids [L]            --text.onnx-->          text_embeds  [D]
  *   image: pixel_values [3,S,S]     --visual_trunk.onnx-->  neurons      [C,h,w]
  *          neurons [C,h,w]          --visual_head.onnx-->   image_embeds [D]
+ *   W·t:   text_embeds [D]          --bilinear (Gemm)-->    attributions [C]
  *
  * Text rows of one batch are padded with zeros only to the longest row of that batch: the graph
  * reads each row's features at its end token (the highest id), and the causal mask keeps the
@@ -13,6 +15,7 @@ import * as ort from 'onnxruntime-node';
 import type { Config, ExecutionProviderName } from '../config.js';
 import { HttpError } from '../errors.js';
 import { MicroBatcher } from './batcher.js';
+import { BILINEAR_INPUT, BILINEAR_OUTPUT, bilinearGraph } from './bilinear-graph.js';
 import { loadModelDirectory, MODEL_FILES, type ModelDirectory } from './model-directory.js';
 import { createSession, type GraphSignature } from './onnx-session.js';
 import { ClipTokenizer } from './tokenizer.js';
@@ -32,7 +35,8 @@ export type ModelOptions = Pick<
 > & { warn?: (message: string) => void };
 
 /** Observes every onnxruntime run (graph name, rows, milliseconds), for metrics. */
-export type RunObserver = (graph: 'text' | 'visual_trunk' | 'visual_head', rows: number, ms: number) => void;
+export type GraphName = 'text' | 'visual_trunk' | 'visual_head' | 'bilinear';
+export type RunObserver = (graph: GraphName, rows: number, ms: number) => void;
 
 export class ClipModel {
   readonly neuronCount: number;
@@ -47,12 +51,13 @@ export class ClipModel {
   private readonly textBatcher: MicroBatcher<readonly number[], Float32Array>;
   private readonly trunkBatcher: MicroBatcher<Float32Array, Float32Array>;
   private readonly headBatcher: MicroBatcher<Float32Array, Float32Array>;
+  private readonly bilinearBatcher: MicroBatcher<Float32Array, Float32Array>;
 
   private constructor(
     readonly directory: ModelDirectory,
     readonly tokenizer: ClipTokenizer,
     readonly executionProvider: ExecutionProviderName,
-    private readonly sessions: Record<'text' | 'trunk' | 'head', ort.InferenceSession>,
+    private readonly sessions: Record<'text' | 'trunk' | 'head' | 'bilinear', ort.InferenceSession>,
     options: ModelOptions,
   ) {
     this.warn = options.warn ?? (() => undefined);
@@ -67,6 +72,7 @@ export class ClipModel {
     this.textBatcher = new MicroBatcher({ ...batching, run: (rows) => this.runText(rows) });
     this.trunkBatcher = new MicroBatcher({ ...batching, run: (rows) => this.runTrunk(rows) });
     this.headBatcher = new MicroBatcher({ ...batching, run: (rows) => this.runHead(rows) });
+    this.bilinearBatcher = new MicroBatcher({ ...batching, run: (rows) => this.runBilinear(rows) });
   }
 
   static async load(dir: string, options: ModelOptions): Promise<ClipModel> {
@@ -121,11 +127,22 @@ export class ClipModel {
     };
     const trunk = await createSession(directory.path(signatures.trunk[0]), signatures.trunk[1], rest);
     const head = await createSession(directory.path(signatures.head[0]), signatures.head[1], rest);
+    const bilinear = await createSession(
+      `W·t graph of ${directory.path(MODEL_FILES.bilinear)}`,
+      {
+        input: { name: BILINEAR_INPUT, type: 'float32', shape: [null, D] },
+        output: { name: BILINEAR_OUTPUT, type: 'float32', shape: [null, C] },
+      },
+      // One thread: a micro-batch takes well under a millisecond, less than waking a thread pool
+      // that would then spin next to the text encoder's own.
+      { ...rest, intraOpThreads: 1 },
+      bilinearGraph(directory.bilinear, C, D),
+    );
     return new ClipModel(
       directory,
       tokenizer,
       text.provider,
-      { text: text.session, trunk: trunk.session, head: head.session },
+      { text: text.session, trunk: trunk.session, head: head.session, bilinear: bilinear.session },
       options,
     );
   }
@@ -149,7 +166,9 @@ export class ClipModel {
 
   /** Rows waiting in the micro-batchers. */
   get queueDepth(): number {
-    return this.textBatcher.depth + this.trunkBatcher.depth + this.headBatcher.depth;
+    return (
+      this.textBatcher.depth + this.trunkBatcher.depth + this.headBatcher.depth + this.bilinearBatcher.depth
+    );
   }
 
   /** Text embeddings for token id rows (with start and end tokens, as the tokenizer returns them). */
@@ -169,6 +188,11 @@ export class ClipModel {
   /** The attention-pool head on (possibly edited) neuron maps. */
   imageEmbeddingsFromNeurons(neuronRows: readonly Float32Array[]): Promise<Float32Array[]> {
     return this.headBatcher.submitAll(neuronRows);
+  }
+
+  /** W·t for text embeddings t [D], one vector [C] per row, batched with concurrent requests. */
+  bilinearProducts(textEmbeddings: readonly Float32Array[]): Promise<Float32Array[]> {
+    return this.bilinearBatcher.submitAll(textEmbeddings);
   }
 
   async encodeImages(pixelRows: readonly Float32Array[]): Promise<ImageEncoding[]> {
@@ -227,8 +251,20 @@ export class ClipModel {
     return splitRows(output, rows.length, this.embedDim);
   }
 
+  private async runBilinear(rows: Float32Array[]): Promise<Float32Array[]> {
+    const input = new ort.Tensor('float32', concatRows(rows, this.embedDim), [rows.length, this.embedDim]);
+    const output = await this.run(
+      'bilinear',
+      this.sessions.bilinear,
+      { [BILINEAR_INPUT]: input },
+      BILINEAR_OUTPUT,
+      rows.length,
+    );
+    return splitRows(output, rows.length, this.neuronCount);
+  }
+
   private async run(
-    graph: 'text' | 'visual_trunk' | 'visual_head',
+    graph: GraphName,
     session: ort.InferenceSession,
     feeds: Record<string, ort.Tensor>,
     outputName: string,

@@ -1,5 +1,5 @@
 /**
- * onnxruntime sessions for the three graphs of a model directory.
+ * onnxruntime sessions for the three graphs of a model directory (and the in-memory W·t graph).
  *
  * Execution providers are tried in the configured order (default cuda, then cpu): when CUDA cannot
  * be loaded the session falls back to the next provider with one warning. Each graph's input and
@@ -31,17 +31,22 @@ export interface LoadedSession {
   provider: ExecutionProviderName;
 }
 
+/**
+ * A session for the graph in `file`, or for the model bytes `source` (then `file` only names it in
+ * messages).
+ */
 export async function createSession(
   file: string,
   signature: GraphSignature,
   options: SessionOptions,
+  source: string | Uint8Array = file,
 ): Promise<LoadedSession> {
   const candidates = [...options.providers];
   let lastError: unknown;
   while (candidates.length > 0) {
     const provider = candidates[0];
     try {
-      const session = await ort.InferenceSession.create(file, {
+      const sessionOptions: ort.InferenceSession.SessionOptions = {
         executionProviders: candidates,
         graphOptimizationLevel: 'all',
         executionMode: 'sequential',
@@ -49,7 +54,11 @@ export async function createSession(
         ...(options.interOpThreads > 0 ? { interOpNumThreads: options.interOpThreads } : {}),
         // Provider load failures are reported once by us, not by onnxruntime's own logger.
         logSeverityLevel: candidates.length > 1 ? 4 : 2,
-      });
+      };
+      const session =
+        typeof source === 'string'
+          ? await ort.InferenceSession.create(source, sessionOptions)
+          : await ort.InferenceSession.create(source, sessionOptions);
       checkSignature(file, session, signature);
       return { session, provider };
     } catch (error) {
