@@ -9,6 +9,7 @@
  *     not copied. 5–10× faster than the loop; used by the service when it can be created.
  */
 import * as ort from 'onnxruntime-node';
+import { oneNodeModel } from '../clip/onnx-graph.js';
 
 export interface MatrixProduct {
   /** M q_k for each query q_k ∈ R^C, each result ∈ R^V. */
@@ -48,45 +49,17 @@ export function dotRows(m: Float32Array, rows: number, cols: number, q: Float32A
   return out;
 }
 
-// --- a one-node ONNX graph, y[V,K] = MatMul(M[V,C], Q[C,K]), encoded by hand (protobuf) ----------
-
-const varint = (value: number): number[] => {
-  const out: number[] = [];
-  let n = value;
-  while (n > 127) {
-    out.push((n & 127) | 128);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return out;
-};
-const message = (field: number, bytes: number[]) => [
-  ...varint((field << 3) | 2),
-  ...varint(bytes.length),
-  ...bytes,
-];
-const integer = (field: number, value: number) => [...varint(field << 3), ...varint(value)];
-const text = (field: number, value: string) => message(field, [...Buffer.from(value, 'utf8')]);
-
-/** ValueInfoProto of a float tensor with symbolic dimensions. */
-function floatInput(name: string, dims: string[]): number[] {
-  const FLOAT = 1;
-  const shape = dims.flatMap((dim) => message(1, text(2, dim)));
-  const tensorType = [...integer(1, FLOAT), ...message(2, shape)];
-  return [...text(1, name), ...message(2, message(1, tensorType))];
-}
-
-/** ModelProto (IR 8, opset 13) of one MatMul node. */
+/** The one-node graph Y[V,K] = MatMul(M[V,C], Q[C,K]); M is an input, not copied into the model. */
 export function matMulModel(): Uint8Array {
-  const node = [...text(1, 'M'), ...text(1, 'Q'), ...text(2, 'Y'), ...text(4, 'MatMul')];
-  const graph = [
-    ...message(1, node),
-    ...text(2, 'word_index_product'),
-    ...message(11, floatInput('M', ['V', 'C'])),
-    ...message(11, floatInput('Q', ['C', 'K'])),
-    ...message(12, floatInput('Y', ['V', 'K'])),
-  ];
-  return Uint8Array.from([...integer(1, 8), ...message(8, integer(2, 13)), ...message(7, graph)]);
+  return oneNodeModel({
+    name: 'word_index_product',
+    opType: 'MatMul',
+    inputs: [
+      { name: 'M', dims: ['V', 'C'] },
+      { name: 'Q', dims: ['C', 'K'] },
+    ],
+    outputs: [{ name: 'Y', dims: ['V', 'K'] }],
+  });
 }
 
 export class OrtProduct implements MatrixProduct {
