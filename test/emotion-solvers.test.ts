@@ -307,6 +307,7 @@ t.test('the atlas of a composition: non-negative loadings, factor tops, a determ
   const composition = {
     fitId: 'x',
     model: 'one-vs-rest' as const,
+    scaling: 'per-neuron' as const,
     lambda: 0.1,
     accuracy: 1,
     samples: 90,
@@ -343,4 +344,31 @@ t.test('one-vs-rest support search stops at its time budget with the largest sup
     sizes.every((size) => size >= 1),
     'each class got its share of the budget: none is left empty',
   );
+});
+
+t.test('shared scaling: centred columns, one scale for all, relative sizes kept', (t) => {
+  // Column j of the rows has spread ~ (j + 1); column 3 is excluded, column 4 is constant.
+  const rows = Array.from({ length: 12 }, (_, i) =>
+    Float64Array.from({ length: 5 }, (_, j) => (j === 4 ? 7 : Math.sin(i * 1.3 + j) * (j + 1) + j)),
+  );
+  const exclude = new Set([3]);
+  const perNeuron = standardize(rows, exclude, 'per-neuron');
+  const shared = standardize(rows, exclude, 'shared');
+  const column = (design: typeof shared, j: number) => Array.from(design.X.subarray(j * 12, (j + 1) * 12));
+  const rms = (values: number[]) => Math.sqrt(values.reduce((s, v) => s + v * v, 0) / values.length);
+  for (const j of [0, 1, 2]) {
+    t.ok(Math.abs(column(shared, j).reduce((s, v) => s + v, 0)) < 1e-9, `column ${j} centred`);
+    t.ok(Math.abs(rms(column(perNeuron, j)) - 1) < 1e-9, `per-neuron: column ${j} has unit variance`);
+    // Shared: column j / column 0 keeps the ratio of the raw spreads.
+    const ratio = rms(column(shared, j)) / rms(column(shared, 0));
+    const raw = perNeuron.scale[j] / perNeuron.scale[0];
+    t.ok(Math.abs(ratio - raw) < 1e-9, `shared: column ${j} keeps its spread relative to column 0`);
+  }
+  // The RMS over every column that is not excluded (the constant one counts, with variance 0).
+  const used = [0, 1, 2, 4].map((j) => rms(column(shared, j)));
+  t.ok(Math.abs(rms(used) - 1) < 1e-9, 'shared: unit mean variance over the columns not excluded');
+  t.same(new Set([shared.scale[0], shared.scale[1], shared.scale[2]]).size, 1, 'one scale for all');
+  t.same(column(shared, 3), new Array(12).fill(0), 'excluded column is zero');
+  t.same(column(shared, 4), new Array(12).fill(0), 'constant column is zero');
+  t.end();
 });

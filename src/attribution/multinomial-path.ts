@@ -57,23 +57,25 @@ export async function fitMultinomialSelection(
   selection: Selection,
   options: OneVsRestOptions & { timeLimitMs?: number } = {},
 ): Promise<MultinomialSelectionFit> {
-  const design = standardize(rows, options.exclude);
+  const design = standardize(rows, options.exclude, options.scaling);
   const started = performance.now();
   const limit = options.timeLimitMs ?? MULTINOMIAL_TIME_LIMIT_MS;
   const deadline = started + limit;
   const solver = { tol: options.tol, maxIter: options.maxIter, deadline };
-  const grid = () =>
+  // A support search may walk further down than a cross-validation needs (as fitToSupportSize does):
+  // on separable data, few neurons per class can be enough until λ is small.
+  const grid = (minRatio = defaultMinRatio(design)) =>
     lambdaGrid(
       multinomialLambdaMax(design, labels, classCount),
       options.nLambda ?? 30,
-      options.lambdaMinRatio ?? defaultMinRatio(design),
+      options.lambdaMinRatio ?? minRatio,
     );
   let fit: MultinomialFit | undefined;
   let cv: CrossValidation | undefined;
   if (selection.kind === 'lambda') {
     fit = await fitMultinomial(design, labels, classCount, selection.lambda, solver);
   } else if (selection.kind === 'support') {
-    for (const lambda of grid()) {
+    for (const lambda of grid(Math.min(defaultMinRatio(design), 1e-3))) {
       fit = await fitMultinomial(design, labels, classCount, lambda, solver, fit);
       if (meanSupport(fit) >= selection.size || performance.now() >= deadline) break;
       await yieldToEventLoop();
@@ -147,6 +149,7 @@ async function crossValidateMultinomial(
     const design = standardize(
       train.map((i) => rows[i]),
       options.exclude,
+      options.scaling,
     );
     return { train, test, trainLabels, design, previous: undefined as MultinomialFit | undefined };
   }).filter((part) => part.test.length > 0);

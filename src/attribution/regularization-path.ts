@@ -25,6 +25,7 @@ import {
   standardize,
   type BinaryFit,
   type Design,
+  type FeatureScaling,
   type SolverOptions,
 } from './sparse-logistic.js';
 import { CvCurve, stratifiedFolds } from './cross-validation.js';
@@ -152,6 +153,8 @@ export interface OneVsRestOptions extends SolverOptions {
   deadline?: number;
   /** Features that never enter (zero columns). */
   exclude?: ReadonlySet<number>;
+  /** Default "per-neuron". */
+  scaling?: FeatureScaling;
   nLambda?: number;
   lambdaMinRatio?: number;
   /** Seed of the fold assignment. */
@@ -194,7 +197,7 @@ export async function fitOneVsRest(
   const started = performance.now();
   const limit = options.timeLimitMs ?? Infinity;
   const deadline = started + limit;
-  const design = standardize(rows, options.exclude);
+  const design = standardize(rows, options.exclude, options.scaling);
   const targets = Array.from({ length: classCount }, (_, k) =>
     Float64Array.from(labels, (c) => (c === k ? 1 : 0)),
   );
@@ -269,7 +272,7 @@ export async function crossValidate(
   folds: number,
   options: OneVsRestOptions = {},
 ): Promise<CrossValidation> {
-  const full = standardize(rows, options.exclude);
+  const full = standardize(rows, options.exclude, options.scaling);
   const top = Math.max(
     ...Array.from({ length: classCount }, (_, k) =>
       lambdaMax(
@@ -286,6 +289,7 @@ export async function crossValidate(
     const design = standardize(
       train.map((i) => rows[i]),
       options.exclude,
+      options.scaling,
     );
     const targets = Array.from({ length: classCount }, (_, k) => {
       const y = train.map((i) => (labels[i] === k ? 1 : 0));

@@ -29,10 +29,22 @@ export interface Design {
   p: number;
   /** Standardised features, column-major: X[j·n + i] is feature j of sample i. */
   X: Float64Array;
-  /** Per-feature mean and scale (population standard deviation; 1 for a constant feature). */
+  /** Per-feature mean and scale (see FeatureScaling; 1 for a constant or excluded feature). */
   mean: Float64Array;
   scale: Float64Array;
 }
+
+/**
+ * How features are scaled before the L1 penalty:
+ *   - "per-neuron" (glmnet's default): every feature is centred and divided by its own standard
+ *     deviation, so the penalty treats all neurons alike whatever their spread;
+ *   - "shared": every feature is centred and all are divided by one scale, the root mean square of
+ *     the centred values over all features. Attribution vectors are in one unit (W·t/|t|), and this
+ *     keeps their relative sizes: a neuron that barely moves between prompts stays small instead of
+ *     being lifted to unit variance, where with few prompts per class it can look as telling as a
+ *     neuron that carries the concept.
+ */
+export type FeatureScaling = 'per-neuron' | 'shared';
 
 /**
  * The standardised design of samples (rows). Features listed in `exclude`, and constant features,
@@ -41,12 +53,13 @@ export interface Design {
 export function standardize(
   rows: readonly ArrayLike<number>[],
   exclude: ReadonlySet<number> = new Set(),
+  scaling: FeatureScaling = 'per-neuron',
 ): Design {
   const n = rows.length;
   const p = n > 0 ? rows[0].length : 0;
   const X = new Float64Array(n * p);
   const mean = new Float64Array(p);
-  const scale = new Float64Array(p).fill(1);
+  const spread = new Float64Array(p); // population standard deviation; 0 for a constant feature
   for (let j = 0; j < p; j++) {
     if (exclude.has(j)) continue;
     let sum = 0;
@@ -56,10 +69,25 @@ export function standardize(
     for (let i = 0; i < n; i++) ss += (rows[i][j] - mu) ** 2;
     const sd = Math.sqrt(ss / n);
     mean[j] = mu;
-    if (!(sd > 1e-12 * (Math.abs(mu) + 1e-30))) continue;
-    scale[j] = sd;
+    if (sd > 1e-12 * (Math.abs(mu) + 1e-30)) spread[j] = sd;
+  }
+  const scale = new Float64Array(p).fill(1);
+  let shared = 0;
+  if (scaling === 'shared') {
+    let squares = 0;
+    let counted = 0;
+    for (let j = 0; j < p; j++) {
+      if (exclude.has(j)) continue;
+      squares += spread[j] * spread[j];
+      counted++;
+    }
+    shared = counted > 0 ? Math.sqrt(squares / counted) : 0;
+  }
+  for (let j = 0; j < p; j++) {
+    if (spread[j] === 0) continue;
+    scale[j] = scaling === 'shared' ? shared : spread[j];
     const column = j * n;
-    for (let i = 0; i < n; i++) X[column + i] = (rows[i][j] - mu) / sd;
+    for (let i = 0; i < n; i++) X[column + i] = (rows[i][j] - mean[j]) / scale[j];
   }
   return { n, p, X, mean, scale };
 }

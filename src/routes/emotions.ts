@@ -12,6 +12,7 @@ import {
   EmotionService,
   LIMITS,
   DEFAULT_NEURONS_PER_CONCEPT,
+  DEFAULT_SCALING,
   emotionConcepts,
   type Composition,
   type CompositionRequest,
@@ -38,7 +39,7 @@ const SelectionFields = {
     Type.Number({
       minimum: 0,
       maximum: 1e3,
-      description: 'Fixed λ of (1/n)Σ log-loss + λ‖β‖₁ on standardised features',
+      description: 'Fixed λ of (1/n)Σ log-loss + λ‖β‖₁ on the scaled features (see scaling)',
     }),
   ),
   cv: Type.Optional(
@@ -58,6 +59,13 @@ const SelectionFields = {
   excludeLexical: Type.Optional(
     Type.Union([Type.Boolean(), Type.Array(Type.Integer({ minimum: 0 }), { maxItems: 8192 })], {
       description: 'Mask lexical neurons: true for the catalogue’s word/lexical neurons, or a list of ids',
+    }),
+  ),
+  scaling: Type.Optional(
+    Type.Union([Type.Literal('shared'), Type.Literal('per-neuron')], {
+      default: DEFAULT_SCALING,
+      description:
+        'shared: each neuron’s attribution centred, and all scaled by one factor, so neurons keep their relative sizes (attributions share one unit; a neuron that barely moves between prompts is not lifted to unit variance); per-neuron: each centred and scaled to unit variance (glmnet’s and scikit-learn StandardScaler’s standardisation)',
     }),
   ),
 };
@@ -105,7 +113,7 @@ const ConceptsBody = Type.Object(
 
 const WeightedNeuron = Type.Object({
   neuron: Type.Integer(),
-  weight: Type.Number({ description: 'Coefficient on the standardised attribution of the neuron' }),
+  weight: Type.Number({ description: 'Coefficient on the scaled attribution of the neuron (see scaling)' }),
   label: Type.Optional(Type.String()),
 });
 
@@ -119,6 +127,7 @@ const FitDiagnostics = Type.Object({
 const CompositionFields = {
   fitId: Type.String({ description: 'Stable hash of the normalised request' }),
   model: Type.Union([Type.Literal('one-vs-rest'), Type.Literal('multinomial')]),
+  scaling: Type.Union([Type.Literal('per-neuron'), Type.Literal('shared')]),
   lambda: Type.Union([Type.Number(), Type.Null()], { description: 'The shared λ; null when per class' }),
   accuracy: Type.Number({ description: 'Training accuracy of argmax over the classes’ linear predictors' }),
   samples: Type.Integer(),
@@ -259,6 +268,7 @@ const routes: FastifyPluginAsyncTypebox<{ fitTimeLimitMs?: number }> = async (ap
         selection: selectionOf(body, body.neuronsPerEmotion),
         model: body.model,
         exclude: excluded(body.excludeLexical),
+        scaling: body.scaling,
       };
       const { compositions, ...rest } = fitResponse(await service.compose(fit));
       return { ...rest, emotions: compositions };
@@ -284,6 +294,7 @@ const routes: FastifyPluginAsyncTypebox<{ fitTimeLimitMs?: number }> = async (ap
         selection: selectionOf(body, body.neuronsPerConcept),
         model: body.model,
         exclude: excluded(body.excludeLexical),
+        scaling: body.scaling,
       };
       const { compositions, ...rest } = fitResponse(await service.compose(fit));
       return { ...rest, concepts: compositions };

@@ -2232,7 +2232,7 @@ export interface paths {
             templates?: string[];
             /** @description Target neurons per class; each gets its own λ (default 5) */
             neuronsPerEmotion?: number;
-            /** @description Fixed λ of (1/n)Σ log-loss + λ‖β‖₁ on standardised features */
+            /** @description Fixed λ of (1/n)Σ log-loss + λ‖β‖₁ on the scaled features (see scaling) */
             lambda?: number;
             /** @description k-fold cross-validation, one-standard-error rule */
             cv?: number;
@@ -2243,6 +2243,11 @@ export interface paths {
             model?: 'one-vs-rest' | 'multinomial';
             /** @description Mask lexical neurons: true for the catalogue’s word/lexical neurons, or a list of ids */
             excludeLexical?: boolean | number[];
+            /**
+             * @description shared: each neuron’s attribution centred, and all scaled by one factor, so neurons keep their relative sizes (attributions share one unit; a neuron that barely moves between prompts is not lifted to unit variance); per-neuron: each centred and scaled to unit variance (glmnet’s and scikit-learn StandardScaler’s standardisation)
+             * @default shared
+             */
+            scaling?: 'shared' | 'per-neuron';
           };
         };
       };
@@ -2257,6 +2262,7 @@ export interface paths {
               /** @description Stable hash of the normalised request */
               fitId: string;
               model: 'one-vs-rest' | 'multinomial';
+              scaling: 'per-neuron' | 'shared';
               /** @description The shared λ; null when per class */
               lambda: number | null;
               /** @description Training accuracy of argmax over the classes’ linear predictors */
@@ -2283,7 +2289,7 @@ export interface paths {
               emotions: {
                 [key: string]: {
                   neuron: number;
-                  /** @description Coefficient on the standardised attribution of the neuron */
+                  /** @description Coefficient on the scaled attribution of the neuron (see scaling) */
                   weight: number;
                   label?: string;
                 }[];
@@ -2377,7 +2383,7 @@ export interface paths {
             };
             /** @description Target neurons per class; each gets its own λ (default 5) */
             neuronsPerConcept?: number;
-            /** @description Fixed λ of (1/n)Σ log-loss + λ‖β‖₁ on standardised features */
+            /** @description Fixed λ of (1/n)Σ log-loss + λ‖β‖₁ on the scaled features (see scaling) */
             lambda?: number;
             /** @description k-fold cross-validation, one-standard-error rule */
             cv?: number;
@@ -2388,6 +2394,11 @@ export interface paths {
             model?: 'one-vs-rest' | 'multinomial';
             /** @description Mask lexical neurons: true for the catalogue’s word/lexical neurons, or a list of ids */
             excludeLexical?: boolean | number[];
+            /**
+             * @description shared: each neuron’s attribution centred, and all scaled by one factor, so neurons keep their relative sizes (attributions share one unit; a neuron that barely moves between prompts is not lifted to unit variance); per-neuron: each centred and scaled to unit variance (glmnet’s and scikit-learn StandardScaler’s standardisation)
+             * @default shared
+             */
+            scaling?: 'shared' | 'per-neuron';
           };
         };
       };
@@ -2402,6 +2413,7 @@ export interface paths {
               /** @description Stable hash of the normalised request */
               fitId: string;
               model: 'one-vs-rest' | 'multinomial';
+              scaling: 'per-neuron' | 'shared';
               /** @description The shared λ; null when per class */
               lambda: number | null;
               /** @description Training accuracy of argmax over the classes’ linear predictors */
@@ -2428,7 +2440,7 @@ export interface paths {
               concepts: {
                 [key: string]: {
                   neuron: number;
-                  /** @description Coefficient on the standardised attribution of the neuron */
+                  /** @description Coefficient on the scaled attribution of the neuron (see scaling) */
                   weight: number;
                   label?: string;
                 }[];
@@ -2536,7 +2548,7 @@ export interface paths {
                 ring: string;
                 neurons: {
                   neuron: number;
-                  /** @description Coefficient on the standardised attribution of the neuron */
+                  /** @description Coefficient on the scaled attribution of the neuron (see scaling) */
                   weight: number;
                   label?: string;
                 }[];
@@ -2691,7 +2703,7 @@ export interface paths {
               ring: string;
               neurons: {
                 neuron: number;
-                /** @description Coefficient on the standardised attribution of the neuron */
+                /** @description Coefficient on the scaled attribution of the neuron (see scaling) */
                 weight: number;
                 label?: string;
               }[];
