@@ -39,7 +39,8 @@ export const MAX_BODY_BYTES = 15 * 1024 * 1024;
 export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   const app = Fastify({
     logger: logger ?? { level: config.logLevel, redact: ['req.headers.authorization'] },
-    connectionTimeout: config.requestTimeoutMs,
+    // Receiving a request (headers and body) must end within the limit; the work on it is bounded
+    // by the hook below, not by the socket, so a slow answer is a 503 rather than a dropped connection.
     requestTimeout: config.requestTimeoutMs,
     bodyLimit: 1024 * 1024,
     requestIdHeader: 'x-request-id',
@@ -60,6 +61,27 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
       message: `Route ${request.method} ${request.url.split('?')[0]} not found`,
     });
   });
+
+  if (config.requestTimeoutMs > 0) {
+    // Past REQUEST_TIMEOUT_MS the client gets a 503 that says so. The work itself runs to its end:
+    // it cannot be interrupted midway, and fits and searches have time budgets of their own.
+    app.addHook('onRequest', async (request, reply) => {
+      const timer = setTimeout(() => {
+        if (reply.sent || reply.raw.headersSent) return;
+        request.log.warn({ url: request.url, limitMs: config.requestTimeoutMs }, 'request timed out');
+        void reply
+          .code(503)
+          .header('retry-after', '5')
+          .send({
+            statusCode: 503,
+            error: 'Service Unavailable',
+            message: `the request took longer than ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS); retry later`,
+          });
+      }, config.requestTimeoutMs);
+      timer.unref();
+      reply.raw.once('close', () => clearTimeout(timer));
+    });
+  }
 
   await app.register(externalPlugins);
   await app.register(metricsPlugin);
