@@ -32,6 +32,8 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '100' },
     batch: { type: 'string', default: '64' },
     out: { type: 'string', default: path.join(REPO_ROOT, 'bench/results/search.md') },
+    // A real-size model directory (e.g. a random-weight RN50-x4 export) for one more speed row.
+    large: { type: 'string' },
   },
 });
 const NEURONS = Number(args.neurons);
@@ -122,7 +124,7 @@ const cpuSeconds = (from: NodeJS.CpuUsage) => {
 };
 
 /** Candidates per second, three ways, on one model; rounds alternate to share the machine's noise. */
-async function speed(speedModel: ClipModel, batch: number, rounds = 5) {
+async function speed(speedModel: ClipModel, batch: number, rounds = 5, steps = 60) {
   const session = await ort.InferenceSession.create(speedModel.directory.path('text.onnx'), {
     intraOpNumThreads: 1,
     interOpNumThreads: 1,
@@ -147,12 +149,12 @@ async function speed(speedModel: ClipModel, batch: number, rounds = 5) {
     return (batch * runs) / cpuSeconds(started);
   };
   const request = normaliseRequest(
-    { neuron: 0, steps: 60, batch, restarts: 50, timeLimitS: 600 },
+    { neuron: 0, steps, batch, restarts: 50, timeLimitS: 600 },
     speedModel.neuronCount,
   );
   const setup = await searchSetup(speedModel, cache, request);
   const climb = (seed: number) =>
-    hillClimb({ ...setup, length: LENGTH, steps: 60, batch, restarts: 50, seed, timeLimitMs: 6e5 });
+    hillClimb({ ...setup, length: LENGTH, steps, batch, restarts: 50, seed, timeLimitMs: 6e5 });
   await climb(99); // warm-up: JIT, the memo of word encodings
   const measured = {
     search: [] as number[],
@@ -191,7 +193,7 @@ out('- **service encoder**: `ClipModel.embedTokenRows` (micro-batcher + session)
 out('- **bare**: one onnxruntime session on text.onnx at the same batch and row length;');
 out('- **padded**: that session on the same rows zero-padded to the context length.');
 out('Candidates per CPU-second of this process (the machine is shared, so wall-clock rates swing');
-out('with other jobs), medians of 5 alternating rounds.');
+out('with other jobs), medians of 5 alternating rounds (of 3 rounds of 20 steps for a `--large` model).');
 out();
 out(
   '| model | context | batch | search | service encoder | bare | padded | search / bare | search / padded |',
@@ -208,6 +210,12 @@ if (reference) {
   await speed(small, BATCH);
   await small.release();
 }
+if (args.large) {
+  // Fewer, shorter rounds: each step is a real-size text encoder run.
+  const large = await ClipModel.load(path.resolve(args.large), config);
+  await speed(large, BATCH, 3, 20);
+  await large.release();
+}
 out();
 out(`Batch ${BATCH} equals BATCH_MAX_SIZE (64 by default), so each step is one onnxruntime run that`);
 out('starts at once; a smaller batch waits up to BATCH_MAX_WAIT_MS (2 ms) in the micro-batcher for');
@@ -222,6 +230,13 @@ out('tokens that are their own encoding (~50 µs each). That cost is per candida
 out('these tiny encoders (1.5–4 ms of CPU per batch of 64) it is 10–30% of a step; on a real CLIP');
 out('text encoder (12 layers × 512 wide, ~100× the work) it vanishes. Batch 32 pays the same');
 out('per-step cost over half the rows.');
+if (args.large) {
+  out();
+  out(
+    `The last row is a real-size model (\`--large ${path.basename(path.dirname(path.resolve(args.large)))}/…\`: a`,
+  );
+  out('random-weight RN50-x4 export, `KEEP=1 bash bench/export-rn50x4.sh`), with the CLIP vocabulary.');
+}
 
 await model.release();
 await writeFile(args.out!, lines.join('\n') + '\n');
