@@ -43,6 +43,8 @@ export interface Config {
   /** Rows waiting for onnxruntime beyond which new requests get 503 with Retry-After. */
   maxQueueDepth: number;
   maxEventLoopDelayMs: number;
+  /** A comment line on idle job event streams this often, so proxies keep them open (0: never). */
+  sseHeartbeatMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -113,5 +115,6 @@ export function loadConfig(env: Env = process.env): Config {
     fitTimeLimitMs: readInt(env, 'FIT_TIME_LIMIT_MS', 30_000, 100, 3_600_000),
     maxQueueDepth: readInt(env, 'MAX_QUEUE_DEPTH', 4096, 1, 10_000_000),
     maxEventLoopDelayMs: readInt(env, 'MAX_EVENT_LOOP_DELAY_MS', 2000, 0, 600_000),
+    sseHeartbeatMs: readInt(env, 'SSE_HEARTBEAT_MS', 15_000, 0, 3_600_000),
   };
 }

@@ -25,6 +25,7 @@ async function readEvents(response: Response, onEvent?: (event: SseEvent) => voi
     while ((end = buffer.indexOf('\n\n')) >= 0) {
       const block = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
+      if (!/^(event|data):/m.test(block)) continue; // a comment (heartbeat) block
       const event = /^event: (.*)$/m.exec(block)?.[1] ?? 'message';
       const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? '{}') as Record<string, unknown>;
       events.push({ event, data });
@@ -207,3 +208,32 @@ async function fetchEvents(app: App, id: string): Promise<Response> {
   const address = app.server.address() as { port: number };
   return fetch(`http://127.0.0.1:${address.port}/v1/jobs/${id}/events`);
 }
+
+t.test('an event stream carries keep-alive comments between events (SSE_HEARTBEAT_MS)', async (t) => {
+  const app = await buildTestApp({ redisUrl: undefined, sseHeartbeatMs: 40 });
+  t.teardown(() => app.close());
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  // Long enough to outlast a few heartbeats; cancelled once some have arrived.
+  const submitted = await app.inject({
+    method: 'POST',
+    url: '/v1/search/max-text',
+    payload: { neuron: 2, steps: 2000, batch: 16, seed: 12 },
+  });
+  const { jobId } = submitted.json();
+  const response = await fetchEvents(app, jobId);
+  const decoder = new TextDecoder();
+  let text = '';
+  let cancelled = false;
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    text += decoder.decode(chunk, { stream: true });
+    if (!cancelled && (text.match(/^: keep-alive$/gm) ?? []).length >= 3) {
+      cancelled = true;
+      await app.inject({ method: 'DELETE', url: `/v1/jobs/${jobId}` });
+    }
+  }
+  const comments = text.match(/^: keep-alive\n\n/gm) ?? [];
+  t.ok(comments.length >= 3, `${comments.length} keep-alive comments`);
+  const end = text.lastIndexOf('event: cancelled\n');
+  t.ok(end > 0, 'the stream still ends with the final event');
+  t.notMatch(text.slice(end), /keep-alive/, 'no comment after the final event');
+});

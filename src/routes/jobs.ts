@@ -47,7 +47,7 @@ function sse(event: string, data: unknown): string {
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
-const routes: FastifyPluginAsyncTypebox = async (app) => {
+const routes: FastifyPluginAsyncTypebox<{ heartbeatMs?: number }> = async (app, { heartbeatMs = 0 }) => {
   const mustGet = async (id: string): Promise<JobView> => {
     const view = await app.jobs.get(id);
     if (!view) throw notFound(`job ${id} not found`);
@@ -108,6 +108,14 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       });
       const closed = new AbortController();
       raw.on('close', () => closed.abort());
+      // A comment line now and then: a job can wait in the queue for minutes without news, and
+      // proxies close a stream that stays silent (nginx after 60 s by default).
+      const heartbeat =
+        heartbeatMs > 0
+          ? setInterval(() => {
+              if (!closed.signal.aborted) raw.write(': keep-alive\n\n');
+            }, heartbeatMs)
+          : undefined;
       const send = (view: JobView) => {
         if (closed.signal.aborted) return;
         if (isTerminal(view)) raw.write(sse(view.state, view));
@@ -119,6 +127,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       } catch (error) {
         request.log.error({ err: error }, 'job event stream failed');
         if (!closed.signal.aborted) raw.write(sse('failed', { error: 'Internal Server Error' }));
+      } finally {
+        clearInterval(heartbeat);
       }
       raw.end();
     },
