@@ -3,10 +3,11 @@
  *
  * Samples: for each concept (an emotion word under each template, or any concept's own prompts) the
  * attribution vector a = W·t/|t| of every prompt is one sample in R^C, labelled by its concept.
- * One-vs-rest L1 logistic regression on the standardised samples (regularization-path.ts), or as an
- * option one multinomial (softmax) L1 fit of all concepts at once (multinomial-path.ts), gives each
- * concept a sparse weight vector: its composition, the neurons with nonzero weight. Weights are the
- * coefficients on standardised features (the ones the penalty acts on), so they compare across neurons.
+ * One-vs-rest L1 logistic regression on the scaled samples (regularization-path.ts; scaling: see
+ * FeatureScaling), or as an option one multinomial (softmax) L1 fit of all concepts at once
+ * (multinomial-path.ts), gives each concept a sparse weight vector: its composition, the neurons with
+ * nonzero weight. Weights are the coefficients on the scaled features (the ones the penalty acts on),
+ * so they compare across neurons.
  *
  * Atlas: the compositions of all emotions as a matrix M (emotions × neurons), split into its positive
  * and negative parts [max(M, 0), max(−M, 0)] so it is non-negative, factorised by NMF into 2 or 7
@@ -54,7 +55,7 @@ export interface CompositionRequest {
    * How attributions are scaled before the penalty (see FeatureScaling). Default "shared": the
    * attributions of all neurons are in one unit, and per-neuron standardisation lifts neurons that
    * barely move between prompts (on the embedded model it leaves 3 of 10 expression and wheel words
-   * with their expression's neuron, against 9 of 10 with "shared": models/toyworld/README.md).
+   * with their expression's neuron, against 9 of 10 with "shared": docs/emotion-compositions.md).
    */
   scaling?: FeatureScaling;
 }

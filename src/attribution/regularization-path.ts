@@ -264,7 +264,6 @@ function argmaxAt(scores: readonly Float64Array[], i: number): number {
 }
 
 /** K-fold CV of the one-vs-rest path on a grid shared by all classes (see the module docstring). */
-
 export async function crossValidate(
   rows: readonly ArrayLike<number>[],
   labels: readonly number[],

@@ -55,6 +55,7 @@ export async function createSession(
         // Provider load failures are reported once by us, not by onnxruntime's own logger.
         logSeverityLevel: candidates.length > 1 ? 4 : 2,
       };
+      // Two overloads of create (path, bytes): TypeScript picks one only for a narrowed type.
       const session =
         typeof source === 'string'
           ? await ort.InferenceSession.create(source, sessionOptions)
