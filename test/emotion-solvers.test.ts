@@ -15,6 +15,7 @@ import {
   fitOneVsRest,
   fitPath,
   fitToSupportSize,
+  fitToSupportSizeAsync,
   lambdaGrid,
   supportSize,
 } from '../src/attribution/regularization-path.js';
@@ -186,6 +187,17 @@ t.test('recovers a planted sparse support', (t) => {
     'the 5 planted features, no others',
   );
   t.end();
+});
+
+t.test('the support search that yields to the event loop finds the same model', async (t) => {
+  const { X, y } = plantedLogistic(200, 150, 4, 22, 2);
+  const design = standardize(X, new Set(), 'shared');
+  for (const target of [1, 3, 6]) {
+    const sync = fitToSupportSize(design, y, target);
+    const yielding = await fitToSupportSizeAsync(design, y, target);
+    t.same(Array.from(yielding.coef), Array.from(sync.coef), `target ${target}: same coefficients`);
+    t.equal(yielding.lambda, sync.lambda, `target ${target}: same λ`);
+  }
 });
 
 t.test('a path is warm-started, monotone in support at the top and exact at every λ', (t) => {

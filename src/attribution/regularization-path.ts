@@ -91,13 +91,55 @@ export function fitAtLambda(
   return fitPath(design, y, lambdaGrid(top, steps, lambda / top), options).at(-1)!;
 }
 
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** Longest stretch of solver work between two hand-backs of the event loop. */
+const YIELD_EVERY_MS = 10;
+
+type SupportOptions = SolverOptions & { nLambda?: number; lambdaMinRatio?: number; deadline?: number };
+
 /** The model with `target` nonzero coefficients (or the largest support ≤ target the path reaches). */
 export function fitToSupportSize(
   design: Design,
   y: ArrayLike<number>,
   target: number,
-  options: SolverOptions & { nLambda?: number; lambdaMinRatio?: number; deadline?: number } = {},
+  options: SupportOptions = {},
 ): BinaryFit {
+  const search = supportSearch(design, y, target, options);
+  for (;;) {
+    const next = search.next();
+    if (next.done) return next.value;
+  }
+}
+
+/**
+ * The same search, handing the event loop back every ~10 ms: one class of a large problem can take
+ * seconds, and a service must answer other requests meanwhile.
+ */
+export async function fitToSupportSizeAsync(
+  design: Design,
+  y: ArrayLike<number>,
+  target: number,
+  options: SupportOptions = {},
+): Promise<BinaryFit> {
+  const search = supportSearch(design, y, target, options);
+  let since = performance.now();
+  for (;;) {
+    const next = search.next();
+    if (next.done) return next.value;
+    if (performance.now() - since >= YIELD_EVERY_MS) {
+      await yieldToEventLoop();
+      since = performance.now();
+    }
+  }
+}
+
+/** The support search as steps: it yields after every fit, and returns the chosen one. */
+function* supportSearch(
+  design: Design,
+  y: ArrayLike<number>,
+  target: number,
+  options: SupportOptions,
+): Generator<void, BinaryFit> {
   const late = () => performance.now() > (options.deadline ?? Infinity);
   const grid = lambdaGrid(
     lambdaMax(design, y),
@@ -109,6 +151,7 @@ export function fitToSupportSize(
   let over: BinaryFit | undefined;
   for (const lambda of grid) {
     const fit = step(design, y, lambda, previousLambda, options, best);
+    yield;
     previousLambda = lambda;
     if (supportSize(fit.coef) > target) {
       over = fit;
@@ -130,6 +173,7 @@ export function fitToSupportSize(
       intercept: best.intercept,
       bounds: best.bounds,
     });
+    yield;
     const size = supportSize(fit.coef);
     if (size > target) lo = mid;
     else {
@@ -184,8 +228,6 @@ export interface OneVsRestFit {
   cv?: CrossValidation;
 }
 
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-
 /** One-vs-rest fits of `labels` (class index per sample, 0 … K−1), λ chosen by `selection`. */
 export async function fitOneVsRest(
   rows: readonly ArrayLike<number>[],
@@ -219,7 +261,7 @@ export async function fitOneVsRest(
   for (const [k, y] of targets.entries()) {
     fits.push(
       lambda === null
-        ? fitToSupportSize(design, y, (selection as { size: number }).size, {
+        ? await fitToSupportSizeAsync(design, y, (selection as { size: number }).size, {
             ...options,
             deadline: searchStart + share * (k + 1),
           })
