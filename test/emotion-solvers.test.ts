@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { FEELINGS_WHEEL, WHEEL_EMOTIONS, EMOTION_TEMPLATES } from '../src/attribution/feelings-wheel.js';
-import { buildAtlas } from '../src/attribution/emotions.js';
+import { buildAtlas } from '../src/attribution/atlas.js';
 import { NMF } from '../src/attribution/nmf.js';
 import { mulberry32, stratifiedFolds } from '../src/attribution/cross-validation.js';
 import {

@@ -9,20 +9,19 @@
  * nonzero weight. Weights are the coefficients on the scaled features (the ones the penalty acts on),
  * so they compare across neurons.
  *
- * Atlas: the compositions of all emotions as a matrix M (emotions × neurons), split into its positive
- * and negative parts [max(M, 0), max(−M, 0)] so it is non-negative, factorised by NMF into 2 or 7
- * factors (nmf.ts); each emotion's loadings place it on the factors. A seeded UMAP of the L2-normalised
- * compositions gives every emotion a deterministic 2-D position.
+ * Atlas: NMF factors and a 2-D layout of the default composition (atlas.ts).
+ *
+ * The fits and atlases run on a worker thread (composition-solver.ts): the whole wheel's fit takes
+ * seconds of CPU, which would otherwise hold every other request.
  */
 import { createHash } from 'node:crypto';
-import { UMAP } from 'umap-js';
 import { cacheKey, type BinaryCache } from '../cache/index.js';
 import { badRequest } from '../errors.js';
+import type { Atlas } from './atlas.js';
+import { CompositionSolver } from './composition-solver.js';
 import { EMOTION_TEMPLATES, WHEEL_EMOTION_NAMES, wheelEmotion } from './feelings-wheel.js';
-import { NMF } from './nmf.js';
-import { fitMultinomialSelection, MULTINOMIAL_TIME_LIMIT_MS } from './multinomial-path.js';
-import { mulberry32 } from './cross-validation.js';
-import { fitOneVsRest, type Selection } from './regularization-path.js';
+import { MULTINOMIAL_TIME_LIMIT_MS } from './multinomial-path.js';
+import type { Selection } from './regularization-path.js';
 import type { FeatureScaling } from './sparse-logistic.js';
 import type { AttributionService } from './service.js';
 
@@ -85,19 +84,6 @@ export interface Composition {
   excluded: number;
   concepts: Record<string, ConceptFit>;
   cv?: { folds: number; lambdaMin: number; lambda1se: number; accuracy: number };
-}
-
-export interface Atlas {
-  factors: number;
-  objective: number;
-  iterations: number;
-  converged: boolean;
-  emotions: { name: string; loadings: number[]; x: number; y: number }[];
-  factorTops: {
-    factor: number;
-    emotions: { name: string; loading: number }[];
-    neurons: { neuron: number; sign: 1 | -1; weight: number; label?: string }[];
-  }[];
 }
 
 /** The wheel's emotions under templates, as concept sets ("{}" stands for the word). */
@@ -183,7 +169,13 @@ export class EmotionService {
     private readonly cache: BinaryCache,
     /** Time budget of a multinomial fit (FIT_TIME_LIMIT_MS). */
     private readonly fitTimeLimitMs = MULTINOMIAL_TIME_LIMIT_MS,
+    private readonly solver = new CompositionSolver(),
   ) {}
+
+  /** Stops the solver's thread. */
+  close(): Promise<void> {
+    return this.solver.close();
+  }
 
   /** Neurons the catalogue marks as reading words (family word/lexical/text). */
   lexicalNeurons(): number[] {
@@ -225,7 +217,7 @@ export class EmotionService {
     const key = cacheKey(this.attribution.model.sha256, 'emotion-atlas', composition.fitId, String(factors));
     const known = this.recall<Atlas>(key) ?? (await this.cache.getJson<Atlas>(key));
     if (known) return this.remember(key, known);
-    const atlas = buildAtlas(composition, factors, (id) => this.attribution.catalogue.label(id));
+    const atlas = await this.solver.atlas(composition, factors);
     await this.cache.setJson(key, atlas);
     return this.remember(key, atlas);
   }
@@ -255,17 +247,22 @@ export class EmotionService {
         labels.push(k);
       }
     }
-    const exclude = new Set(request.exclude);
     const model = request.model ?? 'one-vs-rest';
     const scaling = request.scaling ?? DEFAULT_SCALING;
-    const options = { exclude, scaling, timeLimitMs: this.fitTimeLimitMs };
-    const result =
-      model === 'multinomial'
-        ? await fitMultinomialSelection(rows, labels, request.concepts.length, request.selection, options)
-        : await fitOneVsRest(rows, labels, request.concepts.length, request.selection, options);
+    const exclude = [...new Set(request.exclude)];
+    const result = await this.solver.compose({
+      rows,
+      labels,
+      classCount: request.concepts.length,
+      selection: request.selection,
+      model,
+      exclude,
+      scaling,
+      timeLimitMs: this.fitTimeLimitMs,
+    });
     const concepts: Record<string, ConceptFit> = {};
     request.concepts.forEach((concept, k) => {
-      const fit = result.fits[k];
+      const fit = result.classes[k];
       const neurons: WeightedNeuron[] = [];
       fit.coef.forEach((weight, neuron) => {
         if (weight === 0) return;
@@ -288,19 +285,10 @@ export class EmotionService {
       lambda: result.lambda,
       accuracy: result.accuracy,
       samples: rows.length,
-      features: result.design.p,
-      excluded: exclude.size,
+      features: result.features,
+      excluded: exclude.length,
       concepts,
-      ...(result.cv
-        ? {
-            cv: {
-              folds: result.cv.folds,
-              lambdaMin: result.cv.lambdaMin,
-              lambda1se: result.cv.lambda1se,
-              accuracy: result.cv.accuracy,
-            },
-          }
-        : {}),
+      ...(result.cv ? { cv: result.cv } : {}),
     };
   }
 }
@@ -311,80 +299,4 @@ export function defaultEmotionRequest(): CompositionRequest {
     selection: { kind: 'support', size: DEFAULT_NEURONS_PER_CONCEPT },
     exclude: [],
   };
-}
-
-/** The atlas of a composition (see the module docstring). */
-export function buildAtlas(
-  composition: Composition,
-  factors: number,
-  label: (id: number) => string | undefined,
-): Atlas {
-  const names = Object.keys(composition.concepts);
-  const neurons = [
-    ...new Set(names.flatMap((name) => composition.concepts[name].neurons.map((n) => n.neuron))),
-  ].sort((a, b) => a - b);
-  const column = new Map(neurons.map((neuron, c) => [neuron, c]));
-  const m = neurons.length;
-  const dense = names.map((name) => {
-    const row = new Float64Array(m);
-    for (const { neuron, weight } of composition.concepts[name].neurons) row[column.get(neuron)!] = weight;
-    return row;
-  });
-  const split = dense.map((row) => {
-    const out = new Float64Array(2 * m);
-    row.forEach((w, c) => (w > 0 ? (out[c] = w) : (out[m + c] = -w)));
-    return out;
-  });
-  if (factors > Math.min(names.length, 2 * m))
-    throw badRequest(`the composition supports at most ${Math.min(names.length, 2 * m)} factors`);
-  const nmf = new NMF({ components: factors, seed: 1 });
-  const W = nmf.fitTransform(split);
-  const layout = embed2d(dense);
-  const top = <T>(items: T[], score: (item: T) => number, count: number) =>
-    items
-      .filter((item) => score(item) > 0)
-      .sort((a, b) => score(b) - score(a))
-      .slice(0, count);
-  return {
-    factors,
-    objective: nmf.objective_,
-    iterations: nmf.nIter_,
-    converged: nmf.converged_,
-    emotions: names.map((name, i) => ({
-      name,
-      loadings: Array.from(W[i]),
-      x: layout[i][0],
-      y: layout[i][1],
-    })),
-    factorTops: nmf.components_.map((H, r) => ({
-      factor: r,
-      emotions: top(
-        names.map((name, i) => ({ name, loading: W[i][r] })),
-        (e) => e.loading,
-        8,
-      ),
-      neurons: top(Array.from(H.keys()), (c) => H[c], 8).map((c) => {
-        const neuron = neurons[c % m];
-        const entry = { neuron, sign: (c < m ? 1 : -1) as 1 | -1, weight: H[c] };
-        const name = label(neuron);
-        return name === undefined ? entry : { ...entry, label: name };
-      }),
-    })),
-  };
-}
-
-/** Seeded UMAP of L2-normalised rows: the same input always gives the same layout. */
-function embed2d(rows: Float64Array[]): number[][] {
-  const data = rows.map((row) => {
-    const length = Math.hypot(...row) || 1;
-    return Array.from(row, (v) => v / length);
-  });
-  if (data.length < 4) return data.map((_, i) => [i, 0]);
-  const umap = new UMAP({
-    nComponents: 2,
-    nNeighbors: Math.min(15, data.length - 1),
-    minDist: 0.1,
-    random: mulberry32(42),
-  });
-  return umap.fit(data);
 }

@@ -247,6 +247,7 @@ function fitResponse(composition: Composition) {
 
 const routes: FastifyPluginAsyncTypebox<{ fitTimeLimitMs?: number }> = async (app, { fitTimeLimitMs }) => {
   const service = new EmotionService(app.attribution, app.cache, fitTimeLimitMs);
+  app.addHook('onClose', () => service.close());
   const excluded = (option: boolean | number[] | undefined) =>
     option === true ? service.lexicalNeurons() : Array.isArray(option) ? option : [];
 

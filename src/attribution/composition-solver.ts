@@ -1,0 +1,114 @@
+/**
+ * The CPU-bound half of emotion composition: the sparse fits of a composition and the atlas of one.
+ * They run on a worker thread (solver-thread.ts), so a whole-wheel fit or a cross-validation, seconds
+ * of CPU, never holds the event loop and the requests behind it; `threads: 0` runs them in-process.
+ *
+ * The attribution vectors go to the thread as they are (Float32Array rows); the coefficients come
+ * back as Float64Array buffers, moved rather than copied.
+ */
+import { buildAtlas, type Atlas } from './atlas.js';
+import type { Composition, CompositionModel } from './emotions.js';
+import { fitMultinomialSelection } from './multinomial-path.js';
+import { fitOneVsRest, type Selection } from './regularization-path.js';
+import type { FeatureScaling } from './sparse-logistic.js';
+import { siblingModule, WorkerPool } from '../threads/worker-pool.js';
+
+export interface CompositionProblem {
+  /** One attribution vector per prompt. */
+  rows: Float32Array[];
+  /** The concept (class index) of each row. */
+  labels: number[];
+  classCount: number;
+  selection: Selection;
+  model: CompositionModel;
+  exclude: number[];
+  scaling: FeatureScaling;
+  timeLimitMs: number;
+}
+
+export interface SolvedClass {
+  /** Weights on the scaled features; 0 for neurons outside the composition. */
+  coef: Float64Array;
+  lambda: number;
+  objective: number;
+  iterations: number;
+  converged: boolean;
+}
+
+export interface SolvedComposition {
+  classes: SolvedClass[];
+  /** The λ shared by all classes, or null when each has its own. */
+  lambda: number | null;
+  accuracy: number;
+  features: number;
+  cv?: { folds: number; lambdaMin: number; lambda1se: number; accuracy: number };
+}
+
+export type SolverRequest =
+  | { kind: 'composition'; problem: CompositionProblem }
+  | { kind: 'atlas'; composition: Pick<Composition, 'concepts'>; factors: number };
+
+export async function solveComposition(problem: CompositionProblem): Promise<SolvedComposition> {
+  const { rows, labels, classCount, selection } = problem;
+  const options = {
+    exclude: new Set(problem.exclude),
+    scaling: problem.scaling,
+    timeLimitMs: problem.timeLimitMs,
+  };
+  const result =
+    problem.model === 'multinomial'
+      ? await fitMultinomialSelection(rows, labels, classCount, selection, options)
+      : await fitOneVsRest(rows, labels, classCount, selection, options);
+  const { cv } = result;
+  return {
+    classes: result.fits.map(({ coef, lambda, objective, iterations, converged }) => ({
+      coef,
+      lambda,
+      objective,
+      iterations,
+      converged,
+    })),
+    lambda: result.lambda,
+    accuracy: result.accuracy,
+    features: result.design.p,
+    ...(cv
+      ? { cv: { folds: cv.folds, lambdaMin: cv.lambdaMin, lambda1se: cv.lambda1se, accuracy: cv.accuracy } }
+      : {}),
+  };
+}
+
+/** Answers one request; the thread's handler, and the in-process path. */
+export function solve(request: SolverRequest): Promise<SolvedComposition> | Atlas {
+  if (request.kind === 'composition') return solveComposition(request.problem);
+  // The composition's neurons carry their catalogue labels; the catalogue stays on the main thread.
+  const { composition, factors } = request;
+  const labels = new Map<number, string>();
+  for (const { neurons } of Object.values(composition.concepts))
+    for (const { neuron, label } of neurons) if (label !== undefined) labels.set(neuron, label);
+  return buildAtlas(composition, factors, (id) => labels.get(id));
+}
+
+export class CompositionSolver {
+  private readonly pool?: WorkerPool<SolverRequest, SolvedComposition | Atlas>;
+
+  /** `threads`: worker threads for the fits (0: on the calling thread). */
+  constructor(threads = 1) {
+    if (threads > 0) this.pool = new WorkerPool(siblingModule(import.meta.url, 'solver-thread'), threads);
+  }
+
+  compose(problem: CompositionProblem): Promise<SolvedComposition> {
+    return this.run({ kind: 'composition', problem }) as Promise<SolvedComposition>;
+  }
+
+  atlas(composition: Pick<Composition, 'concepts'>, factors: number): Promise<Atlas> {
+    return this.run({ kind: 'atlas', composition, factors }) as Promise<Atlas>;
+  }
+
+  close(): Promise<void> {
+    return this.pool?.close() ?? Promise.resolve();
+  }
+
+  private async run(request: SolverRequest): Promise<SolvedComposition | Atlas> {
+    return this.pool ? this.pool.run(request) : solve(request);
+  }
+}

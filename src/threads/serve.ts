@@ -1,0 +1,44 @@
+/**
+ * The thread side of a WorkerPool (worker-pool.ts): answers each request with the handler's value,
+ * or with the error it threw (its HTTP status kept, 500 for anything that is not an HttpError).
+ */
+import { parentPort, type TransferListItem } from 'node:worker_threads';
+
+export interface Envelope<Request> {
+  id: number;
+  request: Request;
+}
+
+export interface Reply<Response> {
+  id: number;
+  value?: Response;
+  error?: { statusCode: number; message: string };
+}
+
+export function serveRequests<Request, Response>(
+  handler: (request: Request) => Response | Promise<Response>,
+  /** Buffers of the answer to move instead of copy. */
+  transferOf: (response: Response) => TransferListItem[] = () => [],
+): void {
+  const port = parentPort;
+  if (!port) throw new Error('serveRequests runs in a worker thread');
+  port.on('message', async ({ id, request }: Envelope<Request>) => {
+    let reply: Reply<Response>;
+    let transfer: TransferListItem[] = [];
+    try {
+      const value = await handler(request);
+      reply = { id, value };
+      transfer = transferOf(value);
+    } catch (error) {
+      const statusCode = (error as { statusCode?: unknown }).statusCode;
+      reply = {
+        id,
+        error: {
+          statusCode: typeof statusCode === 'number' ? statusCode : 500,
+          message: error instanceof Error ? error.message : String(error),
+        },
+      };
+    }
+    port.postMessage(reply, transfer);
+  });
+}

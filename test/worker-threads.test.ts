@@ -1,0 +1,115 @@
+/**
+ * Work on worker threads: the generic pool (answers, errors with their status, a dead thread
+ * replaced, the event loop free while a thread computes) and the composition solver, whose thread
+ * must give exactly what the same fits give in-process.
+ */
+import { threadId } from 'node:worker_threads';
+import t from 'tap';
+import { CompositionSolver, type CompositionProblem } from '../src/attribution/composition-solver.js';
+import type { Composition } from '../src/attribution/emotions.js';
+import { HttpError } from '../src/errors.js';
+import { WorkerPool } from '../src/threads/worker-pool.js';
+import { plantedEmotions } from '../tools/solvers/planted.js';
+import type { ProbeAnswer, ProbeRequest } from './fixtures/probe-thread.js';
+
+const PROBE = new URL('./fixtures/probe-thread.ts', import.meta.url);
+
+t.test('a pool answers on another thread, keeps 4xx statuses, and replaces a dead thread', async (t) => {
+  const pool = new WorkerPool<ProbeRequest, ProbeAnswer>(PROBE, 2);
+  t.teardown(() => pool.close());
+  const values = Float64Array.from([1, 2, 3]);
+  const answers = await Promise.all(
+    [0, 1, 2, 3].map(() => pool.run({ kind: 'echo', values: values.slice() })),
+  );
+  for (const answer of answers) t.same(Array.from(answer.values!), [2, 4, 6]);
+  const threads = new Set(answers.map((answer) => answer.threadId));
+  t.equal(threads.size, 2, 'requests spread over both threads');
+  t.notOk(threads.has(threadId), 'none ran on this thread');
+
+  const sent = Float64Array.from([5]);
+  await pool.run({ kind: 'echo', values: sent }, [sent.buffer]);
+  t.equal(sent.length, 0, 'a transferred buffer is moved, not copied');
+
+  await t.rejects(pool.run({ kind: 'reject', message: 'bad neuron' }), {
+    name: 'HttpError',
+    statusCode: 400,
+    message: 'bad neuron',
+  });
+  const crash = await pool.run({ kind: 'throw' }).catch((error: unknown) => error);
+  t.ok(crash instanceof HttpError && crash.statusCode === 500, 'other errors become 500s');
+  t.match((crash as Error).message, /not a 4xx/);
+
+  await t.rejects(pool.run({ kind: 'exit' }), /worker thread stopped \(exit code 3\)/);
+  const after = await Promise.all([0, 1].map(() => pool.run({ kind: 'echo', values })));
+  t.ok(
+    after.every((answer) => answer.values?.[0] === 2),
+    'the dead thread is replaced on the next request',
+  );
+});
+
+t.test('the event loop runs while a thread computes', async (t) => {
+  const pool = new WorkerPool<ProbeRequest, ProbeAnswer>(PROBE, 1);
+  t.teardown(() => pool.close());
+  await pool.run({ kind: 'echo', values: new Float64Array(1) }); // started
+  let ticks = 0;
+  const ticker = setInterval(() => (ticks += 1), 5);
+  await pool.run({ kind: 'spin', ms: 300 });
+  clearInterval(ticker);
+  t.ok(ticks > 0, `${ticks} timer ticks during 300 ms of CPU on the thread`);
+});
+
+t.test('a closed pool fails what is pending and refuses new work', async (t) => {
+  const pool = new WorkerPool<ProbeRequest, ProbeAnswer>(PROBE, 1);
+  const pending = t.rejects(pool.run({ kind: 'spin', ms: 2000 }), /closed/);
+  await pool.close();
+  await pending;
+  await t.rejects(pool.run({ kind: 'echo', values: new Float64Array(1) }), /closed/);
+});
+
+t.test('the composition solver gives on its thread exactly what it gives in-process', async (t) => {
+  const threaded = new CompositionSolver(1);
+  const local = new CompositionSolver(0);
+  t.teardown(() => threaded.close());
+  const { rows, labels } = plantedEmotions(6, 4, 96, 2, 5);
+  const base: Omit<CompositionProblem, 'selection' | 'model'> = {
+    rows,
+    labels,
+    classCount: 6,
+    exclude: [3, 7],
+    scaling: 'shared',
+    timeLimitMs: 30_000,
+  };
+  const problems: CompositionProblem[] = [
+    { ...base, model: 'one-vs-rest', selection: { kind: 'support', size: 2 } },
+    { ...base, model: 'one-vs-rest', selection: { kind: 'cv', folds: 4 } },
+    { ...base, model: 'multinomial', selection: { kind: 'lambda', lambda: 0.05 } },
+  ];
+  for (const problem of problems) {
+    const [there, here] = await Promise.all([threaded.compose(problem), local.compose(problem)]);
+    const name = `${problem.model}, ${problem.selection.kind}`;
+    t.same(there, here, name);
+    t.ok(
+      there.classes.every((fit) => fit.coef[3] === 0 && fit.coef[7] === 0),
+      `${name}: excluded neurons stay out`,
+    );
+  }
+
+  const concepts: Composition['concepts'] = {};
+  const fit = await local.compose(problems[0]);
+  fit.classes.forEach((k, c) => {
+    const neurons = [...k.coef.entries()]
+      .filter(([, w]) => w !== 0)
+      .map(([neuron, weight]) => ({ neuron, weight, label: `n${neuron}` }));
+    concepts[`c${c}`] = { ...k, neurons };
+  });
+  const [atlasThere, atlasHere] = await Promise.all([
+    threaded.atlas({ concepts }, 2),
+    local.atlas({ concepts }, 2),
+  ]);
+  t.same(atlasThere, atlasHere, 'the same atlas');
+  t.ok(
+    atlasThere.factorTops.every((factor) => factor.neurons.every((n) => n.label === `n${n.neuron}`)),
+    'factor neurons keep their labels',
+  );
+  await t.rejects(threaded.atlas({ concepts }, 40), { statusCode: 400, message: /at most \d+ factors/ });
+});
