@@ -3,14 +3,18 @@
  * replaced, the event loop free while a thread computes) and the composition solver, whose thread
  * must give exactly what the same fits give in-process.
  */
+import path from 'node:path';
 import { threadId } from 'node:worker_threads';
 import t from 'tap';
+import { ClipModel } from '../src/clip/clip-model.js';
+import { loadConfig } from '../src/config.js';
 import { CompositionSolver, type CompositionProblem } from '../src/attribution/composition-solver.js';
 import type { Composition } from '../src/attribution/emotions.js';
 import { HttpError } from '../src/errors.js';
 import { WorkerPool } from '../src/threads/worker-pool.js';
 import { plantedEmotions } from '../tools/solvers/planted.js';
 import type { ProbeAnswer, ProbeRequest } from './fixtures/probe-thread.js';
+import { repoRoot } from './helpers/tiny-model.js';
 
 const PROBE = new URL('./fixtures/probe-thread.ts', import.meta.url);
 
@@ -56,6 +60,31 @@ t.test('the event loop runs while a thread computes', async (t) => {
   await pool.run({ kind: 'spin', ms: 300 });
   clearInterval(ticker);
   t.ok(ticks > 0, `${ticks} timer ticks during 300 ms of CPU on the thread`);
+});
+
+t.test('a thread answers its requests one at a time, in order', async (t) => {
+  const pool = new WorkerPool<ProbeRequest, ProbeAnswer>(PROBE, 1);
+  t.teardown(() => pool.close());
+  const order: string[] = [];
+  await Promise.all([
+    pool.run({ kind: 'spin', ms: 100 }).then(() => order.push('spin')),
+    pool.run({ kind: 'echo', values: new Float64Array(1) }).then(() => order.push('echo')),
+  ]);
+  t.same(order, ['spin', 'echo']);
+});
+
+t.test('a model released while a batch runs: the batch settles, nothing crashes', async (t) => {
+  const config = { ...loadConfig({}), executionProviders: ['cpu' as const] };
+  const model = await ClipModel.load(path.join(repoRoot, 'models/toyworld'), config);
+  const first = await model.embedTexts(['a red circle']);
+  t.equal(first[0].length, model.embedDim);
+  const running = model.embedTexts(Array.from({ length: 64 }, (_, i) => `a blue square number ${i}`));
+  await model.release();
+  const outcome = await running.then(
+    (rows) => `${rows.length} rows`,
+    (error: Error) => error.message,
+  );
+  t.match(outcome, /^64 rows$|retry/, `the batch: ${outcome}`);
 });
 
 t.test('a closed pool fails what is pending and refuses new work', async (t) => {

@@ -7,17 +7,19 @@
  *          neurons [C,h,w]          --visual_head.onnx-->   image_embeds [D]
  *   W·t:   text_embeds [D]          --bilinear (Gemm)-->    attributions [C]
  *
+ * The graphs run on a thread of their own (inference.ts), never on the event loop.
+ *
  * Text rows of one batch are padded with zeros only to the longest row of that batch: the graph
  * reads each row's features at its end token (the highest id), and the causal mask keeps the
  * padding after it from changing anything before it.
  */
-import * as ort from 'onnxruntime-node';
 import type { Config, ExecutionProviderName } from '../config.js';
 import { HttpError } from '../errors.js';
 import { MicroBatcher } from './batcher.js';
 import { BILINEAR_INPUT, BILINEAR_OUTPUT, bilinearGraph } from './bilinear-graph.js';
 import { loadModelDirectory, MODEL_FILES, type ModelDirectory } from './model-directory.js';
-import { createSession, type GraphSignature } from './onnx-session.js';
+import { InferenceThread, type GraphInput } from './inference.js';
+import type { GraphSignature } from './onnx-session.js';
 import { ClipTokenizer } from './tokenizer.js';
 
 export interface ImageEncoding {
@@ -57,7 +59,8 @@ export class ClipModel {
     readonly directory: ModelDirectory,
     readonly tokenizer: ClipTokenizer,
     readonly executionProvider: ExecutionProviderName,
-    private readonly sessions: Record<'text' | 'trunk' | 'head' | 'bilinear', ort.InferenceSession>,
+    /** Holds the sessions of the four graphs, named as in GraphName. */
+    private readonly inference: InferenceThread,
     options: ModelOptions,
   ) {
     this.warn = options.warn ?? (() => undefined);
@@ -119,32 +122,38 @@ export class ClipModel {
         warned.add(message);
       },
     };
-    const text = await createSession(directory.path(signatures.text[0]), signatures.text[1], sessionOptions);
-    // Once a provider has failed, the other graphs go straight to the one that worked.
-    const rest = {
-      ...sessionOptions,
-      providers: options.executionProviders.slice(options.executionProviders.indexOf(text.provider)),
-    };
-    const trunk = await createSession(directory.path(signatures.trunk[0]), signatures.trunk[1], rest);
-    const head = await createSession(directory.path(signatures.head[0]), signatures.head[1], rest);
-    const bilinear = await createSession(
-      `W·t graph of ${directory.path(MODEL_FILES.bilinear)}`,
-      {
-        input: { name: BILINEAR_INPUT, type: 'float32', shape: [null, D] },
-        output: { name: BILINEAR_OUTPUT, type: 'float32', shape: [null, C] },
-      },
-      // One thread: a micro-batch takes well under a millisecond, less than waking a thread pool
-      // that would then spin next to the text encoder's own.
-      { ...rest, intraOpThreads: 1 },
-      bilinearGraph(directory.bilinear, C, D),
-    );
-    return new ClipModel(
-      directory,
-      tokenizer,
-      text.provider,
-      { text: text.session, trunk: trunk.session, head: head.session, bilinear: bilinear.session },
-      options,
-    );
+    const inference = new InferenceThread();
+    try {
+      const provider = await inference.load(
+        'text',
+        directory.path(signatures.text[0]),
+        signatures.text[1],
+        sessionOptions,
+      );
+      // Once a provider has failed, the other graphs go straight to the one that worked.
+      const rest = {
+        ...sessionOptions,
+        providers: options.executionProviders.slice(options.executionProviders.indexOf(provider)),
+      };
+      await inference.load('visual_trunk', directory.path(signatures.trunk[0]), signatures.trunk[1], rest);
+      await inference.load('visual_head', directory.path(signatures.head[0]), signatures.head[1], rest);
+      await inference.load(
+        'bilinear',
+        `W·t graph of ${directory.path(MODEL_FILES.bilinear)}`,
+        {
+          input: { name: BILINEAR_INPUT, type: 'float32', shape: [null, D] },
+          output: { name: BILINEAR_OUTPUT, type: 'float32', shape: [null, C] },
+        },
+        // One thread: a micro-batch takes well under a millisecond, less than waking a thread pool
+        // that would then spin next to the text encoder's own.
+        { ...rest, intraOpThreads: 1 },
+        bilinearGraph(directory.bilinear, C, D),
+      );
+      return new ClipModel(directory, tokenizer, provider, inference, options);
+    } catch (error) {
+      await inference.release();
+      throw error;
+    }
   }
 
   get name(): string {
@@ -205,80 +214,63 @@ export class ClipModel {
     }));
   }
 
-  async release(): Promise<void> {
-    await Promise.all(Object.values(this.sessions).map((session) => session.release()));
+  release(): Promise<void> {
+    return this.inference.release();
   }
 
   private async runText(rows: (readonly number[])[]): Promise<Float32Array[]> {
     const length = Math.max(...rows.map((row) => row.length));
     const ids = new BigInt64Array(rows.length * length); // zero padding
     rows.forEach((row, r) => row.forEach((id, i) => (ids[r * length + i] = BigInt(id))));
-    const input = new ort.Tensor('int64', ids, [rows.length, length]);
-    const output = await this.run(
-      'text',
-      this.sessions.text,
-      { input_ids: input },
-      'text_embeds',
-      rows.length,
-    );
+    const input: GraphInput = { name: 'input_ids', type: 'int64', data: ids, dims: [rows.length, length] };
+    const output = await this.run('text', input, 'text_embeds', rows.length);
     return splitRows(output, rows.length, this.embedDim);
   }
 
   private async runTrunk(rows: Float32Array[]): Promise<Float32Array[]> {
     const S = this.imageSize;
-    const input = new ort.Tensor('float32', concatRows(rows, this.pixelsPerImage), [rows.length, 3, S, S]);
-    const output = await this.run(
-      'visual_trunk',
-      this.sessions.trunk,
-      { pixel_values: input },
-      'neurons',
-      rows.length,
-    );
+    const data = concatRows(rows, this.pixelsPerImage);
+    const input: GraphInput = { name: 'pixel_values', type: 'float32', data, dims: [rows.length, 3, S, S] };
+    const output = await this.run('visual_trunk', input, 'neurons', rows.length);
     return splitRows(output, rows.length, this.valuesPerNeuronMap);
   }
 
   private async runHead(rows: Float32Array[]): Promise<Float32Array[]> {
     const [h, w] = this.neuronGrid;
     const data = concatRows(rows, this.valuesPerNeuronMap);
-    const input = new ort.Tensor('float32', data, [rows.length, this.neuronCount, h, w]);
-    const output = await this.run(
-      'visual_head',
-      this.sessions.head,
-      { neurons: input },
-      'image_embeds',
-      rows.length,
-    );
+    const dims = [rows.length, this.neuronCount, h, w];
+    const input: GraphInput = { name: 'neurons', type: 'float32', data, dims };
+    const output = await this.run('visual_head', input, 'image_embeds', rows.length);
     return splitRows(output, rows.length, this.embedDim);
   }
 
   private async runBilinear(rows: Float32Array[]): Promise<Float32Array[]> {
-    const input = new ort.Tensor('float32', concatRows(rows, this.embedDim), [rows.length, this.embedDim]);
-    const output = await this.run(
-      'bilinear',
-      this.sessions.bilinear,
-      { [BILINEAR_INPUT]: input },
-      BILINEAR_OUTPUT,
-      rows.length,
-    );
+    const data = concatRows(rows, this.embedDim);
+    const input: GraphInput = {
+      name: BILINEAR_INPUT,
+      type: 'float32',
+      data,
+      dims: [rows.length, this.embedDim],
+    };
+    const output = await this.run('bilinear', input, BILINEAR_OUTPUT, rows.length);
     return splitRows(output, rows.length, this.neuronCount);
   }
 
   private async run(
     graph: GraphName,
-    session: ort.InferenceSession,
-    feeds: Record<string, ort.Tensor>,
+    input: GraphInput,
     outputName: string,
     rows: number,
   ): Promise<Float32Array> {
     const started = performance.now();
-    const outputs = await session.run(feeds).catch((error: unknown) => {
+    const output = await this.inference.run(graph, input, outputName).catch((error: unknown) => {
       // One failed batch fails its own requests with 503; the process and the next batch go on.
       // onnxruntime's message (paths, node names) goes to the log, not to the client.
       this.warn(`onnxruntime failed on a ${graph} batch of ${rows} rows: ${String(error)}`);
       throw new HttpError(503, 'the model failed on this batch of requests; retry');
     });
     this.runObserver?.(graph, rows, performance.now() - started);
-    return outputs[outputName].data as Float32Array;
+    return output;
   }
 }
 

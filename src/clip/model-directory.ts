@@ -51,7 +51,10 @@ export const MODEL_FILES = {
 export const OPTIONAL_FILES = { vocabulary: 'words.txt' } as const;
 
 export class ModelDirectoryError extends Error {
-  constructor(file: string, problem: string) {
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+  ) {
     super(`${file}: ${problem}`);
     this.name = 'ModelDirectoryError';
   }

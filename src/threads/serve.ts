@@ -1,6 +1,8 @@
 /**
  * The thread side of a WorkerPool (worker-pool.ts): answers each request with the handler's value,
  * or with the error it threw (its HTTP status kept, 500 for anything that is not an HttpError).
+ * Requests are handled one at a time, in the order they came: a request that releases what others
+ * use (an onnxruntime session, say) never overtakes them.
  */
 import { parentPort, type TransferListItem } from 'node:worker_threads';
 
@@ -22,7 +24,7 @@ export function serveRequests<Request, Response>(
 ): void {
   const port = parentPort;
   if (!port) throw new Error('serveRequests runs in a worker thread');
-  port.on('message', async ({ id, request }: Envelope<Request>) => {
+  const answer = async ({ id, request }: Envelope<Request>) => {
     let reply: Reply<Response>;
     let transfer: TransferListItem[] = [];
     try {
@@ -40,5 +42,9 @@ export function serveRequests<Request, Response>(
       };
     }
     port.postMessage(reply, transfer);
+  };
+  let previous = Promise.resolve();
+  port.on('message', (envelope: Envelope<Request>) => {
+    previous = previous.then(() => answer(envelope));
   });
 }

@@ -48,7 +48,14 @@ export class WorkerPool<Request, Response> {
     const running = this.threads.filter((thread): thread is Thread => thread !== undefined);
     this.threads.fill(undefined);
     for (const thread of running) fail(thread, new Error('the worker pool was closed'));
-    await Promise.all(running.map((thread) => thread.worker.terminate()));
+    // A stopping thread's handle no longer holds the process open, and without something else
+    // pending the process would exit before terminate() resolves (and before whoever awaits close).
+    const hold = setInterval(() => undefined, 60_000);
+    try {
+      await Promise.all(running.map((thread) => thread.worker.terminate()));
+    } finally {
+      clearInterval(hold);
+    }
   }
 
   private start(slot: number): Thread {
