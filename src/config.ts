@@ -21,6 +21,11 @@ export interface Config {
   /** onnxruntime intra-op threads; 0 lets onnxruntime choose (one per core). */
   intraOpThreads: number;
   interOpThreads: number;
+  /**
+   * Sessions on a thread of their own (default), or on the event loop, where every onnxruntime run
+   * holds every other request (ORT_THREAD=false: for comparison, or a runtime without worker threads).
+   */
+  inferenceThread: boolean;
   /** Most rows merged into one onnxruntime run. */
   maxBatch: number;
   /** How long the first request of a batch waits for company, in milliseconds. */
@@ -81,6 +86,14 @@ function readList(env: Env, name: string, fallback: string[] = []): string[] {
     .filter((item) => item !== '');
 }
 
+function readBoolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = read(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
 function readProviders(env: Env): ExecutionProviderName[] {
   const raw = read(env, 'ORT_PROVIDERS') ?? 'cuda,cpu';
   const names = raw.split(',').map((name) => name.trim().toLowerCase());
@@ -101,6 +114,7 @@ export function loadConfig(env: Env = process.env): Config {
     executionProviders: readProviders(env),
     intraOpThreads: readInt(env, 'ORT_INTRA_OP_THREADS', 0, 0, 1024),
     interOpThreads: readInt(env, 'ORT_INTER_OP_THREADS', 1, 0, 1024),
+    inferenceThread: readBoolean(env, 'ORT_THREAD', true),
     maxBatch: readInt(env, 'BATCH_MAX_SIZE', 64, 1, 4096),
     maxBatchWaitMs: readInt(env, 'BATCH_MAX_WAIT_MS', 0, 0, 1000),
     cacheTtlSeconds: readInt(env, 'CACHE_TTL_SECONDS', 86400, 1, 365 * 86400),

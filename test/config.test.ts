@@ -8,6 +8,7 @@ t.test('defaults', async (t) => {
   t.equal(config.modelDir, DEFAULT_MODEL_DIR);
   t.same(config.executionProviders, ['cuda', 'cpu']);
   t.equal(config.redisUrl, undefined);
+  t.equal(config.inferenceThread, true, 'onnxruntime off the event loop');
 });
 
 t.test('an empty variable counts as unset', async (t) => {
@@ -31,4 +32,7 @@ t.test('values are read and checked', async (t) => {
   t.throws(() => loadConfig({ PORT: 'eighty' }), ConfigError);
   t.throws(() => loadConfig({ BATCH_MAX_SIZE: '0' }), /BATCH_MAX_SIZE must be an integer from 1/);
   t.throws(() => loadConfig({ ORT_PROVIDERS: 'cuda,tpu' }), /supported providers are cuda and cpu/);
+  t.equal(loadConfig({ ORT_THREAD: 'False' }).inferenceThread, false);
+  t.equal(loadConfig({ ORT_THREAD: '1' }).inferenceThread, true);
+  t.throws(() => loadConfig({ ORT_THREAD: 'yes' }), /ORT_THREAD must be true or false, got "yes"/);
 });

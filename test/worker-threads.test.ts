@@ -87,6 +87,25 @@ t.test('a model released while a batch runs: the batch settles, nothing crashes'
   t.match(outcome, /^64 rows$|retry/, `the batch: ${outcome}`);
 });
 
+t.test('ORT_THREAD=false: the same numbers from sessions on the event loop', async (t) => {
+  const config = { ...loadConfig({ ORT_THREAD: 'false' }), executionProviders: ['cpu' as const] };
+  t.equal(config.inferenceThread, false);
+  const dir = path.join(repoRoot, 'models/toyworld');
+  const [onLoop, onThread] = await Promise.all([
+    ClipModel.load(dir, config),
+    ClipModel.load(dir, { ...config, inferenceThread: true }),
+  ]);
+  t.teardown(() => Promise.all([onLoop.release(), onThread.release()]));
+  const texts = ['a red circle', 'a sad face', 'the word banana'];
+  const [a, b] = await Promise.all([onLoop.embedTexts(texts), onThread.embedTexts(texts)]);
+  t.same(
+    a.map((row) => Array.from(row)),
+    b.map((row) => Array.from(row)),
+  );
+  const [wa, wb] = await Promise.all([onLoop.bilinearProducts(a), onThread.bilinearProducts(b)]);
+  t.same(Array.from(wa[0]), Array.from(wb[0]));
+});
+
 t.test('a closed pool fails what is pending and refuses new work', async (t) => {
   const pool = new WorkerPool<ProbeRequest, ProbeAnswer>(PROBE, 1);
   const pending = t.rejects(pool.run({ kind: 'spin', ms: 2000 }), /closed/);

@@ -7,7 +7,7 @@
  *          neurons [C,h,w]          --visual_head.onnx-->   image_embeds [D]
  *   W·t:   text_embeds [D]          --bilinear (Gemm)-->    attributions [C]
  *
- * The graphs run on a thread of their own (inference.ts), never on the event loop.
+ * The graphs run on a thread of their own (inference.ts), not on the event loop.
  *
  * Text rows of one batch are padded with zeros only to the longest row of that batch: the graph
  * reads each row's features at its end token (the highest id), and the causal mask keeps the
@@ -18,7 +18,7 @@ import { HttpError } from '../errors.js';
 import { MicroBatcher } from './batcher.js';
 import { BILINEAR_INPUT, BILINEAR_OUTPUT, bilinearGraph } from './bilinear-graph.js';
 import { loadModelDirectory, MODEL_FILES, type ModelDirectory } from './model-directory.js';
-import { InferenceThread, type GraphInput } from './inference.js';
+import { Inference, type GraphInput } from './inference.js';
 import type { GraphSignature } from './onnx-session.js';
 import { ClipTokenizer } from './tokenizer.js';
 
@@ -34,7 +34,8 @@ export interface ImageEncoding {
 export type ModelOptions = Pick<
   Config,
   'executionProviders' | 'intraOpThreads' | 'interOpThreads' | 'maxBatch' | 'maxBatchWaitMs'
-> & { warn?: (message: string) => void };
+> &
+  Partial<Pick<Config, 'inferenceThread'>> & { warn?: (message: string) => void };
 
 /** Observes every onnxruntime run (graph name, rows, milliseconds), for metrics. */
 export type GraphName = 'text' | 'visual_trunk' | 'visual_head' | 'bilinear';
@@ -60,7 +61,7 @@ export class ClipModel {
     readonly tokenizer: ClipTokenizer,
     readonly executionProvider: ExecutionProviderName,
     /** Holds the sessions of the four graphs, named as in GraphName. */
-    private readonly inference: InferenceThread,
+    private readonly inference: Inference,
     options: ModelOptions,
   ) {
     this.warn = options.warn ?? (() => undefined);
@@ -122,7 +123,7 @@ export class ClipModel {
         warned.add(message);
       },
     };
-    const inference = new InferenceThread();
+    const inference = new Inference({ thread: options.inferenceThread ?? true });
     try {
       const provider = await inference.load(
         'text',

@@ -1,22 +1,92 @@
 /**
- * A model's onnxruntime sessions, on a thread of their own (inference-thread.ts): sessions are
- * created there, inputs go there (their buffers moved, not copied) and outputs come back.
- * onnxruntime-node runs a graph synchronously on the calling thread; run from the event loop, every
- * batch would hold every other request for as long as it runs.
+ * A model's onnxruntime sessions and the runs on them. By default they live on a thread of their
+ * own (inference-thread.ts): sessions are created there, inputs go there (their buffers moved, not
+ * copied) and outputs come back. onnxruntime-node runs a graph synchronously on the calling thread;
+ * run from the event loop, every batch would hold every other request for as long as it runs.
+ * With `thread: false` (ORT_THREAD=false) the same SessionHost answers on the calling thread.
  */
+import * as ort from 'onnxruntime-node';
 import type { ExecutionProviderName } from '../config.js';
 import { siblingModule, WorkerPool } from '../threads/worker-pool.js';
-import type { InferenceReply, InferenceRequest } from './inference-thread.js';
 import { ModelDirectoryError } from './model-directory.js';
-import type { GraphSignature, SessionOptions } from './onnx-session.js';
+import { createSession, type GraphSignature, type SessionOptions } from './onnx-session.js';
 
-export type GraphInput = Extract<InferenceRequest, { kind: 'run' }>['input'];
+export interface GraphInput {
+  name: string;
+  type: 'int64' | 'float32';
+  data: BigInt64Array | Float32Array;
+  dims: number[];
+}
 
-export class InferenceThread {
-  private readonly thread = new WorkerPool<InferenceRequest, InferenceReply>(
-    siblingModule(import.meta.url, 'inference-thread'),
-    1,
-  );
+export type InferenceRequest =
+  | {
+      kind: 'load';
+      graph: string;
+      file: string;
+      signature: GraphSignature;
+      options: Omit<SessionOptions, 'warn'>;
+      /** Model bytes instead of `file` (then `file` only names the graph in messages). */
+      bytes?: Uint8Array;
+    }
+  | { kind: 'run'; graph: string; input: GraphInput; output: string }
+  | { kind: 'release' };
+
+export type InferenceReply =
+  | { kind: 'loaded'; provider: ExecutionProviderName; warnings: string[] }
+  | { kind: 'refused'; file: string; problem: string }
+  | { kind: 'ran'; data: Float32Array }
+  | { kind: 'released' };
+
+/** Holds the sessions, by graph name, and answers requests about them. */
+export class SessionHost {
+  private readonly sessions = new Map<string, ort.InferenceSession>();
+
+  async answer(request: InferenceRequest): Promise<InferenceReply> {
+    switch (request.kind) {
+      case 'load': {
+        const warnings: string[] = [];
+        const options = { ...request.options, warn: (message: string) => warnings.push(message) };
+        try {
+          const { session, provider } = await createSession(
+            request.file,
+            request.signature,
+            options,
+            request.bytes ?? request.file,
+          );
+          this.sessions.set(request.graph, session);
+          return { kind: 'loaded', provider, warnings };
+        } catch (error) {
+          // The error's class does not cross threads: its parts do.
+          if (error instanceof ModelDirectoryError)
+            return { kind: 'refused', file: error.file, problem: error.problem };
+          throw error;
+        }
+      }
+      case 'run': {
+        const session = this.sessions.get(request.graph);
+        if (!session) throw new Error(`no session for the ${request.graph} graph`);
+        const { name, type, data, dims } = request.input;
+        const outputs = await session.run({ [name]: new ort.Tensor(type, data, dims) });
+        return { kind: 'ran', data: outputs[request.output].data as Float32Array };
+      }
+      case 'release':
+        await Promise.all([...this.sessions.values()].map((session) => session.release()));
+        this.sessions.clear();
+        return { kind: 'released' };
+    }
+  }
+}
+
+export class Inference {
+  private readonly thread?: WorkerPool<InferenceRequest, InferenceReply>;
+  private readonly host?: SessionHost;
+  /** On the calling thread, requests still go one at a time, as on the inference thread. */
+  private previous: Promise<unknown> = Promise.resolve();
+
+  constructor({ thread = true }: { thread?: boolean } = {}) {
+    if (thread) this.thread = new WorkerPool(siblingModule(import.meta.url, 'inference-thread'), 1);
+    else this.host = new SessionHost();
+  }
 
   /**
    * Creates the session of `graph` from `file` (or from `bytes`, then `file` only names it) and
@@ -30,7 +100,7 @@ export class InferenceThread {
     bytes?: Uint8Array,
   ): Promise<ExecutionProviderName> {
     const { warn, ...rest } = options;
-    const reply = await this.thread.run({ kind: 'load', graph, file, signature, options: rest, bytes });
+    const reply = await this.ask({ kind: 'load', graph, file, signature, options: rest, bytes });
     if (reply.kind === 'refused') throw new ModelDirectoryError(reply.file, reply.problem);
     if (reply.kind !== 'loaded') throw new Error(`unexpected reply ${reply.kind} to a load`);
     reply.warnings.forEach(warn);
@@ -39,16 +109,22 @@ export class InferenceThread {
 
   /** Runs `graph` on one input (its buffer is moved to the thread) and returns the named output. */
   async run(graph: string, input: GraphInput, output: string): Promise<Float32Array> {
-    const reply = await this.thread.run({ kind: 'run', graph, input, output }, [
-      input.data.buffer as ArrayBuffer,
-    ]);
+    const reply = await this.ask({ kind: 'run', graph, input, output }, [input.data.buffer as ArrayBuffer]);
     if (reply.kind !== 'ran') throw new Error(`unexpected reply ${reply.kind} to a run`);
     return reply.data;
   }
 
-  /** Releases every session and stops the thread. */
+  /** Releases every session (after the runs already asked for) and stops the thread. */
   async release(): Promise<void> {
-    await this.thread.run({ kind: 'release' }).catch(() => undefined);
-    await this.thread.close();
+    await this.ask({ kind: 'release' }).catch(() => undefined);
+    await this.thread?.close();
+  }
+
+  private ask(request: InferenceRequest, transfer: ArrayBuffer[] = []): Promise<InferenceReply> {
+    if (this.thread) return this.thread.run(request, transfer);
+    const host = this.host!;
+    const reply = this.previous.then(() => host.answer(request));
+    this.previous = reply.catch(() => undefined);
+    return reply;
   }
 }
