@@ -123,6 +123,29 @@ async function main() {
     }
   }
 
+  // The batch-64 attribution row again with the sessions on the event loop (ORT_THREAD=false), the
+  // bare rate measured anew next to it: what the trip to the inference thread costs.
+  {
+    const onLoop = await startService({ inferenceThread: false });
+    const texts = Array.from({ length: 20 }, () => Array.from({ length: 64 }, freshText));
+    const bareRate = await timeIt('bare', async () => {
+      for (const round of texts) {
+        const ids = round.map((text) => model.tokenizer.encode(text).ids);
+        await bare.text.run({ input_ids: idsTensor(ids) });
+      }
+      return 64 * texts.length;
+    });
+    const httpRate = await timeIt('http', async () => {
+      for (const round of texts)
+        await post(`${onLoop.url}/v1/attribution/text`, { texts: round.map((text) => `${text}!`) });
+      return 64 * texts.length;
+    });
+    report(
+      `| attribution vectors W·t (uncached), batch 64, sessions on the event loop (ORT_THREAD=false) | ${bareRate.perSecond.toFixed(0)}/s | ${httpRate.perSecond.toFixed(0)}/s | ${(httpRate.perSecond / bareRate.perSecond).toFixed(2)} |`,
+    );
+    await onLoop.app.close();
+  }
+
   // Images at batch 8: eight concurrent requests, merged by the micro-batcher.
   const pngs = await Promise.all(
     Array.from({ length: 8 }, (_, i) =>

@@ -218,14 +218,17 @@ if (args.large) {
 }
 out();
 out(`Batch ${BATCH} equals BATCH_MAX_SIZE (64 by default), so each step is one onnxruntime run that`);
-out('starts at once; a smaller batch waits up to BATCH_MAX_WAIT_MS (2 ms) in the micro-batcher for');
-out('company before running. The reference-small model (random weights, context 77) gives the');
+out('starts at once; a smaller batch goes out on the next turn of the event loop (BATCH_MAX_WAIT_MS');
+out(`${config.maxBatchWaitMs} ms). The reference-small model (random weights, context 77) gives the`);
 out('comparison with the 77-padded path of OpenAI CLIP.');
 out();
 out('Where the gap to the bare encoder goes: per step of 64 candidates the climber spends a few');
 out('hundred microseconds of JavaScript (proposals, deduplication keys, canonical token forms, texts,');
 out('the top-n table), and the service encoder adds its own few percent (micro-batcher, int64');
-out('conversion); the first search on a model also pays one BPE run per vocabulary token to find the');
+out('conversion, and the trip to the inference thread and back: ~0.2–0.3 ms of CPU per run on these');
+out(
+  'machines; ORT_THREAD=false runs the sessions on the event loop instead); the first search on a model also pays one BPE run per vocabulary token to find the',
+);
 out('tokens that are their own encoding (~50 µs each). That cost is per candidate, not per FLOP: on');
 out('these tiny encoders (1.5–4 ms of CPU per batch of 64) it is 10–30% of a step; on a real CLIP');
 out('text encoder (12 layers × 512 wide, ~100× the work) it vanishes. Batch 32 pays the same');
