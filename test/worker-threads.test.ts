@@ -3,7 +3,11 @@
  * replaced, the event loop free while a thread computes) and the composition solver, whose thread
  * must give exactly what the same fits give in-process.
  */
+import { execFile } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { threadId } from 'node:worker_threads';
 import t from 'tap';
 import { ClipModel } from '../src/clip/clip-model.js';
@@ -85,6 +89,26 @@ t.test('a model released while a batch runs: the batch settles, nothing crashes'
     (error: Error) => error.message,
   );
   t.match(outcome, /^64 rows$|retry/, `the batch: ${outcome}`);
+});
+
+t.test('the threads start when the process runs from another working directory', async (t) => {
+  // The service may be started as `node --import tsx /app/src/server.ts` from anywhere: its threads
+  // must find tsx and their modules from the source tree, not from the working directory.
+  const url = (file: string) => JSON.stringify(pathToFileURL(path.join(repoRoot, file)).href);
+  const script = [
+    `const { ClipModel } = await import(${url('src/clip/clip-model.ts')});`,
+    `const { loadConfig } = await import(${url('src/config.ts')});`,
+    `const model = await ClipModel.load(${JSON.stringify(path.join(repoRoot, 'models/toyworld'))}, { ...loadConfig({}), executionProviders: ['cpu'] });`,
+    `const [vector] = await model.embedTexts(['red']);`,
+    `console.log('embedding of ' + vector.length + ' values');`,
+    `await model.release();`,
+  ].join('\n');
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', script],
+    { cwd: tmpdir(), timeout: 60_000 },
+  );
+  t.match(stdout, /embedding of 128 values/);
 });
 
 t.test('ORT_THREAD=false: the same numbers from sessions on the event loop', async (t) => {

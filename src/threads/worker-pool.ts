@@ -86,7 +86,10 @@ function fail(thread: Thread, error: Error): void {
 
 function startWorker(module: URL): Worker {
   if (!module.pathname.endsWith('.ts')) return new Worker(module);
-  const code = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(module.href)}); });`;
+  // tsx is resolved here, from this file: an eval'd thread would resolve it from the working
+  // directory, which need not be the project's.
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const code = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(module.href)}); });`;
   return new Worker(code, { eval: true });
 }
 
