@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { threadId } from 'node:worker_threads';
+import { threadId, type Worker } from 'node:worker_threads';
 import t from 'tap';
 import { ClipModel } from '../src/clip/clip-model.js';
 import { loadConfig } from '../src/config.js';
@@ -53,6 +53,18 @@ t.test('a pool answers on another thread, keeps 4xx statuses, and replaces a dea
     after.every((answer) => answer.values?.[0] === 2),
     'the dead thread is replaced on the next request',
   );
+});
+
+t.test('a thread that replaces a dead one answers the prelude first', async (t) => {
+  const state: ProbeRequest[] = [];
+  const pool = new WorkerPool<ProbeRequest, ProbeAnswer>(PROBE, 1, () => state);
+  t.teardown(() => pool.close());
+  t.equal((await pool.run({ kind: 'recall' })).remembered, undefined, 'an empty prelude at first');
+  const remember: ProbeRequest = { kind: 'remember', value: 7 };
+  await pool.run(remember);
+  state.push(remember);
+  await t.rejects(pool.run({ kind: 'exit' }), /exit code 3/);
+  t.equal((await pool.run({ kind: 'recall' })).remembered, 7, 'the new thread got the state back');
 });
 
 t.test('the event loop runs while a thread computes', async (t) => {
@@ -109,6 +121,21 @@ t.test('the threads start when the process runs from another working directory',
     { cwd: tmpdir(), timeout: 60_000 },
   );
   t.match(stdout, /embedding of 128 values/);
+});
+
+t.test('a model whose inference thread died loads its sessions again on the next one', async (t) => {
+  const config = { ...loadConfig({}), executionProviders: ['cpu' as const] };
+  const model = await ClipModel.load(path.join(repoRoot, 'models/toyworld'), config);
+  t.teardown(() => model.release());
+  const [before] = await model.embedTexts(['a red circle']);
+  // Simulates a crash: the thread is stopped from outside (reached through the model's internals).
+  const pool = (model as unknown as { inference: { thread: { threads: { worker: Worker }[] } } }).inference
+    .thread;
+  await pool.threads[0].worker.terminate();
+  const [after] = await model.embedTexts(['a red circle']);
+  t.same(Array.from(after), Array.from(before), 'the same embedding from the new thread');
+  const [vector] = await model.bilinearProducts([after]);
+  t.equal(vector.length, model.neuronCount, 'every graph is back');
 });
 
 t.test('ORT_THREAD=false: the same numbers from sessions on the event loop', async (t) => {

@@ -82,9 +82,12 @@ export class Inference {
   private readonly host?: SessionHost;
   /** On the calling thread, requests still go one at a time, as on the inference thread. */
   private previous: Promise<unknown> = Promise.resolve();
+  /** The sessions loaded so far: a thread that replaces a dead one loads them again first. */
+  private readonly loads: InferenceRequest[] = [];
 
   constructor({ thread = true }: { thread?: boolean } = {}) {
-    if (thread) this.thread = new WorkerPool(siblingModule(import.meta.url, 'inference-thread'), 1);
+    const module = siblingModule(import.meta.url, 'inference-thread');
+    if (thread) this.thread = new WorkerPool(module, 1, () => this.loads);
     else this.host = new SessionHost();
   }
 
@@ -100,10 +103,13 @@ export class Inference {
     bytes?: Uint8Array,
   ): Promise<ExecutionProviderName> {
     const { warn, ...rest } = options;
-    const reply = await this.ask({ kind: 'load', graph, file, signature, options: rest, bytes });
+    const request: InferenceRequest = { kind: 'load', graph, file, signature, options: rest, bytes };
+    const reply = await this.ask(request);
     if (reply.kind === 'refused') throw new ModelDirectoryError(reply.file, reply.problem);
     if (reply.kind !== 'loaded') throw new Error(`unexpected reply ${reply.kind} to a load`);
     reply.warnings.forEach(warn);
+    // Again on a new thread: straight to the provider that worked.
+    this.loads.push({ ...request, options: { ...rest, providers: [reply.provider] } });
     return reply.provider;
   }
 

@@ -4,8 +4,9 @@
  * answers with serveRequests, serve.ts) and its answer comes back as a promise.
  *
  * Threads start on first use and hold the process open only while they have work. A thread that
- * dies fails its pending requests and is replaced on the next one. Under tsx (the .ts sources) each
- * thread registers tsx's loader before importing its module.
+ * dies fails its pending requests and is replaced on the next one; a new thread first gets the
+ * pool's prelude (the requests that set up its state, such as loading sessions). Under tsx (the .ts
+ * sources) each thread registers tsx's loader before importing its module.
  */
 import { Worker, type TransferListItem } from 'node:worker_threads';
 import { HttpError } from '../errors.js';
@@ -22,10 +23,14 @@ export class WorkerPool<Request, Response> {
   private turn = 0;
   private closed = false;
 
-  /** `module`: the worker module's URL next to its caller (`new URL('./x.js', import.meta.url)`). */
+  /**
+   * `module`: the worker module's URL (see siblingModule). `prelude`: the requests every new thread
+   * answers before any other (read when the thread starts; their answers are dropped).
+   */
   constructor(
     private readonly module: URL,
     size = 1,
+    private readonly prelude: () => readonly Request[] = () => [],
   ) {
     this.threads = Array.from({ length: Math.max(1, size) }, () => undefined);
   }
@@ -34,13 +39,7 @@ export class WorkerPool<Request, Response> {
     if (this.closed) return Promise.reject(new Error('the worker pool was closed'));
     const slot = this.turn++ % this.threads.length;
     const thread = (this.threads[slot] ??= this.start(slot));
-    const id = this.nextId++;
-    return new Promise<Response>((resolve, reject) => {
-      thread.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      thread.worker.ref();
-      const envelope: Envelope<Request> = { id, request };
-      thread.worker.postMessage(envelope, transfer);
-    });
+    return this.post(thread, request, transfer);
   }
 
   async close(): Promise<void> {
@@ -58,9 +57,21 @@ export class WorkerPool<Request, Response> {
     }
   }
 
+  private post(thread: Thread, request: Request, transfer: TransferListItem[] = []): Promise<Response> {
+    const id = this.nextId++;
+    return new Promise<Response>((resolve, reject) => {
+      thread.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      thread.worker.ref();
+      const envelope: Envelope<Request> = { id, request };
+      thread.worker.postMessage(envelope, transfer);
+    });
+  }
+
   private start(slot: number): Thread {
     const thread: Thread = { worker: startWorker(this.module), pending: new Map() };
     thread.worker.unref();
+    // Answered first (a thread takes its requests in order); a failure shows in what follows.
+    for (const request of this.prelude()) void this.post(thread, request).catch(() => undefined);
     thread.worker.on('message', ({ id, value, error }: Reply<Response>) => {
       const waiting = thread.pending.get(id);
       thread.pending.delete(id);
