@@ -1,7 +1,7 @@
 /**
- * Work on worker threads, for CPU-bound steps that would otherwise hold the event loop (rastering
- * words, sparse fits, atlases): a request goes to one of `size` threads running `module` (which
- * answers with serveRequests, serve.ts) and its answer comes back as a promise.
+ * Work on worker threads, for CPU-bound steps that would otherwise hold the event loop (onnxruntime
+ * runs, sparse fits, atlases, rastering words): a request goes to one of `size` threads running
+ * `module` (which answers with serveRequests, serve.ts) and its answer comes back as a promise.
  *
  * Threads start on first use and hold the process open only while they have work. A thread that
  * dies fails its pending requests and is replaced on the next one; a new thread first gets the
