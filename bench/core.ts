@@ -94,32 +94,38 @@ async function main() {
     console.error(line);
   };
 
+  // Rows of fresh texts through the bare text encoder, and through a service route.
+  const bareTextRate = (texts: string[][]) =>
+    timeIt('bare', async () => {
+      for (const round of texts) {
+        const ids = round.map((text) => model.tokenizer.encode(text).ids);
+        await bare.text.run({ input_ids: idsTensor(ids) });
+      }
+      return texts.length * texts[0].length;
+    });
+  // Texts new to the cache, one token longer than the bare rows (as the bare rows, padded alike).
+  const httpTextRate = (service: string, route: string, texts: string[][], mark: string) =>
+    timeIt('http', async () => {
+      for (const round of texts)
+        await post(`${service}/v1/${route}`, { texts: round.map((t) => `${t}${mark}`) });
+      return texts.length * texts[0].length;
+    });
+  const ratioRow = (what: string, bareRate: { perSecond: number }, httpRate: { perSecond: number }) =>
+    `| ${what} | ${bareRate.perSecond.toFixed(0)}/s | ${httpRate.perSecond.toFixed(0)}/s | ${(httpRate.perSecond / bareRate.perSecond).toFixed(2)} |`;
+
   // Text at batch 1 and 64.
   for (const [batch, rounds] of [
     [1, 300],
     [64, 20],
   ] as const) {
     const texts = Array.from({ length: rounds }, () => Array.from({ length: batch }, freshText));
-    const bareRate = await timeIt('bare', async () => {
-      for (const round of texts) {
-        const ids = round.map((text) => model.tokenizer.encode(text).ids);
-        await bare.text.run({ input_ids: idsTensor(ids) });
-      }
-      return batch * rounds;
-    });
+    const bareRate = await bareTextRate(texts);
     for (const [route, what, mark] of [
       ['embed/text', 'text embeddings', '.'],
       ['attribution/text', 'attribution vectors W·t (uncached)', '!'],
     ]) {
-      // New to the cache, one token longer than the bare rows (as the bare rows, padded alike).
-      const fresh = texts.map((round) => round.map((text) => `${text}${mark}`));
-      const httpRate = await timeIt('http', async () => {
-        for (const round of fresh) await post(`${url}/v1/${route}`, { texts: round });
-        return batch * rounds;
-      });
-      report(
-        `| ${what}, batch ${batch} | ${bareRate.perSecond.toFixed(0)}/s | ${httpRate.perSecond.toFixed(0)}/s | ${(httpRate.perSecond / bareRate.perSecond).toFixed(2)} |`,
-      );
+      const httpRate = await httpTextRate(url, route, texts, mark);
+      report(ratioRow(`${what}, batch ${batch}`, bareRate, httpRate));
     }
   }
 
@@ -128,21 +134,11 @@ async function main() {
   {
     const onLoop = await startService({ inferenceThread: false });
     const texts = Array.from({ length: 20 }, () => Array.from({ length: 64 }, freshText));
-    const bareRate = await timeIt('bare', async () => {
-      for (const round of texts) {
-        const ids = round.map((text) => model.tokenizer.encode(text).ids);
-        await bare.text.run({ input_ids: idsTensor(ids) });
-      }
-      return 64 * texts.length;
-    });
-    const httpRate = await timeIt('http', async () => {
-      for (const round of texts)
-        await post(`${onLoop.url}/v1/attribution/text`, { texts: round.map((text) => `${text}!`) });
-      return 64 * texts.length;
-    });
-    report(
-      `| attribution vectors W·t (uncached), batch 64, sessions on the event loop (ORT_THREAD=false) | ${bareRate.perSecond.toFixed(0)}/s | ${httpRate.perSecond.toFixed(0)}/s | ${(httpRate.perSecond / bareRate.perSecond).toFixed(2)} |`,
-    );
+    const bareRate = await bareTextRate(texts);
+    const httpRate = await httpTextRate(onLoop.url, 'attribution/text', texts, '!');
+    const what =
+      'attribution vectors W·t (uncached), batch 64, sessions on the event loop (ORT_THREAD=false)';
+    report(ratioRow(what, bareRate, httpRate));
     await onLoop.app.close();
   }
 
@@ -173,9 +169,7 @@ async function main() {
     }
     return 8 * rounds;
   });
-  report(
-    `| images (decode + preprocess + trunk + head), batch 8 | ${bareImages.perSecond.toFixed(0)}/s | ${httpImages.perSecond.toFixed(0)}/s | ${(httpImages.perSecond / bareImages.perSecond).toFixed(2)} |`,
-  );
+  report(ratioRow('images (decode + preprocess + trunk + head), batch 8', bareImages, httpImages));
   await app.close();
 
   // Concurrent single-text requests, with and without micro-batching.

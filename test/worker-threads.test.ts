@@ -129,8 +129,8 @@ t.test('a model whose inference thread died loads its sessions again on the next
   t.teardown(() => model.release());
   const [before] = await model.embedTexts(['a red circle']);
   // Simulates a crash: the thread is stopped from outside (reached through the model's internals).
-  const pool = (model as unknown as { inference: { thread: { threads: { worker: Worker }[] } } }).inference
-    .thread;
+  const pool = (model as unknown as { inference: { runner: { threads: { worker: Worker }[] } } }).inference
+    .runner;
   await pool.threads[0].worker.terminate();
   const [after] = await model.embedTexts(['a red circle']);
   t.same(Array.from(after), Array.from(before), 'the same embedding from the new thread');

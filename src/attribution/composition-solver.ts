@@ -11,6 +11,7 @@ import type { Composition, CompositionModel } from './emotions.js';
 import { fitMultinomialSelection } from './multinomial-path.js';
 import { fitOneVsRest, type Selection } from './regularization-path.js';
 import type { FeatureScaling } from './sparse-logistic.js';
+import { InProcess, type Runner } from '../threads/in-process.js';
 import { siblingModule, WorkerPool } from '../threads/worker-pool.js';
 
 export interface CompositionProblem {
@@ -89,26 +90,25 @@ export function solve(request: SolverRequest): Promise<SolvedComposition> | Atla
 }
 
 export class CompositionSolver {
-  private readonly pool?: WorkerPool<SolverRequest, SolvedComposition | Atlas>;
+  private readonly runner: Runner<SolverRequest, SolvedComposition | Atlas>;
 
   /** `threads`: worker threads for the fits (0: on the calling thread). */
   constructor(threads = 1) {
-    if (threads > 0) this.pool = new WorkerPool(siblingModule(import.meta.url, 'solver-thread'), threads);
+    this.runner =
+      threads > 0
+        ? new WorkerPool(siblingModule(import.meta.url, 'solver-thread'), threads)
+        : new InProcess<SolverRequest, SolvedComposition | Atlas>(solve);
   }
 
   compose(problem: CompositionProblem): Promise<SolvedComposition> {
-    return this.run({ kind: 'composition', problem }) as Promise<SolvedComposition>;
+    return this.runner.run({ kind: 'composition', problem }) as Promise<SolvedComposition>;
   }
 
   atlas(composition: Pick<Composition, 'concepts'>, factors: number): Promise<Atlas> {
-    return this.run({ kind: 'atlas', composition, factors }) as Promise<Atlas>;
+    return this.runner.run({ kind: 'atlas', composition, factors }) as Promise<Atlas>;
   }
 
   close(): Promise<void> {
-    return this.pool?.close() ?? Promise.resolve();
-  }
-
-  private async run(request: SolverRequest): Promise<SolvedComposition | Atlas> {
-    return this.pool ? this.pool.run(request) : solve(request);
+    return this.runner.close();
   }
 }

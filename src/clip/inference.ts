@@ -7,6 +7,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { ExecutionProviderName } from '../config.js';
+import { InProcess, type Runner } from '../threads/in-process.js';
 import { siblingModule, WorkerPool } from '../threads/worker-pool.js';
 import { ModelDirectoryError } from './model-directory.js';
 import { createSession, type GraphSignature, type SessionOptions } from './onnx-session.js';
@@ -78,17 +79,18 @@ export class SessionHost {
 }
 
 export class Inference {
-  private readonly thread?: WorkerPool<InferenceRequest, InferenceReply>;
-  private readonly host?: SessionHost;
-  /** On the calling thread, requests still go one at a time, as on the inference thread. */
-  private previous: Promise<unknown> = Promise.resolve();
+  private readonly runner: Runner<InferenceRequest, InferenceReply>;
   /** The sessions loaded so far: a thread that replaces a dead one loads them again first. */
   private readonly loads: InferenceRequest[] = [];
 
   constructor({ thread = true }: { thread?: boolean } = {}) {
-    const module = siblingModule(import.meta.url, 'inference-thread');
-    if (thread) this.thread = new WorkerPool(module, 1, () => this.loads);
-    else this.host = new SessionHost();
+    if (thread) {
+      const module = siblingModule(import.meta.url, 'inference-thread');
+      this.runner = new WorkerPool(module, 1, () => this.loads);
+    } else {
+      const host = new SessionHost();
+      this.runner = new InProcess((request) => host.answer(request));
+    }
   }
 
   /**
@@ -104,7 +106,7 @@ export class Inference {
   ): Promise<ExecutionProviderName> {
     const { warn, ...rest } = options;
     const request: InferenceRequest = { kind: 'load', graph, file, signature, options: rest, bytes };
-    const reply = await this.ask(request);
+    const reply = await this.runner.run(request);
     if (reply.kind === 'refused') throw new ModelDirectoryError(reply.file, reply.problem);
     if (reply.kind !== 'loaded') throw new Error(`unexpected reply ${reply.kind} to a load`);
     reply.warnings.forEach(warn);
@@ -115,22 +117,15 @@ export class Inference {
 
   /** Runs `graph` on one input (its buffer is moved to the thread) and returns the named output. */
   async run(graph: string, input: GraphInput, output: string): Promise<Float32Array> {
-    const reply = await this.ask({ kind: 'run', graph, input, output }, [input.data.buffer as ArrayBuffer]);
+    const transfer = [input.data.buffer as ArrayBuffer];
+    const reply = await this.runner.run({ kind: 'run', graph, input, output }, transfer);
     if (reply.kind !== 'ran') throw new Error(`unexpected reply ${reply.kind} to a run`);
     return reply.data;
   }
 
   /** Releases every session (after the runs already asked for) and stops the thread. */
   async release(): Promise<void> {
-    await this.ask({ kind: 'release' }).catch(() => undefined);
-    await this.thread?.close();
-  }
-
-  private ask(request: InferenceRequest, transfer: ArrayBuffer[] = []): Promise<InferenceReply> {
-    if (this.thread) return this.thread.run(request, transfer);
-    const host = this.host!;
-    const reply = this.previous.then(() => host.answer(request));
-    this.previous = reply.catch(() => undefined);
-    return reply;
+    await this.runner.run({ kind: 'release' }).catch(() => undefined);
+    await this.runner.close();
   }
 }

@@ -5,6 +5,7 @@
  * use (an onnxruntime session, say) never overtakes them.
  */
 import { parentPort, type TransferListItem } from 'node:worker_threads';
+import { inOrder } from './in-process.js';
 
 export interface Envelope<Request> {
   id: number;
@@ -43,8 +44,6 @@ export function serveRequests<Request, Response>(
     }
     port.postMessage(reply, transfer);
   };
-  let previous = Promise.resolve();
-  port.on('message', (envelope: Envelope<Request>) => {
-    previous = previous.then(() => answer(envelope));
-  });
+  const next = inOrder();
+  port.on('message', (envelope: Envelope<Request>) => void next(() => answer(envelope)));
 }

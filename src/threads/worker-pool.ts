@@ -10,6 +10,7 @@
  */
 import { Worker, type TransferListItem } from 'node:worker_threads';
 import { HttpError } from '../errors.js';
+import type { Runner } from './in-process.js';
 import type { Envelope, Reply } from './serve.js';
 
 interface Thread {
@@ -17,7 +18,7 @@ interface Thread {
   pending: Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>;
 }
 
-export class WorkerPool<Request, Response> {
+export class WorkerPool<Request, Response> implements Runner<Request, Response> {
   private readonly threads: (Thread | undefined)[];
   private nextId = 0;
   private turn = 0;
