@@ -155,6 +155,21 @@ t.test('ORT_THREAD=false: the same numbers from sessions on the event loop', asy
   );
   const [wa, wb] = await Promise.all([onLoop.bilinearProducts(a), onThread.bilinearProducts(b)]);
   t.same(Array.from(wa[0]), Array.from(wb[0]));
+  // The chained run (text, then W·t in the same trip) gives what the two graphs give one by one.
+  const rows = texts.map((text) => onThread.tokenizer.encode(text).ids);
+  for (const model of [onLoop, onThread]) {
+    const chained = await model.textAttributions(rows);
+    t.same(
+      chained.map(({ embedding }) => Array.from(embedding)),
+      a.map((row) => Array.from(row)),
+      'chained: the same text embeddings',
+    );
+    t.same(
+      chained.map(({ product }) => Array.from(product)),
+      wa.map((row) => Array.from(row)),
+      'chained: the same W·t',
+    );
+  }
 });
 
 t.test('a closed pool fails what is pending and refuses new work', async (t) => {

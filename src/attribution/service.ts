@@ -92,9 +92,9 @@ export class AttributionService {
     const key = cacheKey(this.model.sha256, 'attribution', normalize, ids.join(','));
     const cached = await this.cache.getVector(key);
     if (cached) return cached;
-    const [t] = await this.encoders.tokenEmbeddings([ids]); // tokenized once, above
-    const [product] = await this.model.bilinearProducts([t]); // W·t, batched in onnxruntime
-    const vector = normalized(product, t, normalize);
+    // t and W·t in one batched run (tokenized once, above)
+    const [{ embedding, product }] = await this.model.textAttributions([ids]);
+    const vector = normalized(product, embedding, normalize);
     void this.cache.setVector(key, vector);
     return vector;
   }

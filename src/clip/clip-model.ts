@@ -7,6 +7,8 @@
  *          neurons [C,h,w]          --visual_head.onnx-->   image_embeds [D]
  *   W·t:   text_embeds [D]          --bilinear (Gemm)-->    attributions [C]
  *
+ * Attribution chains text and W·t: one batch, one trip to the thread, both outputs back.
+ *
  * The graphs run on a thread of their own (inference.ts), not on the event loop.
  *
  * Text rows of one batch are padded with zeros only to the longest row of that batch: the graph
@@ -29,6 +31,12 @@ export interface ImageEncoding {
   neuronMeans: Float32Array;
   /** The image embedding [D] (unnormalised). */
   embedding: Float32Array;
+}
+
+/** A prompt's text embedding t [D] and its attribution vector W·t [C] (not normalised). */
+export interface TextAttribution {
+  embedding: Float32Array;
+  product: Float32Array;
 }
 
 export type ModelOptions = Pick<
@@ -55,6 +63,7 @@ export class ClipModel {
   private readonly trunkBatcher: MicroBatcher<Float32Array, Float32Array>;
   private readonly headBatcher: MicroBatcher<Float32Array, Float32Array>;
   private readonly bilinearBatcher: MicroBatcher<Float32Array, Float32Array>;
+  private readonly attributionBatcher: MicroBatcher<readonly number[], TextAttribution>;
 
   private constructor(
     readonly directory: ModelDirectory,
@@ -77,6 +86,10 @@ export class ClipModel {
     this.trunkBatcher = new MicroBatcher({ ...batching, run: (rows) => this.runTrunk(rows) });
     this.headBatcher = new MicroBatcher({ ...batching, run: (rows) => this.runHead(rows) });
     this.bilinearBatcher = new MicroBatcher({ ...batching, run: (rows) => this.runBilinear(rows) });
+    this.attributionBatcher = new MicroBatcher({
+      ...batching,
+      run: (rows) => this.runTextAttribution(rows),
+    });
   }
 
   static async load(dir: string, options: ModelOptions): Promise<ClipModel> {
@@ -177,7 +190,11 @@ export class ClipModel {
   /** Rows waiting in the micro-batchers. */
   get queueDepth(): number {
     return (
-      this.textBatcher.depth + this.trunkBatcher.depth + this.headBatcher.depth + this.bilinearBatcher.depth
+      this.textBatcher.depth +
+      this.trunkBatcher.depth +
+      this.headBatcher.depth +
+      this.bilinearBatcher.depth +
+      this.attributionBatcher.depth
     );
   }
 
@@ -205,6 +222,11 @@ export class ClipModel {
     return this.bilinearBatcher.submitAll(textEmbeddings);
   }
 
+  /** Text embeddings and W·t for token id rows: the text graph and W·t in one run per batch. */
+  textAttributions(rows: readonly (readonly number[])[]): Promise<TextAttribution[]> {
+    return this.attributionBatcher.submitAll(rows);
+  }
+
   async encodeImages(pixelRows: readonly Float32Array[]): Promise<ImageEncoding[]> {
     const maps = await this.neuronMaps(pixelRows);
     const embeddings = await this.imageEmbeddingsFromNeurons(maps);
@@ -220,12 +242,21 @@ export class ClipModel {
   }
 
   private async runText(rows: (readonly number[])[]): Promise<Float32Array[]> {
-    const length = Math.max(...rows.map((row) => row.length));
-    const ids = new BigInt64Array(rows.length * length); // zero padding
-    rows.forEach((row, r) => row.forEach((id, i) => (ids[r * length + i] = BigInt(id))));
-    const input: GraphInput = { name: 'input_ids', type: 'int64', data: ids, dims: [rows.length, length] };
-    const output = await this.run('text', input, 'text_embeds', rows.length);
+    const output = await this.run('text', tokenIdsInput(rows), 'text_embeds', rows.length);
     return splitRows(output, rows.length, this.embedDim);
+  }
+
+  private async runTextAttribution(rows: (readonly number[])[]): Promise<TextAttribution[]> {
+    const then = { graph: 'bilinear', input: BILINEAR_INPUT, output: BILINEAR_OUTPUT } as const;
+    const reply = await this.guarded('text', rows.length, () =>
+      this.inference.run('text', tokenIdsInput(rows), 'text_embeds', then),
+    );
+    const [textMs, bilinearMs] = reply.ms;
+    this.runObserver?.('text', rows.length, textMs);
+    this.runObserver?.('bilinear', rows.length, bilinearMs);
+    const embeddings = splitRows(reply.data, rows.length, this.embedDim);
+    const products = splitRows(reply.then as Float32Array, rows.length, this.neuronCount);
+    return embeddings.map((embedding, i) => ({ embedding, product: products[i] }));
   }
 
   private async runTrunk(rows: Float32Array[]): Promise<Float32Array[]> {
@@ -263,16 +294,27 @@ export class ClipModel {
     outputName: string,
     rows: number,
   ): Promise<Float32Array> {
-    const started = performance.now();
-    const output = await this.inference.run(graph, input, outputName).catch((error: unknown) => {
-      // One failed batch fails its own requests with 503; the process and the next batch go on.
+    const reply = await this.guarded(graph, rows, () => this.inference.run(graph, input, outputName));
+    this.runObserver?.(graph, rows, reply.ms[0]);
+    return reply.data;
+  }
+
+  /** One failed batch fails its own requests with 503; the process and the next batch go on. */
+  private async guarded<T>(graph: GraphName, rows: number, run: () => Promise<T>): Promise<T> {
+    return run().catch((error: unknown) => {
       // onnxruntime's message (paths, node names) goes to the log, not to the client.
       this.warn(`onnxruntime failed on a ${graph} batch of ${rows} rows: ${String(error)}`);
       throw new HttpError(503, 'the model failed on this batch of requests; retry');
     });
-    this.runObserver?.(graph, rows, performance.now() - started);
-    return output;
   }
+}
+
+/** Token id rows as the text graph's input, padded with zeros to the longest row. */
+function tokenIdsInput(rows: readonly (readonly number[])[]): GraphInput {
+  const length = Math.max(...rows.map((row) => row.length));
+  const ids = new BigInt64Array(rows.length * length);
+  rows.forEach((row, r) => row.forEach((id, i) => (ids[r * length + i] = BigInt(id))));
+  return { name: 'input_ids', type: 'int64', data: ids, dims: [rows.length, length] };
 }
 
 /** Mean over the h×w grid of each of C neuron maps laid out [C, h, w]. */

@@ -9,5 +9,8 @@ import { SessionHost, type InferenceRequest } from './inference.js';
 const host = new SessionHost();
 serveRequests(
   (request: InferenceRequest) => host.answer(request),
-  (reply) => (reply.kind === 'ran' ? [reply.data.buffer as ArrayBuffer] : []),
+  (reply) =>
+    reply.kind === 'ran'
+      ? [reply.data, reply.then].flatMap((data) => (data ? [data.buffer as ArrayBuffer] : []))
+      : [],
 );

@@ -29,13 +29,22 @@ export type InferenceRequest =
       /** Model bytes instead of `file` (then `file` only names the graph in messages). */
       bytes?: Uint8Array;
     }
-  | { kind: 'run'; graph: string; input: GraphInput; output: string }
+  | { kind: 'run'; graph: string; input: GraphInput; output: string; then?: ChainedRun }
   | { kind: 'release' };
+
+/** A second graph fed with the first one's output, in the same trip to the thread. */
+export interface ChainedRun {
+  graph: string;
+  /** The second graph's input name: it receives the first graph's output, shape and all. */
+  input: string;
+  output: string;
+}
 
 export type InferenceReply =
   | { kind: 'loaded'; provider: ExecutionProviderName; warnings: string[] }
   | { kind: 'refused'; file: string; problem: string }
-  | { kind: 'ran'; data: Float32Array }
+  /** `then`: the chained graph's output; `ms`: each graph's run time on the thread. */
+  | { kind: 'ran'; data: Float32Array; then?: Float32Array; ms: number[] }
   | { kind: 'released' };
 
 /** Holds the sessions, by graph name, and answers requests about them. */
@@ -67,8 +76,17 @@ export class SessionHost {
         const session = this.sessions.get(request.graph);
         if (!session) throw new Error(`no session for the ${request.graph} graph`);
         const { name, type, data, dims } = request.input;
-        const outputs = await session.run({ [name]: new ort.Tensor(type, data, dims) });
-        return { kind: 'ran', data: outputs[request.output].data as Float32Array };
+        const started = performance.now();
+        const first = (await session.run({ [name]: new ort.Tensor(type, data, dims) }))[request.output];
+        const ms = [performance.now() - started];
+        const chained = request.then;
+        if (!chained) return { kind: 'ran', data: first.data as Float32Array, ms };
+        const next = this.sessions.get(chained.graph);
+        if (!next) throw new Error(`no session for the ${chained.graph} graph`);
+        const secondStarted = performance.now();
+        const second = (await next.run({ [chained.input]: first }))[chained.output];
+        ms.push(performance.now() - secondStarted);
+        return { kind: 'ran', data: first.data as Float32Array, then: second.data as Float32Array, ms };
       }
       case 'release':
         await Promise.all([...this.sessions.values()].map((session) => session.release()));
@@ -115,12 +133,21 @@ export class Inference {
     return reply.provider;
   }
 
-  /** Runs `graph` on one input (its buffer is moved to the thread) and returns the named output. */
-  async run(graph: string, input: GraphInput, output: string): Promise<Float32Array> {
+  /**
+   * Runs `graph` on one input (its buffer is moved to the thread) and returns the named output and
+   * the run's time on the thread; with `then`, also feeds that output to a second graph in the same
+   * trip and returns its output too.
+   */
+  async run(
+    graph: string,
+    input: GraphInput,
+    output: string,
+    then?: ChainedRun,
+  ): Promise<Extract<InferenceReply, { kind: 'ran' }>> {
     const transfer = [input.data.buffer as ArrayBuffer];
-    const reply = await this.runner.run({ kind: 'run', graph, input, output }, transfer);
+    const reply = await this.runner.run({ kind: 'run', graph, input, output, then }, transfer);
     if (reply.kind !== 'ran') throw new Error(`unexpected reply ${reply.kind} to a run`);
-    return reply.data;
+    return reply;
   }
 
   /** Releases every session (after the runs already asked for) and stops the thread. */
