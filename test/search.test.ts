@@ -3,7 +3,12 @@
  * budgets and cancellation; the objective's u = Wᵀd shortcut; request validation.
  */
 import t from 'tap';
-import { hillClimb, type HillClimbOptions, type SequenceScorer } from '../src/search/hill-climb.js';
+import {
+  hillClimb,
+  sequenceHash,
+  type HillClimbOptions,
+  type SequenceScorer,
+} from '../src/search/hill-climb.js';
 import { objectiveValue, projectDirection, neuronProjection } from '../src/search/objective.js';
 import { attribution } from '../src/attribution/bilinear.js';
 import { normaliseRequest, requestHash } from '../src/search/request.js';
@@ -109,6 +114,23 @@ t.test('a fluency penalty steers between equal objectives, and the score exclude
   );
   t.same(result.ids, [7]);
   t.equal(result.score, 1);
+});
+
+t.test('the proposed-sequence hash: equal for equal sequences, distinct over every short sequence', async (t) => {
+  t.equal(sequenceHash([5, 7, 9]), sequenceHash([5, 7, 9]));
+  t.ok(Number.isSafeInteger(sequenceHash([49407, 0, 123])), 'a safe integer');
+  const hashes = new Set<number>();
+  let sequences = 0;
+  for (let a = 0; a < 400; a++) {
+    hashes.add(sequenceHash([a]));
+    sequences += 1;
+    for (let b = 0; b < 400; b++) {
+      hashes.add(sequenceHash([a, b]));
+      hashes.add(sequenceHash([a, b, a]));
+      sequences += 2;
+    }
+  }
+  t.equal(hashes.size, sequences, `${sequences} sequences, as many hashes (order and length count)`);
 });
 
 t.test('u = Wᵀd gives d·(W·t/|t|) without W·t', async (t) => {
