@@ -116,22 +116,25 @@ t.test('a fluency penalty steers between equal objectives, and the score exclude
   t.equal(result.score, 1);
 });
 
-t.test('the proposed-sequence hash: equal for equal sequences, distinct over every short sequence', async (t) => {
-  t.equal(sequenceHash([5, 7, 9]), sequenceHash([5, 7, 9]));
-  t.ok(Number.isSafeInteger(sequenceHash([49407, 0, 123])), 'a safe integer');
-  const hashes = new Set<number>();
-  let sequences = 0;
-  for (let a = 0; a < 400; a++) {
-    hashes.add(sequenceHash([a]));
-    sequences += 1;
-    for (let b = 0; b < 400; b++) {
-      hashes.add(sequenceHash([a, b]));
-      hashes.add(sequenceHash([a, b, a]));
-      sequences += 2;
+t.test(
+  'the proposed-sequence hash: equal for equal sequences, distinct over every short sequence',
+  async (t) => {
+    t.equal(sequenceHash([5, 7, 9]), sequenceHash([5, 7, 9]));
+    t.ok(Number.isSafeInteger(sequenceHash([49407, 0, 123])), 'a safe integer');
+    const hashes = new Set<number>();
+    let sequences = 0;
+    for (let a = 0; a < 400; a++) {
+      hashes.add(sequenceHash([a]));
+      sequences += 1;
+      for (let b = 0; b < 400; b++) {
+        hashes.add(sequenceHash([a, b]));
+        hashes.add(sequenceHash([a, b, a]));
+        sequences += 2;
+      }
     }
-  }
-  t.equal(hashes.size, sequences, `${sequences} sequences, as many hashes (order and length count)`);
-});
+    t.equal(hashes.size, sequences, `${sequences} sequences, as many hashes (order and length count)`);
+  },
+);
 
 t.test('u = Wᵀd gives d·(W·t/|t|) without W·t', async (t) => {
   const rng = new SeededRandom(3);
