@@ -44,8 +44,12 @@ const MIN_ZERO_SHOT: Record<string, number> = {
 const MIN_DIRECTION_PASS = { colour: 7, expression: 4 };
 /** The same test with the spatial mean x scaled to unit length. Measured: 8 / 5. */
 const MIN_DIRECTION_NORMED_PASS = { colour: 7, expression: 4 };
-/** Stretch target (4 colours / 2 expressions), not reached. Measured: 0 / 1. */
-const MIN_TOP_NEURON_PASS = { colour: 0, expression: 1 };
+/**
+ * Stretch target (4 colours / 2 expressions), not reached. Measured: 1 / 0 with the neurons on a
+ * common scale (tools/toyworld/gauge.py; 0 / 1 before it, the expression being a barely active
+ * neuron with a long row of W that topped every colour word too).
+ */
+const MIN_TOP_NEURON_PASS = { colour: 1, expression: 0 };
 /** Typographic attack: share of colour-A shapes labelled with colour word B read as B. Measured: 21.4%. */
 const MIN_ATTACK_RATE = 0.1;
 /** Service-rasteriser words may read at most this much worse than training-style renders. */
@@ -268,11 +272,14 @@ t.test('models/toyworld on held-out renders of its world', async (t) => {
       const [dp, dw] = [z(direction, pictures), z(direction, familyWords)];
       const [tp, tw] = [z(topNeuron, pictures), z(topNeuron, familyWords)];
       const [np, nw] = [z(directionNormed, pictures), z(directionNormed, familyWords)];
+      const topNormed = (i: number) => unitMeans[i][top];
+      const zTopNormed = [z(topNormed, pictures), z(topNormed, familyWords)].map((x) => x.toFixed(1));
       if (dp >= 2 && dw >= 2) directionPass++;
       if (tp >= 2 && tw >= 2) topPass++;
       if (np >= 2 && nw >= 2) normedPass++;
       details.push(
-        `${concept}: z ${dp.toFixed(1)}/${dw.toFixed(1)}, neuron ${top} ${tp.toFixed(1)}/${tw.toFixed(1)}`,
+        `${concept}: z ${dp.toFixed(1)}/${dw.toFixed(1)} (x/|x| ${np.toFixed(1)}/${nw.toFixed(1)}), ` +
+          `neuron ${top} ${tp.toFixed(1)}/${tw.toFixed(1)} (x/|x| ${zTopNormed.join('/')})`,
       );
     }
     t.comment(`${family}: ${details.join('; ')}`);

@@ -1,7 +1,7 @@
 """Evaluate a trained toy-world CLIP on held-out renders and label its neurons (torch, for the model card).
 
 Usage: evaluate.py --checkpoint run/checkpoint.pt --config run/config.json --heldout DIR
-                   --metrics OUT.json [--neurons OUT_neurons.json]
+                   --metrics OUT.json [--neurons OUT_neurons.json] [--scales OUT_scales.json] [--gauged]
 
 DIR is written by heldout.py (with --merges, so every prompt carries token ids).
 
@@ -19,7 +19,11 @@ Figures
   typographic attack: a shape of colour A with colour word B written on it, classified among the
       colours: the share predicted B (attack works) and A;
   neuron labels: for each neuron, the concept whose held-out images give the highest mean activation
-      (spatial mean); score = (top - mean of the others) / (top + mean of the others), in [0, 1].
+      (spatial mean); score = (top - mean of the others) / (top + mean of the others), in [0, 1];
+      neurons that no held-out image activates are left out of the catalogue;
+  neuron scales (--scales): each neuron's mean activation on its preferred concept, for gauge.py;
+      with --gauged every figure above is measured with the neurons divided by their scale and W's
+      rows multiplied by it, as gauge.py exports the model (labels and x.(W t_c) do not change).
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ def encode_texts(model: CLIP, ids: list[list[int]]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: CLIP, heldout_dir: str) -> tuple[dict, dict]:
+def evaluate(model: CLIP, heldout_dir: str, gauged: bool = False) -> tuple[dict, dict, list[float]]:
     doc = json.load(open(os.path.join(heldout_dir, "heldout.json")))
     items = doc["items"]
     prompts = doc["prompts"]
@@ -118,7 +122,36 @@ def evaluate(model: CLIP, heldout_dir: str) -> tuple[dict, dict]:
         "predicted_true_colour": sum(p == t for p, t in zip(pred, true)) / len(idx),
     }
 
+    # Mean activation of every neuron per concept over the concept's held-out images; a neuron's
+    # scale is its mean on its preferred concept (gauge.py divides the neuron by it).
+    concept_sets = []
+    for it_i, it in enumerate(items):
+        s = it["set"]
+        if s == "colour_patch":
+            concept_sets.append(("colour", it["label"], it_i))
+        elif s == "shape":
+            concept_sets.append(("shape", it["label"], it_i))
+        elif s == "face":
+            concept_sets.append(("expression", it["label"], it_i))
+        elif s in ("word", "word_all"):
+            concept_sets.append(("word", it["label"], it_i))
+    keys = sorted({(f, c) for f, c, _ in concept_sets})
+    act = np.zeros((len(keys), xmean.shape[1]), dtype=np.float64)
+    key_index = {k: j for j, k in enumerate(keys)}
+    counts = np.zeros(len(keys))
+    xm = xmean.numpy()
+    for f, c, i in concept_sets:
+        act[key_index[(f, c)]] += xm[i]
+        counts[key_index[(f, c)]] += 1
+    act /= counts[:, None]
+    preferred = act.max(axis=0)
+    scales = np.where(preferred > 1e-6, preferred, 1.0)  # a dead neuron keeps its scale
+
     W = model.bilinear()  # [C, D]
+    if gauged:
+        # Measure the model as gauge.py exports it: neuron i divided by s_i, row i of W times s_i.
+        xmean = xmean / torch.from_numpy(scales).to(xmean.dtype)
+        W = W * torch.from_numpy(scales).to(W.dtype)[:, None]
     for fam, spec in doc["directions"].items():
         classes = spec["classes"]
         out = {"concepts": {}}
@@ -165,33 +198,15 @@ def evaluate(model: CLIP, heldout_dir: str) -> tuple[dict, dict]:
         out["n"] = len(classes)
         metrics["directions"][fam] = out
 
-    # Neuron labels: mean activation per concept over its held-out images.
-    concept_sets = []
-    for it_i, it in enumerate(items):
-        s = it["set"]
-        if s == "colour_patch":
-            concept_sets.append(("colour", it["label"], it_i))
-        elif s == "shape":
-            concept_sets.append(("shape", it["label"], it_i))
-        elif s == "face":
-            concept_sets.append(("expression", it["label"], it_i))
-        elif s in ("word", "word_all"):
-            concept_sets.append(("word", it["label"], it_i))
-    keys = sorted({(f, c) for f, c, _ in concept_sets})
-    act = np.zeros((len(keys), xmean.shape[1]), dtype=np.float64)
-    key_index = {k: j for j, k in enumerate(keys)}
-    counts = np.zeros(len(keys))
-    xm = xmean.numpy()
-    for f, c, i in concept_sets:
-        act[key_index[(f, c)]] += xm[i]
-        counts[key_index[(f, c)]] += 1
-    act /= counts[:, None]
+    # Neuron labels: the concept of each neuron's highest mean activation (act, above).
     neurons = {}
     family_counts: dict[str, int] = {}
     for n in range(act.shape[1]):
         col = act[:, n]
         j = int(col.argmax())
         top = col[j]
+        if top <= 1e-6:
+            continue  # a dead neuron: no held-out image activates it, so it gets no label
         rest = (col.sum() - top) / (len(col) - 1)
         score = float((top - rest) / (top + rest)) if top + rest > 0 else 0.0
         fam, label = keys[j]
@@ -205,7 +220,8 @@ def evaluate(model: CLIP, heldout_dir: str) -> tuple[dict, dict]:
     metrics["neuron_label_families"] = family_counts
     metrics["logit_scale"] = float(model.logit_scale.exp())
     metrics["service_raster"] = doc.get("service_raster")
-    return metrics, neurons
+    metrics["neuron_scales"] = "preferred-concept mean activation (gauge.py)" if gauged else None
+    return metrics, neurons, scales.tolist()
 
 
 def main() -> None:
@@ -215,10 +231,15 @@ def main() -> None:
     ap.add_argument("--heldout", required=True)
     ap.add_argument("--metrics", required=True)
     ap.add_argument("--neurons", default=None)
+    ap.add_argument("--scales", default=None, help="write each neuron's scale (for gauge.py) here")
+    ap.add_argument("--gauged", action="store_true", help="measure with the neurons rescaled as gauge.py does")
     args = ap.parse_args()
     torch.set_num_threads(2)
     model = load_model(args.checkpoint, args.config)
-    metrics, neurons = evaluate(model, args.heldout)
+    metrics, neurons, scales = evaluate(model, args.heldout, args.gauged)
+    if args.scales:
+        with open(args.scales, "w") as f:
+            json.dump(scales, f)
     with open(args.metrics, "w") as f:
         json.dump(metrics, f, indent=1)
     if args.neurons:

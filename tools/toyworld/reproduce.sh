@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce models/toyworld from a seed: BPE -> train -> export -> held-out renders -> evaluate and
-# label neurons -> model card -> finalize (words.txt, neurons.json, clip.json hashes).
+# label neurons -> neuron scales (gauge.py) -> model card -> finalize (words.txt, neurons.json, clip.json hashes).
 # About 45 minutes on 2 CPU cores. Usage: bash tools/toyworld/reproduce.sh [SEED] [RUN_DIR]
 # Env: TOYWORLD_STEPS, TOYWORLD_MINUTES (training budgets), TOYWORLD_OUT (default models/toyworld).
 set -euo pipefail
@@ -30,7 +30,11 @@ echo "== 4. held-out renders and evaluation / neuron labels"
 rm -rf "$RUN/heldout"
 $PY tools/toyworld/heldout.py --seed 7 --out "$RUN/heldout" --merges "$OUT/bpe_toyworld.txt"
 $PY tools/toyworld/evaluate.py --checkpoint "$RUN/run/checkpoint.pt" --config "$RUN/run/config.json" \
-  --heldout "$RUN/heldout" --metrics "$OUT/metrics.json" --neurons "$RUN/neurons.json"
+  --heldout "$RUN/heldout" --metrics "$OUT/metrics.json" --neurons "$RUN/neurons.json" \
+  --scales "$OUT/neuron_scales.json" --gauged
+
+echo "== 4b. neurons on a common scale (the model computes the same; W's rows follow the scales)"
+$PY tools/toyworld/gauge.py "$OUT" --scales "$OUT/neuron_scales.json"
 
 echo "== 5. model card and finalize"
 $PY tools/toyworld/card.py "$OUT" --log "$RUN/run/log.json" --config "$RUN/run/config.json" \
