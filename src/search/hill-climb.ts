@@ -133,14 +133,19 @@ export async function hillClimb(options: HillClimbOptions): Promise<HillClimbRes
     ? (candidate: Candidate) => candidate.ids.join(',')
     : (candidate: Candidate) => textOf(candidate);
 
+  // The lowest value in the top-n at the last pruning: the top-n only improves, so a candidate
+  // below it can never enter it and needs no key.
+  let floor = -Infinity;
   const evaluate = async (sequences: number[][]): Promise<Candidate[]> => {
     const scores = await o.scorer.score(sequences);
     evaluations += sequences.length;
     return sequences.map((ids, i) => {
       const candidate: Candidate = { ids, score: scores[i], value: scores[i] - penalty(ids) };
-      const key = keyOf(candidate);
-      const known = distinct.get(key);
-      if (!known || candidate.value > known.value) distinct.set(key, candidate);
+      if (candidate.value >= floor) {
+        const key = keyOf(candidate);
+        const known = distinct.get(key);
+        if (!known || candidate.value > known.value) distinct.set(key, candidate);
+      }
       if (!best || candidate.value > best.value) best = candidate;
       return candidate;
     });
@@ -224,7 +229,7 @@ export async function hillClimb(options: HillClimbOptions): Promise<HillClimbRes
     }
     curve.push(best!.score);
     if (seen.size > MAX_REMEMBERED) seen = new Set([sequenceHash(current.ids)]);
-    if (distinct.size > Math.max(4 * o.topN, 2000)) prune(distinct, o.topN, textOf, keyOf);
+    if (distinct.size > Math.max(4 * o.topN, 2000)) floor = prune(distinct, o.topN, textOf, keyOf);
     await o.onProgress?.(progress());
     if (stale >= o.patience || proposals.length === 0) {
       if (restartsUsed >= o.restarts) {
@@ -278,14 +283,18 @@ function ranked(distinct: Map<string, Candidate>, n: number, textOf: (c: Candida
     .slice(0, n);
 }
 
-/** Keeps the best `n` distinct texts only (bounded memory on long searches). */
+/**
+ * Keeps the best `n` distinct texts only (bounded memory on long searches); returns the lowest
+ * value kept once `n` are kept (-Infinity before).
+ */
 function prune(
   distinct: Map<string, Candidate>,
   n: number,
   textOf: (c: Candidate) => string,
   keyOf: (c: Candidate) => string,
-): void {
+): number {
   const keep = ranked(distinct, n, textOf);
   distinct.clear();
   for (const candidate of keep) distinct.set(keyOf(candidate), candidate);
+  return keep.length === n ? keep[n - 1].value : -Infinity;
 }
