@@ -44,11 +44,11 @@ export class AttributionService {
   }
 
   async imageAttribution(imageBytes: Uint8Array, text: string): Promise<ImageAttribution> {
-    const [image, [t]] = await Promise.all([
+    const [image, a] = await Promise.all([
       this.encoders.imageEncoding(imageBytes),
-      this.encoders.textEmbeddings([text]),
+      this.textVector(text, 'unit'),
     ]);
-    const a = await this.textVector(text, 'unit');
+    const [t] = await this.encoders.textEmbeddings([text]); // cached by the run that made a
     const perNeuron = contributions(image.neuronMeans, a);
     const total = sum(perNeuron);
     return {
@@ -65,7 +65,8 @@ export class AttributionService {
    * text's logit before and after. `delta` defaults to the largest activation of the blank image.
    */
   async intervention(text: string, neurons: readonly number[], delta?: number): Promise<InterventionResult> {
-    const [blank, [t]] = await Promise.all([this.blankImageNeurons(), this.encoders.textEmbeddings([text])]);
+    const [blank, a] = await Promise.all([this.blankImageNeurons(), this.textVector(text, 'unit')]);
+    const [t] = await this.encoders.textEmbeddings([text]); // cached by the run that made a
     const step = delta ?? (Math.max(...blank) || 1);
     const cells = blank.length / this.model.neuronCount;
     const edited = neurons.map((neuron) => {
@@ -76,7 +77,6 @@ export class AttributionService {
     const embeddings = await this.model.imageEmbeddingsFromNeurons([blank, ...edited]);
     const logit = (embedding: Float32Array) => this.model.logitScale * cosine(embedding, t);
     const before = logit(embeddings[0]);
-    const a = await this.textVector(text, 'unit');
     return {
       delta: step,
       before,
@@ -92,8 +92,7 @@ export class AttributionService {
     const key = cacheKey(this.model.sha256, 'attribution', normalize, ids.join(','));
     const cached = await this.cache.getVector(key);
     if (cached) return cached;
-    // t and W·t in one batched run (tokenized once, above)
-    const [{ embedding, product }] = await this.model.textAttributions([ids]);
+    const { embedding, product } = await this.encoders.tokenAttribution(ids); // tokenized once, above
     const vector = normalized(product, embedding, normalize);
     void this.cache.setVector(key, vector);
     return vector;

@@ -5,7 +5,7 @@
  */
 import type { BinaryCache } from '../cache/index.js';
 import { cacheKey } from '../cache/index.js';
-import type { ClipModel, ImageEncoding } from './clip-model.js';
+import type { ClipModel, ImageEncoding, TextAttribution } from './clip-model.js';
 import { preprocessImage } from './image.js';
 
 export class Encoders {
@@ -21,7 +21,7 @@ export class Encoders {
 
   /** The same for texts already tokenized (rows of ids with start and end tokens). */
   async tokenEmbeddings(rows: readonly (readonly number[])[]): Promise<Float32Array[]> {
-    const keys = rows.map((ids) => cacheKey(this.model.sha256, 'text_embeds', ids.join(',')));
+    const keys = rows.map((ids) => this.textKey(ids));
     const cached = await Promise.all(keys.map((key) => this.cache.getVector(key)));
     const missing = rows.flatMap((_, i) => (cached[i] === undefined ? [i] : []));
     if (missing.length > 0) {
@@ -32,6 +32,20 @@ export class Encoders {
       });
     }
     return cached as Float32Array[];
+  }
+
+  /**
+   * t and W·t for one tokenized prompt, in one run of the text graph chained to W·t; t joins the
+   * text-embedding cache like any other, so routes that also want t find it there.
+   */
+  async tokenAttribution(ids: readonly number[]): Promise<TextAttribution> {
+    const [result] = await this.model.textAttributions([ids]);
+    void this.cache.setVector(this.textKey(ids), result.embedding);
+    return result;
+  }
+
+  private textKey(ids: readonly number[]): string {
+    return cacheKey(this.model.sha256, 'text_embeds', ids.join(','));
   }
 
   /** Decode, preprocess and encode one image (PNG, JPEG, WebP or GIF bytes). */
