@@ -21,8 +21,8 @@ import {
   fitPath,
   lambdaGrid,
   supportSize,
-} from '../src/attribution/regularization-path.js';
-import { lambdaMax } from '../src/attribution/sparse-logistic.js';
+} from '../src/sparse/regularization-path.js';
+import { lambdaMax } from '../src/sparse/logistic.js';
 import { plantedEmotions } from '../tools/solvers/planted.js';
 
 const root = path.resolve(fileURLToPath(new URL('..', import.meta.url)));

@@ -1,5 +1,5 @@
 /**
- * The multinomial (softmax) L1 logistic regression (src/attribution/sparse-multinomial.ts) and its
+ * The multinomial (softmax) L1 logistic regression (src/sparse/multinomial.ts) and its
  * λ selection (multinomial-path.ts), checked against references: the KKT conditions recomputed
  * here from scratch; the exact equivalence of a 2-class multinomial fit with the binary L1 fit
  * (β = B₁ − B₂, same objective); scikit-learn's multinomial saga on the same problems; and planted
@@ -9,14 +9,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { fitMultinomialSelection } from '../src/attribution/multinomial-path.js';
-import { fitBinary, standardize, type Design } from '../src/attribution/sparse-logistic.js';
+import { fitMultinomialSelection } from '../src/sparse/multinomial-path.js';
+import { fitBinary, standardize, type Design } from '../src/sparse/logistic.js';
 import {
   fitMultinomial,
   multinomialLambdaMax,
   multinomialPredictor,
   type MultinomialFit,
-} from '../src/attribution/sparse-multinomial.js';
+} from '../src/sparse/multinomial.js';
 import { exportMultinomial } from '../tools/solvers/export-multinomial.js';
 import { plantedEmotions, plantedLogistic } from '../tools/solvers/planted.js';
 import { repoRoot, runPython } from './helpers/tiny-model.js';

@@ -5,10 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { FEELINGS_WHEEL, WHEEL_EMOTIONS, EMOTION_TEMPLATES } from '../src/attribution/feelings-wheel.js';
-import { buildAtlas } from '../src/attribution/atlas.js';
-import { NMF } from '../src/attribution/nmf.js';
-import { mulberry32, stratifiedFolds } from '../src/attribution/cross-validation.js';
+import { FEELINGS_WHEEL, WHEEL_EMOTIONS, EMOTION_TEMPLATES } from '../src/emotions/feelings-wheel.js';
+import { buildAtlas } from '../src/emotions/atlas.js';
+import { NMF } from '../src/sparse/nmf.js';
+import { mulberry32, stratifiedFolds } from '../src/sparse/cross-validation.js';
 import {
   SparseLogisticRegression,
   crossValidate,
@@ -18,7 +18,7 @@ import {
   fitToSupportSizeAsync,
   lambdaGrid,
   supportSize,
-} from '../src/attribution/regularization-path.js';
+} from '../src/sparse/regularization-path.js';
 import {
   fitBinary,
   kktViolation,
@@ -27,7 +27,7 @@ import {
   lossGradient,
   objective,
   standardize,
-} from '../src/attribution/sparse-logistic.js';
+} from '../src/sparse/logistic.js';
 import { plantedEmotions, plantedLogistic } from '../tools/solvers/planted.js';
 
 const WHEEL_FILE = new URL('../../shared/reference/rn50x4/feelings-wheel.json', import.meta.url);

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { FEELINGS_WHEEL } from '../src/attribution/feelings-wheel.js';
+import { FEELINGS_WHEEL } from '../src/emotions/feelings-wheel.js';
 import { buildTestApp } from './helpers/app.js';
 import { repoRoot } from './helpers/tiny-model.js';
 

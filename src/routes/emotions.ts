@@ -1,5 +1,5 @@
 /**
- * Emotion composition (see src/attribution/emotions.ts for the math):
+ * Emotion composition (see src/emotions/service.ts for the math):
  *   POST /v1/emotions/fit        sparse one-vs-rest fit over feelings-wheel emotions under templates
  *   GET  /v1/emotions            the wheel, the templates and the default composition
  *   GET  /v1/emotions/atlas      NMF atlas (2 or 7 factors) of the default composition, 2-D layout
@@ -14,16 +14,15 @@ import {
   DEFAULT_NEURONS_PER_CONCEPT,
   DEFAULT_SCALING,
   emotionConcepts,
-  type Composition,
-  type CompositionRequest,
-} from '../attribution/emotions.js';
+} from '../emotions/service.js';
+import type { Composition, CompositionRequest } from '../emotions/types.js';
 import {
   EMOTION_TEMPLATES,
   FEELINGS_WHEEL,
   WHEEL_EMOTIONS,
   wheelEmotion,
-} from '../attribution/feelings-wheel.js';
-import type { Selection } from '../attribution/regularization-path.js';
+} from '../emotions/feelings-wheel.js';
+import type { Selection } from '../sparse/regularization-path.js';
 import { badRequest, notFound } from '../errors.js';
 import { Text, withErrors } from './schemas.js';
 

@@ -1,4 +1,4 @@
-"""Compare the service's L1 logistic regression (src/attribution/sparse-logistic.ts) with scikit-learn.
+"""Compare the service's L1 logistic regression (src/sparse/logistic.ts) with scikit-learn.
 
 Input: a JSON file with one or more problems (written by tools/solvers/export-problems.ts or by
 bench/emotions.ts), each {"name", "X": [[...]] standardised rows, "y": [0/1], "lambda", and "ours":

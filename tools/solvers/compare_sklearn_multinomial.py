@@ -1,4 +1,4 @@
-"""Compare the service's multinomial L1 logistic regression (src/attribution/sparse-multinomial.ts)
+"""Compare the service's multinomial L1 logistic regression (src/sparse/multinomial.ts)
 with scikit-learn's `LogisticRegression(penalty='l1', solver='saga', multi_class='multinomial')`.
 
 Input: a JSON file written by tools/solvers/export-multinomial.ts: problems {"name", "X" (rows,

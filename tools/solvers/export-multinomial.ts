@@ -10,8 +10,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { standardize } from '../../src/attribution/sparse-logistic.js';
-import { fitMultinomial, multinomialLambdaMax } from '../../src/attribution/sparse-multinomial.js';
+import { standardize } from '../../src/sparse/logistic.js';
+import { fitMultinomial, multinomialLambdaMax } from '../../src/sparse/multinomial.js';
 import { plantedEmotions } from './planted.js';
 
 export interface ExportedMultinomial {

@@ -9,8 +9,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { fitAtLambda } from '../../src/attribution/regularization-path.js';
-import { lambdaMax, standardize } from '../../src/attribution/sparse-logistic.js';
+import { fitAtLambda } from '../../src/sparse/regularization-path.js';
+import { lambdaMax, standardize } from '../../src/sparse/logistic.js';
 import { plantedLogistic } from './planted.js';
 
 export interface ExportedProblem {

@@ -6,7 +6,7 @@
  *   - plantedEmotions: K classes × m samples ("emotion words × templates") in p features ("neurons");
  *     class k owns s neurons; a sample is N(0, I_p) noise plus `strength` on its class's neurons.
  */
-import { mulberry32 } from '../../src/attribution/cross-validation.js';
+import { mulberry32 } from '../../src/sparse/cross-validation.js';
 
 export function gaussian(random: () => number): () => number {
   return () => {

@@ -16,7 +16,7 @@ import {
   type OneVsRestOptions,
   type Selection,
 } from './regularization-path.js';
-import { standardize, type BinaryFit, type Design } from './sparse-logistic.js';
+import { standardize, type BinaryFit, type Design } from './logistic.js';
 import {
   fitMultinomial,
   multinomialLambdaMax,
@@ -24,7 +24,7 @@ import {
   softmaxLoss,
   type MultinomialFit,
   type MultinomialOptions,
-} from './sparse-multinomial.js';
+} from './multinomial.js';
 
 /** What a composition needs of each class's fit, from either solver. */
 export type ClassFit = Pick<

@@ -19,7 +19,7 @@
  * with G_kj = (1/n) Σ_i x_ij (p_ik − y_ik). The intercepts are defined up to a common shift; the
  * returned ones sum to zero.
  */
-import { kktViolation, type Design, type SolverOptions } from './sparse-logistic.js';
+import { kktViolation, type Design, type SolverOptions } from './logistic.js';
 
 export interface MultinomialOptions extends SolverOptions {
   /** Stop at this time (performance.now() milliseconds), converged or not. */

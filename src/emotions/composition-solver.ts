@@ -6,11 +6,11 @@
  * The attribution vectors go to the thread as they are (Float32Array rows); the coefficients come
  * back as Float64Array buffers, moved rather than copied.
  */
-import { buildAtlas, type Atlas } from './atlas.js';
-import type { Composition, CompositionModel } from './emotions.js';
-import { fitMultinomialSelection } from './multinomial-path.js';
-import { fitOneVsRest, type Selection } from './regularization-path.js';
-import type { FeatureScaling } from './sparse-logistic.js';
+import { buildAtlas } from './atlas.js';
+import type { Atlas, Composition, CompositionModel } from './types.js';
+import { fitMultinomialSelection } from '../sparse/multinomial-path.js';
+import { fitOneVsRest, type Selection } from '../sparse/regularization-path.js';
+import type { FeatureScaling } from '../sparse/logistic.js';
 import { InProcess, type Runner } from '../threads/in-process.js';
 import { siblingModule, WorkerPool } from '../threads/worker-pool.js';
 

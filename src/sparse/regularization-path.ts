@@ -27,7 +27,7 @@ import {
   type Design,
   type FeatureScaling,
   type SolverOptions,
-} from './sparse-logistic.js';
+} from './logistic.js';
 import { CvCurve, stratifiedFolds } from './cross-validation.js';
 
 /** The log-spaced grid λ_max · r^{t/(T−1)}, t = 0 … T−1. */

@@ -4,7 +4,7 @@
  */
 import { serveRequests } from '../threads/serve.js';
 import { solve, type SolvedComposition, type SolverRequest } from './composition-solver.js';
-import type { Atlas } from './atlas.js';
+import type { Atlas } from './types.js';
 
 serveRequests<SolverRequest, SolvedComposition | Atlas>(solve, (answer) =>
   // A set: the classes of one multinomial fit may share a buffer.

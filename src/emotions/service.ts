@@ -17,13 +17,19 @@
 import { createHash } from 'node:crypto';
 import { cacheKey, type BinaryCache } from '../cache/index.js';
 import { badRequest } from '../errors.js';
-import type { Atlas } from './atlas.js';
 import { CompositionSolver } from './composition-solver.js';
 import { EMOTION_TEMPLATES, WHEEL_EMOTION_NAMES, wheelEmotion } from './feelings-wheel.js';
-import { MULTINOMIAL_TIME_LIMIT_MS } from './multinomial-path.js';
-import type { Selection } from './regularization-path.js';
-import type { FeatureScaling } from './sparse-logistic.js';
-import type { AttributionService } from './service.js';
+import { MULTINOMIAL_TIME_LIMIT_MS } from '../sparse/multinomial-path.js';
+import type { FeatureScaling } from '../sparse/logistic.js';
+import type { AttributionService } from '../attribution/service.js';
+import type {
+  Atlas,
+  Composition,
+  CompositionRequest,
+  ConceptFit,
+  ConceptSet,
+  WeightedNeuron,
+} from './types.js';
 
 export const LIMITS = { concepts: 256, promptsPerConcept: 64, templates: 16, samples: 4096, folds: 10 };
 export const DEFAULT_NEURONS_PER_CONCEPT = 5;
@@ -34,57 +40,6 @@ export const DEFAULT_SCALING: FeatureScaling = 'shared';
  * for. The whole wheel on the embedded model (126 × 378 × 512 ≈ 24e6) takes 10–20 s on two cores.
  */
 export const MULTINOMIAL_WORK_LIMIT = 25e6;
-
-export interface ConceptSet {
-  name: string;
-  prompts: string[];
-}
-
-/** One binary model per concept against the rest (the article's), or one softmax model of all. */
-export type CompositionModel = 'one-vs-rest' | 'multinomial';
-
-export interface CompositionRequest {
-  concepts: ConceptSet[];
-  selection: Selection;
-  /** Default one-vs-rest. */
-  model?: CompositionModel;
-  /** Neurons masked out of the fit (lexical neurons). */
-  exclude: number[];
-  /**
-   * How attributions are scaled before the penalty (see FeatureScaling). Default "shared": the
-   * attributions of all neurons are in one unit, and per-neuron standardisation lifts neurons that
-   * barely move between prompts (on the embedded model it leaves 3 of 10 expression and wheel words
-   * with their expression's neuron, against 9 of 10 with "shared": docs/emotion-compositions.md).
-   */
-  scaling?: FeatureScaling;
-}
-
-export interface WeightedNeuron {
-  neuron: number;
-  weight: number;
-  label?: string;
-}
-
-export interface ConceptFit {
-  neurons: WeightedNeuron[];
-  lambda: number;
-  objective: number;
-  iterations: number;
-  converged: boolean;
-}
-
-export interface Composition {
-  fitId: string;
-  model: CompositionModel;
-  scaling: FeatureScaling;
-  lambda: number | null;
-  accuracy: number;
-  samples: number;
-  features: number;
-  excluded: number;
-  concepts: Record<string, ConceptFit>;
-  cv?: { folds: number; lambdaMin: number; lambda1se: number; accuracy: number };
-}
 
 /** The wheel's emotions under templates, as concept sets ("{}" stands for the word). */
 export function emotionConcepts(emotions?: readonly string[], templates?: readonly string[]): ConceptSet[] {

@@ -6,22 +6,9 @@
  */
 import { UMAP } from 'umap-js';
 import { badRequest } from '../errors.js';
-import { mulberry32 } from './cross-validation.js';
-import type { Composition } from './emotions.js';
-import { NMF } from './nmf.js';
-
-export interface Atlas {
-  factors: number;
-  objective: number;
-  iterations: number;
-  converged: boolean;
-  emotions: { name: string; loadings: number[]; x: number; y: number }[];
-  factorTops: {
-    factor: number;
-    emotions: { name: string; loading: number }[];
-    neurons: { neuron: number; sign: 1 | -1; weight: number; label?: string }[];
-  }[];
-}
+import { mulberry32 } from '../sparse/cross-validation.js';
+import type { Atlas, Composition } from './types.js';
+import { NMF } from '../sparse/nmf.js';
 
 /** The atlas of a composition. */
 export function buildAtlas(
