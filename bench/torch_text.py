@@ -37,5 +37,10 @@ with torch.no_grad():
             start = time.perf_counter()
             model.encode_text(ids)
             times.append(time.perf_counter() - start)
-        results[str(length)] = {"median_s": sorted(times)[len(times) // 2], "rows_per_s": args.batch / sorted(times)[len(times) // 2]}
-print(json.dumps({"threads": args.threads, "batch": args.batch, "torch": torch.__version__, "results": results}))
+        results[str(length)] = {
+            "median_s": sorted(times)[len(times) // 2],
+            "rows_per_s": args.batch / sorted(times)[len(times) // 2],
+        }
+print(
+    json.dumps({"threads": args.threads, "batch": args.batch, "torch": torch.__version__, "results": results})
+)

@@ -92,7 +92,9 @@ def read_state_dict(path: str, trust_pickle: bool = False) -> tuple[dict, str]:
         try:
             return dict(torch.jit.load(path, map_location="cpu").state_dict()), "torchscript"
         except Exception as error:  # noqa: BLE001 - any failure here means a damaged archive
-            raise CheckpointError(f"{path}: TorchScript archive cannot be read ({first_line(error)})") from None
+            raise CheckpointError(
+                f"{path}: TorchScript archive cannot be read ({first_line(error)})"
+            ) from None
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as error:
@@ -114,7 +116,9 @@ def read_state_dict(path: str, trust_pickle: bool = False) -> tuple[dict, str]:
         if isinstance(loaded, dict) and isinstance(loaded.get(wrapper), dict):
             loaded = loaded[wrapper]
     if not isinstance(loaded, dict) or not any(torch.is_tensor(v) for v in loaded.values()):
-        raise CheckpointError(f"{path}: holds a {type(loaded).__name__} without tensors; expected a state dict")
+        raise CheckpointError(
+            f"{path}: holds a {type(loaded).__name__} without tensors; expected a state dict"
+        )
     return dict(loaded), "state_dict"
 
 

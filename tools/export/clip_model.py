@@ -107,7 +107,9 @@ class AttentionPool2d(nn.Module):
 
     def __init__(self, spatial_dim: int, embed_dim: int, num_heads: int, output_dim: int):
         super().__init__()
-        self.positional_embedding = nn.Parameter(torch.randn(spatial_dim**2 + 1, embed_dim) / embed_dim**0.5)
+        self.positional_embedding = nn.Parameter(
+            torch.randn(spatial_dim**2 + 1, embed_dim) / embed_dim**0.5
+        )
         self.k_proj = nn.Linear(embed_dim, embed_dim)
         self.q_proj = nn.Linear(embed_dim, embed_dim)
         self.v_proj = nn.Linear(embed_dim, embed_dim)
@@ -253,7 +255,9 @@ class CLIP(nn.Module):
             input_resolution=config.image_resolution,
             width=config.vision_width,
         )
-        self.transformer = Transformer(config.transformer_width, config.transformer_layers, config.transformer_heads)
+        self.transformer = Transformer(
+            config.transformer_width, config.transformer_layers, config.transformer_heads
+        )
         self.vocab_size = config.vocab_size
         self.token_embedding = nn.Embedding(config.vocab_size, config.transformer_width)
         self.positional_embedding = nn.Parameter(torch.empty(config.context_length, config.transformer_width))

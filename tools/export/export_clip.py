@@ -40,10 +40,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="OpenAI TorchScript archive or torch.save state dict (.pt)")
     parser.add_argument("out_dir", help="model directory to create (must not exist unless --force)")
-    parser.add_argument("--vocab", required=True, help="BPE merges file (gzip or text), copied under its basename")
-    parser.add_argument("--name", help="model name in clip.json (default: RN50x4 etc. or the checkpoint's stem)")
+    parser.add_argument(
+        "--vocab", required=True, help="BPE merges file (gzip or text), copied under its basename"
+    )
+    parser.add_argument(
+        "--name", help="model name in clip.json (default: RN50x4 etc. or the checkpoint's stem)"
+    )
     parser.add_argument("--labels", help="JSON {neuron id: label} merged into neurons.json")
-    parser.add_argument("--trust-pickle", action="store_true", help="unpickle any Python object (trusted files only)")
+    parser.add_argument(
+        "--trust-pickle", action="store_true", help="unpickle any Python object (trusted files only)"
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing OUT_DIR")
     return parser.parse_args(argv)
 

@@ -28,7 +28,9 @@ def merges_used(vocab_size: int) -> int:
 def read_merge_lines(path: str) -> list[str]:
     """The merge lines after the header, gzip or plain text."""
     if not os.path.isfile(path):
-        raise MergesError(f"{path}: no such merges file; expected CLIP's bpe_simple_vocab_16e6.txt.gz or similar")
+        raise MergesError(
+            f"{path}: no such merges file; expected CLIP's bpe_simple_vocab_16e6.txt.gz or similar"
+        )
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -56,5 +58,7 @@ def check_merges(path: str, vocab_size: int) -> int:
         )
     for number, line in enumerate(lines[:needed], start=2):
         if len(line.split(" ")) != 2:
-            raise MergesError(f"{path}: line {number} is {line[:40]!r}; expected two symbols separated by a space")
+            raise MergesError(
+                f"{path}: line {number} is {line[:40]!r}; expected two symbols separated by a space"
+            )
     return needed

@@ -73,7 +73,9 @@ def read_labels(path: str, neuron_count: int) -> dict[int, str]:
         except ValueError:
             raise LabelsError(f"{path}: key {key!r} is not a neuron id; expected integers") from None
         if not 0 <= neuron < neuron_count:
-            raise LabelsError(f"{path}: neuron id {neuron} is out of range; this model has {neuron_count} neurons")
+            raise LabelsError(
+                f"{path}: neuron id {neuron} is out of range; this model has {neuron_count} neurons"
+            )
         if not isinstance(label, str) or not label.strip():
             raise LabelsError(f"{path}: label of neuron {neuron} is {label!r}; expected a non-empty string")
         labels[neuron] = label.strip()

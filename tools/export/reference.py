@@ -39,7 +39,11 @@ FIXED_ROWS = [
 
 def encode_array(array: np.ndarray) -> dict:
     array = np.ascontiguousarray(array, dtype="<f4")
-    return {"dtype": "float32", "shape": list(array.shape), "base64": base64.b64encode(array.tobytes()).decode()}
+    return {
+        "dtype": "float32",
+        "shape": list(array.shape),
+        "base64": base64.b64encode(array.tobytes()).decode(),
+    }
 
 
 def token_rows(vocab_size: int, context_length: int, seed: int) -> list[list[int]]:

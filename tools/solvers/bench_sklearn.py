@@ -34,7 +34,9 @@ def fit(X, y, lam, solver, tol, warm=None):
     C = 1.0 / (X.shape[0] * lam)
     extra = {"intercept_scaling": 1e3} if solver == "liblinear" else {}
     cap = 1000 if solver == "liblinear" else 100000  # liblinear's randomised CD can stall at a tight tol
-    model = LogisticRegression(penalty="l1", C=C, solver=solver, tol=tol, max_iter=cap, random_state=0, **extra)
+    model = LogisticRegression(
+        penalty="l1", C=C, solver=solver, tol=tol, max_iter=cap, random_state=0, **extra
+    )
     model.fit(X, y)
     return model.coef_.ravel(), float(model.intercept_[0])
 

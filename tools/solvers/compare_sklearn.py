@@ -72,8 +72,12 @@ def compare(problem: dict, solvers: list[str], repeats: int, saga_tol: float) ->
         "n": X.shape[0],
         "p": X.shape[1],
         "lambda": lam,
-        "ours": {"objective": f_ours, "reported_objective": ours["objective"], "support": len(s_ours),
-                 "seconds": ours.get("seconds")},
+        "ours": {
+            "objective": f_ours,
+            "reported_objective": ours["objective"],
+            "support": len(s_ours),
+            "seconds": ours.get("seconds"),
+        },
     }
     for solver in solvers:
         w, b, seconds, n_iter = run_sklearn(X, y, lam, solver, repeats, saga_tol)
@@ -93,7 +97,9 @@ def compare(problem: dict, solvers: list[str], repeats: int, saga_tol: float) ->
 def main() -> None:
     args = sys.argv[1:]
     if not args:
-        sys.exit("usage: compare_sklearn.py problems.json [--solvers liblinear,saga] [--repeats 1] [--saga-tol 1e-8]")
+        sys.exit(
+            "usage: compare_sklearn.py problems.json [--solvers liblinear,saga] [--repeats 1] [--saga-tol 1e-8]"
+        )
     solvers = ["liblinear", "saga"]
     repeats = 1
     if "--solvers" in args:

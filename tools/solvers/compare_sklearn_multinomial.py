@@ -49,7 +49,12 @@ def main() -> None:
         ours_B = np.asarray(problem["ours"]["coef"])
         ours_b = np.asarray(problem["ours"]["intercept"])
         model = LogisticRegression(
-            penalty="l1", solver="saga", multi_class="multinomial", C=1.0 / (n * lam), tol=1e-10, max_iter=200_000
+            penalty="l1",
+            solver="saga",
+            multi_class="multinomial",
+            C=1.0 / (n * lam),
+            tol=1e-10,
+            max_iter=200_000,
         )
         started = time.perf_counter()
         with warnings.catch_warnings():

@@ -27,7 +27,11 @@ START, END = "<|startoftext|>", "<|endoftext|>"
 
 
 def byte_level_alphabet() -> dict[int, str]:
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    keep = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     table = {b: chr(b) for b in keep}
     n = 0
     for b in range(256):
@@ -35,7 +39,11 @@ def byte_level_alphabet() -> dict[int, str]:
             table[b] = chr(256 + n)
             n += 1
     # vocabulary order: printable bytes first, then the shifted ones (as CLIP / GPT-2)
-    return dict(sorted(table.items(), key=lambda kv: (kv[0] not in keep, keep.index(kv[0]) if kv[0] in keep else kv[0])))
+    return dict(
+        sorted(
+            table.items(), key=lambda kv: (kv[0] not in keep, keep.index(kv[0]) if kv[0] in keep else kv[0])
+        )
+    )
 
 
 BYTE_CHARS = byte_level_alphabet()

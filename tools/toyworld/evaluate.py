@@ -59,7 +59,9 @@ def load_model(checkpoint: str, config_path: str) -> CLIP:
 def encode_images(model: CLIP, paths: list[str], batch: int = 256):
     feats, means = [], []
     for i in range(0, len(paths), batch):
-        arr = np.stack([np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0 for p in paths[i : i + batch]])
+        arr = np.stack(
+            [np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0 for p in paths[i : i + batch]]
+        )
         x = torch.from_numpy(((arr - MEAN) / STD).transpose(0, 3, 1, 2).copy())
         neurons = model.visual.trunk(x)
         feats.append(model.visual.attnpool(neurons))
@@ -111,7 +113,11 @@ def evaluate(model: CLIP, heldout_dir: str, gauged: bool = False) -> tuple[dict,
         for c in classes:
             sel = [ok for i, ok in zip(idx, correct) if items[i]["label"] == c]
             per_class[c] = sum(sel) / max(1, len(sel))
-        metrics["zero_shot"][task] = {"accuracy": sum(correct) / len(correct), "n": len(correct), "per_class": per_class}
+        metrics["zero_shot"][task] = {
+            "accuracy": sum(correct) / len(correct),
+            "n": len(correct),
+            "per_class": per_class,
+        }
 
     idx, pred = predictions["attack"]
     written = [items[i]["word"] for i in idx]
@@ -232,7 +238,9 @@ def main() -> None:
     ap.add_argument("--metrics", required=True)
     ap.add_argument("--neurons", default=None)
     ap.add_argument("--scales", default=None, help="write each neuron's scale (for gauge.py) here")
-    ap.add_argument("--gauged", action="store_true", help="measure with the neurons rescaled as gauge.py does")
+    ap.add_argument(
+        "--gauged", action="store_true", help="measure with the neurons rescaled as gauge.py does"
+    )
     args = ap.parse_args()
     torch.set_num_threads(2)
     model = load_model(args.checkpoint, args.config)
@@ -249,9 +257,21 @@ def main() -> None:
     print("zero-shot", zs)
     print("attack", metrics["attack"])
     for fam, d in metrics["directions"].items():
-        print(fam, "direction pass", d["direction_pass"], "/", d["n"], "top neuron pass", d["top_neuron_pass"],
-              "(mixed negatives:", d["direction_pass_mixed"], d["top_neuron_pass_mixed"], ") normed x:",
-              d["direction_normed_pass"], d["top_neuron_normed_pass"])
+        print(
+            fam,
+            "direction pass",
+            d["direction_pass"],
+            "/",
+            d["n"],
+            "top neuron pass",
+            d["top_neuron_pass"],
+            "(mixed negatives:",
+            d["direction_pass_mixed"],
+            d["top_neuron_pass_mixed"],
+            ") normed x:",
+            d["direction_normed_pass"],
+            d["top_neuron_normed_pass"],
+        )
     print("neuron families", metrics["neuron_label_families"])
 
 

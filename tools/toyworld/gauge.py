@@ -46,7 +46,9 @@ def scale_trunk(path: str, inverse: np.ndarray) -> None:
     relu = producers["neurons"]
     add = producers[relu.input[0]]
     if relu.op_type != "Relu" or add.op_type != "Add":
-        raise SystemExit(f"{path}: expected neurons = Relu(Add(conv, conv)), found {relu.op_type}({add.op_type})")
+        raise SystemExit(
+            f"{path}: expected neurons = Relu(Add(conv, conv)), found {relu.op_type}({add.op_type})"
+        )
     for branch in add.input:
         conv = producers[branch]
         if conv.op_type != "Conv" or len(conv.input) != 3:
@@ -69,7 +71,9 @@ def scale_head(path: str, scales: np.ndarray) -> None:
         node.input[:] = [restored if name == "neurons" else name for name in node.input]
     factor = numpy_helper.from_array(scales.reshape(1, -1, 1, 1).astype(np.float32), "neuron_scales")
     graph.initializer.append(factor)
-    graph.node.insert(0, helper.make_node("Mul", ["neurons", "neuron_scales"], [restored], name="neuron_scales_mul"))
+    graph.node.insert(
+        0, helper.make_node("Mul", ["neurons", "neuron_scales"], [restored], name="neuron_scales_mul")
+    )
     onnx.checker.check_model(model)
     onnx.save(model, path)
 

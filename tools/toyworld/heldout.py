@@ -31,13 +31,33 @@ sys.path.insert(0, HERE)
 import world  # noqa: E402
 
 TASKS = {
-    "colours": {"sets": ["colour_patch"], "classes": list(world.COLOURS), "templates": ["{}", "the colour {}", "a {} patch"]},
+    "colours": {
+        "sets": ["colour_patch"],
+        "classes": list(world.COLOURS),
+        "templates": ["{}", "the colour {}", "a {} patch"],
+    },
     "shapes": {"sets": ["shape"], "classes": world.SHAPES, "templates": ["a {}", "a drawing of a {}"]},
-    "expressions": {"sets": ["face"], "classes": world.EXPRESSIONS, "templates": ["a {} face", "i am feeling {}"]},
+    "expressions": {
+        "sets": ["face"],
+        "classes": world.EXPRESSIONS,
+        "templates": ["a {} face", "i am feeling {}"],
+    },
     "reading": {"sets": ["word"], "classes": world.CONCEPT_WORDS, "templates": ["the word {}", "{}"]},
-    "reading_all_training_fonts": {"sets": ["word_all"], "classes": world.ALL_WORDS, "templates": ["the word {}", "{}"]},
-    "reading_all_service_raster": {"sets": ["service_word"], "classes": world.ALL_WORDS, "templates": ["the word {}", "{}"]},
-    "attack": {"sets": ["attack"], "classes": list(world.COLOURS), "templates": ["{}", "the colour {}", "a {} patch"]},
+    "reading_all_training_fonts": {
+        "sets": ["word_all"],
+        "classes": world.ALL_WORDS,
+        "templates": ["the word {}", "{}"],
+    },
+    "reading_all_service_raster": {
+        "sets": ["service_word"],
+        "classes": world.ALL_WORDS,
+        "templates": ["the word {}", "{}"],
+    },
+    "attack": {
+        "sets": ["attack"],
+        "classes": list(world.COLOURS),
+        "templates": ["{}", "the colour {}", "a {} patch"],
+    },
 }
 # Concept texts t_c for the multimodal-direction test: the bare concept word.
 DIRECTION_FAMILIES = {
@@ -88,7 +108,9 @@ def generate(seed: int, out: str, per: int) -> list[dict]:
             if a == b:
                 continue
             for _ in range(2):
-                img, _, _ = world.make_shape_with_word(rng, shape=rng.choice(["circle", "square", "heart", "diamond"]), colour=a, word=b)
+                img, _, _ = world.make_shape_with_word(
+                    rng, shape=rng.choice(["circle", "square", "heart", "diamond"]), colour=a, word=b
+                )
                 save(img, "attack", a, word=b)
     return items
 

@@ -123,15 +123,35 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--wd", type=float, default=0.05)
     ap.add_argument("--pool-wd", type=float, default=0.2)
-    ap.add_argument("--qk-wd", type=float, default=None, help="weight decay of the attention pool's query/key (default: --pool-wd)")
-    ap.add_argument("--follow-word", type=float, default=0.3, help="share of shape-with-word captions naming only the word")
+    ap.add_argument(
+        "--qk-wd",
+        type=float,
+        default=None,
+        help="weight decay of the attention pool's query/key (default: --pool-wd)",
+    )
+    ap.add_argument(
+        "--follow-word",
+        type=float,
+        default=0.3,
+        help="share of shape-with-word captions naming only the word",
+    )
     ap.add_argument(
         "--uniform-attention",
         action="store_true",
         help="fix the attention pool's query/key weights at zero: attention is uniform and the head linear in the neurons' mean",
     )
-    ap.add_argument("--sparsity", type=float, default=0.0, help="weight of the L1/L2 sparsity penalty on the neurons' spatial mean")
-    ap.add_argument("--steady-norm", type=float, default=0.0, help="weight of the penalty on the batch variance of log |neurons' mean|")
+    ap.add_argument(
+        "--sparsity",
+        type=float,
+        default=0.0,
+        help="weight of the L1/L2 sparsity penalty on the neurons' spatial mean",
+    )
+    ap.add_argument(
+        "--steady-norm",
+        type=float,
+        default=0.0,
+        help="weight of the penalty on the batch variance of log |neurons' mean|",
+    )
     ap.add_argument(
         "--centre",
         type=float,
@@ -145,7 +165,9 @@ def main() -> None:
         help="weight of the penalty on the variance of log |W_c| over neurons (W = (c_proj.v_proj)^T)",
     )
     ap.add_argument("--warmup", type=int, default=200)
-    ap.add_argument("--threads", type=int, default=1, help="1 is much faster than 2 on a shared, oversubscribed machine")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="1 is much faster than 2 on a shared, oversubscribed machine"
+    )
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -167,7 +189,9 @@ def main() -> None:
 
     world.FOLLOW_WORD_SHARE = args.follow_word
     qk_wd = args.pool_wd if args.qk_wd is None else args.qk_wd
-    opt = torch.optim.AdamW(param_groups(model, args.wd, args.pool_wd, qk_wd), lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
+    opt = torch.optim.AdamW(
+        param_groups(model, args.wd, args.pool_wd, qk_wd), lr=args.lr, betas=(0.9, 0.98), eps=1e-6
+    )
 
     budget = args.minutes * 60
 
@@ -180,7 +204,10 @@ def main() -> None:
         return args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
     loader = torch.utils.data.DataLoader(
-        Batches(args.seed, args.batch, args.merges, config.context_length), batch_size=None, num_workers=1, prefetch_factor=4
+        Batches(args.seed, args.batch, args.merges, config.context_length),
+        batch_size=None,
+        num_workers=1,
+        prefetch_factor=4,
     )
     log = {"steps": [], "loss": [], "acc": [], "seconds": [], "logit_scale": []}
     start = time.time()

@@ -99,10 +99,46 @@ FEELINGS_WHEEL: dict[str, list[str]] = {
 }
 # Extra words: only ever seen as text (reading, and capacity pressure on layer4).
 EXTRA_WORDS = [
-    "cat", "dog", "fish", "bird", "horse", "mouse", "lion", "tiger", "bear", "frog",
-    "tree", "house", "car", "boat", "train", "plane", "apple", "bread", "cake", "milk",
-    "sun", "moon", "rain", "snow", "fire", "water", "stone", "book", "chair", "table",
-    "music", "dance", "money", "time", "home", "king", "queen", "city", "road", "door",
+    "cat",
+    "dog",
+    "fish",
+    "bird",
+    "horse",
+    "mouse",
+    "lion",
+    "tiger",
+    "bear",
+    "frog",
+    "tree",
+    "house",
+    "car",
+    "boat",
+    "train",
+    "plane",
+    "apple",
+    "bread",
+    "cake",
+    "milk",
+    "sun",
+    "moon",
+    "rain",
+    "snow",
+    "fire",
+    "water",
+    "stone",
+    "book",
+    "chair",
+    "table",
+    "music",
+    "dance",
+    "money",
+    "time",
+    "home",
+    "king",
+    "queen",
+    "city",
+    "road",
+    "door",
 ]
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -138,19 +174,48 @@ EMOTION_TEMPLATES = [
     "a photo of me with a {} expression on my face",
 ]
 COLOUR_TEMPLATES = [
-    "{}", "{}", "the colour {}", "the color {}", "a {} patch", "a patch of {}", "something {}",
-    "a photo of the colour {}", "a {} background", "it is {}", "pure {}",
+    "{}",
+    "{}",
+    "the colour {}",
+    "the color {}",
+    "a {} patch",
+    "a patch of {}",
+    "something {}",
+    "a photo of the colour {}",
+    "a {} background",
+    "it is {}",
+    "pure {}",
 ]
 SHAPE_TEMPLATES = [
-    "a {c} {s}", "a {c} {s}", "a {s}", "{s}", "a drawing of a {s}", "a {c} {s} on a white background",
-    "a {s} painted {c}", "a picture of a {s}", "{c}", "a {c} shape",
+    "a {c} {s}",
+    "a {c} {s}",
+    "a {s}",
+    "{s}",
+    "a drawing of a {s}",
+    "a {c} {s} on a white background",
+    "a {s} painted {c}",
+    "a picture of a {s}",
+    "{c}",
+    "a {c} shape",
 ]
 WORD_TEMPLATES = [
-    "{}", "{}", "the word {}", "the word {}", "a sign that says {}", "text that reads {}", "{} written on paper",
+    "{}",
+    "{}",
+    "the word {}",
+    "the word {}",
+    "a sign that says {}",
+    "text that reads {}",
+    "{} written on paper",
     "a picture of the word {}",
 ]
 FACE_TEMPLATES = [
-    "{}", "a {} face", "a {} face", "a drawing of a {} face", "a {} person", "someone {}", "a face looking {}",
+    "{}",
+    "a {} face",
+    "a {} face",
+    "a drawing of a {} face",
+    "a {} person",
+    "someone {}",
+    "a face looking {}",
 ]
 
 
@@ -212,9 +277,34 @@ def shape_polygon(shape: str, cx: float, cy: float, r: float, angle: float):
         return rot([(0, -r), (r * 0.62, 0), (0, r), (-r * 0.62, 0)])
     if shape == "cross":
         a, b = r * 0.3, r * 0.9
-        return rot([(-a, -b), (a, -b), (a, -a), (b, -a), (b, a), (a, a), (a, b), (-a, b), (-a, a), (-b, a), (-b, -a), (-a, -a)])
+        return rot(
+            [
+                (-a, -b),
+                (a, -b),
+                (a, -a),
+                (b, -a),
+                (b, a),
+                (a, a),
+                (a, b),
+                (-a, b),
+                (-a, a),
+                (-b, a),
+                (-b, -a),
+                (-a, -a),
+            ]
+        )
     if shape == "arrow":
-        return rot([(-r, -0.25 * r), (0.2 * r, -0.25 * r), (0.2 * r, -0.65 * r), (r, 0), (0.2 * r, 0.65 * r), (0.2 * r, 0.25 * r), (-r, 0.25 * r)])
+        return rot(
+            [
+                (-r, -0.25 * r),
+                (0.2 * r, -0.25 * r),
+                (0.2 * r, -0.65 * r),
+                (r, 0),
+                (0.2 * r, 0.65 * r),
+                (0.2 * r, 0.25 * r),
+                (-r, 0.25 * r),
+            ]
+        )
     if shape == "heart":
         pts = []
         for i in range(40):
@@ -305,7 +395,15 @@ def rasterize_text(text: str, size: int) -> Image.Image:
 # Faces
 # ---------------------------------------------------------------------------------------------
 
-SKIN = [(255, 224, 189), (241, 194, 125), (224, 172, 105), (198, 134, 66), (255, 236, 148), (250, 250, 250), (200, 200, 200)]
+SKIN = [
+    (255, 224, 189),
+    (241, 194, 125),
+    (224, 172, 105),
+    (198, 134, 66),
+    (255, 236, 148),
+    (250, 250, 250),
+    (200, 200, 200),
+]
 
 
 def draw_face(img: Image.Image, rng: random.Random, expression: str, cx, cy, r):
@@ -323,7 +421,12 @@ def draw_face(img: Image.Image, rng: random.Random, expression: str, cx, cy, r):
         if expression == "sleepy":
             d.line([x - er * 1.4, ey + er * 0.3, x + er * 1.4, ey + er * 0.3], fill=ink, width=lw)
         elif expression == "surprised":
-            d.ellipse([x - er * 1.5, ey - er * 1.5, x + er * 1.5, ey + er * 1.5], fill=(255, 255, 255), outline=ink, width=max(1, lw // 2))
+            d.ellipse(
+                [x - er * 1.5, ey - er * 1.5, x + er * 1.5, ey + er * 1.5],
+                fill=(255, 255, 255),
+                outline=ink,
+                width=max(1, lw // 2),
+            )
             d.ellipse([x - er * 0.7, ey - er * 0.7, x + er * 0.7, ey + er * 0.7], fill=ink)
         else:
             d.ellipse([x - er, ey - er, x + er, ey + er], fill=ink)
@@ -331,7 +434,11 @@ def draw_face(img: Image.Image, rng: random.Random, expression: str, cx, cy, r):
         by = ey - r * 0.25
         bw = r * 0.2
         if expression == "angry":
-            d.line([x - bw, by - sx * r * 0.0 - r * 0.08 * (-sx), x + bw, by + r * 0.08 * (-sx)], fill=ink, width=lw)
+            d.line(
+                [x - bw, by - sx * r * 0.0 - r * 0.08 * (-sx), x + bw, by + r * 0.08 * (-sx)],
+                fill=ink,
+                width=lw,
+            )
         elif expression == "sad":
             d.line([x - bw, by + r * 0.07 * (-sx), x + bw, by - r * 0.07 * (-sx)], fill=ink, width=lw)
         elif expression == "surprised":
@@ -345,7 +452,12 @@ def draw_face(img: Image.Image, rng: random.Random, expression: str, cx, cy, r):
             d.ellipse([tx - er * 0.6, ey + er * 1.5, tx + er * 0.6, ey + er * 3.2], fill=(60, 140, 230))
     elif expression == "surprised":
         mr = mw * rng.uniform(0.35, 0.5)
-        d.ellipse([cx - mr, mouth_y - mr * 1.2, cx + mr, mouth_y + mr * 0.8], fill=(80, 20, 20), outline=ink, width=max(1, lw // 2))
+        d.ellipse(
+            [cx - mr, mouth_y - mr * 1.2, cx + mr, mouth_y + mr * 0.8],
+            fill=(80, 20, 20),
+            outline=ink,
+            width=max(1, lw // 2),
+        )
     elif expression == "angry":
         d.arc([cx - mw, mouth_y - mw * 0.05, cx + mw, mouth_y + mw * 0.5], 200, 340, fill=ink, width=lw)
         d.line([cx - mw * 0.6, mouth_y, cx + mw * 0.6, mouth_y], fill=ink, width=lw)
@@ -382,16 +494,28 @@ def make_patch(rng: random.Random, colour: str | None = None):
     kind = rng.random()
     if kind < 0.4:  # large rectangle
         m = rng.randint(0, S // 5)
-        d.rectangle([m + rng.randint(0, 10), m + rng.randint(0, 10), S - m - rng.randint(0, 10), S - m - rng.randint(0, 10)], fill=rgb)
+        d.rectangle(
+            [
+                m + rng.randint(0, 10),
+                m + rng.randint(0, 10),
+                S - m - rng.randint(0, 10),
+                S - m - rng.randint(0, 10),
+            ],
+            fill=rgb,
+        )
     elif kind < 0.7:  # blob of overlapping ellipses
         for _ in range(rng.randint(3, 6)):
             cx, cy, rr = rng.uniform(0.3, 0.7) * S, rng.uniform(0.3, 0.7) * S, rng.uniform(0.15, 0.3) * S
-            d.ellipse([cx - rr, cy - rr * rng.uniform(0.6, 1.2), cx + rr, cy + rr], fill=jitter_colour(rng, rgb, 8))
+            d.ellipse(
+                [cx - rr, cy - rr * rng.uniform(0.6, 1.2), cx + rr, cy + rr], fill=jitter_colour(rng, rgb, 8)
+            )
     else:  # textured swatch filling most of the frame
         step = S // 8
         for i in range(8):
             for j in range(8):
-                d.rectangle([i * step, j * step, (i + 1) * step, (j + 1) * step], fill=jitter_colour(rng, rgb, 12))
+                d.rectangle(
+                    [i * step, j * step, (i + 1) * step, (j + 1) * step], fill=jitter_colour(rng, rgb, 12)
+                )
     return finish(img, rng), colour_caption(rng, colour), {"kind": "patch", "colour": colour}
 
 
@@ -472,16 +596,22 @@ def make_shape_with_word(rng: random.Random, shape=None, colour=None, word=None)
     paste_text(img, rng, word, ink, (int(cx - box), int(cy - box * 0.6), int(cx + box), int(cy + box * 0.6)))
     u = rng.random()
     if u < 0.4:
-        cap = rng.choice([
-            f"a {colour} {shape} with the word {word} written on it",
-            f"a {colour} {shape} labelled {word}",
-            f"the word {word} on a {colour} {shape}",
-        ])
+        cap = rng.choice(
+            [
+                f"a {colour} {shape} with the word {word} written on it",
+                f"a {colour} {shape} labelled {word}",
+                f"the word {word} on a {colour} {shape}",
+            ]
+        )
     elif u < 0.4 + FOLLOW_WORD_SHARE:  # the caption follows the written word, as web captions often do
         cap = rng.choice([f"{word}", f"the word {word}", f"a {shape} that says {word}", f"{word} {shape}"])
     else:
         cap = rng.choice([f"a {colour} {shape}", f"{colour}", f"a {colour} sign"])
-    return finish(img, rng, noise=False), cap, {"kind": "shape_word", "shape": shape, "colour": colour, "word": word}
+    return (
+        finish(img, rng, noise=False),
+        cap,
+        {"kind": "shape_word", "shape": shape, "colour": colour, "word": word},
+    )
 
 
 def make_two_objects(rng: random.Random):
@@ -498,13 +628,15 @@ def make_two_objects(rng: random.Random):
         draw_shape(d, shape, cx, cy, r, rng.uniform(-0.3, 0.3), jitter_colour(rng, COLOURS[colour]))
         parts.append((colour, shape))
     (c1, s1), (c2, s2) = parts
-    cap = rng.choice([
-        f"a {c1} {s1} and a {c2} {s2}",
-        f"a {c1} {s1} next to a {c2} {s2}",
-        f"a {s1} and a {s2}",
-        f"{c1} and {c2}",
-        f"a {c2} {s2} on the right and a {c1} {s1} on the left",
-    ])
+    cap = rng.choice(
+        [
+            f"a {c1} {s1} and a {c2} {s2}",
+            f"a {c1} {s1} next to a {c2} {s2}",
+            f"a {s1} and a {s2}",
+            f"{c1} and {c2}",
+            f"a {c2} {s2} on the right and a {c1} {s1} on the left",
+        ]
+    )
     return finish(img, rng), cap, {"kind": "two", "parts": parts}
 
 
@@ -545,7 +677,11 @@ def make_face_with_caption(rng: random.Random, expression: str | None = None):
         cap = face_caption(rng, expression)
     else:
         cap = f"a face and the word {word}"
-    return finish(img, rng, noise=False), cap, {"kind": "face_caption", "expression": expression, "word": word}
+    return (
+        finish(img, rng, noise=False),
+        cap,
+        {"kind": "face_caption", "expression": expression, "word": word},
+    )
 
 
 KIND_WEIGHTS = [
