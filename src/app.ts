@@ -24,6 +24,7 @@ import wordsPlugin from './plugins/words.js';
 import jobsPlugin from './plugins/jobs.js';
 import explorerPlugin from './plugins/explorer.js';
 import routes from './routes/index.js';
+import { DEFAULT_BODY_BYTES } from './limits.js';
 
 export type App = FastifyInstance;
 
@@ -33,16 +34,13 @@ export interface BuildOptions {
   logger?: boolean | object;
 }
 
-/** The largest request body the service reads: a 10 MB image, base64-encoded, plus JSON. */
-export const MAX_BODY_BYTES = 15 * 1024 * 1024;
-
 export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   const app = Fastify({
     logger: logger ?? { level: config.logLevel, redact: ['req.headers.authorization'] },
     // Receiving a request (headers and body) must end within the limit; the work on it is bounded
     // by the hook below, not by the socket, so a slow answer is a 503 rather than a dropped connection.
     requestTimeout: config.requestTimeoutMs,
-    bodyLimit: 1024 * 1024,
+    bodyLimit: DEFAULT_BODY_BYTES,
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },

@@ -13,8 +13,8 @@ import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 
 import { HttpError } from '../src/errors.js';
+import { MAX_IMAGE_BYTES } from '../src/limits.js';
 import {
-  MAX_IMAGE_BYTES,
   centerCrop,
   decodeImage,
   preprocessImage,

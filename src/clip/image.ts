@@ -19,6 +19,7 @@
  */
 import sharp from 'sharp';
 import { badRequest, HttpError, payloadTooLarge, unsupportedMediaType } from '../errors.js';
+import { MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from '../limits.js';
 import { resizeBicubic } from './pil-resample.js';
 
 export interface RgbImage {
@@ -33,10 +34,6 @@ export interface PreprocessSpec {
   mean: readonly number[];
   std: readonly number[];
 }
-
-export const MAX_IMAGE_BYTES = 10 * 1024 * 1024;
-/** Decompression-bomb guard: width × height above this is refused before decoding. */
-export const MAX_IMAGE_PIXELS = 50_000_000;
 
 const ACCEPTED_FORMATS = new Set(['png', 'jpeg', 'webp', 'gif']);
 const NOT_AN_IMAGE = 'the request body is not a decodable image (PNG, JPEG, WebP or GIF)';

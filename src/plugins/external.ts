@@ -6,7 +6,7 @@ import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import multipart from '@fastify/multipart';
-import { MAX_IMAGE_BYTES } from '../clip/image.js';
+import { MULTIPART_LIMITS } from '../limits.js';
 
 export const OPENAPI_INFO = {
   title: 'multimodal-neurons',
@@ -32,6 +32,6 @@ export default fp(async (app) => {
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(multipart, {
-    limits: { fileSize: MAX_IMAGE_BYTES, files: 1, fields: 16, fieldSize: 64 * 1024, parts: 20 },
+    limits: { ...MULTIPART_LIMITS },
   });
 });

@@ -4,12 +4,11 @@
  */
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { MAX_BODY_BYTES } from '../app.js';
 import { topAndBottom, type RankedNeuron } from '../attribution/bilinear.js';
 import { badRequest } from '../errors.js';
+import { MAX_BODY_BYTES, TEXT_BODY_BYTES } from '../limits.js';
 import { imageBytes, multipartToBody } from './image-input.js';
 import { ImageField, Text, Texts, Vector, withErrors } from './schemas.js';
-import { TEXT_BODY_LIMIT } from './tokenize.js';
 
 const MAX_TOP_K = 1000;
 
@@ -128,7 +127,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/attribution/text',
     {
-      bodyLimit: TEXT_BODY_LIMIT,
+      bodyLimit: TEXT_BODY_BYTES,
       schema: {
         tags: ['attribution'],
         summary: 'The neurons that carry each text (W·t)',

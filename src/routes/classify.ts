@@ -4,7 +4,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { MAX_BODY_BYTES } from '../app.js';
+import { MAX_BODY_BYTES } from '../limits.js';
 import { badRequest } from '../errors.js';
 import { zeroShotProbabilities } from '../clip/zero-shot.js';
 import { imageBytes, multipartToBody } from './image-input.js';

@@ -4,10 +4,9 @@
  */
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { MAX_BODY_BYTES } from '../app.js';
+import { MAX_BODY_BYTES, TEXT_BODY_BYTES } from '../limits.js';
 import { imageBytes, multipartToBody } from './image-input.js';
 import { ImageField, Texts, Vector, withErrors } from './schemas.js';
-import { TEXT_BODY_LIMIT } from './tokenize.js';
 
 const EmbedTextBody = Type.Object({ texts: Texts }, { additionalProperties: false });
 const EmbedTextResponse = Type.Object({
@@ -28,7 +27,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/embed/text',
     {
-      bodyLimit: TEXT_BODY_LIMIT,
+      bodyLimit: TEXT_BODY_BYTES,
       schema: {
         tags: ['clip'],
         summary: 'Text embeddings',

@@ -4,7 +4,7 @@
  * TypeBox schema validates both; the uploaded bytes are kept aside, never re-encoded.
  */
 import type { FastifyRequest } from 'fastify';
-import { MAX_IMAGE_BYTES } from '../clip/image.js';
+import { MAX_IMAGE_BYTES } from '../limits.js';
 import { badRequest, payloadTooLarge } from '../errors.js';
 
 const UPLOAD_MARKER = 'multipart-upload';

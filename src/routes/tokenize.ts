@@ -3,9 +3,8 @@
  */
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { TEXT_BODY_BYTES } from '../limits.js';
 import { Texts, withErrors } from './schemas.js';
-
-export const TEXT_BODY_LIMIT = 4 * 1024 * 1024;
 
 const TokenizeBody = Type.Object({ texts: Texts }, { additionalProperties: false });
 
@@ -22,7 +21,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/tokenize',
     {
-      bodyLimit: TEXT_BODY_LIMIT,
+      bodyLimit: TEXT_BODY_BYTES,
       schema: {
         tags: ['clip'],
         summary: 'Tokenize texts with the model’s BPE',

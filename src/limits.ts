@@ -1,0 +1,39 @@
+/**
+ * Every body and size limit of the service, in one place. A request over a limit is refused with
+ * 413 Payload Too Large before any work is done on it.
+ *
+ *   DEFAULT_BODY_BYTES   1 MiB    any JSON body (Fastify's bodyLimit for the whole app)
+ *   TEXT_BODY_BYTES      4 MiB    bodies of many texts: tokenize, embed/text, attribution/text
+ *   MAX_BODY_BYTES       15 MiB   bodies that carry an image in base64 (a 10 MiB image is 13.3 MiB
+ *                                 of base64) plus the rest of the JSON: embed/image, classify,
+ *                                 attribution/image
+ *   MAX_IMAGE_BYTES      10 MiB   image bytes, decoded from base64 or uploaded as multipart
+ *   MAX_IMAGE_PIXELS     50 Mpx   width × height of an image, checked on its header before decoding
+ *   MULTIPART_LIMITS              one uploaded file of at most MAX_IMAGE_BYTES, a few small fields
+ *
+ * This module imports nothing, so routes, plugins and src/clip can all use it without a cycle.
+ */
+
+/** Fastify's body limit for every route that does not name its own. */
+export const DEFAULT_BODY_BYTES = 1024 * 1024;
+
+/** Body limit of the routes that take a list of texts. */
+export const TEXT_BODY_BYTES = 4 * 1024 * 1024;
+
+/** The largest request body the service reads: a 10 MB image, base64-encoded, plus JSON. */
+export const MAX_BODY_BYTES = 15 * 1024 * 1024;
+
+/** The largest image, in bytes, whether uploaded or sent in base64. */
+export const MAX_IMAGE_BYTES = 10 * 1024 * 1024;
+
+/** Decompression-bomb guard: width × height above this is refused before decoding. */
+export const MAX_IMAGE_PIXELS = 50_000_000;
+
+/** @fastify/multipart's limits: one image file, and a few form fields of at most 64 KiB. */
+export const MULTIPART_LIMITS = {
+  fileSize: MAX_IMAGE_BYTES,
+  files: 1,
+  fields: 16,
+  fieldSize: 64 * 1024,
+  parts: 20,
+} as const;
