@@ -2,7 +2,8 @@
  * Builds the Fastify application in three layers, registered in order:
  *   1. external plugins (OpenAPI document, Swagger UI, multipart uploads; metrics; keys, rate
  *      limits, back-pressure, CORS and security headers),
- *   2. the service's own plugins (the cache, the CLIP model, attribution on it),
+ *   2. the service's own plugins (the cache, the CLIP model, attribution and emotions on it, the word
+ *      index, the job queue), each naming the plugins it depends on,
  *   3. thin routes, each with the TypeBox schemas that validate it and document it.
  * `src/server.ts` only builds the app and listens; tests build it and call `app.inject`.
  */
@@ -20,6 +21,7 @@ import securityPlugin from './plugins/security.js';
 import cachePlugin from './plugins/cache.js';
 import modelPlugin from './plugins/model.js';
 import attributionPlugin from './plugins/attribution.js';
+import emotionsPlugin from './plugins/emotions.js';
 import wordsPlugin from './plugins/words.js';
 import jobsPlugin from './plugins/jobs.js';
 import explorerPlugin from './plugins/explorer.js';
@@ -87,6 +89,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   await app.register(cachePlugin, { config });
   await app.register(modelPlugin, { config });
   await app.register(attributionPlugin);
+  await app.register(emotionsPlugin, { config });
   await app.register(wordsPlugin, { config });
   await app.register(jobsPlugin, { config });
   await app.register(explorerPlugin);

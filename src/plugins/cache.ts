@@ -2,6 +2,7 @@
  * The binary cache: Redis when REDIS_URL is set, an in-memory LRU otherwise (see src/cache/).
  * Every lookup is counted as a hit or a miss for /metrics.
  */
+import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Counter } from 'prom-client';
 import type { Config } from '../config.js';
@@ -13,7 +14,7 @@ declare module 'fastify' {
   }
 }
 
-export default fp<{ config: Config }>(async (app, { config }) => {
+const cachePlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {
   const cache = createCache({
     redisUrl: config.redisUrl,
     ttlSeconds: config.cacheTtlSeconds,
@@ -22,7 +23,9 @@ export default fp<{ config: Config }>(async (app, { config }) => {
   });
   app.decorate('cache', countLookups(cache, app.metrics.cacheLookups));
   app.addHook('onClose', async () => cache.close());
-});
+};
+
+export default fp(cachePlugin, { name: 'cache', dependencies: ['metrics'] });
 
 function countLookups(cache: BinaryCache, lookups: Counter<'result'>): BinaryCache {
   const counted = async <T>(lookup: Promise<T | undefined>) => {

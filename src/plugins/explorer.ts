@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import { REPO_ROOT } from '../config.js';
 import { HttpError } from '../errors.js';
 
@@ -77,4 +78,4 @@ const explorer: FastifyPluginAsync<ExplorerOptions> = async (app, options) => {
   });
 };
 
-export default explorer;
+export default fp(explorer, { name: 'explorer', dependencies: [] });

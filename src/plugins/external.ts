@@ -2,6 +2,7 @@
  * Third-party plugins: the OpenAPI document (generated from the routes' TypeBox schemas),
  * Swagger UI at /docs, and multipart uploads for the image routes.
  */
+import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -16,7 +17,7 @@ export const OPENAPI_INFO = {
   version: '0.1.0',
 };
 
-export default fp(async (app) => {
+const externalPlugin: FastifyPluginAsync = async (app) => {
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -34,4 +35,6 @@ export default fp(async (app) => {
   await app.register(multipart, {
     limits: { ...MULTIPART_LIMITS },
   });
-});
+};
+
+export default fp(externalPlugin, { name: 'external', dependencies: [] });

@@ -3,6 +3,7 @@
  * with any `npm run worker` processes, and this server works it too unless WORKER_IN_PROCESS=false;
  * without Redis it is an in-process queue with the same API.
  */
+import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import { Gauge, Histogram, type Registry } from 'prom-client';
 import type { Config } from '../config.js';
@@ -19,7 +20,7 @@ declare module 'fastify' {
   }
 }
 
-export default fp<{ config: Config }>(async (app, { config }) => {
+const jobsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {
   const settings = workerSettings();
   const processor = measured(searchProcessor(app.clip, app.cache), app.metrics.registry);
   let backend: JobBackend;
@@ -57,7 +58,9 @@ export default fp<{ config: Config }>(async (app, { config }) => {
     await closeWorker();
     await backend.close();
   });
-});
+};
+
+export default fp(jobsPlugin, { name: 'jobs', dependencies: ['metrics', 'model', 'cache'] });
 
 /** Jobs running in this process (a gauge) and how long each took, by outcome (a histogram). */
 function measured(processor: JobProcessor, registry: Registry): JobProcessor {

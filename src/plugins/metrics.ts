@@ -3,6 +3,7 @@
  * route, onnxruntime run times and batch sizes per graph, cache hits and misses, and whatever
  * other plugins register on `app.metrics.registry` (job queue depth and durations).
  */
+import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -20,7 +21,7 @@ declare module 'fastify' {
   }
 }
 
-export default fp(async (app) => {
+const metricsPlugin: FastifyPluginAsync = async (app) => {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const metrics: ServiceMetrics = {
@@ -67,4 +68,6 @@ export default fp(async (app) => {
     void reply.type(registry.contentType);
     return registry.metrics();
   });
-});
+};
+
+export default fp(metricsPlugin, { name: 'metrics', dependencies: [] });

@@ -1,6 +1,7 @@
 /**
  * The CLIP model of MODEL_DIR, loaded and validated once, and the cached encoders built on it.
  */
+import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import { ClipModel } from '../clip/clip-model.js';
@@ -13,7 +14,7 @@ declare module 'fastify' {
   }
 }
 
-export default fp<{ config: Config }>(async (app, { config }) => {
+const modelPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {
   const model = await ClipModel.load(config.modelDir, {
     ...config,
     warn: (message) => app.log.warn(message),
@@ -29,4 +30,6 @@ export default fp<{ config: Config }>(async (app, { config }) => {
   app.decorate('clip', model);
   app.decorate('encoders', new Encoders(model, app.cache));
   app.addHook('onClose', async () => model.release());
-});
+};
+
+export default fp(modelPlugin, { name: 'model', dependencies: ['metrics', 'cache'] });

@@ -16,7 +16,7 @@ import helmet from 'helmet';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
 import { Redis } from 'ioredis';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyRequest, FastifyPluginAsync } from 'fastify';
 import type { Config } from '../config.js';
 import { HttpError } from '../errors.js';
 
@@ -48,7 +48,7 @@ function bearer(request: FastifyRequest): string | undefined {
   return scheme?.toLowerCase() === 'bearer' && token ? token.trim() : undefined;
 }
 
-export default fp<{ config: Config }>(async (app, { config }) => {
+const securityPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {
   const apiKeys = config.apiKeys.map(digest);
   const adminKeys = config.adminApiKeys.map(digest);
 
@@ -137,4 +137,6 @@ export default fp<{ config: Config }>(async (app, { config }) => {
       throw new HttpError(503, `${app.clip.queueDepth} rows are waiting for the model; retry later`);
     }
   });
-});
+};
+
+export default fp(securityPlugin, { name: 'security', dependencies: [] });

@@ -4,6 +4,7 @@
  * small (the model's words.txt, or fewer than 5,000 words), it is built in the background.
  * Settings: WORD_* variables (src/words/settings.ts).
  */
+import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import type { WordService } from '../words/service.js';
@@ -16,7 +17,7 @@ declare module 'fastify' {
   }
 }
 
-export default fp<{ config: Config }>(async (app, { config }) => {
+const wordsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {
   const words = await createWordService({
     model: app.clip,
     dataDir: config.dataDir,
@@ -34,4 +35,6 @@ export default fp<{ config: Config }>(async (app, { config }) => {
   if (!loaded && words.autoBuild) app.addHook('onReady', async () => void words.startBuild());
   // preClose: a running build must stop before the model's sessions are released (onClose).
   app.addHook('preClose', async () => words.close());
-});
+};
+
+export default fp(wordsPlugin, { name: 'words', dependencies: ['model', 'cache'] });

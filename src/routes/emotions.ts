@@ -1,5 +1,5 @@
 /**
- * Emotion composition (see src/emotions/service.ts for the math):
+ * Emotion composition over app.emotions (src/plugins/emotions.ts; src/emotions/service.ts for the math):
  *   POST /v1/emotions/fit        sparse one-vs-rest fit over feelings-wheel emotions under templates
  *   GET  /v1/emotions            the wheel, the templates and the default composition
  *   GET  /v1/emotions/atlas      NMF atlas (2 or 7 factors) of the default composition, 2-D layout
@@ -9,7 +9,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import {
-  EmotionService,
   LIMITS,
   DEFAULT_NEURONS_PER_CONCEPT,
   DEFAULT_SCALING,
@@ -244,11 +243,9 @@ function fitResponse(composition: Composition) {
   };
 }
 
-const routes: FastifyPluginAsyncTypebox<{ fitTimeLimitMs?: number }> = async (app, { fitTimeLimitMs }) => {
-  const service = new EmotionService(app.attribution, app.cache, fitTimeLimitMs);
-  app.addHook('onClose', () => service.close());
+const routes: FastifyPluginAsyncTypebox = async (app) => {
   const excluded = (option: boolean | number[] | undefined) =>
-    option === true ? service.lexicalNeurons() : Array.isArray(option) ? option : [];
+    option === true ? app.emotions.lexicalNeurons() : Array.isArray(option) ? option : [];
 
   app.post(
     '/v1/emotions/fit',
@@ -270,7 +267,7 @@ const routes: FastifyPluginAsyncTypebox<{ fitTimeLimitMs?: number }> = async (ap
         exclude: excluded(body.excludeLexical),
         scaling: body.scaling,
       };
-      const { compositions, ...rest } = fitResponse(await service.compose(fit));
+      const { compositions, ...rest } = fitResponse(await app.emotions.compose(fit));
       return { ...rest, emotions: compositions };
     },
   );
@@ -296,7 +293,7 @@ const routes: FastifyPluginAsyncTypebox<{ fitTimeLimitMs?: number }> = async (ap
         exclude: excluded(body.excludeLexical),
         scaling: body.scaling,
       };
-      const { compositions, ...rest } = fitResponse(await service.compose(fit));
+      const { compositions, ...rest } = fitResponse(await app.emotions.compose(fit));
       return { ...rest, concepts: compositions };
     },
   );
@@ -311,7 +308,7 @@ const routes: FastifyPluginAsyncTypebox<{ fitTimeLimitMs?: number }> = async (ap
       },
     },
     async () => {
-      const composition = await service.defaultComposition();
+      const composition = await app.emotions.defaultComposition();
       return {
         wheel: FEELINGS_WHEEL as Static<typeof Core>[],
         templates: [...EMOTION_TEMPLATES],
@@ -337,7 +334,10 @@ const routes: FastifyPluginAsyncTypebox<{ fitTimeLimitMs?: number }> = async (ap
     },
     async (request) => {
       const factors = request.query.factors ?? 7;
-      const [composition, atlas] = await Promise.all([service.defaultComposition(), service.atlas(factors)]);
+      const [composition, atlas] = await Promise.all([
+        app.emotions.defaultComposition(),
+        app.emotions.atlas(factors),
+      ]);
       return { fitId: composition.fitId, ...atlas };
     },
   );
@@ -356,7 +356,7 @@ const routes: FastifyPluginAsyncTypebox<{ fitTimeLimitMs?: number }> = async (ap
       const emotion = wheelEmotion(request.params.name);
       if (!emotion)
         throw notFound(`unknown emotion "${request.params.name}": not a word of the feelings wheel`);
-      const composition = await service.defaultComposition();
+      const composition = await app.emotions.defaultComposition();
       const fit = composition.concepts[emotion.name];
       return { ...emotion, neurons: fit.neurons, lambda: fit.lambda, fitId: composition.fitId };
     },

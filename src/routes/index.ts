@@ -26,7 +26,7 @@ const routes: FastifyPluginAsync<{ config: Config }> = async (app, { config }) =
   await app.register(words);
   await app.register(search);
   await app.register(jobs, { heartbeatMs: config.sseHeartbeatMs });
-  await app.register(emotions, { fitTimeLimitMs: config.fitTimeLimitMs });
+  await app.register(emotions);
 };
 
 export default routes;
