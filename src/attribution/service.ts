@@ -94,6 +94,8 @@ export class AttributionService {
     if (cached) return cached;
     const { embedding, product } = await this.encoders.tokenAttribution(ids); // tokenized once, above
     const vector = normalized(product, embedding, normalize);
+    // Fire-and-forget: the answer does not wait for the cache write, which never rejects (a cache
+    // that fails is bypassed, src/cache/).
     void this.cache.setVector(key, vector);
     return vector;
   }

@@ -64,6 +64,7 @@ export class MicroBatcher<Row, Result> {
     clearImmediate(this.timer as NodeJS.Immediate);
     this.timer = undefined;
     while (this.running < this.concurrency && this.queue.length > 0) {
+      // Fire-and-forget: runBatch settles each row's promise itself and never rejects.
       void this.runBatch(this.queue.splice(0, this.options.maxBatch));
     }
   }

@@ -28,6 +28,7 @@ export class Encoders {
       const computed = await this.model.embedTokenRows(missing.map((i) => rows[i]));
       missing.forEach((index, j) => {
         cached[index] = computed[j];
+        // Fire-and-forget: the answer does not wait for the cache write, which never rejects.
         void this.cache.setVector(keys[index], computed[j]);
       });
     }
@@ -40,6 +41,7 @@ export class Encoders {
    */
   async tokenAttribution(ids: readonly number[]): Promise<TextAttribution> {
     const [result] = await this.model.textAttributions([ids]);
+    // Fire-and-forget, as above: the write never rejects and nobody waits for it.
     void this.cache.setVector(this.textKey(ids), result.embedding);
     return result;
   }

@@ -74,6 +74,7 @@ export class MemoryBackend implements JobBackend {
 
   private pump(): void {
     while (!this.closed && this.running < this.concurrency && this.waiting.length > 0) {
+      // Fire-and-forget: run records the job's outcome (its error included) and never rejects.
       void this.run(this.waiting.shift()!);
     }
   }

@@ -12,8 +12,8 @@ export type WordRenderer = (word: string, out: Float32Array, offset: number) => 
 export function modelRenderer(model: Pick<ClipModel, 'directory'>): WordRenderer {
   const { image_size: imageSize, mean, std } = model.directory.manifest;
   const spec: PreprocessSpec = { imageSize, mean, std };
-  return async (word, out, offset) => {
-    const image = await rasterizeText(word, imageSize);
+  return (word, out, offset) => {
+    const image = rasterizeText(word, imageSize);
     if (image.width === imageSize && image.height === imageSize) toPixelValues(image, spec, out, offset);
     else out.set(pixelValuesOf(image, spec), offset);
   };
