@@ -2,89 +2,88 @@
  * The committed default model (models/toyworld) on held-out renders of its world, through the
  * exported ONNX graphs and onnxruntime-node (what the service runs), not PyTorch.
  *
- * `tools/toyworld/heldout.py` (PIL only) draws the held-out images at model size and lists the
- * zero-shot tasks; prompts are tokenized with the service's tokenizer (and must match the ids of the
- * project's Python BPE encoder, which the model was trained with). Every vocabulary word is also drawn
- * by the service's own rasteriser (src/clip/raster.ts). Asserted: the directory validates,
- * zero-shot accuracy per family, multimodal directions x·(W·t_c), the single top neuron of W·t_c,
- * the typographic attack rate, and that words drawn in the service rasteriser's layout read as well as
- * training-style renders. The thresholds are the issue's where the model reaches them (zero-shot,
- * directions), otherwise the measured figure minus a margin (see models/toyworld/README.md).
+ * Two disjoint held-out seeds (test/helpers/toyworld.ts): the neuron scales and labels were
+ * calibrated on CALIBRATION_SEED (checked first: recomputed from that seed's images through the
+ * exported graphs, every labelled neuron answers its concept at 1 and every label is the
+ * catalogue's); every figure is then measured on EVALUATION_SEED, whose images the calibration never
+ * saw. `tools/toyworld/heldout.py` (PIL only) draws the images at model size and lists the zero-shot
+ * tasks; prompts are tokenized with the service's tokenizer (and must match the ids of the project's
+ * Python BPE encoder, which the model was trained with). Every vocabulary word is also drawn by the
+ * service's own rasteriser (src/clip/raster.ts). Asserted: the directory validates, zero-shot
+ * accuracy per family, multimodal directions x·(W·t_c) (and the stricter variant), the single top
+ * neuron of W·t_c, the typographic attack rate, the labels' and scales' agreement on the evaluation
+ * seed, that the bilinear estimate tracks the exact logit, and that words drawn in the service
+ * rasteriser's layout read as well as training-style renders. Every threshold is a measured figure
+ * (models/toyworld/README.md) minus a margin, or the figure itself where it is a count that cannot be
+ * lowered without the assertion becoming empty.
  */
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import * as ort from 'onnxruntime-node';
-import sharp from 'sharp';
-import { loadModelDirectory } from '../src/clip/model-directory.js';
 import { rasterizeText } from '../src/clip/raster.js';
-import { ClipTokenizer } from '../src/clip/tokenizer.js';
+import {
+  CALIBRATION_SEED,
+  EVALUATION_SEED,
+  TOYWORLD_DIR,
+  calibrate,
+  dot,
+  embedTexts,
+  encodeImages,
+  generateHeldout,
+  heldoutRgb,
+  l2normalize,
+  openToyworld,
+  pearson,
+  type HeldoutItem,
+} from './helpers/toyworld.js';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const modelDir = path.join(repo, 'models', 'toyworld');
-const PYTHON = '/usr/bin/python3';
-const MEAN = [0.48145466, 0.4578275, 0.40821073];
-const STD = [0.26862954, 0.26130258, 0.27577711];
-
-/**
- * Acceptance figures asserted on the committed model: the issue's thresholds where the model reaches
- * them (zero-shot, directions), otherwise the measured figure minus a margin (models/toyworld/README.md has the
- * measured values and what limits them).
- */
+/** Zero-shot accuracy floors. Measured on the evaluation seed: 100 % on each of these four. */
 const MIN_ZERO_SHOT: Record<string, number> = {
   colours: 0.95,
   shapes: 0.95,
   expressions: 0.95,
   reading: 0.95,
+  /** The 170-word reading task (two training-style renders per word). Measured: 92.1 % (313/340). */
+  reading_all_training_fonts: 0.88,
 };
-/** The issue's target: 7 colours / 4 expressions. Measured: 8 / 5. */
+/** Directions W·t_c whose pictures and words both reach z ≥ 2. Measured: 8 / 5. */
 const MIN_DIRECTION_PASS = { colour: 7, expression: 4 };
+/** The stricter variant (pictures and words of the other concepts together). Measured: 8 / 2. */
+const MIN_DIRECTION_MIXED_PASS = { colour: 7, expression: 2 };
 /** The same test with the spatial mean x scaled to unit length. Measured: 8 / 5. */
 const MIN_DIRECTION_NORMED_PASS = { colour: 7, expression: 4 };
 /**
- * Stretch target (4 colours / 2 expressions), not reached. Measured: 1 / 0 with the neurons on a
- * common scale (tools/toyworld/gauge.py; 0 / 1 before it, the expression being a barely active
- * neuron with a long row of W that topped every colour word too).
+ * The single top neuron of W·t_c as the direction (pictures and words both z ≥ 2). Measured: 1
+ * colour, 0 expressions. A floor of 0 could never fail, so the expression count is asserted exactly
+ * (a change either way is a change of the model, to be measured and written down).
  */
-const MIN_TOP_NEURON_PASS = { colour: 1, expression: 0 };
-/** Typographic attack: share of colour-A shapes labelled with colour word B read as B. Measured: 21.4%. */
+const TOP_NEURON_PASS = { colour: { min: 1 }, expression: { exactly: 0 } };
+/** Typographic attack: share of colour-A shapes labelled with colour word B read as B. Measured: 17.0% (19/112). */
 const MIN_ATTACK_RATE = 0.1;
 /** Service-rasteriser words may read at most this much worse than training-style renders. */
 const RASTER_MARGIN = 0.03;
-
-interface Item {
-  file: string;
-  set: string;
-  label: string;
-  word?: string;
-}
-interface Task {
-  sets: string[];
-  classes: string[];
-  templates: string[];
-}
-interface Heldout {
-  tasks: Record<string, Task>;
-  directions: Record<string, { classes: string[]; picture_set: string }>;
-  prompts: Record<string, number[] | null>;
-  items: Item[];
-}
-
-function l2normalize(v: Float32Array): Float32Array {
-  let s = 0;
-  for (const x of v) s += x * x;
-  const n = Math.sqrt(s) || 1;
-  return v.map((x) => x / n);
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
-  return s;
-}
+/**
+ * The catalogue's labels (calibration seed) recomputed on the evaluation seed: per family, the share
+ * of its neurons that keep their label. Measured: colour 91/108, expression 94/96, shape 60/68, word
+ * 60/240 (a word has 2-3 renders per seed among 170 words: word labels are mostly unstable).
+ */
+const MIN_LABEL_AGREEMENT: Record<string, number> = {
+  colour: 0.75,
+  expression: 0.9,
+  shape: 0.75,
+  word: 0.15,
+};
+/**
+ * Concept words with a neuron labelled with them (labels recomputed on the evaluation seed, not the
+ * catalogue's) among the top 5 of W·t/|t|. Measured: 8/8 colours, 5/5 expressions.
+ */
+const MIN_OWN_NEURON_TOP5 = { colour: 7, expression: 5 };
+/**
+ * The bilinear estimate vs the exact zero-shot logit, over every evaluation image × every held-out
+ * prompt (1,378 × 382 pairs, Pearson). Measured: Σ x_i·a_i 0.971; logit_scale·Σ x_i·a_i/|image
+ * embedding| 0.996 (the rest is the head's bias and positional terms, largest gap 3.4 logits).
+ */
+const MIN_BILINEAR_CORRELATION = { sum: 0.95, bilinearLogit: 0.99 };
 
 function meanStd(values: number[]): { mean: number; std: number } {
   const mean = values.reduce((a, b) => a + b, 0) / values.length;
@@ -92,112 +91,68 @@ function meanStd(values: number[]): { mean: number; std: number } {
   return { mean, std: Math.sqrt(variance) + 1e-9 };
 }
 
-t.test('models/toyworld on held-out renders of its world', async (t) => {
-  const directory = await loadModelDirectory(modelDir); // the service's own validation (hashes, schema)
-  const { manifest } = directory;
-  const S = manifest.image_size;
-  const C = manifest.neuron_count;
-  const D = manifest.embed_dim;
-  const [gh, gw] = manifest.neuron_grid;
-  t.ok(manifest.vocab_size < 49408, 'own, small vocabulary');
+const model = await openToyworld();
+t.teardown(() => model.release());
+const { manifest } = model.directory;
+const C = manifest.neuron_count;
+const D = manifest.embed_dim;
+const W = model.directory.bilinear; // [C, D] row-major
+const catalogue = JSON.parse(await readFile(path.join(TOYWORLD_DIR, 'neurons.json'), 'utf8')) as Record<
+  string,
+  { label: string; family: string; score: number; source: string }
+>;
 
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'toyworld-heldout-'));
-  t.teardown(() => rm(tmp, { recursive: true, force: true }));
-  const merges = path.join(modelDir, manifest.tokenizer.merges);
-  const gen = spawnSync(
-    PYTHON,
-    [path.join(repo, 'tools/toyworld/heldout.py'), '--seed', '7', '--out', tmp, '--merges', merges],
-    { encoding: 'utf8' },
+t.test(`the scales and labels were calibrated on held-out seed ${CALIBRATION_SEED}`, async (t) => {
+  const { heldout, cleanup } = await generateHeldout(CALIBRATION_SEED);
+  t.teardown(cleanup);
+  const { means } = await encodeImages(model, heldout.items, (item) => heldoutRgb(heldout, item));
+  const { labels, preferred } = calibrate(heldout.items, means);
+  const labelled = labels.flatMap((label, c) => (label ? [c] : []));
+  const worst = Math.max(...labelled.map((c) => Math.abs(preferred[c] - 1)));
+  t.comment(
+    `seed ${CALIBRATION_SEED}: ${labelled.length} labelled neurons, |preferred mean − 1| ≤ ${worst.toExponential(1)}`,
   );
-  t.equal(gen.status, 0, `heldout.py ran (${gen.stderr.trim().split('\n').pop() ?? ''})`);
-  const heldout = JSON.parse(await readFile(path.join(tmp, 'heldout.json'), 'utf8')) as Heldout;
+  t.ok(worst < 1e-3, 'every labelled neuron answers its preferred concept at 1 (the scales are this seed’s)');
+  const differ = labelled.filter((c) => catalogue[c]?.label !== labels[c]!.label);
+  t.same(differ, [], 'every label of neurons.json is this seed’s');
+});
+
+t.test(`models/toyworld on held-out seed ${EVALUATION_SEED}`, async (t) => {
+  t.ok(manifest.vocab_size < 49408, 'own, small vocabulary');
+  const { heldout, cleanup } = await generateHeldout(EVALUATION_SEED);
+  t.teardown(cleanup);
 
   // Prompts: the service's tokenizer must give the ids the model was trained with.
-  const tokenizer = await ClipTokenizer.fromMergesFile(merges, {
-    vocabSize: manifest.vocab_size,
-    contextLength: manifest.context_length,
-  });
   const promptTexts = Object.keys(heldout.prompts).sort();
   const mismatches = promptTexts.filter(
-    (text) => JSON.stringify(tokenizer.encode(text).ids) !== JSON.stringify(heldout.prompts[text]),
+    (text) => JSON.stringify(model.tokenizer.encode(text).ids) !== JSON.stringify(heldout.prompts[text]),
   );
   t.same(mismatches, [], 'TypeScript tokenizer ids equal the Python BPE encoder ids for every prompt');
-
-  const [textSession, trunkSession, headSession] = await Promise.all(
-    ['text.onnx', 'visual_trunk.onnx', 'visual_head.onnx'].map((file) =>
-      ort.InferenceSession.create(path.join(modelDir, file), { intraOpNumThreads: 2 }),
-    ),
-  );
-
-  // Text embeddings of every prompt.
-  const textOf = new Map<string, Float32Array>();
-  for (let start = 0; start < promptTexts.length; start += 256) {
-    const rows = promptTexts.slice(start, start + 256).map((text) => tokenizer.encode(text).ids);
-    const L = Math.max(...rows.map((r) => r.length));
-    const ids = new BigInt64Array(rows.length * L);
-    rows.forEach((row, r) => row.forEach((id, i) => (ids[r * L + i] = BigInt(id))));
-    const out = await textSession.run({ input_ids: new ort.Tensor('int64', ids, [rows.length, L]) });
-    const data = out.text_embeds.data as Float32Array;
-    rows.forEach((_, r) => textOf.set(promptTexts[start + r], data.slice(r * D, (r + 1) * D)));
-  }
+  const textOf = await embedTexts(model, promptTexts);
 
   // Images: the held-out PNGs, plus every vocabulary word drawn by the service's own rasteriser
-  // (src/clip/raster.ts, what /v1/raster returns); decode, normalise, trunk -> neurons, head -> embeddings.
+  // (src/clip/raster.ts, what /v1/raster returns).
   const serviceTask = heldout.tasks.reading_all_service_raster;
   heldout.tasks.reading_all_service_ts = { ...serviceTask, sets: ['service_word_ts'] };
-  const items: Item[] = [
+  const items: HeldoutItem[] = [
     ...heldout.items,
     ...serviceTask.classes.map((word) => ({ file: '', set: 'service_word_ts', label: word })),
   ];
-  const rgbOf = async (item: Item): Promise<Uint8Array> =>
+  const encoded = await encodeImages(model, items, async (item) =>
     item.set === 'service_word_ts'
-      ? rasterizeText(item.label, S).data
-      : sharp(await readFile(path.join(tmp, item.file)))
-          .removeAlpha()
-          .raw()
-          .toBuffer();
-  const embeds: Float32Array[] = [];
-  const means: Float32Array[] = [];
-  const plane = S * S;
-  for (let start = 0; start < items.length; start += 128) {
-    const batch = items.slice(start, start + 128);
-    const pixels = new Float32Array(batch.length * 3 * plane);
-    await Promise.all(
-      batch.map(async (item, b) => {
-        const raw = await rgbOf(item);
-        for (let p = 0; p < plane; p++) {
-          for (let c = 0; c < 3; c++) {
-            pixels[b * 3 * plane + c * plane + p] = (raw[p * 3 + c] / 255 - MEAN[c]) / STD[c];
-          }
-        }
-      }),
-    );
-    const trunk = await trunkSession.run({
-      pixel_values: new ort.Tensor('float32', pixels, [batch.length, 3, S, S]),
-    });
-    const neurons = trunk.neurons.data as Float32Array;
-    const head = await headSession.run({
-      neurons: new ort.Tensor('float32', neurons, [batch.length, C, gh, gw]),
-    });
-    const image = head.image_embeds.data as Float32Array;
-    const cells = gh * gw;
-    for (let b = 0; b < batch.length; b++) {
-      embeds.push(l2normalize(image.slice(b * D, (b + 1) * D)));
-      const m = new Float32Array(C);
-      for (let c = 0; c < C; c++) {
-        let s = 0;
-        for (let k = 0; k < cells; k++) s += neurons[b * C * cells + c * cells + k];
-        m[c] = s / cells;
-      }
-      means.push(m);
-    }
-  }
+      ? rasterizeText(item.label, manifest.image_size).data
+      : heldoutRgb(heldout, item),
+  );
+  const embeds = encoded.embeds.map(l2normalize);
+  const { means } = encoded;
   const bySet = new Map<string, number[]>();
   items.forEach((item, i) => bySet.set(item.set, [...(bySet.get(item.set) ?? []), i]));
 
   // Zero-shot: prompt ensemble per class, argmax cosine.
   const accuracy: Record<string, number> = {};
+  const counts: Record<string, string> = {};
   let attackWritten = 0;
+  let attackTrue = 0;
   let attackTotal = 0;
   for (const [name, task] of Object.entries(heldout.tasks)) {
     const classEmb = task.classes.map((c) => {
@@ -218,12 +173,16 @@ t.test('models/toyworld on held-out renders of its world', async (t) => {
       const predicted = task.classes[best];
       if (name === 'attack') {
         if (predicted === items[i].word) attackWritten++;
+        if (predicted === items[i].label) attackTrue++;
         attackTotal++;
       } else if (predicted === items[i].label) correct++;
     }
-    if (name !== 'attack') accuracy[name] = correct / idx.length;
+    if (name !== 'attack') {
+      accuracy[name] = correct / idx.length;
+      counts[name] = `${correct}/${idx.length}`;
+    }
   }
-  t.comment(`zero-shot ${JSON.stringify(accuracy)}`);
+  t.comment(`zero-shot ${JSON.stringify(counts)}`);
   for (const [family, min] of Object.entries(MIN_ZERO_SHOT)) {
     t.ok(accuracy[family] >= min, `zero-shot ${family}: ${accuracy[family].toFixed(3)} >= ${min}`);
   }
@@ -236,77 +195,181 @@ t.test('models/toyworld on held-out renders of its world', async (t) => {
     );
   }
   const attackRate = attackWritten / attackTotal;
+  t.comment(
+    `attack: ${attackWritten}/${attackTotal} read as the written colour, ${attackTrue}/${attackTotal} as the true one`,
+  );
   t.ok(
     attackRate >= MIN_ATTACK_RATE,
     `typographic attack rate ${attackRate.toFixed(3)} >= ${MIN_ATTACK_RATE}`,
   );
 
   // Multimodal directions: x·(W·t_c) and the single top neuron of W·t_c.
-  const W = directory.bilinear; // [C, D] row-major
   const unitMeans = means.map(l2normalize);
   const words = bySet.get('word') ?? [];
+  const attributionOf = (tc: Float32Array) => {
+    const v = new Float32Array(C);
+    for (let c = 0; c < C; c++) v[c] = dot(W.subarray(c * D, (c + 1) * D), tc);
+    return v;
+  };
   for (const [family, spec] of Object.entries(heldout.directions)) {
     const pictures = bySet.get(spec.picture_set) ?? [];
     const familyWords = words.filter((i) => spec.classes.includes(items[i].label));
-    let directionPass = 0;
-    let topPass = 0;
-    let normedPass = 0;
+    const pass = { direction: 0, mixed: 0, top: 0, normed: 0 };
     const details: string[] = [];
     for (const concept of spec.classes) {
-      const tc = textOf.get(concept)!;
-      const v = new Float32Array(C);
+      const v = attributionOf(textOf.get(concept)!);
       let top = 0;
-      for (let c = 0; c < C; c++) {
-        v[c] = dot(W.subarray(c * D, (c + 1) * D), tc);
-        if (v[c] > v[top]) top = c;
-      }
-      /** z of the concept's own images against the other concepts' images of the same kind. */
-      const z = (score: (i: number) => number, set: number[]) => {
-        const neg = meanStd(set.filter((i) => items[i].label !== concept).map(score));
-        const own = set.filter((i) => items[i].label === concept).map(score);
-        return (own.reduce((a, b) => a + b, 0) / own.length - neg.mean) / neg.std;
+      for (let c = 1; c < C; c++) if (v[c] > v[top]) top = c;
+      /** z of the concept's own images in `own` against the other concepts' images in `reference`. */
+      const z = (score: (i: number) => number, own: number[], reference: number[]) => {
+        const neg = meanStd(reference.filter((i) => items[i].label !== concept).map(score));
+        const mine = own.filter((i) => items[i].label === concept).map(score);
+        return (mine.reduce((a, b) => a + b, 0) / mine.length - neg.mean) / neg.std;
       };
+      const both = [...pictures, ...familyWords];
+      const pair = (score: (i: number) => number) => [
+        z(score, pictures, pictures),
+        z(score, familyWords, familyWords),
+      ];
       const direction = (i: number) => dot(means[i], v);
-      const topNeuron = (i: number) => means[i][top];
-      const directionNormed = (i: number) => dot(unitMeans[i], v);
-      const [dp, dw] = [z(direction, pictures), z(direction, familyWords)];
-      const [tp, tw] = [z(topNeuron, pictures), z(topNeuron, familyWords)];
-      const [np, nw] = [z(directionNormed, pictures), z(directionNormed, familyWords)];
-      const topNormed = (i: number) => unitMeans[i][top];
-      const zTopNormed = [z(topNormed, pictures), z(topNormed, familyWords)].map((x) => x.toFixed(1));
-      if (dp >= 2 && dw >= 2) directionPass++;
-      if (tp >= 2 && tw >= 2) topPass++;
-      if (np >= 2 && nw >= 2) normedPass++;
+      const [dp, dw] = pair(direction);
+      const [mp, mw] = [z(direction, pictures, both), z(direction, familyWords, both)];
+      const [tp, tw] = pair((i) => means[i][top]);
+      const [np, nw] = pair((i) => dot(unitMeans[i], v));
+      const [tnp, tnw] = pair((i) => unitMeans[i][top]);
+      if (dp >= 2 && dw >= 2) pass.direction++;
+      if (mp >= 2 && mw >= 2) pass.mixed++;
+      if (tp >= 2 && tw >= 2) pass.top++;
+      if (np >= 2 && nw >= 2) pass.normed++;
+      const f = (...xs: number[]) => xs.map((x) => x.toFixed(1)).join(' / ');
       details.push(
-        `${concept}: z ${dp.toFixed(1)}/${dw.toFixed(1)} (x/|x| ${np.toFixed(1)}/${nw.toFixed(1)}), ` +
-          `neuron ${top} ${tp.toFixed(1)}/${tw.toFixed(1)} (x/|x| ${zTopNormed.join('/')})`,
+        `${concept}: z ${f(dp, dw)} (mixed ${f(mp, mw)}; x/|x| ${f(np, nw)}), neuron ${top} ${f(tp, tw)} (x/|x| ${f(tnp, tnw)})`,
       );
     }
-    t.comment(`${family}: ${details.join('; ')}`);
+    t.comment(`${family}: ${JSON.stringify(pass)}\n# ${details.join('\n# ')}`);
     const key = family as keyof typeof MIN_DIRECTION_PASS;
+    const n = spec.classes.length;
     t.ok(
-      directionPass >= MIN_DIRECTION_PASS[key],
-      `${family}: ${directionPass}/${spec.classes.length} concepts' W·t_c directions pass (>= ${MIN_DIRECTION_PASS[key]})`,
+      pass.direction >= MIN_DIRECTION_PASS[key],
+      `${family}: ${pass.direction}/${n} concepts' W·t_c directions pass (>= ${MIN_DIRECTION_PASS[key]})`,
     );
     t.ok(
-      normedPass >= MIN_DIRECTION_NORMED_PASS[key],
-      `${family}: ${normedPass}/${spec.classes.length} directions pass with x at unit length (>= ${MIN_DIRECTION_NORMED_PASS[key]})`,
+      pass.mixed >= MIN_DIRECTION_MIXED_PASS[key],
+      `${family}: ${pass.mixed}/${n} pass the stricter variant (>= ${MIN_DIRECTION_MIXED_PASS[key]})`,
     );
     t.ok(
-      topPass >= MIN_TOP_NEURON_PASS[key],
-      `${family}: ${topPass}/${spec.classes.length} single top neurons pass (>= ${MIN_TOP_NEURON_PASS[key]})`,
+      pass.normed >= MIN_DIRECTION_NORMED_PASS[key],
+      `${family}: ${pass.normed}/${n} directions pass with x at unit length (>= ${MIN_DIRECTION_NORMED_PASS[key]})`,
+    );
+    const topRule = TOP_NEURON_PASS[key];
+    if ('exactly' in topRule) {
+      t.equal(
+        pass.top,
+        topRule.exactly,
+        `${family}: ${pass.top}/${n} single top neurons pass (exactly ${topRule.exactly})`,
+      );
+    } else {
+      t.ok(
+        pass.top >= topRule.min,
+        `${family}: ${pass.top}/${n} single top neurons pass (>= ${topRule.min})`,
+      );
+    }
+  }
+
+  // The calibration on a disjoint seed: labels recomputed from this seed's images, and how far each
+  // labelled neuron's mean activation on its catalogue concept is from the 1 its scale gave it.
+  const heldoutMeans = means.slice(0, heldout.items.length);
+  const { labels } = calibrate(heldout.items, heldoutMeans);
+  const labelled = Object.keys(catalogue).map(Number);
+  const agree = labelled.filter((c) => labels[c]?.label === catalogue[c].label).length;
+  const byFamily = new Map<string, [number, number]>();
+  for (const c of labelled) {
+    const [same, all] = byFamily.get(catalogue[c].family) ?? [0, 0];
+    byFamily.set(catalogue[c].family, [same + (labels[c]?.label === catalogue[c].label ? 1 : 0), all + 1]);
+  }
+  t.comment(
+    `labels on seed ${EVALUATION_SEED}: ${agree}/${labelled.length} neurons keep the catalogue's label (` +
+      [...byFamily].map(([family, [same, all]]) => `${family} ${same}/${all}`).join(', ') +
+      ')',
+  );
+  for (const [family, [same, all]] of byFamily) {
+    t.ok(
+      same / all >= MIN_LABEL_AGREEMENT[family],
+      `${family}: ${same}/${all} neurons keep their label on seed ${EVALUATION_SEED} (>= ${MIN_LABEL_AGREEMENT[family]})`,
+    );
+  }
+  const conceptMean = (c: number) => {
+    const { label, family } = catalogue[c];
+    const own = heldout.items.flatMap((item, i) =>
+      item.label === label &&
+      (
+        { colour: ['colour_patch'], shape: ['shape'], expression: ['face'], word: ['word', 'word_all'] }[
+          family
+        ] ?? []
+      ).includes(item.set)
+        ? [heldoutMeans[i][c]]
+        : [],
+    );
+    return own.reduce((a, b) => a + b, 0) / own.length;
+  };
+  const ratios = labelled.map(conceptMean).sort((a, b) => a - b);
+  const q = (p: number) => ratios[Math.floor(p * (ratios.length - 1))];
+  t.comment(
+    `scales on seed ${EVALUATION_SEED}: a labelled neuron's mean on its concept, quartiles ${[0, 0.25, 0.5, 0.75, 1].map((p) => q(p).toFixed(3)).join(' / ')}`,
+  );
+  // Own neuron in the top 5 of W·t/|t|, with the labels of this seed rather than the catalogue's.
+  for (const [family, spec] of Object.entries(heldout.directions)) {
+    const found = spec.classes.filter((concept) => {
+      const v = attributionOf(textOf.get(concept)!);
+      const order = [...v.keys()].sort((a, b) => v[b] - v[a] || a - b).slice(0, 5);
+      return order.some((c) => labels[c]?.label === concept);
+    });
+    const min = MIN_OWN_NEURON_TOP5[family as keyof typeof MIN_OWN_NEURON_TOP5];
+    t.ok(
+      found.length >= min,
+      `${family}: ${found.length}/${spec.classes.length} words find a neuron labelled with them on seed ${EVALUATION_SEED} in their top 5 (>= ${min}: ${found.join(', ')})`,
     );
   }
 
+  // The bilinear estimate against the exact logit, every image × every prompt: with the head's
+  // attention uniform, logit = logit_scale·(Σ x_i·a_i + (bias and positional terms)·t̂)/|e|.
+  const scale = manifest.logit_scale;
+  const sums: number[] = [];
+  const bilinear: number[] = [];
+  const exact: number[] = [];
+  const attributions = promptTexts.map((text) => attributionOf(l2normalize(textOf.get(text)!))); // W·t/|t|
+  const unitTexts = promptTexts.map((text) => l2normalize(textOf.get(text)!));
+  for (let i = 0; i < heldout.items.length; i++) {
+    const e = encoded.embeds[i];
+    let norm = 0;
+    for (const x of e) norm += x * x;
+    norm = Math.sqrt(norm);
+    for (let p = 0; p < promptTexts.length; p++) {
+      const s = dot(means[i], attributions[p]);
+      sums.push(s);
+      bilinear.push((scale * s) / norm);
+      exact.push(scale * dot(embeds[i], unitTexts[p]));
+    }
+  }
+  const r = { sum: pearson(sums, exact), bilinearLogit: pearson(bilinear, exact) };
+  let maxGap = 0;
+  for (let k = 0; k < exact.length; k++) maxGap = Math.max(maxGap, Math.abs(exact[k] - bilinear[k]));
+  t.comment(
+    `bilinear vs exact logit over ${heldout.items.length} images × ${promptTexts.length} prompts: r(Σ x·a) ${r.sum.toFixed(4)}, r(bilinear logit) ${r.bilinearLogit.toFixed(4)}, largest |logit − bilinear logit| ${maxGap.toFixed(2)}`,
+  );
+  t.ok(
+    r.sum >= MIN_BILINEAR_CORRELATION.sum,
+    `r(Σ x_i·a_i, logit) ${r.sum.toFixed(4)} >= ${MIN_BILINEAR_CORRELATION.sum}`,
+  );
+  t.ok(
+    r.bilinearLogit >= MIN_BILINEAR_CORRELATION.bilinearLogit,
+    `r(bilinear logit, logit) ${r.bilinearLogit.toFixed(4)} >= ${MIN_BILINEAR_CORRELATION.bilinearLogit}`,
+  );
+
   // The catalogue labels every neuron.
-  const catalogue = JSON.parse(await readFile(path.join(modelDir, 'neurons.json'), 'utf8')) as Record<
-    string,
-    { label: string; family: string; score: number; source: string }
-  >;
   t.equal(Object.keys(catalogue).length, C, 'neurons.json labels every neuron');
-  const vocabulary = (await readFile(path.join(modelDir, 'words.txt'), 'utf8')).trim().split('\n');
+  const vocabulary = (await readFile(path.join(TOYWORLD_DIR, 'words.txt'), 'utf8')).trim().split('\n');
   for (const phrase of ['red', 'yellow', 'happy', 'star', 'lemon', 'red circle', 'happy face']) {
     t.ok(vocabulary.includes(phrase), `words.txt holds "${phrase}"`);
   }
-  await Promise.all([textSession.release(), trunkSession.release(), headSession.release()]);
 });
