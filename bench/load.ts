@@ -1,5 +1,5 @@
 /**
- * Load benchmark: the real server (`node --import tsx src/server.ts`, a child process, so that its
+ * Load benchmark: the real server (`node --import tsx src/bin/server.ts`, a child process, so that its
  * resident memory is measured alone) on the embedded model, driven by autocannon at concurrency 64
  * for 60 s over a mix of routes. Reports errors, latency percentiles, throughput per status, and
  * the server's RSS sampled every second from /proc/<pid>/status (growth between the 10th and the
@@ -46,7 +46,7 @@ export interface ServerProcess {
 /** Starts the service as its own process and waits for /health. */
 export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/bin/server.ts'], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -280,7 +280,7 @@ async function main(): Promise<void> {
     const lines = [
       '# Load benchmark',
       '',
-      `The service as its own process (\`node --import tsx src/server.ts\`, embedded model \`models/toyworld\`,`,
+      `The service as its own process (\`node --import tsx src/bin/server.ts\`, embedded model \`models/toyworld\`,`,
       `CPU onnxruntime, ${redisUrl ? `Redis cache at ${redisUrl}` : 'in-memory cache'}, rate limiting on with a limit above the load),`,
       `driven by autocannon: ${connections} connections for ${duration} s, the requests below in turn on every connection.`,
       `${new Date().toISOString().slice(0, 16)} UTC on ${os.cpus().length} CPU cores (${os.cpus()[0]?.model ?? 'unknown'}),`,

@@ -5,7 +5,7 @@
  *   2. the service's own plugins (the cache, the CLIP model, attribution and emotions on it, the word
  *      index, the job queue), each naming the plugins it depends on,
  *   3. thin routes, each with the TypeBox schemas that validate it and document it.
- * `src/server.ts` only builds the app and listens; tests build it and call `app.inject`.
+ * `src/bin/server.ts` only builds the app and listens; tests build it and call `app.inject`.
  */
 import Fastify, {
   type FastifyError,

@@ -1,6 +1,6 @@
 /**
  * Search jobs on BullMQ with a real Redis (a throwaway redis-server on a free port): the HTTP server
- * does not work jobs itself (WORKER_IN_PROCESS=false); two `src/worker.ts` processes, spawned with
+ * does not work jobs itself (WORKER_IN_PROCESS=false); two `src/bin/worker.ts` processes, spawned with
  * tsx, share the queue. A job is followed over SSE to completion, a job is cancelled mid-way, and
  * a job whose worker is killed with SIGKILL mid-search is finished by the other worker once the
  * dead worker's lock expires (BullMQ's stalled-job check; WORKER_LOCK_MS=2000 here). A worker
@@ -69,7 +69,7 @@ async function startRedis(port: number): Promise<ChildProcess> {
 
 function startWorker(env: NodeJS.ProcessEnv): WorkerProcess {
   // One process (node with tsx's loader), so that SIGKILL kills the worker itself.
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/worker.ts')], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/bin/worker.ts')], {
     cwd: repoRoot,
     env,
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -105,7 +105,7 @@ async function sseEvents(url: string): Promise<string[]> {
 }
 
 /**
- * A throwaway Redis, two `src/worker.ts` processes holding job locks for `lockMs`, and an app that
+ * A throwaway Redis, two `src/bin/worker.ts` processes holding job locks for `lockMs`, and an app that
  * does not work jobs itself; all torn down with `t`. Resolves once both workers are ready.
  */
 async function startCluster(t: Test, lockMs: number): Promise<{ app: App; workers: WorkerProcess[] }> {

@@ -1,5 +1,5 @@
 /**
- * SIGTERM on the real server process (src/server.ts on the embedded model, a free port): a request
+ * SIGTERM on the real server process (src/bin/server.ts on the embedded model, a free port): a request
  * in flight completes with 200, new connections are refused, and the process exits 0 within seconds.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -17,9 +17,9 @@ interface Server {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
 }
 
-/** Starts `node --import tsx src/server.ts` (the server itself, not an npx wrapper) on a free port. */
+/** Starts `node --import tsx src/bin/server.ts` (the server itself, not an npx wrapper) on a free port. */
 async function startServer(env: Record<string, string> = {}): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/bin/server.ts'], {
     cwd: root,
     env: {
       ...process.env,

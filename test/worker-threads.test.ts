@@ -104,7 +104,7 @@ t.test('a model released while a batch runs: the batch settles, nothing crashes'
 });
 
 t.test('the threads start when the process runs from another working directory', async (t) => {
-  // The service may be started as `node --import tsx /app/src/server.ts` from anywhere: its threads
+  // The service may be started as `node --import tsx /app/src/bin/server.ts` from anywhere: its threads
   // must find tsx and their modules from the source tree, not from the working directory.
   const url = (file: string) => JSON.stringify(pathToFileURL(path.join(repoRoot, file)).href);
   const script = [

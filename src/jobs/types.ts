@@ -49,7 +49,7 @@ export class JobHandedBack extends Error {
   }
 }
 
-/** Runs one job; the same function runs in the server's in-process worker and in src/worker.ts. */
+/** Runs one job; the same function runs in the server's in-process worker and in src/bin/worker.ts. */
 export type JobProcessor = (data: JobData, context: JobContext) => Promise<JobOutcome>;
 
 export interface JobBackend {

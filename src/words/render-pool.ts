@@ -1,13 +1,13 @@
 /**
  * Rastering on worker threads for the word-index build: each batch of words is drawn and
- * normalised by one of `size` threads (render-worker.ts), so the main thread only feeds the trunk
+ * normalised by one of `size` threads (render-thread.ts), so the main thread only feeds the trunk
  * and several batches are drawn at once on machines with spare cores.
  */
 import type { PreprocessSpec } from '../clip/image.js';
 import { siblingModule, WorkerPool } from '../threads/worker-pool.js';
-import type { RenderRequest, RenderedBatch } from './render-worker.js';
+import type { RenderRequest, RenderedBatch } from './render-thread.js';
 
-export type { RenderedBatch } from './render-worker.js';
+export type { RenderedBatch } from './render-thread.js';
 
 export class RenderPool {
   private readonly pool: WorkerPool<RenderRequest, RenderedBatch>;
@@ -16,7 +16,7 @@ export class RenderPool {
     private readonly spec: PreprocessSpec,
     size: number,
   ) {
-    this.pool = new WorkerPool(siblingModule(import.meta.url, 'render-worker'), size);
+    this.pool = new WorkerPool(siblingModule(import.meta.url, 'render-thread'), size);
   }
 
   /** Pixel values [count, 3, S, S] of `words` and the positions the rasteriser refused. */

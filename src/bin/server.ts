@@ -3,9 +3,9 @@
  * SIGTERM/SIGINT (stop accepting, finish in-flight requests, release the model and the cache).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { buildApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
-import { ModelDirectoryError } from './clip/model-directory.js';
+import { buildApp } from '../app.js';
+import { ConfigError, loadConfig } from '../config.js';
+import { ModelDirectoryError } from '../clip/model-directory.js';
 
 async function main(): Promise<void> {
   const config = loadConfig();

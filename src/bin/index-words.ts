@@ -9,10 +9,10 @@ import { parseArgs } from 'node:util';
 import { createCache } from '../cache/index.js';
 import { ClipModel } from '../clip/clip-model.js';
 import { loadConfig } from '../config.js';
-import { DEFAULT_CHUNK_SIZE } from './index-builder.js';
-import { ProgressPrinter } from './progress.js';
-import { loadWordSettings } from './settings.js';
-import { createWordService } from './setup.js';
+import { DEFAULT_CHUNK_SIZE } from '../words/index-builder.js';
+import { ProgressPrinter } from '../words/progress.js';
+import { loadWordSettings } from '../words/settings.js';
+import { createWordService } from '../words/setup.js';
 
 const { values } = parseArgs({
   options: {

@@ -5,13 +5,13 @@
  * hand running ones back to the queue (they stop at their next step), and exit; a killed worker's
  * job is taken over by another worker once its lock expires.
  */
-import { createCache } from './cache/index.js';
-import { ClipModel } from './clip/clip-model.js';
-import { ModelDirectoryError } from './clip/model-directory.js';
-import { ConfigError, loadConfig } from './config.js';
-import { queueName, startBullWorker } from './jobs/bullmq-backend.js';
-import { searchProcessor } from './jobs/processor.js';
-import { workerSettings } from './jobs/settings.js';
+import { createCache } from '../cache/index.js';
+import { ClipModel } from '../clip/clip-model.js';
+import { ModelDirectoryError } from '../clip/model-directory.js';
+import { ConfigError, loadConfig } from '../config.js';
+import { queueName, startBullWorker } from '../jobs/bullmq-backend.js';
+import { searchProcessor } from '../jobs/processor.js';
+import { workerSettings } from '../jobs/settings.js';
 
 const log = (level: string, obj: object | string, msg?: string) =>
   console.log(
