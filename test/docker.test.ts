@@ -72,7 +72,7 @@ t.test('docker-compose.yml: service, Redis and two workers on the GPU', async (t
   );
   t.equal(replicas, 2, 'two workers');
   for (const [name, service] of workers) {
-    t.match(JSON.stringify(service.command), /src\/worker\.ts/, `${name} runs the worker entry point`);
+    t.match(JSON.stringify(service.command), /src\/bin\/worker\.ts/, `${name} runs the worker entry point`);
     t.match(env(service).REDIS_URL, /^redis:\/\/redis:6379/, `${name} shares the queue`);
   }
   for (const [name, service] of [['api', api], ...workers] as [string, Record<string, unknown>][]) {
