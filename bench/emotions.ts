@@ -15,13 +15,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  crossValidate,
-  fitOneVsRest,
-  fitPath,
-  lambdaGrid,
-  supportSize,
-} from '../src/sparse/regularization-path.js';
+import { supportSize } from '../src/sparse/design.js';
+import { crossValidate, fitOneVsRest } from '../src/sparse/one-vs-rest.js';
+import { fitPath, lambdaGrid } from '../src/sparse/regularization-path.js';
 import { lambdaMax } from '../src/sparse/logistic.js';
 import { plantedEmotions } from '../tools/solvers/planted.js';
 

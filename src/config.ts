@@ -43,8 +43,11 @@ export interface Config {
   /** Allowed CORS origins; ['*'] allows any. */
   corsOrigins: string[];
   requestTimeoutMs: number;
-  /** Time budget of one multinomial composition fit (past it, the fit reports converged: false). */
-  fitTimeLimitMs: number;
+  /**
+   * Sweeps over the classes one multinomial composition fit may spend (past them, the fit reports
+   * converged: false): a count of work, so the same request gives the same answer on any machine.
+   */
+  fitMaxSweeps: number;
   /** Rows waiting for onnxruntime beyond which new requests get 503 with Retry-After. */
   maxQueueDepth: number;
   maxEventLoopDelayMs: number;
@@ -126,7 +129,7 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitPerMinute: readInt(env, 'RATE_LIMIT_PER_MINUTE', 6000, 0, 10_000_000),
     corsOrigins: readList(env, 'CORS_ORIGINS', ['*']),
     requestTimeoutMs: readInt(env, 'REQUEST_TIMEOUT_MS', 120_000, 0, 3_600_000),
-    fitTimeLimitMs: readInt(env, 'FIT_TIME_LIMIT_MS', 30_000, 100, 3_600_000),
+    fitMaxSweeps: readInt(env, 'FIT_MAX_SWEEPS', 2000, 1, 1_000_000),
     maxQueueDepth: readInt(env, 'MAX_QUEUE_DEPTH', 4096, 1, 10_000_000),
     maxEventLoopDelayMs: readInt(env, 'MAX_EVENT_LOOP_DELAY_MS', 2000, 0, 600_000),
     sseHeartbeatMs: readInt(env, 'SSE_HEARTBEAT_MS', 15_000, 0, 3_600_000),

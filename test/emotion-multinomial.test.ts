@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { fitMultinomialSelection } from '../src/sparse/multinomial-path.js';
-import { fitBinary, standardize, type Design } from '../src/sparse/logistic.js';
+import { standardize, WorkBudget, type Design } from '../src/sparse/design.js';
+import { fitBinary } from '../src/sparse/logistic.js';
 import {
   fitMultinomial,
   multinomialLambdaMax,
@@ -55,7 +56,7 @@ t.test('KKT conditions hold at the solution (n > p and n < p)', async (t) => {
   ]) {
     const { rows, labels } = plantedEmotions(K, m, p, 2, 3 + K, 1.5);
     const design = standardize(rows);
-    const fit = await fitMultinomial(design, labels, K, ratio * multinomialLambdaMax(design, labels, K));
+    const fit = fitMultinomial(design, labels, K, ratio * multinomialLambdaMax(design, labels, K));
     t.ok(fit.converged, `K=${K} p=${p}: converged in ${fit.iterations} sweeps`);
     const violation = kkt(design, labels, K, fit);
     t.ok(violation <= 1e-6, `K=${K} n=${labels.length} p=${p}: KKT violation ${violation.toExponential(2)}`);
@@ -67,9 +68,9 @@ t.test('B = 0 exactly at λ ≥ λ_max, and coefficients enter just below it', a
   const { rows, labels } = plantedEmotions(4, 10, 30, 2, 9, 2);
   const design = standardize(rows);
   const top = multinomialLambdaMax(design, labels, 4);
-  const at = await fitMultinomial(design, labels, 4, top);
+  const at = fitMultinomial(design, labels, 4, top);
   t.equal(at.coef.flatMap((c) => [...c]).filter((v) => v !== 0).length, 0, 'all zero at λ_max');
-  const below = await fitMultinomial(design, labels, 4, 0.9 * top);
+  const below = fitMultinomial(design, labels, 4, 0.9 * top);
   t.ok(below.coef.flatMap((c) => [...c]).filter((v) => v !== 0).length > 0, 'nonzero at 0.9·λ_max');
 });
 
@@ -79,7 +80,7 @@ t.test('two classes: the multinomial fit is the binary L1 fit with β = B₁ −
   const labels = y.map((v) => (v === 1 ? 0 : 1)); // class 0 is the binary positive class
   for (const lambda of [0.02, 0.08]) {
     const binary = fitBinary(design, y, lambda);
-    const multi = await fitMultinomial(design, labels, 2, lambda);
+    const multi = fitMultinomial(design, labels, 2, lambda);
     t.ok(
       Math.abs(binary.objective - multi.objective) < 1e-9,
       `λ=${lambda}: F ${multi.objective.toFixed(10)} vs binary ${binary.objective.toFixed(10)}`,
@@ -124,7 +125,7 @@ t.test(
 
 t.test('selection: planted neurons by target support, and CV with the one-SE rule', async (t) => {
   const { rows, labels, owned } = plantedEmotions(10, 4, 128, 2, 17, 4);
-  const bySupport = await fitMultinomialSelection(rows, labels, 10, { kind: 'support', size: 2 });
+  const bySupport = fitMultinomialSelection(rows, labels, 10, { kind: 'support', size: 2 });
   t.equal(bySupport.accuracy, 1);
   const mean = bySupport.fits.reduce((s, f) => s + f.coef.filter((v) => v !== 0).length, 0) / 10;
   t.ok(mean >= 2, `mean support ${mean} reaches the target`);
@@ -132,12 +133,12 @@ t.test('selection: planted neurons by target support, and CV with the one-SE rul
     const top = Array.from(f.coef.keys()).sort((a, b) => f.coef[b] - f.coef[a])[0];
     t.ok(owned[k].includes(top), `class ${k}: its largest weight is on a planted neuron`);
   });
-  const cv = await fitMultinomialSelection(rows, labels, 10, { kind: 'cv', folds: 4 });
+  const cv = fitMultinomialSelection(rows, labels, 10, { kind: 'cv', folds: 4 });
   t.ok(cv.cv, 'a CV summary');
   t.ok(cv.cv!.lambda1se >= cv.cv!.lambdaMin, 'λ_1se ≥ λ_min');
   t.equal(cv.lambda, cv.cv!.lambda1se);
   t.ok(cv.cv!.accuracy >= 0.9, `held-out accuracy ${cv.cv!.accuracy}`);
-  const masked = await fitMultinomialSelection(
+  const masked = fitMultinomialSelection(
     rows,
     labels,
     10,
@@ -148,16 +149,12 @@ t.test('selection: planted neurons by target support, and CV with the one-SE rul
     for (const f of masked.fits) t.equal(f.coef[j], 0, `excluded neuron ${j} never enters`);
 });
 
-t.test('a selection stops at its time budget and says it did not converge', async (t) => {
+t.test('a selection stops at its work budget and says it did not converge', async (t) => {
   // Separable classes and a tiny λ: the coefficients grow for a very long time.
   const { rows, labels } = plantedEmotions(40, 3, 256, 2, 23, 6);
-  const fit = await fitMultinomialSelection(
-    rows,
-    labels,
-    40,
-    { kind: 'lambda', lambda: 1e-7 },
-    { timeLimitMs: 200 },
-  );
+  const budget = new WorkBudget(20);
+  const fit = fitMultinomialSelection(rows, labels, 40, { kind: 'lambda', lambda: 1e-7 }, { budget });
+  t.ok(budget.exhausted && budget.used === 20, `${budget.used} sweeps of 20 spent`);
   t.equal(fit.fits[0].converged, false, 'reported as not converged');
   t.ok(fit.fit.kktViolation > 1e-7, `KKT violation ${fit.fit.kktViolation.toExponential(2)} is reported`);
   t.ok(fit.fit.iterations >= 1, `${fit.fit.iterations} sweeps before the budget ran out`);

@@ -9,25 +9,11 @@ import { FEELINGS_WHEEL, WHEEL_EMOTIONS, EMOTION_TEMPLATES } from '../src/emotio
 import { buildAtlas } from '../src/emotions/atlas.js';
 import { NMF } from '../src/sparse/nmf.js';
 import { mulberry32, stratifiedFolds } from '../src/sparse/cross-validation.js';
-import {
-  SparseLogisticRegression,
-  crossValidate,
-  fitOneVsRest,
-  fitPath,
-  fitToSupportSize,
-  fitToSupportSizeAsync,
-  lambdaGrid,
-  supportSize,
-} from '../src/sparse/regularization-path.js';
-import {
-  fitBinary,
-  kktViolation,
-  lambdaMax,
-  linearPredictor,
-  lossGradient,
-  objective,
-  standardize,
-} from '../src/sparse/logistic.js';
+import { fitPath, fitToSupportSize, lambdaGrid } from '../src/sparse/regularization-path.js';
+import { crossValidate, fitOneVsRest } from '../src/sparse/one-vs-rest.js';
+import { kktViolation, linearPredictor, standardize, supportSize, WorkBudget } from '../src/sparse/design.js';
+import { fitBinary, lambdaMax, lossGradient, objective } from '../src/sparse/logistic.js';
+import { SparseLogisticRegression } from './helpers/sparse-logistic-regression.js';
 import { plantedEmotions, plantedLogistic } from '../tools/solvers/planted.js';
 
 const WHEEL_FILE = new URL('../../shared/reference/rn50x4/feelings-wheel.json', import.meta.url);
@@ -189,15 +175,18 @@ t.test('recovers a planted sparse support', (t) => {
   t.end();
 });
 
-t.test('the support search that yields to the event loop finds the same model', async (t) => {
+t.test('a support search under an unspent budget finds the same model as one without', (t) => {
   const { X, y } = plantedLogistic(200, 150, 4, 22, 2);
   const design = standardize(X, new Set(), 'shared');
   for (const target of [1, 3, 6]) {
-    const sync = fitToSupportSize(design, y, target);
-    const yielding = await fitToSupportSizeAsync(design, y, target);
-    t.same(Array.from(yielding.coef), Array.from(sync.coef), `target ${target}: same coefficients`);
-    t.equal(yielding.lambda, sync.lambda, `target ${target}: same λ`);
+    const free = fitToSupportSize(design, y, target);
+    const budget = new WorkBudget(1e6);
+    const counted = fitToSupportSize(design, y, target, { budget });
+    t.same(Array.from(counted.coef), Array.from(free.coef), `target ${target}: same coefficients`);
+    t.equal(counted.lambda, free.lambda, `target ${target}: same λ`);
+    t.ok(budget.used > 0 && !budget.exhausted, `target ${target}: ${budget.used} Newton steps counted`);
   }
+  t.end();
 });
 
 t.test('a path is warm-started, monotone in support at the top and exact at every λ', (t) => {
@@ -241,7 +230,7 @@ t.test('stratified folds and the one-standard-error rule', async (t) => {
     t.same(of, [0, 1, 2], `class ${k} has one sample in each fold`);
   }
   const { rows, labels: classes } = plantedEmotions(8, 4, 120, 2, 3, 3);
-  const cv = await crossValidate(rows, classes, 8, 4, { nLambda: 15 });
+  const cv = crossValidate(rows, classes, 8, 4, { nLambda: 15 });
   const tMin = cv.lambdas.indexOf(cv.lambdaMin);
   const t1se = cv.lambdas.indexOf(cv.lambda1se);
   t.ok(t1se <= tMin, 'λ_1se ≥ λ_min');
@@ -252,7 +241,7 @@ t.test('stratified folds and the one-standard-error rule', async (t) => {
 
 t.test('one-vs-rest on planted emotions finds each class’s own neurons', async (t) => {
   const { rows, labels, owned } = plantedEmotions(12, 3, 256, 2, 17, 4);
-  const fit = await fitOneVsRest(rows, labels, 12, { kind: 'support', size: 2 });
+  const fit = fitOneVsRest(rows, labels, 12, { kind: 'support', size: 2 });
   t.equal(fit.accuracy, 1);
   fit.fits.forEach((f, k) => {
     const positive = Array.from(f.coef.keys()).filter((j) => f.coef[j] > 0);
@@ -262,7 +251,7 @@ t.test('one-vs-rest on planted emotions finds each class’s own neurons', async
     );
     t.ok(supportSize(f.coef) <= 2);
   });
-  const masked = await fitOneVsRest(
+  const masked = fitOneVsRest(
     rows,
     labels,
     12,
@@ -339,9 +328,23 @@ t.test('the atlas of a composition: non-negative loadings, factor tops, a determ
   t.end();
 });
 
-t.test('one-vs-rest support search stops at its time budget with the largest support reached', async (t) => {
+t.test('one-vs-rest support search stops at its work budget with the largest support reached', (t) => {
   const { rows, labels } = plantedEmotions(30, 3, 256, 2, 29, 6);
-  const fit = await fitOneVsRest(rows, labels, 30, { kind: 'support', size: 60 }, { timeLimitMs: 100 });
+  const budget = new WorkBudget(300);
+  const fit = fitOneVsRest(rows, labels, 30, { kind: 'support', size: 60 }, { budget });
+  t.ok(budget.exhausted, `${budget.used} Newton steps of 300 spent`);
+  const again = fitOneVsRest(
+    rows,
+    labels,
+    30,
+    { kind: 'support', size: 60 },
+    { budget: new WorkBudget(300) },
+  );
+  t.same(
+    again.fits.map((f) => Array.from(f.coef)),
+    fit.fits.map((f) => Array.from(f.coef)),
+    'the same budget gives the same models, bit for bit',
+  );
   t.equal(fit.fits.length, 30, 'every class has a fit');
   const sizes = fit.fits.map((f) => supportSize(f.coef));
   t.ok(
@@ -356,6 +359,7 @@ t.test('one-vs-rest support search stops at its time budget with the largest sup
     sizes.every((size) => size >= 1),
     'each class got its share of the budget: none is left empty',
   );
+  t.end();
 });
 
 t.test('shared scaling: centred columns, one scale for all, relative sizes kept', (t) => {

@@ -191,7 +191,7 @@ t.test('the composition solver gives on its thread exactly what it gives in-proc
     classCount: 6,
     exclude: [3, 7],
     scaling: 'shared',
-    timeLimitMs: 30_000,
+    maxSweeps: 2000,
   };
   const problems: CompositionProblem[] = [
     { ...base, model: 'one-vs-rest', selection: { kind: 'support', size: 2 } },

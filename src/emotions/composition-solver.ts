@@ -8,9 +8,9 @@
  */
 import { buildAtlas } from './atlas.js';
 import type { Atlas, Composition, CompositionModel } from './types.js';
+import { WorkBudget, type FeatureScaling, type WorkReport } from '../sparse/design.js';
 import { fitMultinomialSelection } from '../sparse/multinomial-path.js';
-import { fitOneVsRest, type Selection } from '../sparse/regularization-path.js';
-import type { FeatureScaling } from '../sparse/logistic.js';
+import { fitOneVsRest, type Selection } from '../sparse/one-vs-rest.js';
 import { InProcess, type Runner } from '../threads/in-process.js';
 import { siblingModule, WorkerPool } from '../threads/worker-pool.js';
 
@@ -24,7 +24,11 @@ export interface CompositionProblem {
   model: CompositionModel;
   exclude: number[];
   scaling: FeatureScaling;
-  timeLimitMs: number;
+  /**
+   * Sweeps over the classes a multinomial selection may spend (FIT_MAX_SWEEPS). One-vs-rest fits
+   * have no such budget: their work is bounded by counts (path points, bisections, Newton steps).
+   */
+  maxSweeps: number;
 }
 
 export interface SolvedClass {
@@ -43,23 +47,22 @@ export interface SolvedComposition {
   accuracy: number;
   features: number;
   cv?: { folds: number; lambdaMin: number; lambda1se: number; accuracy: number };
+  /** The solver passes spent: proximal Newton steps (one-vs-rest) or sweeps over the classes (multinomial). */
+  work: WorkReport;
 }
 
 export type SolverRequest =
   | { kind: 'composition'; problem: CompositionProblem }
   | { kind: 'atlas'; composition: Pick<Composition, 'concepts'>; factors: number };
 
-export async function solveComposition(problem: CompositionProblem): Promise<SolvedComposition> {
+export function solveComposition(problem: CompositionProblem): SolvedComposition {
   const { rows, labels, classCount, selection } = problem;
-  const options = {
-    exclude: new Set(problem.exclude),
-    scaling: problem.scaling,
-    timeLimitMs: problem.timeLimitMs,
-  };
-  const result =
-    problem.model === 'multinomial'
-      ? await fitMultinomialSelection(rows, labels, classCount, selection, options)
-      : await fitOneVsRest(rows, labels, classCount, selection, options);
+  const multinomial = problem.model === 'multinomial';
+  const budget = new WorkBudget(multinomial ? problem.maxSweeps : Infinity);
+  const options = { exclude: new Set(problem.exclude), scaling: problem.scaling, budget };
+  const result = multinomial
+    ? fitMultinomialSelection(rows, labels, classCount, selection, options)
+    : fitOneVsRest(rows, labels, classCount, selection, options);
   const { cv } = result;
   return {
     classes: result.fits.map(({ coef, lambda, objective, iterations, converged }) => ({
@@ -72,6 +75,7 @@ export async function solveComposition(problem: CompositionProblem): Promise<Sol
     lambda: result.lambda,
     accuracy: result.accuracy,
     features: result.design.p,
+    work: budget.report(),
     ...(cv
       ? { cv: { folds: cv.folds, lambdaMin: cv.lambdaMin, lambda1se: cv.lambda1se, accuracy: cv.accuracy } }
       : {}),
@@ -79,7 +83,7 @@ export async function solveComposition(problem: CompositionProblem): Promise<Sol
 }
 
 /** Answers one request; the thread's handler, and the in-process path. */
-export function solve(request: SolverRequest): Promise<SolvedComposition> | Atlas {
+export function solve(request: SolverRequest): SolvedComposition | Atlas {
   if (request.kind === 'composition') return solveComposition(request.problem);
   // The composition's neurons carry their catalogue labels; the catalogue stays on the main thread.
   const { composition, factors } = request;

@@ -3,8 +3,8 @@
  * atlas hold. The service (service.ts), the solver thread (composition-solver.ts) and the atlas
  * (atlas.ts) all speak them, so none of them imports another for its types.
  */
-import type { Selection } from '../sparse/regularization-path.js';
-import type { FeatureScaling } from '../sparse/logistic.js';
+import type { FeatureScaling, WorkReport } from '../sparse/design.js';
+import type { Selection } from '../sparse/one-vs-rest.js';
 
 export interface ConceptSet {
   name: string;
@@ -55,6 +55,8 @@ export interface Composition {
   excluded: number;
   concepts: Record<string, ConceptFit>;
   cv?: { folds: number; lambdaMin: number; lambda1se: number; accuracy: number };
+  /** What the fit spent (see WorkBudget): converged is false where a budget ran out. */
+  work: WorkReport;
 }
 
 export interface Atlas {

@@ -4,27 +4,23 @@
  * neurons per class (all classes share one λ, so each class cannot be given its own count): the
  * largest λ of the grid from λ_max down, warm-started, at which the mean reaches it; or k-fold
  * cross-validation of the held-out multinomial deviance, picking the largest λ within one standard
- * error of the best (glmnet's rule). A whole selection has a time budget (timeLimitMs, default
- * MULTINOMIAL_TIME_LIMIT_MS): past it, fits stop where they are and report converged: false.
+ * error of the best (glmnet's rule). A whole selection has a work budget counted in sweeps over the
+ * classes (options.budget, default MULTINOMIAL_SWEEP_LIMIT), never in time: once it is spent, fits
+ * stop where they are and report converged: false, and the same request stops at the same sweep on
+ * any machine.
  */
 import { CvCurve, stratifiedFolds } from './cross-validation.js';
-import {
-  decision,
-  defaultMinRatio,
-  lambdaGrid,
-  type CrossValidation,
-  type OneVsRestOptions,
-  type Selection,
-} from './regularization-path.js';
-import { standardize, type BinaryFit, type Design } from './logistic.js';
+import { decision, standardize, WorkBudget, type Design } from './design.js';
+import type { BinaryFit } from './logistic.js';
 import {
   fitMultinomial,
   multinomialLambdaMax,
   multinomialPredictor,
   softmaxLoss,
   type MultinomialFit,
-  type MultinomialOptions,
 } from './multinomial.js';
+import type { CrossValidation, OneVsRestOptions, Selection } from './one-vs-rest.js';
+import { defaultMinRatio, lambdaGrid } from './regularization-path.js';
 
 /** What a composition needs of each class's fit, from either solver. */
 export type ClassFit = Pick<
@@ -42,26 +38,25 @@ export interface MultinomialSelectionFit {
   fit: MultinomialFit;
 }
 
-/** Time budget of one multinomial selection (a tiny λ on separable data can take minutes to converge). */
-export const MULTINOMIAL_TIME_LIMIT_MS = 30_000;
-
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+/**
+ * Sweeps over the classes one multinomial selection may spend (a tiny λ on separable data can take
+ * minutes to converge). The whole wheel on the embedded model spends about 30 ms a sweep on two cores.
+ */
+export const MULTINOMIAL_SWEEP_LIMIT = 2000;
 
 const meanSupport = (fit: MultinomialFit) =>
   fit.coef.reduce((count, c) => count + c.reduce((s, v) => s + (v !== 0 ? 1 : 0), 0), 0) / fit.coef.length;
 
-export async function fitMultinomialSelection(
+export function fitMultinomialSelection(
   rows: readonly ArrayLike<number>[],
   labels: readonly number[],
   classCount: number,
   selection: Selection,
-  options: OneVsRestOptions & { timeLimitMs?: number } = {},
-): Promise<MultinomialSelectionFit> {
+  options: OneVsRestOptions = {},
+): MultinomialSelectionFit {
   const design = standardize(rows, options.exclude, options.scaling);
-  const started = performance.now();
-  const limit = options.timeLimitMs ?? MULTINOMIAL_TIME_LIMIT_MS;
-  const deadline = started + limit;
-  const solver = { tol: options.tol, maxIter: options.maxIter, deadline };
+  const budget = options.budget ?? new WorkBudget(MULTINOMIAL_SWEEP_LIMIT);
+  const solver = { tol: options.tol, maxIter: options.maxIter, budget };
   // A support search may walk further down than a cross-validation needs (as fitToSupportSize does):
   // on separable data, few neurons per class can be enough until λ is small.
   const grid = (minRatio = defaultMinRatio(design)) =>
@@ -73,21 +68,22 @@ export async function fitMultinomialSelection(
   let fit: MultinomialFit | undefined;
   let cv: CrossValidation | undefined;
   if (selection.kind === 'lambda') {
-    fit = await fitMultinomial(design, labels, classCount, selection.lambda, solver);
+    fit = fitMultinomial(design, labels, classCount, selection.lambda, solver);
   } else if (selection.kind === 'support') {
     for (const lambda of grid(Math.min(defaultMinRatio(design), 1e-3))) {
-      fit = await fitMultinomial(design, labels, classCount, lambda, solver, fit);
-      if (meanSupport(fit) >= selection.size || performance.now() >= deadline) break;
-      await yieldToEventLoop();
+      fit = fitMultinomial(design, labels, classCount, lambda, solver, fit);
+      if (meanSupport(fit) >= selection.size || budget.exhausted) break;
     }
   } else {
     // Two thirds of the budget for the folds, the rest for the final fit at λ_1se.
-    cv = await crossValidateMultinomial(rows, labels, classCount, selection.folds, grid(), {
+    const folds = new WorkBudget(Math.floor((2 / 3) * budget.left));
+    cv = crossValidateMultinomial(rows, labels, classCount, selection.folds, grid(), {
       ...options,
       ...solver,
-      deadline: started + (2 / 3) * limit,
+      budget: folds,
     });
-    fit = await fitMultinomial(design, labels, classCount, cv.lambda1se, solver);
+    budget.spend(folds.used);
+    fit = fitMultinomial(design, labels, classCount, cv.lambda1se, solver);
   }
   const final = fit!;
   const eta = multinomialPredictor(design, final.coef, final.intercept);
@@ -131,14 +127,14 @@ function predictRaw(design: Design, fit: MultinomialFit, rows: readonly ArrayLik
   return eta;
 }
 
-async function crossValidateMultinomial(
+function crossValidateMultinomial(
   rows: readonly ArrayLike<number>[],
   labels: readonly number[],
   classCount: number,
   folds: number,
   lambdas: number[],
-  options: OneVsRestOptions & MultinomialOptions,
-): Promise<CrossValidation> {
+  options: OneVsRestOptions,
+): CrossValidation {
   const foldOf = stratifiedFolds(labels, folds, options.seed);
   const parts = Array.from({ length: folds }, (_, f) => {
     const train = labels.flatMap((_, i) => (foldOf[i] !== f ? [i] : []));
@@ -159,7 +155,7 @@ async function crossValidateMultinomial(
     const eta = new Float64Array(rows.length * classCount);
     const losses: number[] = [];
     for (const part of parts) {
-      const fit = await fitMultinomial(
+      const fit = fitMultinomial(
         part.design,
         part.trainLabels,
         classCount,
@@ -183,10 +179,9 @@ async function crossValidateMultinomial(
           classCount,
         ),
       );
-      await yieldToEventLoop();
     }
     heldOut.push(eta);
-    if (curve.add(losses) || performance.now() >= (options.deadline ?? Infinity)) break;
+    if (curve.add(losses) || options.budget?.exhausted) break;
   }
   const { cvm, cvsd, tMin, t1se } = curve;
   const tried = lambdas.slice(0, cvm.length);

@@ -19,12 +19,15 @@
  * with G_kj = (1/n) Σ_i x_ij (p_ik − y_ik). The intercepts are defined up to a common shift; the
  * returned ones sum to zero.
  */
-import { kktViolation, type Design, type SolverOptions } from './logistic.js';
-
-export interface MultinomialOptions extends SolverOptions {
-  /** Stop at this time (performance.now() milliseconds), converged or not. */
-  deadline?: number;
-}
+import {
+  checkClassLabels,
+  DEFAULT_TOL,
+  kktViolation,
+  MIN_WEIGHT,
+  WorkBudget,
+  type Design,
+  type SolverOptions,
+} from './design.js';
 
 export interface MultinomialFit {
   lambda: number;
@@ -38,10 +41,8 @@ export interface MultinomialFit {
   kktViolation: number;
 }
 
-const DEFAULT_TOL = 1e-7;
 const DEFAULT_MAX_SWEEPS = 1000;
 const MAX_CD_PASSES = 100;
-const MIN_WEIGHT = 1e-10;
 
 /** Row-major class probabilities P[i·K + k] and the mean loss for predictors η (same layout). */
 export function softmaxLoss(
@@ -81,16 +82,6 @@ function classGradient(design: Design, labels: readonly number[], P: Float64Arra
   return { residual, gradient, interceptGradient };
 }
 
-function checkLabels(labels: readonly number[], n: number, K: number) {
-  if (labels.length !== n) throw new RangeError(`expected ${n} labels, got ${labels.length}`);
-  const seen = new Uint8Array(K);
-  for (const c of labels) {
-    if (!Number.isInteger(c) || c < 0 || c >= K) throw new RangeError(`labels must be 0 … ${K - 1}`);
-    seen[c] = 1;
-  }
-  if (seen.includes(0)) throw new RangeError('every class must have samples');
-}
-
 /** λ_max: the smallest λ at which B = 0 (with b_k = log of class k's share) is optimal. */
 export function multinomialLambdaMax(design: Design, labels: readonly number[], K: number): number {
   const { n } = design;
@@ -123,27 +114,24 @@ export function multinomialPredictor(design: Design, coef: readonly Float64Array
 const l1 = (coef: readonly Float64Array[]) =>
   coef.reduce((s, c) => s + c.reduce((a, v) => a + Math.abs(v), 0), 0);
 
-/** How long the solver computes before it lets the event loop run (other requests, health checks). */
-const SLICE_MS = 10;
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-
 /**
- * Solves the multinomial L1 problem at one λ (warm-started from `warm` when given). Asynchronous
- * only to share the thread: it yields to the event loop every SLICE_MS of work.
+ * Solves the multinomial L1 problem at one λ (warm-started from `warm` when given). Each sweep over
+ * the classes is one pass of `options.budget`; at most `options.maxIter` sweeps.
  */
-export async function fitMultinomial(
+export function fitMultinomial(
   design: Design,
   labels: readonly number[],
   K: number,
   lambda: number,
-  options: MultinomialOptions = {},
+  options: SolverOptions = {},
   warm?: Pick<MultinomialFit, 'coef' | 'intercept'>,
-): Promise<MultinomialFit> {
+): MultinomialFit {
   const { n, p } = design;
-  checkLabels(labels, n, K);
+  checkClassLabels(labels, n, K);
   if (!(lambda >= 0)) throw new RangeError('lambda must be ≥ 0');
   const tol = options.tol ?? DEFAULT_TOL;
   const maxSweeps = options.maxIter ?? DEFAULT_MAX_SWEEPS;
+  const budget = options.budget ?? new WorkBudget();
   const coef = warm
     ? warm.coef.map((c) => Float64Array.from(c))
     : Array.from({ length: K }, () => new Float64Array(p));
@@ -168,22 +156,15 @@ export async function fitMultinomial(
   };
   let violation = Infinity;
   let sweeps = 0;
-  let sliceStart = performance.now();
   while (sweeps < maxSweeps) {
     // Sweeps over the classes on the working sets until they satisfy KKT there...
     let inner = Infinity;
-    const deadline = options.deadline ?? Infinity;
-    while (sweeps < maxSweeps && inner > tol && (sweeps === 0 || performance.now() < deadline)) {
+    while (sweeps < maxSweeps && inner > tol && budget.allows()) {
       sweeps += 1;
+      budget.spend();
       inner = 0;
       refreshRows(state);
-      for (let k = 0; k < K; k++) {
-        inner = Math.max(inner, updateClass(state, k, [...working[k]]));
-        if (performance.now() - sliceStart > SLICE_MS) {
-          await yieldToEventLoop();
-          sliceStart = performance.now();
-        }
-      }
+      for (let k = 0; k < K; k++) inner = Math.max(inner, updateClass(state, k, [...working[k]]));
     }
     // ...then one pass over every coordinate: done, or the violators join the working sets.
     const P = new Float64Array(n * K);
@@ -191,10 +172,6 @@ export async function fitMultinomial(
     violation = 0;
     let added = 0;
     for (let k = 0; k < K; k++) {
-      if (performance.now() - sliceStart > SLICE_MS) {
-        await yieldToEventLoop();
-        sliceStart = performance.now();
-      }
       const { gradient, interceptGradient } = classGradient(design, labels, P, K, k);
       violation = Math.max(violation, Math.abs(interceptGradient));
       for (let j = 0; j < p; j++) {
@@ -206,7 +183,7 @@ export async function fitMultinomial(
         }
       }
     }
-    if (violation <= tol || (added === 0 && inner <= tol) || performance.now() >= deadline) break;
+    if (violation <= tol || (added === 0 && inner <= tol) || !budget.allows()) break;
   }
   const shift = intercept.reduce((a, b) => a + b, 0) / K;
   for (let k = 0; k < K; k++) intercept[k] -= shift;

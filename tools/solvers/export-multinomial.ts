@@ -10,7 +10,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { standardize } from '../../src/sparse/logistic.js';
+import { standardize } from '../../src/sparse/design.js';
 import { fitMultinomial, multinomialLambdaMax } from '../../src/sparse/multinomial.js';
 import { plantedEmotions } from './planted.js';
 

@@ -10,7 +10,8 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { fitAtLambda } from '../../src/sparse/regularization-path.js';
-import { lambdaMax, standardize } from '../../src/sparse/logistic.js';
+import { standardize } from '../../src/sparse/design.js';
+import { lambdaMax } from '../../src/sparse/logistic.js';
 import { plantedLogistic } from './planted.js';
 
 export interface ExportedProblem {

@@ -60,3 +60,28 @@ export function plantedEmotions(K: number, m: number, p: number, s = 3, seed = 1
     }
   return { rows, labels, owned };
 }
+
+/**
+ * A binary problem whose scaled columns are far longer than √n under shared scaling: a few "wide"
+ * features (spread `wide`) carry the planted support, the many others are narrow (spread 0.3–1.3),
+ * so the shared scale (the RMS spread) is small and each wide column is several times √n long.
+ * This is the shape of attribution vectors, where a few neurons move far more than the rest.
+ */
+export function plantedWideColumns(n: number, p: number, s: number, seed = 7, wide = 6): PlantedLogistic {
+  const random = mulberry32(seed);
+  const normal = gaussian(random);
+  const every = Math.floor(p / (2 * s));
+  const wideColumns = Array.from({ length: 2 * s }, (_, k) => k * every);
+  const spread = Array.from({ length: p }, () => 0.3 + random());
+  for (const j of wideColumns) spread[j] = wide;
+  const support = wideColumns.slice(0, s);
+  const beta = new Array<number>(p).fill(0);
+  support.forEach((j, k) => (beta[j] = (k % 2 === 0 ? 1.5 : -1.5) / wide));
+  const X = Array.from({ length: n }, () => Float64Array.from({ length: p }, (_, j) => spread[j] * normal()));
+  const y = X.map((x) => {
+    let eta = 0.2;
+    for (const j of support) eta += beta[j] * x[j];
+    return random() < 1 / (1 + Math.exp(-eta)) ? 1 : 0;
+  });
+  return { X, y, support, beta };
+}
