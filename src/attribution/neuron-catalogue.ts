@@ -1,7 +1,9 @@
 /**
  * The neuron catalogue of a model directory (`neurons.json`): labels for some or all neurons,
- * `{"<id>": {"label": "yellow", "family"?: "colour", "source"?: "...", "score"?: 0.8}}`.
- * A plain string value is read as a label.
+ * `{"<id>": {"label"?: "yellow", "family"?: "colour", "source"?: "...", "score"?: 0.8,
+ * "topWords"?: ["lemon", ...], "handLabel"?: "...", "credit"?: "..."}}` (docs/model-directory.md).
+ * A plain string value is read as a label. A known field of the wrong type is an error; unknown
+ * fields are ignored. Family "lexical" marks a lexical neuron (src/attribution/lexical-neurons.ts).
  */
 import { readFile } from 'node:fs/promises';
 import { ModelDirectoryError } from '../clip/model-directory.js';
@@ -12,6 +14,12 @@ export interface NeuronEntry {
   family?: string;
   source?: string;
   score?: number;
+  /** Words that activate the neuron most when rastered (e.g. the article's top 3 for RN50-x4). */
+  topWords?: string[];
+  /** A second label, where the label comes from elsewhere (the article's hand label). */
+  handLabel?: string;
+  /** Attribution the data's licence asks for. */
+  credit?: string;
 }
 
 export class NeuronCatalogue {
@@ -36,7 +44,9 @@ export class NeuronCatalogue {
       if (!Number.isInteger(id) || id < 0 || id >= neuronCount) {
         throw new ModelDirectoryError(file, `key "${key}" is not a neuron id from 0 to ${neuronCount - 1}`);
       }
-      entries.set(id, parseEntry(id, value));
+      const entry = parseEntry(id, value);
+      if (typeof entry === 'string') throw new ModelDirectoryError(file, `neuron ${key}: ${entry}`);
+      entries.set(id, entry);
     }
     return new NeuronCatalogue(neuronCount, entries);
   }
@@ -56,17 +66,37 @@ export class NeuronCatalogue {
   get size(): number {
     return this.entries.size;
   }
+
+  /** Every entry, by ascending id. */
+  list(): NeuronEntry[] {
+    return [...this.entries.values()].sort((a, b) => a.id - b.id);
+  }
 }
 
-function parseEntry(id: number, value: unknown): NeuronEntry {
+const STRING_FIELDS = ['label', 'family', 'source', 'handLabel', 'credit'] as const;
+
+/** The entry, or a message saying which field is malformed. */
+function parseEntry(id: number, value: unknown): NeuronEntry | string {
   if (typeof value === 'string') return { id, label: value };
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return 'must be an object {"label"?, "family"?, "source"?, ...} or a label string';
+  const record = value as Record<string, unknown>;
   const entry: NeuronEntry = { id };
-  if (typeof value === 'object' && value !== null) {
-    const record = value as Record<string, unknown>;
-    if (typeof record.label === 'string') entry.label = record.label;
-    if (typeof record.family === 'string') entry.family = record.family;
-    if (typeof record.source === 'string') entry.source = record.source;
-    if (typeof record.score === 'number') entry.score = record.score;
+  for (const field of STRING_FIELDS) {
+    const given = record[field];
+    if (given === undefined) continue;
+    if (typeof given !== 'string') return `"${field}" must be a string`;
+    entry[field] = given;
+  }
+  if (record.score !== undefined) {
+    if (typeof record.score !== 'number') return '"score" must be a number';
+    entry.score = record.score;
+  }
+  if (record.topWords !== undefined) {
+    const words = record.topWords;
+    if (!Array.isArray(words) || !words.every((word) => typeof word === 'string'))
+      return '"topWords" must be an array of strings';
+    entry.topWords = [...(words as string[])];
   }
   return entry;
 }

@@ -1,8 +1,18 @@
-"""The neuron catalogue written as neurons.json: {"<id>": {"label", "family"?, "source"}}.
+"""The neuron catalogue written as neurons.json:
+{"<id>": {"label"?, "family"?, "topWords"?, "handLabel"?, "source", "credit"?}}.
 
-Ids index the C channels of visual.layer4 (the attention-pool input). For RN50x4 (C = 2560) it starts
-with the neurons that Goh et al. (2021) name in the article; `--labels FILE` ({id: label}) adds or
-overrides entries for any model.
+Ids index the C channels of visual.layer4 (the attention-pool input). For RN50x4 (C = 2560) it holds
+what the article published about the model (Goh et al. 2021, distillpub/post--multimodal, CC BY 4.0),
+from the project's own copy in `article_data/rn50x4/` (nothing outside this folder is read):
+  - the 19 neurons the article's text names (label and family),
+  - the ~190 hand labels (`neuron-hand-labels.json`; a named neuron keeps the article text's label and
+    gets the hand label as `handLabel`),
+  - family "lexical" for the ids the article masks as lexical ("text") neurons (`lexical-neurons.json`:
+    71 ids as published, 70 distinct — 758 is listed twice),
+  - the top-3 rastered words of all 2,560 neurons (`neuron-top-words.json`, as `topWords`),
+each entry with its `source` (which of these it comes from) and the article's `credit`.
+`--labels FILE` ({id: label}) sets the label of any model's neurons; an article entry keeps its other
+fields, and its source then names FILE first.
 """
 
 from __future__ import annotations
@@ -13,6 +23,11 @@ import os
 from clip_model import RELEASED_CONFIGS, ClipConfig
 
 ARTICLE = "Goh et al. 2021, Multimodal Neurons in Artificial Neural Networks"
+CREDIT = f"{ARTICLE}, CC BY 4.0"
+# The article's published data about RN50x4, copied verbatim from its repository (see the folder's README).
+ARTICLE_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "article_data", "rn50x4")
+ARTICLE_REPOSITORY = "distillpub/post--multimodal"
+ARTICLE_FILES = ("neuron-hand-labels.json", "lexical-neurons.json", "neuron-top-words.json")
 
 # RN50x4 neurons named in the article: id -> (label, family or None).
 ARTICLE_RN50X4_NEURONS: dict[int, tuple[str, str | None]] = {
@@ -46,13 +61,72 @@ def build_catalogue(config: ClipConfig, labels_path: str | None = None) -> dict[
     """The catalogue for `config`, with the labels of `labels_path` merged over the built-in ones."""
     catalogue: dict[int, dict] = {}
     if config == RELEASED_CONFIGS["RN50x4"]:
-        for neuron, (label, family) in ARTICLE_RN50X4_NEURONS.items():
-            catalogue[neuron] = {"label": label, **({"family": family} if family else {}), "source": ARTICLE}
+        catalogue = rn50x4_article_catalogue()
     if labels_path:
         source = os.path.basename(labels_path)
         for neuron, label in read_labels(labels_path, config.neuron_channels).items():
-            catalogue[neuron] = {"label": label, "source": source}
+            entry = catalogue.get(neuron)
+            if entry is None:
+                catalogue[neuron] = {"label": label, "source": source}
+            else:
+                entry["label"] = label
+                entry["source"] = f"{source} (label); {entry['source']}"
     return {str(neuron): catalogue[neuron] for neuron in sorted(catalogue)}
+
+
+def write_catalogue(path: str, catalogue: dict[str, dict]) -> None:
+    """neurons.json as export_clip.py writes it."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(catalogue, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+
+
+def read_article_data() -> tuple[dict[int, str], list[int], dict[int, list[str]]]:
+    """(hand labels, lexical ids as published, top-3 words) from the project's copy of the article's data."""
+
+    def load(name: str):
+        with open(os.path.join(ARTICLE_DATA, name), encoding="utf-8") as f:
+            return json.load(f)
+
+    hand = {int(k): v.strip() for k, v in load("neuron-hand-labels.json").items()}
+    lexical = [int(i) for i in load("lexical-neurons.json")]
+    top = {int(k): [w.strip() for w in v.split(",")] for k, v in load("neuron-top-words.json").items()}
+    return hand, lexical, top
+
+
+def rn50x4_article_catalogue() -> dict[int, dict]:
+    """Every RN50x4 neuron's entry from the article: named neurons, hand labels, lexical ids, top words."""
+    hand, lexical, top = read_article_data()
+    lexical_ids = set(lexical)
+    catalogue: dict[int, dict] = {}
+    for neuron in sorted(set(top) | set(hand) | lexical_ids | set(ARTICLE_RN50X4_NEURONS)):
+        entry: dict = {}
+        sources: list[str] = []
+        if neuron in ARTICLE_RN50X4_NEURONS:
+            label, family = ARTICLE_RN50X4_NEURONS[neuron]
+            entry["label"] = label
+            if family:
+                entry["family"] = family
+            sources.append(f"{ARTICLE} (article text)")
+            if neuron in hand:
+                entry["handLabel"] = hand[neuron]
+        elif neuron in hand:
+            entry["label"] = hand[neuron]
+        if neuron in lexical_ids:
+            entry["family"] = "lexical"
+        if neuron in top:
+            entry["topWords"] = top[neuron]
+        files = [
+            name
+            for name, present in zip(ARTICLE_FILES, (neuron in hand, neuron in lexical_ids, neuron in top))
+            if present
+        ]
+        if files:
+            sources.append(f"{ARTICLE_REPOSITORY}: {', '.join(files)}")
+        entry["source"] = "; ".join(sources)
+        entry["credit"] = CREDIT
+        catalogue[neuron] = entry
+    return catalogue
 
 
 def read_labels(path: str, neuron_count: int) -> dict[int, str]:

@@ -1,0 +1,123 @@
+/**
+ * The article's published data about RN50-x4 (Goh et al. 2021, distillpub/post--multimodal, CC BY 4.0):
+ * the exporter's own copy (tools/export/article_data/rn50x4/) equals the files of
+ * ../shared/reference/rn50x4/, and the catalogue an RN50x4 export writes (neurons.json, read by the
+ * service) carries all of it: family "lexical" for the article's ids, the hand labels, the top-3
+ * words of every neuron, each entry with its source and the article's credit.
+ */
+import t from 'tap';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { NeuronCatalogue } from '../src/attribution/neuron-catalogue.js';
+import { catalogueLexical, combineLexical } from '../src/attribution/lexical-neurons.js';
+import { repoRoot, runPython } from './helpers/tiny-model.js';
+
+const ARTICLE = 'Goh et al. 2021, Multimodal Neurons in Artificial Neural Networks';
+const CREDIT = `${ARTICLE}, CC BY 4.0`;
+const SHARED = path.resolve(repoRoot, '../shared/reference/rn50x4');
+const COPY = path.join(repoRoot, 'tools/export/article_data/rn50x4');
+const FILES = ['neuron-hand-labels.json', 'lexical-neurons.json', 'neuron-top-words.json'];
+
+/** argv: OUT file. neurons.json of an RN50x4 export, built and written as export_clip.py does. */
+const WRITE_RN50X4_CATALOGUE = `
+import sys
+try:
+    from tools.export.clip_model import RELEASED_CONFIGS
+    from tools.export.neurons import build_catalogue, write_catalogue
+except ImportError:  # tools/ not a package yet: the exporter's folder on the path
+    sys.path.insert(0, "tools/export")
+    from clip_model import RELEASED_CONFIGS
+    from neurons import build_catalogue, write_catalogue
+write_catalogue(sys.argv[1], build_catalogue(RELEASED_CONFIGS["RN50x4"]))
+`;
+
+const read = (dir: string, file: string) => readFile(path.join(dir, file), 'utf8');
+
+t.test('the exporter’s copy of the article’s data equals the published files', async (t) => {
+  for (const file of FILES) t.equal(await read(COPY, file), await read(SHARED, file), `${file}: verbatim`);
+  const neuronsPy = await readFile(path.join(repoRoot, 'tools/export/neurons.py'), 'utf8');
+  t.notMatch(neuronsPy, /shared/, 'the exporter reads nothing from ../shared');
+});
+
+t.test('an RN50x4 export’s neurons.json carries the article’s data, read by the service', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'rn50x4-catalogue-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'neurons.json');
+  const written = await runPython(['-c', WRITE_RN50X4_CATALOGUE, file]);
+  t.equal(written.code, 0, written.stderr);
+  const catalogue = await NeuronCatalogue.load(file, 2560); // the service's own checks
+  t.equal(catalogue.size, 2560, 'every neuron has an entry (its top words at least)');
+
+  const lexicalIds = JSON.parse(await read(SHARED, 'lexical-neurons.json')) as number[];
+  const handLabels = JSON.parse(await read(SHARED, 'neuron-hand-labels.json')) as Record<string, string>;
+  const topWords = JSON.parse(await read(SHARED, 'neuron-top-words.json')) as Record<string, string>;
+  t.equal(lexicalIds.length, 71, '71 ids as published');
+  const distinct = [...new Set(lexicalIds)].sort((a, b) => a - b);
+  t.equal(distinct.length, 70, '70 distinct ids (758 is listed twice)');
+
+  const lexical = catalogueLexical(catalogue);
+  t.same(
+    lexical.map((entry) => entry.id),
+    distinct,
+    'family "lexical" for exactly the article’s ids',
+  );
+  t.ok(
+    lexical.every((entry) => entry.source?.includes('lexical-neurons.json')),
+    'each lexical entry names its source file',
+  );
+  const missing = Object.entries(handLabels).filter(([id, label]) => {
+    const entry = catalogue.get(Number(id));
+    return entry?.label !== label.trim() && entry?.handLabel !== label.trim();
+  });
+  t.same(missing, [], `all ${Object.keys(handLabels).length} hand labels`);
+  const wrongWords = Object.entries(topWords).filter(
+    ([id, words]) => catalogue.get(Number(id))?.topWords?.join(', ') !== words,
+  );
+  t.same(wrongWords, [], 'the top-3 words of all 2,560 neurons');
+  t.ok(
+    catalogue.list().every((entry) => entry.credit === CREDIT && entry.source),
+    'every entry has its source and the article’s credit',
+  );
+  t.same(catalogue.get(89), {
+    id: 89,
+    label: 'Donald Trump',
+    family: 'person',
+    topWords: ['donald', 'immigrants', 'resist'],
+    source: `${ARTICLE} (article text); distillpub/post--multimodal: neuron-top-words.json`,
+    credit: CREDIT,
+  });
+  t.equal(catalogue.get(1512)?.handLabel, 'Happy', 'a named neuron keeps its hand label beside');
+
+  // The service's lexical set on this catalogue: the article's 70, from the catalogue.
+  const set = combineLexical(lexical, { available: false, reason: 'no word index' });
+  t.same(set.neurons, distinct);
+  t.same(set.use.sources, ['catalogue']);
+  t.ok(set.entries.every((entry) => entry.sources.join() === 'catalogue'));
+});
+
+t.test('the catalogue’s checks: a known field of the wrong type is refused', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'catalogue-checks-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const { writeFile } = await import('node:fs/promises');
+  const cases: [unknown, RegExp][] = [
+    [{ 3: { label: 'x', topWords: 'a, b' } }, /"topWords" must be an array of strings/],
+    [{ 3: { family: 7 } }, /"family" must be a string/],
+    [{ 3: { credit: ['x'] } }, /"credit" must be a string/],
+    [{ 3: 12 }, /must be an object/],
+    [{ 9: 'x' }, /not a neuron id/],
+  ];
+  for (const [i, [json, message]] of cases.entries()) {
+    const file = path.join(dir, `${i}.json`);
+    await writeFile(file, JSON.stringify(json));
+    await t.rejects(NeuronCatalogue.load(file, 8), message, JSON.stringify(json));
+  }
+  const good = path.join(dir, 'good.json');
+  await writeFile(good, JSON.stringify({ 1: 'plain', 2: { family: 'lexical', unknown: true } }));
+  const catalogue = await NeuronCatalogue.load(good, 8);
+  t.same(catalogue.get(1), { id: 1, label: 'plain' });
+  t.same(
+    catalogueLexical(catalogue).map((entry) => entry.id),
+    [2],
+  );
+});
