@@ -18,16 +18,16 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 seconds() { awk -v now="$(date +%s.%N)" -v start="$1" 'BEGIN { printf "%.1f", now - start }'; }
 
 t0=$(date +%s.%N)
-nice -n 10 $PY tools/export/make_tiny.py "$WORK/rn50x4.pt" --seed 0 --config RN50x4
+nice -n 10 $PY -m tools.export.make_tiny "$WORK/rn50x4.pt" --seed 0 --config RN50x4
 make_s=$(seconds "$t0")
 
 t0=$(date +%s.%N)
-nice -n 10 $PY tools/export/export_clip.py "$WORK/rn50x4.pt" "$WORK/model" \
+nice -n 10 $PY -m tools.export.export_clip "$WORK/rn50x4.pt" "$WORK/model" \
   --vocab ../shared/clip/bpe_simple_vocab_16e6.txt.gz --labels ../shared/reference/rn50x4/neuron-hand-labels.json
 export_s=$(seconds "$t0")
 
 t0=$(date +%s.%N)
-nice -n 10 $PY tools/export/reference.py "$WORK/rn50x4.pt" "$WORK/reference.json"
+nice -n 10 $PY -m tools.export.reference "$WORK/rn50x4.pt" "$WORK/reference.json"
 reference_s=$(seconds "$t0")
 
 t0=$(date +%s.%N)

@@ -9,10 +9,10 @@ cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
 WORK=${WORK:-/tmp/mmn-rn50x4}
 mkdir -p "$WORK"
-[ -f "$WORK/rn50x4.pt" ] || $PY tools/export/make_tiny.py "$WORK/rn50x4.pt" --seed 0 --config RN50x4
-[ -f "$WORK/model/clip.json" ] || $PY tools/export/export_clip.py "$WORK/rn50x4.pt" "$WORK/model" \
+[ -f "$WORK/rn50x4.pt" ] || $PY -m tools.export.make_tiny "$WORK/rn50x4.pt" --seed 0 --config RN50x4
+[ -f "$WORK/model/clip.json" ] || $PY -m tools.export.export_clip "$WORK/rn50x4.pt" "$WORK/model" \
   --vocab ../shared/clip/bpe_simple_vocab_16e6.txt.gz
-torch_json=$(OMP_NUM_THREADS=2 $PY bench/torch_text.py "$WORK/rn50x4.pt" --threads 2)
+torch_json=$(OMP_NUM_THREADS=2 $PY -m bench.torch_text "$WORK/rn50x4.pt" --threads 2)
 ort_json=$(npx tsx bench/ort-text.ts "$WORK/model")
 TORCH_JSON="$torch_json" ORT_JSON="$ort_json" node -e '
 const torch = JSON.parse(process.env.TORCH_JSON), ortRuns = JSON.parse(process.env.ORT_JSON);

@@ -1,17 +1,14 @@
 """PyTorch eager timing of CLIP's text encoder (our definition in tools/export), for bench/text-encoder-rn50x4.sh.
 
-    torch_text.py CHECKPOINT --threads 2 --batch 64 --lengths 8 77  -> JSON on stdout
+    python3 -m bench.torch_text CHECKPOINT --threads 2 --batch 64 --lengths 8 77  -> JSON on stdout
 """
 import argparse
 import json
-import os
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "export"))
-from checkpoint import load_checkpoint  # noqa: E402
+from tools.export.checkpoint import load_checkpoint
 
 parser = argparse.ArgumentParser()
 parser.add_argument("checkpoint")

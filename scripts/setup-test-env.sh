@@ -2,6 +2,7 @@
 # Installs what the test suite needs beyond npm packages, then makes sure Redis answers:
 #   - Debian's python3-torch, python3-onnx, python3-numpy, python3-pil, python3-sklearn (model export
 #     and reference computations under tools/), via tools/install-python-deps.sh;
+#   - Debian's black and flake8 (formatting and lint of the Python, npm run lint:python);
 #   - redis-server, started on 127.0.0.1:6379 when nothing answers there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,8 @@ apt_install() {
 }
 
 bash tools/install-python-deps.sh
+# Debian's black and flake8 (npm run lint:python), run with /usr/bin/python3 like the tools.
+/usr/bin/python3 -c 'import black, flake8' 2>/dev/null || apt_install black flake8
 command -v chromium >/dev/null || apt_install chromium # the explorer's browser test (test/explorer.test.ts)
 
 redis_answers() { (exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && head -c 5 <&3 | grep -q PONG) 2>/dev/null; }

@@ -85,9 +85,9 @@ t.test('intervention check: top neurons raise the logit, bottom neurons do not',
   t.teardown(() => app.close());
   const listed = spawnSync(
     PYTHON,
-    ['-c', 'import json, heldout; print(json.dumps(heldout.prompt_texts()))'],
+    ['-c', 'import json; from tools.toyworld import heldout; print(json.dumps(heldout.prompt_texts()))'],
     {
-      cwd: path.join(repoRoot, 'tools/toyworld'),
+      cwd: repoRoot,
       encoding: 'utf8',
       env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
     },

@@ -95,20 +95,28 @@ t.test('shared reference checkpoint: matches OpenAI model.py outputs', async (t)
 
 t.test('config inference for every released ResNet, and the RN50x4 neuron catalogue', async (t) => {
   const labels = path.resolve(repoRoot, '../shared/reference/rn50x4/neuron-hand-labels.json');
-  const result = await runPython(['-c', INFER_RELEASED, path.join(repoRoot, 'tools/export'), labels]);
+  const result = await runPython(['-c', INFER_RELEASED, labels]);
   t.equal(result.code, 0, result.stderr);
   const { inferred, article, merged } = JSON.parse(result.stdout) as {
     inferred: Record<string, boolean>;
     article: Record<string, { label: string; family?: string; source: string }>;
-    merged: Record<string, { label: string; source: string }>;
+    merged: Record<string, { label: string; family?: string; source: string }>;
   };
   t.same(inferred, { RN50: true, RN101: true, RN50x4: true, RN50x16: true, RN50x64: true });
-  t.equal(Object.keys(article).length, 19);
-  t.same(article['89'], { label: 'Donald Trump', family: 'person', source: ARTICLE });
+  // The article's data (test/article-data.test.ts checks all of it): every neuron has an entry.
+  t.equal(Object.keys(article).length, 2560);
+  t.equal(article['89'].label, 'Donald Trump');
+  t.equal(article['89'].family, 'person');
+  t.match(article['89'].source, ARTICLE);
   t.equal(article['672'].label, 'fires weakly for Hillary Clinton');
-  t.equal(merged['1512'].source, 'neuron-hand-labels.json', '--labels entries override the built-in ones');
-  t.equal(merged['89'].source, ARTICLE);
-  t.ok(Object.keys(merged).length > 150);
+  t.equal(merged['1512'].label, 'Happy', '--labels set the label of an article entry');
+  t.match(
+    merged['1512'].source,
+    /^neuron-hand-labels\.json \(label\); /,
+    'and its source names the file first',
+  );
+  t.equal(merged['1512'].family, 'emotion', 'the entry keeps its other fields');
+  t.equal(merged['89'].source, article['89'].source);
 });
 
 t.test('bad inputs fail with one line and leave no OUT_DIR', async (t) => {
@@ -191,20 +199,19 @@ interface SharedExpected {
 
 const ARTICLE = 'Goh et al. 2021, Multimodal Neurons in Artificial Neural Networks';
 
-/** argv: tools/export, labels file. Builds every released config's shapes (initialisation skipped). */
+/** argv: labels file. Builds every released config's shapes (initialisation skipped). */
 const INFER_RELEASED = `
 import json, sys
 from torch import nn
 for name in ("kaiming_uniform_", "uniform_", "normal_", "zeros_", "ones_", "xavier_uniform_", "constant_"):
     setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
-sys.path.insert(0, sys.argv[1])
-from clip_model import CLIP, RELEASED_CONFIGS
-from checkpoint import infer_config
-from neurons import build_catalogue
+from tools.export.clip_model import CLIP, RELEASED_CONFIGS
+from tools.export.checkpoint import infer_config
+from tools.export.neurons import build_catalogue
 inferred = {n: infer_config(CLIP(c).state_dict(), n) == c for n, c in RELEASED_CONFIGS.items()}
 rn50x4 = RELEASED_CONFIGS["RN50x4"]
 print(json.dumps({"inferred": inferred, "article": build_catalogue(rn50x4),
-                  "merged": build_catalogue(rn50x4, sys.argv[2])}))
+                  "merged": build_catalogue(rn50x4, sys.argv[1])}))
 `;
 
 /** Writes resnet.pt (torchvision-like keys) and vit.pt (ViT CLIP keys) into argv[1]. */

@@ -16,7 +16,6 @@ import { referenceModelDir } from './helpers/app.js';
 import { repoRoot, runPython } from './helpers/tiny-model.js';
 
 const GAUGE = path.join(repoRoot, 'tools/toyworld/gauge.py');
-const FINALIZE = path.join(repoRoot, 'tools/toyworld/finalize.py');
 const options = { ...loadConfig({}), executionProviders: ['cpu' as const], intraOpThreads: 1 };
 
 /** Largest |a - b| / (largest |a|) over two arrays. */
@@ -49,7 +48,11 @@ t.test('gauge.py rescales the neurons and W, and nothing the model computes', as
 
   const run = await runPython([GAUGE, gauged, '--scales', scalesFile]);
   t.equal(run.code, 0, run.stderr);
-  t.equal((await runPython([FINALIZE, gauged])).code, 0, 'the manifest’s hashes are renewed');
+  t.equal(
+    (await runPython(['-m', 'tools.toyworld.finalize', gauged])).code,
+    0,
+    'the manifest’s hashes are renewed',
+  );
   const after = await ClipModel.load(gauged, options);
   t.teardown(() => after.release());
 

@@ -25,11 +25,14 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs a Python script (a path, or `-c` code) with few threads; never rejects on a non-zero exit. */
+/**
+ * Runs Python (a script's path, `-m tools.…` or `-c` code) from the repository root, so the `tools`
+ * package imports, with few threads; never rejects on a non-zero exit.
+ */
 export function runPython(args: readonly string[]): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', PYTHONDONTWRITEBYTECODE: '1' };
-    const child = spawn(PYTHON, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(PYTHON, args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -49,8 +52,7 @@ async function mustRun(args: readonly string[]): Promise<string> {
 
 /** Exports a checkpoint into a new model directory (the exporter refuses an existing OUT_DIR). */
 export function exportCheckpoint(checkpoint: string, outDir: string, extra: readonly string[] = []) {
-  const script = path.join(EXPORT_TOOLS, 'export_clip.py');
-  return runPython([script, checkpoint, outDir, '--vocab', SHARED_VOCAB, ...extra]);
+  return runPython(['-m', 'tools.export.export_clip', checkpoint, outDir, '--vocab', SHARED_VOCAB, ...extra]);
 }
 
 let sourcesHash: Promise<string> | undefined;
@@ -61,6 +63,7 @@ function exporterHash(): Promise<string> {
     const hash = createHash('sha256');
     const files = (await readdir(EXPORT_TOOLS)).filter((f) => f.endsWith('.py')).sort();
     for (const file of files) hash.update(file).update(await readFile(path.join(EXPORT_TOOLS, file)));
+    hash.update(await readFile(path.join(repoRoot, 'tools/hashing.py')));
     return hash.digest('hex').slice(0, 10);
   })();
   return sourcesHash;
@@ -120,9 +123,8 @@ export async function prepareTinyModel(
   const checkpointName = opts.torchscript ? 'checkpoint_ts.pt' : 'checkpoint.pt';
   const dir = await cached(`tiny-seed${seed}-${form}`, async (tmp) => {
     const plain = path.join(tmp, 'checkpoint.pt');
-    const makeTiny = path.join(EXPORT_TOOLS, 'make_tiny.py');
     const scriptArgs = opts.torchscript ? ['--torchscript', path.join(tmp, checkpointName), '--fp16'] : [];
-    await mustRun([makeTiny, plain, '--seed', String(seed), ...scriptArgs]);
+    await mustRun(['-m', 'tools.export.make_tiny', plain, '--seed', String(seed), ...scriptArgs]);
     const result = await exportCheckpoint(path.join(tmp, checkpointName), path.join(tmp, 'model'));
     if (result.code !== 0) throw new Error(`export_clip.py exited ${result.code}: ${result.stderr.trim()}`);
   });
@@ -146,7 +148,7 @@ export async function exportCheckpointCached(name: string, checkpoint: string): 
 /** Runs tools/export/reference.py on a checkpoint (cached next to it) and parses the result. */
 export async function referenceOutputs(checkpoint: string, outJson?: string): Promise<Reference> {
   const out = outJson ?? `${checkpoint}.reference.json`;
-  if (!(await exists(out))) await mustRun([path.join(EXPORT_TOOLS, 'reference.py'), checkpoint, out]);
+  if (!(await exists(out))) await mustRun(['-m', 'tools.export.reference', checkpoint, out]);
   return JSON.parse(await readFile(out, 'utf8')) as Reference;
 }
 

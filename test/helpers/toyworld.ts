@@ -89,16 +89,8 @@ export async function generateHeldout(
   const cleanup = () => rm(dir, { recursive: true, force: true });
   const gen = spawnSync(
     PYTHON,
-    [
-      path.join(repoRoot, 'tools/toyworld/heldout.py'),
-      '--seed',
-      String(seed),
-      '--out',
-      dir,
-      '--merges',
-      merges,
-    ],
-    { encoding: 'utf8', env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } },
+    ['-m', 'tools.toyworld.heldout', '--seed', String(seed), '--out', dir, '--merges', merges],
+    { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } },
   );
   if (gen.status !== 0) {
     await cleanup();

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from clip_model import CLIP, ClipConfig
+from tools.export.clip_model import CLIP, ClipConfig
 
 RESNET_NAMES = "RN50, RN101, RN50x4, RN50x16, RN50x64"
 INTEGER_KEYS = ("input_resolution", "context_length", "vocab_size")

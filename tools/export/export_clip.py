@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Export a CLIP ResNet checkpoint to a model directory that the service loads.
 
-    export_clip.py CHECKPOINT OUT_DIR --vocab MERGES [--name NAME] [--labels FILE] [--force] [--trust-pickle]
+    python3 -m tools.export.export_clip CHECKPOINT OUT_DIR --vocab MERGES [--name NAME] [--labels FILE] [--force] [--trust-pickle]
 
 OUT_DIR receives visual_trunk.onnx, visual_head.onnx, text.onnx, bilinear.f32 (W [C,D], little-endian
 float32, W = (c_proj.weight @ v_proj.weight)^T so that W·t scores every neuron for text features t),
@@ -16,7 +16,6 @@ expected problems (bad checkpoint, merges, labels, OUT_DIR) print one line on st
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -25,7 +24,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tools.hashing import sha256_file
 
 MEAN = [0.48145466, 0.4578275, 0.40821073]
 STD = [0.26862954, 0.26130258, 0.27577711]
@@ -64,16 +63,8 @@ def check_out_dir(out_dir: str, force: bool) -> str:
     return out_dir
 
 
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def default_name(config, checkpoint: str) -> str:
-    from clip_model import RELEASED_CONFIGS
+    from tools.export.clip_model import RELEASED_CONFIGS
 
     for name, released in RELEASED_CONFIGS.items():
         if released == config:
@@ -143,10 +134,10 @@ def export(args: argparse.Namespace) -> dict:
     out_dir = check_out_dir(args.out_dir, args.force)
     import torch
 
-    from checkpoint import load_checkpoint
-    from merges import check_merges
-    from neurons import build_catalogue
-    from onnx_graphs import export_graphs
+    from tools.export.checkpoint import load_checkpoint
+    from tools.export.merges import check_merges
+    from tools.export.neurons import build_catalogue
+    from tools.export.onnx_graphs import export_graphs
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     loaded = load_checkpoint(args.checkpoint, args.trust_pickle)
@@ -191,9 +182,9 @@ def replace_dir(tmp: str, out_dir: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
-    from checkpoint import CheckpointError
-    from merges import MergesError
-    from neurons import LabelsError
+    from tools.export.checkpoint import CheckpointError
+    from tools.export.merges import MergesError
+    from tools.export.neurons import LabelsError
 
     try:
         manifest = export(args)

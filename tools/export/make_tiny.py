@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 
 import torch
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clip_model import CLIP, RELEASED_CONFIGS, ClipConfig  # noqa: E402
+from tools.export.clip_model import CLIP, RELEASED_CONFIGS, ClipConfig
 
 TINY = ClipConfig(
     embed_dim=64,

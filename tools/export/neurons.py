@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 
-from clip_model import RELEASED_CONFIGS, ClipConfig
+from tools.export.clip_model import RELEASED_CONFIGS, ClipConfig
 
 ARTICLE = "Goh et al. 2021, Multimodal Neurons in Artificial Neural Networks"
 CREDIT = f"{ARTICLE}, CC BY 4.0"

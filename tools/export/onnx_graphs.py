@@ -17,7 +17,7 @@ import onnx
 import torch
 from torch import nn
 
-from clip_model import CLIP
+from tools.export.clip_model import CLIP
 
 OPSET = 17
 

@@ -26,8 +26,7 @@ import sys
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from checkpoint import CheckpointError, load_checkpoint  # noqa: E402
+from tools.export.checkpoint import CheckpointError, load_checkpoint
 
 # Ordinary BPE ids (all < 49406) for rows of a few lengths; start/end ids are added around them.
 FIXED_ROWS = [

@@ -8,7 +8,7 @@ is merged greedily until no pair occurs at least `min_count` times or `max_merge
 Format: `#version: 0.2` header, then one "a b" merge per line in rank order. Vocab = 256 byte
 characters + the same with `</w>` + one token per merge + <|startoftext|> + <|endoftext|>.
 
-Usage: bpe.py OUT_MERGES [--seed S] [--samples N] [--max-merges M]
+Usage: python3 -m tools.toyworld.bpe OUT_MERGES [--seed S] [--samples N] [--max-merges M]
 """
 
 from __future__ import annotations
@@ -155,11 +155,7 @@ class Tokenizer:
 
 
 def main() -> None:
-    import sys
-    import os
-
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import world
+    from tools.toyworld import world
 
     ap = argparse.ArgumentParser()
     ap.add_argument("out")

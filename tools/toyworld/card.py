@@ -1,6 +1,6 @@
 """Write the model card (README.md) and the loss curve (loss.png, drawn with PIL) of the toy-world model.
 
-Usage: card.py MODEL_DIR --log run/log.json --config run/config.json --metrics metrics.json
+Usage: python3 -m tools.toyworld.card MODEL_DIR --log run/log.json --config run/config.json --metrics metrics.json
                [--seed S] [--merges N] [--reproduce-seconds T]
 """
 
@@ -9,14 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 from PIL import Image, ImageDraw, ImageFont
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-import world  # noqa: E402
+from tools.toyworld import world
 
 
 def draw_curve(log: dict, path: str) -> None:
@@ -142,8 +138,8 @@ def main() -> None:
         "",
         "## The model",
         "",
-        f"| | |",
-        f"|---|---|",
+        "| | |",
+        "|---|---|",
         f"| vision | modified ResNet, layers {c['vision_layers']}, width {c['vision_width']}, {c['image_resolution']} px → layer4 {manifest['neuron_count']} neurons on a {manifest['neuron_grid'][0]}×{manifest['neuron_grid'][1]} grid, attention pool ({c['vision_width'] * 32 // 64} heads) |",
         f"| text | causal Transformer, width {c['transformer_width']}, {c['transformer_layers']} layers, {c['transformer_heads']} heads, context {c['context_length']} |",
         f"| embedding | {c['embed_dim']} dimensions; logit scale {manifest['logit_scale']:.1f} |",
@@ -152,7 +148,7 @@ def main() -> None:
         "",
         "## Training",
         "",
-        f"Symmetric InfoNCE with a learned logit scale (clamped to ≤ 100); samples sharing the exact same",
+        "Symmetric InfoNCE with a learned logit scale (clamped to ≤ 100); samples sharing the exact same",
         "caption count as positives of each other. AdamW (β = 0.9/0.98), lr "
         f"{a['lr']} with {a['warmup']} warm-up steps then cosine decay over the step budget or the wall-time budget",
         f"({a['minutes']} min), whichever ends first; weight decay {a['wd']}, {a['pool_wd']} on the attention pool;",
@@ -180,7 +176,7 @@ def main() -> None:
         "| task | images | accuracy | prompts |",
         "|---|---|---|---|",
     ]
-    import heldout
+    from tools.toyworld import heldout
 
     for task, r in zs.items():
         tmpl = ", ".join(f"`{t}`" for t in heldout.TASKS[task]["templates"])

@@ -1,6 +1,6 @@
 """Evaluate a trained toy-world CLIP on held-out renders and label its neurons (torch, for the model card).
 
-Usage: evaluate.py --checkpoint run/checkpoint.pt --config run/config.json --heldout DIR
+Usage: python3 -m tools.toyworld.evaluate --checkpoint run/checkpoint.pt --config run/config.json --heldout DIR
                    --metrics OUT.json [--neurons OUT_neurons.json] [--scales OUT_scales.json] [--gauged]
 
 DIR is written by heldout.py (with --merges, so every prompt carries token ids).
@@ -31,17 +31,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 import torch
 from PIL import Image
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "export"))
-
-from clip_model import CLIP, ClipConfig  # noqa: E402
+from tools.export.clip_model import CLIP, ClipConfig
 
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)

@@ -8,13 +8,9 @@ before tracing; the exported graph does not depend on the example's values (ids 
 
 from __future__ import annotations
 
-import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "export"))
-
-import export_clip  # noqa: E402
-import onnx_graphs  # noqa: E402
+from tools.export import export_clip, onnx_graphs
 
 _original_example_input = onnx_graphs.example_input
 

@@ -1,6 +1,6 @@
 """Finish an exported toy-world model directory.
 
-Usage: finalize.py MODEL_DIR [--neurons NEURONS_JSON]
+Usage: python3 -m tools.toyworld.finalize MODEL_DIR [--neurons NEURONS_JSON]
 
 Writes MODEL_DIR/words.txt (the service's word-embedding vocabulary: every concept word, synonym,
 feelings-wheel word, extra word, and phrases such as "red circle" and "happy face"), replaces
@@ -12,24 +12,12 @@ the directory validates.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
-import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-import world  # noqa: E402
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from tools.hashing import sha256_file
+from tools.toyworld import world
 
 
 def rehash(model_dir: str) -> dict:

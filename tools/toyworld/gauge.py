@@ -1,6 +1,6 @@
 """Put an exported model's neurons on a common scale, without changing what the model computes.
 
-Usage: gauge.py MODEL_DIR --scales SCALES_JSON
+Usage: python3 -m tools.toyworld.gauge MODEL_DIR --scales SCALES_JSON
 
 In this toy ResNet nothing fixes a neuron's scale: the neurons are ReLU(conv3 + downsample) of the
 last block (batch norm folded into the convolutions), and the attention-pool head is linear in them

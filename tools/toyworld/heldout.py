@@ -1,6 +1,6 @@
 """Held-out renders of the toy world for evaluation (PIL only, no torch: CI runs it cheaply).
 
-Usage: heldout.py --seed S --out DIR [--merges models/toyworld/bpe_toyworld.txt] [--per N]
+Usage: python3 -m tools.toyworld.heldout --seed S --out DIR [--merges models/toyworld/bpe_toyworld.txt] [--per N]
 
 Writes DIR/*.png (already at the model's size) and DIR/heldout.json:
   items:   [{file, set, label, ...}] with sets
@@ -23,12 +23,8 @@ import argparse
 import json
 import os
 import random
-import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-import world  # noqa: E402
+from tools.toyworld import world
 
 TASKS = {
     "colours": {

@@ -15,29 +15,29 @@ mkdir -p "$RUN"
 started=$(date +%s)
 
 echo "== 1. BPE merges from the world's captions"
-$PY tools/toyworld/bpe.py "$RUN/bpe_toyworld.txt" --seed "$SEED" --samples 20000
+$PY -m tools.toyworld.bpe "$RUN/bpe_toyworld.txt" --seed "$SEED" --samples 20000
 
 echo "== 2. contrastive training ($STEPS steps or $MINUTES min)"
-$PY tools/toyworld/train.py --merges "$RUN/bpe_toyworld.txt" --out "$RUN/run" --seed "$SEED" \
+$PY -m tools.toyworld.train --merges "$RUN/bpe_toyworld.txt" --out "$RUN/run" --seed "$SEED" \
   --steps "$STEPS" --minutes "$MINUTES" --follow-word 0.5 --uniform-attention \
   --sparsity 0.1 --steady-norm 0.1 --centre 0.5 | tee "$RUN/train.log"
 
 echo "== 3. export with the project's exporter (tools/export/export_clip.py, via tools/toyworld/export.py)"
-$PY tools/toyworld/export.py "$RUN/run/checkpoint.pt" "$OUT" --name toyworld \
+$PY -m tools.toyworld.export "$RUN/run/checkpoint.pt" "$OUT" --name toyworld \
   --vocab "$RUN/bpe_toyworld.txt" --force
 
 echo "== 4. held-out renders and evaluation / neuron labels"
 rm -rf "$RUN/heldout"
-$PY tools/toyworld/heldout.py --seed 7 --out "$RUN/heldout" --merges "$OUT/bpe_toyworld.txt"
-$PY tools/toyworld/evaluate.py --checkpoint "$RUN/run/checkpoint.pt" --config "$RUN/run/config.json" \
+$PY -m tools.toyworld.heldout --seed 7 --out "$RUN/heldout" --merges "$OUT/bpe_toyworld.txt"
+$PY -m tools.toyworld.evaluate --checkpoint "$RUN/run/checkpoint.pt" --config "$RUN/run/config.json" \
   --heldout "$RUN/heldout" --metrics "$OUT/metrics.json" --neurons "$RUN/neurons.json" \
   --scales "$OUT/neuron_scales.json" --gauged
 
 echo "== 4b. neurons on a common scale (the model computes the same; W's rows follow the scales)"
-$PY tools/toyworld/gauge.py "$OUT" --scales "$OUT/neuron_scales.json"
+$PY -m tools.toyworld.gauge "$OUT" --scales "$OUT/neuron_scales.json"
 
 echo "== 5. model card and finalize"
-$PY tools/toyworld/card.py "$OUT" --log "$RUN/run/log.json" --config "$RUN/run/config.json" \
+$PY -m tools.toyworld.card "$OUT" --log "$RUN/run/log.json" --config "$RUN/run/config.json" \
   --metrics "$OUT/metrics.json" --seed "$SEED"
-$PY tools/toyworld/finalize.py "$OUT" --neurons "$RUN/neurons.json"
+$PY -m tools.toyworld.finalize "$OUT" --neurons "$RUN/neurons.json"
 echo "reproduced $OUT in $(( $(date +%s) - started )) s"

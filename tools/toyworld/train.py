@@ -5,7 +5,7 @@ exact same caption are all counted as positives of each other (the target row is
 over them) - in a small world "red" is drawn many times per batch, and calling identical captions
 negatives would only add noise.
 
-Usage: train.py --merges bpe_toyworld.txt --out run_dir [--seed S] [--steps N] [--minutes M]
+Usage: python3 -m tools.toyworld.train --merges bpe_toyworld.txt --out run_dir [--seed S] [--steps N] [--minutes M]
 Writes run_dir/checkpoint.pt (a plain model.state_dict()), run_dir/config.json, run_dir/log.json.
 """
 
@@ -16,20 +16,15 @@ import json
 import math
 import os
 import random
-import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "export"))
-
-import world  # noqa: E402
-from bpe import Tokenizer  # noqa: E402
-from clip_model import CLIP, ClipConfig  # noqa: E402
+from tools.export.clip_model import CLIP, ClipConfig
+from tools.toyworld import world
+from tools.toyworld.bpe import Tokenizer
 
 MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
 STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)

@@ -356,12 +356,9 @@ def paste_text(img: Image.Image, rng: random.Random, text: str, ink, region, fon
     img.paste(layer, (px, py), layer)
 
 
-# The service rasteriser's layout (tools/raster/raster.py); fall back to a local copy until it exists.
-try:  # pragma: no cover - depends on the other engineer's file
-    import sys as _sys
-
-    _sys.path.insert(0, os.path.join(REPO, "tools", "raster"))
-    from raster import rasterize_text as _service_rasterize  # type: ignore
+# The service rasteriser's layout (tools/raster/raster.py); fall back to a local copy without it.
+try:  # pragma: no cover - depends on tools/raster being importable
+    from tools.raster.raster import rasterize_text as _service_rasterize
 
     SERVICE_RASTER = "tools/raster/raster.py"
 except Exception:  # noqa: BLE001

@@ -1,0 +1,1 @@
+"""Export of OpenAI CLIP ResNet checkpoints to model directories (see README.md here)."""

@@ -1,0 +1,1 @@
+"""scikit-learn comparisons of the sparse solvers (src/sparse/)."""

@@ -1,0 +1,1 @@
+"""Reference CLIP tokenizer, for the tokenizer tests' fixtures."""
