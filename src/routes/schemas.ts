@@ -45,3 +45,29 @@ export function withErrors<T extends Record<number, TSchema>>(responses: T, stat
 export const NeuronIdParams = Type.Object({
   id: Type.String({ pattern: '^[0-9]{1,9}$', description: 'Neuron (channel) index, an integer from 0' }),
 });
+
+const LexicalSourceSchema = Type.Union([Type.Literal('catalogue'), Type.Literal('detected')]);
+
+/** Which lexical neurons a response masked, and from which sources (src/attribution/lexical-neurons.ts). */
+export const LexicalUseSchema = Type.Object({
+  sources: Type.Array(LexicalSourceSchema, {
+    description:
+      'catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector',
+  }),
+  neurons: Type.Integer({ description: 'Neurons in the set (the union of the sources)' }),
+  catalogue: Type.Integer({ description: 'Neurons from the catalogue' }),
+  detected: Type.Integer({ description: 'Neurons the detector flags' }),
+  threshold: Type.Optional(Type.Number({ description: 'The detector’s threshold' })),
+  detectedUnavailable: Type.Optional(
+    Type.String({ description: 'Why the detected source was not used (no word index yet, …)' }),
+  ),
+});
+
+/** One neuron of the lexical set. */
+export const LexicalNeuronSchema = Type.Object({
+  neuron: Type.Integer(),
+  sources: Type.Array(LexicalSourceSchema),
+  label: Type.Optional(Type.String()),
+  catalogueSource: Type.Optional(Type.String({ description: 'Where the catalogue entry comes from' })),
+  score: Type.Optional(Type.Number({ description: 'The detector’s score, R²(spelling) − R²(meaning)' })),
+});

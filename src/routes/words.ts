@@ -5,14 +5,15 @@
  */
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { withErrors } from './schemas.js';
+import { LexicalNeuronSchema, LexicalUseSchema, withErrors } from './schemas.js';
 
 const MAX_K = 1000;
 const K = Type.Integer({ minimum: 1, maximum: MAX_K, default: 10, description: 'Words per list' });
 const Word = Type.String({ minLength: 1, maxLength: 200, pattern: '\\S', description: 'A word or phrase' });
 const NamedMask = Type.Union([Type.Literal('lexical'), Type.Literal('none')], {
   default: 'lexical',
-  description: '"lexical": zero the neurons flagged lexical before the cosine; "none": use all neurons',
+  description:
+    '"lexical": zero the lexical neurons (the catalogue’s and the detected ones; GET /v1/neurons/lexical) before the cosine; "none": use all neurons',
 });
 
 const Hit = Type.Object({ word: Type.String(), score: Type.Number() });
@@ -25,6 +26,7 @@ const NeighborsResponse = Type.Object({
   word: Type.String(),
   inVocabulary: Type.Boolean({ description: 'False: the word was rastered and run on the fly' }),
   mask: Type.String(),
+  lexical: Type.Optional(LexicalUseSchema),
   neighbors: Type.Array(Hit, { description: 'Cosine on the centred index, the word itself excluded' }),
 });
 
@@ -55,6 +57,7 @@ const ArithmeticResponse = Type.Object({
   expression: Type.String(),
   terms: Type.Array(Type.Object({ sign: Type.Integer(), text: Type.String() })),
   method: Type.String(),
+  lexical: Type.Optional(LexicalUseSchema),
   results: Type.Array(Hit, { description: 'Best first; the input words excluded' }),
 });
 
@@ -88,14 +91,19 @@ const LexicalResponse = Type.Object({
   method: Type.String(),
   words: Type.Integer({ description: 'Words in the regressions' }),
   folds: Type.Integer(),
-  flagged: Type.Array(Type.Integer()),
+  flagged: Type.Array(Type.Integer(), { description: 'Neurons the detector flags at the threshold' }),
+  set: Type.Array(LexicalNeuronSchema, {
+    description:
+      'The lexical set that masks use: the catalogue’s lexical family and the flagged neurons, each with its sources',
+  }),
+  use: LexicalUseSchema,
   neurons: Type.Array(
     Type.Object({
       neuron: Type.Integer(),
       score: Type.Number(),
       spelling: Type.Number({ description: 'Cross-validated R² from spelling' }),
       meaning: Type.Number({ description: 'Cross-validated R² from the text embedding' }),
-      lexical: Type.Boolean(),
+      lexical: Type.Boolean({ description: 'In the lexical set (flagged, or lexical in the catalogue)' }),
     }),
   ),
 });
@@ -162,8 +170,14 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { expression, k = 10, mask = 'lexical', method = 'add' } = request.body;
-      const { terms, results } = await app.words.arithmetic(expression, k, mask, method);
-      return { expression, terms, method, results: results.map(({ word, score }) => ({ word, score })) };
+      const { terms, results, lexical } = await app.words.arithmetic(expression, k, mask, method);
+      return {
+        expression,
+        terms,
+        method,
+        ...(lexical ? { lexical } : {}),
+        results: results.map(({ word, score }) => ({ word, score })),
+      };
     },
   );
 
@@ -190,26 +204,29 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['neurons'],
-        summary: 'Lexical score of every neuron (spelling versus meaning) and the flag used for masking',
+        summary:
+          'The lexical set (catalogue and detected neurons, each with its sources) and the detector’s score of every neuron',
         querystring: LexicalQuery,
         response: withErrors({ 200: LexicalResponse }, [400, 409]),
       },
     },
     async (request) => {
-      const { threshold, scores, flagged } = await app.words.lexical(request.query.threshold);
-      const flags = new Set(flagged);
+      const { threshold, scores, flagged, set } = await app.words.lexical(request.query.threshold);
+      const inSet = new Set(set.neurons);
       return {
         threshold,
         method: scores.method,
         words: scores.words,
         folds: scores.folds,
         flagged,
+        set: set.entries,
+        use: set.use,
         neurons: scores.score.map((score, neuron) => ({
           neuron,
           score,
           spelling: scores.spelling[neuron],
           meaning: scores.meaning[neuron],
-          lexical: flags.has(neuron),
+          lexical: inSet.has(neuron),
         })),
       };
     },

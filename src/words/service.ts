@@ -5,7 +5,7 @@
  */
 import type { BinaryCache, CacheLogger } from '../cache/index.js';
 import { cacheKey } from '../cache/index.js';
-import { spatialMeans } from '../clip/clip-model.js';
+import { spatialMeans } from '../clip/spatial-means.js';
 import { badRequest, conflict } from '../errors.js';
 import { combineCosines, parseExpression, type ArithmeticMethod } from './arithmetic.js';
 import {
@@ -17,6 +17,13 @@ import {
 } from './index-builder.js';
 import { IndexStore, type StoredIndex } from './index-store.js';
 import { lexicalNeurons } from './lexical.js';
+import {
+  combineLexical,
+  type DetectedLexical,
+  type LexicalSet,
+  type LexicalUse,
+} from '../attribution/lexical-neurons.js';
+import type { NeuronEntry } from '../attribution/neuron-catalogue.js';
 import { OrtProduct } from './matrix-product.js';
 import type { WordRenderer } from './render.js';
 import type { WordSettings } from './settings.js';
@@ -44,6 +51,11 @@ export interface WordServiceOptions {
   settings: WordSettings;
   cache?: BinaryCache;
   log?: CacheLogger;
+  /**
+   * The catalogue's lexical entries (src/attribution/lexical-neurons.ts): `mask=lexical` and
+   * lexicalSet() take them together with the neurons the index's detector flags.
+   */
+  catalogueLexical?: readonly NeuronEntry[];
   /** Starts render threads for a build (closed when it ends); without it words are drawn inline. */
   renderPool?: () => { render: BuildOptions['renderBatch']; close(): Promise<void> };
 }
@@ -257,35 +269,79 @@ export class WordService {
     return { vector: index.centre(means) };
   }
 
-  /** Neuron ids a mask zeroes; unknown ids are a 400, a lexical mask without scores a 409. */
+  /**
+   * The detector's part of the lexical set: the neurons the index flags at `threshold`, or why
+   * there are none. With `waitForBuild`, a running build of a small vocabulary (one built at start,
+   * in seconds) is awaited first, so the answer does not depend on how far it has got.
+   */
+  async detectedLexical(
+    threshold = this.options.settings.lexicalThreshold,
+    { waitForBuild = false } = {},
+  ): Promise<DetectedLexical> {
+    if (waitForBuild && this.job && this.autoBuild) await this.settled();
+    if (!this.stored) await this.load().catch(() => false);
+    const header = this.stored?.header;
+    if (!header) {
+      const state = this.job ? 'being built' : 'missing';
+      return { available: false, reason: `the word index is ${state} (${HOW_TO_BUILD})` };
+    }
+    if (!header.lexical) return { available: false, reason: 'the word index has no lexical scores' };
+    return {
+      available: true,
+      threshold,
+      flagged: lexicalNeurons(header.lexical, threshold),
+      scores: header.lexical.score,
+    };
+  }
+
+  /** The service's lexical set: the catalogue's lexical family and the detector's flags. */
+  async lexicalSet(
+    threshold = this.options.settings.lexicalThreshold,
+    options: { waitForBuild?: boolean } = {},
+  ): Promise<LexicalSet> {
+    return combineLexical(
+      this.options.catalogueLexical ?? [],
+      await this.detectedLexical(threshold, options),
+    );
+  }
+
+  /**
+   * Neuron ids a mask zeroes, and for `lexical` the sources of the set; unknown ids are a 400, a
+   * lexical mask on an index without scores a 409.
+   */
   async maskIds(
     mask: Mask,
     threshold = this.options.settings.lexicalThreshold,
-  ): Promise<number[] | undefined> {
+  ): Promise<{ ids: number[] | undefined; lexical?: LexicalUse }> {
     const { index, header } = await this.require();
-    if (mask === 'none') return undefined;
+    if (mask === 'none') return { ids: undefined };
     if (mask === 'lexical') {
       if (!header.lexical)
         throw conflict(`this word index has no lexical scores: rebuild it (${HOW_TO_BUILD})`);
-      return lexicalNeurons(header.lexical, threshold);
+      const set = await this.lexicalSet(threshold);
+      return { ids: set.neurons, lexical: set.use };
     }
     const bad = mask.find((id) => !Number.isInteger(id) || id < 0 || id >= index.columns);
     if (bad !== undefined) throw badRequest(`mask neuron ${bad} is out of range (0 to ${index.columns - 1})`);
-    return [...mask];
+    return { ids: [...mask] };
   }
 
-  async neighbors(word: string, k: number, mask: Mask): Promise<{ inVocabulary: boolean; neighbors: Hit[] }> {
+  async neighbors(
+    word: string,
+    k: number,
+    mask: Mask,
+  ): Promise<{ inVocabulary: boolean; neighbors: Hit[]; lexical?: LexicalUse }> {
     const { index } = await this.require();
-    const ids = await this.maskIds(mask);
+    const { ids, lexical } = await this.maskIds(mask);
     const { vector, row } = await this.wordVector(word);
     const neighbors = await index.nearest(vector, k, { mask: ids, exclude: row === undefined ? [] : [row] });
-    return { inVocabulary: row !== undefined, neighbors };
+    return { inVocabulary: row !== undefined, neighbors, ...(lexical ? { lexical } : {}) };
   }
 
   async arithmetic(expression: string, k: number, mask: Mask, method: ArithmeticMethod) {
     const terms = parseExpression(expression);
     const { index } = await this.require();
-    const ids = await this.maskIds(mask);
+    const { ids, lexical } = await this.maskIds(mask);
     const vectors = await Promise.all(terms.map((term) => this.wordVector(term.text)));
     const cosines = await index.cosines(
       vectors.map(({ vector }) => vector),
@@ -297,7 +353,7 @@ export class WordService {
       method,
     );
     const exclude = vectors.flatMap(({ row }) => (row === undefined ? [] : [row]));
-    return { terms, results: index.ranked(scores, k, exclude) };
+    return { terms, results: index.ranked(scores, k, exclude), ...(lexical ? { lexical } : {}) };
   }
 
   async neuronWords(neuron: number, k: number) {
@@ -311,7 +367,12 @@ export class WordService {
     const { header } = await this.require();
     if (!header.lexical)
       throw conflict(`this word index has no lexical scores: rebuild it (${HOW_TO_BUILD})`);
-    return { threshold, scores: header.lexical, flagged: lexicalNeurons(header.lexical, threshold) };
+    return {
+      threshold,
+      scores: header.lexical,
+      flagged: lexicalNeurons(header.lexical, threshold),
+      set: await this.lexicalSet(threshold),
+    };
   }
 
   /** The article's region-neuron heuristic over the top-5 words of every neuron. */

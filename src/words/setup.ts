@@ -5,7 +5,10 @@
 import { readFile } from 'node:fs/promises';
 import type { BinaryCache, CacheLogger } from '../cache/index.js';
 import type { ClipModel } from '../clip/clip-model.js';
-import { OPTIONAL_FILES } from '../clip/model-directory.js';
+import { existsSync } from 'node:fs';
+import { catalogueLexical } from '../attribution/lexical-neurons.js';
+import { NeuronCatalogue } from '../attribution/neuron-catalogue.js';
+import { MODEL_FILES, OPTIONAL_FILES } from '../clip/model-directory.js';
 import { modelRenderer } from './render.js';
 import { RenderPool } from './render-pool.js';
 import { WordService } from './service.js';
@@ -35,8 +38,14 @@ export async function createWordService(setup: WordServiceSetup): Promise<WordSe
     const pool = new RenderPool({ imageSize, mean, std }, threads);
     return { render: (words: readonly string[]) => pool.render(words), close: () => pool.close() };
   };
+  // The catalogue's lexical family joins the detector's flags in mask=lexical (lexical-neurons.ts).
+  const catalogueFile = model.directory.path(MODEL_FILES.neuronCatalogue);
+  const catalogue = existsSync(catalogueFile)
+    ? await NeuronCatalogue.load(catalogueFile, model.neuronCount)
+    : NeuronCatalogue.empty(model.neuronCount);
   return new WordService({
     model,
+    catalogueLexical: catalogueLexical(catalogue),
     vocabulary,
     render: modelRenderer(model),
     renderPool: threads > 0 ? renderPool : undefined,
