@@ -48,6 +48,8 @@ export interface Config {
    * converged: false): a count of work, so the same request gives the same answer on any machine.
    */
   fitMaxSweeps: number;
+  /** Prepare the default emotion composition in the background at start (WARM_DEFAULT_FIT). */
+  warmDefaultFit: boolean;
   /** Rows waiting for onnxruntime beyond which new requests get 503 with Retry-After. */
   maxQueueDepth: number;
   maxEventLoopDelayMs: number;
@@ -130,6 +132,7 @@ export function loadConfig(env: Env = process.env): Config {
     corsOrigins: readList(env, 'CORS_ORIGINS', ['*']),
     requestTimeoutMs: readInt(env, 'REQUEST_TIMEOUT_MS', 120_000, 0, 3_600_000),
     fitMaxSweeps: readInt(env, 'FIT_MAX_SWEEPS', 2000, 1, 1_000_000),
+    warmDefaultFit: readBoolean(env, 'WARM_DEFAULT_FIT', true),
     maxQueueDepth: readInt(env, 'MAX_QUEUE_DEPTH', 4096, 1, 10_000_000),
     maxEventLoopDelayMs: readInt(env, 'MAX_EVENT_LOOP_DELAY_MS', 2000, 0, 600_000),
     sseHeartbeatMs: readInt(env, 'SSE_HEARTBEAT_MS', 15_000, 0, 3_600_000),

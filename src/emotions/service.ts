@@ -19,9 +19,10 @@ import { cacheKey, type BinaryCache } from '../cache/index.js';
 import { badRequest } from '../errors.js';
 import { CompositionSolver } from './composition-solver.js';
 import { EMOTION_TEMPLATES, WHEEL_EMOTION_NAMES, wheelEmotion } from './feelings-wheel.js';
-import { MULTINOMIAL_TIME_LIMIT_MS } from '../sparse/multinomial-path.js';
-import type { FeatureScaling } from '../sparse/logistic.js';
+import { MULTINOMIAL_SWEEP_LIMIT } from '../sparse/multinomial-path.js';
+import type { FeatureScaling } from '../sparse/design.js';
 import type { AttributionService } from '../attribution/service.js';
+import { catalogueLexicalSet, type LexicalSet } from '../attribution/lexical-neurons.js';
 import type {
   Atlas,
   Composition,
@@ -108,6 +109,9 @@ export function validate(request: CompositionRequest, neuronCount: number): stri
   return createHash('sha256').update(JSON.stringify(normalised)).digest('hex').slice(0, 16);
 }
 
+/** Names the solver's version in cache keys: a solver change that moves results bumps it. */
+const COMPOSITION_CACHE_VERSION = 'sparse-composition.v4';
+
 /** Compositions and atlases kept in this process as well as in the cache (most recent first out). */
 const MEMO_ENTRIES = 64;
 
@@ -122,8 +126,8 @@ export class EmotionService {
   constructor(
     private readonly attribution: AttributionService,
     private readonly cache: BinaryCache,
-    /** Time budget of a multinomial fit (FIT_TIME_LIMIT_MS). */
-    private readonly fitTimeLimitMs = MULTINOMIAL_TIME_LIMIT_MS,
+    /** Sweeps a multinomial fit may spend (FIT_MAX_SWEEPS). */
+    private readonly fitMaxSweeps = MULTINOMIAL_SWEEP_LIMIT,
     private readonly solver = new CompositionSolver(),
   ) {}
 
@@ -132,38 +136,68 @@ export class EmotionService {
     return this.solver.close();
   }
 
-  /** Neurons the catalogue marks as reading words (family word/lexical/text). */
-  lexicalNeurons(): number[] {
-    const { catalogue, model } = this.attribution;
-    const lexical: number[] = [];
-    for (let id = 0; id < model.neuronCount; id++) {
-      const family = catalogue.get(id)?.family?.toLowerCase();
-      if (family === 'word' || family === 'lexical' || family === 'text') lexical.push(id);
-    }
-    return lexical;
+  /** Where the whole lexical set comes from once the word index is up (set by the app). */
+  private lexicalSource: (() => Promise<LexicalSet>) | undefined;
+
+  /** Takes the service's lexical set (catalogue and detected neurons) from `source`. */
+  useLexicalNeurons(source: () => Promise<LexicalSet>): void {
+    this.lexicalSource = source;
+  }
+
+  /**
+   * The lexical neurons fits mask by default (src/attribution/lexical-neurons.ts): the catalogue's
+   * lexical family and the word index's detected neurons; the catalogue's alone until a source is set.
+   */
+  lexicalNeurons(): Promise<LexicalSet> {
+    if (this.lexicalSource) return this.lexicalSource();
+    return Promise.resolve(catalogueLexicalSet(this.attribution.catalogue, 'no word index attached'));
   }
 
   /** The sparse composition of each concept; computed once per request and model, then cached. */
   compose(request: CompositionRequest): Promise<Composition> {
-    const fitId = validate(request, this.attribution.model.neuronCount);
-    const key = cacheKey(this.attribution.model.sha256, 'sparse-composition.v3', fitId);
-    let result = this.pending.get(key);
+    const key = this.compositionKey(request);
+    const fitId = key.fitId;
+    let result = this.pending.get(key.key);
     if (!result) {
       result = (async () => {
-        const known = this.recall<Composition>(key) ?? (await this.cache.getJson<Composition>(key));
-        if (known) return this.remember(key, known);
+        const known = this.recall<Composition>(key.key) ?? (await this.cache.getJson<Composition>(key.key));
+        if (known) return this.remember(key.key, known);
         const composition = await this.fit(request, fitId);
-        await this.cache.setJson(key, composition);
-        return this.remember(key, composition);
-      })().finally(() => this.pending.delete(key));
-      this.pending.set(key, result);
+        await this.cache.setJson(key.key, composition);
+        return this.remember(key.key, composition);
+      })().finally(() => this.pending.delete(key.key));
+      this.pending.set(key.key, result);
     }
     return result;
   }
 
-  /** The default emotion composition: the whole wheel, the article's templates, 5 neurons each. */
-  defaultComposition(): Promise<Composition> {
-    return this.compose(defaultEmotionRequest());
+  /** A request's fit id (validating it) and the cache key its composition is kept under. */
+  compositionKey(request: CompositionRequest): { fitId: string; key: string } {
+    const fitId = validate(request, this.attribution.model.neuronCount);
+    return { fitId, key: this.keyOf(fitId) };
+  }
+
+  /** The cache key of the composition with this fit id, on this model. */
+  keyOf(fitId: string): string {
+    return cacheKey(this.attribution.model.sha256, COMPOSITION_CACHE_VERSION, fitId);
+  }
+
+  /**
+   * Takes a composition computed elsewhere (the model directory's precomputed file) as the answer
+   * to its key, so the request it answers is served without fitting. Only for compositions this
+   * service would compute itself: the fit is deterministic, and the key names the model and fit id.
+   */
+  preload(key: string, composition: Composition): void {
+    this.remember(key, composition);
+  }
+
+  /**
+   * The default emotion composition: the whole wheel, the article's templates, 5 neurons each, the
+   * lexical neurons masked as in the article (`lexical`: the set to mask, else lexicalNeurons()).
+   */
+  async defaultComposition(lexical?: LexicalSet): Promise<Composition> {
+    const { neurons } = lexical ?? (await this.lexicalNeurons());
+    return this.compose({ ...defaultEmotionRequest(), exclude: neurons });
   }
 
   /** NMF atlas of the default composition with `factors` factors, and a seeded 2-D layout. */
@@ -213,7 +247,7 @@ export class EmotionService {
       model,
       exclude,
       scaling,
-      timeLimitMs: this.fitTimeLimitMs,
+      maxSweeps: this.fitMaxSweeps,
     });
     const concepts: Record<string, ConceptFit> = {};
     request.concepts.forEach((concept, k) => {
@@ -243,6 +277,7 @@ export class EmotionService {
       features: result.features,
       excluded: exclude.length,
       concepts,
+      work: result.work,
       ...(result.cv ? { cv: result.cv } : {}),
     };
   }

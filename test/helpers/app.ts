@@ -52,6 +52,8 @@ export async function buildTestApp(overrides: Partial<Config> = {}): Promise<App
     executionProviders: ['cpu'],
     intraOpThreads: 1,
     rateLimitPerMinute: 0,
+    // Tests ask for the default composition when they test it; a fit per app would load the cores.
+    warmDefaultFit: false,
     ...overrides,
     modelDir,
   };
