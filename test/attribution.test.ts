@@ -223,17 +223,15 @@ t.test('top and bottom neurons are the ends of a full sort (value, then index), 
   }
 });
 
-t.test('the in-memory W·t graph (onnxruntime Gemm) equals the product in JavaScript', async (t) => {
-  const D = app.clip.embedDim;
-  const rows = Array.from({ length: 37 }, (_, r) =>
-    Float32Array.from({ length: D }, (_, d) => Math.sin(r * 31 + d * 0.7) * (1 + r)),
-  );
-  const products = await app.clip.bilinearProducts(rows);
-  t.equal(products.length, rows.length);
-  for (const [r, row] of rows.entries()) {
-    const reference = attribution(app.clip.bilinear, row, 'none');
-    t.equal(products[r].length, app.clip.neuronCount);
-    const error = relativeError(Array.from(products[r]), Array.from(reference));
+t.test('the chained W·t graph (onnxruntime Gemm) equals the product in JavaScript', async (t) => {
+  const prompts = Array.from({ length: 37 }, (_, r) => `a test prompt number ${r}`);
+  const rows = prompts.map((prompt) => app.clip.tokenizer.encode(prompt).ids);
+  const results = await app.clip.textAttributions(rows);
+  t.equal(results.length, rows.length);
+  for (const [r, { embedding, product }] of results.entries()) {
+    const reference = attribution(app.clip.bilinear, embedding, 'none');
+    t.equal(product.length, app.clip.neuronCount);
+    const error = relativeError(Array.from(product), Array.from(reference));
     if (error > 1e-6) t.fail(`row ${r}: relative error ${error}`);
   }
   t.pass(`${rows.length} rows within 1e-6 of the JavaScript product`);

@@ -1,6 +1,6 @@
 /**
  * A loaded CLIP model: the tokenizer, the three onnxruntime graphs behind micro-batchers, and W
- * (as an array and as a fourth, in-memory graph).
+ * (as an array and as a fourth, in-memory graph, run only chained after the text graph).
  *
  *   text:  token ids [L]            --text.onnx-->          text_embeds  [D]
  *   image: pixel_values [3,S,S]     --visual_trunk.onnx-->  neurons      [C,h,w]
@@ -22,6 +22,7 @@ import { BILINEAR_INPUT, BILINEAR_OUTPUT, bilinearGraph } from './bilinear-graph
 import { loadModelDirectory, MODEL_FILES, type ModelDirectory } from './model-directory.js';
 import { Inference, type GraphInput } from './inference.js';
 import type { GraphSignature } from './onnx-session.js';
+import { spatialMeans } from './spatial-means.js';
 import { ClipTokenizer } from './tokenizer.js';
 
 export interface ImageEncoding {
@@ -62,7 +63,6 @@ export class ClipModel {
   private readonly textBatcher: MicroBatcher<readonly number[], Float32Array>;
   private readonly trunkBatcher: MicroBatcher<Float32Array, Float32Array>;
   private readonly headBatcher: MicroBatcher<Float32Array, Float32Array>;
-  private readonly bilinearBatcher: MicroBatcher<Float32Array, Float32Array>;
   private readonly attributionBatcher: MicroBatcher<readonly number[], TextAttribution>;
 
   private constructor(
@@ -85,7 +85,6 @@ export class ClipModel {
     this.textBatcher = new MicroBatcher({ ...batching, run: (rows) => this.runText(rows) });
     this.trunkBatcher = new MicroBatcher({ ...batching, run: (rows) => this.runTrunk(rows) });
     this.headBatcher = new MicroBatcher({ ...batching, run: (rows) => this.runHead(rows) });
-    this.bilinearBatcher = new MicroBatcher({ ...batching, run: (rows) => this.runBilinear(rows) });
     this.attributionBatcher = new MicroBatcher({
       ...batching,
       run: (rows) => this.runTextAttribution(rows),
@@ -193,7 +192,6 @@ export class ClipModel {
       this.textBatcher.depth +
       this.trunkBatcher.depth +
       this.headBatcher.depth +
-      this.bilinearBatcher.depth +
       this.attributionBatcher.depth
     );
   }
@@ -215,11 +213,6 @@ export class ClipModel {
   /** The attention-pool head on (possibly edited) neuron maps. */
   imageEmbeddingsFromNeurons(neuronRows: readonly Float32Array[]): Promise<Float32Array[]> {
     return this.headBatcher.submitAll(neuronRows);
-  }
-
-  /** W·t for text embeddings t [D], one vector [C] per row, batched with concurrent requests. */
-  bilinearProducts(textEmbeddings: readonly Float32Array[]): Promise<Float32Array[]> {
-    return this.bilinearBatcher.submitAll(textEmbeddings);
   }
 
   /** Text embeddings and W·t for token id rows: the text graph and W·t in one run per batch. */
@@ -247,15 +240,15 @@ export class ClipModel {
   }
 
   private async runTextAttribution(rows: (readonly number[])[]): Promise<TextAttribution[]> {
-    const then = { graph: 'bilinear', input: BILINEAR_INPUT, output: BILINEAR_OUTPUT } as const;
+    const chain = { graph: 'bilinear', input: BILINEAR_INPUT, output: BILINEAR_OUTPUT } as const;
     const reply = await this.guarded('text', rows.length, () =>
-      this.inference.run('text', tokenIdsInput(rows), 'text_embeds', then),
+      this.inference.run('text', tokenIdsInput(rows), 'text_embeds', chain),
     );
     const [textMs, bilinearMs] = reply.ms;
     this.runObserver?.('text', rows.length, textMs);
     this.runObserver?.('bilinear', rows.length, bilinearMs);
     const embeddings = splitRows(reply.data, rows.length, this.embedDim);
-    const products = splitRows(reply.then as Float32Array, rows.length, this.neuronCount);
+    const products = splitRows(reply.chained as Float32Array, rows.length, this.neuronCount);
     return embeddings.map((embedding, i) => ({ embedding, product: products[i] }));
   }
 
@@ -274,18 +267,6 @@ export class ClipModel {
     const input: GraphInput = { name: 'neurons', type: 'float32', data, dims };
     const output = await this.run('visual_head', input, 'image_embeds', rows.length);
     return splitRows(output, rows.length, this.embedDim);
-  }
-
-  private async runBilinear(rows: Float32Array[]): Promise<Float32Array[]> {
-    const data = concatRows(rows, this.embedDim);
-    const input: GraphInput = {
-      name: BILINEAR_INPUT,
-      type: 'float32',
-      data,
-      dims: [rows.length, this.embedDim],
-    };
-    const output = await this.run('bilinear', input, BILINEAR_OUTPUT, rows.length);
-    return splitRows(output, rows.length, this.neuronCount);
   }
 
   private async run(
@@ -324,18 +305,6 @@ function tokenIdsInput(rows: readonly (readonly number[])[]): GraphInput {
     rows.forEach((row, r) => row.forEach((id, i) => (ids[r * length + i] = BigInt(id))));
   }
   return { name: 'input_ids', type: 'int64', data: ids, dims: [rows.length, length] };
-}
-
-/** Mean over the h×w grid of each of C neuron maps laid out [C, h, w]. */
-export function spatialMeans(neurons: Float32Array, channels: number): Float32Array {
-  const cells = neurons.length / channels;
-  const means = new Float32Array(channels);
-  for (let c = 0; c < channels; c++) {
-    let sum = 0;
-    for (let i = c * cells; i < (c + 1) * cells; i++) sum += neurons[i];
-    means[c] = sum / cells;
-  }
-  return means;
 }
 
 function concatRows(rows: readonly Float32Array[], width: number): Float32Array {

@@ -11,6 +11,6 @@ serveRequests(
   (request: InferenceRequest) => host.answer(request),
   (reply) =>
     reply.kind === 'ran'
-      ? [reply.data, reply.then].flatMap((data) => (data ? [data.buffer as ArrayBuffer] : []))
+      ? [reply.data, reply.chained].flatMap((data) => (data ? [data.buffer as ArrayBuffer] : []))
       : [],
 );

@@ -29,7 +29,7 @@ export type InferenceRequest =
       /** Model bytes instead of `file` (then `file` only names the graph in messages). */
       bytes?: Uint8Array;
     }
-  | { kind: 'run'; graph: string; input: GraphInput; output: string; then?: ChainedRun }
+  | { kind: 'run'; graph: string; input: GraphInput; output: string; chain?: ChainedRun }
   | { kind: 'release' };
 
 /** A second graph fed with the first one's output, in the same trip to the thread. */
@@ -43,8 +43,8 @@ export interface ChainedRun {
 export type InferenceReply =
   | { kind: 'loaded'; provider: ExecutionProviderName; warnings: string[] }
   | { kind: 'refused'; file: string; problem: string }
-  /** `then`: the chained graph's output; `ms`: each graph's run time on the thread. */
-  | { kind: 'ran'; data: Float32Array; then?: Float32Array; ms: number[] }
+  /** `chained`: the chained graph's output; `ms`: each graph's run time on the thread. */
+  | { kind: 'ran'; data: Float32Array; chained?: Float32Array; ms: number[] }
   | { kind: 'released' };
 
 /** Holds the sessions, by graph name, and answers requests about them. */
@@ -79,14 +79,14 @@ export class SessionHost {
         const started = performance.now();
         const first = (await session.run({ [name]: new ort.Tensor(type, data, dims) }))[request.output];
         const ms = [performance.now() - started];
-        const chained = request.then;
+        const chained = request.chain;
         if (!chained) return { kind: 'ran', data: first.data as Float32Array, ms };
         const next = this.sessions.get(chained.graph);
         if (!next) throw new Error(`no session for the ${chained.graph} graph`);
         const secondStarted = performance.now();
         const second = (await next.run({ [chained.input]: first }))[chained.output];
         ms.push(performance.now() - secondStarted);
-        return { kind: 'ran', data: first.data as Float32Array, then: second.data as Float32Array, ms };
+        return { kind: 'ran', data: first.data as Float32Array, chained: second.data as Float32Array, ms };
       }
       case 'release':
         await Promise.all([...this.sessions.values()].map((session) => session.release()));
@@ -135,17 +135,17 @@ export class Inference {
 
   /**
    * Runs `graph` on one input (its buffer is moved to the thread) and returns the named output and
-   * the run's time on the thread; with `then`, also feeds that output to a second graph in the same
+   * the run's time on the thread; with `chain`, also feeds that output to a second graph in the same
    * trip and returns its output too.
    */
   async run(
     graph: string,
     input: GraphInput,
     output: string,
-    then?: ChainedRun,
+    chain?: ChainedRun,
   ): Promise<Extract<InferenceReply, { kind: 'ran' }>> {
     const transfer = [input.data.buffer as ArrayBuffer];
-    const reply = await this.runner.run({ kind: 'run', graph, input, output, then }, transfer);
+    const reply = await this.runner.run({ kind: 'run', graph, input, output, chain }, transfer);
     if (reply.kind !== 'ran') throw new Error(`unexpected reply ${reply.kind} to a run`);
     return reply;
   }

@@ -15,7 +15,7 @@
  * interrupted build (abort signal, crash, kill) continues at the first unrecorded chunk, and the
  * finished index equals that of an uninterrupted build.
  */
-import { spatialMeans } from '../clip/clip-model.js';
+import { spatialMeans } from '../clip/spatial-means.js';
 import { detectLexicalNeurons, lexicalSample, type LexicalScores } from './lexical.js';
 import type { IndexHeader, IndexStore, StoredIndex } from './index-store.js';
 import { INDEX_FORMAT } from './index-store.js';
