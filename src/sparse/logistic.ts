@@ -79,15 +79,22 @@ export function objective(
   return loss / eta.length + lambda * l1;
 }
 
-/** g_j = (1/n) Σ_i x_ij (σ(η_i) − y_i) for every feature, and the intercept's component. */
-export function lossGradient(design: Design, y: ArrayLike<number>, eta: Float64Array) {
-  const { n, p, X } = design;
+/** The residuals r_i = (σ(η_i) − y_i)/n and their sum, the intercept's gradient. */
+function residuals(y: ArrayLike<number>, eta: Float64Array) {
+  const n = eta.length;
   const residual = new Float64Array(n);
   let interceptGradient = 0;
   for (let i = 0; i < n; i++) {
     residual[i] = (sigmoid(eta[i]) - y[i]) / n;
     interceptGradient += residual[i];
   }
+  return { residual, interceptGradient };
+}
+
+/** g_j = (1/n) Σ_i x_ij (σ(η_i) − y_i) for every feature, and the intercept's component. */
+export function lossGradient(design: Design, y: ArrayLike<number>, eta: Float64Array) {
+  const { n, p, X } = design;
+  const { residual, interceptGradient } = residuals(y, eta);
   const gradient = new Float64Array(p);
   for (let j = 0; j < p; j++) {
     const column = j * n;
@@ -332,12 +339,7 @@ function lineSearch(point: Point, model: Model, d: Float64Array, db: number, Xd:
 function kktPass(point: Point, bounds: GradientBounds) {
   const { design, y, eta, beta, lambda, tol, inWorking } = point;
   const { n, p, X } = design;
-  const residual = new Float64Array(n);
-  let interceptGradient = 0;
-  for (let i = 0; i < n; i++) {
-    residual[i] = (sigmoid(eta[i]) - y[i]) / n;
-    interceptGradient += residual[i];
-  }
+  const { residual, interceptGradient } = residuals(y, eta);
   bounds.move(residual, 0.05 * lambda);
   let violation = Math.abs(interceptGradient);
   let added = 0;
