@@ -26,6 +26,12 @@ export interface InterventionResult {
   neurons: { neuron: number; attribution: number; after: number; rose: boolean }[];
 }
 
+/** A prompt's attribution vector and its text embedding t (see promptVector). */
+interface PromptVector {
+  vector: Float32Array;
+  embedding(): Promise<Float32Array>;
+}
+
 export class AttributionService {
   private blankNeurons: Promise<Float32Array> | undefined;
 
@@ -39,16 +45,19 @@ export class AttributionService {
   /** The attribution vector of one prompt, or the mean over templates ("{}" stands for the text). */
   async textVector(text: string, normalize: Normalize, templates?: readonly string[]): Promise<Float32Array> {
     const prompts = templates?.length ? templates.map((template) => template.replaceAll('{}', text)) : [text];
-    const vectors = await Promise.all(prompts.map((prompt) => this.promptVector(prompt, normalize)));
+    const vectors = await Promise.all(
+      prompts.map(async (prompt) => (await this.promptVector(prompt, normalize)).vector),
+    );
     return vectors.length === 1 ? vectors[0] : meanVector(vectors);
   }
 
   async imageAttribution(imageBytes: Uint8Array, text: string): Promise<ImageAttribution> {
-    const [image, a] = await Promise.all([
+    const [image, prompt] = await Promise.all([
       this.encoders.imageEncoding(imageBytes),
-      this.textVector(text, 'unit'),
+      this.promptVector(text, 'unit'),
     ]);
-    const [t] = await this.encoders.textEmbeddings([text]); // cached by the run that made a
+    const { vector: a } = prompt;
+    const t = await prompt.embedding();
     const perNeuron = contributions(image.neuronMeans, a);
     const total = sum(perNeuron);
     return {
@@ -65,8 +74,9 @@ export class AttributionService {
    * text's logit before and after. `delta` defaults to the largest activation of the blank image.
    */
   async intervention(text: string, neurons: readonly number[], delta?: number): Promise<InterventionResult> {
-    const [blank, a] = await Promise.all([this.blankImageNeurons(), this.textVector(text, 'unit')]);
-    const [t] = await this.encoders.textEmbeddings([text]); // cached by the run that made a
+    const [blank, prompt] = await Promise.all([this.blankImageNeurons(), this.promptVector(text, 'unit')]);
+    const { vector: a } = prompt;
+    const t = await prompt.embedding();
     const step = delta ?? (Math.max(...blank) || 1);
     const cells = blank.length / this.model.neuronCount;
     const edited = neurons.map((neuron) => {
@@ -87,17 +97,24 @@ export class AttributionService {
     };
   }
 
-  private async promptVector(prompt: string, normalize: Normalize): Promise<Float32Array> {
+  /**
+   * One prompt, tokenized once: its attribution vector, and its text embedding t. When the vector is
+   * computed here, t is the one the same chained run gave; when the vector was cached, t is asked for
+   * by the prompt's token ids (the text-embedding cache, else the text graph), and only if wanted.
+   */
+  private async promptVector(prompt: string, normalize: Normalize): Promise<PromptVector> {
     const { ids } = this.model.tokenizer.encode(prompt);
     const key = cacheKey(this.model.sha256, 'attribution', normalize, ids.join(','));
     const cached = await this.cache.getVector(key);
-    if (cached) return cached;
-    const { embedding, product } = await this.encoders.tokenAttribution(ids); // tokenized once, above
+    if (cached) {
+      return { vector: cached, embedding: async () => (await this.encoders.tokenEmbeddings([ids]))[0] };
+    }
+    const { embedding, product } = await this.encoders.tokenAttribution(ids);
     const vector = normalized(product, embedding, normalize);
     // Fire-and-forget: the answer does not wait for the cache write, which never rejects (a cache
     // that fails is bypassed, src/cache/).
     void this.cache.setVector(key, vector);
-    return vector;
+    return { vector, embedding: () => Promise.resolve(embedding) };
   }
 
   private blankImageNeurons(): Promise<Float32Array> {
