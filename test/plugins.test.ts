@@ -39,16 +39,16 @@ const PLUGINS: Record<string, FastifyPluginAsync<any>> = {
 const meta = (plugin: object) =>
   (plugin as Record<symbol, PluginMeta | undefined>)[Symbol.for('plugin-meta')];
 
-void t.test('every plugin declares its name and dependencies', async (t) => {
+t.test('every plugin declares its name and dependencies', async (t) => {
   for (const [name, plugin] of Object.entries(PLUGINS)) {
     t.equal(meta(plugin)?.name, name, `${name}: its name`);
     t.ok(Array.isArray(meta(plugin)?.dependencies), `${name}: its dependencies`);
   }
-  t.same(meta(emotions)?.dependencies, ['attribution', 'cache']);
+  t.same(meta(emotions)?.dependencies, ['attribution', 'model', 'cache']);
   t.same(meta(model)?.dependencies, ['metrics', 'cache']);
 });
 
-void t.test('a plugin registered without its dependency fails at start, naming it', async (t) => {
+t.test('a plugin registered without its dependency fails at start, naming it', async (t) => {
   const config = loadConfig({});
   for (const [name, plugin] of Object.entries(PLUGINS)) {
     const dependencies = meta(plugin)?.dependencies ?? [];
@@ -69,7 +69,7 @@ void t.test('a plugin registered without its dependency fails at start, naming i
   }
 });
 
-void t.test('the emotions plugin beside other plugins, without attribution', async (t) => {
+t.test('the emotions plugin beside other plugins, without attribution', async (t) => {
   const app = Fastify({ logger: false });
   await app.register(metrics);
   void app.register(emotions, { config: loadConfig({}) });

@@ -37,4 +37,4 @@ const emotionsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { con
   app.addHook('onClose', () => service.close());
 };
 
-export default fp(emotionsPlugin, { name: 'emotions', dependencies: ['attribution', 'cache'] });
+export default fp(emotionsPlugin, { name: 'emotions', dependencies: ['attribution', 'model', 'cache'] });
