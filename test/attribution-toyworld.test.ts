@@ -140,3 +140,32 @@ t.test('intervention check: top neurons raise the logit, bottom neurons do not',
     `bottom neurons: ${share('bottom').toFixed(4)} <= ${BOTTOM_ROSE_MAX}`,
   );
 });
+
+t.test('image attribution on the embedded model: with uniform attention the residual is 0', async (t) => {
+  const app = await buildTestApp({ modelDir: TOYWORLD });
+  t.teardown(() => app.close());
+  const raster = await app.inject({ method: 'GET', url: '/v1/raster?text=red' });
+  t.equal(raster.statusCode, 200);
+  for (const text of ['red', 'the word red', 'a blue star']) {
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/attribution/image',
+      payload: { image: raster.rawPayload.toString('base64'), text },
+    });
+    t.equal(response.statusCode, 200, `${text}: 200`);
+    const body = response.json() as {
+      sum: number;
+      bilinearLogit: number;
+      biasLogit: number;
+      residual: number;
+      logit: number;
+    };
+    t.comment(
+      `${text}: Σ x·a ${body.sum.toFixed(3)}, bilinear logit ${body.bilinearLogit.toFixed(3)} + bias and positional ${body.biasLogit.toFixed(3)} + residual ${body.residual.toExponential(1)} = logit ${body.logit.toFixed(3)}`,
+    );
+    t.ok(
+      Math.abs(body.residual) < 1e-3,
+      `${text}: |residual| ${Math.abs(body.residual).toExponential(1)} < 1e-3`,
+    );
+  }
+});

@@ -84,7 +84,7 @@ t.test('templates average the vectors of the filled-in prompts', async (t) => {
   t.ok(relativeError(mean, expectedMean) < 1e-6);
 });
 
-t.test('POST /v1/attribution/image: contributions, their sum and the exact logit', async (t) => {
+t.test('POST /v1/attribution/image: contributions, their sum, the terms of the logit', async (t) => {
   const { rows, cols } = expected.zero_shot;
   const image = expected.images[0];
   const column = cols.indexOf('yellow');
@@ -95,13 +95,32 @@ t.test('POST /v1/attribution/image: contributions, their sum and the exact logit
   });
   t.equal(res.statusCode, 200, res.body);
   const body = res.json() as {
-    top: Ranked[];
-    bottom: Ranked[];
+    top: (Ranked & { logit: number })[];
+    bottom: (Ranked & { logit: number })[];
     sum: number;
+    imageNorm: number;
+    logitScale: number;
     logit: number;
     bilinearLogit: number;
+    biasLogit: number;
+    residual: number;
   };
   t.equal(body.top.length, 5);
+  const close = (a: number, b: number) => Math.abs(a - b) < 1e-4 * Math.max(1, Math.abs(b));
+  t.ok(
+    close(body.bilinearLogit, (body.logitScale * body.sum) / body.imageNorm),
+    'bilinear logit = scale·sum/|e|',
+  );
+  t.ok(
+    close(body.bilinearLogit + body.biasLogit + body.residual, body.logit),
+    'the terms add up to the logit',
+  );
+  for (const row of [...body.top, ...body.bottom]) {
+    t.ok(
+      close(row.logit, (row.value * body.logitScale) / body.imageNorm),
+      `neuron ${row.neuron} in logit units`,
+    );
+  }
   const logits = (expected.zero_shot as unknown as { logits_per_image: number[][] }).logits_per_image;
   const reference = logits[rows.indexOf(image.word)][column];
   t.ok(

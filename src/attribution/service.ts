@@ -10,12 +10,33 @@ import { cosine } from '../clip/zero-shot.js';
 import { contributions, meanVector, norm, normalized, sum, type Normalize } from './bilinear.js';
 import type { NeuronCatalogue } from './neuron-catalogue.js';
 
+/**
+ * An image's attribution to a text, term by term. With e the image embedding, t̂ = t/|t| and the head
+ * written as e = Wᵀx + b(x) (b: the head's biases and positional embedding, as the attention pool
+ * weighs them),
+ *
+ *     logit = logit_scale · e·t̂ / |e|
+ *           = logit_scale · Σ x_i·a_i / |e|  +  logit_scale · b(0)·t̂ / |e|  +  residual,
+ *
+ * where b(0) = head(0), the head's output for all-zero neurons, and the residual is
+ * logit_scale · (b(x) − b(0))·t̂ / |e|: zero (to rounding) when the attention pool's attention is
+ * uniform (the embedded model), the attention's dependence on the image otherwise (RN50-x4).
+ */
 export interface ImageAttribution {
+  /** x_i·a_i per neuron, before normalisation (a = W·t/|t|). */
   contributions: Float32Array;
   /** Σ x_i·a_i: the bilinear part of the logit before CLIP's normalisation. */
   sum: number;
-  /** logit_scale · Σ x_i·a_i / |image embedding|: the bilinear estimate of the logit. */
+  /** |e|, the image embedding's length: the normalisation the logit divides by. */
+  imageNorm: number;
+  /** The model's logit scale: logit = logit_scale · cosine. */
+  logitScale: number;
+  /** logit_scale · Σ x_i·a_i / |e|: the bilinear part after normalisation, in logit units. */
   bilinearLogit: number;
+  /** logit_scale · head(0)·t̂ / |e|: the head's bias and positional terms, in logit units. */
+  biasLogit: number;
+  /** logit − bilinearLogit − biasLogit: what depends on the image beyond Wᵀx (the attention's weights). */
+  residual: number;
   /** logit_scale · cos(image embedding, text embedding): what the model actually says. */
   logit: number;
 }
@@ -34,6 +55,7 @@ interface PromptVector {
 
 export class AttributionService {
   private blankNeurons: Promise<Float32Array> | undefined;
+  private zeroEmbedding: Promise<Float32Array> | undefined;
 
   constructor(
     readonly model: ClipModel,
@@ -52,19 +74,29 @@ export class AttributionService {
   }
 
   async imageAttribution(imageBytes: Uint8Array, text: string): Promise<ImageAttribution> {
-    const [image, prompt] = await Promise.all([
+    const [image, prompt, bias] = await Promise.all([
       this.encoders.imageEncoding(imageBytes),
       this.promptVector(text, 'unit'),
+      this.headOfZero(),
     ]);
     const { vector: a } = prompt;
     const t = await prompt.embedding();
     const perNeuron = contributions(image.neuronMeans, a);
     const total = sum(perNeuron);
+    const logitScale = this.model.logitScale;
+    const imageNorm = norm(image.embedding) || 1;
+    const bilinearLogit = (logitScale * total) / imageNorm;
+    const biasLogit = (logitScale * dotUnit(bias, t)) / imageNorm;
+    const logit = logitScale * cosine(image.embedding, t);
     return {
       contributions: perNeuron,
       sum: total,
-      bilinearLogit: (this.model.logitScale * total) / (norm(image.embedding) || 1),
-      logit: this.model.logitScale * cosine(image.embedding, t),
+      imageNorm,
+      logitScale,
+      bilinearLogit,
+      biasLogit,
+      residual: logit - bilinearLogit - biasLogit,
+      logit,
     };
   }
 
@@ -117,6 +149,20 @@ export class AttributionService {
     return { vector, embedding: () => Promise.resolve(embedding) };
   }
 
+  /** head(0): the image embedding of all-zero neurons, the head's bias and positional terms. */
+  private headOfZero(): Promise<Float32Array> {
+    this.zeroEmbedding ??= (async () => {
+      const [gh, gw] = this.model.neuronGrid;
+      const zeros = new Float32Array(this.model.neuronCount * gh * gw);
+      const [embedding] = await this.model.imageEmbeddingsFromNeurons([zeros]);
+      return embedding;
+    })().catch((error: unknown) => {
+      this.zeroEmbedding = undefined; // a failed run is retried by the next request
+      throw error;
+    });
+    return this.zeroEmbedding;
+  }
+
   private blankImageNeurons(): Promise<Float32Array> {
     this.blankNeurons ??= (async () => {
       const { manifest } = this.model.directory;
@@ -131,4 +177,11 @@ export class AttributionService {
     });
     return this.blankNeurons;
   }
+}
+
+/** b·t/|t|. */
+function dotUnit(b: Float32Array, t: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < b.length; i++) s += b[i] * t[i];
+  return s / (norm(t) || 1);
 }

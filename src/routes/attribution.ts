@@ -62,14 +62,49 @@ const ImageAttributionBody = Type.Object(
   { additionalProperties: false },
 );
 
-const ImageAttributionResponse = Type.Object({
-  text: Type.String(),
-  top: Type.Array(Ranked, { description: 'Largest contributions x_i·a_i' }),
-  bottom: Type.Array(Ranked, { description: 'Most negative contributions' }),
-  sum: Type.Number({ description: 'Σ x_i·a_i over all neurons' }),
-  bilinearLogit: Type.Number({ description: 'logit_scale · Σ x_i·a_i / |image embedding|' }),
-  logit: Type.Number({ description: 'The model’s exact logit: logit_scale · cos(image, text)' }),
+const ImageRanked = Type.Object({
+  neuron: Type.Integer(),
+  value: Type.Number({ description: 'x_i·a_i, before normalisation (a = W·t/|t|)' }),
+  logit: Type.Number({
+    description:
+      'The same in logit units: logit_scale · x_i·a_i / |image embedding| (these sum to bilinearLogit)',
+  }),
+  share: Type.Number({ description: 'value / Σ|values|' }),
+  label: Type.Optional(Type.String()),
 });
+
+const ImageAttributionResponse = Type.Object(
+  {
+    text: Type.String(),
+    top: Type.Array(ImageRanked, { description: 'Largest contributions x_i·a_i' }),
+    bottom: Type.Array(ImageRanked, { description: 'Most negative contributions' }),
+    sum: Type.Number({
+      description: 'Σ x_i·a_i over all neurons: the bilinear part of the logit before normalisation',
+    }),
+    imageNorm: Type.Number({ description: '|image embedding|, which the logit divides by' }),
+    logitScale: Type.Number({ description: 'The model’s logit scale: logit = logit_scale · cosine' }),
+    bilinearLogit: Type.Number({
+      description:
+        'The bilinear part after normalisation, in logit units: logit_scale · Σ x_i·a_i / |image embedding|',
+    }),
+    biasLogit: Type.Number({
+      description:
+        'The attention-pool head’s bias and positional terms, in logit units: logit_scale · head(0)·t/|t| / |image embedding|',
+    }),
+    residual: Type.Number({
+      description:
+        'logit − bilinearLogit − biasLogit: the head’s dependence on the image beyond Wᵀx (its attention weights); 0 to rounding where attention is uniform',
+    }),
+    logit: Type.Number({
+      description:
+        'The model’s exact logit: logit_scale · cos(image, text) = bilinearLogit + biasLogit + residual',
+    }),
+  },
+  {
+    description:
+      'logit = logit_scale · (Σ x_i·a_i + head(0)·t/|t| + the rest) / |image embedding|, each term in logit units',
+  },
+);
 
 const VerifyBody = Type.Object(
   {
@@ -170,12 +205,19 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const { text, topK = 10 } = request.body;
       const result = await app.attribution.imageAttribution(imageBytes(request, request.body.image), text);
       const { top, bottom } = topAndBottom(result.contributions, topK);
+      const toLogit = result.logitScale / result.imageNorm;
+      const inLogits = (rows: RankedNeuron[]) =>
+        labelledRanks(rows).map((row) => ({ ...row, logit: row.value * toLogit }));
       return {
         text,
-        top: labelledRanks(top),
-        bottom: labelledRanks(bottom),
+        top: inLogits(top),
+        bottom: inLogits(bottom),
         sum: result.sum,
+        imageNorm: result.imageNorm,
+        logitScale: result.logitScale,
         bilinearLogit: result.bilinearLogit,
+        biasLogit: result.biasLogit,
+        residual: result.residual,
         logit: result.logit,
       };
     },

@@ -85,7 +85,7 @@ const MaxTextBody = Type.Object(
         maximum: CAPS.fluency,
         default: DEFAULTS.fluency,
         description:
-          'Weight of the token-frequency fluency penalty (the article used 0.0025 with a language model)',
+          'Weight of the token-frequency fluency penalty (OpenAI Microscope’s text searches for RN50-x4 carry a language-model penalty of 0.0025 in their URLs)',
       }),
     ),
   },

@@ -738,7 +738,7 @@ export interface paths {
         };
       };
       responses: {
-        /** @description Default Response */
+        /** @description logit = logit_scale · (Σ x_i·a_i + head(0)·t/|t| + the rest) / |image embedding|, each term in logit units */
         200: {
           headers: {
             [name: string]: unknown;
@@ -749,7 +749,10 @@ export interface paths {
               /** @description Largest contributions x_i·a_i */
               top: {
                 neuron: number;
+                /** @description x_i·a_i, before normalisation (a = W·t/|t|) */
                 value: number;
+                /** @description The same in logit units: logit_scale · x_i·a_i / |image embedding| (these sum to bilinearLogit) */
+                logit: number;
                 /** @description value / Σ|values| */
                 share: number;
                 label?: string;
@@ -757,16 +760,27 @@ export interface paths {
               /** @description Most negative contributions */
               bottom: {
                 neuron: number;
+                /** @description x_i·a_i, before normalisation (a = W·t/|t|) */
                 value: number;
+                /** @description The same in logit units: logit_scale · x_i·a_i / |image embedding| (these sum to bilinearLogit) */
+                logit: number;
                 /** @description value / Σ|values| */
                 share: number;
                 label?: string;
               }[];
-              /** @description Σ x_i·a_i over all neurons */
+              /** @description Σ x_i·a_i over all neurons: the bilinear part of the logit before normalisation */
               sum: number;
-              /** @description logit_scale · Σ x_i·a_i / |image embedding| */
+              /** @description |image embedding|, which the logit divides by */
+              imageNorm: number;
+              /** @description The model’s logit scale: logit = logit_scale · cosine */
+              logitScale: number;
+              /** @description The bilinear part after normalisation, in logit units: logit_scale · Σ x_i·a_i / |image embedding| */
               bilinearLogit: number;
-              /** @description The model’s exact logit: logit_scale · cos(image, text) */
+              /** @description The attention-pool head’s bias and positional terms, in logit units: logit_scale · head(0)·t/|t| / |image embedding| */
+              biasLogit: number;
+              /** @description logit − bilinearLogit − biasLogit: the head’s dependence on the image beyond Wᵀx (its attention weights); 0 to rounding where attention is uniform */
+              residual: number;
+              /** @description The model’s exact logit: logit_scale · cos(image, text) = bilinearLogit + biasLogit + residual */
               logit: number;
             };
           };
@@ -1046,7 +1060,7 @@ export interface paths {
           word: string;
           /** @description Words per list */
           k?: number;
-          /** @description "lexical": zero the neurons flagged lexical before the cosine; "none": use all neurons */
+          /** @description "lexical": zero the lexical neurons (the catalogue’s and the detected ones; GET /v1/neurons/lexical) before the cosine; "none": use all neurons */
           mask?: 'lexical' | 'none';
         };
         header?: never;
@@ -1066,6 +1080,20 @@ export interface paths {
               /** @description False: the word was rastered and run on the fly */
               inVocabulary: boolean;
               mask: string;
+              lexical?: {
+                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+                sources: ('catalogue' | 'detected')[];
+                /** @description Neurons in the set (the union of the sources) */
+                neurons: number;
+                /** @description Neurons from the catalogue */
+                catalogue: number;
+                /** @description Neurons the detector flags */
+                detected: number;
+                /** @description The detector’s threshold */
+                threshold?: number;
+                /** @description Why the detected source was not used (no word index yet, …) */
+                detectedUnavailable?: string;
+              };
               /** @description Cosine on the centred index, the word itself excluded */
               neighbors: {
                 word: string;
@@ -1173,6 +1201,20 @@ export interface paths {
                 text: string;
               }[];
               method: string;
+              lexical?: {
+                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+                sources: ('catalogue' | 'detected')[];
+                /** @description Neurons in the set (the union of the sources) */
+                neurons: number;
+                /** @description Neurons from the catalogue */
+                catalogue: number;
+                /** @description Neurons the detector flags */
+                detected: number;
+                /** @description The detector’s threshold */
+                threshold?: number;
+                /** @description Why the detected source was not used (no word index yet, …) */
+                detectedUnavailable?: string;
+              };
               /** @description Best first; the input words excluded */
               results: {
                 word: string;
@@ -1334,7 +1376,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Lexical score of every neuron (spelling versus meaning) and the flag used for masking */
+    /** The lexical set (catalogue and detected neurons, each with its sources) and the detector’s score of every neuron */
     get: {
       parameters: {
         query?: {
@@ -1359,7 +1401,32 @@ export interface paths {
               /** @description Words in the regressions */
               words: number;
               folds: number;
+              /** @description Neurons the detector flags at the threshold */
               flagged: number[];
+              /** @description The lexical set that masks use: the catalogue’s lexical family and the flagged neurons, each with its sources */
+              set: {
+                neuron: number;
+                sources: ('catalogue' | 'detected')[];
+                label?: string;
+                /** @description Where the catalogue entry comes from */
+                catalogueSource?: string;
+                /** @description The detector’s score, R²(spelling) − R²(meaning) */
+                score?: number;
+              }[];
+              use: {
+                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+                sources: ('catalogue' | 'detected')[];
+                /** @description Neurons in the set (the union of the sources) */
+                neurons: number;
+                /** @description Neurons from the catalogue */
+                catalogue: number;
+                /** @description Neurons the detector flags */
+                detected: number;
+                /** @description The detector’s threshold */
+                threshold?: number;
+                /** @description Why the detected source was not used (no word index yet, …) */
+                detectedUnavailable?: string;
+              };
               neurons: {
                 neuron: number;
                 score: number;
@@ -1367,6 +1434,7 @@ export interface paths {
                 spelling: number;
                 /** @description Cross-validated R² from the text embedding */
                 meaning: number;
+                /** @description In the lexical set (flagged, or lexical in the catalogue) */
                 lexical: boolean;
               }[];
             };
@@ -1742,7 +1810,7 @@ export interface paths {
             /** @description Start from this text */
             startText?: string;
             /**
-             * @description Weight of the token-frequency fluency penalty (the article used 0.0025 with a language model)
+             * @description Weight of the token-frequency fluency penalty (OpenAI Microscope’s text searches for RN50-x4 carry a language-model penalty of 0.0025 in their URLs)
              * @default 0
              */
             fluency?: number;

@@ -1,7 +1,9 @@
 /**
- * Image: an uploaded image and a text → each neuron's contribution x_i·a_i to their zero-shot logit
- * and the exact logit (POST /v1/attribution/image); zero-shot labels (POST /v1/classify). The image
- * travels as base64 in JSON, as the API contract describes it.
+ * Image: an uploaded image and a text → each neuron's contribution x_i·a_i to their zero-shot logit,
+ * in logit units, and the terms that make up the exact logit (POST /v1/attribution/image): the
+ * bilinear part before and after normalisation, the head's bias and positional terms, the rest;
+ * zero-shot labels (POST /v1/classify). The image travels as base64 in JSON, as the API contract
+ * describes it.
  */
 import { api, call } from '../api';
 import { neuronBars, scaleOf, scoreBars } from '../charts';
@@ -63,7 +65,15 @@ export const imageView: View = (root) => {
         call(api.POST('/v1/attribution/image', { body: { image, text: text.value, topK: 8 } })),
         call(api.POST('/v1/classify', { body: { image, labels: names, template: template.value } })),
       ]);
-      const scale = scaleOf([...contributions.top, ...contributions.bottom].map((item) => item.value));
+      // Bars in logit units: x_i·a_i · logit_scale / |image embedding|, which sum to the bilinear logit.
+      const inLogits = (rows: typeof contributions.top) => rows.map((row) => ({ ...row, value: row.logit }));
+      const top = inLogits(contributions.top);
+      const bottom = inLogits(contributions.bottom);
+      const scale = scaleOf([...top, ...bottom].map((item) => item.value));
+      const term = (name: string, value: string, note: string, id?: string) => [
+        h('dt', null, name),
+        h('dd', id ? { id } : null, value, ' ', h('small', null, note)),
+      ];
       fill(
         out,
         h(
@@ -72,18 +82,43 @@ export const imageView: View = (root) => {
           h('h3', null, `Contributions to “${contributions.text}”`),
           h(
             'dl',
-            { class: 'facts' },
-            h('dt', null, 'logit (exact)'),
-            h('dd', { id: 'logit' }, fmt(contributions.logit, 4)),
-            h('dt', null, 'bilinear logit'),
-            h('dd', null, fmt(contributions.bilinearLogit, 4)),
-            h('dt', null, 'sum of contributions'),
-            h('dd', null, fmt(contributions.sum, 4)),
+            { class: 'facts', id: 'logit-terms' },
+            ...term(
+              'Σ x·a',
+              fmt(contributions.sum, 4),
+              'sum of the contributions x_i·a_i (a = W·t/|t|): the bilinear part before normalisation',
+            ),
+            ...term(
+              'bilinear logit',
+              fmt(contributions.bilinearLogit, 4),
+              `= Σ x·a × logit scale ${fmt(contributions.logitScale, 4)} ÷ |image embedding| ${fmt(contributions.imageNorm, 4)}: the bilinear part after normalisation`,
+            ),
+            ...term(
+              '+ bias and positions',
+              fmt(contributions.biasLogit, 4),
+              'the attention-pool head’s biases and positional embedding, in the same units',
+            ),
+            ...term(
+              '+ rest',
+              fmt(contributions.residual, 4),
+              'what depends on the image beyond the bilinear part (the head’s attention weights; 0 when attention is uniform)',
+            ),
+            ...term(
+              '= logit (exact)',
+              fmt(contributions.logit, 4),
+              'logit scale × cos(image, text), what the model says',
+              'logit',
+            ),
+          ),
+          h(
+            'p',
+            { class: 'lead' },
+            'Bars: each neuron’s contribution in logit units (x_i·a_i × logit scale ÷ |image embedding|).',
           ),
           h('h4', null, 'Most positive'),
-          neuronBars(contributions.top, scale),
+          neuronBars(top, scale),
           h('h4', null, 'Most negative'),
-          neuronBars(contributions.bottom, scale),
+          neuronBars(bottom, scale),
         ),
         h(
           'section',
@@ -103,7 +138,7 @@ export const imageView: View = (root) => {
     h(
       'p',
       { class: 'lead' },
-      'Which neurons make an image match a text: the logit is a sum of per-neuron contributions.',
+      'Which neurons make an image match a text: the logit is a sum of per-neuron contributions, plus the head’s bias and positional terms.',
     ),
     h('div', { class: 'image-layout' }, form, preview),
     out,
