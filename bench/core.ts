@@ -6,7 +6,10 @@
  *     the HTTP service vs a bare onnxruntime session: the ratio says what the service costs;
  *   - 256 concurrent single-text requests with and without micro-batching;
  *   - uncached attribution vectors per second through HTTP vs the bare text encoder;
- *   - cached attribution latency under autocannon at concurrency 32.
+ *   - cached attribution latency under autocannon at concurrency 32;
+ *   - CPU-only steps against budgets (the bounds the tests used to assert): resizing a 1000×800
+ *     picture to 288 px, loading CLIP's 49k merges, encoding short prompts; a step over its budget
+ *     fails the run (exit 1).
  * MODEL_DIR picks the model: the embedded one by default (results in core.md); a larger one
  * (e.g. a random-weight RN50x4 export) writes core-<name>.md.
  * Every text is new to the service (numbered prompts), so nothing is answered from the cache
@@ -23,6 +26,8 @@ import * as ort from 'onnxruntime-node';
 import { buildApp, type App } from '../src/app.js';
 import { loadConfig, REPO_ROOT, type Config } from '../src/config.js';
 import { ClipModel } from '../src/clip/clip-model.js';
+import { resizeShortestSide, type RgbImage } from '../src/clip/image.js';
+import { ClipTokenizer } from '../src/clip/tokenizer.js';
 
 const config: Config = {
   ...loadConfig(),
@@ -87,7 +92,61 @@ function idsTensor(rows: number[][]): ort.Tensor {
   return new ort.Tensor('int64', ids, [rows.length, length]);
 }
 
+/** CLIP's merges file (the shared copy beside the repository), for the tokenizer rows. */
+const CLIP_MERGES = path.resolve(REPO_ROOT, '../shared/clip/bpe_simple_vocab_16e6.txt.gz');
+
+/**
+ * Steps that need no model, each against a budget generous enough for a busy shared machine (the
+ * bounds test/image.test.ts and test/tokenizer.test.ts asserted before). Rows of a table, and
+ * whether every step kept to its budget.
+ */
+async function budgetRows(): Promise<{ rows: string[]; within: boolean }> {
+  const rows: string[] = [];
+  let within = true;
+  const row = (step: string, value: number, unit: string, budget: string, ok: boolean) => {
+    within &&= ok;
+    rows.push(
+      `| ${step} | ${value.toFixed(unit === 'ms CPU' ? 1 : 0)} ${unit} | ${budget} | ${ok ? 'yes' : '**no**'} |`,
+    );
+  };
+
+  // PIL-exact bicubic resize of the shorter side: CPU time per picture, after one warm-up.
+  let state = 9;
+  const data = new Uint8Array(1000 * 800 * 3).map(
+    () => ((state = (state * 1103515245 + 12345) >>> 0) >>> 16) & 255,
+  );
+  const img: RgbImage = { width: 1000, height: 800, data };
+  resizeShortestSide(img, 288);
+  const start = process.cpuUsage();
+  const runs = 5;
+  for (let i = 0; i < runs; i++) resizeShortestSide(img, 288);
+  const used = process.cpuUsage(start);
+  const resizeMs = (used.user + used.system) / 1000 / runs;
+  row('resize 1000×800 → 360×288 (bicubic, as PIL)', resizeMs, 'ms CPU', '< 60 ms', resizeMs < 60);
+
+  // CLIP's tokenizer: the 49k merges loaded once, then short prompts encoded.
+  const started = performance.now();
+  const tokenizer = await ClipTokenizer.fromMergesFile(CLIP_MERGES, { vocabSize: 49408, contextLength: 77 });
+  const loadMs = performance.now() - started;
+  row("CLIP's merges loaded (bpe_simple_vocab_16e6)", loadMs, 'ms', '< 2,000 ms', loadMs < 2000);
+  const subjects = ['cat', 'Lady Gaga', 'a piggy bank', 'Spider-Man', 'the Eiffel Tower', 'café', 'banana'];
+  const prompts = Array.from({ length: 10_000 }, (_, i) => `a photo of ${subjects[i % 7]} number ${i}`);
+  const begun = performance.now();
+  for (const prompt of prompts) tokenizer.encode(prompt);
+  const perSecond = (prompts.length / (performance.now() - begun)) * 1000;
+  row(
+    '10,000 short prompts encoded (fresh tokenizer)',
+    perSecond,
+    'prompts/s',
+    '> 2,000/s',
+    perSecond > 2000,
+  );
+  return { rows, within };
+}
+
 async function main() {
+  const budgets = await budgetRows();
+  budgets.rows.forEach((line) => console.error(line));
   const model = await ClipModel.load(config.modelDir, config);
   const bare = await bareSessions(model);
   const S = model.imageSize;
@@ -239,12 +298,22 @@ async function main() {
     '|---|---|---|---|---|',
     cached,
     '',
+    'CPU-only steps (no model) against their budgets; a step over budget fails the run:',
+    '',
+    '| step | measured | budget | within |',
+    '|---|---|---|---|',
+    ...budgets.rows,
+    '',
   ].join('\n');
   // The embedded model's results go to core.md; another MODEL_DIR's to core-<name>.md.
   const file = model.name === 'toyworld' ? 'core.md' : `core-${model.name}.md`;
   await writeFile(path.join(REPO_ROOT, 'bench/results', file), markdown);
   await model.release();
   console.log(markdown);
+  if (!budgets.within) {
+    console.error('a CPU-only step went over its budget (see the last table)');
+    process.exitCode = 1;
+  }
 }
 
 const CLIENTS = [

@@ -11,23 +11,21 @@
  *
  *   npx tsx bench/fault.ts [--duration 45] [--kill-at 12] [--restart-at 27] [--connections 64]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
+import { autocannonRequests, fmtMiB, metricsSummary, preflight, routeMix } from './lib/load.js';
 import {
   ROOT,
-  autocannonRequests,
-  fmtMiB,
   freePort,
-  metricsSummary,
-  preflight,
-  routeMix,
   rssBytes,
   sleep,
+  startRedis,
   startServer,
-} from './load.js';
+  type RedisProcess,
+} from './lib/processes.js';
 
 function argument(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -40,28 +38,10 @@ const restartAt = Number(argument('restart-at', '27'));
 const connections = Number(argument('connections', '64'));
 const out = path.resolve(ROOT, argument('out', 'bench/results/fault.md'));
 
-function startRedis(port: number, dir: string): ChildProcess {
-  const child = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      dir,
-      '--save',
-      '',
-      '--appendonly',
-      'yes',
-      '--appendfsync',
-      'always',
-      '--protected-mode',
-      'no',
-    ],
-    { stdio: 'ignore' },
-  );
-  return child;
+/** The throwaway Redis, persisting to `dir` (append-only file fsynced on every write). */
+function startFaultRedis(port: number, dir: string): Promise<RedisProcess> {
+  const args = ['--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--protected-mode', 'no'];
+  return startRedis({ port, args });
 }
 
 async function redisCli(port: number, ...args: string[]): Promise<string> {
@@ -72,15 +52,6 @@ async function redisCli(port: number, ...args: string[]): Promise<string> {
     child.on('close', () => resolve(text.trim()));
     child.on('error', () => resolve(''));
   });
-}
-
-async function waitForRedis(port: number, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if ((await redisCli(port, 'ping')) === 'PONG') return true;
-    await sleep(100);
-  }
-  return false;
 }
 
 interface JobView {
@@ -94,8 +65,7 @@ interface JobView {
 async function main(): Promise<void> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mmn-fault-redis-'));
-  let redis = startRedis(port, dir);
-  if (!(await waitForRedis(port, 10_000))) throw new Error('redis-server did not start');
+  let redis = await startFaultRedis(port, dir);
   const redisUrl = `redis://127.0.0.1:${port}`;
   const server = await startServer({ REDIS_URL: redisUrl, WORKER_CONCURRENCY: '1' });
   console.error(`server pid ${server.pid}, throwaway Redis on port ${port} (${dir})`);
@@ -145,7 +115,7 @@ async function main(): Promise<void> {
     }, 1000);
 
     const killTimer = setTimeout(() => {
-      redis.kill('SIGKILL');
+      void redis.stop(); // SIGKILL; its exit is awaited in the finally below
       note('Redis killed (SIGKILL)');
     }, killAt * 1000);
     let submittedDuringOutage = '';
@@ -162,8 +132,13 @@ async function main(): Promise<void> {
       ((killAt + restartAt) / 2) * 1000,
     );
     const restartTimer = setTimeout(() => {
-      redis = startRedis(port, dir);
-      note('Redis restarted (same port, same append-only file)');
+      void startFaultRedis(port, dir).then(
+        (restarted) => {
+          redis = restarted;
+          note('Redis restarted (same port, same append-only file)');
+        },
+        (error: unknown) => note(`Redis did not restart: ${String(error)}`),
+      );
     }, restartAt * 1000);
 
     note(`autocannon: ${connections} connections, ${duration} s, ${kept.length} routes`);
@@ -276,7 +251,7 @@ async function main(): Promise<void> {
     throw error;
   } finally {
     await server.stop();
-    redis.kill('SIGKILL');
+    await redis.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

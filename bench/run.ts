@@ -15,6 +15,7 @@ const BENCHMARKS: Record<string, string[]> = {
   emotions: ['npx', 'tsx', 'bench/emotions.ts'],
   search: ['npx', 'tsx', 'bench/search.ts'],
   load: ['npx', 'tsx', 'bench/load.ts'],
+  fault: ['npx', 'tsx', 'bench/fault.ts'],
   export: ['bash', 'bench/export-rn50x4.sh'],
 };
 
