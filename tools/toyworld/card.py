@@ -97,6 +97,7 @@ def main() -> None:
     merges = c["vocab_size"] - 514
     follow = a.get("follow_word", 0.3)
 
+    seeds = m.get("seeds") or {"calibration": 7, "evaluation": 7}
     lines = [
         "# toyworld: a small CLIP ResNet trained on a synthetic world",
         "",
@@ -167,9 +168,10 @@ def main() -> None:
         "",
         "## Measured results",
         "",
-        "On held-out renders (`tools/toyworld/heldout.py --seed 7`, a seed space disjoint from training), measured",
-        "by `tools/toyworld/evaluate.py` (PyTorch) and checked on the exported ONNX graphs by",
-        "`test/toyworld-model.test.ts` (onnxruntime-node).",
+        f"On held-out renders (`tools/toyworld/heldout.py --seed {seeds['evaluation']}`, a seed space disjoint from",
+        "training), measured by `tools/toyworld/evaluate.py` (PyTorch) and checked on the exported ONNX graphs by",
+        "`test/toyworld-model.test.ts` (onnxruntime-node). The neuron labels and scales were calibrated on",
+        f"another seed's renders (`--seed {seeds['calibration']}`), which no figure here is measured on.",
         "",
         "Zero-shot classification (prompt ensemble per class):",
         "",
@@ -227,7 +229,7 @@ def main() -> None:
     fams = m["neuron_label_families"]
     lines += [
         "",
-        "Neuron catalogue (`neurons.json`): every neuron is labelled with the concept whose held-out images",
+        f"Neuron catalogue (`neurons.json`): every neuron is labelled with the concept whose seed-{seeds['calibration']} images",
         "activate it most (mean over its images of the spatial-mean activation); score = (top − mean of the other",
         "concepts) / (top + mean of the others). Labels by family: "
         + ", ".join(f"{k} {v}" for k, v in sorted(fams.items()))
@@ -238,7 +240,7 @@ def main() -> None:
         lines += [
             "Neuron scales (`neuron_scales.json`, applied by `tools/toyworld/gauge.py`; every figure above is",
             "measured with them): nothing in this ResNet fixes a neuron's scale, so neuron i is divided by",
-            "s_i = its mean activation on the held-out images of its preferred concept in the trunk and multiplied",
+            f"s_i = its mean activation on the seed-{seeds['calibration']} images of its preferred concept in the trunk and multiplied",
             "back at the head's input. No image embedding changes; W's row i is multiplied by s_i, so that W·t",
             "ranks neurons by the logit contribution of each firing as it does for its own concept, and barely",
             "active neurons with long rows no longer top every ranking. Labels and x_i·(W·t)_i are unchanged.",

@@ -18,10 +18,11 @@ Figures
       to unit length (spatial means vary a lot in overall magnitude, e.g. with the area a patch covers);
   typographic attack: a shape of colour A with colour word B written on it, classified among the
       colours: the share predicted B (attack works) and A;
-  neuron labels: for each neuron, the concept whose held-out images give the highest mean activation
-      (spatial mean); score = (top - mean of the others) / (top + mean of the others), in [0, 1];
+  neuron labels (calibration images): for each neuron, the concept whose images give the highest mean
+      activation (spatial mean); score = (top - mean of the others) / (top + mean of the others), in [0, 1];
       neurons that no held-out image activates are left out of the catalogue;
-  neuron scales (--scales): each neuron's mean activation on its preferred concept, for gauge.py;
+  neuron scales (--scales, calibration images): each neuron's mean activation on its preferred
+      concept, for gauge.py;
       with --gauged every figure above is measured with the neurons divided by their scale and W's
       rows multiplied by it, as gauge.py exports the model (labels and x.(W t_c) do not change).
 """
@@ -73,8 +74,33 @@ def encode_texts(model: CLIP, ids: list[list[int]]) -> torch.Tensor:
     return model.encode_text(t)
 
 
+def concept_means(items: list[dict], xm: np.ndarray) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """Mean spatial-mean activation of every neuron per (family, concept) over the concept's images."""
+    concept_sets = []
+    for it_i, it in enumerate(items):
+        s = it["set"]
+        if s == "colour_patch":
+            concept_sets.append(("colour", it["label"], it_i))
+        elif s == "shape":
+            concept_sets.append(("shape", it["label"], it_i))
+        elif s == "face":
+            concept_sets.append(("expression", it["label"], it_i))
+        elif s in ("word", "word_all"):
+            concept_sets.append(("word", it["label"], it_i))
+    keys = sorted({(f, c) for f, c, _ in concept_sets})
+    act = np.zeros((len(keys), xm.shape[1]), dtype=np.float64)
+    key_index = {k: j for j, k in enumerate(keys)}
+    counts = np.zeros(len(keys))
+    for f, c, i in concept_sets:
+        act[key_index[(f, c)]] += xm[i]
+        counts[key_index[(f, c)]] += 1
+    return keys, act / counts[:, None]
+
+
 @torch.no_grad()
-def evaluate(model: CLIP, heldout_dir: str, gauged: bool = False) -> tuple[dict, dict, list[float]]:
+def evaluate(
+    model: CLIP, heldout_dir: str, gauged: bool = False, calibration_dir: str | None = None
+) -> tuple[dict, dict, list[float]]:
     doc = json.load(open(os.path.join(heldout_dir, "heldout.json")))
     items = doc["items"]
     prompts = doc["prompts"]
@@ -123,28 +149,19 @@ def evaluate(model: CLIP, heldout_dir: str, gauged: bool = False) -> tuple[dict,
         "predicted_true_colour": sum(p == t for p, t in zip(pred, true)) / len(idx),
     }
 
-    # Mean activation of every neuron per concept over the concept's held-out images; a neuron's
-    # scale is its mean on its preferred concept (gauge.py divides the neuron by it).
-    concept_sets = []
-    for it_i, it in enumerate(items):
-        s = it["set"]
-        if s == "colour_patch":
-            concept_sets.append(("colour", it["label"], it_i))
-        elif s == "shape":
-            concept_sets.append(("shape", it["label"], it_i))
-        elif s == "face":
-            concept_sets.append(("expression", it["label"], it_i))
-        elif s in ("word", "word_all"):
-            concept_sets.append(("word", it["label"], it_i))
-    keys = sorted({(f, c) for f, c, _ in concept_sets})
-    act = np.zeros((len(keys), xmean.shape[1]), dtype=np.float64)
-    key_index = {k: j for j, k in enumerate(keys)}
-    counts = np.zeros(len(keys))
-    xm = xmean.numpy()
-    for f, c, i in concept_sets:
-        act[key_index[(f, c)]] += xm[i]
-        counts[key_index[(f, c)]] += 1
-    act /= counts[:, None]
+    # Calibration: mean activation of every neuron per concept over the calibration images; a
+    # neuron's scale is its mean on its preferred concept (gauge.py divides the neuron by it), its
+    # label that concept. The figures below are measured on the held-out images, another seed.
+    if calibration_dir and os.path.abspath(calibration_dir) != os.path.abspath(heldout_dir):
+        cal_doc = json.load(open(os.path.join(calibration_dir, "heldout.json")))
+        _, cal_means = encode_images(
+            model, [os.path.join(calibration_dir, it["file"]) for it in cal_doc["items"]]
+        )
+        keys, act = concept_means(cal_doc["items"], cal_means.numpy())
+        calibration_seed = cal_doc.get("seed")
+    else:
+        keys, act = concept_means(items, xmean.numpy())
+        calibration_seed = doc.get("seed")
     preferred = act.max(axis=0)
     scales = np.where(preferred > 1e-6, preferred, 1.0)  # a dead neuron keeps its scale
 
@@ -222,6 +239,7 @@ def evaluate(model: CLIP, heldout_dir: str, gauged: bool = False) -> tuple[dict,
     metrics["logit_scale"] = float(model.logit_scale.exp())
     metrics["service_raster"] = doc.get("service_raster")
     metrics["neuron_scales"] = "preferred-concept mean activation (gauge.py)" if gauged else None
+    metrics["seeds"] = {"calibration": calibration_seed, "evaluation": doc.get("seed")}
     return metrics, neurons, scales.tolist()
 
 
@@ -229,7 +247,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--config", required=True)
-    ap.add_argument("--heldout", required=True)
+    ap.add_argument("--heldout", required=True, help="held-out renders every figure is measured on")
+    ap.add_argument(
+        "--calibration",
+        default=None,
+        help="held-out renders of another seed that give the neuron labels and scales (default: --heldout)",
+    )
     ap.add_argument("--metrics", required=True)
     ap.add_argument("--neurons", default=None)
     ap.add_argument("--scales", default=None, help="write each neuron's scale (for gauge.py) here")
@@ -239,7 +262,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     model = load_model(args.checkpoint, args.config)
-    metrics, neurons, scales = evaluate(model, args.heldout, args.gauged)
+    metrics, neurons, scales = evaluate(model, args.heldout, args.gauged, args.calibration)
     if args.scales:
         with open(args.scales, "w") as f:
             json.dump(scales, f)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce models/toyworld from a seed: BPE -> train -> export -> held-out renders -> evaluate and
-# label neurons -> neuron scales (gauge.py) -> model card -> finalize (words.txt, neurons.json, clip.json hashes).
+# label neurons (seed 7) and measure (seed 8) -> neuron scales (gauge.py) -> model card -> finalize (words.txt, neurons.json, clip.json hashes).
 # About 45 minutes on 2 CPU cores. Usage: bash tools/toyworld/reproduce.sh [SEED] [RUN_DIR]
 # Env: TOYWORLD_STEPS, TOYWORLD_MINUTES (training budgets), TOYWORLD_OUT (default models/toyworld).
 set -euo pipefail
@@ -26,12 +26,13 @@ echo "== 3. export with the project's exporter (tools/export/export_clip.py, via
 $PY -m tools.toyworld.export "$RUN/run/checkpoint.pt" "$OUT" --name toyworld \
   --vocab "$RUN/bpe_toyworld.txt" --force
 
-echo "== 4. held-out renders and evaluation / neuron labels"
-rm -rf "$RUN/heldout"
-$PY -m tools.toyworld.heldout --seed 7 --out "$RUN/heldout" --merges "$OUT/bpe_toyworld.txt"
+echo "== 4. held-out renders: seed 7 calibrates (neuron labels and scales), seed 8 measures"
+rm -rf "$RUN/calibration" "$RUN/heldout"
+$PY -m tools.toyworld.heldout --seed 7 --out "$RUN/calibration" --merges "$OUT/bpe_toyworld.txt"
+$PY -m tools.toyworld.heldout --seed 8 --out "$RUN/heldout" --merges "$OUT/bpe_toyworld.txt"
 $PY -m tools.toyworld.evaluate --checkpoint "$RUN/run/checkpoint.pt" --config "$RUN/run/config.json" \
-  --heldout "$RUN/heldout" --metrics "$OUT/metrics.json" --neurons "$RUN/neurons.json" \
-  --scales "$OUT/neuron_scales.json" --gauged
+  --calibration "$RUN/calibration" --heldout "$RUN/heldout" --metrics "$OUT/metrics.json" \
+  --neurons "$RUN/neurons.json" --scales "$OUT/neuron_scales.json" --gauged
 
 echo "== 4b. neurons on a common scale (the model computes the same; W's rows follow the scales)"
 $PY -m tools.toyworld.gauge "$OUT" --scales "$OUT/neuron_scales.json"
