@@ -214,7 +214,9 @@ t.test('lexical detection recovers planted spelling neurons, not meaning neurons
   t.same(lexicalNeurons(scores), spellingNeurons);
   for (const c of spellingNeurons)
     t.ok(scores.spelling[c] > 0.5, `spelling R² of ${c}: ${scores.spelling[c]}`);
-  for (const c of meaningNeurons) t.ok(scores.meaning[c] > 0.3 && scores.score[c] < 0, `neuron ${c}`);
+  // The score is R²(spelling): meaning neurons are explained by their meaning, not their letters.
+  for (const c of meaningNeurons)
+    t.ok(scores.meaning[c] > 0.3 && scores.score[c] < 0.1, `neuron ${c}: ${scores.score[c]}`);
 });
 
 t.test('progress: a redrawn line on a terminal, plain lines otherwise', async (t) => {

@@ -69,5 +69,7 @@ export const LexicalNeuronSchema = Type.Object({
   sources: Type.Array(LexicalSourceSchema),
   label: Type.Optional(Type.String()),
   catalogueSource: Type.Optional(Type.String({ description: 'Where the catalogue entry comes from' })),
-  score: Type.Optional(Type.Number({ description: 'The detector’s score, R²(spelling) − R²(meaning)' })),
+  score: Type.Optional(
+    Type.Number({ description: 'The detector’s score, the cross-validated R² from spelling' }),
+  ),
 });

@@ -6,6 +6,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { LexicalNeuronSchema, LexicalUseSchema, withErrors } from './schemas.js';
+import { lexicalScore } from '../words/lexical.js';
 
 const MAX_K = 1000;
 const K = Type.Integer({ minimum: 1, maximum: MAX_K, default: 10, description: 'Words per list' });
@@ -80,7 +81,7 @@ const LexicalQuery = Type.Object(
       Type.Number({
         minimum: -1,
         maximum: 1,
-        description: 'Flag when R²(spelling) − R²(meaning) ≥ threshold',
+        description: 'Flag when the lexical score, the cross-validated R² from spelling, is ≥ threshold',
       }),
     ),
   },
@@ -221,7 +222,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         flagged,
         set: set.entries,
         use: set.use,
-        neurons: scores.score.map((score, neuron) => ({
+        neurons: lexicalScore(scores).map((score, neuron) => ({
           neuron,
           score,
           spelling: scores.spelling[neuron],

@@ -16,7 +16,7 @@ import {
   type LexicalOptions,
 } from './index-builder.js';
 import { IndexStore, type StoredIndex } from './index-store.js';
-import { lexicalNeurons } from './lexical.js';
+import { lexicalNeurons, lexicalScore } from './lexical.js';
 import {
   combineLexical,
   type DetectedLexical,
@@ -271,15 +271,19 @@ export class WordService {
 
   /**
    * The detector's part of the lexical set: the neurons the index flags at `threshold`, or why
-   * there are none. With `waitForBuild`, a running build of a small vocabulary (one built at start,
-   * in seconds) is awaited first, so the answer does not depend on how far it has got.
+   * there are none. With `waitForBuild`, when the vocabulary is one built at start (small: seconds),
+   * its build is awaited (started if it has not been yet), so the answer does not depend on how far
+   * that build has got when it is asked.
    */
   async detectedLexical(
     threshold = this.options.settings.lexicalThreshold,
     { waitForBuild = false } = {},
   ): Promise<DetectedLexical> {
-    if (waitForBuild && this.job && this.autoBuild) await this.settled();
     if (!this.stored) await this.load().catch(() => false);
+    if (waitForBuild && !this.stored && this.autoBuild && !this.error) {
+      this.startBuild(); // idempotent: joins the build started at start, or starts it
+      await this.settled();
+    }
     const header = this.stored?.header;
     if (!header) {
       const state = this.job ? 'being built' : 'missing';
@@ -290,7 +294,7 @@ export class WordService {
       available: true,
       threshold,
       flagged: lexicalNeurons(header.lexical, threshold),
-      scores: header.lexical.score,
+      scores: lexicalScore(header.lexical),
     };
   }
 

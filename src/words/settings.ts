@@ -7,7 +7,7 @@
  * | WORD_VOCAB_FILE | — | a word list (one per line) replacing the default and the model's words.txt |
  * | WORD_INDEX_AUTOBUILD | auto | build at start: auto (only a words.txt or < 5,000 words), true, false |
  * | WORD_INDEX_BATCH | 32 | words per trunk run during a build |
- * | WORD_LEXICAL_THRESHOLD | 0.25 | default threshold on the lexical score (R² spelling − R² meaning) |
+ * | WORD_LEXICAL_THRESHOLD | 0.35 | default threshold on the lexical score (cross-validated R² from spelling) |
  * | WORD_LEXICAL_MAX_WORDS | 5000 | words (evenly spaced) entering the lexical regressions |
  * | WORD_QUERY_THREADS | 0 | onnxruntime threads of the index's MatMul (0: one per core) |
  * | WORD_RENDER_THREADS | cores/2 | worker threads drawing words during a build (0: the main thread) |
