@@ -131,7 +131,7 @@ def main() -> None:
     items = generate(args.seed, args.out, args.per)
     prompts: dict[str, list[int] | None] = {t: None for t in prompt_texts()}
     if args.merges:
-        from bpe import Tokenizer
+        from tools.toyworld.bpe import Tokenizer
 
         tok = Tokenizer(args.merges, 32)
         prompts = {t: tok.encode(t) for t in prompts}
