@@ -4,10 +4,9 @@
  * redis-server processes that the test kills, hangs and restarts to play an unreliable Redis.
  */
 import t, { type Test } from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import net from 'node:net';
+import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
+import { freePort, startRedis as startThrowawayRedis, stopProcess } from '../bench/lib/processes.js';
 import { bytesToVector } from '../src/cache/codec.js';
 import { cacheKey, cacheKeyPrefix, createCache, type BinaryCache } from '../src/cache/index.js';
 
@@ -60,35 +59,14 @@ async function timed<T>(call: Promise<T>): Promise<[T, number]> {
   return [result, performance.now() - start];
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
+/** A throwaway redis-server on 127.0.0.1:port (bench/lib/processes.ts: its own process group). */
 async function startRedis(port: number): Promise<ChildProcess> {
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
-  const server = spawn('redis-server', [...args, '--daemonize', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  server.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  server.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await waitFor(
-    () => output.includes('Ready to accept connections') || server.exitCode !== null,
-    `redis-server on port ${port}`,
-  );
-  if (server.exitCode !== null) throw new Error(`redis-server exited: ${output}`);
-  return server;
+  return (await startThrowawayRedis({ port })).child;
 }
 
+/** SIGKILL (after SIGCONT, for a hung one), and its exit awaited. */
 async function stopRedis(server: ChildProcess): Promise<void> {
-  if (server.exitCode !== null || server.signalCode !== null) return;
-  server.kill('SIGCONT');
-  server.kill('SIGKILL');
-  await once(server, 'exit');
+  await stopProcess(server, 'SIGKILL');
 }
 
 /** Floats whose bits JSON or a sloppy conversion would not preserve. */

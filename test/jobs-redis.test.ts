@@ -8,11 +8,12 @@
  * takes it over within seconds.
  */
 import t, { type Test } from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
 import type { App } from '../src/app.js';
+import { spawnOwned, startRedis, stopProcess, type RedisProcess } from '../bench/lib/processes.js';
 import { buildTestApp, referenceModelDir } from './helpers/app.js';
 import { repoRoot } from './helpers/tiny-model.js';
 
@@ -24,15 +25,6 @@ interface LogLine {
 interface WorkerProcess {
   child: ChildProcess;
   lines: LogLine[];
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
 }
 
 async function until<T>(
@@ -49,27 +41,10 @@ async function until<T>(
   }
 }
 
-async function startRedis(port: number): Promise<ChildProcess> {
-  const redis = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  });
-  await until(
-    () =>
-      new Promise<boolean | undefined>((resolve) => {
-        const socket = net.connect(port, '127.0.0.1', () => {
-          socket.end();
-          resolve(true);
-        });
-        socket.on('error', () => resolve(undefined));
-      }),
-    'redis-server',
-  );
-  return redis;
-}
-
 function startWorker(env: NodeJS.ProcessEnv): WorkerProcess {
-  // One process (node with tsx's loader), so that SIGKILL kills the worker itself.
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/bin/worker.ts')], {
+  // One process (node with tsx's loader), so that SIGKILL kills the worker itself; its own process
+  // group, stopped by the test's teardown or when the test process exits.
+  const child = spawnOwned(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/bin/worker.ts')], {
     cwd: repoRoot,
     env,
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -109,9 +84,16 @@ async function sseEvents(url: string): Promise<string[]> {
  * does not work jobs itself; all torn down with `t`. Resolves once both workers are ready.
  */
 async function startCluster(t: Test, lockMs: number): Promise<{ app: App; workers: WorkerProcess[] }> {
-  const port = await freePort();
-  const redis = await startRedis(port);
-  const redisUrl = `redis://127.0.0.1:${port}`;
+  // Torn down whatever step fails below: the workers, the app, then Redis.
+  const started: { redis?: RedisProcess; app?: App } = {};
+  const workers: WorkerProcess[] = [];
+  t.teardown(async () => {
+    await Promise.all(workers.map((worker) => stopProcess(worker.child, 'SIGKILL')));
+    await started.app?.close();
+    await started.redis?.stop();
+  });
+  started.redis = await startRedis();
+  const redisUrl = started.redis.url;
   const modelDir = await referenceModelDir();
   const workerEnv = {
     ...process.env,
@@ -122,15 +104,14 @@ async function startCluster(t: Test, lockMs: number): Promise<{ app: App; worker
     WORKER_CONCURRENCY: '1',
     WORKER_LOCK_MS: String(lockMs),
   };
-  const workers = [startWorker(workerEnv), startWorker(workerEnv)];
+  workers.push(startWorker(workerEnv), startWorker(workerEnv));
   process.env.WORKER_IN_PROCESS = 'false';
-  const app = await buildTestApp({ redisUrl, modelDir });
-  delete process.env.WORKER_IN_PROCESS;
-  t.teardown(async () => {
-    for (const worker of workers) worker.child.kill('SIGKILL');
-    await app.close();
-    redis.kill('SIGKILL');
-  });
+  let app: App;
+  try {
+    app = started.app = await buildTestApp({ redisUrl, modelDir });
+  } finally {
+    delete process.env.WORKER_IN_PROCESS;
+  }
   await until(
     () => workers.every((worker) => worker.lines.some((line) => line.msg === 'worker ready')),
     'both workers ready',
@@ -245,11 +226,10 @@ t.test('a worker stopped with SIGTERM hands its running job back to the queue', 
 });
 
 t.test('the server works jobs itself unless WORKER_IN_PROCESS=false, and closes cleanly', async (t) => {
-  const port = await freePort();
-  const redis = await startRedis(port);
-  t.teardown(() => void redis.kill('SIGKILL'));
+  const redis = await startRedis();
+  t.teardown(() => redis.stop());
   const app = await buildTestApp({
-    redisUrl: `redis://127.0.0.1:${port}`,
+    redisUrl: redis.url,
     modelDir: await referenceModelDir(),
   });
   // Identical requests at once share one job (BullMQ's deduplication, atomic in Redis).

@@ -78,7 +78,7 @@ t.test('a wrong model directory stops with one message naming the file and the p
 
 t.test('npm start with a wrong MODEL_DIR exits with one line', async (t) => {
   const result = spawnSync('npx', ['tsx', 'src/bin/server.ts'], {
-    env: { ...process.env, MODEL_DIR: path.join(scratch, 'nowhere'), PORT: '0' },
+    env: { ...process.env, MODEL_DIR: path.join(scratch, 'nowhere'), PORT: '0', HOST: '127.0.0.1' },
     encoding: 'utf8',
     timeout: 60_000,
   });

@@ -2,11 +2,12 @@
  * SIGTERM on the real server process (src/bin/server.ts on the embedded model, a free port): a request
  * in flight completes with 200, new connections are refused, and the process exits 0 within seconds.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { spawnOwned, stopProcess } from '../bench/lib/processes.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -19,7 +20,7 @@ interface Server {
 
 /** Starts `node --import tsx src/bin/server.ts` (the server itself, not an npx wrapper) on a free port. */
 async function startServer(env: Record<string, string> = {}): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/bin/server.ts'], {
+  const child = spawnOwned(process.execPath, ['--import', 'tsx', 'src/bin/server.ts'], {
     cwd: root,
     env: {
       ...process.env,
@@ -97,7 +98,7 @@ async function waitFor(condition: () => boolean, ms: number): Promise<boolean> {
 t.test('SIGTERM: in-flight request completes, new connections are refused, exit 0', async (t) => {
   // One row per onnxruntime run: a 256-text request takes long enough to be caught in flight.
   const server = await startServer({ BATCH_MAX_SIZE: '1', BATCH_MAX_WAIT_MS: '0' });
-  t.teardown(() => void server.child.kill('SIGKILL'));
+  t.teardown(() => stopProcess(server.child, 'SIGKILL'));
   t.equal((await request(server.port, 'GET', '/health')).status, 200, 'the server answers');
 
   const texts = Array.from({ length: 256 }, (_, i) => `a slow request, text number ${i} of many`);
@@ -146,7 +147,7 @@ t.test('SIGTERM: in-flight request completes, new connections are refused, exit 
 
 t.test('SIGTERM with an idle keep-alive connection and an open event stream still exits 0', async (t) => {
   const server = await startServer({ SHUTDOWN_TIMEOUT_MS: '8000' });
-  t.teardown(() => void server.child.kill('SIGKILL'));
+  t.teardown(() => stopProcess(server.child, 'SIGKILL'));
   // An idle keep-alive connection must not hold the shutdown.
   const agent = new http.Agent({ keepAlive: true });
   await new Promise<void>((resolve, reject) => {
