@@ -10,19 +10,32 @@ import { badRequest, payloadTooLarge } from '../errors.js';
 const UPLOAD_MARKER = 'multipart-upload';
 const uploads = new WeakMap<FastifyRequest, Buffer>();
 
+const WHAT_TO_SEND =
+  'send multipart/form-data with its boundary (curl -F image=@picture.png does both) and the file in the field "image"';
+
 export async function multipartToBody(request: FastifyRequest): Promise<void> {
   if (!request.isMultipart()) return;
+  // busboy throws a bare Error (a 500) for a multipart content type without a boundary.
+  if (!/;\s*boundary=("[^"]+"|[^;\s]+)/i.test(request.headers['content-type'] ?? '')) {
+    throw badRequest(`the multipart content type has no boundary; ${WHAT_TO_SEND}`);
+  }
   const body: Record<string, unknown> = {};
-  for await (const part of request.parts()) {
-    if (part.type === 'file') {
-      const bytes = await part.toBuffer();
-      if (part.fieldname !== 'image')
-        throw badRequest(`unexpected file field "${part.fieldname}"; use "image"`);
-      uploads.set(request, bytes);
-      body.image = UPLOAD_MARKER;
-    } else {
-      body[part.fieldname] = parseField(part.value);
+  try {
+    for await (const part of request.parts()) {
+      if (part.type === 'file') {
+        const bytes = await part.toBuffer();
+        if (part.fieldname !== 'image')
+          throw badRequest(`unexpected file field "${part.fieldname}"; use "image"`);
+        uploads.set(request, bytes);
+        body.image = UPLOAD_MARKER;
+      } else {
+        body[part.fieldname] = parseField(part.value);
+      }
     }
+  } catch (error) {
+    // Limits (413) and our own 400s carry a status; a malformed body from busboy does not.
+    if (typeof (error as { statusCode?: unknown }).statusCode === 'number') throw error;
+    throw badRequest(`the multipart body could not be read (${(error as Error).message}); ${WHAT_TO_SEND}`);
   }
   request.body = body;
 }
