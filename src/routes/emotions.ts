@@ -21,9 +21,10 @@ import {
   WHEEL_EMOTIONS,
   wheelEmotion,
 } from '../emotions/feelings-wheel.js';
-import type { Selection } from '../sparse/regularization-path.js';
+import type { Selection } from '../sparse/one-vs-rest.js';
 import { badRequest, notFound } from '../errors.js';
-import { Text, withErrors } from './schemas.js';
+import { LexicalUseSchema, Text, withErrors } from './schemas.js';
+import type { LexicalUse } from '../attribution/lexical-neurons.js';
 
 const Template = Type.String({
   minLength: 2,
@@ -56,7 +57,9 @@ const SelectionFields = {
   ),
   excludeLexical: Type.Optional(
     Type.Union([Type.Boolean(), Type.Array(Type.Integer({ minimum: 0 }), { maxItems: 8192 })], {
-      description: 'Mask lexical neurons: true for the catalogue’s word/lexical neurons, or a list of ids',
+      default: true,
+      description:
+        'Mask lexical neurons, as the article did: true (the default) masks the service’s lexical set — the catalogue’s lexical family and the word index’s detected neurons (GET /v1/neurons/lexical); false masks none; a list masks those ids',
     }),
   ),
   scaling: Type.Optional(
@@ -131,7 +134,31 @@ const CompositionFields = {
   samples: Type.Integer(),
   features: Type.Integer(),
   excluded: Type.Integer({ description: 'Neurons masked out' }),
+  lexical: Type.Optional(
+    Type.Object(
+      { ...LexicalUseSchema.properties },
+      { description: 'The lexical set masked (excludeLexical true, the default) and its sources' },
+    ),
+  ),
   fits: Type.Record(Type.String(), FitDiagnostics),
+  work: Type.Object(
+    {
+      passes: Type.Integer({
+        description:
+          'Solver passes spent: proximal Newton steps (one-vs-rest) or sweeps over the classes (multinomial)',
+      }),
+      limit: Type.Union([Type.Integer(), Type.Null()], {
+        description: 'The budget in passes (FIT_MAX_SWEEPS for multinomial fits); null when none',
+      }),
+      exhausted: Type.Boolean({
+        description: 'Every pass was spent: fits not converged by then say converged: false',
+      }),
+    },
+    {
+      description:
+        'The work the fit spent, counted in solver passes (never in time), so a request gives the same numbers on any machine',
+    },
+  ),
   cv: Type.Optional(
     Type.Object({
       folds: Type.Integer(),
@@ -169,6 +196,8 @@ const EmotionsResponse = Type.Object({
   ),
   fitId: Type.String(),
   accuracy: Type.Number(),
+  excluded: Type.Integer({ description: 'Neurons masked out (the lexical set)' }),
+  lexical: LexicalUseSchema,
 });
 
 const EmotionResponse = Type.Object({
@@ -244,8 +273,19 @@ function fitResponse(composition: Composition) {
 }
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
-  const excluded = (option: boolean | number[] | undefined) =>
-    option === true ? app.emotions.lexicalNeurons() : Array.isArray(option) ? option : [];
+  // The service's one lexical set: the catalogue's lexical family and the word index's detected
+  // neurons (a small vocabulary's index built at start is awaited, so the set does not depend on
+  // how far that build has got).
+  app.emotions.useLexicalNeurons(() => app.words.lexicalSet(undefined, { waitForBuild: true }));
+  /** The neurons a fit masks: the lexical set by default (as in the article), none, or the given ids. */
+  const excluded = async (
+    option: boolean | number[] | undefined,
+  ): Promise<{ exclude: number[]; lexical?: LexicalUse }> => {
+    if (Array.isArray(option)) return { exclude: option };
+    if (option === false) return { exclude: [] };
+    const set = await app.emotions.lexicalNeurons();
+    return { exclude: set.neurons, lexical: set.use };
+  };
 
   app.post(
     '/v1/emotions/fit',
@@ -260,15 +300,18 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const body = request.body;
+      const concepts = emotionConcepts(body.emotions, body.templates);
+      const selection = selectionOf(body, body.neuronsPerEmotion);
+      const { exclude, lexical } = await excluded(body.excludeLexical);
       const fit: CompositionRequest = {
-        concepts: emotionConcepts(body.emotions, body.templates),
-        selection: selectionOf(body, body.neuronsPerEmotion),
+        concepts,
+        selection,
         model: body.model,
-        exclude: excluded(body.excludeLexical),
+        exclude,
         scaling: body.scaling,
       };
       const { compositions, ...rest } = fitResponse(await app.emotions.compose(fit));
-      return { ...rest, emotions: compositions };
+      return { ...rest, ...(lexical ? { lexical } : {}), emotions: compositions };
     },
   );
 
@@ -286,15 +329,17 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const body = request.body;
       const entries = Object.entries(body.concepts);
       if (entries.length > LIMITS.concepts) throw badRequest(`at most ${LIMITS.concepts} concepts`);
+      const selection = selectionOf(body, body.neuronsPerConcept);
+      const { exclude, lexical } = await excluded(body.excludeLexical);
       const fit: CompositionRequest = {
         concepts: entries.map(([name, prompts]) => ({ name, prompts })),
-        selection: selectionOf(body, body.neuronsPerConcept),
+        selection,
         model: body.model,
-        exclude: excluded(body.excludeLexical),
+        exclude,
         scaling: body.scaling,
       };
       const { compositions, ...rest } = fitResponse(await app.emotions.compose(fit));
-      return { ...rest, concepts: compositions };
+      return { ...rest, ...(lexical ? { lexical } : {}), concepts: compositions };
     },
   );
 
@@ -308,7 +353,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async () => {
-      const composition = await app.emotions.defaultComposition();
+      const lexical = await app.emotions.lexicalNeurons();
+      const composition = await app.emotions.defaultComposition(lexical);
       return {
         wheel: FEELINGS_WHEEL as Static<typeof Core>[],
         templates: [...EMOTION_TEMPLATES],
@@ -318,6 +364,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         })),
         fitId: composition.fitId,
         accuracy: composition.accuracy,
+        excluded: composition.excluded,
+        lexical: lexical.use,
       };
     },
   );
