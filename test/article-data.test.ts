@@ -22,13 +22,8 @@ const FILES = ['neuron-hand-labels.json', 'lexical-neurons.json', 'neuron-top-wo
 /** argv: OUT file. neurons.json of an RN50x4 export, built and written as export_clip.py does. */
 const WRITE_RN50X4_CATALOGUE = `
 import sys
-try:
-    from tools.export.clip_model import RELEASED_CONFIGS
-    from tools.export.neurons import build_catalogue, write_catalogue
-except ImportError:  # tools/ not a package yet: the exporter's folder on the path
-    sys.path.insert(0, "tools/export")
-    from clip_model import RELEASED_CONFIGS
-    from neurons import build_catalogue, write_catalogue
+from tools.export.clip_model import RELEASED_CONFIGS
+from tools.export.neurons import build_catalogue, write_catalogue
 write_catalogue(sys.argv[1], build_catalogue(RELEASED_CONFIGS["RN50x4"]))
 `;
 
