@@ -54,7 +54,7 @@ const explorer: FastifyPluginAsync<ExplorerOptions> = async (app, options) => {
       throw error;
     }
     const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
-    void reply.header('cache-control', 'no-cache').header('etag', etag);
+    reply.header('cache-control', 'no-cache').header('etag', etag);
     if (request.headers['if-none-match'] === etag) return reply.code(304).send();
     return reply.type(type).send(body);
   }

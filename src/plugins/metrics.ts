@@ -65,7 +65,7 @@ const metricsPlugin: FastifyPluginAsync = async (app) => {
   });
 
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
-    void reply.type(registry.contentType);
+    reply.type(registry.contentType);
     return registry.metrics();
   });
 };

@@ -63,12 +63,12 @@ const securityPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { con
       if (token !== undefined && keyMatches(token, apiKeys)) {
         throw new HttpError(403, 'this key may not call admin routes');
       }
-      void reply.header('www-authenticate', 'Bearer');
+      reply.header('www-authenticate', 'Bearer');
       throw new HttpError(401, 'this route needs an admin key: Authorization: Bearer <key>');
     }
     if (apiKeys.length === 0 || OPEN_PATHS.some((open) => open.test(path))) return;
     if (token === undefined || !(keyMatches(token, apiKeys) || keyMatches(token, adminKeys))) {
-      void reply.header('www-authenticate', 'Bearer');
+      reply.header('www-authenticate', 'Bearer');
       throw new HttpError(401, 'missing or unknown API key: send Authorization: Bearer <key>');
     }
   });
@@ -133,7 +133,7 @@ const securityPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { con
     const path = request.url.split('?')[0];
     if (OPEN_PATHS.some((open) => open.test(path))) return;
     if (app.hasDecorator('clip') && app.clip.queueDepth > config.maxQueueDepth) {
-      void reply.header('retry-after', '2');
+      reply.header('retry-after', '2');
       throw new HttpError(503, `${app.clip.queueDepth} rows are waiting for the model; retry later`);
     }
   });

@@ -264,6 +264,7 @@ export class WordService {
       await render(word, pixels, 0);
       const [maps] = await model.neuronMaps([pixels]);
       means = spatialMeans(maps, model.neuronCount);
+      // Fire-and-forget: the answer does not wait for the cache write, which never rejects.
       void cache?.setVector(key, means);
     }
     return { vector: index.centre(means) };
