@@ -16,6 +16,7 @@ const BENCHMARKS: Record<string, string[]> = {
   search: ['npx', 'tsx', 'bench/search.ts'],
   load: ['npx', 'tsx', 'bench/load.ts'],
   fault: ['npx', 'tsx', 'bench/fault.ts'],
+  'image-memory': ['npx', 'tsx', 'bench/image-memory.ts'],
   export: ['bash', 'bench/export-rn50x4.sh'],
 };
 

@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MAX_IMAGE_PIXELS } from './limits.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -55,6 +56,22 @@ export interface Config {
   maxEventLoopDelayMs: number;
   /** A comment line on idle job event streams this often, so proxies keep them open (0: never). */
   sseHeartbeatMs: number;
+  /** Failed authentications per minute per client address before it gets 429 (0: not limited). */
+  authFailuresPerMinute: number;
+  /** Most pixels (width × height) of an image the service decodes; above it, 413 from the header. */
+  maxImagePixels: number;
+  /** Images decoded and resized at once; the rest wait their turn (bounds decoding memory). */
+  imageDecodeConcurrency: number;
+  /** A client must send a request's headers within this many milliseconds (Node's headersTimeout). */
+  headersTimeoutMs: number;
+  /** … and the whole request, headers and body, within this many (Node's requestTimeout). */
+  bodyTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this many milliseconds. */
+  keepAliveTimeoutMs: number;
+  /** A socket with no traffic at all is closed after this many milliseconds (0: never). */
+  connectionTimeoutMs: number;
+  /** Open connections beyond this are closed at once (Node's server.maxConnections; 0: no cap). */
+  maxConnections: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -111,6 +128,17 @@ function readProviders(env: Env): ExecutionProviderName[] {
 }
 
 export function loadConfig(env: Env = process.env): Config {
+  const requestTimeoutMs = readInt(env, 'REQUEST_TIMEOUT_MS', 120_000, 0, 3_600_000);
+  const headersTimeoutMs = readInt(env, 'HEADERS_TIMEOUT_MS', 10_000, 1, 3_600_000);
+  const bodyTimeoutMs = readInt(env, 'BODY_TIMEOUT_MS', 30_000, 1, 3_600_000);
+  if (bodyTimeoutMs < headersTimeoutMs) {
+    throw new ConfigError(
+      `BODY_TIMEOUT_MS (${bodyTimeoutMs}) bounds the whole request, headers included: it must be at least HEADERS_TIMEOUT_MS (${headersTimeoutMs})`,
+    );
+  }
+  // A socket is quiet while its request is being worked on: its idle limit must outlast the
+  // request's own (REQUEST_TIMEOUT_MS answers 503 first).
+  const defaultConnectionTimeout = requestTimeoutMs > 0 ? requestTimeoutMs + 10_000 : 0;
   return {
     port: readInt(env, 'PORT', 8080, 0, 65535),
     host: read(env, 'HOST') ?? '0.0.0.0',
@@ -130,11 +158,19 @@ export function loadConfig(env: Env = process.env): Config {
     adminApiKeys: readList(env, 'ADMIN_API_KEYS'),
     rateLimitPerMinute: readInt(env, 'RATE_LIMIT_PER_MINUTE', 6000, 0, 10_000_000),
     corsOrigins: readList(env, 'CORS_ORIGINS', ['*']),
-    requestTimeoutMs: readInt(env, 'REQUEST_TIMEOUT_MS', 120_000, 0, 3_600_000),
+    requestTimeoutMs,
     fitMaxSweeps: readInt(env, 'FIT_MAX_SWEEPS', 2000, 1, 1_000_000),
     warmDefaultFit: readBoolean(env, 'WARM_DEFAULT_FIT', true),
     maxQueueDepth: readInt(env, 'MAX_QUEUE_DEPTH', 4096, 1, 10_000_000),
     maxEventLoopDelayMs: readInt(env, 'MAX_EVENT_LOOP_DELAY_MS', 2000, 0, 600_000),
     sseHeartbeatMs: readInt(env, 'SSE_HEARTBEAT_MS', 15_000, 0, 3_600_000),
+    authFailuresPerMinute: readInt(env, 'AUTH_FAILURES_PER_MINUTE', 30, 0, 10_000_000),
+    maxImagePixels: readInt(env, 'MAX_IMAGE_PIXELS', MAX_IMAGE_PIXELS, 1, 1_000_000_000),
+    imageDecodeConcurrency: readInt(env, 'IMAGE_DECODE_CONCURRENCY', 2, 1, 256),
+    headersTimeoutMs,
+    bodyTimeoutMs,
+    keepAliveTimeoutMs: readInt(env, 'KEEP_ALIVE_TIMEOUT_MS', 5_000, 1, 3_600_000),
+    connectionTimeoutMs: readInt(env, 'CONNECTION_TIMEOUT_MS', defaultConnectionTimeout, 0, 7_200_000),
+    maxConnections: readInt(env, 'MAX_CONNECTIONS', 1024, 0, 10_000_000),
   };
 }

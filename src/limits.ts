@@ -8,7 +8,9 @@
  *                                 of base64) plus the rest of the JSON: embed/image, classify,
  *                                 attribution/image
  *   MAX_IMAGE_BYTES      10 MiB   image bytes, decoded from base64 or uploaded as multipart
- *   MAX_IMAGE_PIXELS     50 Mpx   width × height of an image, checked on its header before decoding
+ *   MAX_IMAGE_PIXELS     16 Mpx   default width × height of an image (4096 × 4096; the MAX_IMAGE_PIXELS
+ *                                 variable changes it), checked on its header before decoding and
+ *                                 given to sharp as limitInputPixels for the decode itself
  *   MULTIPART_LIMITS              one uploaded file of at most MAX_IMAGE_BYTES, a few small fields
  *
  * This module imports nothing, so routes, plugins and src/clip can all use it without a cycle.
@@ -26,8 +28,12 @@ export const MAX_BODY_BYTES = 15 * 1024 * 1024;
 /** The largest image, in bytes, whether uploaded or sent in base64. */
 export const MAX_IMAGE_BYTES = 10 * 1024 * 1024;
 
-/** Decompression-bomb guard: width × height above this is refused before decoding. */
-export const MAX_IMAGE_PIXELS = 50_000_000;
+/**
+ * Decompression-bomb guard, the default of the MAX_IMAGE_PIXELS variable: width × height above this
+ * is refused (413) from the image's header, before decoding. A 47 KB PNG can declare 7,000 × 7,000
+ * pixels, 147 MB once decoded to RGB; 4096 × 4096 (48 MiB of RGB) still takes a 12-Mpx photo.
+ */
+export const MAX_IMAGE_PIXELS = 4096 * 4096;
 
 /** @fastify/multipart's limits: one image file, and a few form fields of at most 64 KiB. */
 export const MULTIPART_LIMITS = {

@@ -7,12 +7,28 @@ import type { BinaryCache } from '../cache/index.js';
 import { cacheKey } from '../cache/index.js';
 import type { ClipModel, ImageEncoding, TextAttribution } from './clip-model.js';
 import { preprocessImage } from './image.js';
+import { Semaphore } from './semaphore.js';
+
+export interface ImageDecoding {
+  /** Most width × height of an image (MAX_IMAGE_PIXELS). */
+  maxPixels?: number;
+  /** Images decoded and resized at once (IMAGE_DECODE_CONCURRENCY); the others wait. */
+  concurrency?: number;
+}
 
 export class Encoders {
+  /** Each image lives decoded (width × height × 3 bytes and more) only while it holds a turn here. */
+  readonly decodes: Semaphore;
+  private readonly maxPixels?: number;
+
   constructor(
     readonly model: ClipModel,
     private readonly cache: BinaryCache,
-  ) {}
+    decoding: ImageDecoding = {},
+  ) {
+    this.decodes = new Semaphore(decoding.concurrency ?? 2);
+    this.maxPixels = decoding.maxPixels;
+  }
 
   /** Unnormalised text embeddings [D], one per text, in order. */
   textEmbeddings(texts: readonly string[]): Promise<Float32Array[]> {
@@ -53,11 +69,8 @@ export class Encoders {
   /** Decode, preprocess and encode one image (PNG, JPEG, WebP or GIF bytes). */
   async imageEncoding(bytes: Uint8Array): Promise<ImageEncoding> {
     const { manifest } = this.model.directory;
-    const pixels = await preprocessImage(bytes, {
-      imageSize: manifest.image_size,
-      mean: manifest.mean,
-      std: manifest.std,
-    });
+    const spec = { imageSize: manifest.image_size, mean: manifest.mean, std: manifest.std };
+    const pixels = await this.decodes.run(() => preprocessImage(bytes, spec, { maxPixels: this.maxPixels }));
     const [encoding] = await this.model.encodeImages([pixels]);
     return encoding;
   }

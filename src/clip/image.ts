@@ -20,6 +20,11 @@
 import sharp from 'sharp';
 import { badRequest, HttpError, payloadTooLarge, unsupportedMediaType } from '../errors.js';
 import { MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from '../limits.js';
+
+export interface DecodeLimits {
+  /** Most width × height decoded (MAX_IMAGE_PIXELS by default). */
+  maxPixels?: number;
+}
 import { resizeBicubic } from './pil-resample.js';
 
 export interface RgbImage {
@@ -41,15 +46,17 @@ const NOT_AN_IMAGE = 'the request body is not a decodable image (PNG, JPEG, WebP
 /**
  * Decodes PNG / JPEG / WebP / GIF bytes to 8-bit RGB. Greyscale is replicated to RGB, palettes are
  * expanded, and alpha α is composited on white: `round((v·α + 255·(255 − α)) / 255)`.
- * Throws 400 for empty or undecodable input, 413 above MAX_IMAGE_BYTES or MAX_IMAGE_PIXELS,
- * 415 for a decodable image in another format (TIFF, SVG, AVIF, …).
+ * Throws 400 for empty or undecodable input, 413 above MAX_IMAGE_BYTES or the pixel limit (the
+ * header's width × height, before anything is decoded; sharp's limitInputPixels guards the decode
+ * too, should the header understate it), 415 for a decodable image in another format (TIFF, SVG, …).
  */
-export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
+export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits = {}): Promise<RgbImage> {
+  const maxPixels = limits.maxPixels ?? MAX_IMAGE_PIXELS;
   if (bytes.byteLength === 0) throw badRequest('the image is empty (0 bytes)');
   if (bytes.byteLength > MAX_IMAGE_BYTES) {
     throw payloadTooLarge(`the image is ${bytes.byteLength} bytes; the limit is ${MAX_IMAGE_BYTES} bytes`);
   }
-  const options = { ignoreIcc: true, limitInputPixels: MAX_IMAGE_PIXELS, pages: 1 } as const;
+  const options = { ignoreIcc: true, limitInputPixels: maxPixels, pages: 1 } as const;
   let metadata: sharp.Metadata;
   try {
     // The header alone: the pixel limit is checked below, with a clearer message than sharp's.
@@ -64,8 +71,10 @@ export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
   }
   const width = metadata.width ?? 0;
   const height = metadata.pageHeight ?? metadata.height ?? 0;
-  if (width * height > MAX_IMAGE_PIXELS) {
-    throw payloadTooLarge(`the image is ${width}×${height} pixels; the limit is ${MAX_IMAGE_PIXELS} pixels`);
+  if (width * height > maxPixels) {
+    throw payloadTooLarge(
+      `the image is ${width}×${height} = ${width * height} pixels; the limit is ${maxPixels} pixels (MAX_IMAGE_PIXELS)`,
+    );
   }
   try {
     if (metadata.space === 'cmyk') return await decodeCmyk(bytes, options);
@@ -196,8 +205,12 @@ function normalisationTable(mean: number, std: number): Float32Array {
 }
 
 /** decode → resize short side to S → centre-crop S×S → normalise: the model's CHW input. */
-export async function preprocessImage(bytes: Uint8Array, spec: PreprocessSpec): Promise<Float32Array> {
-  const decoded = await decodeImage(bytes);
+export async function preprocessImage(
+  bytes: Uint8Array,
+  spec: PreprocessSpec,
+  limits: DecodeLimits = {},
+): Promise<Float32Array> {
+  const decoded = await decodeImage(bytes, limits);
   return pixelValuesOf(decoded, spec);
 }
 

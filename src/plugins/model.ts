@@ -28,7 +28,13 @@ const modelPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config
     app.metrics.ortBatchRows.observe({ graph }, rows);
   };
   app.decorate('clip', model);
-  app.decorate('encoders', new Encoders(model, app.cache));
+  app.decorate(
+    'encoders',
+    new Encoders(model, app.cache, {
+      maxPixels: config.maxImagePixels,
+      concurrency: config.imageDecodeConcurrency,
+    }),
+  );
   app.addHook('onClose', async () => model.release());
 };
 
