@@ -69,6 +69,7 @@ t.test('search jobs on the in-process queue', async (t) => {
       [{ neuron: 0, timeLimitS: 86_400 }, /timeLimitS/],
       [{ neuron: 0, fluency: -1 }, /fluency/],
       [{ neuron: 0, colour: 'red' }, /colour/],
+      [{ neuron: 0, excludeLexical: true }, /excludeLexical applies to a direction/],
     ];
     for (const [payload, message] of cases) {
       const response = await post(payload);
@@ -192,6 +193,20 @@ t.test('search jobs on the in-process queue', async (t) => {
     await app.inject({ method: 'DELETE', url: `/v1/jobs/${retry.jobId}` });
   });
 
+  t.test('excludeLexical: a direction searched without the lexical set', async (t) => {
+    const response = await post({ direction: new Array(C).fill(1), excludeLexical: true, steps: 1 });
+    t.equal(response.statusCode, 202, response.body.slice(0, 200));
+    const { lexical, jobId } = response.json();
+    t.comment(JSON.stringify(lexical));
+    t.equal(lexical.masked, lexical.neurons, 'every lexical weight zeroed');
+    t.same(lexical.targets, [], 'no lexical neuron left in the direction');
+    const plain = await post({ direction: new Array(C).fill(1), steps: 1 });
+    t.equal(plain.json().lexical.masked, 0);
+    t.equal(plain.json().lexical.targets.length, lexical.neurons, 'unmasked, the direction holds them all');
+    for (const id of [jobId, plain.json().jobId])
+      await app.inject({ method: 'DELETE', url: `/v1/jobs/${id}` });
+  });
+
   t.test('GET /v1/neurons/{id}/max-text starts the default search, then answers 200', async (t) => {
     const started = await app.inject({ url: '/v1/neurons/11/max-text' });
     t.equal(started.statusCode, 202);
@@ -199,8 +214,13 @@ t.test('search jobs on the in-process queue', async (t) => {
     t.equal(view.result.steps, view.progress.totalSteps);
     const done = await app.inject({ url: '/v1/neurons/11/max-text' });
     t.equal(done.statusCode, 200);
-    t.same(done.json(), view.result);
-    t.equal(done.json().ids.length <= 6, true);
+    const { lexical, ...result } = done.json();
+    t.same(result, view.result);
+    t.equal(result.ids.length <= 6, true);
+    // The response says whether the neuron is in the service's lexical set, and from which sources.
+    t.same(lexical, started.json().lexical);
+    t.ok(Array.isArray(lexical.sources) && lexical.sources.includes('catalogue'));
+    t.same(lexical.targets, lexical.targets.length ? [11] : [], 'the neuron itself, when lexical');
   });
 });
 

@@ -14,7 +14,9 @@ import {
   MAX_TEXT_DEFAULTS as DEFAULTS,
   normaliseRequest,
 } from '../search/request.js';
-import { withErrors } from './schemas.js';
+import { LexicalUseSchema, withErrors } from './schemas.js';
+import { badRequest } from '../errors.js';
+import type { LexicalSet } from '../attribution/lexical-neurons.js';
 
 export const MaxTextResultSchema = Type.Object({
   text: Type.String({ description: 'The best text found' }),
@@ -35,6 +37,22 @@ export const MaxTextResultSchema = Type.Object({
   ]),
   elapsedMs: Type.Number(),
 });
+
+/** What a search response says about the service's lexical set (src/attribution/lexical-neurons.ts). */
+const SearchLexical = Type.Object(
+  {
+    ...LexicalUseSchema.properties,
+    targets: Type.Array(Type.Integer(), {
+      description:
+        'The searched neurons that are lexical: the neuron itself, or the direction’s nonzero weights (after masking)',
+    }),
+    masked: Type.Integer({ description: 'Direction weights zeroed by excludeLexical' }),
+  },
+  {
+    description:
+      'The lexical set (catalogue and detected neurons): a lexical neuron’s maximal text follows spelling rather than meaning',
+  },
+);
 
 const MaxTextBody = Type.Object(
   {
@@ -79,6 +97,13 @@ const MaxTextBody = Type.Object(
     startText: Type.Optional(
       Type.String({ minLength: 1, maxLength: CAPS.startTextChars, description: 'Start from this text' }),
     ),
+    excludeLexical: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description:
+          'For a direction: zero the weights of the service’s lexical set first (GET /v1/neurons/lexical), as emotion fits do',
+      }),
+    ),
     fluency: Type.Optional(
       Type.Number({
         minimum: 0,
@@ -96,7 +121,19 @@ const Queued = Type.Object({
   jobId: Type.String(),
   cached: Type.Boolean({ description: 'True: the result was cached and the job is already completed' }),
   deduplicated: Type.Boolean({ description: 'True: an identical job was already running; this is its id' }),
+  lexical: Type.Optional(SearchLexical),
 });
+
+const NeuronMaxText = Type.Object({
+  ...MaxTextResultSchema.properties,
+  lexical: Type.Optional(SearchLexical),
+});
+
+/** The search's targets in the lexical set, and how many direction weights were masked. */
+function searchLexical(set: LexicalSet, targets: readonly number[], masked = 0) {
+  const lexical = new Set(set.neurons);
+  return { ...set.use, targets: targets.filter((neuron) => lexical.has(neuron)), masked };
+}
 
 const NeuronParams = Type.Object({ id: Type.Integer({ minimum: 0, description: 'Neuron (channel) index' }) });
 
@@ -112,9 +149,30 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const normalised = normaliseRequest(request.body, app.clip.neuronCount);
+      const { excludeLexical = false, ...body } = request.body;
+      const set = await app.words.lexicalSet(undefined, { waitForBuild: true });
+      let masked = 0;
+      if (excludeLexical) {
+        if (!body.direction)
+          throw badRequest('excludeLexical applies to a direction, not to a single neuron');
+        const direction = [...body.direction];
+        for (const neuron of set.neurons)
+          if (neuron < direction.length && direction[neuron] !== 0) {
+            direction[neuron] = 0;
+            masked++;
+          }
+        body.direction = direction;
+      }
+      const normalised = normaliseRequest(body, app.clip.neuronCount);
+      const targets =
+        normalised.neuron !== null
+          ? [normalised.neuron]
+          : (normalised.direction ?? []).flatMap((weight, neuron) => (weight !== 0 ? [neuron] : []));
       const submitted = await app.jobs.submit(normalised);
-      return reply.code(202).header('location', `/v1/jobs/${submitted.jobId}`).send(submitted);
+      return reply
+        .code(202)
+        .header('location', `/v1/jobs/${submitted.jobId}`)
+        .send({ ...submitted, lexical: searchLexical(set, targets, masked) });
     },
   );
 
@@ -126,15 +184,21 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         summary:
           "The neuron's maximal text (default parameters): 200 once known, else 202 with the search's job",
         params: NeuronParams,
-        response: withErrors({ 200: MaxTextResultSchema, 202: Queued }, [400]),
+        response: withErrors({ 200: NeuronMaxText, 202: Queued }, [400]),
       },
     },
     async (request, reply) => {
       const normalised = defaultNeuronRequest(request.params.id, app.clip.neuronCount);
+      const lexical = searchLexical(await app.words.lexicalSet(undefined, { waitForBuild: true }), [
+        request.params.id,
+      ]);
       const result = await app.jobs.cachedResult(normalised);
-      if (result) return reply.code(200).send(result);
+      if (result) return reply.code(200).send({ ...result, lexical });
       const submitted = await app.jobs.submit(normalised);
-      return reply.code(202).header('location', `/v1/jobs/${submitted.jobId}`).send(submitted);
+      return reply
+        .code(202)
+        .header('location', `/v1/jobs/${submitted.jobId}`)
+        .send({ ...submitted, lexical });
     },
   );
 };
