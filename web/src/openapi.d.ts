@@ -1380,7 +1380,7 @@ export interface paths {
     get: {
       parameters: {
         query?: {
-          /** @description Flag when R²(spelling) − R²(meaning) ≥ threshold */
+          /** @description Flag when the lexical score, the cross-validated R² from spelling, is ≥ threshold */
           threshold?: number;
         };
         header?: never;
@@ -1410,7 +1410,7 @@ export interface paths {
                 label?: string;
                 /** @description Where the catalogue entry comes from */
                 catalogueSource?: string;
-                /** @description The detector’s score, R²(spelling) − R²(meaning) */
+                /** @description The detector’s score, the cross-validated R² from spelling */
                 score?: number;
               }[];
               use: {
@@ -1810,6 +1810,11 @@ export interface paths {
             /** @description Start from this text */
             startText?: string;
             /**
+             * @description For a direction: zero the weights of the service’s lexical set first (GET /v1/neurons/lexical), as emotion fits do
+             * @default false
+             */
+            excludeLexical?: boolean;
+            /**
              * @description Weight of the token-frequency fluency penalty (OpenAI Microscope’s text searches for RN50-x4 carry a language-model penalty of 0.0025 in their URLs)
              * @default 0
              */
@@ -1830,6 +1835,25 @@ export interface paths {
               cached: boolean;
               /** @description True: an identical job was already running; this is its id */
               deduplicated: boolean;
+              /** @description The lexical set (catalogue and detected neurons): a lexical neuron’s maximal text follows spelling rather than meaning */
+              lexical?: {
+                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+                sources: ('catalogue' | 'detected')[];
+                /** @description Neurons in the set (the union of the sources) */
+                neurons: number;
+                /** @description Neurons from the catalogue */
+                catalogue: number;
+                /** @description Neurons the detector flags */
+                detected: number;
+                /** @description The detector’s threshold */
+                threshold?: number;
+                /** @description Why the detected source was not used (no word index yet, …) */
+                detectedUnavailable?: string;
+                /** @description The searched neurons that are lexical: the neuron itself, or the direction’s nonzero weights (after masking) */
+                targets: number[];
+                /** @description Direction weights zeroed by excludeLexical */
+                masked: number;
+              };
             };
           };
         };
@@ -1939,6 +1963,25 @@ export interface paths {
               restartsUsed: number;
               stopReason: 'steps' | 'time' | 'plateau' | 'cancelled';
               elapsedMs: number;
+              /** @description The lexical set (catalogue and detected neurons): a lexical neuron’s maximal text follows spelling rather than meaning */
+              lexical?: {
+                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+                sources: ('catalogue' | 'detected')[];
+                /** @description Neurons in the set (the union of the sources) */
+                neurons: number;
+                /** @description Neurons from the catalogue */
+                catalogue: number;
+                /** @description Neurons the detector flags */
+                detected: number;
+                /** @description The detector’s threshold */
+                threshold?: number;
+                /** @description Why the detected source was not used (no word index yet, …) */
+                detectedUnavailable?: string;
+                /** @description The searched neurons that are lexical: the neuron itself, or the direction’s nonzero weights (after masking) */
+                targets: number[];
+                /** @description Direction weights zeroed by excludeLexical */
+                masked: number;
+              };
             };
           };
         };
@@ -1954,6 +1997,25 @@ export interface paths {
               cached: boolean;
               /** @description True: an identical job was already running; this is its id */
               deduplicated: boolean;
+              /** @description The lexical set (catalogue and detected neurons): a lexical neuron’s maximal text follows spelling rather than meaning */
+              lexical?: {
+                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+                sources: ('catalogue' | 'detected')[];
+                /** @description Neurons in the set (the union of the sources) */
+                neurons: number;
+                /** @description Neurons from the catalogue */
+                catalogue: number;
+                /** @description Neurons the detector flags */
+                detected: number;
+                /** @description The detector’s threshold */
+                threshold?: number;
+                /** @description Why the detected source was not used (no word index yet, …) */
+                detectedUnavailable?: string;
+                /** @description The searched neurons that are lexical: the neuron itself, or the direction’s nonzero weights (after masking) */
+                targets: number[];
+                /** @description Direction weights zeroed by excludeLexical */
+                masked: number;
+              };
             };
           };
         };
@@ -2309,7 +2371,10 @@ export interface paths {
              * @default one-vs-rest
              */
             model?: 'one-vs-rest' | 'multinomial';
-            /** @description Mask lexical neurons: true for the catalogue’s word/lexical neurons, or a list of ids */
+            /**
+             * @description Mask lexical neurons, as the article did: true (the default) masks the service’s lexical set — the catalogue’s lexical family and the word index’s detected neurons (GET /v1/neurons/lexical); false masks none; a list masks those ids
+             * @default true
+             */
             excludeLexical?: boolean | number[];
             /**
              * @description shared: each neuron’s attribution centred, and all scaled by one factor, so neurons keep their relative sizes (attributions share one unit; a neuron that barely moves between prompts is not lifted to unit variance); per-neuron: each centred and scaled to unit variance (glmnet’s and scikit-learn StandardScaler’s standardisation)
@@ -2339,6 +2404,21 @@ export interface paths {
               features: number;
               /** @description Neurons masked out */
               excluded: number;
+              /** @description The lexical set masked (excludeLexical true, the default) and its sources */
+              lexical?: {
+                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+                sources: ('catalogue' | 'detected')[];
+                /** @description Neurons in the set (the union of the sources) */
+                neurons: number;
+                /** @description Neurons from the catalogue */
+                catalogue: number;
+                /** @description Neurons the detector flags */
+                detected: number;
+                /** @description The detector’s threshold */
+                threshold?: number;
+                /** @description Why the detected source was not used (no word index yet, …) */
+                detectedUnavailable?: string;
+              };
               fits: {
                 [key: string]: {
                   lambda: number;
@@ -2346,6 +2426,15 @@ export interface paths {
                   iterations: number;
                   converged: boolean;
                 };
+              };
+              /** @description The work the fit spent, counted in solver passes (never in time), so a request gives the same numbers on any machine */
+              work: {
+                /** @description Solver passes spent: proximal Newton steps (one-vs-rest) or sweeps over the classes (multinomial) */
+                passes: number;
+                /** @description The budget in passes (FIT_MAX_SWEEPS for multinomial fits); null when none */
+                limit: number | null;
+                /** @description Every pass was spent: fits not converged by then say converged: false */
+                exhausted: boolean;
               };
               cv?: {
                 folds: number;
@@ -2460,7 +2549,10 @@ export interface paths {
              * @default one-vs-rest
              */
             model?: 'one-vs-rest' | 'multinomial';
-            /** @description Mask lexical neurons: true for the catalogue’s word/lexical neurons, or a list of ids */
+            /**
+             * @description Mask lexical neurons, as the article did: true (the default) masks the service’s lexical set — the catalogue’s lexical family and the word index’s detected neurons (GET /v1/neurons/lexical); false masks none; a list masks those ids
+             * @default true
+             */
             excludeLexical?: boolean | number[];
             /**
              * @description shared: each neuron’s attribution centred, and all scaled by one factor, so neurons keep their relative sizes (attributions share one unit; a neuron that barely moves between prompts is not lifted to unit variance); per-neuron: each centred and scaled to unit variance (glmnet’s and scikit-learn StandardScaler’s standardisation)
@@ -2490,6 +2582,21 @@ export interface paths {
               features: number;
               /** @description Neurons masked out */
               excluded: number;
+              /** @description The lexical set masked (excludeLexical true, the default) and its sources */
+              lexical?: {
+                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+                sources: ('catalogue' | 'detected')[];
+                /** @description Neurons in the set (the union of the sources) */
+                neurons: number;
+                /** @description Neurons from the catalogue */
+                catalogue: number;
+                /** @description Neurons the detector flags */
+                detected: number;
+                /** @description The detector’s threshold */
+                threshold?: number;
+                /** @description Why the detected source was not used (no word index yet, …) */
+                detectedUnavailable?: string;
+              };
               fits: {
                 [key: string]: {
                   lambda: number;
@@ -2497,6 +2604,15 @@ export interface paths {
                   iterations: number;
                   converged: boolean;
                 };
+              };
+              /** @description The work the fit spent, counted in solver passes (never in time), so a request gives the same numbers on any machine */
+              work: {
+                /** @description Solver passes spent: proximal Newton steps (one-vs-rest) or sweeps over the classes (multinomial) */
+                passes: number;
+                /** @description The budget in passes (FIT_MAX_SWEEPS for multinomial fits); null when none */
+                limit: number | null;
+                /** @description Every pass was spent: fits not converged by then say converged: false */
+                exhausted: boolean;
               };
               cv?: {
                 folds: number;
@@ -2623,6 +2739,22 @@ export interface paths {
               }[];
               fitId: string;
               accuracy: number;
+              /** @description Neurons masked out (the lexical set) */
+              excluded: number;
+              lexical: {
+                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+                sources: ('catalogue' | 'detected')[];
+                /** @description Neurons in the set (the union of the sources) */
+                neurons: number;
+                /** @description Neurons from the catalogue */
+                catalogue: number;
+                /** @description Neurons the detector flags */
+                detected: number;
+                /** @description The detector’s threshold */
+                threshold?: number;
+                /** @description Why the detected source was not used (no word index yet, …) */
+                detectedUnavailable?: string;
+              };
             };
           };
         };
