@@ -136,7 +136,7 @@ def export(args: argparse.Namespace) -> dict:
 
     from tools.export.checkpoint import load_checkpoint
     from tools.export.merges import check_merges
-    from tools.export.neurons import build_catalogue
+    from tools.export.neurons import build_catalogue, write_catalogue
     from tools.export.onnx_graphs import export_graphs
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -152,9 +152,7 @@ def export(args: argparse.Namespace) -> dict:
         bilinear_shape = write_bilinear(loaded.model, os.path.join(tmp, "bilinear.f32"))
         merges_name = os.path.basename(args.vocab)
         shutil.copyfile(args.vocab, os.path.join(tmp, merges_name))
-        with open(os.path.join(tmp, "neurons.json"), "w", encoding="utf-8") as f:
-            json.dump(catalogue, f, indent=1, ensure_ascii=False)
-            f.write("\n")
+        write_catalogue(os.path.join(tmp, "neurons.json"), catalogue)
         files = {n: sha256_file(os.path.join(tmp, n)) for n in sorted(os.listdir(tmp))}
         manifest = build_manifest(args, loaded, name, specs, merges_name, merges_used, bilinear_shape, files)
         with open(os.path.join(tmp, "clip.json"), "w", encoding="utf-8") as f:
