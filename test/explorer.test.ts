@@ -243,7 +243,7 @@ if (!existsSync(path.join(DEFAULT_MODEL_DIR, 'clip.json'))) {
       t.equal(await page.locator('#neighbors section').count(), 2, 'masked and unmasked neighbours');
       t.match(
         await page.locator('#neighbors h4').first().textContent(),
-        /\d+ of \d+ flagged/,
+        /masked \(\d+ of \d+: \d+ from the catalogue, \d+ detected at threshold/,
         'how many are masked',
       );
       await page.click('text=Compute');

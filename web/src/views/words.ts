@@ -10,10 +10,14 @@ import type { View } from './view';
 
 const MASKS = ['lexical', 'none'] as const;
 
-/** Column titles; the masked one says how many neurons the mask takes out (GET /v1/neurons/lexical). */
+/**
+ * Column titles; the masked one says how many neurons the mask takes out and from which sources
+ * (the catalogue's lexical family, the detector's flags: GET /v1/neurons/lexical).
+ */
 async function titles(): Promise<string[]> {
   const lexical = await call(api.GET('/v1/neurons/lexical'));
-  const masked = `Lexical neurons masked (${lexical.flagged.length} of ${lexical.neurons.length} flagged, threshold ${lexical.threshold})`;
+  const { use } = lexical;
+  const masked = `Lexical neurons masked (${lexical.set.length} of ${lexical.neurons.length}: ${use.catalogue} from the catalogue, ${use.detected} detected at threshold ${lexical.threshold})`;
   return [masked, 'All neurons'];
 }
 
