@@ -22,10 +22,13 @@ ENV NODE_ENV=production \
     DATA_DIR=/data
 
 WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
-# .npmrc skips onnxruntime-node's download of the CUDA provider for CPU machines; here we want it.
-RUN ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci --omit=dev --onnxruntime-node-install=cuda12 \
-      --allow-scripts=onnxruntime-node,sharp \
+COPY package.json package-lock.json ./
+# Outside Docker onnxruntime-node's download of the CUDA provider stays off (package.json's
+# allowScripts denies its install script); here we want it: ONNXRUNTIME_NODE_INSTALL=cuda12, and the
+# script run explicitly when this npm skipped it.
+RUN ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci --omit=dev \
+ && (test -e node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so \
+     || (cd node_modules/onnxruntime-node && ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install)) \
  && npm cache clean --force
 COPY src ./src
 COPY models ./models

@@ -13,7 +13,7 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
-import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import externalPlugins from './plugins/external.js';
 import metricsPlugin from './plugins/metrics.js';
@@ -26,6 +26,7 @@ import wordsPlugin from './plugins/words.js';
 import jobsPlugin from './plugins/jobs.js';
 import explorerPlugin from './plugins/explorer.js';
 import routes from './routes/index.js';
+import { unsupportedMediaTypeMessage, validatorCompiler } from './routes/validation.js';
 import { DEFAULT_BODY_BYTES } from './limits.js';
 
 export type App = FastifyInstance;
@@ -50,7 +51,10 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
     // service's error shape (Fastify's own answer adds a code and echoes the path).
     frameworkErrors: frameworkError,
   }).withTypeProvider<TypeBoxTypeProvider>();
-  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  // TypeBox's validation, with messages that name what is allowed (src/routes/validation.ts).
+  app.setValidatorCompiler(
+    validatorCompiler({ neuronCount: () => (app.hasDecorator('clip') ? app.clip.neuronCount : undefined) }),
+  );
   // Bodies are JSON (or multipart for images); anything else is 415 Unsupported Media Type.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler);
@@ -102,8 +106,10 @@ function errorHandler(error: FastifyError, request: FastifyRequest, reply: Fasti
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) {
     const message = error.validation
-      ? `${error.validationContext ?? 'request'}${validationMessage(error)}`
-      : error.message;
+      ? validationMessage(error)
+      : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+        ? unsupportedMediaTypeMessage(request.headers['content-type'], request.routeOptions.schema?.body)
+        : error.message;
     return reply.code(status).send({ statusCode: status, error: reasonPhrase(status), message });
   }
   // A 503 is back-pressure or a failed model batch: one warning line each (a stack per refused
@@ -127,10 +133,11 @@ function frameworkError(error: FastifyError, _request: FastifyRequest, reply: Fa
   });
 }
 
+/** The first validation error, as src/routes/validation.ts words it ("factors must be 2 or 7"). */
 function validationMessage(error: FastifyError): string {
   const first = error.validation?.[0];
-  if (!first) return ` ${error.message}`;
-  return `${first.instancePath || ''} ${first.message ?? 'is invalid'}`;
+  if (!first) return `${error.validationContext ?? 'request'} ${error.message}`;
+  return first.message ?? `${error.validationContext ?? 'request'}${first.instancePath} is invalid`;
 }
 
 function reasonPhrase(status: number): string {

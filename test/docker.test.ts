@@ -27,7 +27,8 @@ t.test('Dockerfile: CUDA 12 runtime with cuDNN, Node 20, CUDA provider installed
   );
   const install = all('RUN').find((line) => line.includes('npm ci'));
   t.ok(install, 'dependencies installed with npm ci');
-  t.match(install, /--onnxruntime-node-install=cuda12/, 'the CUDA execution provider install is on');
+  t.match(install, /ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci/, 'the CUDA execution provider install is on');
+  t.match(install, /ONNXRUNTIME_NODE_INSTALL=cuda12 node script\/install/, 'also where npm skips the script');
   t.match(install, /--omit=dev/);
   t.ok(existsSync('package-lock.json'), 'npm ci needs the lock file');
 });
@@ -49,8 +50,15 @@ t.test('Dockerfile: non-root, health check, model volume, entry point', async (t
   }
 });
 
-t.test('.npmrc keeps the CUDA download off outside Docker', async (t) => {
-  t.match(readFileSync('.npmrc', 'utf8'), /^onnxruntime-node-install=skip$/m);
+t.test('package.json keeps the CUDA download off outside Docker', async (t) => {
+  const manifest = JSON.parse(readFileSync('package.json', 'utf8')) as {
+    allowScripts?: Record<string, boolean>;
+  };
+  t.equal(
+    manifest.allowScripts?.['onnxruntime-node'],
+    false,
+    "npm 11 skips onnxruntime-node's install script",
+  );
 });
 
 t.test('docker-compose.yml: service, Redis and two workers on the GPU', async (t) => {

@@ -36,3 +36,26 @@ t.test('the service serves the document and Swagger UI', async (t) => {
   const ui = await app.inject('/docs');
   t.ok([200, 302].includes(ui.statusCode));
 });
+
+t.test(
+  'every operation has a unique operationId, every tag is declared, and a server is named',
+  async (t) => {
+    const document = JSON.parse(readFileSync('openapi/openapi.json', 'utf8')) as {
+      paths: Record<string, Record<string, { operationId?: string; tags?: string[] }>>;
+      tags?: { name: string }[];
+      servers?: { url: string }[];
+    };
+    const declared = new Set((document.tags ?? []).map((tag) => tag.name));
+    const ids = new Set<string>();
+    for (const [path, operations] of Object.entries(document.paths)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        const where = `${method.toUpperCase()} ${path}`;
+        t.match(operation.operationId, /^[a-z][A-Za-z0-9]+$/, `${where} has an operationId`);
+        t.notOk(ids.has(operation.operationId!), `${where}: ${operation.operationId} is unique`);
+        ids.add(operation.operationId!);
+        for (const tag of operation.tags ?? []) t.ok(declared.has(tag), `${where}: tag ${tag} is declared`);
+      }
+    }
+    t.ok((document.servers ?? []).length > 0, 'the document names a server');
+  },
+);

@@ -3,7 +3,8 @@
  * when REDIS_URL is set), with a progress bar on stderr: redrawn in place on a terminal, plain
  * lines otherwise. Ctrl-C stops after the current chunk is safe; running it again resumes.
  *
- *   npm run index-words [-- --words FILE] [--size N] [--batch N]
+ *   npm run index-words [-- --words FILE] [--size N] [--batch N]   (--help: usage; an unknown
+ *   option is reported and ignored)
  */
 import { parseArgs } from 'node:util';
 import { createCache } from '../cache/index.js';
@@ -14,18 +15,51 @@ import { ProgressPrinter } from '../words/progress.js';
 import { loadWordSettings } from '../words/settings.js';
 import { createWordService } from '../words/setup.js';
 
-const { values } = parseArgs({
+const USAGE = `usage: npm run index-words [-- [--words FILE] [--size N] [--batch N]]
+
+Builds the word index of MODEL_DIR into DATA_DIR (and the shared cache when REDIS_URL is set).
+Ctrl-C stops after the current chunk is safe; running the command again resumes.
+
+  --words FILE   a word list, one word a line (sets WORD_VOCAB_FILE)
+  --size N       English words in the default vocabulary (sets WORD_VOCAB_SIZE)
+  --batch N      words per trunk run while building (sets WORD_INDEX_BATCH)
+  -h, --help     print this and exit
+`;
+
+const { values, tokens } = parseArgs({
   options: {
     words: { type: 'string' },
     size: { type: 'string' },
     batch: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
   },
+  // Not strict: an unknown option or argument is reported as ignored below, not a TypeError stack.
+  strict: false,
+  allowPositionals: true,
+  tokens: true,
 });
 
+const known = new Set(['words', 'size', 'batch', 'help']);
+for (const token of tokens) {
+  if (token.kind === 'option' && !known.has(token.name)) {
+    console.error(`warning: ignoring unknown option ${token.rawName} (see --help)`);
+  } else if (token.kind === 'option' && token.name !== 'help' && typeof token.value !== 'string') {
+    console.error(`warning: ignoring ${token.rawName}: it needs a value (see --help)`);
+  } else if (token.kind === 'positional') {
+    console.error(`warning: ignoring argument "${token.value}" (see --help)`);
+  }
+}
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const option = (name: 'words' | 'size' | 'batch') =>
+  typeof values[name] === 'string' ? values[name] : undefined;
+
 const env = { ...process.env };
-if (values.words) env.WORD_VOCAB_FILE = values.words;
-if (values.size) env.WORD_VOCAB_SIZE = values.size;
-if (values.batch) env.WORD_INDEX_BATCH = values.batch;
+if (option('words')) env.WORD_VOCAB_FILE = option('words');
+if (option('size')) env.WORD_VOCAB_SIZE = option('size');
+if (option('batch')) env.WORD_INDEX_BATCH = option('batch');
 
 const quietLogger = {
   info: () => undefined,

@@ -22,13 +22,31 @@ const externalPlugin: FastifyPluginAsync = async (app) => {
     openapi: {
       openapi: '3.0.3',
       info: OPENAPI_INFO,
+      servers: [{ url: '/', description: 'The service that serves this document' }],
+      // Every tag a route uses is declared here (test/openapi.test.ts checks it).
       tags: [
         { name: 'service', description: 'Health and model description' },
         { name: 'clip', description: 'Tokens, embeddings, zero-shot classification, word rasters' },
         { name: 'attribution', description: 'Text → neuron attribution, image contributions, interventions' },
         { name: 'neurons', description: 'The neuron catalogue' },
+        { name: 'words', description: 'Image-based word embeddings: neighbours and arithmetic' },
+        { name: 'search', description: 'Maximal-text search for a neuron or a direction' },
+        { name: 'jobs', description: 'Search jobs: state, progress, events, cancellation' },
+        { name: 'emotions', description: 'Emotion compositions, sparse concepts and the emotion atlas' },
+        { name: 'admin', description: 'Administration (admin keys only): the word index' },
       ],
     },
+  });
+  // Every operation gets an operationId (generated clients name their methods after it), unless
+  // its route gives one: the method and the path's words (see operationId below).
+  app.addHook('onRoute', (route) => {
+    if (!route.schema || route.schema.hide) return;
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (methods.length !== 1 || 'operationId' in route.schema) return;
+    route.schema = {
+      ...route.schema,
+      operationId: operationId(methods[0]!, route.url),
+    } as typeof route.schema;
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
@@ -36,5 +54,22 @@ const externalPlugin: FastifyPluginAsync = async (app) => {
     limits: { ...MULTIPART_LIMITS },
   });
 };
+
+/**
+ * `<method><Path words>`: GET /v1/neurons/{id}/top-words → getNeuronsByIdTopWords, POST
+ * /v1/search/max-text → postSearchMaxText (the version prefix is left out).
+ */
+export function operationId(method: string, url: string): string {
+  const words = url
+    .split('/')
+    .filter((part) => part !== '' && part !== 'v1')
+    .flatMap((part) => {
+      const param = /^:(.+)$/.exec(part) ?? /^\{(.+)\}$/.exec(part);
+      return param ? ['by', param[1]!] : part.split(/[^A-Za-z0-9]+/);
+    })
+    .filter((word) => word !== '');
+  const pascal = words.map((word) => word[0]!.toUpperCase() + word.slice(1)).join('');
+  return method.toLowerCase() + pascal;
+}
 
 export default fp(externalPlugin, { name: 'external', dependencies: [] });

@@ -11,6 +11,7 @@ import { isTerminal } from '../jobs/queue.js';
 import type { JobView } from '../jobs/types.js';
 import { withErrors } from './schemas.js';
 import { MaxTextResultSchema } from './search.js';
+import { withAllowed } from './validation.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
   Type.Union([schema, Type.Null()]);
@@ -37,7 +38,10 @@ const JobSchema = Type.Object({
 });
 
 const JobParams = Type.Object({
-  id: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9-]+$' }),
+  id: withAllowed(
+    Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9-]+$' }),
+    'job id must be 1 to 200 letters, digits and hyphens',
+  ),
 });
 
 /** How often the event stream reads the job's state. */

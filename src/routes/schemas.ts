@@ -3,6 +3,10 @@
  * these TypeBox schemas validate requests, type the handlers and generate openapi/openapi.json.
  */
 import { Type, type TSchema } from '@sinclair/typebox';
+import { withAllowed } from './validation.js';
+
+/** What a neuron id in a path may be; {neuronMax} is the loaded model's last neuron. */
+export const NEURON_ID_ALLOWED = 'neuron id must be an integer from 0 to {neuronMax}';
 
 export const MAX_TEXTS = 256;
 export const MAX_TEXT_CHARS = 2000;
@@ -43,7 +47,10 @@ export function withErrors<T extends Record<number, TSchema>>(responses: T, stat
  * otherwise turn "1.5" into 1. Routes check the upper bound (the model's neuron count).
  */
 export const NeuronIdParams = Type.Object({
-  id: Type.String({ pattern: '^[0-9]{1,9}$', description: 'Neuron (channel) index, an integer from 0' }),
+  id: withAllowed(
+    Type.String({ pattern: '^[0-9]{1,9}$', description: 'Neuron (channel) index, an integer from 0' }),
+    NEURON_ID_ALLOWED,
+  ),
 });
 
 const LexicalSourceSchema = Type.Union([Type.Literal('catalogue'), Type.Literal('detected')]);

@@ -14,7 +14,8 @@ import {
   MAX_TEXT_DEFAULTS as DEFAULTS,
   normaliseRequest,
 } from '../search/request.js';
-import { LexicalUseSchema, withErrors } from './schemas.js';
+import { LexicalUseSchema, NEURON_ID_ALLOWED, withErrors } from './schemas.js';
+import { withAllowed } from './validation.js';
 import { badRequest } from '../errors.js';
 import type { LexicalSet } from '../attribution/lexical-neurons.js';
 
@@ -135,7 +136,9 @@ function searchLexical(set: LexicalSet, targets: readonly number[], masked = 0) 
   return { ...set.use, targets: targets.filter((neuron) => lexical.has(neuron)), masked };
 }
 
-const NeuronParams = Type.Object({ id: Type.Integer({ minimum: 0, description: 'Neuron (channel) index' }) });
+const NeuronParams = Type.Object({
+  id: withAllowed(Type.Integer({ minimum: 0, description: 'Neuron (channel) index' }), NEURON_ID_ALLOWED),
+});
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(

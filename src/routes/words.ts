@@ -5,7 +5,8 @@
  */
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { LexicalNeuronSchema, LexicalUseSchema, withErrors } from './schemas.js';
+import { LexicalNeuronSchema, LexicalUseSchema, NEURON_ID_ALLOWED, withErrors } from './schemas.js';
+import { withAllowed } from './validation.js';
 import { lexicalScore } from '../words/lexical.js';
 
 const MAX_K = 1000;
@@ -62,7 +63,9 @@ const ArithmeticResponse = Type.Object({
   results: Type.Array(Hit, { description: 'Best first; the input words excluded' }),
 });
 
-const NeuronParams = Type.Object({ id: Type.Integer({ minimum: 0, description: 'Neuron (channel) index' }) });
+const NeuronParams = Type.Object({
+  id: withAllowed(Type.Integer({ minimum: 0, description: 'Neuron (channel) index' }), NEURON_ID_ALLOWED),
+});
 const WordActivation = Type.Object({
   word: Type.String(),
   activation: Type.Number({ description: 'Spatial-mean activation (uncentred)' }),

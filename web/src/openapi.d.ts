@@ -12,37 +12,7 @@ export interface paths {
       cookie?: never;
     };
     /** Liveness and readiness */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              status: 'ok' | 'degraded';
-              model: {
-                name: string;
-                sha256: string;
-              };
-              executionProvider: string;
-              cache: {
-                backend: string;
-                ok: boolean;
-              };
-            };
-          };
-        };
-      };
-    };
+    get: operations['getHealth'];
     put?: never;
     post?: never;
     delete?: never;
@@ -59,40 +29,7 @@ export interface paths {
       cookie?: never;
     };
     /** The loaded model */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              name: string;
-              sha256: string;
-              /** @description Channels of the neuron layer (the attention-pool input) */
-              neuronCount: number;
-              neuronLayer: string;
-              /** @description [h, w] of the neuron layer */
-              neuronGrid: number[];
-              embedDim: number;
-              imageSize: number;
-              contextLength: number;
-              vocabSize: number;
-              logitScale: number;
-              executionProvider: string;
-            };
-          };
-        };
-      };
-    };
+    get: operations['getModel'];
     put?: never;
     post?: never;
     delete?: never;
@@ -111,91 +48,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Tokenize texts with the model’s BPE */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            /** @description 1 to 256 texts of 1 to 2000 characters */
-            texts: string[];
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              tokens: {
-                ids: number[];
-                /** @description The text did not fit the context length */
-                truncated: boolean;
-              }[];
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        415: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    post: operations['postTokenize'];
     delete?: never;
     options?: never;
     head?: never;
@@ -212,88 +65,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Text embeddings */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            /** @description 1 to 256 texts of 1 to 2000 characters */
-            texts: string[];
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              /** @description text_embeds [D] per text, unnormalised */
-              embeddings: number[][];
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        415: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    post: operations['postEmbedText'];
     delete?: never;
     options?: never;
     head?: never;
@@ -310,92 +82,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Image embedding (JSON base64 or multipart field "image") */
-    post: {
-      parameters: {
-        query?: {
-          /** @description Add the spatial mean of every neuron */
-          neurons?: boolean;
-        };
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
-            image: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              embedding: number[];
-              /** @description Spatial mean per neuron [C] */
-              neurons?: number[];
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        415: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    post: operations['postEmbedImage'];
     delete?: never;
     options?: never;
     head?: never;
@@ -412,97 +99,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Zero-shot classification of an image over labels */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
-            image: string;
-            /** @description Candidate labels */
-            labels: string[];
-            /**
-             * @description Prompt template; {} is replaced by each label
-             * @default a photo of {}
-             */
-            template?: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              probabilities: {
-                label: string;
-                p: number;
-              }[];
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        415: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    post: operations['postClassify'];
     delete?: never;
     options?: never;
     head?: never;
@@ -517,55 +114,7 @@ export interface paths {
       cookie?: never;
     };
     /** The image of a word as the model reads it */
-    get: {
-      parameters: {
-        query: {
-          /** @description The word or phrase to draw */
-          text: string;
-        };
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description PNG, S×S pixels */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'image/png': string;
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'image/png': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'image/png': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    get: operations['getRaster'];
     put?: never;
     post?: never;
     delete?: never;
@@ -584,121 +133,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** The neurons that carry each text (W·t) */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            /** @description 1 to 256 texts of 1 to 2000 characters */
-            texts: string[];
-            /**
-             * @description Neurons per list
-             * @default 10
-             */
-            topK?: number;
-            /**
-             * @description "unit": W·t/|t| as in the logit; "none": W·t
-             * @default unit
-             */
-            normalize?: 'unit' | 'none';
-            /**
-             * @description Return the whole vector
-             * @default false
-             */
-            full?: boolean;
-            /** @description Average the vector over templates */
-            templates?: string[];
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              results: {
-                text: string;
-                top: {
-                  neuron: number;
-                  value: number;
-                  /** @description value / Σ|values| */
-                  share: number;
-                  label?: string;
-                }[];
-                bottom: {
-                  neuron: number;
-                  value: number;
-                  /** @description value / Σ|values| */
-                  share: number;
-                  label?: string;
-                }[];
-                vector?: number[];
-              }[];
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        415: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    post: operations['postAttributionText'];
     delete?: never;
     options?: never;
     head?: never;
@@ -715,130 +150,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Per-neuron contributions x_i·a_i of an image to a text, and the exact logit */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
-            image: string;
-            /** @description A prompt */
-            text: string;
-            /**
-             * @description Neurons per list
-             * @default 10
-             */
-            topK?: number;
-          };
-        };
-      };
-      responses: {
-        /** @description logit = logit_scale · (Σ x_i·a_i + head(0)·t/|t| + the rest) / |image embedding|, each term in logit units */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              text: string;
-              /** @description Largest contributions x_i·a_i */
-              top: {
-                neuron: number;
-                /** @description x_i·a_i, before normalisation (a = W·t/|t|) */
-                value: number;
-                /** @description The same in logit units: logit_scale · x_i·a_i / |image embedding| (these sum to bilinearLogit) */
-                logit: number;
-                /** @description value / Σ|values| */
-                share: number;
-                label?: string;
-              }[];
-              /** @description Most negative contributions */
-              bottom: {
-                neuron: number;
-                /** @description x_i·a_i, before normalisation (a = W·t/|t|) */
-                value: number;
-                /** @description The same in logit units: logit_scale · x_i·a_i / |image embedding| (these sum to bilinearLogit) */
-                logit: number;
-                /** @description value / Σ|values| */
-                share: number;
-                label?: string;
-              }[];
-              /** @description Σ x_i·a_i over all neurons: the bilinear part of the logit before normalisation */
-              sum: number;
-              /** @description |image embedding|, which the logit divides by */
-              imageNorm: number;
-              /** @description The model’s logit scale: logit = logit_scale · cosine */
-              logitScale: number;
-              /** @description The bilinear part after normalisation, in logit units: logit_scale · Σ x_i·a_i / |image embedding| */
-              bilinearLogit: number;
-              /** @description The attention-pool head’s bias and positional terms, in logit units: logit_scale · head(0)·t/|t| / |image embedding| */
-              biasLogit: number;
-              /** @description logit − bilinearLogit − biasLogit: the head’s dependence on the image beyond Wᵀx (its attention weights); 0 to rounding where attention is uniform */
-              residual: number;
-              /** @description The model’s exact logit: logit_scale · cos(image, text) = bilinearLogit + biasLogit + residual */
-              logit: number;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        415: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    post: operations['postAttributionImage'];
     delete?: never;
     options?: never;
     head?: never;
@@ -855,106 +167,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Intervention check: does adding to a neuron on a blank image raise the text’s logit? */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            /** @description A prompt */
-            text: string;
-            /** @description Default: top neurons */
-            neurons?: number[];
-            /** @default 10 */
-            topK?: number;
-            /** @description Added to the neuron at every grid position; default: the blank image’s largest activation */
-            delta?: number;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              text: string;
-              delta: number;
-              /** @description The text’s logit for the blank image */
-              before: number;
-              neurons: {
-                neuron: number;
-                label?: string;
-                attribution: number;
-                after: number;
-                rose: boolean;
-              }[];
-              /** @description For how many of the neurons the logit rose */
-              rose: number;
-              total: number;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        415: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    post: operations['postAttributionVerify'];
     delete?: never;
     options?: never;
     head?: never;
@@ -969,74 +182,7 @@ export interface paths {
       cookie?: never;
     };
     /** A neuron from the catalogue */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          /** @description Neuron (channel) index, an integer from 0 */
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              id: number;
-              label?: string;
-              family?: string;
-              source?: string;
-              score?: number;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    get: operations['getNeuronsById'];
     put?: never;
     post?: never;
     delete?: never;
@@ -1053,96 +199,7 @@ export interface paths {
       cookie?: never;
     };
     /** The nearest words of a word (image-based embeddings, cosine on the centred index) */
-    get: {
-      parameters: {
-        query: {
-          /** @description A word or phrase */
-          word: string;
-          /** @description Words per list */
-          k?: number;
-          /** @description "lexical": zero the lexical neurons (the catalogue’s and the detected ones; GET /v1/neurons/lexical) before the cosine; "none": use all neurons */
-          mask?: 'lexical' | 'none';
-        };
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              word: string;
-              /** @description False: the word was rastered and run on the fly */
-              inVocabulary: boolean;
-              mask: string;
-              lexical?: {
-                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
-                sources: ('catalogue' | 'detected')[];
-                /** @description Neurons in the set (the union of the sources) */
-                neurons: number;
-                /** @description Neurons from the catalogue */
-                catalogue: number;
-                /** @description Neurons the detector flags */
-                detected: number;
-                /** @description The detector’s threshold */
-                threshold?: number;
-                /** @description Why the detected source was not used (no word index yet, …) */
-                detectedUnavailable?: string;
-              };
-              /** @description Cosine on the centred index, the word itself excluded */
-              neighbors: {
-                word: string;
-                score: number;
-              }[];
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        409: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    get: operations['getWordsNeighbors'];
     put?: never;
     post?: never;
     delete?: never;
@@ -1161,109 +218,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Word arithmetic (3CosAdd or 3CosMul) over the index */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            /** @description e.g. King - Man + Woman, or "red circle" - red + blue */
-            expression: string;
-            /**
-             * @description Words per list
-             * @default 10
-             */
-            k?: number;
-            mask?: ('lexical' | 'none') | number[];
-            /**
-             * @description 3CosAdd or 3CosMul (ε = 0.001)
-             * @default add
-             */
-            method?: 'add' | 'mul';
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              expression: string;
-              terms: {
-                sign: number;
-                text: string;
-              }[];
-              method: string;
-              lexical?: {
-                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
-                sources: ('catalogue' | 'detected')[];
-                /** @description Neurons in the set (the union of the sources) */
-                neurons: number;
-                /** @description Neurons from the catalogue */
-                catalogue: number;
-                /** @description Neurons the detector flags */
-                detected: number;
-                /** @description The detector’s threshold */
-                threshold?: number;
-                /** @description Why the detected source was not used (no word index yet, …) */
-                detectedUnavailable?: string;
-              };
-              /** @description Best first; the input words excluded */
-              results: {
-                word: string;
-                score: number;
-              }[];
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        409: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    post: operations['postWordsArithmetic'];
     delete?: never;
     options?: never;
     head?: never;
@@ -1278,89 +233,7 @@ export interface paths {
       cookie?: never;
     };
     /** The words that activate a neuron most and least (ranked by activation) */
-    get: {
-      parameters: {
-        query?: {
-          /** @description Words per list */
-          k?: number;
-        };
-        header?: never;
-        path: {
-          /** @description Neuron (channel) index */
-          id: number;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              neuron: number;
-              /** @enum {string} */
-              rankedBy: 'activation';
-              top: {
-                word: string;
-                /** @description Spatial-mean activation (uncentred) */
-                activation: number;
-                /** @description Activation minus its mean over the vocabulary */
-                centred: number;
-              }[];
-              bottom: {
-                word: string;
-                /** @description Spatial-mean activation (uncentred) */
-                activation: number;
-                /** @description Activation minus its mean over the vocabulary */
-                centred: number;
-              }[];
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        409: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    get: operations['getNeuronsByIdTopWords'];
     put?: never;
     post?: never;
     delete?: never;
@@ -1377,110 +250,7 @@ export interface paths {
       cookie?: never;
     };
     /** The lexical set (catalogue and detected neurons, each with its sources) and the detector’s score of every neuron */
-    get: {
-      parameters: {
-        query?: {
-          /** @description Flag when the lexical score, the cross-validated R² from spelling, is ≥ threshold */
-          threshold?: number;
-        };
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              threshold: number;
-              method: string;
-              /** @description Words in the regressions */
-              words: number;
-              folds: number;
-              /** @description Neurons the detector flags at the threshold */
-              flagged: number[];
-              /** @description The lexical set that masks use: the catalogue’s lexical family and the flagged neurons, each with its sources */
-              set: {
-                neuron: number;
-                sources: ('catalogue' | 'detected')[];
-                label?: string;
-                /** @description Where the catalogue entry comes from */
-                catalogueSource?: string;
-                /** @description The detector’s score, the cross-validated R² from spelling */
-                score?: number;
-              }[];
-              use: {
-                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
-                sources: ('catalogue' | 'detected')[];
-                /** @description Neurons in the set (the union of the sources) */
-                neurons: number;
-                /** @description Neurons from the catalogue */
-                catalogue: number;
-                /** @description Neurons the detector flags */
-                detected: number;
-                /** @description The detector’s threshold */
-                threshold?: number;
-                /** @description Why the detected source was not used (no word index yet, …) */
-                detectedUnavailable?: string;
-              };
-              neurons: {
-                neuron: number;
-                score: number;
-                /** @description Cross-validated R² from spelling */
-                spelling: number;
-                /** @description Cross-validated R² from the text embedding */
-                meaning: number;
-                /** @description In the lexical set (flagged, or lexical in the catalogue) */
-                lexical: boolean;
-              }[];
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        409: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    get: operations['getNeuronsLexical'];
     put?: never;
     post?: never;
     delete?: never;
@@ -1497,63 +267,7 @@ export interface paths {
       cookie?: never;
     };
     /** Region neurons: how many neurons have only geographic words among their top 5 */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              neurons: number;
-              vocabularySize: number;
-              geographicWords: number;
-              /** @description Share of neurons whose top-5 words are all geographic */
-              regionShare: number;
-              regionNeurons: number[];
-              buckets: {
-                geographicInTop5: number;
-                neurons: number;
-              }[];
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        409: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    get: operations['getNeuronsStats'];
     put?: never;
     post?: never;
     delete?: never;
@@ -1570,192 +284,10 @@ export interface paths {
       cookie?: never;
     };
     /** The word index: state, vocabulary and build progress */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              state: 'missing' | 'building' | 'ready' | 'failed';
-              vocabulary: {
-                size: number;
-                source: string;
-                sha256: string;
-              };
-              progress?: {
-                phase: string;
-                done: number;
-                total: number;
-                resumedFrom: number;
-                wordsPerSecond: number;
-                etaSeconds: number | null;
-                elapsedSeconds: number;
-              };
-              error?: string;
-              builtAt?: string;
-              lexical: boolean;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        403: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    get: operations['getAdminIndex'];
     put?: never;
     /** Start building the word index in the background (resumes an interrupted build) */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              state: 'missing' | 'building' | 'ready' | 'failed';
-              vocabulary: {
-                size: number;
-                source: string;
-                sha256: string;
-              };
-              progress?: {
-                phase: string;
-                done: number;
-                total: number;
-                resumedFrom: number;
-                wordsPerSecond: number;
-                etaSeconds: number | null;
-                elapsedSeconds: number;
-              };
-              error?: string;
-              builtAt?: string;
-              lexical: boolean;
-            };
-          };
-        };
-        /** @description Default Response */
-        202: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              state: 'missing' | 'building' | 'ready' | 'failed';
-              vocabulary: {
-                size: number;
-                source: string;
-                sha256: string;
-              };
-              progress?: {
-                phase: string;
-                done: number;
-                total: number;
-                resumedFrom: number;
-                wordsPerSecond: number;
-                etaSeconds: number | null;
-                elapsedSeconds: number;
-              };
-              error?: string;
-              builtAt?: string;
-              lexical: boolean;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        403: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    post: operations['postAdminIndex'];
     delete?: never;
     options?: never;
     head?: never;
@@ -1772,145 +304,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Queue a search for the text that most excites a neuron or a direction */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            /** @description The neuron to excite (or give direction) */
-            neuron?: number;
-            /** @description Weights over all neurons; the objective is d·(W·t/|t|) */
-            direction?: number[];
-            /**
-             * @description Most BPE tokens
-             * @default 6
-             */
-            length?: number;
-            /** @default 200 */
-            steps?: number;
-            /**
-             * @description Candidates per step, scored in one text-encoder run (in runs of BATCH_MAX_SIZE beyond it)
-             * @default 64
-             */
-            batch?: number;
-            /** @default 3 */
-            restarts?: number;
-            /** @default 0 */
-            seed?: number;
-            /**
-             * @description Seconds
-             * @default 60
-             */
-            timeLimitS?: number;
-            /** @description Start from this text */
-            startText?: string;
-            /**
-             * @description For a direction: zero the weights of the service’s lexical set first (GET /v1/neurons/lexical), as emotion fits do
-             * @default false
-             */
-            excludeLexical?: boolean;
-            /**
-             * @description Weight of the token-frequency fluency penalty (OpenAI Microscope’s text searches for RN50-x4 carry a language-model penalty of 0.0025 in their URLs)
-             * @default 0
-             */
-            fluency?: number;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        202: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              jobId: string;
-              /** @description True: the result was cached and the job is already completed */
-              cached: boolean;
-              /** @description True: an identical job was already running; this is its id */
-              deduplicated: boolean;
-              /** @description The lexical set (catalogue and detected neurons): a lexical neuron’s maximal text follows spelling rather than meaning */
-              lexical?: {
-                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
-                sources: ('catalogue' | 'detected')[];
-                /** @description Neurons in the set (the union of the sources) */
-                neurons: number;
-                /** @description Neurons from the catalogue */
-                catalogue: number;
-                /** @description Neurons the detector flags */
-                detected: number;
-                /** @description The detector’s threshold */
-                threshold?: number;
-                /** @description Why the detected source was not used (no word index yet, …) */
-                detectedUnavailable?: string;
-                /** @description The searched neurons that are lexical: the neuron itself, or the direction’s nonzero weights (after masking) */
-                targets: number[];
-                /** @description Direction weights zeroed by excludeLexical */
-                masked: number;
-              };
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        415: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    post: operations['postSearchMaxText'];
     delete?: never;
     options?: never;
     head?: never;
@@ -1925,128 +319,7 @@ export interface paths {
       cookie?: never;
     };
     /** The neuron's maximal text (default parameters): 200 once known, else 202 with the search's job */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          /** @description Neuron (channel) index */
-          id: number;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              /** @description The best text found */
-              text: string;
-              /** @description Its objective d·(W·t/|t|), without the fluency penalty */
-              score: number;
-              /** @description Its BPE tokens (without start/end) */
-              ids: number[];
-              /** @description The best distinct texts */
-              top: {
-                text: string;
-                score: number;
-              }[];
-              /** @description Best objective after each step */
-              curve: number[];
-              steps: number;
-              /** @description Candidate texts scored */
-              evaluations: number;
-              restartsUsed: number;
-              stopReason: 'steps' | 'time' | 'plateau' | 'cancelled';
-              elapsedMs: number;
-              /** @description The lexical set (catalogue and detected neurons): a lexical neuron’s maximal text follows spelling rather than meaning */
-              lexical?: {
-                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
-                sources: ('catalogue' | 'detected')[];
-                /** @description Neurons in the set (the union of the sources) */
-                neurons: number;
-                /** @description Neurons from the catalogue */
-                catalogue: number;
-                /** @description Neurons the detector flags */
-                detected: number;
-                /** @description The detector’s threshold */
-                threshold?: number;
-                /** @description Why the detected source was not used (no word index yet, …) */
-                detectedUnavailable?: string;
-                /** @description The searched neurons that are lexical: the neuron itself, or the direction’s nonzero weights (after masking) */
-                targets: number[];
-                /** @description Direction weights zeroed by excludeLexical */
-                masked: number;
-              };
-            };
-          };
-        };
-        /** @description Default Response */
-        202: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              jobId: string;
-              /** @description True: the result was cached and the job is already completed */
-              cached: boolean;
-              /** @description True: an identical job was already running; this is its id */
-              deduplicated: boolean;
-              /** @description The lexical set (catalogue and detected neurons): a lexical neuron’s maximal text follows spelling rather than meaning */
-              lexical?: {
-                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
-                sources: ('catalogue' | 'detected')[];
-                /** @description Neurons in the set (the union of the sources) */
-                neurons: number;
-                /** @description Neurons from the catalogue */
-                catalogue: number;
-                /** @description Neurons the detector flags */
-                detected: number;
-                /** @description The detector’s threshold */
-                threshold?: number;
-                /** @description Why the detected source was not used (no word index yet, …) */
-                detectedUnavailable?: string;
-                /** @description The searched neurons that are lexical: the neuron itself, or the direction’s nonzero weights (after masking) */
-                targets: number[];
-                /** @description Direction weights zeroed by excludeLexical */
-                masked: number;
-              };
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    get: operations['getNeuronsByIdMaxText'];
     put?: never;
     post?: never;
     delete?: never;
@@ -2063,197 +336,11 @@ export interface paths {
       cookie?: never;
     };
     /** A search job: state, progress and result */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              id: string;
-              state: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
-              progress: {
-                steps: number;
-                totalSteps: number;
-                evaluations: number;
-                bestScore: number | null;
-                bestText: string | null;
-              };
-              result?: {
-                /** @description The best text found */
-                text: string;
-                /** @description Its objective d·(W·t/|t|), without the fluency penalty */
-                score: number;
-                /** @description Its BPE tokens (without start/end) */
-                ids: number[];
-                /** @description The best distinct texts */
-                top: {
-                  text: string;
-                  score: number;
-                }[];
-                /** @description Best objective after each step */
-                curve: number[];
-                steps: number;
-                /** @description Candidate texts scored */
-                evaluations: number;
-                restartsUsed: number;
-                stopReason: 'steps' | 'time' | 'plateau' | 'cancelled';
-                elapsedMs: number;
-              };
-              error?: string;
-              cached?: boolean;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    get: operations['getJobsById'];
     put?: never;
     post?: never;
     /** Cancel a queued or running job (a finished job is returned unchanged) */
-    delete: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              id: string;
-              state: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
-              progress: {
-                steps: number;
-                totalSteps: number;
-                evaluations: number;
-                bestScore: number | null;
-                bestText: string | null;
-              };
-              result?: {
-                /** @description The best text found */
-                text: string;
-                /** @description Its objective d·(W·t/|t|), without the fluency penalty */
-                score: number;
-                /** @description Its BPE tokens (without start/end) */
-                ids: number[];
-                /** @description The best distinct texts */
-                top: {
-                  text: string;
-                  score: number;
-                }[];
-                /** @description Best objective after each step */
-                curve: number[];
-                steps: number;
-                /** @description Candidate texts scored */
-                evaluations: number;
-                restartsUsed: number;
-                stopReason: 'steps' | 'time' | 'plateau' | 'cancelled';
-                elapsedMs: number;
-              };
-              error?: string;
-              cached?: boolean;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    delete: operations['deleteJobsById'];
     options?: never;
     head?: never;
     patch?: never;
@@ -2267,67 +354,7 @@ export interface paths {
       cookie?: never;
     };
     /** Follow a job as Server-Sent Events (progress…, then completed, failed or cancelled) */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description text/event-stream */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'text/event-stream': string;
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'text/event-stream': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'text/event-stream': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'text/event-stream': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    get: operations['getJobsByIdEvents'];
     put?: never;
     post?: never;
     delete?: never;
@@ -2346,168 +373,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Sparse composition of emotions: L1 logistic regression (one-vs-rest or multinomial) on attribution vectors */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            /** @description Feelings-wheel words (default: all 126) */
-            emotions?: string[];
-            /** @description Default: the article’s three */
-            templates?: string[];
-            /** @description Target neurons per class; each gets its own λ (default 5) */
-            neuronsPerEmotion?: number;
-            /** @description Fixed λ of (1/n)Σ log-loss + λ‖β‖₁ on the scaled features (see scaling) */
-            lambda?: number;
-            /** @description k-fold cross-validation, one-standard-error rule */
-            cv?: number;
-            /**
-             * @description one-vs-rest: one L1 logistic model per class (the article’s); multinomial: one softmax model of all classes, sharing λ (neurons per class is then the mean over classes)
-             * @default one-vs-rest
-             */
-            model?: 'one-vs-rest' | 'multinomial';
-            /**
-             * @description Mask lexical neurons, as the article did: true (the default) masks the service’s lexical set — the catalogue’s lexical family and the word index’s detected neurons (GET /v1/neurons/lexical); false masks none; a list masks those ids
-             * @default true
-             */
-            excludeLexical?: boolean | number[];
-            /**
-             * @description shared: each neuron’s attribution centred, and all scaled by one factor, so neurons keep their relative sizes (attributions share one unit; a neuron that barely moves between prompts is not lifted to unit variance); per-neuron: each centred and scaled to unit variance (glmnet’s and scikit-learn StandardScaler’s standardisation)
-             * @default shared
-             */
-            scaling?: 'shared' | 'per-neuron';
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              /** @description Stable hash of the normalised request */
-              fitId: string;
-              model: 'one-vs-rest' | 'multinomial';
-              scaling: 'per-neuron' | 'shared';
-              /** @description The shared λ; null when per class */
-              lambda: number | null;
-              /** @description Training accuracy of argmax over the classes’ linear predictors */
-              accuracy: number;
-              samples: number;
-              features: number;
-              /** @description Neurons masked out */
-              excluded: number;
-              /** @description The lexical set masked (excludeLexical true, the default) and its sources */
-              lexical?: {
-                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
-                sources: ('catalogue' | 'detected')[];
-                /** @description Neurons in the set (the union of the sources) */
-                neurons: number;
-                /** @description Neurons from the catalogue */
-                catalogue: number;
-                /** @description Neurons the detector flags */
-                detected: number;
-                /** @description The detector’s threshold */
-                threshold?: number;
-                /** @description Why the detected source was not used (no word index yet, …) */
-                detectedUnavailable?: string;
-              };
-              fits: {
-                [key: string]: {
-                  lambda: number;
-                  objective: number;
-                  iterations: number;
-                  converged: boolean;
-                };
-              };
-              /** @description The work the fit spent, counted in solver passes (never in time), so a request gives the same numbers on any machine */
-              work: {
-                /** @description Solver passes spent: proximal Newton steps (one-vs-rest) or sweeps over the classes (multinomial) */
-                passes: number;
-                /** @description The budget in passes (FIT_MAX_SWEEPS for multinomial fits); null when none */
-                limit: number | null;
-                /** @description Every pass was spent: fits not converged by then say converged: false */
-                exhausted: boolean;
-              };
-              cv?: {
-                folds: number;
-                lambdaMin: number;
-                lambda1se: number;
-                /** @description Held-out accuracy at λ_1se */
-                accuracy: number;
-              };
-              emotions: {
-                [key: string]: {
-                  neuron: number;
-                  /** @description Coefficient on the scaled attribution of the neuron (see scaling) */
-                  weight: number;
-                  label?: string;
-                }[];
-              };
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        415: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    post: operations['postEmotionsFit'];
     delete?: never;
     options?: never;
     head?: never;
@@ -2524,168 +390,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Sparse composition of any concepts, each given by at least 2 prompts */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            /** @description Concept name → its prompts (at least 2 each) */
-            concepts: {
-              [key: string]: string[];
-            };
-            /** @description Target neurons per class; each gets its own λ (default 5) */
-            neuronsPerConcept?: number;
-            /** @description Fixed λ of (1/n)Σ log-loss + λ‖β‖₁ on the scaled features (see scaling) */
-            lambda?: number;
-            /** @description k-fold cross-validation, one-standard-error rule */
-            cv?: number;
-            /**
-             * @description one-vs-rest: one L1 logistic model per class (the article’s); multinomial: one softmax model of all classes, sharing λ (neurons per class is then the mean over classes)
-             * @default one-vs-rest
-             */
-            model?: 'one-vs-rest' | 'multinomial';
-            /**
-             * @description Mask lexical neurons, as the article did: true (the default) masks the service’s lexical set — the catalogue’s lexical family and the word index’s detected neurons (GET /v1/neurons/lexical); false masks none; a list masks those ids
-             * @default true
-             */
-            excludeLexical?: boolean | number[];
-            /**
-             * @description shared: each neuron’s attribution centred, and all scaled by one factor, so neurons keep their relative sizes (attributions share one unit; a neuron that barely moves between prompts is not lifted to unit variance); per-neuron: each centred and scaled to unit variance (glmnet’s and scikit-learn StandardScaler’s standardisation)
-             * @default shared
-             */
-            scaling?: 'shared' | 'per-neuron';
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              /** @description Stable hash of the normalised request */
-              fitId: string;
-              model: 'one-vs-rest' | 'multinomial';
-              scaling: 'per-neuron' | 'shared';
-              /** @description The shared λ; null when per class */
-              lambda: number | null;
-              /** @description Training accuracy of argmax over the classes’ linear predictors */
-              accuracy: number;
-              samples: number;
-              features: number;
-              /** @description Neurons masked out */
-              excluded: number;
-              /** @description The lexical set masked (excludeLexical true, the default) and its sources */
-              lexical?: {
-                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
-                sources: ('catalogue' | 'detected')[];
-                /** @description Neurons in the set (the union of the sources) */
-                neurons: number;
-                /** @description Neurons from the catalogue */
-                catalogue: number;
-                /** @description Neurons the detector flags */
-                detected: number;
-                /** @description The detector’s threshold */
-                threshold?: number;
-                /** @description Why the detected source was not used (no word index yet, …) */
-                detectedUnavailable?: string;
-              };
-              fits: {
-                [key: string]: {
-                  lambda: number;
-                  objective: number;
-                  iterations: number;
-                  converged: boolean;
-                };
-              };
-              /** @description The work the fit spent, counted in solver passes (never in time), so a request gives the same numbers on any machine */
-              work: {
-                /** @description Solver passes spent: proximal Newton steps (one-vs-rest) or sweeps over the classes (multinomial) */
-                passes: number;
-                /** @description The budget in passes (FIT_MAX_SWEEPS for multinomial fits); null when none */
-                limit: number | null;
-                /** @description Every pass was spent: fits not converged by then say converged: false */
-                exhausted: boolean;
-              };
-              cv?: {
-                folds: number;
-                lambdaMin: number;
-                lambda1se: number;
-                /** @description Held-out accuracy at λ_1se */
-                accuracy: number;
-              };
-              concepts: {
-                [key: string]: {
-                  neuron: number;
-                  /** @description Coefficient on the scaled attribution of the neuron (see scaling) */
-                  weight: number;
-                  label?: string;
-                }[];
-              };
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        415: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    post: operations['postConceptsSparse'];
     delete?: never;
     options?: never;
     head?: never;
@@ -2700,79 +405,7 @@ export interface paths {
       cookie?: never;
     };
     /** The feelings wheel, the templates and the default composition of every emotion */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              wheel: {
-                name: string;
-                children: {
-                  name: string;
-                  children: {
-                    name: string;
-                  }[];
-                }[];
-              }[];
-              templates: string[];
-              emotions: {
-                name: string;
-                cores: string[];
-                ring: string;
-                neurons: {
-                  neuron: number;
-                  /** @description Coefficient on the scaled attribution of the neuron (see scaling) */
-                  weight: number;
-                  label?: string;
-                }[];
-              }[];
-              fitId: string;
-              accuracy: number;
-              /** @description Neurons masked out (the lexical set) */
-              excluded: number;
-              lexical: {
-                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
-                sources: ('catalogue' | 'detected')[];
-                /** @description Neurons in the set (the union of the sources) */
-                neurons: number;
-                /** @description Neurons from the catalogue */
-                catalogue: number;
-                /** @description Neurons the detector flags */
-                detected: number;
-                /** @description The detector’s threshold */
-                threshold?: number;
-                /** @description Why the detected source was not used (no word index yet, …) */
-                detectedUnavailable?: string;
-              };
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    get: operations['getEmotions'];
     put?: never;
     post?: never;
     delete?: never;
@@ -2789,81 +422,7 @@ export interface paths {
       cookie?: never;
     };
     /** NMF atlas of the default composition: loadings, factor tops and a seeded 2-D layout */
-    get: {
-      parameters: {
-        query?: {
-          factors?: 2 | 7;
-        };
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              fitId: string;
-              factors: number;
-              /** @description ½‖X − WH‖²_F */
-              objective: number;
-              iterations: number;
-              converged: boolean;
-              emotions: {
-                name: string;
-                loadings: number[];
-                x: number;
-                y: number;
-              }[];
-              factorTops: {
-                factor: number;
-                emotions: {
-                  name: string;
-                  loading: number;
-                }[];
-                neurons: {
-                  neuron: number;
-                  /** @description +1: positive weights; −1: negative weights */
-                  sign: number;
-                  weight: number;
-                  label?: string;
-                }[];
-              }[];
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    get: operations['getEmotionsAtlas'];
     put?: never;
     post?: never;
     delete?: never;
@@ -2880,66 +439,7 @@ export interface paths {
       cookie?: never;
     };
     /** One emotion’s default composition */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          name: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              name: string;
-              cores: string[];
-              ring: string;
-              neurons: {
-                neuron: number;
-                /** @description Coefficient on the scaled attribution of the neuron (see scaling) */
-                weight: number;
-                label?: string;
-              }[];
-              lambda: number;
-              fitId: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-        /** @description An error; 4xx messages say what was wrong with the request */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              statusCode: number;
-              error: string;
-              message: string;
-            };
-          };
-        };
-      };
-    };
+    get: operations['getEmotionsByName'];
     put?: never;
     post?: never;
     delete?: never;
@@ -2959,4 +459,2533 @@ export interface components {
   pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+  getHealth: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            status: 'ok' | 'degraded';
+            model: {
+              name: string;
+              sha256: string;
+            };
+            executionProvider: string;
+            cache: {
+              backend: string;
+              ok: boolean;
+            };
+          };
+        };
+      };
+    };
+  };
+  getModel: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            name: string;
+            sha256: string;
+            /** @description Channels of the neuron layer (the attention-pool input) */
+            neuronCount: number;
+            neuronLayer: string;
+            /** @description [h, w] of the neuron layer */
+            neuronGrid: number[];
+            embedDim: number;
+            imageSize: number;
+            contextLength: number;
+            vocabSize: number;
+            logitScale: number;
+            executionProvider: string;
+          };
+        };
+      };
+    };
+  };
+  postTokenize: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description 1 to 256 texts of 1 to 2000 characters */
+          texts: string[];
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            tokens: {
+              ids: number[];
+              /** @description The text did not fit the context length */
+              truncated: boolean;
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  postEmbedText: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description 1 to 256 texts of 1 to 2000 characters */
+          texts: string[];
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            /** @description text_embeds [D] per text, unnormalised */
+            embeddings: number[][];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  postEmbedImage: {
+    parameters: {
+      query?: {
+        /** @description Add the spatial mean of every neuron */
+        neurons?: boolean;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
+          image: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            embedding: number[];
+            /** @description Spatial mean per neuron [C] */
+            neurons?: number[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  postClassify: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
+          image: string;
+          /** @description Candidate labels */
+          labels: string[];
+          /**
+           * @description Prompt template; {} is replaced by each label
+           * @default a photo of {}
+           */
+          template?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            probabilities: {
+              label: string;
+              p: number;
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getRaster: {
+    parameters: {
+      query: {
+        /** @description The word or phrase to draw */
+        text: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description PNG, S×S pixels */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'image/png': string;
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'image/png': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'image/png': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  postAttributionText: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description 1 to 256 texts of 1 to 2000 characters */
+          texts: string[];
+          /**
+           * @description Neurons per list
+           * @default 10
+           */
+          topK?: number;
+          /**
+           * @description "unit": W·t/|t| as in the logit; "none": W·t
+           * @default unit
+           */
+          normalize?: 'unit' | 'none';
+          /**
+           * @description Return the whole vector
+           * @default false
+           */
+          full?: boolean;
+          /** @description Average the vector over templates */
+          templates?: string[];
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            results: {
+              text: string;
+              top: {
+                neuron: number;
+                value: number;
+                /** @description value / Σ|values| */
+                share: number;
+                label?: string;
+              }[];
+              bottom: {
+                neuron: number;
+                value: number;
+                /** @description value / Σ|values| */
+                share: number;
+                label?: string;
+              }[];
+              vector?: number[];
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  postAttributionImage: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
+          image: string;
+          /** @description A prompt */
+          text: string;
+          /**
+           * @description Neurons per list
+           * @default 10
+           */
+          topK?: number;
+        };
+      };
+    };
+    responses: {
+      /** @description logit = logit_scale · (Σ x_i·a_i + head(0)·t/|t| + the rest) / |image embedding|, each term in logit units */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            text: string;
+            /** @description Largest contributions x_i·a_i */
+            top: {
+              neuron: number;
+              /** @description x_i·a_i, before normalisation (a = W·t/|t|) */
+              value: number;
+              /** @description The same in logit units: logit_scale · x_i·a_i / |image embedding| (these sum to bilinearLogit) */
+              logit: number;
+              /** @description value / Σ|values| */
+              share: number;
+              label?: string;
+            }[];
+            /** @description Most negative contributions */
+            bottom: {
+              neuron: number;
+              /** @description x_i·a_i, before normalisation (a = W·t/|t|) */
+              value: number;
+              /** @description The same in logit units: logit_scale · x_i·a_i / |image embedding| (these sum to bilinearLogit) */
+              logit: number;
+              /** @description value / Σ|values| */
+              share: number;
+              label?: string;
+            }[];
+            /** @description Σ x_i·a_i over all neurons: the bilinear part of the logit before normalisation */
+            sum: number;
+            /** @description |image embedding|, which the logit divides by */
+            imageNorm: number;
+            /** @description The model’s logit scale: logit = logit_scale · cosine */
+            logitScale: number;
+            /** @description The bilinear part after normalisation, in logit units: logit_scale · Σ x_i·a_i / |image embedding| */
+            bilinearLogit: number;
+            /** @description The attention-pool head’s bias and positional terms, in logit units: logit_scale · head(0)·t/|t| / |image embedding| */
+            biasLogit: number;
+            /** @description logit − bilinearLogit − biasLogit: the head’s dependence on the image beyond Wᵀx (its attention weights); 0 to rounding where attention is uniform */
+            residual: number;
+            /** @description The model’s exact logit: logit_scale · cos(image, text) = bilinearLogit + biasLogit + residual */
+            logit: number;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  postAttributionVerify: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description A prompt */
+          text: string;
+          /** @description Default: top neurons */
+          neurons?: number[];
+          /** @default 10 */
+          topK?: number;
+          /** @description Added to the neuron at every grid position; default: the blank image’s largest activation */
+          delta?: number;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            text: string;
+            delta: number;
+            /** @description The text’s logit for the blank image */
+            before: number;
+            neurons: {
+              neuron: number;
+              label?: string;
+              attribution: number;
+              after: number;
+              rose: boolean;
+            }[];
+            /** @description For how many of the neurons the logit rose */
+            rose: number;
+            total: number;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getNeuronsById: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Neuron (channel) index, an integer from 0 */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: number;
+            label?: string;
+            family?: string;
+            source?: string;
+            score?: number;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getWordsNeighbors: {
+    parameters: {
+      query: {
+        /** @description A word or phrase */
+        word: string;
+        /** @description Words per list */
+        k?: number;
+        /** @description "lexical": zero the lexical neurons (the catalogue’s and the detected ones; GET /v1/neurons/lexical) before the cosine; "none": use all neurons */
+        mask?: 'lexical' | 'none';
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            word: string;
+            /** @description False: the word was rastered and run on the fly */
+            inVocabulary: boolean;
+            mask: string;
+            lexical?: {
+              /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+              sources: ('catalogue' | 'detected')[];
+              /** @description Neurons in the set (the union of the sources) */
+              neurons: number;
+              /** @description Neurons from the catalogue */
+              catalogue: number;
+              /** @description Neurons the detector flags */
+              detected: number;
+              /** @description The detector’s threshold */
+              threshold?: number;
+              /** @description Why the detected source was not used (no word index yet, …) */
+              detectedUnavailable?: string;
+            };
+            /** @description Cosine on the centred index, the word itself excluded */
+            neighbors: {
+              word: string;
+              score: number;
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  postWordsArithmetic: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description e.g. King - Man + Woman, or "red circle" - red + blue */
+          expression: string;
+          /**
+           * @description Words per list
+           * @default 10
+           */
+          k?: number;
+          mask?: ('lexical' | 'none') | number[];
+          /**
+           * @description 3CosAdd or 3CosMul (ε = 0.001)
+           * @default add
+           */
+          method?: 'add' | 'mul';
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            expression: string;
+            terms: {
+              sign: number;
+              text: string;
+            }[];
+            method: string;
+            lexical?: {
+              /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+              sources: ('catalogue' | 'detected')[];
+              /** @description Neurons in the set (the union of the sources) */
+              neurons: number;
+              /** @description Neurons from the catalogue */
+              catalogue: number;
+              /** @description Neurons the detector flags */
+              detected: number;
+              /** @description The detector’s threshold */
+              threshold?: number;
+              /** @description Why the detected source was not used (no word index yet, …) */
+              detectedUnavailable?: string;
+            };
+            /** @description Best first; the input words excluded */
+            results: {
+              word: string;
+              score: number;
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getNeuronsByIdTopWords: {
+    parameters: {
+      query?: {
+        /** @description Words per list */
+        k?: number;
+      };
+      header?: never;
+      path: {
+        /** @description Neuron (channel) index */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            neuron: number;
+            /** @enum {string} */
+            rankedBy: 'activation';
+            top: {
+              word: string;
+              /** @description Spatial-mean activation (uncentred) */
+              activation: number;
+              /** @description Activation minus its mean over the vocabulary */
+              centred: number;
+            }[];
+            bottom: {
+              word: string;
+              /** @description Spatial-mean activation (uncentred) */
+              activation: number;
+              /** @description Activation minus its mean over the vocabulary */
+              centred: number;
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getNeuronsLexical: {
+    parameters: {
+      query?: {
+        /** @description Flag when the lexical score, the cross-validated R² from spelling, is ≥ threshold */
+        threshold?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            threshold: number;
+            method: string;
+            /** @description Words in the regressions */
+            words: number;
+            folds: number;
+            /** @description Neurons the detector flags at the threshold */
+            flagged: number[];
+            /** @description The lexical set that masks use: the catalogue’s lexical family and the flagged neurons, each with its sources */
+            set: {
+              neuron: number;
+              sources: ('catalogue' | 'detected')[];
+              label?: string;
+              /** @description Where the catalogue entry comes from */
+              catalogueSource?: string;
+              /** @description The detector’s score, the cross-validated R² from spelling */
+              score?: number;
+            }[];
+            use: {
+              /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+              sources: ('catalogue' | 'detected')[];
+              /** @description Neurons in the set (the union of the sources) */
+              neurons: number;
+              /** @description Neurons from the catalogue */
+              catalogue: number;
+              /** @description Neurons the detector flags */
+              detected: number;
+              /** @description The detector’s threshold */
+              threshold?: number;
+              /** @description Why the detected source was not used (no word index yet, …) */
+              detectedUnavailable?: string;
+            };
+            neurons: {
+              neuron: number;
+              score: number;
+              /** @description Cross-validated R² from spelling */
+              spelling: number;
+              /** @description Cross-validated R² from the text embedding */
+              meaning: number;
+              /** @description In the lexical set (flagged, or lexical in the catalogue) */
+              lexical: boolean;
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getNeuronsStats: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            neurons: number;
+            vocabularySize: number;
+            geographicWords: number;
+            /** @description Share of neurons whose top-5 words are all geographic */
+            regionShare: number;
+            regionNeurons: number[];
+            buckets: {
+              geographicInTop5: number;
+              neurons: number;
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getAdminIndex: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            state: 'missing' | 'building' | 'ready' | 'failed';
+            vocabulary: {
+              size: number;
+              source: string;
+              sha256: string;
+            };
+            progress?: {
+              phase: string;
+              done: number;
+              total: number;
+              resumedFrom: number;
+              wordsPerSecond: number;
+              etaSeconds: number | null;
+              elapsedSeconds: number;
+            };
+            error?: string;
+            builtAt?: string;
+            lexical: boolean;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  postAdminIndex: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            state: 'missing' | 'building' | 'ready' | 'failed';
+            vocabulary: {
+              size: number;
+              source: string;
+              sha256: string;
+            };
+            progress?: {
+              phase: string;
+              done: number;
+              total: number;
+              resumedFrom: number;
+              wordsPerSecond: number;
+              etaSeconds: number | null;
+              elapsedSeconds: number;
+            };
+            error?: string;
+            builtAt?: string;
+            lexical: boolean;
+          };
+        };
+      };
+      /** @description Default Response */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            state: 'missing' | 'building' | 'ready' | 'failed';
+            vocabulary: {
+              size: number;
+              source: string;
+              sha256: string;
+            };
+            progress?: {
+              phase: string;
+              done: number;
+              total: number;
+              resumedFrom: number;
+              wordsPerSecond: number;
+              etaSeconds: number | null;
+              elapsedSeconds: number;
+            };
+            error?: string;
+            builtAt?: string;
+            lexical: boolean;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  postSearchMaxText: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description The neuron to excite (or give direction) */
+          neuron?: number;
+          /** @description Weights over all neurons; the objective is d·(W·t/|t|) */
+          direction?: number[];
+          /**
+           * @description Most BPE tokens
+           * @default 6
+           */
+          length?: number;
+          /** @default 200 */
+          steps?: number;
+          /**
+           * @description Candidates per step, scored in one text-encoder run (in runs of BATCH_MAX_SIZE beyond it)
+           * @default 64
+           */
+          batch?: number;
+          /** @default 3 */
+          restarts?: number;
+          /** @default 0 */
+          seed?: number;
+          /**
+           * @description Seconds
+           * @default 60
+           */
+          timeLimitS?: number;
+          /** @description Start from this text */
+          startText?: string;
+          /**
+           * @description For a direction: zero the weights of the service’s lexical set first (GET /v1/neurons/lexical), as emotion fits do
+           * @default false
+           */
+          excludeLexical?: boolean;
+          /**
+           * @description Weight of the token-frequency fluency penalty (OpenAI Microscope’s text searches for RN50-x4 carry a language-model penalty of 0.0025 in their URLs)
+           * @default 0
+           */
+          fluency?: number;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            jobId: string;
+            /** @description True: the result was cached and the job is already completed */
+            cached: boolean;
+            /** @description True: an identical job was already running; this is its id */
+            deduplicated: boolean;
+            /** @description The lexical set (catalogue and detected neurons): a lexical neuron’s maximal text follows spelling rather than meaning */
+            lexical?: {
+              /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+              sources: ('catalogue' | 'detected')[];
+              /** @description Neurons in the set (the union of the sources) */
+              neurons: number;
+              /** @description Neurons from the catalogue */
+              catalogue: number;
+              /** @description Neurons the detector flags */
+              detected: number;
+              /** @description The detector’s threshold */
+              threshold?: number;
+              /** @description Why the detected source was not used (no word index yet, …) */
+              detectedUnavailable?: string;
+              /** @description The searched neurons that are lexical: the neuron itself, or the direction’s nonzero weights (after masking) */
+              targets: number[];
+              /** @description Direction weights zeroed by excludeLexical */
+              masked: number;
+            };
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getNeuronsByIdMaxText: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Neuron (channel) index */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            /** @description The best text found */
+            text: string;
+            /** @description Its objective d·(W·t/|t|), without the fluency penalty */
+            score: number;
+            /** @description Its BPE tokens (without start/end) */
+            ids: number[];
+            /** @description The best distinct texts */
+            top: {
+              text: string;
+              score: number;
+            }[];
+            /** @description Best objective after each step */
+            curve: number[];
+            steps: number;
+            /** @description Candidate texts scored */
+            evaluations: number;
+            restartsUsed: number;
+            stopReason: 'steps' | 'time' | 'plateau' | 'cancelled';
+            elapsedMs: number;
+            /** @description The lexical set (catalogue and detected neurons): a lexical neuron’s maximal text follows spelling rather than meaning */
+            lexical?: {
+              /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+              sources: ('catalogue' | 'detected')[];
+              /** @description Neurons in the set (the union of the sources) */
+              neurons: number;
+              /** @description Neurons from the catalogue */
+              catalogue: number;
+              /** @description Neurons the detector flags */
+              detected: number;
+              /** @description The detector’s threshold */
+              threshold?: number;
+              /** @description Why the detected source was not used (no word index yet, …) */
+              detectedUnavailable?: string;
+              /** @description The searched neurons that are lexical: the neuron itself, or the direction’s nonzero weights (after masking) */
+              targets: number[];
+              /** @description Direction weights zeroed by excludeLexical */
+              masked: number;
+            };
+          };
+        };
+      };
+      /** @description Default Response */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            jobId: string;
+            /** @description True: the result was cached and the job is already completed */
+            cached: boolean;
+            /** @description True: an identical job was already running; this is its id */
+            deduplicated: boolean;
+            /** @description The lexical set (catalogue and detected neurons): a lexical neuron’s maximal text follows spelling rather than meaning */
+            lexical?: {
+              /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+              sources: ('catalogue' | 'detected')[];
+              /** @description Neurons in the set (the union of the sources) */
+              neurons: number;
+              /** @description Neurons from the catalogue */
+              catalogue: number;
+              /** @description Neurons the detector flags */
+              detected: number;
+              /** @description The detector’s threshold */
+              threshold?: number;
+              /** @description Why the detected source was not used (no word index yet, …) */
+              detectedUnavailable?: string;
+              /** @description The searched neurons that are lexical: the neuron itself, or the direction’s nonzero weights (after masking) */
+              targets: number[];
+              /** @description Direction weights zeroed by excludeLexical */
+              masked: number;
+            };
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getJobsById: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            state: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+            progress: {
+              steps: number;
+              totalSteps: number;
+              evaluations: number;
+              bestScore: number | null;
+              bestText: string | null;
+            };
+            result?: {
+              /** @description The best text found */
+              text: string;
+              /** @description Its objective d·(W·t/|t|), without the fluency penalty */
+              score: number;
+              /** @description Its BPE tokens (without start/end) */
+              ids: number[];
+              /** @description The best distinct texts */
+              top: {
+                text: string;
+                score: number;
+              }[];
+              /** @description Best objective after each step */
+              curve: number[];
+              steps: number;
+              /** @description Candidate texts scored */
+              evaluations: number;
+              restartsUsed: number;
+              stopReason: 'steps' | 'time' | 'plateau' | 'cancelled';
+              elapsedMs: number;
+            };
+            error?: string;
+            cached?: boolean;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  deleteJobsById: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            state: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+            progress: {
+              steps: number;
+              totalSteps: number;
+              evaluations: number;
+              bestScore: number | null;
+              bestText: string | null;
+            };
+            result?: {
+              /** @description The best text found */
+              text: string;
+              /** @description Its objective d·(W·t/|t|), without the fluency penalty */
+              score: number;
+              /** @description Its BPE tokens (without start/end) */
+              ids: number[];
+              /** @description The best distinct texts */
+              top: {
+                text: string;
+                score: number;
+              }[];
+              /** @description Best objective after each step */
+              curve: number[];
+              steps: number;
+              /** @description Candidate texts scored */
+              evaluations: number;
+              restartsUsed: number;
+              stopReason: 'steps' | 'time' | 'plateau' | 'cancelled';
+              elapsedMs: number;
+            };
+            error?: string;
+            cached?: boolean;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getJobsByIdEvents: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description text/event-stream */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/event-stream': string;
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/event-stream': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/event-stream': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/event-stream': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  postEmotionsFit: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description Feelings-wheel words (default: all 126) */
+          emotions?: string[];
+          /** @description Default: the article’s three */
+          templates?: string[];
+          /** @description Target neurons per class; each gets its own λ (default 5) */
+          neuronsPerEmotion?: number;
+          /** @description Fixed λ of (1/n)Σ log-loss + λ‖β‖₁ on the scaled features (see scaling) */
+          lambda?: number;
+          /** @description k-fold cross-validation, one-standard-error rule */
+          cv?: number;
+          /**
+           * @description one-vs-rest: one L1 logistic model per class (the article’s); multinomial: one softmax model of all classes, sharing λ (neurons per class is then the mean over classes)
+           * @default one-vs-rest
+           */
+          model?: 'one-vs-rest' | 'multinomial';
+          /**
+           * @description Mask lexical neurons, as the article did: true (the default) masks the service’s lexical set — the catalogue’s lexical family and the word index’s detected neurons (GET /v1/neurons/lexical); false masks none; a list masks those ids
+           * @default true
+           */
+          excludeLexical?: boolean | number[];
+          /**
+           * @description shared: each neuron’s attribution centred, and all scaled by one factor, so neurons keep their relative sizes (attributions share one unit; a neuron that barely moves between prompts is not lifted to unit variance); per-neuron: each centred and scaled to unit variance (glmnet’s and scikit-learn StandardScaler’s standardisation)
+           * @default shared
+           */
+          scaling?: 'shared' | 'per-neuron';
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            /** @description Stable hash of the normalised request */
+            fitId: string;
+            model: 'one-vs-rest' | 'multinomial';
+            scaling: 'per-neuron' | 'shared';
+            /** @description The shared λ; null when per class */
+            lambda: number | null;
+            /** @description Training accuracy of argmax over the classes’ linear predictors */
+            accuracy: number;
+            samples: number;
+            features: number;
+            /** @description Neurons masked out */
+            excluded: number;
+            /** @description The lexical set masked (excludeLexical true, the default) and its sources */
+            lexical?: {
+              /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+              sources: ('catalogue' | 'detected')[];
+              /** @description Neurons in the set (the union of the sources) */
+              neurons: number;
+              /** @description Neurons from the catalogue */
+              catalogue: number;
+              /** @description Neurons the detector flags */
+              detected: number;
+              /** @description The detector’s threshold */
+              threshold?: number;
+              /** @description Why the detected source was not used (no word index yet, …) */
+              detectedUnavailable?: string;
+            };
+            fits: {
+              [key: string]: {
+                lambda: number;
+                objective: number;
+                iterations: number;
+                converged: boolean;
+              };
+            };
+            /** @description The work the fit spent, counted in solver passes (never in time), so a request gives the same numbers on any machine */
+            work: {
+              /** @description Solver passes spent: proximal Newton steps (one-vs-rest) or sweeps over the classes (multinomial) */
+              passes: number;
+              /** @description The budget in passes (FIT_MAX_SWEEPS for multinomial fits); null when none */
+              limit: number | null;
+              /** @description Every pass was spent: fits not converged by then say converged: false */
+              exhausted: boolean;
+            };
+            cv?: {
+              folds: number;
+              lambdaMin: number;
+              lambda1se: number;
+              /** @description Held-out accuracy at λ_1se */
+              accuracy: number;
+            };
+            emotions: {
+              [key: string]: {
+                neuron: number;
+                /** @description Coefficient on the scaled attribution of the neuron (see scaling) */
+                weight: number;
+                label?: string;
+              }[];
+            };
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  postConceptsSparse: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description Concept name → its prompts (at least 2 each) */
+          concepts: {
+            [key: string]: string[];
+          };
+          /** @description Target neurons per class; each gets its own λ (default 5) */
+          neuronsPerConcept?: number;
+          /** @description Fixed λ of (1/n)Σ log-loss + λ‖β‖₁ on the scaled features (see scaling) */
+          lambda?: number;
+          /** @description k-fold cross-validation, one-standard-error rule */
+          cv?: number;
+          /**
+           * @description one-vs-rest: one L1 logistic model per class (the article’s); multinomial: one softmax model of all classes, sharing λ (neurons per class is then the mean over classes)
+           * @default one-vs-rest
+           */
+          model?: 'one-vs-rest' | 'multinomial';
+          /**
+           * @description Mask lexical neurons, as the article did: true (the default) masks the service’s lexical set — the catalogue’s lexical family and the word index’s detected neurons (GET /v1/neurons/lexical); false masks none; a list masks those ids
+           * @default true
+           */
+          excludeLexical?: boolean | number[];
+          /**
+           * @description shared: each neuron’s attribution centred, and all scaled by one factor, so neurons keep their relative sizes (attributions share one unit; a neuron that barely moves between prompts is not lifted to unit variance); per-neuron: each centred and scaled to unit variance (glmnet’s and scikit-learn StandardScaler’s standardisation)
+           * @default shared
+           */
+          scaling?: 'shared' | 'per-neuron';
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            /** @description Stable hash of the normalised request */
+            fitId: string;
+            model: 'one-vs-rest' | 'multinomial';
+            scaling: 'per-neuron' | 'shared';
+            /** @description The shared λ; null when per class */
+            lambda: number | null;
+            /** @description Training accuracy of argmax over the classes’ linear predictors */
+            accuracy: number;
+            samples: number;
+            features: number;
+            /** @description Neurons masked out */
+            excluded: number;
+            /** @description The lexical set masked (excludeLexical true, the default) and its sources */
+            lexical?: {
+              /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+              sources: ('catalogue' | 'detected')[];
+              /** @description Neurons in the set (the union of the sources) */
+              neurons: number;
+              /** @description Neurons from the catalogue */
+              catalogue: number;
+              /** @description Neurons the detector flags */
+              detected: number;
+              /** @description The detector’s threshold */
+              threshold?: number;
+              /** @description Why the detected source was not used (no word index yet, …) */
+              detectedUnavailable?: string;
+            };
+            fits: {
+              [key: string]: {
+                lambda: number;
+                objective: number;
+                iterations: number;
+                converged: boolean;
+              };
+            };
+            /** @description The work the fit spent, counted in solver passes (never in time), so a request gives the same numbers on any machine */
+            work: {
+              /** @description Solver passes spent: proximal Newton steps (one-vs-rest) or sweeps over the classes (multinomial) */
+              passes: number;
+              /** @description The budget in passes (FIT_MAX_SWEEPS for multinomial fits); null when none */
+              limit: number | null;
+              /** @description Every pass was spent: fits not converged by then say converged: false */
+              exhausted: boolean;
+            };
+            cv?: {
+              folds: number;
+              lambdaMin: number;
+              lambda1se: number;
+              /** @description Held-out accuracy at λ_1se */
+              accuracy: number;
+            };
+            concepts: {
+              [key: string]: {
+                neuron: number;
+                /** @description Coefficient on the scaled attribution of the neuron (see scaling) */
+                weight: number;
+                label?: string;
+              }[];
+            };
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getEmotions: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            wheel: {
+              name: string;
+              children: {
+                name: string;
+                children: {
+                  name: string;
+                }[];
+              }[];
+            }[];
+            templates: string[];
+            emotions: {
+              name: string;
+              cores: string[];
+              ring: string;
+              neurons: {
+                neuron: number;
+                /** @description Coefficient on the scaled attribution of the neuron (see scaling) */
+                weight: number;
+                label?: string;
+              }[];
+            }[];
+            fitId: string;
+            accuracy: number;
+            /** @description Neurons masked out (the lexical set) */
+            excluded: number;
+            lexical: {
+              /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+              sources: ('catalogue' | 'detected')[];
+              /** @description Neurons in the set (the union of the sources) */
+              neurons: number;
+              /** @description Neurons from the catalogue */
+              catalogue: number;
+              /** @description Neurons the detector flags */
+              detected: number;
+              /** @description The detector’s threshold */
+              threshold?: number;
+              /** @description Why the detected source was not used (no word index yet, …) */
+              detectedUnavailable?: string;
+            };
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getEmotionsAtlas: {
+    parameters: {
+      query?: {
+        factors?: 2 | 7;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            fitId: string;
+            factors: number;
+            /** @description ½‖X − WH‖²_F */
+            objective: number;
+            iterations: number;
+            converged: boolean;
+            emotions: {
+              name: string;
+              loadings: number[];
+              x: number;
+              y: number;
+            }[];
+            factorTops: {
+              factor: number;
+              emotions: {
+                name: string;
+                loading: number;
+              }[];
+              neurons: {
+                neuron: number;
+                /** @description +1: positive weights; −1: negative weights */
+                sign: number;
+                weight: number;
+                label?: string;
+              }[];
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getEmotionsByName: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        name: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            name: string;
+            cores: string[];
+            ring: string;
+            neurons: {
+              neuron: number;
+              /** @description Coefficient on the scaled attribution of the neuron (see scaling) */
+              weight: number;
+              label?: string;
+            }[];
+            lambda: number;
+            fitId: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+}
