@@ -23,6 +23,9 @@ async function build(
     executionProviders: ['cpu'],
     intraOpThreads: 1,
     rateLimitPerMinute: 0,
+    // As in buildTestApp: the default composition's background fit would fill the model's queue
+    // while the back-pressure test counts rows.
+    warmDefaultFit: false,
     modelDir,
     ...overrides,
   };
@@ -162,8 +165,86 @@ t.test('rate limit, in-memory store: 429 with limit headers, per key', async (t)
   t.match(limited.json(), { statusCode: 429, error: 'Too Many Requests', message: /rate limit/i });
   t.equal((await app.inject('/health')).statusCode, 200, '/health is not limited');
   t.equal((await app.inject('/metrics')).statusCode, 200, '/metrics is not limited');
-  const other = await app.inject({ url: '/v1/model', headers: bearer('another-client') });
-  t.equal(other.statusCode, 200, 'another key has its own budget');
+  const other = await app.inject({ url: '/v1/model', remoteAddress: '10.0.0.2' });
+  t.equal(other.statusCode, 200, 'another address has its own budget');
+});
+
+t.test('rate limit: keyed on a valid key, else on the address (issue 21, failure 3)', async (t) => {
+  // API_KEYS unset: a made-up bearer token is no key at all; a fresh one per request is still limited.
+  const open = await build({ rateLimitPerMinute: 5 });
+  t.teardown(() => open.close());
+  const statuses: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    const answer = await open.inject({ url: '/v1/model', headers: bearer(`random-${i}-${Math.random()}`) });
+    statuses.push(answer.statusCode);
+  }
+  t.same(statuses, [200, 200, 200, 200, 200, 429, 429, 429], 'a fresh random token per request: limited');
+
+  // API_KEYS set: each valid key has its own budget; wrong keys spend their address's.
+  const keyed = await build({
+    rateLimitPerMinute: 3,
+    apiKeys: ['key-one', 'key-two'],
+    authFailuresPerMinute: 0,
+  });
+  t.teardown(() => keyed.close());
+  const wrong: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    wrong.push((await keyed.inject({ url: '/v1/model', headers: bearer(`wrong-${i}`) })).statusCode);
+  }
+  t.same(wrong, [401, 401, 401, 429], 'wrong keys count against the address');
+  for (const key of ['key-one', 'key-two']) {
+    const answers: number[] = [];
+    for (let i = 0; i < 4; i++)
+      answers.push((await keyed.inject({ url: '/v1/model', headers: bearer(key) })).statusCode);
+    t.same(answers, [200, 200, 200, 429], `${key}: its own budget, from the same address`);
+  }
+});
+
+t.test('failed authentications are limited per address (issue 21, failure 3)', async (t) => {
+  const app = await build({
+    apiKeys: ['the-key'],
+    adminApiKeys: ['admin-key'],
+    rateLimitPerMinute: 100_000,
+    authFailuresPerMinute: 5,
+  });
+  t.teardown(() => app.close());
+  const counts: Record<number, number> = {};
+  let firstLimited: { headers: Record<string, unknown>; body: string } | undefined;
+  for (let i = 0; i < 300; i++) {
+    const answer = await app.inject({ url: '/v1/model', headers: bearer(`guess-${i}`) });
+    counts[answer.statusCode] = (counts[answer.statusCode] ?? 0) + 1;
+    if (answer.statusCode === 429) firstLimited ??= { headers: answer.headers, body: answer.body };
+  }
+  t.same(counts, { 401: 5, 429: 295 }, '300 wrong keys: 5 × 401, then 429');
+  t.ok(Number(firstLimited?.headers['retry-after']) > 0, 'with Retry-After');
+  t.match(firstLimited?.body, /too many failed authentication attempts.*AUTH_FAILURES_PER_MINUTE/);
+  const right = await app.inject({ url: '/v1/model', headers: bearer('the-key') });
+  t.equal(
+    right.statusCode,
+    429,
+    'the blocked address gets 429 with the right key too: guessing learns nothing',
+  );
+  const admin = await app.inject({ method: 'POST', url: '/v1/admin/index', headers: bearer('nope') });
+  t.equal(admin.statusCode, 429, 'admin routes too');
+  t.equal((await app.inject('/health')).statusCode, 200, 'open paths stay open');
+  const elsewhere = await app.inject({
+    url: '/v1/model',
+    headers: bearer('the-key'),
+    remoteAddress: '10.0.0.9',
+  });
+  t.equal(elsewhere.statusCode, 200, 'another address with the key is served');
+  const missing = await app.inject({ url: '/v1/model', remoteAddress: '10.0.0.10' });
+  t.equal(missing.statusCode, 401, 'another address without a key: 401');
+
+  // Off: 300 wrong keys are 300 × 401.
+  const off = await build({ apiKeys: ['the-key'], rateLimitPerMinute: 0, authFailuresPerMinute: 0 });
+  t.teardown(() => off.close());
+  let unauthorised = 0;
+  for (let i = 0; i < 300; i++) {
+    if ((await off.inject({ url: '/v1/model', headers: bearer(`guess-${i}`) })).statusCode === 401)
+      unauthorised++;
+  }
+  t.equal(unauthorised, 300, 'AUTH_FAILURES_PER_MINUTE=0: not limited');
 });
 
 const redisUp = await redisAnswers(REDIS_URL);

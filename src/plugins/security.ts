@@ -4,8 +4,10 @@
  *   OpenAPI document, /docs and /metrics stay open. Admin routes (`config: { admin: true }` or under
  *   /v1/admin) always need one of `ADMIN_API_KEYS`, and are refused when none is configured.
  *   Keys are compared in constant time (over their sha256, so lengths leak nothing either) and never logged.
- * - Rate limiting per API key or client IP (Redis store when Redis is configured; a Redis outage
- *   lets requests through rather than failing them).
+ * - Rate limiting per valid API key, else per client address (an unknown key spends its address's
+ *   budget), before authentication; failed authentications counted per address, which past
+ *   AUTH_FAILURES_PER_MINUTE is refused with 429 for the rest of the minute (Redis store when Redis
+ *   is configured; a Redis outage lets requests through rather than failing them).
  * - Back-pressure: 503 with Retry-After when the event loop lags or too many rows wait for onnxruntime.
  * - CORS and security headers.
  */
@@ -16,7 +18,7 @@ import helmet from 'helmet';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
 import { Redis } from 'ioredis';
-import type { FastifyRequest, FastifyPluginAsync } from 'fastify';
+import type { FastifyReply, FastifyRequest, FastifyPluginAsync } from 'fastify';
 import type { Config } from '../config.js';
 import { HttpError } from '../errors.js';
 
@@ -51,28 +53,20 @@ function bearer(request: FastifyRequest): string | undefined {
 const securityPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {
   const apiKeys = config.apiKeys.map(digest);
   const adminKeys = config.adminApiKeys.map(digest);
-
-  // 401 (with WWW-Authenticate): no key or an unknown one; 403: a known key that may not do this.
-  app.addHook('onRequest', async (request, reply) => {
-    const path = request.url.split('?')[0];
-    const admin = request.routeOptions.config?.admin === true || path.startsWith('/v1/admin');
-    const token = bearer(request);
-    if (admin) {
-      if (adminKeys.length === 0) throw new HttpError(403, 'admin routes are disabled: set ADMIN_API_KEYS');
-      if (token !== undefined && keyMatches(token, adminKeys)) return;
-      if (token !== undefined && keyMatches(token, apiKeys)) {
-        throw new HttpError(403, 'this key may not call admin routes');
-      }
-      reply.header('www-authenticate', 'Bearer');
-      throw new HttpError(401, 'this route needs an admin key: Authorization: Bearer <key>');
+  const isOpen = (request: FastifyRequest) => OPEN_PATHS.some((open) => open.test(request.url.split('?')[0]));
+  // Whether the request carries one of the configured keys (read or admin), checked once.
+  const validity = new WeakMap<FastifyRequest, boolean>();
+  const hasValidKey = (request: FastifyRequest): boolean => {
+    let valid = validity.get(request);
+    if (valid === undefined) {
+      const token = bearer(request);
+      valid = token !== undefined && (keyMatches(token, apiKeys) || keyMatches(token, adminKeys));
+      validity.set(request, valid);
     }
-    if (apiKeys.length === 0 || OPEN_PATHS.some((open) => open.test(path))) return;
-    if (token === undefined || !(keyMatches(token, apiKeys) || keyMatches(token, adminKeys))) {
-      reply.header('www-authenticate', 'Bearer');
-      throw new HttpError(401, 'missing or unknown API key: send Authorization: Bearer <key>');
-    }
-  });
+    return valid;
+  };
 
+  // Headers first, so that every answer below (401, 403, 429, 503) carries them.
   await app.register(cors, {
     origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
     methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
@@ -97,7 +91,10 @@ const securityPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { con
     securityHeaders(request.raw, reply.raw, (error?: unknown) => done(error as Error | undefined));
   });
 
-  if (config.rateLimitPerMinute > 0) {
+  // Rate limits run before authentication, keyed on a *valid* key, else on the client address: a
+  // made-up token per request (or none) spends its address's budget, never a fresh one.
+  let countFailure: ((request: FastifyRequest) => Promise<{ isExceeded: boolean; ttl: number }>) | undefined;
+  if (config.rateLimitPerMinute > 0 || config.authFailuresPerMinute > 0) {
     const redis = config.redisUrl
       ? new Redis(config.redisUrl, {
           enableOfflineQueue: false,
@@ -110,18 +107,94 @@ const securityPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { con
     redis?.on('error', () => undefined); // the cache plugin reports Redis's state; here an outage only skips limits
     if (redis) app.addHook('onClose', async () => void redis.disconnect());
     await app.register(rateLimit, {
+      global: false,
       max: config.rateLimitPerMinute,
       timeWindow: 60_000,
       redis,
       nameSpace: 'mmn:ratelimit:',
       skipOnError: true,
-      allowList: (request) => OPEN_PATHS.some((open) => open.test(request.url.split('?')[0])),
-      keyGenerator: (request) => {
-        const token = bearer(request);
-        return token ? `key:${digest(token).toString('hex').slice(0, 32)}` : `ip:${request.ip}`;
-      },
+      allowList: isOpen,
+      keyGenerator: (request) =>
+        hasValidKey(request)
+          ? `key:${digest(bearer(request)!).toString('hex').slice(0, 32)}`
+          : `ip:${request.ip}`,
     });
+    if (config.rateLimitPerMinute > 0) app.addHook('onRequest', app.rateLimit());
+    if (config.authFailuresPerMinute > 0) {
+      const failures = app.createRateLimit({
+        max: config.authFailuresPerMinute,
+        timeWindow: 60_000,
+        keyGenerator: (request) => `authfail:ip:${request.ip}`,
+        allowList: () => false,
+      });
+      countFailure = async (request) => {
+        const count = await failures(request);
+        return count.isAllowed ? { isExceeded: false, ttl: 0 } : count;
+      };
+    }
   }
+
+  // An address past AUTH_FAILURES_PER_MINUTE is refused until its minute is over, whatever key it
+  // sends: were a valid key let through, a 429 would only be another way of saying "wrong key".
+  // The count is shared through Redis when configured; this map of blocked addresses is per process.
+  const blocked = new Map<string, number>();
+  const tooManyFailures = (request: FastifyRequest, reply: FastifyReply, until: number) => {
+    const seconds = Math.max(1, Math.ceil((until - Date.now()) / 1000));
+    void reply.header('retry-after', String(seconds));
+    return new HttpError(
+      429,
+      `too many failed authentication attempts from this address (AUTH_FAILURES_PER_MINUTE=${config.authFailuresPerMinute}); retry in ${seconds} s`,
+    );
+  };
+  const refuse = async (request: FastifyRequest, reply: FastifyReply, error: HttpError): Promise<never> => {
+    if (countFailure) {
+      const count = await countFailure(request);
+      if (count.isExceeded) {
+        const until = Date.now() + Math.max(count.ttl, 1000);
+        if (blocked.size >= 10_000) {
+          const now = Date.now();
+          for (const [ip, end] of blocked) if (end <= now || blocked.size >= 10_000) blocked.delete(ip);
+        }
+        blocked.set(request.ip, until);
+        throw tooManyFailures(request, reply, until);
+      }
+    }
+    void reply.header('www-authenticate', 'Bearer');
+    throw error;
+  };
+
+  // 401 (with WWW-Authenticate): no key or an unknown one; 403: a known key that may not do this.
+  app.addHook('onRequest', async (request, reply) => {
+    const path = request.url.split('?')[0];
+    const admin = request.routeOptions.config?.admin === true || path.startsWith('/v1/admin');
+    const needsKey = admin || (apiKeys.length > 0 && !isOpen(request));
+    if (!needsKey) return;
+    const until = blocked.get(request.ip);
+    if (until !== undefined) {
+      if (until > Date.now()) throw tooManyFailures(request, reply, until);
+      blocked.delete(request.ip);
+    }
+    const token = bearer(request);
+    if (admin) {
+      if (adminKeys.length === 0) throw new HttpError(403, 'admin routes are disabled: set ADMIN_API_KEYS');
+      if (token !== undefined && keyMatches(token, adminKeys)) return;
+      if (token !== undefined && keyMatches(token, apiKeys)) {
+        throw new HttpError(403, 'this key may not call admin routes');
+      }
+      return refuse(
+        request,
+        reply,
+        new HttpError(401, 'this route needs an admin key: Authorization: Bearer <key>'),
+      );
+    }
+    if (!hasValidKey(request)) {
+      return refuse(
+        request,
+        reply,
+        new HttpError(401, 'missing or unknown API key: send Authorization: Bearer <key>'),
+      );
+    }
+  });
 
   await app.register(underPressure, {
     maxEventLoopDelay: config.maxEventLoopDelayMs,
