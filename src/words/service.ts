@@ -280,7 +280,10 @@ export class WordService {
     threshold = this.options.settings.lexicalThreshold,
     { waitForBuild = false } = {},
   ): Promise<DetectedLexical> {
-    if (!this.stored) await this.load().catch(() => false);
+    // Like require(): a missing index is looked for on disk and in the shared cache at most every
+    // CACHE_RECHECK_MS, not on every request that asks for the lexical set.
+    if (!this.stored && !this.job && Date.now() - this.lastCacheCheck > CACHE_RECHECK_MS)
+      await this.load().catch(() => false);
     if (waitForBuild && !this.stored && this.autoBuild && !this.error) {
       this.startBuild(); // idempotent: joins the build started at start, or starts it
       await this.settled();
