@@ -28,6 +28,7 @@ import explorerPlugin from './plugins/explorer.js';
 import routes from './routes/index.js';
 import { unsupportedMediaTypeMessage, validatorCompiler } from './routes/validation.js';
 import { DEFAULT_BODY_BYTES } from './limits.js';
+import { RetryLaterError } from './errors.js';
 
 export type App = FastifyInstance;
 
@@ -40,9 +41,20 @@ export interface BuildOptions {
 export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   const app = Fastify({
     logger: logger ?? { level: config.logLevel, redact: ['req.headers.authorization'] },
-    // Receiving a request (headers and body) must end within the limit; the work on it is bounded
-    // by the hook below, not by the socket, so a slow answer is a 503 rather than a dropped connection.
-    requestTimeout: config.requestTimeoutMs,
+    // Slow clients: the headers must arrive within HEADERS_TIMEOUT_MS and the whole request within
+    // BODY_TIMEOUT_MS, well below REQUEST_TIMEOUT_MS, or Node closes the connection (checked every
+    // connectionsCheckingInterval). The work on a request is bounded by the hook below, not by the
+    // socket, so a slow answer is a 503 rather than a dropped connection; a socket idle for
+    // CONNECTION_TIMEOUT_MS (longer than that) is closed, and an idle keep-alive one after
+    // KEEP_ALIVE_TIMEOUT_MS.
+    requestTimeout: config.bodyTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    connectionTimeout: config.connectionTimeoutMs,
+    http: {
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.bodyTimeoutMs,
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.headersTimeoutMs / 4))),
+    },
     bodyLimit: DEFAULT_BODY_BYTES,
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
@@ -55,6 +67,8 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   app.setValidatorCompiler(
     validatorCompiler({ neuronCount: () => (app.hasDecorator('clip') ? app.clip.neuronCount : undefined) }),
   );
+  // Connections beyond MAX_CONNECTIONS are closed by Node as soon as they are accepted.
+  if (config.maxConnections > 0) app.server.maxConnections = config.maxConnections;
   // Bodies are JSON (or multipart for images); anything else is 415 Unsupported Media Type.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler);
@@ -104,6 +118,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
 /** 4xx errors reach the client with their message; anything else is logged and answered bare. */
 function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   const status = error.statusCode ?? 500;
+  if (error instanceof RetryLaterError) void reply.header('retry-after', String(error.retryAfterS));
   if (status >= 400 && status < 500) {
     const message = error.validation
       ? validationMessage(error)
