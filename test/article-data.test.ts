@@ -116,3 +116,62 @@ t.test('the catalogue’s checks: a known field of the wrong type is refused', a
     [2],
   );
 });
+
+t.test('through the service: the article’s entries and lexical ids on a model of 512 neurons', async (t) => {
+  // The article's catalogue restricted to ids < 512, on a copy of the random-weight tiny model
+  // (clip.json's hash of neurons.json follows): GET /v1/neurons/{id} shows the entry with its source
+  // and credit, and an emotion fit masks the lexical ids by default, saying they come from the catalogue.
+  const { buildTestApp } = await import('./helpers/app.js');
+  const { prepareTinyModel } = await import('./helpers/tiny-model.js');
+  const { cp, writeFile } = await import('node:fs/promises');
+  const { createHash } = await import('node:crypto');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'article-service-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'rn50x4-neurons.json');
+  const written = await runPython(['-c', WRITE_RN50X4_CATALOGUE, file]);
+  t.equal(written.code, 0, written.stderr);
+  const article = JSON.parse(await readFile(file, 'utf8')) as Record<string, { family?: string }>;
+  const subset = Object.fromEntries(Object.entries(article).filter(([id]) => Number(id) < 512));
+  const lexicalIds = Object.entries(subset)
+    .filter(([, entry]) => entry.family === 'lexical')
+    .map(([id]) => Number(id))
+    .sort((a, b) => a - b);
+  const modelDir = path.join(dir, 'model');
+  await cp((await prepareTinyModel({ seed: 1 })).modelDir, modelDir, { recursive: true });
+  const text = JSON.stringify(subset);
+  await writeFile(path.join(modelDir, 'neurons.json'), text);
+  const manifest = JSON.parse(await readFile(path.join(modelDir, 'clip.json'), 'utf8')) as {
+    files: Record<string, string>;
+  };
+  manifest.files['neurons.json'] = createHash('sha256').update(text).digest('hex');
+  await writeFile(path.join(modelDir, 'clip.json'), JSON.stringify(manifest, null, 2));
+  const app = await buildTestApp({ modelDir, dataDir: path.join(dir, 'data') });
+  t.teardown(() => app.close());
+
+  const neuron = (await app.inject('/v1/neurons/43')).json();
+  t.same(neuron, {
+    id: 43,
+    label: '"A"',
+    family: 'lexical',
+    topWords: ['alphabetical', 'authentic', 'authentication'],
+    source:
+      'distillpub/post--multimodal: neuron-hand-labels.json, lexical-neurons.json, neuron-top-words.json',
+    credit: CREDIT,
+  });
+  t.equal((await app.inject('/v1/neurons/89')).json().label, 'Donald Trump');
+
+  const fit = await app.inject({
+    method: 'POST',
+    url: '/v1/emotions/fit',
+    payload: { emotions: ['happy', 'sad', 'angry'], lambda: 0.05 },
+  });
+  t.equal(fit.statusCode, 200, fit.body.slice(0, 200));
+  const body = fit.json();
+  t.equal(body.excluded, lexicalIds.length, `${lexicalIds.length} article ids below 512 masked by default`);
+  t.same(body.lexical.sources, ['catalogue'], 'from the catalogue (no word index here)');
+  t.equal(body.lexical.catalogue, lexicalIds.length);
+  t.match(body.lexical.detectedUnavailable, /word index/);
+  for (const weights of Object.values(body.emotions) as { neuron: number }[][])
+    for (const { neuron } of weights)
+      if (lexicalIds.includes(neuron)) t.fail(`lexical neuron ${neuron} used`);
+});

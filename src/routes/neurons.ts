@@ -12,6 +12,13 @@ const Neuron = Type.Object({
   family: Type.Optional(Type.String()),
   source: Type.Optional(Type.String()),
   score: Type.Optional(Type.Number()),
+  topWords: Type.Optional(
+    Type.Array(Type.String(), { description: 'Words that activate it most when rastered' }),
+  ),
+  handLabel: Type.Optional(
+    Type.String({ description: 'A hand label, where the label comes from elsewhere' }),
+  ),
+  credit: Type.Optional(Type.String({ description: 'Attribution the data’s licence asks for' })),
 });
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
