@@ -1281,6 +1281,12 @@ export interface operations {
             family?: string;
             source?: string;
             score?: number;
+            /** @description Words that activate it most when rastered */
+            topWords?: string[];
+            /** @description A hand label, where the label comes from elsewhere */
+            handLabel?: string;
+            /** @description Attribution the data’s licence asks for */
+            credit?: string;
           };
         };
       };
