@@ -175,3 +175,39 @@ t.test('through the service: the article’s entries and lexical ids on a model 
     for (const { neuron } of weights)
       if (lexicalIds.includes(neuron)) t.fail(`lexical neuron ${neuron} used`);
 });
+
+/** argv: labels file. build_catalogue of RN50 (no article data) and of RN50x4, with --labels. */
+const WITH_LABELS = `
+import json, sys
+from tools.export.clip_model import RELEASED_CONFIGS
+from tools.export.neurons import build_catalogue, LabelsError
+out = {n: build_catalogue(RELEASED_CONFIGS[n], sys.argv[1]) for n in ("RN50", "RN50x4")}
+try:
+    build_catalogue(RELEASED_CONFIGS["RN50"], sys.argv[2])
+except LabelsError as error:
+    out["error"] = str(error)
+print(json.dumps(out))
+`;
+
+t.test('--labels may mark a neuron lexical (user-supplied), on any model', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'labels-family-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const { writeFile } = await import('node:fs/promises');
+  const labels = path.join(dir, 'mine.json');
+  await writeFile(labels, JSON.stringify({ 3: { family: 'lexical' }, 4: 'plain', 43: { label: 'A-words' } }));
+  const bad = path.join(dir, 'bad.json');
+  await writeFile(bad, JSON.stringify({ 3: { family: 'lexical', colour: 'red' } }));
+  const result = await runPython(['-c', WITH_LABELS, labels, bad]);
+  t.equal(result.code, 0, result.stderr);
+  const out = JSON.parse(result.stdout) as Record<string, Record<string, Record<string, unknown>> | string>;
+  const rn50 = out.RN50 as Record<string, Record<string, unknown>>;
+  t.same(rn50['3'], { family: 'lexical', source: 'mine.json' });
+  t.same(rn50['4'], { label: 'plain', source: 'mine.json' });
+  const rn50x4 = out.RN50x4 as Record<string, Record<string, unknown>>;
+  t.equal(rn50x4['43'].label, 'A-words', 'a user label over the article’s');
+  t.equal(rn50x4['43'].family, 'lexical', 'the article’s family kept');
+  t.match(rn50x4['43'].source, /^mine\.json \(label\); distillpub/);
+  t.equal(rn50x4['3'].family, 'lexical', 'a user-supplied lexical neuron beside the article’s');
+  t.match(rn50x4['3'].source, /^mine\.json \(family\); /);
+  t.match(out.error, /neuron 3 has colour; expected a label or \{"label", "family"\}/);
+});

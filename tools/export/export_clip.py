@@ -45,7 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--name", help="model name in clip.json (default: RN50x4 etc. or the checkpoint's stem)"
     )
-    parser.add_argument("--labels", help="JSON {neuron id: label} merged into neurons.json")
+    parser.add_argument(
+        "--labels", help='JSON {neuron id: label or {"label", "family"}} merged into neurons.json'
+    )
     parser.add_argument(
         "--trust-pickle", action="store_true", help="unpickle any Python object (trusted files only)"
     )

@@ -11,7 +11,8 @@ from the project's own copy in `article_data/rn50x4/` (nothing outside this fold
     71 ids as published, 70 distinct — 758 is listed twice),
   - the top-3 rastered words of all 2,560 neurons (`neuron-top-words.json`, as `topWords`),
 each entry with its `source` (which of these it comes from) and the article's `credit`.
-`--labels FILE` ({id: label}) sets the label of any model's neurons; an article entry keeps its other
+`--labels FILE` ({id: label} or {id: {"label"?, "family"?}}) sets labels and families of any model's
+neurons (family "lexical" puts a neuron in the service's lexical set); an article entry keeps its other
 fields, and its source then names FILE first.
 """
 
@@ -64,13 +65,14 @@ def build_catalogue(config: ClipConfig, labels_path: str | None = None) -> dict[
         catalogue = rn50x4_article_catalogue()
     if labels_path:
         source = os.path.basename(labels_path)
-        for neuron, label in read_labels(labels_path, config.neuron_channels).items():
+        for neuron, given in read_labels(labels_path, config.neuron_channels).items():
             entry = catalogue.get(neuron)
+            what = ", ".join(given)
             if entry is None:
-                catalogue[neuron] = {"label": label, "source": source}
+                catalogue[neuron] = {**given, "source": source}
             else:
-                entry["label"] = label
-                entry["source"] = f"{source} (label); {entry['source']}"
+                entry.update(given)
+                entry["source"] = f"{source} ({what}); {entry['source']}"
     return {str(neuron): catalogue[neuron] for neuron in sorted(catalogue)}
 
 
@@ -129,8 +131,9 @@ def rn50x4_article_catalogue() -> dict[int, dict]:
     return catalogue
 
 
-def read_labels(path: str, neuron_count: int) -> dict[int, str]:
-    """{id: label} from a JSON object; every id must be an integer in [0, neuron_count)."""
+def read_labels(path: str, neuron_count: int) -> dict[int, dict]:
+    """{id: {"label"?, "family"?}} from a JSON object whose values are labels or {"label"?, "family"?}
+    (family "lexical" marks a lexical neuron); every id must be an integer in [0, neuron_count)."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -140,8 +143,8 @@ def read_labels(path: str, neuron_count: int) -> dict[int, str]:
         raise LabelsError(f"{path}: is not valid JSON ({error})") from None
     if not isinstance(data, dict):
         raise LabelsError(f"{path}: holds a JSON {type(data).__name__}; expected an object {{id: label}}")
-    labels: dict[int, str] = {}
-    for key, label in data.items():
+    labels: dict[int, dict] = {}
+    for key, value in data.items():
         try:
             neuron = int(key)
         except ValueError:
@@ -150,7 +153,17 @@ def read_labels(path: str, neuron_count: int) -> dict[int, str]:
             raise LabelsError(
                 f"{path}: neuron id {neuron} is out of range; this model has {neuron_count} neurons"
             )
-        if not isinstance(label, str) or not label.strip():
-            raise LabelsError(f"{path}: label of neuron {neuron} is {label!r}; expected a non-empty string")
-        labels[neuron] = label.strip()
+        fields = value if isinstance(value, dict) else {"label": value}
+        unknown = sorted(set(fields) - {"label", "family"})
+        if unknown or not fields:
+            raise LabelsError(
+                f"{path}: neuron {neuron} has {', '.join(unknown) or 'no fields'}; expected a label or "
+                '{"label", "family"}'
+            )
+        for name, text in fields.items():
+            if not isinstance(text, str) or not text.strip():
+                raise LabelsError(
+                    f"{path}: {name} of neuron {neuron} is {text!r}; expected a non-empty string"
+                )
+        labels[neuron] = {name: text.strip() for name, text in fields.items()}
     return labels
