@@ -1,12 +1,14 @@
 /**
- * Writes a model directory's default emotion composition (default-composition.json, see
- * src/emotions/precomputed.ts), so the service answers the first GET /v1/emotions without fitting:
+ * Writes a model directory's default emotion composition and its atlases (default-composition.json,
+ * see src/emotions/precomputed.ts), so the service answers the first GET /v1/emotions and
+ * /v1/emotions/atlas without fitting:
  *
  *   npm run default-fit -- models/toyworld
  *
- * It builds the service on the model (word index in a temporary data directory, so the lexical
- * neurons the default fit masks are the ones the service would detect), fits the default composition
- * exactly as a request would, and writes it with the model's hash and the fit's cache key.
+ * It builds the service on the model with the default settings (word index in a temporary data
+ * directory, so the lexical neurons the default fit masks are the ones the service detects), fits
+ * exactly as a request would, and writes the results with the model's hash, the fit's cache key and
+ * the lexical set's basis.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -16,7 +18,10 @@ import { loadConfig } from '../src/config.js';
 import { writePrecomputed } from '../src/emotions/precomputed.js';
 
 const modelDir = process.argv[2];
-if (!modelDir) throw new Error('usage: write-default-composition.ts MODEL_DIR');
+if (!modelDir || modelDir === '--help') {
+  console.log('usage: npm run default-fit -- MODEL_DIR');
+  process.exit(modelDir ? 0 : 2);
+}
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'default-fit-'));
 const config = {
   ...loadConfig({}),
@@ -30,18 +35,22 @@ const app = await buildApp({ config, logger: false });
 try {
   await app.ready();
   const started = performance.now();
-  const composition = await app.emotions.defaultComposition();
+  const { composition, lexical } = await app.emotions.defaultComposition();
+  const atlases = { 2: await app.emotions.atlas(2), 7: await app.emotions.atlas(7) };
   const seconds = (performance.now() - started) / 1000;
-  const file = await writePrecomputed(
-    config.modelDir,
-    app.clip.directory.sha256,
-    app.emotions.keyOf(composition.fitId),
+  const file = await writePrecomputed(config.modelDir, {
+    model: app.clip.directory.sha256,
+    key: app.emotions.keyOf(composition.fitId),
+    lexicalBasis: app.words.lexicalBasis(),
     composition,
-  );
-  const converged = Object.values(composition.concepts).filter((fit) => fit.converged).length;
+    lexical,
+    atlases,
+  });
+  const fits = Object.values(composition.concepts);
   console.log(
-    `wrote ${file}: ${Object.keys(composition.concepts).length} concepts (${converged} converged), ` +
-      `${composition.excluded} neurons masked, ${composition.work.passes} Newton steps, ${seconds.toFixed(1)} s`,
+    `wrote ${file}: ${fits.length} concepts (${fits.filter((fit) => fit.converged).length} converged), ` +
+      `${composition.excluded} lexical neurons masked, ${composition.work.passes} Newton steps, ` +
+      `atlases of 2 and 7 factors, ${seconds.toFixed(1)} s`,
   );
 } finally {
   await app.close();

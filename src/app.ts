@@ -2,8 +2,8 @@
  * Builds the Fastify application in three layers, registered in order:
  *   1. external plugins (OpenAPI document, Swagger UI, multipart uploads; metrics; keys, rate
  *      limits, back-pressure, CORS and security headers),
- *   2. the service's own plugins (the cache, the CLIP model, attribution and emotions on it, the word
- *      index, the job queue), each naming the plugins it depends on,
+ *   2. the service's own plugins (the cache, the CLIP model, attribution on it, the word index,
+ *      emotions on both, the job queue), each naming the plugins it depends on,
  *   3. thin routes, each with the TypeBox schemas that validate it and document it.
  * `src/bin/server.ts` only builds the app and listens; tests build it and call `app.inject`.
  */
@@ -107,8 +107,8 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   await app.register(cachePlugin, { config });
   await app.register(modelPlugin, { config });
   await app.register(attributionPlugin);
-  await app.register(emotionsPlugin, { config });
   await app.register(wordsPlugin, { config });
+  await app.register(emotionsPlugin, { config });
   await app.register(jobsPlugin, { config });
   await app.register(explorerPlugin);
   await app.register(routes, { config });

@@ -4,11 +4,13 @@
  *   - a fresh fit on an idle machine and one made while another thread burns a core give the
  *     same supports and weights, bit for bit;
  *   - the composition shipped in the model directory (default-composition.json, written by
- *     `npm run default-fit`) is that fit, bit for bit;
- *   - with the shipped file the service answers GET /v1/emotions without fitting and without a
- *     single onnxruntime run (the cold first visit costs no model work).
+ *     `npm run default-fit`) is that fit, bit for bit, and its atlases are the service's;
+ *   - with the shipped file the service answers GET /v1/emotions and the atlas without fitting,
+ *     without a single text-graph run and without waiting for the word index its lexical set comes
+ *     from (a fresh start builds it in the background): the cold first visit costs no model work.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import t from 'tap';
@@ -16,7 +18,7 @@ import { createCache } from '../src/cache/index.js';
 import { CompositionSolver } from '../src/emotions/composition-solver.js';
 import { PRECOMPUTED_FILE, type PrecomputedComposition } from '../src/emotions/precomputed.js';
 import { EmotionService } from '../src/emotions/service.js';
-import type { Composition } from '../src/emotions/types.js';
+import type { Atlas, Composition } from '../src/emotions/types.js';
 import { buildTestApp } from './helpers/app.js';
 import { repoRoot } from './helpers/tiny-model.js';
 
@@ -27,12 +29,13 @@ t.teardown(() => app.close());
 const quietLogger = { info: () => {}, warn: () => {}, error: () => {} };
 
 /** A default composition fitted from scratch: its own cache, its own solver thread. */
-async function freshDefaultFit(): Promise<Composition> {
+async function freshDefaultFit(): Promise<Composition & { atlases: Record<string, Atlas> }> {
   const cache = createCache({ ttlSeconds: 60, logger: quietLogger });
   const service = new EmotionService(app.attribution, cache, undefined, new CompositionSolver(1));
-  service.useLexicalNeurons(() => app.emotions.lexicalNeurons());
+  service.useLexicalNeurons(() => app.words.lexicalSet(undefined, { waitForBuild: true }));
   try {
-    return await service.defaultComposition();
+    const { composition } = await service.defaultComposition();
+    return { ...composition, atlases: { 2: await service.atlas(2), 7: await service.atlas(7) } };
   } finally {
     await service.close();
   }
@@ -96,22 +99,33 @@ t.test('the shipped default composition is the fit the service computes', (t) =>
   const shipped = JSON.parse(readFileSync(file, 'utf8')) as PrecomputedComposition;
   t.equal(shipped.model, app.clip.directory.sha256, 'for this model (its clip.json hash)');
   t.equal(shipped.key, app.emotions.keyOf(idle.fitId), 'under the fit id and solver version of today');
+  t.equal(shipped.lexicalBasis, app.words.lexicalBasis(), 'for the lexical set this service detects');
+  t.equal(shipped.lexical.neurons, idle.excluded, 'naming the lexical set it masked');
   t.same(supports(shipped.composition), supports(idle), 'the same supports');
   t.same(shipped.composition.concepts, idle.concepts, 'the same weights, bit for bit');
+  t.same(shipped.atlases, idle.atlases, 'the same atlases of 2 and 7 factors');
   t.end();
 });
 
-t.test('GET /v1/emotions answers from the shipped composition without running the model', async (t) => {
-  let runs = 0;
-  const previous = app.clip.runObserver;
-  app.clip.runObserver = (graph, rows, ms) => {
-    runs += 1;
-    previous?.(graph, rows, ms);
-  };
-  t.teardown(() => (app.clip.runObserver = previous));
-  const response = await app.inject({ method: 'GET', url: '/v1/emotions' });
-  t.equal(response.statusCode, 200, response.body);
-  const body = response.json<{ fitId: string }>();
-  t.equal(body.fitId, idle.fitId, 'the default fit');
-  t.equal(runs, 0, 'no onnxruntime run: nothing was embedded or fitted');
+t.test('a fresh start answers from the shipped file, before its word index is built', async (t) => {
+  // A data directory of its own: the word index is built in the background after start.
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'default-fit-'));
+  const fresh = await buildTestApp({ modelDir: TOYWORLD, dataDir });
+  t.teardown(async () => {
+    await fresh.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const runs: string[] = [];
+  fresh.clip.runObserver = (graph) => runs.push(graph);
+  const [emotions, atlas] = await Promise.all([
+    fresh.inject({ method: 'GET', url: '/v1/emotions' }),
+    fresh.inject({ method: 'GET', url: '/v1/emotions/atlas?factors=2' }),
+  ]);
+  t.equal(emotions.statusCode, 200, emotions.body);
+  t.equal(atlas.statusCode, 200, atlas.body);
+  t.equal(emotions.json<{ fitId: string }>().fitId, idle.fitId, 'the default fit');
+  t.same(atlas.json<{ emotions: unknown }>().emotions, idle.atlases[2].emotions, 'its atlas');
+  t.equal(runs.filter((graph) => graph === 'text' || graph === 'bilinear').length, 0, 'no text embedded');
+  const index = await fresh.words.lexicalSet(undefined, { waitForBuild: true });
+  t.equal(index.neurons.length, idle.excluded, 'the index built since detects the set the file masked');
 });

@@ -44,7 +44,7 @@ t.test('every plugin declares its name and dependencies', async (t) => {
     t.equal(meta(plugin)?.name, name, `${name}: its name`);
     t.ok(Array.isArray(meta(plugin)?.dependencies), `${name}: its dependencies`);
   }
-  t.same(meta(emotions)?.dependencies, ['attribution', 'model', 'cache']);
+  t.same(meta(emotions)?.dependencies, ['attribution', 'model', 'cache', 'words']);
   t.same(meta(model)?.dependencies, ['metrics', 'cache']);
 });
 

@@ -22,7 +22,7 @@ import { EMOTION_TEMPLATES, WHEEL_EMOTION_NAMES, wheelEmotion } from './feelings
 import { MULTINOMIAL_SWEEP_LIMIT } from '../sparse/multinomial-path.js';
 import type { FeatureScaling } from '../sparse/design.js';
 import type { AttributionService } from '../attribution/service.js';
-import { catalogueLexicalSet, type LexicalSet } from '../attribution/lexical-neurons.js';
+import { catalogueLexicalSet, type LexicalSet, type LexicalUse } from '../attribution/lexical-neurons.js';
 import type {
   Atlas,
   Composition,
@@ -109,6 +109,12 @@ export function validate(request: CompositionRequest, neuronCount: number): stri
   return createHash('sha256').update(JSON.stringify(normalised)).digest('hex').slice(0, 16);
 }
 
+/** The default composition and the lexical set it masked (what GET /v1/emotions reports). */
+export interface DefaultComposition {
+  composition: Composition;
+  lexical: LexicalUse;
+}
+
 /** Names the solver's version in cache keys: a solver change that moves results bumps it. */
 const COMPOSITION_CACHE_VERSION = 'sparse-composition.v4';
 
@@ -182,33 +188,52 @@ export class EmotionService {
     return cacheKey(this.attribution.model.sha256, COMPOSITION_CACHE_VERSION, fitId);
   }
 
+  /** The default composition known before the lexical set is (shipped with the model; see preloadDefault). */
+  private knownDefault: DefaultComposition | undefined;
+
   /**
-   * Takes a composition computed elsewhere (the model directory's precomputed file) as the answer
-   * to its key, so the request it answers is served without fitting. Only for compositions this
-   * service would compute itself: the fit is deterministic, and the key names the model and fit id.
+   * Takes the default composition and its atlases computed elsewhere (the model directory's
+   * precomputed file) as the answers to their keys, so they are served without fitting, and
+   * without waiting for the lexical set when the caller has checked it will be the one this
+   * composition masked (same model, vocabulary and threshold: the detection is deterministic).
+   * Only for results this service would compute itself: the fit and the atlas are deterministic,
+   * and the keys name the model, the fit id and the solver's version.
    */
-  preload(key: string, composition: Composition): void {
-    this.remember(key, composition);
+  preloadDefault(
+    key: string,
+    known: DefaultComposition,
+    atlases: Readonly<Record<string, Atlas>> = {},
+  ): void {
+    this.remember(key, known.composition);
+    for (const [factors, atlas] of Object.entries(atlases))
+      this.remember(this.atlasKey(known.composition.fitId, Number(factors)), atlas);
+    this.knownDefault = known;
   }
 
   /**
    * The default emotion composition: the whole wheel, the article's templates, 5 neurons each, the
-   * lexical neurons masked as in the article (`lexical`: the set to mask, else lexicalNeurons()).
+   * lexical neurons masked as in the article; with the lexical set it masked.
    */
-  async defaultComposition(lexical?: LexicalSet): Promise<Composition> {
-    const { neurons } = lexical ?? (await this.lexicalNeurons());
-    return this.compose({ ...defaultEmotionRequest(), exclude: neurons });
+  async defaultComposition(): Promise<DefaultComposition> {
+    if (this.knownDefault) return this.knownDefault;
+    const lexical = await this.lexicalNeurons();
+    const composition = await this.compose({ ...defaultEmotionRequest(), exclude: lexical.neurons });
+    return { composition, lexical: lexical.use };
   }
 
   /** NMF atlas of the default composition with `factors` factors, and a seeded 2-D layout. */
   async atlas(factors: number): Promise<Atlas> {
-    const composition = await this.defaultComposition();
-    const key = cacheKey(this.attribution.model.sha256, 'emotion-atlas', composition.fitId, String(factors));
+    const { composition } = await this.defaultComposition();
+    const key = this.atlasKey(composition.fitId, factors);
     const known = this.recall<Atlas>(key) ?? (await this.cache.getJson<Atlas>(key));
     if (known) return this.remember(key, known);
     const atlas = await this.solver.atlas(composition, factors);
     await this.cache.setJson(key, atlas);
     return this.remember(key, atlas);
+  }
+
+  private atlasKey(fitId: string, factors: number): string {
+    return cacheKey(this.attribution.model.sha256, 'emotion-atlas', fitId, String(factors));
   }
 
   /** Keys name what they hold (sparse-composition… or emotion-atlas…), so the type is the caller's. */

@@ -20,21 +20,29 @@ declare module 'fastify' {
 const emotionsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {
   const service = new EmotionService(app.attribution, app.cache, config.fitMaxSweeps);
   app.decorate('emotions', service);
+  // Fits mask the service's lexical set: the catalogue's and the word index's detected neurons (a
+  // small vocabulary's index built at start is awaited, so the set does not depend on its progress).
+  service.useLexicalNeurons(() => app.words.lexicalSet(undefined, { waitForBuild: true }));
   // The default composition shipped with the model (default-composition.json), when it is this
-  // model's: the first GET /v1/emotions then answers without fitting.
+  // model's and its lexical set is the one this service will detect: the first GET /v1/emotions
+  // then answers without fitting and without waiting for the word index.
   const { directory } = app.clip;
   const shipped = await readPrecomputed(directory.dir, directory.sha256);
-  if (shipped) service.preload(shipped.key, shipped.composition);
-  app.log.info({ shipped: Boolean(shipped) }, 'default emotion composition');
+  const usable = shipped?.lexicalBasis === app.words.lexicalBasis();
+  if (shipped && usable) service.preloadDefault(shipped.key, shipped, shipped.atlases);
+  app.log.info({ shipped: Boolean(shipped), usable }, 'default emotion composition');
   if (config.warmDefaultFit)
     // After start, in the background: the default composition (the shipped one, or a fit on the
     // solver thread), so a first visit finds it ready. A failure is logged; a request retries it.
     app.addHook('onReady', async () => {
-      service.defaultComposition().catch((error: unknown) => {
+      Promise.all([service.atlas(2), service.atlas(7)]).catch((error: unknown) => {
         app.log.warn({ err: error }, 'default emotion composition not prepared at start');
       });
     });
   app.addHook('onClose', () => service.close());
 };
 
-export default fp(emotionsPlugin, { name: 'emotions', dependencies: ['attribution', 'model', 'cache'] });
+export default fp(emotionsPlugin, {
+  name: 'emotions',
+  dependencies: ['attribution', 'model', 'cache', 'words'],
+});

@@ -273,10 +273,6 @@ function fitResponse(composition: Composition) {
 }
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
-  // The service's one lexical set: the catalogue's lexical family and the word index's detected
-  // neurons (a small vocabulary's index built at start is awaited, so the set does not depend on
-  // how far that build has got).
-  app.emotions.useLexicalNeurons(() => app.words.lexicalSet(undefined, { waitForBuild: true }));
   /** The neurons a fit masks: the lexical set by default (as in the article), none, or the given ids. */
   const excluded = async (
     option: boolean | number[] | undefined,
@@ -353,8 +349,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async () => {
-      const lexical = await app.emotions.lexicalNeurons();
-      const composition = await app.emotions.defaultComposition(lexical);
+      const { composition, lexical } = await app.emotions.defaultComposition();
       return {
         wheel: FEELINGS_WHEEL as Static<typeof Core>[],
         templates: [...EMOTION_TEMPLATES],
@@ -365,7 +360,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         fitId: composition.fitId,
         accuracy: composition.accuracy,
         excluded: composition.excluded,
-        lexical: lexical.use,
+        lexical,
       };
     },
   );
@@ -382,7 +377,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const factors = request.query.factors ?? 7;
-      const [composition, atlas] = await Promise.all([
+      const [{ composition }, atlas] = await Promise.all([
         app.emotions.defaultComposition(),
         app.emotions.atlas(factors),
       ]);
@@ -404,7 +399,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const emotion = wheelEmotion(request.params.name);
       if (!emotion)
         throw notFound(`unknown emotion "${request.params.name}": not a word of the feelings wheel`);
-      const composition = await app.emotions.defaultComposition();
+      const { composition } = await app.emotions.defaultComposition();
       const fit = composition.concepts[emotion.name];
       return { ...emotion, neurons: fit.neurons, lambda: fit.lambda, fitId: composition.fitId };
     },

@@ -302,6 +302,15 @@ export class WordService {
     };
   }
 
+  /**
+   * What the lexical set depends on besides the model: the vocabulary (its hash), the detector's
+   * threshold, and whether the index is built at start. Two services with the same model and basis
+   * detect the same set once their indexes are built (the build and the detector are deterministic).
+   */
+  lexicalBasis(threshold = this.options.settings.lexicalThreshold): string {
+    return `vocabulary ${this.store.vocabularySha256}, threshold ${threshold}, built at start ${this.autoBuild}`;
+  }
+
   /** The service's lexical set: the catalogue's lexical family and the detector's flags. */
   async lexicalSet(
     threshold = this.options.settings.lexicalThreshold,
