@@ -18,3 +18,15 @@ export const conflict = (message: string) => new HttpError(409, message);
 export const payloadTooLarge = (message: string) => new HttpError(413, message);
 export const unsupportedMediaType = (message: string) => new HttpError(415, message);
 export const serviceUnavailable = (message: string) => new HttpError(503, message);
+
+/** A refusal the client should retry later: answered with `Retry-After: <retryAfterS>` (src/app.ts). */
+export class RetryLaterError extends HttpError {
+  constructor(
+    statusCode: 429 | 503,
+    message: string,
+    readonly retryAfterS: number,
+  ) {
+    super(statusCode, message);
+    this.name = 'RetryLaterError';
+  }
+}
