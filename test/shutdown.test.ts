@@ -1,6 +1,9 @@
 /**
  * SIGTERM on the real server process (src/bin/server.ts on the embedded model, a free port): a request
- * in flight completes with 200, new connections are refused, and the process exits 0 within seconds.
+ * in flight completes with 200, new connections are refused, and the process exits 0 within seconds;
+ * under load from 16 concurrent clients, no accepted request gets a 5xx other than the 503 (with
+ * Connection: close) that answers new requests during the drain (issue 21, failure 2: in-flight word
+ * queries got 500 "Session already disposed" when their session was released before the server closed).
  */
 import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
@@ -194,3 +197,120 @@ t.test('SIGTERM with an idle keep-alive connection and an open event stream stil
   );
   if (submitted.status === 202) t.ok(await waitFor(() => streamClosed, 2000), 'the event stream is closed');
 });
+
+interface Outcome {
+  status: string;
+  connection?: string;
+}
+
+/** One request on a keep-alive agent: its status (or the socket error's code) and Connection header. */
+function keepAliveRequest(
+  port: number,
+  agent: http.Agent,
+  method: string,
+  url: string,
+  body?: unknown,
+): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path: url,
+        agent,
+        headers: payload
+          ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+          : {},
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () =>
+          resolve({ status: String(res.statusCode), connection: res.headers.connection?.toLowerCase() }),
+        );
+        res.on('error', (error: NodeJS.ErrnoException) => resolve({ status: error.code ?? 'error' }));
+      },
+    );
+    req.on('error', (error: NodeJS.ErrnoException) => resolve({ status: error.code ?? 'error' }));
+    req.end(payload);
+  });
+}
+
+/** A small PNG (a 2 × 2 RGB image), base64: the image routes' part of the load. */
+const PNG_2X2 =
+  'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==';
+
+t.test(
+  'SIGTERM under load: 0 × 5xx for accepted requests, 503 with Connection: close for new ones',
+  async (t) => {
+    const server = await startServer({ SHUTDOWN_DRAIN_MS: '500' });
+    t.teardown(() => stopProcess(server.child, 'SIGKILL'));
+    // Word queries run on a session of their own (the word index's), released at shutdown too.
+    const words = await request(server.port, 'GET', '/v1/words/neighbors?word=red&k=5');
+    t.equal(words.status, 200, `the word index answers (${words.body.slice(0, 200)})`);
+
+    const routes = [
+      (i: number) => ['POST', '/v1/embed/text', { texts: [`load text ${i} ${Math.random()}`] }] as const,
+      (i: number) =>
+        ['POST', '/v1/attribution/text', { texts: [`attribution ${i} ${Math.random()}`] }] as const,
+      () => ['POST', '/v1/embed/image', { image: PNG_2X2 }] as const,
+      () => ['GET', '/v1/words/neighbors?word=red&k=5', undefined] as const,
+      () => ['GET', '/v1/neurons/3/top-words?k=5', undefined] as const,
+      () => ['GET', '/v1/words/neighbors?word=blue&k=5', undefined] as const,
+    ];
+    const outcomes: Outcome[] = [];
+    let signalled = false;
+    let okBeforeSignal = 0;
+    let sent = 0;
+    const clients = Array.from({ length: 16 }, async () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        for (;;) {
+          const [method, url, body] = routes[sent % routes.length](sent);
+          sent++;
+          const outcome = await keepAliveRequest(server.port, agent, method, url, body);
+          outcomes.push(outcome);
+          if (!signalled && outcome.status === '200') okBeforeSignal++;
+          if (outcome.status === 'ECONNREFUSED') return;
+        }
+      } finally {
+        agent.destroy();
+      }
+    });
+    t.ok(await waitFor(() => okBeforeSignal >= 200, 30_000), `load is running (${okBeforeSignal} × 200)`);
+    signalled = true;
+    server.child.kill('SIGTERM');
+    await Promise.all(clients);
+    const exit = await Promise.race([
+      server.exited,
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 15_000)),
+    ]);
+
+    const counts: Record<string, number> = {};
+    for (const { status } of outcomes) counts[status] = (counts[status] ?? 0) + 1;
+    t.comment(`statuses: ${JSON.stringify(counts)}`);
+    const errors = outcomes.filter(({ status }) => /^5/.test(status) && status !== '503');
+    t.equal(errors.length, 0, 'no 5xx other than 503');
+    const refused = outcomes.filter(({ status }) => status === '503');
+    t.ok(refused.length > 0, `new requests during the drain get 503 (${refused.length})`);
+    t.ok(
+      refused.every(({ connection }) => connection === 'close'),
+      'every 503 says Connection: close',
+    );
+    const resets = outcomes.filter(({ status }) => !/^\d+$/.test(status) && status !== 'ECONNREFUSED');
+    t.equal(
+      resets.length,
+      0,
+      `no connection reset under a request (${resets.map((r) => r.status).join(', ')})`,
+    );
+    t.equal(
+      outcomes.filter(({ status }) => !['200', '503', 'ECONNREFUSED'].includes(status)).length,
+      0,
+      'every answer is a 200, a 503, or a refused connection',
+    );
+    t.equal(counts.ECONNREFUSED, 16, 'in the end every client finds the port closed');
+    t.equal(exit?.code, 0, 'the process exits 0');
+    t.notMatch(server.output(), /Session already disposed|"level":50/, 'no error in the log');
+  },
+);

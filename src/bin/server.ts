@@ -1,8 +1,11 @@
 /**
  * Starts the service: reads the configuration, builds the app, listens, and shuts down cleanly on
- * SIGTERM/SIGINT (stop accepting, finish in-flight requests, release the model and the cache).
+ * SIGTERM/SIGINT: new requests get 503 with Connection: close for SHUTDOWN_DRAIN_MS, then the
+ * listening socket closes; in-flight requests are answered, and only then are the model's sessions
+ * and the cache released.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import net from 'node:net';
 import { buildApp } from '../app.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { ModelDirectoryError } from '../clip/model-directory.js';
@@ -29,6 +32,21 @@ async function main(): Promise<void> {
       if (String(response.getHeader('content-type') ?? '').startsWith('text/event-stream')) response.end();
     }
   };
+  // On the signal the listening socket closes at once (new connections are refused), but connections
+  // already open stay open for SHUTDOWN_DRAIN_MS (default 500 ms), in which every new request on them
+  // is answered 503 with Connection: close (Fastify's answer while closing): busy keep-alive clients
+  // learn of the shutdown from an answer, instead of a reset when their idle connection is closed
+  // under their next request. Then idle connections close; requests in flight are answered in full,
+  // and only after them are the model's sessions released (onClose).
+  const drainMs = process.env.SHUTDOWN_DRAIN_MS ? Number(process.env.SHUTDOWN_DRAIN_MS) : 500;
+  if (!Number.isInteger(drainMs) || drainMs < 0 || drainMs >= graceMs) {
+    throw new ConfigError(
+      `SHUTDOWN_DRAIN_MS must be an integer from 0 to below SHUTDOWN_TIMEOUT_MS (${graceMs}), got "${process.env.SHUTDOWN_DRAIN_MS}"`,
+    );
+  }
+  app.addHook('preClose', async () => {
+    if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
+  });
   let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) return;
@@ -40,6 +58,9 @@ async function main(): Promise<void> {
       process.exit(1);
     }, graceMs);
     force.unref();
+    // net.Server's close, not http.Server's: stop accepting without closing idle keep-alive
+    // connections yet (Fastify's own close, after the drain, does that and waits for the rest).
+    net.Server.prototype.close.call(app.server);
     try {
       await app.close();
     } catch (error) {

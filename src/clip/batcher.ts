@@ -48,6 +48,11 @@ export class MicroBatcher<Row, Result> {
     return this.queue.length;
   }
 
+  /** Whether rows are waiting or a run is in flight. */
+  get busy(): boolean {
+    return this.queue.length > 0 || this.running > 0;
+  }
+
   private schedule(): void {
     if (this.running >= this.concurrency) return; // the end of a run schedules the next batch
     if (this.queue.length >= this.options.maxBatch) {

@@ -230,6 +230,26 @@ export class ClipModel {
     }));
   }
 
+  /** Whether any micro-batcher has rows waiting or a run in flight. */
+  get busy(): boolean {
+    return [this.textBatcher, this.trunkBatcher, this.headBatcher, this.attributionBatcher].some(
+      (batcher) => batcher.busy,
+    );
+  }
+
+  /**
+   * Resolves once no batcher is busy (work of requests whose clients have gone, background fits),
+   * or after `limitMs`; true when it drained. Shutdown waits for it before releasing the sessions.
+   */
+  async drained(limitMs = 5000): Promise<boolean> {
+    const deadline = Date.now() + limitMs;
+    while (this.busy) {
+      if (Date.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return true;
+  }
+
   release(): Promise<void> {
     return this.inference.release();
   }

@@ -35,7 +35,13 @@ const modelPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config
       concurrency: config.imageDecodeConcurrency,
     }),
   );
-  app.addHook('onClose', async () => model.release());
+  // onClose runs after the server has answered every request in flight (Fastify closes the server
+  // first); rows still queued (a client that went away, a background fit) get their runs before the
+  // sessions go.
+  app.addHook('onClose', async () => {
+    if (!(await model.drained())) app.log.warn('model runs still in flight at shutdown; releasing anyway');
+    await model.release();
+  });
 };
 
 export default fp(modelPlugin, { name: 'model', dependencies: ['metrics', 'cache'] });

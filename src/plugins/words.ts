@@ -33,8 +33,11 @@ const wordsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config
     loaded ? 'word index loaded' : 'no word index yet',
   );
   if (!loaded && words.autoBuild) app.addHook('onReady', async () => void words.startBuild());
-  // preClose: a running build must stop before the model's sessions are released (onClose).
-  app.addHook('preClose', async () => words.close());
+  // preClose (before the server stops): a running build stops, so that it cannot hold the model.
+  // The query session is released only in onClose, once the server has answered every request in
+  // flight: released in preClose, word queries still running failed with "Session already disposed".
+  app.addHook('preClose', async () => words.stop());
+  app.addHook('onClose', async () => words.close());
 };
 
 export default fp(wordsPlugin, { name: 'words', dependencies: ['model', 'cache'] });
