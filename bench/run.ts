@@ -13,6 +13,7 @@ const BENCHMARKS: Record<string, string[]> = {
   'text-encoder': ['bash', 'bench/text-encoder-rn50x4.sh'],
   words: ['npx', 'tsx', 'bench/words.ts'],
   emotions: ['npx', 'tsx', 'bench/emotions.ts'],
+  'cold-start': ['npx', 'tsx', 'bench/cold-start.ts'],
   search: ['npx', 'tsx', 'bench/search.ts'],
   load: ['npx', 'tsx', 'bench/load.ts'],
   fault: ['npx', 'tsx', 'bench/fault.ts'],
