@@ -18,6 +18,7 @@ const BENCHMARKS: Record<string, string[]> = {
   load: ['npx', 'tsx', 'bench/load.ts'],
   fault: ['npx', 'tsx', 'bench/fault.ts'],
   'image-memory': ['npx', 'tsx', 'bench/image-memory.ts'],
+  shutdown: ['npx', 'tsx', 'bench/shutdown.ts'],
   export: ['bash', 'bench/export-rn50x4.sh'],
 };
 
