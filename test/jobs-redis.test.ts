@@ -145,13 +145,16 @@ t.test('search jobs on BullMQ with two worker processes', async (t) => {
     t.equal(cancelled.state, 'cancelled');
     const events = await sseEvents(`${base}/v1/jobs/${jobId}/events`);
     t.same(events.slice(-1), ['cancelled']);
-    const final = await until(async () => {
-      const current = await view(app, jobId);
-      return current.result ? current : undefined;
-    }, 'the worker to stop');
+    // The search stops at once: its view stays that of the acknowledgement, and no result is kept.
+    await until(
+      () => workers.some((worker) => worker.lines.some((l) => l.msg === 'job finished' && l.job === jobId)),
+      'the worker to stop',
+    );
+    const final = await view(app, jobId);
     t.equal(final.state, 'cancelled');
-    t.equal(final.result.stopReason, 'cancelled');
-    t.ok(final.result.steps < 2000, `stopped after ${final.result.steps} of 2000 steps`);
+    t.same(final.progress, cancelled.progress, 'no step after the acknowledgement');
+    t.notOk(final.result, 'no result is stored');
+    t.ok(cancelled.progress.steps < 2000, `stopped after ${cancelled.progress.steps} of 2000 steps`);
   });
 
   t.test('a worker killed mid-job: the other worker finishes it', async (t) => {

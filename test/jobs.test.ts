@@ -35,6 +35,17 @@ async function readEvents(response: Response, onEvent?: (event: SseEvent) => voi
   return events;
 }
 
+/** Until no search runs in this process (the metrics' jobs_running gauge is 0). */
+async function waitForIdle(app: App, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const metrics = (await app.inject({ url: '/metrics' })).body;
+    if (/^jobs_running 0$/m.test(metrics)) return;
+    if (Date.now() > deadline) throw new Error(`a search still runs after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function waitForState(app: App, id: string, states: string[], timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -173,16 +184,15 @@ t.test('search jobs on the in-process queue', async (t) => {
     t.equal(cancelled.json().state, 'cancelled');
     const events = await readEvents(await fetchEvents(app, first.jobId));
     t.equal(events.at(-1)!.event, 'cancelled');
-    // The search stops at its next step and keeps its best so far.
-    const end = Date.now() + 10_000;
-    let final = (await app.inject({ url: `/v1/jobs/${first.jobId}` })).json();
-    while (!final.result && Date.now() < end) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      final = (await app.inject({ url: `/v1/jobs/${first.jobId}` })).json();
-    }
+    // The search stops at once: no step after the acknowledgement, and no result is kept.
+    t.equal(cancelled.json().stopped, true);
+    const acknowledged = cancelled.json().progress;
+    await waitForIdle(app);
+    const final = (await app.inject({ url: `/v1/jobs/${first.jobId}` })).json();
     t.equal(final.state, 'cancelled');
-    t.equal(final.result.stopReason, 'cancelled');
-    t.ok(final.result.steps < 2000, `stopped after ${final.result.steps} steps`);
+    t.same(final.progress, acknowledged, 'the view is the one of the acknowledgement');
+    t.notOk(final.result, 'no result is stored');
+    t.ok(acknowledged.steps < 2000, `stopped after ${acknowledged.steps} steps`);
     const fresh = (await post(body)).json();
     t.not(fresh.jobId, first.jobId, 'after a cancellation the same request starts a new job');
     await app.inject({ method: 'DELETE', url: `/v1/jobs/${fresh.jobId}` });
@@ -214,8 +224,10 @@ t.test('search jobs on the in-process queue', async (t) => {
     t.equal(view.result.steps, view.progress.totalSteps);
     const done = await app.inject({ url: '/v1/neurons/11/max-text' });
     t.equal(done.statusCode, 200);
-    const { lexical, ...result } = done.json();
+    const { lexical, parameters, defaultParameters, ...result } = done.json();
     t.same(result, view.result);
+    t.equal(defaultParameters, true, 'the default search');
+    t.equal(parameters.steps, view.progress.totalSteps);
     t.equal(result.ids.length <= 6, true);
     // The response says whether the neuron is in the service's lexical set, and from which sources.
     t.same(lexical, started.json().lexical);

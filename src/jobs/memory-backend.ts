@@ -1,13 +1,22 @@
 /**
  * The in-process job backend, used when no Redis is configured: a FIFO queue in this process's
  * memory, worked by `concurrency` concurrent searches. Jobs are lost when the process ends. The
- * most recent `maxJobs` jobs are remembered; older finished ones are forgotten.
+ * most recent `maxJobs` jobs are remembered; older finished ones are forgotten. A stopped job's view
+ * is frozen at the stop: the search's later steps and its result are not recorded.
  */
-import { emptyProgress, type JobBackend, type JobData, type JobProcessor, type JobView } from './types.js';
+import {
+  emptyProgress,
+  type JobBackend,
+  type JobData,
+  type JobOwner,
+  type JobProcessor,
+  type JobView,
+} from './types.js';
 
 interface MemoryJob extends JobView {
   data: JobData;
   cancelRequested: boolean;
+  owners: Set<JobOwner>;
 }
 
 export class MemoryBackend implements JobBackend {
@@ -36,6 +45,7 @@ export class MemoryBackend implements JobBackend {
       progress: emptyProgress(data.request.steps),
       data,
       cancelRequested: false,
+      owners: new Set(),
     };
     this.jobs.set(id, job);
     this.waiting.push(job);
@@ -48,10 +58,42 @@ export class MemoryBackend implements JobBackend {
     const job = this.jobs.get(id);
     if (!job) return undefined;
     const { id: jobId, state, progress, result, error } = job;
-    return structuredClone({ id: jobId, state, progress, result, error });
+    return structuredClone({ id: jobId, state, progress, result, error, subscribers: job.owners.size });
   }
 
-  async cancel(id: string): Promise<void> {
+  async findActive(hash: string): Promise<string | undefined> {
+    for (const job of this.jobs.values()) {
+      const active = job.state === 'queued' || job.state === 'running';
+      if (active && !job.cancelRequested && job.data.hash === hash) return job.id;
+    }
+    return undefined;
+  }
+
+  async subscribe(id: string, owner: JobOwner): Promise<void> {
+    this.jobs.get(id)?.owners.add(owner);
+  }
+
+  async subscribers(id: string): Promise<JobOwner[]> {
+    return [...(this.jobs.get(id)?.owners ?? [])];
+  }
+
+  async unsubscribe(id: string, owner: JobOwner): Promise<number> {
+    const job = this.jobs.get(id);
+    if (!job) return 0;
+    job.owners.delete(owner);
+    return job.owners.size;
+  }
+
+  async activeJobsOf(owner: JobOwner): Promise<number> {
+    let count = 0;
+    for (const job of this.jobs.values()) {
+      const active = (job.state === 'queued' || job.state === 'running') && !job.cancelRequested;
+      if (active && job.owners.has(owner)) count++;
+    }
+    return count;
+  }
+
+  async stop(id: string): Promise<void> {
     const job = this.jobs.get(id);
     if (!job || job.state === 'completed' || job.state === 'failed') return;
     job.cancelRequested = true;
@@ -84,16 +126,19 @@ export class MemoryBackend implements JobBackend {
     job.state = 'running';
     try {
       const outcome = await this.processor(job.data, {
+        // Once stopped, the view stays as it was at the stop.
         reportProgress: async (progress) => {
-          job.progress = { ...progress };
+          if (!job.cancelRequested) job.progress = { ...progress };
         },
         isCancelled: async () => job.cancelRequested,
       });
-      job.result = outcome.result;
-      job.state = outcome.cancelled || job.cancelRequested ? 'cancelled' : 'completed';
+      if (!job.cancelRequested && !outcome.cancelled) {
+        job.result = outcome.result;
+        job.state = 'completed';
+      } else job.state = 'cancelled';
     } catch (error) {
       job.state = job.cancelRequested ? 'cancelled' : 'failed';
-      job.error = error instanceof Error ? error.message : String(error);
+      if (!job.cancelRequested) job.error = error instanceof Error ? error.message : String(error);
     } finally {
       this.running -= 1;
       if (this.running === 0) {

@@ -1,13 +1,15 @@
 /**
  * The search job processor: runs the maximal-text search of a job on a model, reports progress
  * whenever the best score improves (and at least every second), polls the cancellation flag
- * between steps, and stores a finished result in the cache under the request's hash, so that an
- * identical request is answered from the cache. When the worker shuts down mid-search, the search
+ * before every step, and stores a finished result in the cache under the request's hash, so that an
+ * identical request is answered from the cache (and, for a single neuron, as that neuron's best
+ * search whatever its parameters, when it beats the one stored). A stopped search stores nothing. When the worker shuts down mid-search, the search
  * stops at the next step and the processor throws JobHandedBack, so the job can be queued again.
  */
 import { cacheKey, type BinaryCache } from '../cache/index.js';
 import type { ClipModel } from '../clip/clip-model.js';
-import { searchMaxText } from '../search/max-text.js';
+import { searchMaxText, type MaxTextResult } from '../search/max-text.js';
+import type { MaxTextRequest } from '../search/request.js';
 import { JobHandedBack, type JobProcessor, type JobProgress } from './types.js';
 
 const PROGRESS_EVERY_MS = 1000;
@@ -19,8 +21,20 @@ export function resultKey(modelSha256: string, hash: string): string {
   return cacheKey(modelSha256, 'max-text.result.v1', hash);
 }
 
+/** Where the best finished search of a neuron (any parameters) is cached. */
+export function bestKey(modelSha256: string, neuron: number): string {
+  return cacheKey(modelSha256, 'max-text.best.v1', String(neuron));
+}
+
+/** A neuron's best finished search and the request that found it. */
+export interface BestSearch {
+  request: MaxTextRequest;
+  result: MaxTextResult;
+}
+
 export function searchProcessor(model: ClipModel, cache: BinaryCache): JobProcessor {
   return async (data, context) => {
+    if (await context.isCancelled()) return { cancelled: true };
     let lastScore: number | null = null;
     let lastReport = 0;
     let cancelled = false;
@@ -50,7 +64,17 @@ export function searchProcessor(model: ClipModel, cache: BinaryCache): JobProces
       },
       true,
     );
-    if (!cancelled) await cache.setJson(resultKey(model.sha256, data.hash), result, RESULT_TTL_SECONDS);
-    return { cancelled, result };
+    // Read afresh: a stop that came during the last step leaves nothing behind either.
+    if (cancelled || (await context.isCancelled())) return { cancelled: true };
+    await cache.setJson(resultKey(model.sha256, data.hash), result, RESULT_TTL_SECONDS);
+    const { neuron } = data.request;
+    if (neuron !== null && data.request.direction === null) {
+      const key = bestKey(model.sha256, neuron);
+      const best = await cache.getJson<BestSearch>(key);
+      if (!best || result.score > best.result.score) {
+        await cache.setJson(key, { request: data.request, result }, RESULT_TTL_SECONDS);
+      }
+    }
+    return { cancelled: false, result };
   };
 }

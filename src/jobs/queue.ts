@@ -6,15 +6,44 @@
  * `cached-<hash>`, a job that is completed from the start — and (2) the identical job that is
  * still queued or running, whose id is returned instead of a new one. The backend makes (2)
  * atomic: simultaneous identical requests, to one server or to several, share one job.
+ *
+ * Owners: every submitter of a job (an API key, or the client address when the service is open) is
+ * one of its subscribers. A cancel by a subscriber detaches that subscriber only; the job stops
+ * when none is left. An admin stops any job; anyone else gets 403 for a job they do not follow.
+ *
+ * Limits: an owner may follow `maxJobsPerOwner` queued or running jobs (429 past it), and a new
+ * job is refused while `maxQueuedJobs` wait (503); both with Retry-After. Submissions on one server
+ * pass one at a time, so the limits hold exactly for one server (and nearly for several).
  */
 import { randomUUID } from 'node:crypto';
 import type { BinaryCache } from '../cache/index.js';
 import type { MaxTextResult } from '../search/max-text.js';
 import { requestHash, type MaxTextRequest } from '../search/request.js';
-import { resultKey } from './processor.js';
-import { TERMINAL_STATES, type JobBackend, type JobView } from './types.js';
+import { HttpError, RetryLaterError } from '../errors.js';
+import { bestKey, resultKey, type BestSearch } from './processor.js';
+import { TERMINAL_STATES, type JobBackend, type JobOwner, type JobView } from './types.js';
 
 const CACHED_PREFIX = 'cached-';
+/** Retry-After of a refusal for the per-owner or the global limit. */
+export const LIMIT_RETRY_AFTER_S = 30;
+
+export interface JobLimits {
+  maxJobsPerOwner: number;
+  maxQueuedJobs: number;
+}
+
+/** Who asks: the owner, and whether the key is an admin's. */
+export interface JobClient {
+  owner: JobOwner;
+  admin: boolean;
+}
+
+/** What a cancel did: stopped the job, or only detached the caller (others still follow it). */
+export interface Cancelled {
+  view: JobView;
+  stopped: boolean;
+  detached: boolean;
+}
 
 export interface Submitted {
   jobId: string;
@@ -25,19 +54,67 @@ export interface Submitted {
 }
 
 export class JobQueue {
+  private submissions: Promise<unknown> = Promise.resolve();
+
   constructor(
     readonly backend: JobBackend,
     private readonly cache: BinaryCache,
     private readonly modelSha256: string,
+    private readonly limits: JobLimits = { maxJobsPerOwner: Infinity, maxQueuedJobs: Infinity },
   ) {}
 
-  async submit(request: MaxTextRequest): Promise<Submitted> {
+  /** Submits a search for `owner`: the cached result, the identical job (subscribed to), or a new one. */
+  submit(request: MaxTextRequest, owner: JobOwner): Promise<Submitted> {
+    // One submission at a time: the limits' checks and the add do not interleave.
+    const run = this.submissions.then(() => this.submitNow(request, owner));
+    this.submissions = run.catch(() => undefined);
+    return run;
+  }
+
+  private async submitNow(request: MaxTextRequest, owner: JobOwner): Promise<Submitted> {
     const hash = requestHash(this.modelSha256, request);
     if (await this.cachedResult(request))
       return { jobId: CACHED_PREFIX + hash, cached: true, deduplicated: false };
-    const id = randomUUID();
-    const jobId = await this.backend.add(id, { request, hash });
-    return { jobId, cached: false, deduplicated: jobId !== id };
+    for (let attempt = 0; ; attempt++) {
+      const existing = await this.backend.findActive(hash);
+      const following = existing !== undefined && (await this.backend.subscribers(existing)).includes(owner);
+      if (!following) {
+        const mine = await this.backend.activeJobsOf(owner);
+        if (mine >= this.limits.maxJobsPerOwner) {
+          throw new RetryLaterError(
+            429,
+            `you have ${mine} searches queued or running (JOBS_MAX_PER_OWNER is ${this.limits.maxJobsPerOwner}): wait for one to finish, or cancel one`,
+            LIMIT_RETRY_AFTER_S,
+          );
+        }
+      }
+      if (existing === undefined) {
+        const waiting = await this.backend.waitingCount();
+        if (waiting >= this.limits.maxQueuedJobs) {
+          throw new RetryLaterError(
+            503,
+            `${waiting} searches are waiting (JOBS_MAX_QUEUED is ${this.limits.maxQueuedJobs}); retry later`,
+            LIMIT_RETRY_AFTER_S,
+          );
+        }
+      }
+      const id = randomUUID();
+      const jobId = await this.backend.add(id, { request, hash });
+      await this.backend.subscribe(jobId, owner);
+      // The job joined may have been stopped by its last subscriber meanwhile: then start anew
+      // (the stop freed the request for a new job).
+      const view = await this.backend.get(jobId);
+      if (view?.state === 'cancelled' && attempt < 3) {
+        await this.backend.unsubscribe(jobId, owner);
+        continue;
+      }
+      return { jobId, cached: false, deduplicated: jobId !== id };
+    }
+  }
+
+  /** The best finished search of `neuron` whatever its parameters, if the cache holds one. */
+  bestForNeuron(neuron: number): Promise<BestSearch | undefined> {
+    return this.cache.getJson<BestSearch>(bestKey(this.modelSha256, neuron));
   }
 
   /** The finished result of an identical request, if the cache holds one. */
@@ -63,29 +140,59 @@ export class JobQueue {
     return { id, state: 'completed', progress, result, cached: true };
   }
 
-  /** Cancels a queued or running job; a finished job is left as it is. Undefined: no such job. */
-  async cancel(id: string): Promise<JobView | undefined> {
+  /**
+   * Cancels for `client`: a subscriber is detached, and the job stops when no subscriber is left;
+   * an admin stops the job. A finished job is left as it is. Undefined: no such job. 403 for a
+   * client that does not follow the job.
+   */
+  async cancel(id: string, client: JobClient): Promise<Cancelled | undefined> {
     const view = await this.get(id);
-    if (!view || isTerminal(view)) return view;
-    await this.backend.cancel(id);
-    return this.get(id);
+    if (!view) return undefined;
+    if (isTerminal(view)) return { view, stopped: false, detached: false };
+    if (client.admin) {
+      await this.backend.stop(id);
+      return { view: (await this.get(id)) ?? view, stopped: true, detached: false };
+    }
+    const subscribers = await this.backend.subscribers(id);
+    if (!subscribers.includes(client.owner)) {
+      throw new HttpError(
+        403,
+        `job ${id} was not submitted by you: only its submitters (or an admin key) may cancel it`,
+      );
+    }
+    const left = await this.backend.unsubscribe(id, client.owner);
+    if (left > 0) return { view: (await this.get(id)) ?? view, stopped: false, detached: true };
+    await this.backend.stop(id);
+    return { view: (await this.get(id)) ?? view, stopped: true, detached: true };
   }
 
   /**
    * Follows a job: calls `onView` with its view now and whenever its state or best score changes,
-   * until it ends (polling every `intervalMs`) or `signal` aborts. Resolves with the last view.
+   * until it ends (polling every `intervalMs`) or `signal` aborts. Resolves with the last view, or
+   * undefined when the job is gone (lost with its Redis data). A poll that fails (Redis
+   * unreachable) is retried; after `maxFailures` failed polls in a row the error is thrown.
    */
   async watch(
     id: string,
     onView: (view: JobView) => void,
     signal: AbortSignal,
     intervalMs = 200,
+    maxFailures = 10,
   ): Promise<JobView | undefined> {
     let last: JobView | undefined;
     let lastKey = '';
+    let failures = 0;
     while (!signal.aborted) {
-      const view = await this.get(id);
-      if (!view) return last;
+      let view: JobView | undefined;
+      try {
+        view = await this.get(id);
+        failures = 0;
+      } catch (error) {
+        if (++failures >= maxFailures) throw error;
+        await new Promise((resolve) => setTimeout(resolve, intervalMs));
+        continue;
+      }
+      if (!view) return undefined;
       const key = `${view.state}|${view.progress.bestScore}|${view.progress.steps}`;
       if (key !== lastKey) onView(view);
       lastKey = key;

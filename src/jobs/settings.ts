@@ -6,6 +6,10 @@
  *   WORKER_CONCURRENCY  searches one worker runs at a time (1–64, default 1).
  *   WORKER_LOCK_MS      BullMQ job lock duration: how soon a dead worker's job is taken over
  *                       (1,000–600,000 ms, default 10,000).
+ *   JOBS_MAX_PER_OWNER  queued or running searches one client (API key, or address when the service
+ *                       is open) may have at once; past it, 429 with Retry-After (1–10,000, default 8).
+ *   JOBS_MAX_QUEUED     searches waiting in the queue (all clients) past which new ones get 503
+ *                       with Retry-After (1–1,000,000, default 256).
  */
 import { ConfigError } from '../config.js';
 
@@ -13,6 +17,8 @@ export interface WorkerSettings {
   inProcess: boolean;
   concurrency: number;
   lockDurationMs: number;
+  maxJobsPerOwner: number;
+  maxQueuedJobs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -36,5 +42,7 @@ export function workerSettings(env: Env = process.env): WorkerSettings {
     inProcess: inProcess !== 'false' && inProcess !== '0',
     concurrency: readInt(env, 'WORKER_CONCURRENCY', 1, 1, 64),
     lockDurationMs: readInt(env, 'WORKER_LOCK_MS', 10_000, 1000, 600_000),
+    maxJobsPerOwner: readInt(env, 'JOBS_MAX_PER_OWNER', 8, 1, 10_000),
+    maxQueuedJobs: readInt(env, 'JOBS_MAX_QUEUED', 256, 1, 1_000_000),
   };
 }

@@ -20,6 +20,8 @@ export interface JobView {
   error?: string;
   /** True when the result came from the cache of an earlier identical search. */
   cached?: boolean;
+  /** Clients following the job (its submitters; see JobOwner). */
+  subscribers?: number;
 }
 
 /** What a queued job carries: the normalised request and its hash (with the model sha). */
@@ -28,14 +30,15 @@ export interface JobData {
   hash: string;
 }
 
-/** How a search job ended: finished, or stopped by a cancellation with its best so far. */
+/** How a search job ended: finished with its result, or stopped (nothing is kept of it). */
 export interface JobOutcome {
   cancelled: boolean;
-  result: MaxTextResult;
+  result?: MaxTextResult;
 }
 
 export interface JobContext {
   reportProgress(progress: JobProgress): Promise<void>;
+  /** True once the job is stopped (read afresh on every call). */
   isCancelled(): Promise<boolean>;
   /** True once this worker is shutting down: the job should stop and go back to the queue. */
   shouldHandBack?(): boolean;
@@ -52,6 +55,12 @@ export class JobHandedBack extends Error {
 /** Runs one job; the same function runs in the server's in-process worker and in src/bin/worker.ts. */
 export type JobProcessor = (data: JobData, context: JobContext) => Promise<JobOutcome>;
 
+/**
+ * Who submitted or follows a job: `key:<sha256 prefix>` for a valid API key, else `ip:<address>`.
+ * Identical requests share one job; each submitter is one of its subscribers.
+ */
+export type JobOwner = string;
+
 export interface JobBackend {
   readonly kind: 'bullmq' | 'memory';
   /**
@@ -60,8 +69,20 @@ export interface JobBackend {
    */
   add(id: string, data: JobData): Promise<string>;
   get(id: string): Promise<JobView | undefined>;
-  /** Flags the job as cancelled; its worker stops at the next step. */
-  cancel(id: string): Promise<void>;
+  /** The queued or running (not cancelled) job of a request hash, if any. */
+  findActive(hash: string): Promise<string | undefined>;
+  /** Adds `owner` to the job's subscribers (and the job to the owner's jobs). */
+  subscribe(id: string, owner: JobOwner): Promise<void>;
+  subscribers(id: string): Promise<JobOwner[]>;
+  /** Removes `owner` from the job's subscribers; resolves with how many are left. */
+  unsubscribe(id: string, owner: JobOwner): Promise<number>;
+  /** Queued or running jobs that `owner` subscribes to. */
+  activeJobsOf(owner: JobOwner): Promise<number>;
+  /**
+   * Stops the job at once: its view is frozen as it is now (state cancelled, no later step, no
+   * result), and its worker stops at its next step and stores nothing.
+   */
+  stop(id: string): Promise<void>;
   /** Jobs queued and not yet started (the queue depth). */
   waitingCount(): Promise<number>;
   close(): Promise<void>;

@@ -1,23 +1,38 @@
 /**
  * app.jobs: the maximal-text search queue (src/jobs/). With REDIS_URL it is a BullMQ queue shared
  * with any `npm run worker` processes, and this server works it too unless WORKER_IN_PROCESS=false;
- * without Redis it is an in-process queue with the same API.
+ * without Redis it is an in-process queue with the same API. app.jobClient(request) says who asks:
+ * the owner of the jobs it submits (its valid API key, else its address) and whether it is an admin.
  */
-import type { FastifyPluginAsync } from 'fastify';
+import { createHash } from 'node:crypto';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Gauge, Histogram, type Registry } from 'prom-client';
 import type { Config } from '../config.js';
 import { BullBackend, queueName, startBullWorker } from '../jobs/bullmq-backend.js';
 import { MemoryBackend } from '../jobs/memory-backend.js';
 import { searchProcessor } from '../jobs/processor.js';
-import { JobQueue } from '../jobs/queue.js';
+import { JobQueue, type JobClient } from '../jobs/queue.js';
+import { keyMatches } from './security.js';
 import { workerSettings } from '../jobs/settings.js';
 import type { JobBackend, JobProcessor } from '../jobs/types.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     jobs: JobQueue;
+    /** Who asks, for job ownership: a valid key's digest, else the client address; admin or not. */
+    jobClient(request: FastifyRequest): JobClient;
   }
+}
+
+const digest = (key: string) => createHash('sha256').update(key).digest();
+
+/** The bearer token of a request, if any. */
+function bearer(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (typeof header !== 'string') return undefined;
+  const [scheme, token] = header.split(' ', 2);
+  return scheme?.toLowerCase() === 'bearer' && token ? token.trim() : undefined;
 }
 
 const jobsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {
@@ -44,7 +59,26 @@ const jobsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config 
     backend = new MemoryBackend(processor, settings.concurrency);
     app.log.info({ concurrency: settings.concurrency }, 'in-process job queue (no Redis configured)');
   }
-  app.decorate('jobs', new JobQueue(backend, app.cache, app.clip.sha256));
+  app.decorate(
+    'jobs',
+    new JobQueue(backend, app.cache, app.clip.sha256, {
+      maxJobsPerOwner: settings.maxJobsPerOwner,
+      maxQueuedJobs: settings.maxQueuedJobs,
+    }),
+  );
+  const apiKeys = config.apiKeys.map(digest);
+  const adminKeys = config.adminApiKeys.map(digest);
+  // A made-up key (the service open, or a route that lets it through) owns nothing: the address does.
+  app.decorate('jobClient', (request: FastifyRequest): JobClient => {
+    const token = bearer(request);
+    if (token !== undefined) {
+      const admin = keyMatches(token, adminKeys);
+      if (admin || keyMatches(token, apiKeys)) {
+        return { owner: `key:${digest(token).toString('hex').slice(0, 32)}`, admin };
+      }
+    }
+    return { owner: `ip:${request.ip}`, admin: false };
+  });
   const queued = backend;
   new Gauge({
     name: 'jobs_queue_depth',

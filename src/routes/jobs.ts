@@ -1,12 +1,15 @@
 /**
  * Search jobs: GET /v1/jobs/{id} (state, progress, result), GET /v1/jobs/{id}/events (the same as
- * Server-Sent Events: `progress` events as the best score improves, then one `completed`, `failed`
- * or `cancelled` event, then the stream closes; a finished job sends its final event at once) and
- * DELETE /v1/jobs/{id} (cancel: the search stops at its next step and keeps its best so far).
+ * Server-Sent Events: `progress` events as the best score improves, then one `completed`, `failed`,
+ * `cancelled` or `lost` event (the job's Redis data is gone, or Redis stayed unreachable), then the
+ * stream closes; a finished job sends its final event at once) and DELETE /v1/jobs/{id} (cancel:
+ * detaches the caller from the job; the job stops at once when no submitter is left, or when an
+ * admin key cancels it: its state is frozen as at the acknowledgement and nothing is stored).
+ * While Redis is unreachable the routes answer 503 with Retry-After at once.
  */
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { notFound } from '../errors.js';
+import { notFound, RetryLaterError } from '../errors.js';
 import { isTerminal } from '../jobs/queue.js';
 import type { JobView } from '../jobs/types.js';
 import { withErrors } from './schemas.js';
@@ -35,6 +38,19 @@ const JobSchema = Type.Object({
   result: Type.Optional(MaxTextResultSchema),
   error: Type.Optional(Type.String()),
   cached: Type.Optional(Type.Boolean()),
+  subscribers: Type.Optional(
+    Type.Integer({
+      description: 'Clients following the job: those that submitted it (identical requests share one job)',
+    }),
+  ),
+});
+
+const CancelledSchema = Type.Object({
+  ...JobSchema.properties,
+  stopped: Type.Boolean({ description: 'True: the job stopped (no submitter left, or an admin key)' }),
+  detached: Type.Boolean({
+    description: 'True: you no longer follow the job; when others still do, it runs on for them',
+  }),
 });
 
 const JobParams = Type.Object({
@@ -65,7 +81,7 @@ const routes: FastifyPluginAsyncTypebox<{ heartbeatMs?: number }> = async (app, 
         tags: ['jobs'],
         summary: 'A search job: state, progress and result',
         params: JobParams,
-        response: withErrors({ 200: JobSchema }, [400, 404]),
+        response: withErrors({ 200: JobSchema }, [400, 404, 503]),
       },
     },
     async (request) => mustGet(request.params.id),
@@ -76,15 +92,16 @@ const routes: FastifyPluginAsyncTypebox<{ heartbeatMs?: number }> = async (app, 
     {
       schema: {
         tags: ['jobs'],
-        summary: 'Cancel a queued or running job (a finished job is returned unchanged)',
+        summary:
+          'Cancel a job you submitted: you are detached, and the job stops when no submitter is left (an admin key stops any job); a finished job is returned unchanged',
         params: JobParams,
-        response: withErrors({ 200: JobSchema }, [400, 404]),
+        response: withErrors({ 200: CancelledSchema }, [400, 403, 404, 503]),
       },
     },
     async (request) => {
-      const view = await app.jobs.cancel(request.params.id);
-      if (!view) throw notFound(`job ${request.params.id} not found`);
-      return view;
+      const cancelled = await app.jobs.cancel(request.params.id, app.jobClient(request));
+      if (!cancelled) throw notFound(`job ${request.params.id} not found`);
+      return { ...cancelled.view, stopped: cancelled.stopped, detached: cancelled.detached };
     },
   );
 
@@ -93,10 +110,10 @@ const routes: FastifyPluginAsyncTypebox<{ heartbeatMs?: number }> = async (app, 
     {
       schema: {
         tags: ['jobs'],
-        summary: 'Follow a job as Server-Sent Events (progress…, then completed, failed or cancelled)',
+        summary: 'Follow a job as Server-Sent Events (progress…, then completed, failed, cancelled or lost)',
         params: JobParams,
         produces: ['text/event-stream'],
-        response: withErrors({ 200: Type.String({ description: 'text/event-stream' }) }, [400, 404]),
+        response: withErrors({ 200: Type.String({ description: 'text/event-stream' }) }, [400, 404, 503]),
       },
     },
     async (request, reply) => {
@@ -127,10 +144,23 @@ const routes: FastifyPluginAsyncTypebox<{ heartbeatMs?: number }> = async (app, 
       };
       try {
         const last = await app.jobs.watch(request.params.id, send, closed.signal, EVENT_POLL_MS);
-        if (!last && !closed.signal.aborted) raw.write(sse('failed', { error: 'job disappeared' }));
+        if (!last && !closed.signal.aborted) {
+          raw.write(
+            sse('lost', { id: request.params.id, error: 'the job is gone (its Redis data was lost)' }),
+          );
+        }
       } catch (error) {
-        request.log.error({ err: error }, 'job event stream failed');
-        if (!closed.signal.aborted) raw.write(sse('failed', { error: 'Internal Server Error' }));
+        if (error instanceof RetryLaterError) {
+          request.log.warn({ job: request.params.id }, 'job event stream lost: the job store is unreachable');
+          if (!closed.signal.aborted) {
+            raw.write(
+              sse('lost', { id: request.params.id, error: `${error.message} (the job's state is unknown)` }),
+            );
+          }
+        } else {
+          request.log.error({ err: error }, 'job event stream failed');
+          if (!closed.signal.aborted) raw.write(sse('failed', { error: 'Internal Server Error' }));
+        }
       } finally {
         clearInterval(heartbeat);
       }

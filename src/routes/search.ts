@@ -3,8 +3,10 @@
  * for the text that most excites a neuron, or a direction over neurons, and answers 202 with a job
  * id to follow at /v1/jobs/{id}. An identical request whose result is cached answers 202 too, with
  * `cached: true` and a job that is already completed. GET /v1/neurons/{id}/max-text answers 200
- * with the result of the default-parameter search of that neuron once it has finished, and
- * otherwise starts it (or finds it running) and answers 202 with its job id.
+ * with the best finished search of that neuron whatever its parameters (saying which), and when
+ * none has finished starts the default-parameter search (or finds it running) and answers 202 with
+ * its job id. A client may have JOBS_MAX_PER_OWNER searches queued or running (429 past it), and new
+ * searches are refused while JOBS_MAX_QUEUED wait (503); both with Retry-After.
  */
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -13,6 +15,7 @@ import {
   MAX_TEXT_CAPS as CAPS,
   MAX_TEXT_DEFAULTS as DEFAULTS,
   normaliseRequest,
+  requestHash,
 } from '../search/request.js';
 import { LexicalUseSchema, NEURON_ID_ALLOWED, withErrors } from './schemas.js';
 import { withAllowed } from './validation.js';
@@ -125,9 +128,27 @@ const Queued = Type.Object({
   lexical: Type.Optional(SearchLexical),
 });
 
+const SearchParameters = Type.Object(
+  {
+    length: Type.Integer(),
+    steps: Type.Integer(),
+    batch: Type.Integer(),
+    restarts: Type.Integer(),
+    seed: Type.Integer(),
+    timeLimitS: Type.Number(),
+    startText: Type.Union([Type.String(), Type.Null()]),
+    fluency: Type.Number(),
+  },
+  { description: 'The parameters of the search that found this text' },
+);
+
 const NeuronMaxText = Type.Object({
   ...MaxTextResultSchema.properties,
   lexical: Type.Optional(SearchLexical),
+  parameters: Type.Optional(SearchParameters),
+  defaultParameters: Type.Optional(
+    Type.Boolean({ description: 'True: the search ran with the default parameters' }),
+  ),
 });
 
 /** The search's targets in the lexical set, and how many direction weights were masked. */
@@ -148,7 +169,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['search'],
         summary: 'Queue a search for the text that most excites a neuron or a direction',
         body: MaxTextBody,
-        response: withErrors({ 202: Queued }, [400, 413, 415]),
+        response: withErrors({ 202: Queued }, [400, 413, 415, 429, 503]),
       },
     },
     async (request, reply) => {
@@ -171,7 +192,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         normalised.neuron !== null
           ? [normalised.neuron]
           : (normalised.direction ?? []).flatMap((weight, neuron) => (weight !== 0 ? [neuron] : []));
-      const submitted = await app.jobs.submit(normalised);
+      const submitted = await app.jobs.submit(normalised, app.jobClient(request).owner);
       return reply
         .code(202)
         .header('location', `/v1/jobs/${submitted.jobId}`)
@@ -185,9 +206,9 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ['search', 'neurons'],
         summary:
-          "The neuron's maximal text (default parameters): 200 once known, else 202 with the search's job",
+          "The neuron's maximal text: 200 with its best finished search whatever the parameters (saying which), else 202 with the default search's job",
         params: NeuronParams,
-        response: withErrors({ 200: NeuronMaxText, 202: Queued }, [400]),
+        response: withErrors({ 200: NeuronMaxText, 202: Queued }, [400, 429, 503]),
       },
     },
     async (request, reply) => {
@@ -196,8 +217,23 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         request.params.id,
       ]);
       const result = await app.jobs.cachedResult(normalised);
-      if (result) return reply.code(200).send({ ...result, lexical });
-      const submitted = await app.jobs.submit(normalised);
+      const best = await app.jobs.bestForNeuron(request.params.id);
+      // The best finished search, whatever its parameters; the default one when it is as good.
+      const [found, parameters] =
+        best && (!result || best.result.score > result.score)
+          ? [best.result, best.request]
+          : [result, result ? normalised : undefined];
+      if (found && parameters) {
+        const { length, steps, batch, restarts, seed, timeLimitS, startText, fluency } = parameters;
+        const defaults = requestHash('', parameters) === requestHash('', normalised);
+        return reply.code(200).send({
+          ...found,
+          lexical,
+          parameters: { length, steps, batch, restarts, seed, timeLimitS, startText, fluency },
+          defaultParameters: defaults,
+        });
+      }
+      const submitted = await app.jobs.submit(normalised, app.jobClient(request).owner);
       return reply
         .code(202)
         .header('location', `/v1/jobs/${submitted.jobId}`)

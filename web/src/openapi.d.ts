@@ -318,7 +318,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** The neuron's maximal text (default parameters): 200 once known, else 202 with the search's job */
+    /** The neuron's maximal text: 200 with its best finished search whatever the parameters (saying which), else 202 with the default search's job */
     get: operations['getNeuronsByIdMaxText'];
     put?: never;
     post?: never;
@@ -339,7 +339,7 @@ export interface paths {
     get: operations['getJobsById'];
     put?: never;
     post?: never;
-    /** Cancel a queued or running job (a finished job is returned unchanged) */
+    /** Cancel a job you submitted: you are detached, and the job stops when no submitter is left (an admin key stops any job); a finished job is returned unchanged */
     delete: operations['deleteJobsById'];
     options?: never;
     head?: never;
@@ -353,7 +353,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Follow a job as Server-Sent Events (progress…, then completed, failed or cancelled) */
+    /** Follow a job as Server-Sent Events (progress…, then completed, failed, cancelled or lost) */
     get: operations['getJobsByIdEvents'];
     put?: never;
     post?: never;
@@ -2077,7 +2077,33 @@ export interface operations {
         };
       };
       /** @description An error; 4xx messages say what was wrong with the request */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
       500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      503: {
         headers: {
           [name: string]: unknown;
         };
@@ -2148,6 +2174,19 @@ export interface operations {
               /** @description Direction weights zeroed by excludeLexical */
               masked: number;
             };
+            /** @description The parameters of the search that found this text */
+            parameters?: {
+              length: number;
+              steps: number;
+              batch: number;
+              restarts: number;
+              seed: number;
+              timeLimitS: number;
+              startText: string | null;
+              fluency: number;
+            };
+            /** @description True: the search ran with the default parameters */
+            defaultParameters?: boolean;
           };
         };
       };
@@ -2199,7 +2238,33 @@ export interface operations {
         };
       };
       /** @description An error; 4xx messages say what was wrong with the request */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
       500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      503: {
         headers: {
           [name: string]: unknown;
         };
@@ -2263,6 +2328,8 @@ export interface operations {
             };
             error?: string;
             cached?: boolean;
+            /** @description Clients following the job: those that submitted it (identical requests share one job) */
+            subscribers?: number;
           };
         };
       };
@@ -2294,6 +2361,19 @@ export interface operations {
       };
       /** @description An error; 4xx messages say what was wrong with the request */
       500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      503: {
         headers: {
           [name: string]: unknown;
         };
@@ -2357,11 +2437,30 @@ export interface operations {
             };
             error?: string;
             cached?: boolean;
+            /** @description Clients following the job: those that submitted it (identical requests share one job) */
+            subscribers?: number;
+            /** @description True: the job stopped (no submitter left, or an admin key) */
+            stopped: boolean;
+            /** @description True: you no longer follow the job; when others still do, it runs on for them */
+            detached: boolean;
           };
         };
       };
       /** @description An error; 4xx messages say what was wrong with the request */
       400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      403: {
         headers: {
           [name: string]: unknown;
         };
@@ -2388,6 +2487,19 @@ export interface operations {
       };
       /** @description An error; 4xx messages say what was wrong with the request */
       500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      503: {
         headers: {
           [name: string]: unknown;
         };
@@ -2449,6 +2561,19 @@ export interface operations {
       };
       /** @description An error; 4xx messages say what was wrong with the request */
       500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/event-stream': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      503: {
         headers: {
           [name: string]: unknown;
         };
