@@ -24,6 +24,7 @@ import attributionPlugin from './plugins/attribution.js';
 import emotionsPlugin from './plugins/emotions.js';
 import wordsPlugin from './plugins/words.js';
 import jobsPlugin from './plugins/jobs.js';
+import collectionsPlugin from './plugins/collections.js';
 import explorerPlugin from './plugins/explorer.js';
 import routes from './routes/index.js';
 import { unsupportedMediaTypeMessage, validatorCompiler } from './routes/validation.js';
@@ -110,6 +111,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   await app.register(wordsPlugin, { config });
   await app.register(emotionsPlugin, { config });
   await app.register(jobsPlugin, { config });
+  await app.register(collectionsPlugin, { config });
   await app.register(explorerPlugin);
   await app.register(routes, { config });
   return app;

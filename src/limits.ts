@@ -43,3 +43,13 @@ export const MULTIPART_LIMITS = {
   fieldSize: 64 * 1024,
   parts: 20,
 } as const;
+
+/**
+ * Image collections (src/collections/): images and bytes (of the uploaded originals) one collection
+ * may hold, and what one upload request may carry. The COLLECTION_MAX_IMAGES, COLLECTION_MAX_BYTES,
+ * COLLECTION_UPLOAD_FILES and COLLECTION_UPLOAD_BYTES variables change them.
+ */
+export const COLLECTION_MAX_IMAGES = 100_000;
+export const COLLECTION_MAX_BYTES = 8 * 1024 * 1024 * 1024;
+export const COLLECTION_UPLOAD_FILES = 256;
+export const COLLECTION_UPLOAD_BYTES = 256 * 1024 * 1024;

@@ -5,6 +5,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Config } from '../config.js';
 import attribution from './attribution.js';
 import classify from './classify.js';
+import collections from './collections.js';
 import embed from './embed.js';
 import emotions from './emotions.js';
 import jobs from './jobs.js';
@@ -27,6 +28,7 @@ const routes: FastifyPluginAsync<{ config: Config }> = async (app, { config }) =
   await app.register(search);
   await app.register(jobs, { heartbeatMs: config.sseHeartbeatMs });
   await app.register(emotions);
+  await app.register(collections);
 };
 
 export default routes;

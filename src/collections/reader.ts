@@ -1,0 +1,133 @@
+/**
+ * Reads a collection's files for queries: one neuron's column of the images × C matrices (read in
+ * chunks of rows, so memory stays at one chunk plus the column), the category codes, and single
+ * images' metadata lines and thumbnails through meta.idx. Only the first `images` rows (the
+ * manifest's count) are ever read: rows past it belong to a batch not yet committed.
+ */
+import { open } from 'node:fs/promises';
+import {
+  FILES,
+  float32sOf,
+  readAt,
+  type CollectionManifest,
+  type CollectionStore,
+  type ImageMeta,
+} from './store.js';
+
+/** Bytes read per chunk when scanning a matrix file. */
+const CHUNK_BYTES = 4 * 1024 * 1024;
+
+export type MatrixFile = typeof FILES.means | typeof FILES.maxima;
+
+export class CollectionReader {
+  constructor(
+    private readonly store: CollectionStore,
+    readonly manifest: CollectionManifest,
+  ) {}
+
+  private path(name: string): string {
+    return this.store.file(this.manifest.id, name);
+  }
+
+  /** Column `neuron` of an images × C Float32 file, for the indexed images. */
+  async column(name: MatrixFile, neuron: number): Promise<Float32Array> {
+    return this.columns(name, neuron, 4, (bytes, at) => bytes.readFloatLE(at));
+  }
+
+  /** Column `neuron` of argmax.u16 (the cell of each image's maximum). */
+  async argmaxColumn(neuron: number): Promise<Float32Array> {
+    return this.columns(FILES.argmax, neuron, 2, (bytes, at) => bytes.readUInt16LE(at));
+  }
+
+  private async columns(
+    name: string,
+    neuron: number,
+    width: number,
+    read: (bytes: Buffer, at: number) => number,
+  ): Promise<Float32Array> {
+    const { images, model } = this.manifest;
+    const C = model.neurons;
+    const out = new Float32Array(images);
+    if (images === 0) return out;
+    const rowBytes = C * width;
+    const rowsPerChunk = Math.max(1, Math.floor(CHUNK_BYTES / rowBytes));
+    const handle = await open(this.path(name), 'r');
+    try {
+      for (let row = 0; row < images; row += rowsPerChunk) {
+        const rows = Math.min(rowsPerChunk, images - row);
+        const bytes = await readAt(handle, row * rowBytes, rows * rowBytes);
+        if (bytes.length < rows * rowBytes) throw new Error(`${name} of ${this.manifest.id} is short`);
+        for (let r = 0; r < rows; r++) out[row + r] = read(bytes, r * rowBytes + neuron * width);
+      }
+    } finally {
+      await handle.close();
+    }
+    return out;
+  }
+
+  /** One row (an image) of an images × width Float32 file. */
+  async row(name: typeof FILES.means | typeof FILES.maxima | typeof FILES.embeddings, image: number) {
+    const width = name === FILES.embeddings ? this.manifest.model.embedDim : this.manifest.model.neurons;
+    const handle = await open(this.path(name), 'r');
+    try {
+      return float32sOf(await readAt(handle, image * width * 4, width * 4));
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** The category code of every indexed image (NO_CATEGORY: none). */
+  async categoryCodes(): Promise<Uint32Array> {
+    const { images } = this.manifest;
+    const out = new Uint32Array(images);
+    if (images === 0) return out;
+    const handle = await open(this.path(FILES.categories), 'r');
+    try {
+      const bytes = await readAt(handle, 0, images * 4);
+      for (let i = 0; i < images; i++) out[i] = bytes.readUInt32LE(i * 4);
+    } finally {
+      await handle.close();
+    }
+    return out;
+  }
+
+  /** The metadata of image `id`, or undefined when it is not (yet) indexed. */
+  async meta(id: number): Promise<ImageMeta | undefined> {
+    return (await this.metas([id]))[0];
+  }
+
+  /** Metadata of several images (undefined for ids not indexed), with the files opened once. */
+  async metas(ids: readonly number[]): Promise<(ImageMeta | undefined)[]> {
+    const { images, metaBytes } = this.manifest;
+    if (!ids.some((id) => id >= 0 && id < images)) return ids.map(() => undefined);
+    const index = await open(this.path(FILES.metaIndex), 'r');
+    const meta = await open(this.path(FILES.meta), 'r');
+    try {
+      const out: (ImageMeta | undefined)[] = [];
+      for (const id of ids) {
+        if (!Number.isInteger(id) || id < 0 || id >= images) {
+          out.push(undefined);
+          continue;
+        }
+        const offsets = await readAt(index, id * 8, id + 1 < images ? 16 : 8);
+        const start = offsets.readDoubleLE(0);
+        const end = id + 1 < images ? offsets.readDoubleLE(8) : metaBytes;
+        const line = await readAt(meta, start, end - start);
+        out.push(JSON.parse(line.toString('utf8')) as ImageMeta);
+      }
+      return out;
+    } finally {
+      await meta.close();
+      await index.close();
+    }
+  }
+
+  async thumbnail(meta: ImageMeta): Promise<Buffer> {
+    const handle = await open(this.path(FILES.thumbs), 'r');
+    try {
+      return await readAt(handle, meta.thumb[0], meta.thumb[1]);
+    } finally {
+      await handle.close();
+    }
+  }
+}

@@ -1,0 +1,413 @@
+/**
+ * Image collections of the loaded model: create, list, delete, add images (staged on disk, then
+ * indexed by a build job), and the neuron queries (top images, distribution) on what is indexed.
+ *
+ * Builds: one per collection at a time, across every replica on the same DATA_DIR (the build lock
+ * in the collection's folder). A build's state lives in the collection's manifest, so any replica
+ * answers for it. Uploads that arrive while a build runs join it (its total grows). A cancelled
+ * build drops the uploads it had not indexed; one interrupted by a shutdown resumes at the next
+ * start (resumeAll), where it stopped.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type { PreprocessSpec } from '../clip/image.js';
+import { badRequest, conflict, HttpError, notFound, payloadTooLarge } from '../errors.js';
+import { BuildAborted, buildCollection, type CollectionModel } from './builder.js';
+import { CollectionReader } from './reader.js';
+import type { CollectionSettings } from './settings.js';
+import { distribution, quantileExamples, rankDescending, topK, type Distribution } from './stats.js';
+import {
+  COLLECTION_FORMAT,
+  collectionIdOf,
+  emptyBuild,
+  FILES,
+  type BuildStatus,
+  type CollectionManifest,
+  type CollectionStore,
+  type ImageMeta,
+  type PendingEntry,
+} from './store.js';
+
+export interface ServiceModel extends CollectionModel {
+  readonly sha256: string;
+  readonly neuronGrid: readonly [number, number];
+}
+
+export interface Upload {
+  name: string;
+  bytes: Uint8Array;
+  category: string | null;
+  caption: string | null;
+}
+
+export interface Client {
+  owner: string;
+  admin: boolean;
+}
+
+export interface Logger {
+  warn(object: object, message: string): void;
+  info(object: object, message: string): void;
+}
+
+interface Running {
+  jobId: string;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+export interface RankedImage {
+  imageId: number;
+  name: string;
+  category: string | null;
+  caption: string | null;
+  value: number;
+  /** Cell of the neuron's maximum in the image's h×w grid (by=max). */
+  position?: { x: number; y: number };
+}
+
+export type RankBy = 'mean' | 'max';
+
+export class CollectionService {
+  private readonly running = new Map<string, Running>();
+  private closing = false;
+
+  constructor(
+    readonly store: CollectionStore,
+    private readonly model: ServiceModel,
+    private readonly spec: PreprocessSpec,
+    private readonly maxPixels: number,
+    readonly settings: CollectionSettings,
+    private readonly log: Logger,
+  ) {}
+
+  async create(name: string, owner: string): Promise<CollectionManifest> {
+    const id = collectionIdOf(name);
+    if (id === '')
+      throw badRequest('name must contain at least one letter or digit (the id is made from them)');
+    const [h, w] = this.model.neuronGrid;
+    const manifest: CollectionManifest = {
+      format: COLLECTION_FORMAT,
+      id,
+      name,
+      owner,
+      createdAt: new Date().toISOString(),
+      model: {
+        sha256: this.model.sha256,
+        neurons: this.model.neuronCount,
+        embedDim: this.model.embedDim,
+        grid: [h, w],
+      },
+      images: 0,
+      bytes: 0,
+      metaBytes: 0,
+      thumbBytes: 0,
+      pendingBytes: 0,
+      categories: [],
+      categoryCounts: [],
+      build: emptyBuild(),
+    };
+    if (!(await this.store.create(manifest)))
+      throw conflict(`a collection with the id "${id}" exists already`);
+    return manifest;
+  }
+
+  /** The manifest of a collection of this model, or 404. */
+  async get(id: string): Promise<CollectionManifest> {
+    const manifest = await this.store.manifest(id);
+    if (!manifest) throw notFound(`collection "${id}" not found`);
+    if (manifest.model.sha256 !== this.model.sha256) {
+      throw conflict(
+        `collection "${id}" was built with another model (sha256 ${manifest.model.sha256.slice(0, 12)}…)`,
+      );
+    }
+    return manifest;
+  }
+
+  async list(): Promise<CollectionManifest[]> {
+    const manifests = await Promise.all((await this.store.ids()).map((id) => this.store.manifest(id)));
+    return manifests.filter(
+      (manifest): manifest is CollectionManifest =>
+        manifest !== undefined && manifest.model.sha256 === this.model.sha256,
+    );
+  }
+
+  /** Uploads staged and not yet indexed. */
+  async pendingCount(manifest: CollectionManifest): Promise<number> {
+    return (await this.store.readPending(manifest.id, manifest.pendingBytes)).length;
+  }
+
+  async remove(id: string, client: Client): Promise<void> {
+    const manifest = await this.get(id);
+    if (!client.admin && manifest.owner !== client.owner) {
+      throw new HttpError(
+        403,
+        `collection "${id}" was created by another client: only its owner (or an admin key) may delete it`,
+      );
+    }
+    const running = this.running.get(id);
+    if (running) {
+      running.controller.abort('deleted');
+      await running.done;
+    }
+    if (!(await this.store.remove(id))) throw notFound(`collection "${id}" not found`);
+  }
+
+  /**
+   * Stages uploads (bytes under images/, entries in pending.ndjson) after checking the limits, and
+   * starts (or joins) the build. Resolves with the build's job id and how many uploads are pending.
+   */
+  async addImages(id: string, uploads: readonly Upload[]): Promise<{ jobId: string; pending: number }> {
+    const manifest = await this.get(id);
+    const { limits } = this.settings;
+    if (uploads.length === 0) throw badRequest('send one or more files in the field "image"');
+    if (uploads.length > limits.uploadFiles) {
+      throw payloadTooLarge(
+        `${uploads.length} files in one upload; the limit is ${limits.uploadFiles} (COLLECTION_UPLOAD_FILES)`,
+      );
+    }
+    const pending = await this.store.readPending(id, manifest.pendingBytes);
+    const images = manifest.images + pending.length + uploads.length;
+    if (images > limits.maxImages) {
+      throw payloadTooLarge(
+        `collection "${id}" would hold ${images} images (${manifest.images} indexed, ${pending.length} pending, ${uploads.length} sent); the limit is ${limits.maxImages} (COLLECTION_MAX_IMAGES)`,
+      );
+    }
+    const sent = uploads.reduce((sum, upload) => sum + upload.bytes.byteLength, 0);
+    const bytes = manifest.bytes + pending.reduce((sum, { entry }) => sum + entry.bytes, 0) + sent;
+    if (bytes > limits.maxBytes) {
+      throw payloadTooLarge(
+        `collection "${id}" would hold ${bytes} bytes of images; the limit is ${limits.maxBytes} bytes (COLLECTION_MAX_BYTES)`,
+      );
+    }
+    const entries: PendingEntry[] = [];
+    for (const upload of uploads) {
+      const sha256 = createHash('sha256').update(upload.bytes).digest('hex');
+      await this.store.putImage(id, sha256, upload.bytes);
+      entries.push({
+        name: upload.name,
+        category: upload.category,
+        caption: upload.caption,
+        sha256,
+        bytes: upload.bytes.byteLength,
+      });
+    }
+    await this.store.appendPending(id, entries);
+    const jobId = await this.startBuild(id);
+    return { jobId, pending: pending.length + entries.length };
+  }
+
+  /**
+   * Starts the build of a collection's pending uploads unless one runs (here or on another replica
+   * holding the lock); resolves with the id of the build that will index them.
+   */
+  async startBuild(id: string): Promise<string> {
+    const local = this.running.get(id);
+    if (local) return local.jobId;
+    if (this.closing || !(await this.store.tryLock(id))) {
+      return (await this.store.manifest(id))?.build.jobId ?? 'unknown';
+    }
+    const manifest = await this.get(id).catch(async (error: unknown) => {
+      await this.store.unlock(id);
+      throw error;
+    });
+    // A build interrupted by a shutdown keeps its job id and resumes; otherwise a new job starts.
+    const resuming = manifest.build.state === 'queued' || manifest.build.state === 'running';
+    const jobId = resuming && manifest.build.jobId ? manifest.build.jobId : randomUUID();
+    const build: BuildStatus = resuming
+      ? { ...manifest.build, jobId, state: 'running', resumedFrom: manifest.images }
+      : {
+          ...emptyBuild(),
+          jobId,
+          state: 'running',
+          resumedFrom: manifest.images,
+          startedAt: new Date().toISOString(),
+        };
+    await this.store.writeManifest({ ...manifest, build });
+    const controller = new AbortController();
+    const done = this.run(id, controller).finally(() => {
+      this.running.delete(id);
+    });
+    this.running.set(id, { jobId, controller, done });
+    return jobId;
+  }
+
+  private async run(id: string, controller: AbortController): Promise<void> {
+    const heartbeat = setInterval(() => void this.store.refreshLock(id), 5000);
+    heartbeat.unref();
+    let final: Partial<BuildStatus> = {};
+    try {
+      for (;;) {
+        const manifest = await buildCollection({
+          store: this.store,
+          id,
+          model: this.model,
+          spec: this.spec,
+          maxPixels: this.maxPixels,
+          batchSize: this.settings.batchSize,
+          signal: controller.signal,
+          heartbeat: () => this.store.refreshLock(id),
+        });
+        // Uploads appended after the builder's last read join this build.
+        if ((await this.store.pendingSize(id)) <= manifest.pendingBytes) break;
+      }
+      final = { state: 'completed' };
+    } catch (error) {
+      const reason: unknown = controller.signal.reason;
+      if (error instanceof BuildAborted || controller.signal.aborted) {
+        if (reason === 'deleted') return;
+        // A shutdown leaves the build to resume at the next start; a cancel drops what is left.
+        final = reason === 'shutdown' ? { state: 'queued' } : { state: 'cancelled' };
+      } else {
+        this.log.warn({ err: error, collection: id }, 'collection build failed');
+        final = { state: 'failed', error: (error as Error).message };
+      }
+    } finally {
+      clearInterval(heartbeat);
+      try {
+        const manifest = await this.store.manifest(id);
+        if (manifest && Object.keys(final).length > 0) {
+          const pendingBytes =
+            final.state === 'cancelled' || final.state === 'failed'
+              ? await this.store.pendingSize(id)
+              : manifest.pendingBytes;
+          const finishedAt = final.state === 'queued' ? null : new Date().toISOString();
+          await this.store.writeManifest({
+            ...manifest,
+            pendingBytes,
+            build: { ...manifest.build, ...final, finishedAt },
+          });
+        }
+      } finally {
+        await this.store.unlock(id);
+      }
+    }
+  }
+
+  /** Stops a collection's build (cancel): the uploads not yet indexed are dropped. */
+  async cancel(id: string, client: Client): Promise<BuildStatus> {
+    const manifest = await this.get(id);
+    if (!client.admin && manifest.owner !== client.owner) {
+      throw new HttpError(
+        403,
+        `collection "${id}" was created by another client: only its owner (or an admin key) may cancel its build`,
+      );
+    }
+    const running = this.running.get(id);
+    if (!running) {
+      if (manifest.build.state === 'running' || manifest.build.state === 'queued') {
+        throw conflict(`the build of collection "${id}" runs on another replica; cancel it there`);
+      }
+      return manifest.build;
+    }
+    running.controller.abort('cancel');
+    await running.done;
+    return (await this.get(id)).build;
+  }
+
+  /** At start: resumes the builds that have uploads left (interrupted builds, uploads of a crashed replica). */
+  async resumeAll(): Promise<string[]> {
+    const resumed: string[] = [];
+    for (const manifest of await this.list()) {
+      if ((await this.store.pendingSize(manifest.id)) > manifest.pendingBytes) {
+        await this.startBuild(manifest.id);
+        resumed.push(manifest.id);
+      }
+    }
+    return resumed;
+  }
+
+  /** Stops every build of this process (shutdown); they resume at the next start. */
+  async stop(): Promise<void> {
+    this.closing = true;
+    const all = [...this.running.values()];
+    for (const running of all) running.controller.abort('shutdown');
+    await Promise.all(all.map((running) => running.done));
+  }
+
+  /** Waits for the build of a collection running in this process, if any (tests, the CLI). */
+  async settled(id: string): Promise<void> {
+    await this.running.get(id)?.done;
+  }
+
+  private checkNeuron(neuron: number): void {
+    const count = this.model.neuronCount;
+    if (neuron >= count) throw badRequest(`neuron ${neuron} is out of range (0 to ${count - 1})`);
+  }
+
+  private async indexed(id: string): Promise<CollectionReader> {
+    const manifest = await this.get(id);
+    if (manifest.images === 0) {
+      throw conflict(
+        `collection "${id}" has no indexed images yet (build: ${manifest.build.state}); add images with POST /v1/collections/${id}/images`,
+      );
+    }
+    return new CollectionReader(this.store, manifest);
+  }
+
+  async image(id: string, imageId: number): Promise<{ reader: CollectionReader; meta: ImageMeta }> {
+    const manifest = await this.get(id);
+    const reader = new CollectionReader(this.store, manifest);
+    const meta = await reader.meta(imageId);
+    if (!meta) {
+      throw notFound(
+        `image ${imageId} not found in collection "${id}" (ids 0 to ${manifest.images - 1} are indexed)`,
+      );
+    }
+    return { reader, meta };
+  }
+
+  async topImages(
+    neuron: number,
+    id: string,
+    options: { k: number; by: RankBy; bins: number; perBin: number },
+  ): Promise<{
+    manifest: CollectionManifest;
+    top: RankedImage[];
+    quantiles: { from: number; to: number; images: RankedImage[] }[];
+  }> {
+    this.checkNeuron(neuron);
+    const reader = await this.indexed(id);
+    const values = await reader.column(options.by === 'max' ? FILES.maxima : FILES.means, neuron);
+    const positions = options.by === 'max' ? await reader.argmaxColumn(neuron) : undefined;
+    const top = topK(values, options.k);
+    const bands =
+      options.bins > 0 ? quantileExamples(rankDescending(values), options.bins, options.perBin) : [];
+    const ids = [...top, ...bands.flatMap((band) => band.ids)];
+    const metas = await reader.metas(ids);
+    const [, w] = reader.manifest.model.grid;
+    const ranked = (imageId: number, i: number): RankedImage => {
+      const meta = metas[i] as ImageMeta;
+      const cell = positions?.[imageId];
+      return {
+        imageId,
+        name: meta.name,
+        category: meta.category,
+        caption: meta.caption,
+        value: values[imageId],
+        ...(cell !== undefined ? { position: { x: cell % w, y: Math.floor(cell / w) } } : {}),
+      };
+    };
+    let at = top.length;
+    const quantiles = bands.map((band) => ({
+      from: band.from,
+      to: band.to,
+      images: band.ids.map((imageId) => ranked(imageId, at++)),
+    }));
+    return { manifest: reader.manifest, top: top.map(ranked), quantiles };
+  }
+
+  async distribution(
+    neuron: number,
+    id: string,
+    options: { by: RankBy; bins: number; buckets: number; threshold: number },
+  ): Promise<{ manifest: CollectionManifest; distribution: Distribution }> {
+    this.checkNeuron(neuron);
+    const reader = await this.indexed(id);
+    const values = await reader.column(options.by === 'max' ? FILES.maxima : FILES.means, neuron);
+    const codes = await reader.categoryCodes();
+    return {
+      manifest: reader.manifest,
+      distribution: distribution(values, codes, reader.manifest.categories, options),
+    };
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * Statistics over one neuron's activations in a collection (pure functions on a column of values
+ * and the images' category codes): ranking, quantile examples, histogram, quantiles, and the
+ * article's conditional-probability view (the share of each category in each activation bucket).
+ */
+import { NO_CATEGORY } from './store.js';
+
+/** Image ids ordered by value, largest first; ties by the smaller id. NaN values never rank. */
+export function rankDescending(values: Float32Array): number[] {
+  const ids: number[] = [];
+  for (let i = 0; i < values.length; i++) if (!Number.isNaN(values[i])) ids.push(i);
+  return ids.sort((a, b) => values[b] - values[a] || a - b);
+}
+
+/** The `k` largest (ties by the smaller id), without sorting the whole column. */
+export function topK(values: Float32Array, k: number): number[] {
+  if (k * 8 >= values.length) return rankDescending(values).slice(0, k);
+  // A bounded selection: keep the k best seen, sorted, inserting by binary search.
+  const best: number[] = [];
+  const better = (a: number, b: number) => values[a] > values[b] || (values[a] === values[b] && a < b);
+  for (let i = 0; i < values.length; i++) {
+    if (Number.isNaN(values[i])) continue;
+    if (best.length === k && !better(i, best[k - 1])) continue;
+    let lo = 0;
+    let hi = best.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (better(best[mid], i)) lo = mid + 1;
+      else hi = mid;
+    }
+    best.splice(lo, 0, i);
+    if (best.length > k) best.pop();
+  }
+  return best;
+}
+
+/**
+ * Examples from each quantile band: the images ranked (largest first) are cut into `bins` bands of
+ * equal counts, and `perBin` images evenly spaced within each band are taken (Neuronpedia's bins).
+ */
+export function quantileExamples(
+  ranked: readonly number[],
+  bins: number,
+  perBin: number,
+): { from: number; to: number; ids: number[] }[] {
+  const n = ranked.length;
+  const out: { from: number; to: number; ids: number[] }[] = [];
+  for (let b = 0; b < bins; b++) {
+    const start = Math.floor((b * n) / bins);
+    const end = Math.floor(((b + 1) * n) / bins);
+    const size = end - start;
+    const take = Math.min(perBin, size);
+    const ids: number[] = [];
+    for (let j = 0; j < take; j++) ids.push(ranked[start + Math.floor(((j + 0.5) * size) / take)]);
+    // Quantile range of the band, in the ascending sense: the top band is [1 − 1/bins, 1].
+    out.push({ from: 1 - (b + 1) / bins, to: 1 - b / bins, ids });
+  }
+  return out;
+}
+
+/** Linear-interpolation quantile (numpy's default) of ascending-sorted values. */
+export function quantile(sorted: Float32Array, q: number): number {
+  if (sorted.length === 0) return NaN;
+  const position = q * (sorted.length - 1);
+  const lo = Math.floor(position);
+  const hi = Math.min(sorted.length - 1, lo + 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (position - lo);
+}
+
+export interface Histogram {
+  /** bins + 1 edges, from the minimum to the maximum. */
+  edges: number[];
+  counts: number[];
+}
+
+/** Equal-width bins over [min, max]; the last bin is closed. */
+export function histogram(sorted: Float32Array, bins: number): Histogram {
+  const counts = new Array<number>(bins).fill(0);
+  if (sorted.length === 0) return { edges: [], counts };
+  const min = sorted[0];
+  const max = sorted[sorted.length - 1];
+  const width = (max - min) / bins;
+  const edges = Array.from({ length: bins + 1 }, (_, i) => (i === bins ? max : min + i * width));
+  for (const value of sorted) counts[binOf(value, min, width, bins)]++;
+  return { edges, counts };
+}
+
+function binOf(value: number, min: number, width: number, bins: number): number {
+  if (!(width > 0)) return 0;
+  return Math.min(bins - 1, Math.max(0, Math.floor((value - min) / width)));
+}
+
+export interface CategoryMean {
+  category: string;
+  count: number;
+  mean: number;
+}
+
+export interface Bucket {
+  from: number;
+  to: number;
+  count: number;
+  /** Share of each category among the bucket's images (categories with none left out). */
+  shares: { category: string; share: number }[];
+}
+
+export interface Distribution {
+  count: number;
+  min: number;
+  max: number;
+  mean: number;
+  /** Share of images whose activation is above the threshold. */
+  firing: number;
+  threshold: number;
+  quantiles: { q: number; value: number }[];
+  histogram: Histogram;
+  categories: CategoryMean[];
+  buckets: Bucket[];
+}
+
+export const QUANTILES = [0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1];
+
+/**
+ * The distribution of one neuron's values; `codes` are the images' category codes into `names`
+ * (NO_CATEGORY for an image without one, counted as "(none)" when some image has none).
+ */
+export function distribution(
+  values: Float32Array,
+  codes: Uint32Array,
+  names: readonly string[],
+  options: { bins: number; buckets: number; threshold: number },
+): Distribution {
+  const kept: number[] = [];
+  for (let i = 0; i < values.length; i++) if (!Number.isNaN(values[i])) kept.push(i);
+  const sorted = Float32Array.from(kept, (i) => values[i]).sort();
+  const n = sorted.length;
+  let sum = 0;
+  let firing = 0;
+  for (const value of sorted) {
+    sum += value;
+    if (value > options.threshold) firing++;
+  }
+  const min = n > 0 ? sorted[0] : NaN;
+  const max = n > 0 ? sorted[n - 1] : NaN;
+  const label = (code: number) => (code === NO_CATEGORY ? '(none)' : (names[code] ?? '(none)'));
+  const sums = new Map<string, { count: number; sum: number }>();
+  const bucketWidth = (max - min) / options.buckets;
+  const bucketCounts = Array.from({ length: options.buckets }, () => new Map<string, number>());
+  const bucketTotals = new Array<number>(options.buckets).fill(0);
+  for (const i of kept) {
+    const category = label(codes[i]);
+    const entry = sums.get(category) ?? { count: 0, sum: 0 };
+    entry.count++;
+    entry.sum += values[i];
+    sums.set(category, entry);
+    const b = binOf(values[i], min, bucketWidth, options.buckets);
+    bucketTotals[b]++;
+    bucketCounts[b].set(category, (bucketCounts[b].get(category) ?? 0) + 1);
+  }
+  const categories = [...sums.entries()]
+    .map(([category, { count, sum: total }]) => ({ category, count, mean: total / count }))
+    .sort((a, b) => b.mean - a.mean || a.category.localeCompare(b.category));
+  const buckets = bucketCounts.map((counts, b) => ({
+    from: n > 0 ? min + b * bucketWidth : NaN,
+    to: n > 0 ? (b === options.buckets - 1 ? max : min + (b + 1) * bucketWidth) : NaN,
+    count: bucketTotals[b],
+    shares: [...counts.entries()]
+      .map(([category, count]) => ({ category, share: count / bucketTotals[b] }))
+      .sort((x, y) => y.share - x.share || x.category.localeCompare(y.category)),
+  }));
+  return {
+    count: n,
+    min,
+    max,
+    mean: n > 0 ? sum / n : NaN,
+    firing: n > 0 ? firing / n : 0,
+    threshold: options.threshold,
+    quantiles: QUANTILES.map((q) => ({ q, value: quantile(sorted, q) })),
+    histogram: histogram(sorted, options.bins),
+    categories,
+    buckets: n > 0 ? buckets : [],
+  };
+}

@@ -1,0 +1,527 @@
+/**
+ * Image collections (src/collections/): create, list, inspect, delete; add images by multipart
+ * upload (202 with the build job); an image's metadata and thumbnail; and per neuron, its top
+ * images in a collection and its activation distribution there.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import { badRequest, payloadTooLarge, unsupportedMediaType } from '../errors.js';
+import { MAX_IMAGE_BYTES } from '../limits.js';
+import type { Upload } from '../collections/service.js';
+import { COLLECTION_ID_PATTERN, type CollectionManifest, type ImageMeta } from '../collections/store.js';
+import { NeuronIdParams, withErrors } from './schemas.js';
+import { withAllowed } from './validation.js';
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
+  Type.Union([schema, Type.Null()]);
+
+const CollectionId = withAllowed(
+  Type.String({
+    pattern: COLLECTION_ID_PATTERN,
+    maxLength: 64,
+    description: 'Collection id (made from its name)',
+  }),
+  'collection id must be 1 to 64 lower-case letters, digits and inner hyphens',
+);
+const CollectionParams = Type.Object({ id: CollectionId });
+const ImageParams = Type.Object({
+  id: CollectionId,
+  imageId: withAllowed(
+    Type.String({ pattern: '^[0-9]{1,9}$', description: 'Image id in the collection, an integer from 0' }),
+    'image id must be an integer from 0',
+  ),
+});
+
+const CreateBody = Type.Object(
+  {
+    name: Type.String({
+      minLength: 1,
+      maxLength: 100,
+      pattern: '[A-Za-z0-9]',
+      description: 'Name; the id is made from it (lower case, other characters as hyphens)',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+const BuildSchema = Type.Object({
+  jobId: Nullable(
+    Type.String({ description: 'The build job (one per build; a resumed build keeps its id)' }),
+  ),
+  state: Type.Union(
+    ['idle', 'queued', 'running', 'completed', 'failed', 'cancelled'].map((state) => Type.Literal(state)),
+    { description: '"queued": interrupted by a shutdown, resumes at the next start' },
+  ),
+  done: Type.Integer({ description: 'Uploads taken by this build (indexed, duplicate or skipped)' }),
+  total: Type.Integer({ description: 'Uploads this build knows of' }),
+  resumedFrom: Type.Integer({ description: 'Images indexed when the build (or its resumption) started' }),
+  startedAt: Nullable(Type.String()),
+  finishedAt: Nullable(Type.String()),
+  error: Type.Optional(Type.String()),
+  skipped: Type.Array(Type.Object({ name: Type.String(), reason: Type.String() }), {
+    description: 'Uploads that were not images (the first 100)',
+  }),
+  duplicates: Type.Array(Type.Object({ name: Type.String(), imageId: Type.Integer() }), {
+    description: 'Uploads whose bytes were already in the collection (the first 100), stored once',
+  }),
+});
+
+const CollectionSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  createdAt: Type.String(),
+  images: Type.Integer({ description: 'Images indexed (queries use these, and only these)' }),
+  pending: Type.Integer({ description: 'Uploads waiting to be indexed' }),
+  complete: Type.Boolean({ description: 'True when nothing is pending: every upload is indexed' }),
+  bytes: Type.Integer({ description: 'Bytes of the indexed images' }),
+  categories: Type.Array(Type.Object({ name: Type.String(), count: Type.Integer() })),
+  build: BuildSchema,
+});
+const CollectionList = Type.Object({ collections: Type.Array(CollectionSchema) });
+
+const UploadBody = Type.Object(
+  {
+    image: Type.Array(Type.String({ description: 'An image file (PNG, JPEG, WebP or GIF), multipart' }), {
+      minItems: 1,
+      description: 'One or more files in the field "image"',
+    }),
+    category: Type.Array(Nullable(Type.String({ maxLength: 100 })), {
+      description:
+        'A "category" field applies to the files after it, until the next one (an empty value: none)',
+    }),
+    caption: Type.Array(Nullable(Type.String({ maxLength: 1000 })), {
+      description: 'A "caption" field applies to the next file only',
+    }),
+  },
+  { additionalProperties: false },
+);
+const UploadResponse = Type.Object({
+  collection: Type.String(),
+  jobId: Type.String({
+    description: 'The build that indexes these images (GET /v1/collections/{id} follows it)',
+  }),
+  accepted: Type.Integer({ description: 'Files taken from this request' }),
+  pending: Type.Integer({ description: 'Uploads of the collection now waiting to be indexed' }),
+});
+
+const ImageSchema = Type.Object({
+  id: Type.Integer(),
+  collection: Type.String(),
+  name: Type.String(),
+  category: Nullable(Type.String()),
+  caption: Nullable(Type.String()),
+  sha256: Type.String(),
+  bytes: Type.Integer(),
+  width: Type.Integer(),
+  height: Type.Integer(),
+  addedAt: Type.String(),
+  thumbnailUrl: Type.String(),
+});
+
+const By = Type.Union([Type.Literal('mean'), Type.Literal('max')], {
+  default: 'mean',
+  description:
+    '"mean": the spatial mean of the neuron map (the article’s activation); "max": its maximum cell',
+});
+const CollectionQuery = withAllowed(
+  Type.String({ pattern: COLLECTION_ID_PATTERN, maxLength: 64, description: 'Collection id' }),
+  'collection must be a collection id: 1 to 64 lower-case letters, digits and inner hyphens',
+);
+const TopImagesQuery = Type.Object(
+  {
+    collection: CollectionQuery,
+    k: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 12, description: 'Top images' })),
+    by: Type.Optional(By),
+    bins: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 20,
+        default: 5,
+        description: 'Quantile bands of examples (0: none)',
+      }),
+    ),
+    perBin: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 20, default: 3, description: 'Examples per band' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+const RankedImage = Type.Object({
+  imageId: Type.Integer(),
+  name: Type.String(),
+  category: Nullable(Type.String()),
+  caption: Nullable(Type.String()),
+  value: Type.Number({ description: 'The activation (spatial mean or maximum)' }),
+  position: Type.Optional(
+    Type.Object(
+      { x: Type.Integer(), y: Type.Integer() },
+      { description: 'Cell of the maximum in the h×w grid' },
+    ),
+  ),
+  thumbnailUrl: Type.String(),
+});
+const TopImagesResponse = Type.Object({
+  neuron: Type.Integer(),
+  collection: Type.String(),
+  by: By,
+  images: Type.Integer({ description: 'Images ranked (those indexed)' }),
+  complete: Type.Boolean({ description: 'False while uploads are still being indexed' }),
+  grid: Type.Array(Type.Integer(), { description: 'h, w of the neuron maps' }),
+  top: Type.Array(RankedImage),
+  quantiles: Type.Array(
+    Type.Object({
+      from: Type.Number({ description: 'Lower quantile of the band' }),
+      to: Type.Number({ description: 'Upper quantile of the band' }),
+      images: Type.Array(RankedImage),
+    }),
+    { description: 'Examples evenly spaced within bands of equal counts, from the top band down' },
+  ),
+});
+
+const DistributionQuery = Type.Object(
+  {
+    collection: CollectionQuery,
+    by: Type.Optional(By),
+    bins: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 200, default: 20, description: 'Histogram bins' }),
+    ),
+    buckets: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 50,
+        default: 5,
+        description: 'Activation buckets of the category shares',
+      }),
+    ),
+    threshold: Type.Optional(
+      Type.Number({ default: 0, description: 'An image "fires" when its activation is above this' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+const DistributionResponse = Type.Object({
+  neuron: Type.Integer(),
+  collection: Type.String(),
+  by: By,
+  complete: Type.Boolean(),
+  count: Type.Integer({ description: 'Images (indexed)' }),
+  min: Type.Number(),
+  max: Type.Number(),
+  mean: Type.Number(),
+  threshold: Type.Number(),
+  firing: Type.Number({ description: 'Share of images whose activation is above the threshold' }),
+  quantiles: Type.Array(Type.Object({ q: Type.Number(), value: Type.Number() })),
+  histogram: Type.Object({
+    edges: Type.Array(Type.Number(), { description: 'bins + 1 edges, minimum to maximum' }),
+    counts: Type.Array(Type.Integer()),
+  }),
+  categories: Type.Array(
+    Type.Object({ category: Type.String(), count: Type.Integer(), mean: Type.Number() }),
+    { description: 'Mean activation per category ("(none)": images without one), highest first' },
+  ),
+  buckets: Type.Array(
+    Type.Object({
+      from: Type.Number(),
+      to: Type.Number(),
+      count: Type.Integer(),
+      shares: Type.Array(Type.Object({ category: Type.String(), share: Type.Number() })),
+    }),
+    { description: 'Equal-width activation buckets, lowest first: the share of each category in each' },
+  ),
+});
+
+const BinaryImage = Type.Unsafe<Buffer>({ type: 'string', format: 'binary', description: 'PNG thumbnail' });
+
+const WHAT_TO_SEND =
+  'send multipart/form-data with one or more files in the field "image" (curl -F image=@a.png -F image=@b.png), each optionally after "category" and "caption" fields';
+
+const uploadsOf = new WeakMap<FastifyRequest, Upload[]>();
+
+const thumbnailUrl = (collection: string, imageId: number) =>
+  `/v1/collections/${collection}/images/${imageId}/thumbnail`;
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  const { limits } = app.collections.settings;
+
+  const view = async (manifest: CollectionManifest): Promise<Static<typeof CollectionSchema>> => {
+    const pending = await app.collections.pendingCount(manifest);
+    return {
+      id: manifest.id,
+      name: manifest.name,
+      createdAt: manifest.createdAt,
+      images: manifest.images,
+      pending,
+      complete: pending === 0,
+      bytes: manifest.bytes,
+      categories: manifest.categories.map((name, i) => ({ name, count: manifest.categoryCounts[i] })),
+      build: manifest.build,
+    };
+  };
+
+  /** Reads the multipart parts: files in "image", "category" (sticky) and "caption" (next file) fields. */
+  const readUploads = async (request: FastifyRequest): Promise<void> => {
+    if (!request.isMultipart())
+      throw unsupportedMediaType(`images are uploaded as multipart: ${WHAT_TO_SEND}`);
+    if (!/;\s*boundary=("[^"]+"|[^;\s]+)/i.test(request.headers['content-type'] ?? '')) {
+      throw badRequest(`the multipart content type has no boundary; ${WHAT_TO_SEND}`);
+    }
+    const uploads: Upload[] = [];
+    let category: string | null = null;
+    let caption: string | null = null;
+    let total = 0;
+    try {
+      const parts = request.parts({
+        limits: {
+          files: limits.uploadFiles,
+          fileSize: MAX_IMAGE_BYTES,
+          fields: 2 * limits.uploadFiles + 2,
+          parts: 3 * limits.uploadFiles + 2,
+          fieldSize: 4096,
+        },
+      });
+      for await (const part of parts) {
+        if (part.type === 'file') {
+          if (part.fieldname !== 'image') {
+            throw badRequest(`unexpected file field "${part.fieldname}"; files go in the field "image"`);
+          }
+          if (uploads.length >= limits.uploadFiles) {
+            throw payloadTooLarge(
+              `more than ${limits.uploadFiles} files in one upload (COLLECTION_UPLOAD_FILES)`,
+            );
+          }
+          const bytes = await part.toBuffer();
+          total += bytes.byteLength;
+          if (total > limits.uploadBytes) {
+            throw payloadTooLarge(
+              `the upload's files exceed ${limits.uploadBytes} bytes (COLLECTION_UPLOAD_BYTES)`,
+            );
+          }
+          uploads.push({ name: part.filename || `image-${uploads.length}`, bytes, category, caption });
+          caption = null;
+        } else if (part.fieldname === 'category' || part.fieldname === 'caption') {
+          const value = typeof part.value === 'string' ? part.value.trim() : '';
+          if (part.fieldname === 'category') category = value === '' ? null : value;
+          else caption = value === '' ? null : value;
+        } else {
+          throw badRequest(`unexpected field "${part.fieldname}"; allowed: image (files), category, caption`);
+        }
+      }
+    } catch (error) {
+      const status = (error as { statusCode?: unknown }).statusCode;
+      if (typeof status === 'number') {
+        // @fastify/multipart's limit errors are 413s whose message names no limit.
+        if (status === 413 && !/COLLECTION_|limit is/.test((error as Error).message)) {
+          throw payloadTooLarge(
+            `the upload is over a limit: at most ${limits.uploadFiles} files (COLLECTION_UPLOAD_FILES) of at most ${MAX_IMAGE_BYTES} bytes each`,
+          );
+        }
+        throw error;
+      }
+      throw badRequest(`the multipart body could not be read (${(error as Error).message}); ${WHAT_TO_SEND}`);
+    }
+    uploadsOf.set(request, uploads);
+    request.body = {
+      image: uploads.map((upload) => upload.name),
+      category: uploads.map((upload) => upload.category),
+      caption: uploads.map((upload) => upload.caption),
+    };
+  };
+
+  app.post(
+    '/v1/collections',
+    {
+      schema: {
+        tags: ['collections'],
+        summary: 'Create an image collection',
+        body: CreateBody,
+        response: withErrors({ 201: CollectionSchema }, [400, 409, 415]),
+      },
+    },
+    async (request, reply) => {
+      const manifest = await app.collections.create(request.body.name, app.jobClient(request).owner);
+      return reply.code(201).send(await view(manifest));
+    },
+  );
+
+  app.get(
+    '/v1/collections',
+    {
+      schema: {
+        tags: ['collections'],
+        summary: 'The collections of the loaded model',
+        response: withErrors({ 200: CollectionList }),
+      },
+    },
+    async () => ({ collections: await Promise.all((await app.collections.list()).map(view)) }),
+  );
+
+  app.get(
+    '/v1/collections/:id',
+    {
+      schema: {
+        tags: ['collections'],
+        summary: 'A collection: counts, categories, build state and job',
+        params: CollectionParams,
+        response: withErrors({ 200: CollectionSchema }, [400, 404, 409]),
+      },
+    },
+    async (request) => view(await app.collections.get(request.params.id)),
+  );
+
+  app.delete(
+    '/v1/collections/:id',
+    {
+      schema: {
+        tags: ['collections'],
+        summary: 'Delete a collection (its owner or an admin key); a running build stops',
+        params: CollectionParams,
+        response: withErrors({ 204: Type.Null() }, [400, 403, 404, 409]),
+      },
+    },
+    async (request, reply) => {
+      await app.collections.remove(request.params.id, app.jobClient(request));
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.delete(
+    '/v1/collections/:id/build',
+    {
+      schema: {
+        tags: ['collections'],
+        summary: 'Cancel the running build (its owner or an admin key): uploads not yet indexed are dropped',
+        params: CollectionParams,
+        response: withErrors({ 200: BuildSchema }, [400, 403, 404, 409]),
+      },
+    },
+    async (request) => app.collections.cancel(request.params.id, app.jobClient(request)),
+  );
+
+  app.post(
+    '/v1/collections/:id/images',
+    {
+      bodyLimit: limits.uploadBytes + 1024 * 1024,
+      preValidation: readUploads,
+      schema: {
+        tags: ['collections'],
+        summary: 'Add images (multipart): answers 202 with the build job that indexes them',
+        consumes: ['multipart/form-data'],
+        params: CollectionParams,
+        body: UploadBody,
+        response: withErrors({ 202: UploadResponse }, [400, 404, 409, 413, 415]),
+      },
+    },
+    async (request, reply) => {
+      const uploads = uploadsOf.get(request) ?? [];
+      const { jobId, pending } = await app.collections.addImages(request.params.id, uploads);
+      return reply
+        .code(202)
+        .send({ collection: request.params.id, jobId, accepted: uploads.length, pending });
+    },
+  );
+
+  const imageView = (collection: string, meta: ImageMeta): Static<typeof ImageSchema> => ({
+    id: meta.id,
+    collection,
+    name: meta.name,
+    category: meta.category,
+    caption: meta.caption,
+    sha256: meta.sha256,
+    bytes: meta.bytes,
+    width: meta.width,
+    height: meta.height,
+    addedAt: meta.addedAt,
+    thumbnailUrl: thumbnailUrl(collection, meta.id),
+  });
+
+  app.get(
+    '/v1/collections/:id/images/:imageId',
+    {
+      schema: {
+        tags: ['collections'],
+        summary: 'An indexed image: name, category, caption, sha256, size',
+        params: ImageParams,
+        response: withErrors({ 200: ImageSchema }, [400, 404, 409]),
+      },
+    },
+    async (request) => {
+      const { meta } = await app.collections.image(request.params.id, Number(request.params.imageId));
+      return imageView(request.params.id, meta);
+    },
+  );
+
+  app.get(
+    '/v1/collections/:id/images/:imageId/thumbnail',
+    {
+      schema: {
+        tags: ['collections'],
+        summary: 'An indexed image’s thumbnail (PNG, at most 64 px a side)',
+        params: ImageParams,
+        response: withErrors({ 200: BinaryImage }, [400, 404, 409]),
+      },
+    },
+    async (request, reply) => {
+      const { reader, meta } = await app.collections.image(request.params.id, Number(request.params.imageId));
+      const png = await reader.thumbnail(meta);
+      return reply.type('image/png').header('cache-control', 'public, max-age=86400').send(png);
+    },
+  );
+
+  app.get(
+    '/v1/neurons/:id/top-images',
+    {
+      schema: {
+        tags: ['neurons', 'collections'],
+        summary:
+          'The images of a collection that activate a neuron most, and examples from each quantile band',
+        params: NeuronIdParams,
+        querystring: TopImagesQuery,
+        response: withErrors({ 200: TopImagesResponse }, [400, 404, 409]),
+      },
+    },
+    async (request) => {
+      const neuron = Number(request.params.id);
+      const { collection, k = 12, by = 'mean', bins = 5, perBin = 3 } = request.query;
+      const result = await app.collections.topImages(neuron, collection, { k, by, bins, perBin });
+      const withUrl = <T extends { imageId: number }>(image: T) => ({
+        ...image,
+        thumbnailUrl: thumbnailUrl(collection, image.imageId),
+      });
+      const pending = await app.collections.pendingCount(result.manifest);
+      return {
+        neuron,
+        collection,
+        by,
+        images: result.manifest.images,
+        complete: pending === 0,
+        grid: result.manifest.model.grid,
+        top: result.top.map(withUrl),
+        quantiles: result.quantiles.map((band) => ({ ...band, images: band.images.map(withUrl) })),
+      };
+    },
+  );
+
+  app.get(
+    '/v1/neurons/:id/distribution',
+    {
+      schema: {
+        tags: ['neurons', 'collections'],
+        summary:
+          'A neuron’s activations over a collection: histogram, quantiles, share firing, mean per category, category shares per activation bucket',
+        params: NeuronIdParams,
+        querystring: DistributionQuery,
+        response: withErrors({ 200: DistributionResponse }, [400, 404, 409]),
+      },
+    },
+    async (request) => {
+      const neuron = Number(request.params.id);
+      const { collection, by = 'mean', bins = 20, buckets = 5, threshold = 0 } = request.query;
+      const result = await app.collections.distribution(neuron, collection, { by, bins, buckets, threshold });
+      const pending = await app.collections.pendingCount(result.manifest);
+      return { neuron, collection, by, complete: pending === 0, ...result.distribution };
+    },
+  );
+};
+
+export default routes;

@@ -1,0 +1,450 @@
+/**
+ * Image collections over HTTP on the embedded toy model: a collection is created, images are
+ * uploaded (with categories, a caption, a duplicate and a file that is not an image) and built as a
+ * job; the stored spatial means and embeddings equal what POST /v1/embed/image computes for the
+ * same bytes; top images follow a sort done here; the distribution's numbers are recomputed here;
+ * a new app on the same DATA_DIR sees the collection; an interrupted build resumes at the next
+ * start; and bad inputs get 4xx naming what is allowed.
+ */
+import t from 'tap';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import type { App } from '../src/app.js';
+import { DEFAULT_MODEL_DIR } from '../src/config.js';
+import { CollectionReader } from '../src/collections/reader.js';
+import { FILES } from '../src/collections/store.js';
+import { buildTestApp } from './helpers/app.js';
+
+const tmp = await mkdtemp(path.join(os.tmpdir(), 'collections-'));
+t.teardown(() => rm(tmp, { recursive: true, force: true }));
+
+/** Builds the app with variables set only while its plugins read them. */
+async function appWith(dataDir: string, env: Record<string, string> = {}): Promise<App> {
+  const all = { WORD_INDEX_AUTOBUILD: 'false', ...env };
+  const saved = Object.fromEntries(Object.keys(all).map((name) => [name, process.env[name]]));
+  Object.assign(process.env, all);
+  try {
+    return await buildTestApp({ modelDir: DEFAULT_MODEL_DIR, dataDir });
+  } finally {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  }
+}
+
+interface Part {
+  field: string;
+  value: string | Buffer;
+  filename?: string;
+}
+
+function multipart(parts: Part[]): { payload: Buffer; headers: Record<string, string> } {
+  const boundary = 'collections-test-boundary';
+  const chunks: Buffer[] = [];
+  for (const part of parts) {
+    const file = part.filename === undefined ? '' : `; filename="${part.filename}"`;
+    const type = part.filename === undefined ? '' : '\r\ncontent-type: application/octet-stream';
+    chunks.push(
+      Buffer.from(
+        `--${boundary}\r\ncontent-disposition: form-data; name="${part.field}"${file}${type}\r\n\r\n`,
+      ),
+      Buffer.isBuffer(part.value) ? part.value : Buffer.from(part.value),
+      Buffer.from('\r\n'),
+    );
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  return {
+    payload: Buffer.concat(chunks),
+    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+  };
+}
+
+/** A picture: a coloured background with a shape, of a given size. */
+async function picture(background: string, shape: string, width: number, height: number): Promise<Buffer> {
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">
+    <rect width="100%" height="100%" fill="${background}"/>
+    <circle cx="${width / 2}" cy="${height / 2}" r="${Math.min(width, height) / 3}" fill="${shape}"/></svg>`;
+  return sharp(Buffer.from(svg)).png().toBuffer();
+}
+
+const images = [
+  { name: 'red-on-blue.png', category: 'circle', bytes: await picture('#2040c0', '#e02020', 80, 64) },
+  { name: 'yellow-on-green.png', category: 'circle', bytes: await picture('#20a040', '#f0e020', 64, 64) },
+  { name: 'white-on-black.png', category: 'mono', bytes: await picture('#000000', '#ffffff', 64, 96) },
+  { name: 'black-on-white.png', category: 'mono', bytes: await picture('#ffffff', '#000000', 100, 70) },
+  { name: 'purple.png', category: null, bytes: await picture('#8020a0', '#8020a0', 64, 64) },
+  { name: 'orange-on-grey.png', category: 'circle', bytes: await picture('#808080', '#ff8000', 70, 70) },
+];
+
+async function embedNeurons(app: App, bytes: Buffer): Promise<{ neurons: number[]; embedding: number[] }> {
+  const answer = await app.inject({
+    method: 'POST',
+    url: '/v1/embed/image?neurons=true',
+    ...multipart([{ field: 'image', value: bytes, filename: 'x.png' }]),
+  });
+  if (answer.statusCode !== 200) throw new Error(answer.body);
+  return answer.json();
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  return worst;
+}
+
+const dataDir = path.join(tmp, 'data');
+let app = await appWith(dataDir, { COLLECTION_BATCH: '4' });
+t.teardown(() => app.close());
+
+t.test('create, upload, build, and the stored activations equal the image route', async (t) => {
+  const created = await app.inject({
+    method: 'POST',
+    url: '/v1/collections',
+    payload: { name: 'Test Shapes' },
+  });
+  t.equal(created.statusCode, 201, created.body);
+  t.match(created.json(), { id: 'test-shapes', name: 'Test Shapes', images: 0, complete: true });
+
+  const again = await app.inject({
+    method: 'POST',
+    url: '/v1/collections',
+    payload: { name: 'test shapes' },
+  });
+  t.equal(again.statusCode, 409);
+  t.match(again.json().message, /"test-shapes" exists/);
+
+  const parts: Part[] = [];
+  for (const image of images) {
+    parts.push({ field: 'category', value: image.category ?? '' });
+    if (image.name === 'purple.png') parts.push({ field: 'caption', value: 'a purple square' });
+    parts.push({ field: 'image', value: image.bytes, filename: image.name });
+  }
+  parts.push({ field: 'image', value: images[0].bytes, filename: 'copy-of-red.png' });
+  parts.push({ field: 'image', value: Buffer.from('not an image at all'), filename: 'notes.txt' });
+  const upload = await app.inject({
+    method: 'POST',
+    url: '/v1/collections/test-shapes/images',
+    ...multipart(parts),
+  });
+  t.equal(upload.statusCode, 202, upload.body);
+  const { jobId, accepted } = upload.json();
+  t.equal(accepted, 8);
+  t.type(jobId, 'string');
+  await app.collections.settled('test-shapes');
+
+  const view = (await app.inject({ method: 'GET', url: '/v1/collections/test-shapes' })).json();
+  t.match(view, {
+    images: 6,
+    pending: 0,
+    complete: true,
+    categories: [
+      { name: 'circle', count: 3 },
+      { name: 'mono', count: 2 },
+    ],
+    build: { jobId, state: 'completed', done: 8, total: 8 },
+  });
+  t.same(view.build.duplicates, [{ name: 'copy-of-red.png', imageId: 0 }]);
+  t.equal(view.build.skipped.length, 1);
+  t.match(view.build.skipped[0], { name: 'notes.txt', reason: /not a decodable image/ });
+
+  const list = (await app.inject({ method: 'GET', url: '/v1/collections' })).json();
+  t.same(
+    list.collections.map((c: { id: string }) => c.id),
+    ['test-shapes'],
+  );
+
+  const manifest = await app.collections.get('test-shapes');
+  const reader = new CollectionReader(app.collections.store, manifest);
+  for (const [i, image] of images.entries()) {
+    const expected = await embedNeurons(app, image.bytes);
+    const means = await reader.row(FILES.means, i);
+    const embedding = await reader.row(FILES.embeddings, i);
+    t.ok(
+      maxAbsDiff(means, expected.neurons) <= 1e-6,
+      `${image.name}: spatial means as /v1/embed/image (${maxAbsDiff(means, expected.neurons)})`,
+    );
+    t.ok(maxAbsDiff(embedding, expected.embedding) <= 1e-5, `${image.name}: embedding as /v1/embed/image`);
+    const maxima = await reader.row(FILES.maxima, i);
+    t.ok(
+      maxima.every((m, c) => m >= means[c] - 1e-6),
+      `${image.name}: every maximum ≥ its mean`,
+    );
+  }
+});
+
+t.test('image metadata and thumbnail', async (t) => {
+  const meta = await app.inject({ method: 'GET', url: '/v1/collections/test-shapes/images/4' });
+  t.equal(meta.statusCode, 200);
+  t.match(meta.json(), {
+    id: 4,
+    name: 'purple.png',
+    category: null,
+    caption: 'a purple square',
+    width: 64,
+    height: 64,
+    bytes: images[4].bytes.length,
+    thumbnailUrl: '/v1/collections/test-shapes/images/4/thumbnail',
+  });
+  const first = (await app.inject({ method: 'GET', url: '/v1/collections/test-shapes/images/0' })).json();
+  t.match(first, { name: 'red-on-blue.png', category: 'circle', caption: null, width: 80, height: 64 });
+  const thumb = await app.inject({ method: 'GET', url: '/v1/collections/test-shapes/images/3/thumbnail' });
+  t.equal(thumb.statusCode, 200);
+  t.equal(thumb.headers['content-type'], 'image/png');
+  const info = await sharp(thumb.rawPayload).metadata();
+  t.equal(info.width, 64);
+  t.equal(info.height, 45, 'aspect kept: 100×70 → 64×45');
+  for (const url of [
+    '/v1/collections/test-shapes/images/6',
+    '/v1/collections/test-shapes/images/99/thumbnail',
+  ]) {
+    const missing = await app.inject({ method: 'GET', url });
+    t.equal(missing.statusCode, 404, url);
+    t.match(missing.json().message, /not found in collection "test-shapes" \(ids 0 to 5/);
+  }
+});
+
+t.test('top images and distribution against the image route', async (t) => {
+  const expected = await Promise.all(images.map((image) => embedNeurons(app, image.bytes)));
+  for (const neuron of [0, 7, 300, 511]) {
+    const values = expected.map((e) => e.neurons[neuron]);
+    const order = values.map((_, i) => i).sort((a, b) => values[b] - values[a] || a - b);
+    const answer = await app.inject({
+      method: 'GET',
+      url: `/v1/neurons/${neuron}/top-images?collection=test-shapes&k=4&bins=3&perBin=1`,
+    });
+    t.equal(answer.statusCode, 200, answer.body);
+    const body = answer.json();
+    t.same(
+      body.top.map((image: { imageId: number }) => image.imageId),
+      order.slice(0, 4),
+      `neuron ${neuron}: top 4 by mean as sorted here`,
+    );
+    t.match(body, { neuron, collection: 'test-shapes', by: 'mean', images: 6, complete: true, grid: [2, 2] });
+    t.equal(body.quantiles.length, 3);
+    // Bands of two images each (6 / 3): the top band's example is the 2nd ranked ((0 + 0.5) · 2 → 1).
+    t.same(
+      body.quantiles.map((band: { images: { imageId: number }[] }) => band.images[0].imageId),
+      [order[1], order[3], order[5]],
+    );
+    t.match(body.top[0], { thumbnailUrl: `/v1/collections/test-shapes/images/${order[0]}/thumbnail` });
+
+    const byMax = (
+      await app.inject({
+        method: 'GET',
+        url: `/v1/neurons/${neuron}/top-images?collection=test-shapes&k=6&by=max&bins=0`,
+      })
+    ).json();
+    const maxValues = byMax.top.map((image: { value: number }) => image.value);
+    t.same(
+      maxValues,
+      [...maxValues].sort((a, b) => b - a),
+      'by max: descending',
+    );
+    for (const image of byMax.top) {
+      t.ok(image.value >= values[image.imageId] - 1e-6, 'a maximum is at least the mean');
+      t.ok(image.position.x >= 0 && image.position.x < 2 && image.position.y >= 0 && image.position.y < 2);
+    }
+
+    const distribution = await app.inject({
+      method: 'GET',
+      url: `/v1/neurons/${neuron}/distribution?collection=test-shapes&bins=4&buckets=2`,
+    });
+    t.equal(distribution.statusCode, 200, distribution.body);
+    const d = distribution.json();
+    const fround = values.map((v) => Math.fround(v));
+    t.equal(d.count, 6);
+    t.ok(Math.abs(d.mean - fround.reduce((a, b) => a + b, 0) / 6) < 1e-6, 'mean');
+    t.equal(d.min, Math.min(...fround));
+    t.equal(d.max, Math.max(...fround));
+    t.equal(d.firing, fround.filter((v) => v > 0).length / 6, 'share firing above 0');
+    t.equal(
+      d.histogram.counts.reduce((a: number, b: number) => a + b, 0),
+      6,
+    );
+    t.equal(d.histogram.edges.length, 5);
+    const circle = [0, 1, 5].map((i) => fround[i]);
+    const circleMean = d.categories.find((c: { category: string }) => c.category === 'circle');
+    t.ok(Math.abs(circleMean.mean - circle.reduce((a, b) => a + b, 0) / 3) < 1e-6, 'category mean');
+    t.equal(circleMean.count, 3);
+    t.ok(d.categories.some((c: { category: string }) => c.category === '(none)'));
+    t.equal(
+      d.buckets.reduce((sum: number, b: { count: number }) => sum + b.count, 0),
+      6,
+    );
+    for (const bucket of d.buckets) {
+      if (bucket.count === 0) continue;
+      const total = bucket.shares.reduce((sum: number, s: { share: number }) => sum + s.share, 0);
+      t.ok(Math.abs(total - 1) < 1e-9, 'category shares in a bucket sum to 1');
+    }
+    t.same(
+      d.quantiles.map((q: { q: number }) => q.q),
+      [0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1],
+    );
+    t.equal(d.quantiles[0].value, d.min);
+    t.equal(d.quantiles[10].value, d.max);
+  }
+});
+
+t.test('bad inputs', async (t) => {
+  const cases: [string, string, number, RegExp][] = [
+    ['GET', '/v1/collections/nope', 404, /collection "nope" not found/],
+    ['GET', '/v1/collections/Bad_Id', 400, /collection id must be/],
+    ['GET', '/v1/neurons/1/top-images?collection=nope', 404, /collection "nope" not found/],
+    ['GET', '/v1/neurons/1/top-images', 400, /collection/],
+    ['GET', '/v1/neurons/512/top-images?collection=test-shapes', 400, /out of range \(0 to 511\)/],
+    ['GET', '/v1/neurons/1/top-images?collection=test-shapes&by=median', 400, /mean|max/],
+    ['GET', '/v1/neurons/1/top-images?collection=test-shapes&k=0', 400, /k/],
+    ['GET', '/v1/neurons/1/top-images?collection=test-shapes&k=201', 400, /k/],
+    ['GET', '/v1/neurons/x/distribution?collection=test-shapes', 400, /neuron|id/i],
+    ['GET', '/v1/neurons/1/distribution?collection=test-shapes&bins=0', 400, /bins/],
+    ['GET', '/v1/neurons/1/distribution?collection=NOPE!', 400, /collection must be/],
+    ['GET', '/v1/collections/test-shapes/images/-1', 400, /image id must be/],
+  ];
+  for (const [method, url, status, message] of cases) {
+    const answer = await app.inject({ method: method as 'GET', url });
+    t.equal(answer.statusCode, status, `${url}: ${answer.body}`);
+    t.match(answer.json().message, message, url);
+  }
+  const badName = await app.inject({ method: 'POST', url: '/v1/collections', payload: { name: '!!!' } });
+  t.equal(badName.statusCode, 400);
+  const extra = await app.inject({ method: 'POST', url: '/v1/collections', payload: { name: 'a', x: 1 } });
+  t.equal(extra.statusCode, 400);
+
+  const json = await app.inject({
+    method: 'POST',
+    url: '/v1/collections/test-shapes/images',
+    payload: { image: ['x'] },
+  });
+  t.equal(json.statusCode, 415);
+  t.match(json.json().message, /multipart.*"image"/);
+  const noBoundary = await app.inject({
+    method: 'POST',
+    url: '/v1/collections/test-shapes/images',
+    headers: { 'content-type': 'multipart/form-data' },
+    payload: 'x',
+  });
+  t.equal(noBoundary.statusCode, 400);
+  t.match(noBoundary.json().message, /no boundary/);
+  const wrongField = await app.inject({
+    method: 'POST',
+    url: '/v1/collections/test-shapes/images',
+    ...multipart([{ field: 'file', value: images[0].bytes, filename: 'a.png' }]),
+  });
+  t.equal(wrongField.statusCode, 400);
+  t.match(wrongField.json().message, /"image"/);
+  const noFiles = await app.inject({
+    method: 'POST',
+    url: '/v1/collections/test-shapes/images',
+    ...multipart([{ field: 'category', value: 'x' }]),
+  });
+  t.equal(noFiles.statusCode, 400);
+  t.match(noFiles.json().message, /image/);
+  const unknown = await app.inject({
+    method: 'POST',
+    url: '/v1/collections/nope/images',
+    ...multipart([{ field: 'image', value: images[0].bytes, filename: 'a.png' }]),
+  });
+  t.equal(unknown.statusCode, 404);
+
+  const empty = await app.inject({ method: 'POST', url: '/v1/collections', payload: { name: 'Empty one' } });
+  t.equal(empty.statusCode, 201);
+  const nothing = await app.inject({ method: 'GET', url: '/v1/neurons/1/top-images?collection=empty-one' });
+  t.equal(nothing.statusCode, 409);
+  t.match(nothing.json().message, /no indexed images yet/);
+});
+
+t.test('a new app on the same DATA_DIR sees the collection', async (t) => {
+  const before = (
+    await app.inject({ method: 'GET', url: '/v1/neurons/5/top-images?collection=test-shapes&k=6' })
+  ).json();
+  await app.close();
+  app = await appWith(dataDir);
+  const view = (await app.inject({ method: 'GET', url: '/v1/collections/test-shapes' })).json();
+  t.match(view, { images: 6, complete: true, build: { state: 'completed' } });
+  const after = (
+    await app.inject({ method: 'GET', url: '/v1/neurons/5/top-images?collection=test-shapes&k=6' })
+  ).json();
+  t.same(after, before);
+});
+
+t.test('an interrupted build resumes at the next start, where it stopped', async (t) => {
+  await app.inject({ method: 'POST', url: '/v1/collections', payload: { name: 'resumed' } });
+  const store = app.collections.store;
+  // As a process that died after staging uploads and indexing none: pending entries, a build
+  // recorded as running, and garbage past the committed rows (a batch written, not yet counted).
+  for (const image of images.slice(0, 5)) {
+    const { createHash } = await import('node:crypto');
+    const sha256 = createHash('sha256').update(image.bytes).digest('hex');
+    await store.putImage('resumed', sha256, image.bytes);
+    await store.appendPending('resumed', [
+      { name: image.name, category: image.category, caption: null, sha256, bytes: image.bytes.length },
+    ]);
+  }
+  const manifest = await app.collections.get('resumed');
+  await store.writeManifest({
+    ...manifest,
+    build: { ...manifest.build, jobId: 'job-before-restart', state: 'running', total: 5 },
+  });
+  await writeFile(store.file('resumed', FILES.means), Buffer.alloc(512 * 4 * 3, 0x7f));
+  await app.close();
+
+  app = await appWith(dataDir, { COLLECTION_BATCH: '2' });
+  await app.collections.settled('resumed');
+  const view = (await app.inject({ method: 'GET', url: '/v1/collections/resumed' })).json();
+  t.match(view, {
+    images: 5,
+    complete: true,
+    build: { jobId: 'job-before-restart', state: 'completed', done: 5 },
+  });
+  const reader = new CollectionReader(store, await app.collections.get('resumed'));
+  const original = new CollectionReader(store, await app.collections.get('test-shapes'));
+  for (let i = 0; i < 5; i++) {
+    t.ok(
+      maxAbsDiff(await reader.row(FILES.means, i), await original.row(FILES.means, i)) <= 1e-6,
+      `image ${i}: the rows past the count were rewritten`,
+    );
+  }
+});
+
+t.test('limits, and deleting (owner or admin)', async (t) => {
+  await app.close();
+  app = await appWith(dataDir, { COLLECTION_UPLOAD_FILES: '2', COLLECTION_MAX_IMAGES: '3' });
+  await app.inject({ method: 'POST', url: '/v1/collections', payload: { name: 'small' } });
+  const file = (i: number): Part => ({ field: 'image', value: images[i].bytes, filename: images[i].name });
+  const three = await app.inject({
+    method: 'POST',
+    url: '/v1/collections/small/images',
+    ...multipart([file(0), file(1), file(2)]),
+  });
+  t.equal(three.statusCode, 413);
+  t.match(three.json().message, /COLLECTION_UPLOAD_FILES/);
+  const two = await app.inject({
+    method: 'POST',
+    url: '/v1/collections/small/images',
+    ...multipart([file(0), file(1)]),
+  });
+  t.equal(two.statusCode, 202);
+  const more = await app.inject({
+    method: 'POST',
+    url: '/v1/collections/small/images',
+    ...multipart([file(2), file(3)]),
+  });
+  t.equal(more.statusCode, 413);
+  t.match(more.json().message, /would hold 4 images.*limit is 3 \(COLLECTION_MAX_IMAGES\)/);
+  await app.collections.settled('small');
+
+  const stranger = await app.inject({
+    method: 'DELETE',
+    url: '/v1/collections/small',
+    remoteAddress: '10.9.8.7',
+  });
+  t.equal(stranger.statusCode, 403);
+  t.match(stranger.json().message, /only its owner/);
+  const owner = await app.inject({ method: 'DELETE', url: '/v1/collections/small' });
+  t.equal(owner.statusCode, 204);
+  t.equal((await app.inject({ method: 'GET', url: '/v1/collections/small' })).statusCode, 404);
+  t.equal((await app.inject({ method: 'DELETE', url: '/v1/collections/small' })).statusCode, 404);
+});
