@@ -448,6 +448,144 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v1/collections': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The collections of the loaded model */
+    get: operations['getCollections'];
+    put?: never;
+    /** Create an image collection */
+    post: operations['postCollections'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/collections/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A collection: counts, categories, build state and job */
+    get: operations['getCollectionsById'];
+    put?: never;
+    post?: never;
+    /** Delete a collection (its owner or an admin key); a running build stops */
+    delete: operations['deleteCollectionsById'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/collections/{id}/build': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** Cancel the running build (its owner or an admin key): uploads not yet indexed are dropped */
+    delete: operations['deleteCollectionsByIdBuild'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/collections/{id}/images': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Add images (multipart): answers 202 with the build job that indexes them */
+    post: operations['postCollectionsByIdImages'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/collections/{id}/images/{imageId}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** An indexed image: name, category, caption, sha256, size */
+    get: operations['getCollectionsByIdImagesByImageId'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/collections/{id}/images/{imageId}/thumbnail': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** An indexed image’s thumbnail (PNG, at most 64 px a side) */
+    get: operations['getCollectionsByIdImagesByImageIdThumbnail'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/neurons/{id}/top-images': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The images of a collection that activate a neuron most, and examples from each quantile band */
+    get: operations['getNeuronsByIdTopImages'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/neurons/{id}/distribution': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A neuron’s activations over a collection: histogram, quantiles, share firing, mean per category, category shares per activation bucket */
+    get: operations['getNeuronsByIdDistribution'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -3093,6 +3231,1078 @@ export interface operations {
       };
       /** @description An error; 4xx messages say what was wrong with the request */
       404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getCollections: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            collections: {
+              id: string;
+              name: string;
+              createdAt: string;
+              /** @description Images indexed (queries use these, and only these) */
+              images: number;
+              /** @description Uploads waiting to be indexed */
+              pending: number;
+              /** @description True when nothing is pending: every upload is indexed */
+              complete: boolean;
+              /** @description Bytes of the indexed images */
+              bytes: number;
+              categories: {
+                name: string;
+                count: number;
+              }[];
+              build: {
+                /** @description The build job (one per build; a resumed build keeps its id) */
+                jobId: string | null;
+                /** @description "queued": interrupted by a shutdown, resumes at the next start */
+                state: 'idle' | 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+                /** @description Uploads taken by this build (indexed, duplicate or skipped) */
+                done: number;
+                /** @description Uploads this build knows of */
+                total: number;
+                /** @description Images indexed when the build (or its resumption) started */
+                resumedFrom: number;
+                startedAt: string | null;
+                finishedAt: string | null;
+                error?: string;
+                /** @description Uploads that were not images (the first 100) */
+                skipped: {
+                  name: string;
+                  reason: string;
+                }[];
+                /** @description Uploads whose bytes were already in the collection (the first 100), stored once */
+                duplicates: {
+                  name: string;
+                  imageId: number;
+                }[];
+              };
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  postCollections: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description Name; the id is made from it (lower case, other characters as hyphens) */
+          name: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            createdAt: string;
+            /** @description Images indexed (queries use these, and only these) */
+            images: number;
+            /** @description Uploads waiting to be indexed */
+            pending: number;
+            /** @description True when nothing is pending: every upload is indexed */
+            complete: boolean;
+            /** @description Bytes of the indexed images */
+            bytes: number;
+            categories: {
+              name: string;
+              count: number;
+            }[];
+            build: {
+              /** @description The build job (one per build; a resumed build keeps its id) */
+              jobId: string | null;
+              /** @description "queued": interrupted by a shutdown, resumes at the next start */
+              state: 'idle' | 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+              /** @description Uploads taken by this build (indexed, duplicate or skipped) */
+              done: number;
+              /** @description Uploads this build knows of */
+              total: number;
+              /** @description Images indexed when the build (or its resumption) started */
+              resumedFrom: number;
+              startedAt: string | null;
+              finishedAt: string | null;
+              error?: string;
+              /** @description Uploads that were not images (the first 100) */
+              skipped: {
+                name: string;
+                reason: string;
+              }[];
+              /** @description Uploads whose bytes were already in the collection (the first 100), stored once */
+              duplicates: {
+                name: string;
+                imageId: number;
+              }[];
+            };
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getCollectionsById: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Collection id (made from its name) */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            createdAt: string;
+            /** @description Images indexed (queries use these, and only these) */
+            images: number;
+            /** @description Uploads waiting to be indexed */
+            pending: number;
+            /** @description True when nothing is pending: every upload is indexed */
+            complete: boolean;
+            /** @description Bytes of the indexed images */
+            bytes: number;
+            categories: {
+              name: string;
+              count: number;
+            }[];
+            build: {
+              /** @description The build job (one per build; a resumed build keeps its id) */
+              jobId: string | null;
+              /** @description "queued": interrupted by a shutdown, resumes at the next start */
+              state: 'idle' | 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+              /** @description Uploads taken by this build (indexed, duplicate or skipped) */
+              done: number;
+              /** @description Uploads this build knows of */
+              total: number;
+              /** @description Images indexed when the build (or its resumption) started */
+              resumedFrom: number;
+              startedAt: string | null;
+              finishedAt: string | null;
+              error?: string;
+              /** @description Uploads that were not images (the first 100) */
+              skipped: {
+                name: string;
+                reason: string;
+              }[];
+              /** @description Uploads whose bytes were already in the collection (the first 100), stored once */
+              duplicates: {
+                name: string;
+                imageId: number;
+              }[];
+            };
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  deleteCollectionsById: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Collection id (made from its name) */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  deleteCollectionsByIdBuild: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Collection id (made from its name) */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            /** @description The build job (one per build; a resumed build keeps its id) */
+            jobId: string | null;
+            /** @description "queued": interrupted by a shutdown, resumes at the next start */
+            state: 'idle' | 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+            /** @description Uploads taken by this build (indexed, duplicate or skipped) */
+            done: number;
+            /** @description Uploads this build knows of */
+            total: number;
+            /** @description Images indexed when the build (or its resumption) started */
+            resumedFrom: number;
+            startedAt: string | null;
+            finishedAt: string | null;
+            error?: string;
+            /** @description Uploads that were not images (the first 100) */
+            skipped: {
+              name: string;
+              reason: string;
+            }[];
+            /** @description Uploads whose bytes were already in the collection (the first 100), stored once */
+            duplicates: {
+              name: string;
+              imageId: number;
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  postCollectionsByIdImages: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Collection id (made from its name) */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'multipart/form-data': {
+          /** @description One or more files in the field "image" */
+          image: string[];
+          /** @description A "category" field applies to the files after it, until the next one (an empty value: none) */
+          category: (string | null)[];
+          /** @description A "caption" field applies to the next file only */
+          caption: (string | null)[];
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            collection: string;
+            /** @description The build that indexes these images (GET /v1/collections/{id} follows it) */
+            jobId: string;
+            /** @description Files taken from this request */
+            accepted: number;
+            /** @description Uploads of the collection now waiting to be indexed */
+            pending: number;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getCollectionsByIdImagesByImageId: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Collection id (made from its name) */
+        id: string;
+        /** @description Image id in the collection, an integer from 0 */
+        imageId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: number;
+            collection: string;
+            name: string;
+            category: string | null;
+            caption: string | null;
+            sha256: string;
+            bytes: number;
+            width: number;
+            height: number;
+            addedAt: string;
+            thumbnailUrl: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getCollectionsByIdImagesByImageIdThumbnail: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Collection id (made from its name) */
+        id: string;
+        /** @description Image id in the collection, an integer from 0 */
+        imageId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description PNG thumbnail */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': string;
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getNeuronsByIdTopImages: {
+    parameters: {
+      query: {
+        /** @description Collection id */
+        collection: string;
+        /** @description Top images */
+        k?: number;
+        /** @description "mean": the spatial mean of the neuron map (the article’s activation); "max": its maximum cell */
+        by?: 'mean' | 'max';
+        /** @description Quantile bands of examples (0: none) */
+        bins?: number;
+        /** @description Examples per band */
+        perBin?: number;
+      };
+      header?: never;
+      path: {
+        /** @description Neuron (channel) index, an integer from 0 */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            neuron: number;
+            collection: string;
+            /**
+             * @description "mean": the spatial mean of the neuron map (the article’s activation); "max": its maximum cell
+             * @default mean
+             */
+            by: 'mean' | 'max';
+            /** @description Images ranked (those indexed) */
+            images: number;
+            /** @description False while uploads are still being indexed */
+            complete: boolean;
+            /** @description h, w of the neuron maps */
+            grid: number[];
+            top: {
+              imageId: number;
+              name: string;
+              category: string | null;
+              caption: string | null;
+              /** @description The activation (spatial mean or maximum) */
+              value: number;
+              /** @description Cell of the maximum in the h×w grid */
+              position?: {
+                x: number;
+                y: number;
+              };
+              thumbnailUrl: string;
+            }[];
+            /** @description Examples evenly spaced within bands of equal counts, from the top band down */
+            quantiles: {
+              /** @description Lower quantile of the band */
+              from: number;
+              /** @description Upper quantile of the band */
+              to: number;
+              images: {
+                imageId: number;
+                name: string;
+                category: string | null;
+                caption: string | null;
+                /** @description The activation (spatial mean or maximum) */
+                value: number;
+                /** @description Cell of the maximum in the h×w grid */
+                position?: {
+                  x: number;
+                  y: number;
+                };
+                thumbnailUrl: string;
+              }[];
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getNeuronsByIdDistribution: {
+    parameters: {
+      query: {
+        /** @description Collection id */
+        collection: string;
+        /** @description "mean": the spatial mean of the neuron map (the article’s activation); "max": its maximum cell */
+        by?: 'mean' | 'max';
+        /** @description Histogram bins */
+        bins?: number;
+        /** @description Activation buckets of the category shares */
+        buckets?: number;
+        /** @description An image "fires" when its activation is above this */
+        threshold?: number;
+      };
+      header?: never;
+      path: {
+        /** @description Neuron (channel) index, an integer from 0 */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            neuron: number;
+            collection: string;
+            /**
+             * @description "mean": the spatial mean of the neuron map (the article’s activation); "max": its maximum cell
+             * @default mean
+             */
+            by: 'mean' | 'max';
+            complete: boolean;
+            /** @description Images (indexed) */
+            count: number;
+            min: number;
+            max: number;
+            mean: number;
+            threshold: number;
+            /** @description Share of images whose activation is above the threshold */
+            firing: number;
+            quantiles: {
+              q: number;
+              value: number;
+            }[];
+            histogram: {
+              /** @description bins + 1 edges, minimum to maximum */
+              edges: number[];
+              counts: number[];
+            };
+            /** @description Mean activation per category ("(none)": images without one), highest first */
+            categories: {
+              category: string;
+              count: number;
+              mean: number;
+            }[];
+            /** @description Equal-width activation buckets, lowest first: the share of each category in each */
+            buckets: {
+              from: number;
+              to: number;
+              count: number;
+              shares: {
+                category: string;
+                share: number;
+              }[];
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
         headers: {
           [name: string]: unknown;
         };
