@@ -34,6 +34,10 @@ const externalPlugin: FastifyPluginAsync = async (app) => {
         { name: 'jobs', description: 'Search jobs: state, progress, events, cancellation' },
         { name: 'emotions', description: 'Emotion compositions, sparse concepts and the emotion atlas' },
         { name: 'admin', description: 'Administration (admin keys only): the word index' },
+        {
+          name: 'collections',
+          description: 'Image collections, and the top images and distribution of a neuron in them',
+        },
       ],
     },
   });
