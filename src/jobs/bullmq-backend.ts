@@ -273,6 +273,12 @@ export class BullBackend implements JobBackend {
   }
 }
 
+function reportedProgress(progress: unknown): JobProgress | undefined {
+  return typeof progress === 'object' && progress !== null && 'steps' in progress
+    ? (progress as JobProgress)
+    : undefined;
+}
+
 function parseProgress(text: string): JobProgress | undefined {
   try {
     const value = JSON.parse(text) as unknown;
@@ -323,10 +329,12 @@ export function startBullWorker(options: BullWorkerOptions): BullSearchWorker {
             return cancelled;
           },
           shouldHandBack: () => handingBack,
+          // Taken over (a dead worker's stalled job, or one handed back): go on from its last state.
+          resumeFrom: reportedProgress(job.progress),
         });
       } catch (error) {
         if (!(error instanceof JobHandedBack) || token === undefined) throw error;
-        await job.updateProgress(emptyProgress(job.data.request.steps));
+        // Its progress stays: the worker that takes it goes on from there.
         await job.moveToWait(token);
         throw new WaitingError(); // tells BullMQ the job has been moved, not failed
       }

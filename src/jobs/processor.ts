@@ -21,6 +21,17 @@ export function resultKey(modelSha256: string, hash: string): string {
   return cacheKey(modelSha256, 'max-text.result.v1', hash);
 }
 
+/** The progress a taken-over search can go on from: some steps done, a best text, steps left. */
+function resumable(
+  request: MaxTextRequest,
+  progress: JobProgress | undefined,
+): (JobProgress & { bestText: string; bestScore: number }) | undefined {
+  if (!progress || progress.steps <= 0 || progress.steps >= request.steps) return undefined;
+  if (progress.bestText === null || progress.bestScore === null || progress.bestText === '') return undefined;
+  if (progress.bestText.length > 500) return undefined;
+  return progress as JobProgress & { bestText: string; bestScore: number };
+}
+
 /** Where the best finished search of a neuron (any parameters) is cached. */
 export function bestKey(modelSha256: string, neuron: number): string {
   return cacheKey(modelSha256, 'max-text.best.v1', String(neuron));
@@ -46,13 +57,35 @@ export function searchProcessor(model: ClipModel, cache: BinaryCache): JobProces
       lastReport = Date.now();
       await context.reportProgress(progress);
     };
-    const result = await searchMaxText(model, cache, data.request, {
-      onProgress: (progress) => report(progress),
+    // A taken-over job goes on from its last reported best text, for the steps that are left.
+    const from = resumable(data.request, context.resumeFrom);
+    const request = from
+      ? { ...data.request, startText: from.bestText, steps: data.request.steps - from.steps }
+      : data.request;
+    const offset = (progress: JobProgress): JobProgress =>
+      from
+        ? {
+            ...progress,
+            steps: progress.steps + from.steps,
+            totalSteps: data.request.steps,
+            evaluations: progress.evaluations + from.evaluations,
+          }
+        : progress;
+    const searched = await searchMaxText(model, cache, request, {
+      onProgress: (progress) => report(offset(progress)),
       shouldStop: async () => {
         if (context.shouldHandBack?.()) handedBack = true;
         return handedBack || (cancelled ||= await context.isCancelled());
       },
     });
+    const result: MaxTextResult = from
+      ? {
+          ...searched,
+          steps: searched.steps + from.steps,
+          evaluations: searched.evaluations + from.evaluations,
+          resumedFrom: { steps: from.steps, evaluations: from.evaluations, score: from.bestScore },
+        }
+      : searched;
     if (handedBack && !cancelled) throw new JobHandedBack();
     await report(
       {

@@ -40,6 +40,11 @@ export interface JobContext {
   reportProgress(progress: JobProgress): Promise<void>;
   /** True once the job is stopped (read afresh on every call). */
   isCancelled(): Promise<boolean>;
+  /**
+   * The job's last reported progress when it was taken over (its worker died, or handed it back on
+   * SIGTERM): the search goes on from there instead of starting again at step 0.
+   */
+  resumeFrom?: JobProgress;
   /** True once this worker is shutting down: the job should stop and go back to the queue. */
   shouldHandBack?(): boolean;
 }

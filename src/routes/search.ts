@@ -40,6 +40,15 @@ export const MaxTextResultSchema = Type.Object({
     Type.Literal('cancelled'),
   ]),
   elapsedMs: Type.Number(),
+  resumedFrom: Type.Optional(
+    Type.Object(
+      { steps: Type.Integer(), evaluations: Type.Integer(), score: Type.Number() },
+      {
+        description:
+          'Set when the search was taken over from a worker that died or was stopped: it went on from that worker’s last reported best text; curve covers the steps after it, steps and evaluations count both parts',
+      },
+    ),
+  ),
 });
 
 /** What a search response says about the service's lexical set (src/attribution/lexical-neurons.ts). */

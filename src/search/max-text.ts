@@ -25,6 +25,12 @@ export interface MaxTextResult {
   restartsUsed: number;
   stopReason: StopReason;
   elapsedMs: number;
+  /**
+   * Set when the search was taken over from a worker that died or stopped: it went on from that
+   * worker's last reported state (its best text, after `steps` steps and `evaluations`
+   * evaluations); `curve` then covers the steps after it, and `steps`/`evaluations` count both parts.
+   */
+  resumedFrom?: { steps: number; evaluations: number; score: number };
 }
 
 export interface SearchHooks {

@@ -2293,6 +2293,12 @@ export interface operations {
             restartsUsed: number;
             stopReason: 'steps' | 'time' | 'plateau' | 'cancelled';
             elapsedMs: number;
+            /** @description Set when the search was taken over from a worker that died or was stopped: it went on from that worker’s last reported best text; curve covers the steps after it, steps and evaluations count both parts */
+            resumedFrom?: {
+              steps: number;
+              evaluations: number;
+              score: number;
+            };
             /** @description The lexical set (catalogue and detected neurons): a lexical neuron’s maximal text follows spelling rather than meaning */
             lexical?: {
               /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
@@ -2463,6 +2469,12 @@ export interface operations {
               restartsUsed: number;
               stopReason: 'steps' | 'time' | 'plateau' | 'cancelled';
               elapsedMs: number;
+              /** @description Set when the search was taken over from a worker that died or was stopped: it went on from that worker’s last reported best text; curve covers the steps after it, steps and evaluations count both parts */
+              resumedFrom?: {
+                steps: number;
+                evaluations: number;
+                score: number;
+              };
             };
             error?: string;
             cached?: boolean;
@@ -2572,6 +2584,12 @@ export interface operations {
               restartsUsed: number;
               stopReason: 'steps' | 'time' | 'plateau' | 'cancelled';
               elapsedMs: number;
+              /** @description Set when the search was taken over from a worker that died or was stopped: it went on from that worker’s last reported best text; curve covers the steps after it, steps and evaluations count both parts */
+              resumedFrom?: {
+                steps: number;
+                evaluations: number;
+                score: number;
+              };
             };
             error?: string;
             cached?: boolean;
