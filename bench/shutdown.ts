@@ -3,7 +3,8 @@
  *
  * For each setting and round, the service starts as its own process (bench/lib/processes.ts), C
  * keep-alive clients loop over the load bench's route mix (bench/lib/load.ts, preflighted) plus a
- * word query, and after `--warm` seconds the server gets SIGTERM; each client goes on until its
+ * word query, and after `--warm` seconds (and once every client has had an answer, so that no
+ * connection still waits in the kernel's backlog) the server gets SIGTERM; each client goes on until its
  * connection is refused. Every outcome is counted: 200, 503 (and whether it said Connection: close),
  * any other status, connection resets. Goal: 0 × 5xx other than 503, every 503 with Connection:
  * close, exit 0. Rows: the default drain (SHUTDOWN_DRAIN_MS=500) at 16 and 64 clients, and no drain
@@ -90,20 +91,27 @@ async function round(setting: string, env: Record<string, string>, clients: numb
   const outcomes: Outcome[] = [];
   let signalledAt = 0;
   let next = 0;
-  const loops = Array.from({ length: clients }, async () => {
+  // Each client's connection accepted before the signal (see the warm-up below).
+  const connected = new Set<number>();
+  const loops = Array.from({ length: clients }, async (_, client) => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
       for (;;) {
         const startedAfterSignal = signalledAt > 0;
         const { status, close } = await send(server.port, agent, kept[next++ % kept.length]);
         outcomes.push({ status, close, startedAfterSignal, endedAfterSignal: signalledAt > 0 });
+        if (status === '200') connected.add(client);
         if (status === 'ECONNREFUSED') return;
       }
     } finally {
       agent.destroy();
     }
   });
+  // At least --warm seconds, and until every client has had an answer: on a busy machine a
+  // connection can still wait in the kernel's backlog, where closing the port resets it before the
+  // service has accepted it (the SIGTERM the benchmark studies is the one of a service in its stride).
   await sleep(warmSeconds * 1000);
+  while (connected.size < clients) await sleep(50);
   const exited = new Promise<number | null>((resolve) => server.child.once('exit', (code) => resolve(code)));
   signalledAt = performance.now();
   server.child.kill('SIGTERM');

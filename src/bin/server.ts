@@ -53,6 +53,10 @@ async function main(): Promise<void> {
     closing = true;
     app.log.info({ signal, graceMs }, 'shutting down');
     endEventStreams();
+    // Answers still to come close their connection behind them: a client whose long request ends
+    // after the drain must not reuse a connection that is about to close under its next request.
+    for (const response of openResponses)
+      if (!response.headersSent) response.setHeader('connection', 'close');
     const force = setTimeout(() => {
       app.log.error({ graceMs }, 'shutdown took too long; exiting');
       process.exit(1);
