@@ -288,6 +288,128 @@ t.test('top images and distribution against the image route', async (t) => {
   }
 });
 
+t.test('search by text and the neurons of a category, against the image and text routes', async (t) => {
+  const expected = await Promise.all(images.map((image) => embedNeurons(app, image.bytes)));
+  const norm = (v: number[]) => Math.sqrt(v.reduce((sum, x) => sum + x * x, 0));
+  for (const text of ['a red circle', 'a black and white picture']) {
+    const answer = await app.inject({
+      method: 'GET',
+      url: `/v1/collections/test-shapes/search?text=${encodeURIComponent(text)}&k=6`,
+    });
+    t.equal(answer.statusCode, 200, answer.body);
+    const body = answer.json();
+    const textEmbedding = (
+      await app.inject({ method: 'POST', url: '/v1/embed/text', payload: { texts: [text] } })
+    ).json().embeddings[0] as number[];
+    const cosines = expected.map(
+      ({ embedding }) =>
+        embedding.reduce((sum, e, j) => sum + e * textEmbedding[j], 0) /
+        (norm(embedding) * norm(textEmbedding)),
+    );
+    const order = cosines.map((_, i) => i).sort((a, b) => cosines[b] - cosines[a] || a - b);
+    t.same(
+      body.results.map((r: { imageId: number }) => r.imageId),
+      order,
+      `"${text}": ranked as the cosines computed here`,
+    );
+    for (const result of body.results) {
+      t.ok(Math.abs(result.score - cosines[result.imageId]) < 1e-5, 'score is the cosine');
+    }
+    t.match(body, { collection: 'test-shapes', text, images: 6, complete: true });
+  }
+
+  const answer = await app.inject({
+    method: 'GET',
+    url: '/v1/collections/test-shapes/categories/circle/neurons?k=5',
+  });
+  t.equal(answer.statusCode, 200, answer.body);
+  const body = answer.json();
+  t.match(body, { collection: 'test-shapes', category: 'circle', inCategory: 3, rest: 3, complete: true });
+  const inside = [0, 1, 5];
+  const outside = [2, 3, 4];
+  const stats = Array.from({ length: 512 }, (_, c) => {
+    const side = (ids: number[]) => {
+      const values = ids.map((i) => expected[i].neurons[c]);
+      const mean = values.reduce((a, b) => a + b, 0) / values.length;
+      const squares = values.reduce((a, b) => a + b * b, 0);
+      return { mean, variance: Math.max(0, (squares - values.length * mean * mean) / (values.length - 1)) };
+    };
+    const a = side(inside);
+    const b = side(outside);
+    const pooled = Math.sqrt((2 * a.variance + 2 * b.variance) / 4);
+    return {
+      neuron: c,
+      d: pooled > 0 ? (a.mean - b.mean) / pooled : -Infinity,
+      meanIn: a.mean,
+      meanRest: b.mean,
+    };
+  });
+  const best = [...stats].sort((a, b) => b.d - a.d || a.neuron - b.neuron).slice(0, 5);
+  t.same(
+    body.neurons.map((n: { neuron: number }) => n.neuron),
+    best.map((n) => n.neuron),
+    'the top 5 by d, as computed here',
+  );
+  body.neurons.forEach((n: { d: number; meanIn: number; meanRest: number }, i: number) => {
+    t.ok(Math.abs(n.d - best[i].d) < 1e-6 * Math.max(1, Math.abs(best[i].d)), 'd');
+    t.ok(Math.abs(n.meanIn - best[i].meanIn) < 1e-6, 'mean in the category');
+    t.ok(Math.abs(n.meanRest - best[i].meanRest) < 1e-6, 'mean of the rest');
+  });
+
+  const unknown = await app.inject({
+    method: 'GET',
+    url: '/v1/collections/test-shapes/categories/square/neurons',
+  });
+  t.equal(unknown.statusCode, 404);
+  t.match(unknown.json().message, /category "square" not found.*"circle", "mono"/);
+  const noText = await app.inject({ method: 'GET', url: '/v1/collections/test-shapes/search' });
+  t.equal(noText.statusCode, 400);
+  t.match(noText.json().message, /text/);
+  const badK = await app.inject({ method: 'GET', url: '/v1/collections/test-shapes/search?text=a&k=0' });
+  t.equal(badK.statusCode, 400);
+  t.match(badK.json().message, /k must be an integer from 1 to 200/);
+  const missing = await app.inject({ method: 'GET', url: '/v1/collections/nope/search?text=a' });
+  t.equal(missing.statusCode, 404);
+});
+
+t.test('cancelling a build drops the uploads it had not indexed', async (t) => {
+  await app.close();
+  app = await appWith(dataDir, { COLLECTION_BATCH: '1' });
+  await app.inject({ method: 'POST', url: '/v1/collections', payload: { name: 'cancelled' } });
+  const parts: Part[] = [];
+  for (let i = 0; i < 40; i++) {
+    const grey = (i * 6).toString(16).padStart(2, '0');
+    parts.push({
+      field: 'image',
+      value: await picture(`#${grey}${grey}${grey}`, '#ff0000', 64, 64),
+      filename: `${i}.png`,
+    });
+  }
+  const upload = await app.inject({
+    method: 'POST',
+    url: '/v1/collections/cancelled/images',
+    ...multipart(parts),
+  });
+  t.equal(upload.statusCode, 202);
+  const stranger = await app.inject({
+    method: 'DELETE',
+    url: '/v1/collections/cancelled/build',
+    remoteAddress: '10.9.8.7',
+  });
+  t.equal(stranger.statusCode, 403);
+  const cancel = await app.inject({ method: 'DELETE', url: '/v1/collections/cancelled/build' });
+  t.equal(cancel.statusCode, 200, cancel.body);
+  t.match(cancel.json(), { jobId: upload.json().jobId, state: 'cancelled' });
+  const view = (await app.inject({ method: 'GET', url: '/v1/collections/cancelled' })).json();
+  t.match(view, { pending: 0, complete: true, build: { state: 'cancelled' } });
+  t.ok(view.images < 40, `indexed before the cancel: ${view.images} of 40`);
+  t.equal(view.build.done, view.images, 'done counts what was indexed');
+  t.equal(view.build.total, 40, 'the total was known before the first batch');
+  const again = await app.inject({ method: 'DELETE', url: '/v1/collections/cancelled/build' });
+  t.equal(again.statusCode, 200, 'cancelling a finished build answers its state');
+  t.match(again.json(), { state: 'cancelled' });
+});
+
 t.test('bad inputs', async (t) => {
   const cases: [string, string, number, RegExp][] = [
     ['GET', '/v1/collections/nope', 404, /collection "nope" not found/],

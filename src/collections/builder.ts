@@ -268,6 +268,8 @@ export async function buildCollection(options: BuildOptions): Promise<Collection
     const pending = await store.readPending(id, manifest.pendingBytes);
     if (pending.length === 0) return manifest;
     manifest = { ...manifest, build: { ...manifest.build, total: manifest.build.done + pending.length } };
+    // The total is visible (to every replica) before the first batch ends.
+    await store.writeManifest(manifest);
     const batches: { entry: PendingEntry; end: number }[][] = [];
     for (let i = 0; i < pending.length; i += options.batchSize) {
       batches.push(pending.slice(i, i + options.batchSize));

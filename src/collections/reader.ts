@@ -76,6 +76,32 @@ export class CollectionReader {
     }
   }
 
+  /**
+   * Visits the indexed rows of an images × width Float32 file in chunks (rows × width values, from
+   * row `start`), so a scan holds one chunk in memory whatever the collection's size.
+   */
+  async scan(
+    name: typeof FILES.means | typeof FILES.embeddings,
+    visit: (rows: Float32Array, start: number, count: number) => void,
+  ): Promise<void> {
+    const { images, model } = this.manifest;
+    if (images === 0) return;
+    const width = name === FILES.embeddings ? model.embedDim : model.neurons;
+    const rowBytes = width * 4;
+    const rowsPerChunk = Math.max(1, Math.floor(CHUNK_BYTES / rowBytes));
+    const handle = await open(this.path(name), 'r');
+    try {
+      for (let row = 0; row < images; row += rowsPerChunk) {
+        const count = Math.min(rowsPerChunk, images - row);
+        const bytes = await readAt(handle, row * rowBytes, count * rowBytes);
+        if (bytes.length < count * rowBytes) throw new Error(`${name} of ${this.manifest.id} is short`);
+        visit(float32sOf(bytes), row, count);
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+
   /** The category code of every indexed image (NO_CATEGORY: none). */
   async categoryCodes(): Promise<Uint32Array> {
     const { images } = this.manifest;

@@ -67,6 +67,17 @@ export interface RankedImage {
 
 export type RankBy = 'mean' | 'max';
 
+export interface CategoryNeuron {
+  neuron: number;
+  /** Mean spatial-mean activation over the category's images. */
+  meanIn: number;
+  /** … over the other images (null when every image is in the category). */
+  meanRest: number | null;
+  difference: number | null;
+  /** The difference over the pooled standard deviation (null when it is 0 or undefined). */
+  d: number | null;
+}
+
 export class CollectionService {
   private readonly running = new Map<string, Running>();
   private closing = false;
@@ -394,6 +405,117 @@ export class CollectionService {
       images: band.ids.map((imageId) => ranked(imageId, at++)),
     }));
     return { manifest: reader.manifest, top: top.map(ranked), quantiles };
+  }
+
+  /**
+   * Images by cosine between their embeddings and a query embedding (a text's, from the caller),
+   * highest first; ties by the smaller id.
+   */
+  async searchByEmbedding(
+    id: string,
+    query: Float32Array,
+    k: number,
+  ): Promise<{ manifest: CollectionManifest; results: (RankedImage & { score: number })[] }> {
+    const reader = await this.indexed(id);
+    const { images, model } = reader.manifest;
+    const D = model.embedDim;
+    if (query.length !== D) throw new Error(`query has ${query.length} values; the embeddings have ${D}`);
+    let norm = 0;
+    for (const v of query) norm += v * v;
+    norm = Math.sqrt(norm);
+    const scores = new Float32Array(images);
+    await reader.scan(FILES.embeddings, (rows, start, count) => {
+      for (let r = 0; r < count; r++) {
+        let dot = 0;
+        let squares = 0;
+        for (let j = 0; j < D; j++) {
+          const e = rows[r * D + j];
+          dot += e * query[j];
+          squares += e * e;
+        }
+        const denominator = Math.sqrt(squares) * norm;
+        scores[start + r] = denominator > 0 ? dot / denominator : NaN;
+      }
+    });
+    const top = topK(scores, k);
+    const metas = await reader.metas(top);
+    const results = top.map((imageId, i) => {
+      const meta = metas[i] as ImageMeta;
+      const score = scores[imageId];
+      return {
+        imageId,
+        name: meta.name,
+        category: meta.category,
+        caption: meta.caption,
+        value: score,
+        score,
+      };
+    });
+    return { manifest: reader.manifest, results };
+  }
+
+  /**
+   * The neurons most selective for a category: per neuron, the mean spatial-mean activation of
+   * the category's images and of the rest, and their standardised difference (the difference over
+   * the pooled standard deviation, Cohen's d), highest d first. One pass over means.f32.
+   */
+  async categoryNeurons(
+    id: string,
+    category: string,
+    k: number,
+  ): Promise<{ manifest: CollectionManifest; inCategory: number; rest: number; neurons: CategoryNeuron[] }> {
+    const reader = await this.indexed(id);
+    const { categories, model } = reader.manifest;
+    const code = categories.indexOf(category);
+    if (code < 0) {
+      const known =
+        categories.length > 0
+          ? categories
+              .slice(0, 20)
+              .map((name) => `"${name}"`)
+              .join(', ')
+          : 'none';
+      throw notFound(`category "${category}" not found in collection "${id}" (categories: ${known})`);
+    }
+    const C = model.neurons;
+    const codes = await reader.categoryCodes();
+    const sum = [new Float64Array(C), new Float64Array(C)];
+    const squares = [new Float64Array(C), new Float64Array(C)];
+    const counts = [0, 0];
+    await reader.scan(FILES.means, (rows, start, count) => {
+      for (let r = 0; r < count; r++) {
+        const side = codes[start + r] === code ? 0 : 1;
+        counts[side]++;
+        const s = sum[side];
+        const q = squares[side];
+        for (let c = 0; c < C; c++) {
+          const v = rows[r * C + c];
+          s[c] += v;
+          q[c] += v * v;
+        }
+      }
+    });
+    const [n1, n0] = counts;
+    const neurons: CategoryNeuron[] = [];
+    for (let c = 0; c < C; c++) {
+      const mean1 = sum[0][c] / n1;
+      const mean0 = n0 > 0 ? sum[1][c] / n0 : NaN;
+      const var1 = n1 > 1 ? Math.max(0, (squares[0][c] - n1 * mean1 * mean1) / (n1 - 1)) : 0;
+      const var0 = n0 > 1 ? Math.max(0, (squares[1][c] - n0 * mean0 * mean0) / (n0 - 1)) : 0;
+      const pooled = n1 + n0 > 2 ? Math.sqrt(((n1 - 1) * var1 + (n0 - 1) * var0) / (n1 + n0 - 2)) : 0;
+      const difference = mean1 - mean0;
+      const d = pooled > 0 ? difference / pooled : null;
+      neurons.push({
+        neuron: c,
+        meanIn: mean1,
+        meanRest: n0 > 0 ? mean0 : null,
+        difference: n0 > 0 ? difference : null,
+        d,
+      });
+    }
+    const key = (n: CategoryNeuron) => n.d ?? n.difference ?? n.meanIn;
+    neurons.sort((a, b) => key(b) - key(a) || a.neuron - b.neuron);
+    return { manifest: reader.manifest, inCategory: n1, rest: n0, neurons: neurons.slice(0, k) };
   }
 
   async distribution(

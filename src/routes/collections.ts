@@ -231,6 +231,67 @@ const DistributionResponse = Type.Object({
   ),
 });
 
+const SearchQuery = Type.Object(
+  {
+    text: Type.String({
+      minLength: 1,
+      maxLength: 2000,
+      pattern: '\\S',
+      description: 'The text to retrieve images for',
+    }),
+    k: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 12, description: 'Images returned' })),
+  },
+  { additionalProperties: false },
+);
+const SearchResponse = Type.Object({
+  collection: Type.String(),
+  text: Type.String(),
+  images: Type.Integer({ description: 'Images searched (those indexed)' }),
+  complete: Type.Boolean({ description: 'False while uploads are still being indexed' }),
+  results: Type.Array(
+    Type.Object({
+      imageId: Type.Integer(),
+      name: Type.String(),
+      category: Nullable(Type.String()),
+      caption: Nullable(Type.String()),
+      score: Type.Number({ description: 'Cosine of the image and text embeddings' }),
+      thumbnailUrl: Type.String(),
+    }),
+  ),
+});
+
+const CategoryParams = Type.Object({
+  id: CollectionId,
+  category: Type.String({ minLength: 1, maxLength: 100, description: 'A category of the collection' }),
+});
+const CategoryNeuronsQuery = Type.Object(
+  {
+    k: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 500, default: 20, description: 'Neurons returned' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+const CategoryNeuronsResponse = Type.Object({
+  collection: Type.String(),
+  category: Type.String(),
+  inCategory: Type.Integer({ description: 'Images in the category' }),
+  rest: Type.Integer({ description: 'Other images' }),
+  complete: Type.Boolean(),
+  neurons: Type.Array(
+    Type.Object({
+      neuron: Type.Integer(),
+      meanIn: Type.Number({ description: 'Mean spatial-mean activation over the category' }),
+      meanRest: Nullable(Type.Number({ description: '… over the other images' })),
+      difference: Nullable(Type.Number()),
+      d: Nullable(
+        Type.Number({ description: 'The difference over the pooled standard deviation (Cohen’s d)' }),
+      ),
+    }),
+    { description: 'Highest d first (the most selective for the category)' },
+  ),
+});
+
 const BinaryImage = Type.Unsafe<Buffer>({ type: 'string', format: 'binary', description: 'PNG thumbnail' });
 
 const WHAT_TO_SEND =
@@ -465,6 +526,65 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const { reader, meta } = await app.collections.image(request.params.id, Number(request.params.imageId));
       const png = await reader.thumbnail(meta);
       return reply.type('image/png').header('cache-control', 'public, max-age=86400').send(png);
+    },
+  );
+
+  app.get(
+    '/v1/collections/:id/search',
+    {
+      schema: {
+        tags: ['collections'],
+        summary: 'Images of a collection by text: cosine of the CLIP image and text embeddings',
+        params: CollectionParams,
+        querystring: SearchQuery,
+        response: withErrors({ 200: SearchResponse }, [400, 404, 409]),
+      },
+    },
+    async (request) => {
+      const { text, k = 12 } = request.query;
+      const [embedding] = await app.encoders.textEmbeddings([text]);
+      const result = await app.collections.searchByEmbedding(request.params.id, embedding, k);
+      const pending = await app.collections.pendingCount(result.manifest);
+      return {
+        collection: request.params.id,
+        text,
+        images: result.manifest.images,
+        complete: pending === 0,
+        results: result.results.map(({ imageId, name, category, caption, score }) => ({
+          imageId,
+          name,
+          category,
+          caption,
+          score,
+          thumbnailUrl: thumbnailUrl(request.params.id, imageId),
+        })),
+      };
+    },
+  );
+
+  app.get(
+    '/v1/collections/:id/categories/:category/neurons',
+    {
+      schema: {
+        tags: ['collections', 'neurons'],
+        summary: 'The neurons most selective for a category of a collection (mean in it vs. the rest)',
+        params: CategoryParams,
+        querystring: CategoryNeuronsQuery,
+        response: withErrors({ 200: CategoryNeuronsResponse }, [400, 404, 409]),
+      },
+    },
+    async (request) => {
+      const { id, category } = request.params;
+      const result = await app.collections.categoryNeurons(id, category, request.query.k ?? 20);
+      const pending = await app.collections.pendingCount(result.manifest);
+      return {
+        collection: id,
+        category,
+        inCategory: result.inCategory,
+        rest: result.rest,
+        complete: pending === 0,
+        neurons: result.neurons,
+      };
     },
   );
 
