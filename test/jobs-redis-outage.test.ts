@@ -85,7 +85,9 @@ t.test('job routes answer 503 at once while Redis is down, and recover', async (
     ['GET neuron max-text', { url: '/v1/neurons/4/max-text' }],
   ];
   for (const [what, request] of requests) {
+    const sent = Date.now();
     const answer = await within(app.inject(request), ANSWER_WITHIN_MS);
+    t.comment(`${what}: answered in ${Date.now() - sent} ms`);
     if (answer === 'no answer') {
       t.fail(`${what}: no answer within ${ANSWER_WITHIN_MS} ms while Redis is down`);
       continue;
