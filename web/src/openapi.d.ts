@@ -552,6 +552,40 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v1/collections/{id}/search': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Images of a collection by text: cosine of the CLIP image and text embeddings */
+    get: operations['getCollectionsByIdSearch'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/collections/{id}/categories/{category}/neurons': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The neurons most selective for a category of a collection (mean in it vs. the rest) */
+    get: operations['getCollectionsByIdCategoriesByCategoryNeurons'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/v1/neurons/{id}/top-images': {
     parameters: {
       query?: never;
@@ -4028,6 +4062,201 @@ export interface operations {
         };
         content: {
           'application/json': string;
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getCollectionsByIdSearch: {
+    parameters: {
+      query: {
+        /** @description The text to retrieve images for */
+        text: string;
+        /** @description Images returned */
+        k?: number;
+      };
+      header?: never;
+      path: {
+        /** @description Collection id (made from its name) */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            collection: string;
+            text: string;
+            /** @description Images searched (those indexed) */
+            images: number;
+            /** @description False while uploads are still being indexed */
+            complete: boolean;
+            results: {
+              imageId: number;
+              name: string;
+              category: string | null;
+              caption: string | null;
+              /** @description Cosine of the image and text embeddings */
+              score: number;
+              thumbnailUrl: string;
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getCollectionsByIdCategoriesByCategoryNeurons: {
+    parameters: {
+      query?: {
+        /** @description Neurons returned */
+        k?: number;
+      };
+      header?: never;
+      path: {
+        /** @description Collection id (made from its name) */
+        id: string;
+        /** @description A category of the collection */
+        category: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            collection: string;
+            category: string;
+            /** @description Images in the category */
+            inCategory: number;
+            /** @description Other images */
+            rest: number;
+            complete: boolean;
+            /** @description Highest d first (the most selective for the category) */
+            neurons: {
+              neuron: number;
+              /** @description Mean spatial-mean activation over the category */
+              meanIn: number;
+              /** @description … over the other images */
+              meanRest: number | null;
+              difference: number | null;
+              /** @description The difference over the pooled standard deviation (Cohen’s d) */
+              d: number | null;
+            }[];
+          };
         };
       };
       /** @description An error; 4xx messages say what was wrong with the request */
