@@ -15,13 +15,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { writePrecomputed } from '../src/emotions/precomputed.js';
+import { PRECOMPUTED_FILE, writePrecomputed } from '../src/emotions/precomputed.js';
 
 const modelDir = process.argv[2];
 if (!modelDir || modelDir === '--help') {
   console.log('usage: npm run default-fit -- MODEL_DIR');
   process.exit(modelDir ? 0 : 2);
 }
+// The service would serve the file it is about to replace: it goes first.
+await rm(path.join(modelDir, PRECOMPUTED_FILE), { force: true });
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'default-fit-'));
 const config = {
   ...loadConfig({}),

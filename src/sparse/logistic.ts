@@ -254,6 +254,11 @@ function quadraticModel(point: Point): Model {
  * The Newton direction (d on the working set, db on the intercept): cyclic coordinate descent on
  * the quadratic model + λ‖β + d‖₁, each coordinate a soft-threshold. Full sweeps alternate with
  * sweeps over the coordinates that are nonzero (glmnet's active set). Returns Xd = X_W·d too.
+ *
+ * Covariance updates (glmnet's): the model's gradient at coordinate k is
+ * g_k + db·Σ_i w_i x_ik + (H d)_k with H_kl = Σ_i w_i x_ik x_il, and H d is kept current. Column l of
+ * H is computed (O(mn)) the first time coordinate l moves; after that a step costs O(m), not O(n),
+ * and the many sweeps of a tight inner solve touch only the few columns that move.
  */
 function newtonDirection(point: Point, model: Model) {
   const { design, beta, lambda, working, tol } = point;
@@ -261,11 +266,26 @@ function newtonDirection(point: Point, model: Model) {
   const { weight, sumWeight, gb, g, h, wx, violation } = model;
   const m = working.length;
   const d = new Float64Array(m);
-  const Xd = new Float64Array(n);
+  const Hd = new Float64Array(m);
+  const columns: (Float64Array | undefined)[] = new Array(m);
+  const hessianColumn = (l: number) => {
+    let column = columns[l];
+    if (column) return column;
+    column = new Float64Array(m);
+    const weighted = new Float64Array(n);
+    const xl = working[l] * n;
+    for (let i = 0; i < n; i++) weighted[i] = weight[i] * X[xl + i];
+    for (let k = 0; k < m; k++) {
+      const xk = working[k] * n;
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum += weighted[i] * X[xk + i];
+      column[k] = sum;
+    }
+    return (columns[l] = column);
+  };
   let db = 0;
   const innerTol = Math.max(1e-3 * violation, 0.1 * tol) ** 2;
-  // Xd holds X_W·d (features only); the intercept's part db is added where needed, and
-  // S = Σ_i w_i (X_W·d)_i is kept current, so the intercept's coordinate step costs O(1).
+  // S = Σ_k wx_k d_k = Σ_i w_i (X_W·d)_i is kept current, so the intercept's step costs O(1).
   let S = 0;
   const sweep = (indices: ArrayLike<number>) => {
     const shift = -(gb + S + db * sumWeight) / sumWeight;
@@ -273,15 +293,14 @@ function newtonDirection(point: Point, model: Model) {
     let change = sumWeight * shift * shift;
     for (let r = 0; r < indices.length; r++) {
       const k = indices[r];
-      const column = working[k] * n;
-      let gk = g[k] + db * wx[k];
-      for (let i = 0; i < n; i++) gk += weight[i] * X[column + i] * Xd[i];
+      const gk = g[k] + db * wx[k] + Hd[k];
       const z = beta[working[k]] + d[k];
       const target = softThreshold(z - gk / h[k], lambda / h[k]);
       const delta = target - z;
       if (delta === 0) continue;
       d[k] += delta;
-      for (let i = 0; i < n; i++) Xd[i] += delta * X[column + i];
+      const column = hessianColumn(k);
+      for (let l = 0; l < m; l++) Hd[l] += delta * column[l];
       S += delta * wx[k];
       change = Math.max(change, h[k] * delta * delta);
     }
@@ -292,6 +311,12 @@ function newtonDirection(point: Point, model: Model) {
     if (sweep(all) <= innerTol) break;
     const active = all.filter((k) => beta[working[k]] + d[k] !== 0);
     for (let inner = 0; inner < 200; inner++) if (sweep(active) <= innerTol) break;
+  }
+  const Xd = new Float64Array(n);
+  for (let k = 0; k < m; k++) {
+    if (d[k] === 0) continue;
+    const column = working[k] * n;
+    for (let i = 0; i < n; i++) Xd[i] += d[k] * X[column + i];
   }
   return { d, db, Xd };
 }
