@@ -58,6 +58,8 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
     },
     bodyLimit: DEFAULT_BODY_BYTES,
     requestIdHeader: 'x-request-id',
+    // The client address that rate limits and failed authentications are counted against.
+    trustProxy: config.trustProxy,
     genReqId: () => crypto.randomUUID(),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     // Malformed URLs and over-long path parameters are refused before routing; answer them in the

@@ -72,6 +72,12 @@ export interface Config {
   connectionTimeoutMs: number;
   /** Open connections beyond this are closed at once (Node's server.maxConnections; 0: no cap). */
   maxConnections: number;
+  /**
+   * Which proxies' X-Forwarded-For to believe for the client address (rate limits and failed
+   * authentications are counted per address): false (the socket's peer), true (any), or a list of
+   * addresses, CIDR ranges or proxy-addr's names (loopback, linklocal, uniquelocal).
+   */
+  trustProxy: boolean | string[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -127,6 +133,13 @@ function readProviders(env: Env): ExecutionProviderName[] {
   return names as ExecutionProviderName[];
 }
 
+function readTrustProxy(env: Env): boolean | string[] {
+  const raw = read(env, 'TRUST_PROXY');
+  if (raw === undefined || raw.toLowerCase() === 'false') return false;
+  if (raw.toLowerCase() === 'true') return true;
+  return readList(env, 'TRUST_PROXY');
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const requestTimeoutMs = readInt(env, 'REQUEST_TIMEOUT_MS', 120_000, 0, 3_600_000);
   const headersTimeoutMs = readInt(env, 'HEADERS_TIMEOUT_MS', 10_000, 1, 3_600_000);
@@ -172,5 +185,6 @@ export function loadConfig(env: Env = process.env): Config {
     keepAliveTimeoutMs: readInt(env, 'KEEP_ALIVE_TIMEOUT_MS', 5_000, 1, 3_600_000),
     connectionTimeoutMs: readInt(env, 'CONNECTION_TIMEOUT_MS', defaultConnectionTimeout, 0, 7_200_000),
     maxConnections: readInt(env, 'MAX_CONNECTIONS', 1024, 0, 10_000_000),
+    trustProxy: readTrustProxy(env),
   };
 }

@@ -236,6 +236,38 @@ t.test('failed authentications are limited per address (issue 21, failure 3)', a
   const missing = await app.inject({ url: '/v1/model', remoteAddress: '10.0.0.10' });
   t.equal(missing.statusCode, 401, 'another address without a key: 401');
 
+  // Behind a proxy: X-Forwarded-For names the client when TRUST_PROXY trusts the proxy, never otherwise.
+  const forwarded = (address: string, key: string) => ({ ...bearer(key), 'x-forwarded-for': address });
+  for (const trustProxy of [['127.0.0.1'], false] as (string[] | false)[]) {
+    const proxied = await build({
+      apiKeys: ['the-key'],
+      authFailuresPerMinute: 3,
+      trustProxy,
+    });
+    t.teardown(() => proxied.close());
+    const guesses: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      guesses.push(
+        (await proxied.inject({ url: '/v1/model', headers: forwarded('203.0.113.1', `g${i}`) })).statusCode,
+      );
+    }
+    t.same(guesses, [401, 401, 401, 429, 429], `trustProxy ${String(trustProxy)}: the guesses are limited`);
+    const neighbour = await proxied.inject({
+      url: '/v1/model',
+      headers: forwarded('203.0.113.2', 'the-key'),
+    });
+    t.equal(
+      neighbour.statusCode,
+      trustProxy ? 200 : 429,
+      trustProxy
+        ? 'a trusted proxy: another client behind it is served'
+        : 'no trusted proxy: X-Forwarded-For is ignored, the proxy’s address is blocked',
+    );
+  }
+  t.same(loadConfig({ TRUST_PROXY: 'loopback, 10.0.0.0/8' }).trustProxy, ['loopback', '10.0.0.0/8']);
+  t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true);
+  t.equal(loadConfig({}).trustProxy, false);
+
   // Off: 300 wrong keys are 300 × 401.
   const off = await build({ apiKeys: ['the-key'], rateLimitPerMinute: 0, authFailuresPerMinute: 0 });
   t.teardown(() => off.close());
