@@ -322,7 +322,19 @@ function showEnd(status: HTMLElement, job: Partial<Job>, end: Ending): void {
     return;
   }
   if (!result) {
-    fill(status, h('p', null, `The search was ${end} before it found a text.`));
+    // A cancelled search keeps no result; its progress holds the best text it had found.
+    const best = job.progress?.bestText;
+    fill(
+      status,
+      best
+        ? h(
+            'p',
+            null,
+            `The search was ${end} after ${job.progress?.steps ?? 0} steps; its best text then: `,
+            h('q', null, best),
+          )
+        : h('p', null, `The search was ${end} before it found a text.`),
+    );
     return;
   }
   fill(
