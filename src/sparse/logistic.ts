@@ -64,6 +64,8 @@ export interface WarmStart {
 }
 
 const DEFAULT_MAX_ITER = 500;
+/** Largest working set whose Newton direction uses covariance updates (see newtonDirection). */
+const COVARIANCE_MAX_FEATURES = 64;
 
 /** F(β₀, β) for a given linear predictor. */
 export function objective(
@@ -255,17 +257,20 @@ function quadraticModel(point: Point): Model {
  * the quadratic model + λ‖β + d‖₁, each coordinate a soft-threshold. Full sweeps alternate with
  * sweeps over the coordinates that are nonzero (glmnet's active set). Returns Xd = X_W·d too.
  *
- * Covariance updates (glmnet's): the model's gradient at coordinate k is
- * g_k + db·Σ_i w_i x_ik + (H d)_k with H_kl = Σ_i w_i x_ik x_il, and H d is kept current. Column l of
- * H is computed (O(mn)) the first time coordinate l moves; after that a step costs O(m), not O(n),
- * and the many sweeps of a tight inner solve touch only the few columns that move.
+ * The model's gradient at coordinate k is g_k + db·Σ_i w_i x_ik + (H d)_k, H_kl = Σ_i w_i x_ik x_il,
+ * kept current one of two ways (glmnet's two modes): on a small working set, covariance updates (H d
+ * itself is kept; column l of H is computed, O(mn), the first time coordinate l moves, and a step
+ * then costs O(m)); on a large one, naive updates (Xd is kept and (H d)_k = Σ_i w_i x_ik (Xd)_i costs
+ * O(n) per visit), which is cheaper when few of many coordinates move.
  */
 function newtonDirection(point: Point, model: Model) {
   const { design, beta, lambda, working, tol } = point;
   const { n, X } = design;
   const { weight, sumWeight, gb, g, h, wx, violation } = model;
   const m = working.length;
+  const covariance = m <= COVARIANCE_MAX_FEATURES;
   const d = new Float64Array(m);
+  const Xd = new Float64Array(n);
   const Hd = new Float64Array(m);
   const columns: (Float64Array | undefined)[] = new Array(m);
   const hessianColumn = (l: number) => {
@@ -293,14 +298,19 @@ function newtonDirection(point: Point, model: Model) {
     let change = sumWeight * shift * shift;
     for (let r = 0; r < indices.length; r++) {
       const k = indices[r];
-      const gk = g[k] + db * wx[k] + Hd[k];
+      const xk = working[k] * n;
+      let gk = g[k] + db * wx[k];
+      if (covariance) gk += Hd[k];
+      else for (let i = 0; i < n; i++) gk += weight[i] * X[xk + i] * Xd[i];
       const z = beta[working[k]] + d[k];
       const target = softThreshold(z - gk / h[k], lambda / h[k]);
       const delta = target - z;
       if (delta === 0) continue;
       d[k] += delta;
-      const column = hessianColumn(k);
-      for (let l = 0; l < m; l++) Hd[l] += delta * column[l];
+      if (covariance) {
+        const column = hessianColumn(k);
+        for (let l = 0; l < m; l++) Hd[l] += delta * column[l];
+      } else for (let i = 0; i < n; i++) Xd[i] += delta * X[xk + i];
       S += delta * wx[k];
       change = Math.max(change, h[k] * delta * delta);
     }
@@ -312,12 +322,12 @@ function newtonDirection(point: Point, model: Model) {
     const active = all.filter((k) => beta[working[k]] + d[k] !== 0);
     for (let inner = 0; inner < 200; inner++) if (sweep(active) <= innerTol) break;
   }
-  const Xd = new Float64Array(n);
-  for (let k = 0; k < m; k++) {
-    if (d[k] === 0) continue;
-    const column = working[k] * n;
-    for (let i = 0; i < n; i++) Xd[i] += d[k] * X[column + i];
-  }
+  if (covariance)
+    for (let k = 0; k < m; k++) {
+      if (d[k] === 0) continue;
+      const column = working[k] * n;
+      for (let i = 0; i < n; i++) Xd[i] += d[k] * X[column + i];
+    }
   return { d, db, Xd };
 }
 
