@@ -22,6 +22,7 @@ import { INDEX_FORMAT } from './index-store.js';
 import type { WordRenderer } from './render.js';
 import type { Vocabulary } from './vocabulary.js';
 import { WordIndex } from './word-index.js';
+import { yieldToEventLoop } from '../threads/event-loop.js';
 
 export const DEFAULT_CHUNK_SIZE = 512;
 export const DEFAULT_BATCH_SIZE = 32;
@@ -84,8 +85,6 @@ interface InFlight {
 function splitPixels(pixels: Float32Array, count: number, size: number): Float32Array[] {
   return Array.from({ length: count }, (_, i) => pixels.subarray(i * size, (i + 1) * size));
 }
-
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function abortError(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;

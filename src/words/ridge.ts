@@ -10,6 +10,7 @@
  * the work pauses for the event loop every ~15 ms so that a server stays responsive (and stops
  * when `signal` is aborted). R²_c = 1 − Σ_r (y_rc − ŷ_rc)² / Σ_r y_rc² over the out-of-fold ŷ.
  */
+import { yieldToEventLoop } from '../threads/event-loop.js';
 
 /** A row of a design matrix: the columns where it is non-zero (ascending) and their values. */
 export interface SparseRow {
@@ -33,7 +34,7 @@ function pacer(signal?: AbortSignal): () => Promise<void> {
   return async () => {
     signal?.throwIfAborted();
     if (performance.now() - sliceStart < SLICE_MS) return;
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await yieldToEventLoop();
     signal?.throwIfAborted();
     sliceStart = performance.now();
   };
