@@ -1,0 +1,241 @@
+/**
+ * Benchmark of image collections (`npx tsx bench/collections.ts`; results in
+ * bench/results/collections.md):
+ *
+ *   1. Build images/s vs the bare model at the same batch size, on the same images and model
+ *      (MODEL_DIR, default the embedded model): the bare run feeds pre-decoded pixels to the trunk
+ *      (and, second figure, the trunk then the head) back to back; the build decodes PNGs,
+ *      preprocesses, thumbnails, runs trunk and head, reduces and writes with fsync per batch.
+ *   2. Queries over a synthetic collection at RN50-x4 size (C = 2,560, D = 640; random rows,
+ *      BENCH_QUERY_IMAGES, default 100,000, written straight into the storage format): top-k of a
+ *      neuron by mean, its distribution, text retrieval by a given embedding; median of 5 runs
+ *      each, and the process's RSS afterwards.
+ *
+ * BENCH_IMAGES (default 256) images of 320 × 240 are built at BENCH_BATCH (default 16).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { ClipModel } from '../src/clip/clip-model.js';
+import { decodeImage, pixelValuesOf } from '../src/clip/image.js';
+import { buildCollection } from '../src/collections/builder.js';
+import { CollectionService } from '../src/collections/service.js';
+import { loadCollectionSettings } from '../src/collections/settings.js';
+import { CollectionStore, emptyBuild, FILES, type CollectionManifest } from '../src/collections/store.js';
+import { loadConfig, REPO_ROOT } from '../src/config.js';
+
+const IMAGES = Number(process.env.BENCH_IMAGES ?? 256);
+const BATCH = Number(process.env.BENCH_BATCH ?? 16);
+const QUERY_IMAGES = Number(process.env.BENCH_QUERY_IMAGES ?? 100_000);
+const lines: string[] = [];
+const log = (line: string) => {
+  console.log(line);
+  lines.push(line);
+};
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+async function picture(i: number): Promise<Buffer> {
+  const hue = (i * 37) % 360;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240">
+    <rect width="100%" height="100%" fill="hsl(${hue},60%,50%)"/>
+    <circle cx="${60 + (i % 200)}" cy="120" r="${30 + (i % 50)}" fill="hsl(${(hue + 180) % 360},70%,50%)"/>
+    <text x="20" y="40" font-size="28" fill="white">${i}</text></svg>`;
+  return sharp(Buffer.from(svg)).png().toBuffer();
+}
+
+const tmp = await mkdtemp(path.join(os.tmpdir(), 'bench-collections-'));
+try {
+  const config = {
+    ...loadConfig(),
+    executionProviders: ['cpu' as const],
+    redisUrl: undefined,
+    maxBatch: BATCH,
+  };
+  const model = await ClipModel.load(config.modelDir, config);
+  const { manifest: m } = model.directory;
+  const spec = { imageSize: m.image_size, mean: m.mean, std: m.std };
+  log(`# Collections benchmark (${new Date().toISOString()})`);
+  log('');
+  log(
+    `model ${model.name} (C = ${model.neuronCount}, D = ${model.embedDim}, ${m.image_size} px), cpu, ${os.cpus().length} cores`,
+  );
+  log('');
+  const pngs = await Promise.all(Array.from({ length: IMAGES }, (_, i) => picture(i)));
+  const pixels = await Promise.all(pngs.map(async (png) => pixelValuesOf(await decodeImage(png), spec)));
+
+  // Warm-up, then the bare model on the same pixels.
+  await model.neuronMaps(pixels.slice(0, BATCH));
+  let started = performance.now();
+  await model.neuronMaps(pixels);
+  const bareTrunk = IMAGES / ((performance.now() - started) / 1000);
+  started = performance.now();
+  for (let i = 0; i < IMAGES; i += BATCH) {
+    await model.imageEmbeddingsFromNeurons(await model.neuronMaps(pixels.slice(i, i + BATCH)));
+  }
+  const bareBoth = IMAGES / ((performance.now() - started) / 1000);
+
+  const store = new CollectionStore(path.join(tmp, 'data'));
+  const service = new CollectionService(store, model, spec, config.maxImagePixels, loadCollectionSettings(), {
+    info: () => undefined,
+    warn: () => undefined,
+  });
+  await service.create('bench', 'bench');
+  const { createHash } = await import('node:crypto');
+  const entries = [];
+  for (const [i, png] of pngs.entries()) {
+    const sha256 = createHash('sha256').update(png).digest('hex');
+    await store.putImage('bench', sha256, png);
+    entries.push({ name: `${i}.png`, category: `c${i % 10}`, caption: null, sha256, bytes: png.length });
+  }
+  await store.appendPending('bench', entries);
+  started = performance.now();
+  const built = await buildCollection({
+    store,
+    id: 'bench',
+    model,
+    spec,
+    maxPixels: config.maxImagePixels,
+    batchSize: BATCH,
+    signal: new AbortController().signal,
+  });
+  const build = built.images / ((performance.now() - started) / 1000);
+  log(`## Build, ${IMAGES} PNGs of 320 × 240, batch ${BATCH}`);
+  log('');
+  log('| run | images/s | ratio to bare trunk |');
+  log('|---|---|---|');
+  log(`| bare trunk (pre-decoded pixels) | ${bareTrunk.toFixed(1)} | 1.00 |`);
+  log(
+    `| bare trunk + head, batch by batch | ${bareBoth.toFixed(1)} | ${(bareBoth / bareTrunk).toFixed(2)} |`,
+  );
+  log(
+    `| collection build (decode, preprocess, thumbnail, trunk, head, reduce, write + fsync) | ${build.toFixed(1)} | ${(build / bareTrunk).toFixed(2)} |`,
+  );
+  log('');
+  await model.release();
+
+  // 2. A synthetic collection at RN50-x4 size, written straight into the format.
+  const C = 2560;
+  const D = 640;
+  const N = QUERY_IMAGES;
+  const id = 'synthetic';
+  const manifest: CollectionManifest = {
+    format: 1,
+    id,
+    name: id,
+    owner: 'bench',
+    createdAt: new Date().toISOString(),
+    model: { sha256: 'synthetic', neurons: C, embedDim: D, grid: [9, 9] },
+    images: N,
+    bytes: 0,
+    metaBytes: 0,
+    thumbBytes: 0,
+    pendingBytes: 0,
+    categories: Array.from({ length: 20 }, (_, i) => `c${i}`),
+    categoryCounts: new Array<number>(20).fill(N / 20),
+    build: emptyBuild(),
+  };
+  await mkdir(store.dir(id), { recursive: true });
+  const fill = async (name: string, bytes: number) => {
+    const handle = await open(store.file(id, name), 'w');
+    const chunk = 8 * 1024 * 1024;
+    for (let at = 0; at < bytes; at += chunk) {
+      const size = Math.min(chunk, bytes - at);
+      const values = new Float32Array(size / 4);
+      for (let i = 0; i < values.length; i++) values[i] = Math.random() * 2 - 1;
+      await handle.write(new Uint8Array(values.buffer), 0, size, at);
+    }
+    await handle.close();
+  };
+  await fill(FILES.means, N * C * 4);
+  await fill(FILES.maxima, N * C * 4);
+  await fill(FILES.embeddings, N * D * 4);
+  await writeFile(store.file(id, FILES.argmax), randomBytes(N * C * 2));
+  const codes = Buffer.alloc(N * 4);
+  for (let i = 0; i < N; i++) codes.writeUInt32LE(i % 20, i * 4);
+  await writeFile(store.file(id, FILES.categories), codes);
+  let meta = '';
+  const index = Buffer.alloc(N * 8);
+  for (let i = 0; i < N; i++) {
+    index.writeDoubleLE(Buffer.byteLength(meta), i * 8);
+    meta +=
+      JSON.stringify({
+        id: i,
+        name: `${i}.png`,
+        category: `c${i % 20}`,
+        caption: null,
+        sha256: '',
+        bytes: 0,
+        width: 1,
+        height: 1,
+        thumb: [0, 0],
+        addedAt: '',
+      }) + '\n';
+  }
+  await writeFile(store.file(id, FILES.meta), meta);
+  await writeFile(store.file(id, FILES.metaIndex), index);
+  await store.writeManifest({ ...manifest, metaBytes: Buffer.byteLength(meta) });
+  const queryModel = {
+    sha256: 'synthetic',
+    neuronCount: C,
+    embedDim: D,
+    neuronGrid: [9, 9] as const,
+  } as unknown as ClipModel;
+  const queries = new CollectionService(
+    store,
+    queryModel,
+    spec,
+    config.maxImagePixels,
+    loadCollectionSettings(),
+    {
+      info: () => undefined,
+      warn: () => undefined,
+    },
+  );
+  const time = async (run: () => Promise<unknown>) => {
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      await run();
+      times.push(performance.now() - t0);
+    }
+    return median(times);
+  };
+  const text = new Float32Array(D).map(() => Math.random() - 0.5);
+  const rows = [
+    [
+      'top-12 images of a neuron by mean (+ 5 quantile bands)',
+      await time(() => queries.topImages(7, id, { k: 12, by: 'mean', bins: 5, perBin: 3 })),
+    ],
+    [
+      'top-12 images of a neuron by max',
+      await time(() => queries.topImages(7, id, { k: 12, by: 'max', bins: 0, perBin: 3 })),
+    ],
+    [
+      'distribution of a neuron (20 categories)',
+      await time(() => queries.distribution(7, id, { by: 'mean', bins: 20, buckets: 5, threshold: 0 })),
+    ],
+    [
+      'text retrieval, top 12 (given the text embedding)',
+      await time(() => queries.searchByEmbedding(id, text, 12)),
+    ],
+    [
+      'neurons of a category (one pass over means.f32)',
+      await time(() => queries.categoryNeurons(id, 'c3', 20)),
+    ],
+  ] as const;
+  log(`## Queries over a synthetic collection: ${N.toLocaleString('en')} images, C = ${C}, D = ${D}`);
+  log('');
+  log('| query | median of 5 |');
+  log('|---|---|');
+  for (const [what, ms] of rows) log(`| ${what} | ${ms.toFixed(1)} ms |`);
+  log('');
+  log(
+    `RSS after the queries: ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (the files are read in 4 MiB chunks, never whole).`,
+  );
+  await mkdir(path.join(REPO_ROOT, 'bench', 'results'), { recursive: true });
+  await writeFile(path.join(REPO_ROOT, 'bench', 'results', 'collections.md'), lines.join('\n') + '\n');
+} finally {
+  await rm(tmp, { recursive: true, force: true });
+}
