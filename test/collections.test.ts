@@ -22,7 +22,8 @@ t.teardown(() => rm(tmp, { recursive: true, force: true }));
 
 /** Builds the app with variables set only while its plugins read them. */
 async function appWith(dataDir: string, env: Record<string, string> = {}): Promise<App> {
-  const all = { WORD_INDEX_AUTOBUILD: 'false', ...env };
+  // Blocks of 2 rows: the column-major copies (columns.ts) are read for all but a last odd row.
+  const all = { WORD_INDEX_AUTOBUILD: 'false', COLLECTION_COLUMN_BLOCK: '2', ...env };
   const saved = Object.fromEntries(Object.keys(all).map((name) => [name, process.env[name]]));
   Object.assign(process.env, all);
   try {
@@ -172,6 +173,19 @@ t.test('create, upload, build, and the stored activations equal the image route'
       maxima.every((m, c) => m >= means[c] - 1e-6),
       `${image.name}: every maximum ≥ its mean`,
     );
+  }
+  t.equal(manifest.columnBlocks, 3, 'three column-major blocks of 2 rows');
+  for (const neuron of [0, 100, 511]) {
+    const column = await reader.column(FILES.means, neuron);
+    const maxColumn = await reader.column(FILES.maxima, neuron);
+    for (let i = 0; i < images.length; i++) {
+      t.equal(column[i], (await reader.row(FILES.means, i))[neuron], `means column ${neuron}, image ${i}`);
+      t.equal(
+        maxColumn[i],
+        (await reader.row(FILES.maxima, i))[neuron],
+        `maxima column ${neuron}, image ${i}`,
+      );
+    }
   }
 });
 
@@ -521,13 +535,17 @@ t.test('an interrupted build resumes at the next start, where it stopped', async
     complete: true,
     build: { jobId: 'job-before-restart', state: 'completed', done: 5 },
   });
-  const reader = new CollectionReader(store, await app.collections.get('resumed'));
+  const resumed = await app.collections.get('resumed');
+  t.equal(resumed.columnBlocks, 2, 'two column-major blocks, and one row after them');
+  const reader = new CollectionReader(store, resumed);
+  const column = await reader.column(FILES.means, 9);
   const original = new CollectionReader(store, await app.collections.get('test-shapes'));
   for (let i = 0; i < 5; i++) {
     t.ok(
       maxAbsDiff(await reader.row(FILES.means, i), await original.row(FILES.means, i)) <= 1e-6,
       `image ${i}: the rows past the count were rewritten`,
     );
+    t.equal(column[i], (await reader.row(FILES.means, i))[9], `image ${i}: column read as the row`);
   }
 });
 

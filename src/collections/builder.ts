@@ -28,6 +28,7 @@ import {
   type PendingEntry,
 } from './store.js';
 import { open } from 'node:fs/promises';
+import { writeColumnBlocks } from './columns.js';
 
 export const THUMBNAIL_SIZE = 64;
 /** Entries kept in a build report's lists of skipped uploads and duplicates. */
@@ -261,6 +262,10 @@ export async function buildCollection(options: BuildOptions): Promise<Collection
       build,
     };
     await store.writeManifest(manifest);
+    const block = manifest.columnBlock ?? 0;
+    if (block > 0 && Math.floor(manifest.images / block) > (manifest.columnBlocks ?? 0)) {
+      manifest = await writeColumnBlocks(store, manifest);
+    }
     options.onBatch?.(manifest);
   };
 

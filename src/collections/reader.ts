@@ -31,16 +31,22 @@ export class CollectionReader {
 
   /** Column `neuron` of an images × C Float32 file, for the indexed images. */
   async column(name: MatrixFile, neuron: number): Promise<Float32Array> {
-    return this.columns(name, neuron, 4, (bytes, at) => bytes.readFloatLE(at));
+    const columns = name === FILES.means ? FILES.meansColumns : FILES.maximaColumns;
+    return this.columns(name, columns, neuron, 4, (bytes, at) => bytes.readFloatLE(at));
   }
 
   /** Column `neuron` of argmax.u16 (the cell of each image's maximum). */
   async argmaxColumn(neuron: number): Promise<Float32Array> {
-    return this.columns(FILES.argmax, neuron, 2, (bytes, at) => bytes.readUInt16LE(at));
+    return this.columns(FILES.argmax, FILES.argmaxColumns, neuron, 2, (bytes, at) => bytes.readUInt16LE(at));
   }
 
+  /**
+   * The complete column-major blocks give one run of `block` values each (columns.ts); the rows
+   * after them are read from the row-major file in chunks.
+   */
   private async columns(
     name: string,
+    columnsName: string,
     neuron: number,
     width: number,
     read: (bytes: Buffer, at: number) => number,
@@ -49,11 +55,27 @@ export class CollectionReader {
     const C = model.neurons;
     const out = new Float32Array(images);
     if (images === 0) return out;
+    const block = this.manifest.columnBlock ?? 0;
+    const blocks = Math.min(this.manifest.columnBlocks ?? 0, block > 0 ? Math.floor(images / block) : 0);
+    if (blocks > 0) {
+      const handle = await open(this.path(columnsName), 'r');
+      try {
+        for (let b = 0; b < blocks; b++) {
+          const bytes = await readAt(handle, (b * block * C + neuron * block) * width, block * width);
+          if (bytes.length < block * width) throw new Error(`${columnsName} of ${this.manifest.id} is short`);
+          for (let r = 0; r < block; r++) out[b * block + r] = read(bytes, r * width);
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+    const first = blocks * block;
+    if (first >= images) return out;
     const rowBytes = C * width;
     const rowsPerChunk = Math.max(1, Math.floor(CHUNK_BYTES / rowBytes));
     const handle = await open(this.path(name), 'r');
     try {
-      for (let row = 0; row < images; row += rowsPerChunk) {
+      for (let row = first; row < images; row += rowsPerChunk) {
         const rows = Math.min(rowsPerChunk, images - row);
         const bytes = await readAt(handle, row * rowBytes, rows * rowBytes);
         if (bytes.length < rows * rowBytes) throw new Error(`${name} of ${this.manifest.id} is short`);

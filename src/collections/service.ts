@@ -116,6 +116,8 @@ export class CollectionService {
       categories: [],
       categoryCounts: [],
       build: emptyBuild(),
+      columnBlock: this.settings.columnBlock,
+      columnBlocks: 0,
     };
     if (!(await this.store.create(manifest)))
       throw conflict(`a collection with the id "${id}" exists already`);

@@ -4,6 +4,7 @@
  * | variable | default | meaning |
  * |---|---|---|
  * | COLLECTION_BATCH | 16 | images per trunk run while a collection builds |
+ * | COLLECTION_COLUMN_BLOCK | 1024 | rows per column-major block of a new collection (fast column reads) |
  * | COLLECTION_MAX_IMAGES | 100000 | images one collection may hold (indexed and pending) |
  * | COLLECTION_MAX_BYTES | 8 GiB | bytes of uploaded originals one collection may hold |
  * | COLLECTION_UPLOAD_FILES | 256 | image files in one upload request |
@@ -15,6 +16,7 @@ import {
   COLLECTION_UPLOAD_BYTES,
   COLLECTION_UPLOAD_FILES,
 } from '../limits.js';
+import { COLUMN_BLOCK } from './store.js';
 
 export interface CollectionLimits {
   maxImages: number;
@@ -25,6 +27,7 @@ export interface CollectionLimits {
 
 export interface CollectionSettings {
   batchSize: number;
+  columnBlock: number;
   limits: CollectionLimits;
 }
 
@@ -43,6 +46,7 @@ function readInteger(env: Env, name: string, fallback: number, min: number, max:
 export function loadCollectionSettings(env: Env = process.env): CollectionSettings {
   return {
     batchSize: readInteger(env, 'COLLECTION_BATCH', 16, 1, 1024),
+    columnBlock: readInteger(env, 'COLLECTION_COLUMN_BLOCK', COLUMN_BLOCK, 1, 1_000_000),
     limits: {
       maxImages: readInteger(env, 'COLLECTION_MAX_IMAGES', COLLECTION_MAX_IMAGES, 1, 100_000_000),
       maxBytes: readInteger(env, 'COLLECTION_MAX_BYTES', COLLECTION_MAX_BYTES, 1, Number.MAX_SAFE_INTEGER),

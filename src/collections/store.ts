@@ -12,6 +12,8 @@
  *   meta.ndjson        one JSON line per image (name, category, caption, size, thumbnail slice)
  *   meta.idx           images      Float64 byte offset of each image's line in meta.ndjson
  *   thumbs.bin         PNG thumbnails, back to back (each line of meta.ndjson has its slice)
+ *   *.cols.*           means, maxima and argmax again, per complete block of `columnBlock` rows
+ *                      laid out column-major (C × block), for reading one neuron's column fast
  *   images/<sha256>    the uploaded bytes, kept for later on-demand maps
  *   pending.ndjson     uploads not yet indexed, appended by any replica (O_APPEND, one write each)
  *   build.lock         held by the process that builds (created exclusively, refreshed)
@@ -39,6 +41,8 @@ import { endianness, hostname } from 'node:os';
 import path from 'node:path';
 
 export const COLLECTION_FORMAT = 1;
+/** Default rows per column-major block (see CollectionManifest.columnBlocks). */
+export const COLUMN_BLOCK = 1024;
 export const NO_CATEGORY = 0xffffffff;
 /** A lock not refreshed for this long belongs to a dead process and may be taken over. */
 export const LOCK_STALE_MS = 30_000;
@@ -93,6 +97,13 @@ export interface CollectionManifest {
   categories: string[];
   categoryCounts: number[];
   build: BuildStatus;
+  /** Rows per column-major block (COLLECTION_COLUMN_BLOCK when the collection was created). */
+  columnBlock?: number;
+  /**
+   * Complete blocks of `columnBlock` rows copied column-major into the *.cols files (absent: 0),
+   * so that a neuron's column is read as one short run per block instead of a scan of every row.
+   */
+  columnBlocks?: number;
 }
 
 /** One image's line in meta.ndjson. */
@@ -123,6 +134,9 @@ export const FILES = {
   means: 'means.f32',
   maxima: 'maxima.f32',
   argmax: 'argmax.u16',
+  meansColumns: 'means.cols.f32',
+  maximaColumns: 'maxima.cols.f32',
+  argmaxColumns: 'argmax.cols.u16',
   embeddings: 'embeddings.f32',
   categories: 'categories.u32',
   shas: 'shas.bin',
