@@ -53,3 +53,5 @@ export const COLLECTION_MAX_IMAGES = 100_000;
 export const COLLECTION_MAX_BYTES = 8 * 1024 * 1024 * 1024;
 export const COLLECTION_UPLOAD_FILES = 256;
 export const COLLECTION_UPLOAD_BYTES = 256 * 1024 * 1024;
+/** Bytes an uploaded archive may expand to (COLLECTION_ARCHIVE_BYTES). */
+export const COLLECTION_ARCHIVE_BYTES = 512 * 1024 * 1024;

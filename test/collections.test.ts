@@ -10,11 +10,12 @@ import t from 'tap';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { crc32, deflateRawSync, gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import type { App } from '../src/app.js';
 import { DEFAULT_MODEL_DIR } from '../src/config.js';
 import { CollectionReader } from '../src/collections/reader.js';
-import { FILES } from '../src/collections/store.js';
+import { collectionIdOf, FILES } from '../src/collections/store.js';
 import { buildTestApp } from './helpers/app.js';
 
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'collections-'));
@@ -587,4 +588,166 @@ t.test('limits, and deleting (owner or admin)', async (t) => {
   t.equal(owner.statusCode, 204);
   t.equal((await app.inject({ method: 'GET', url: '/v1/collections/small' })).statusCode, 404);
   t.equal((await app.inject({ method: 'DELETE', url: '/v1/collections/small' })).statusCode, 404);
+});
+
+/** A ustar archive of regular files (type '0'), directories ('5') and links ('2'). */
+function tar(entries: { name: string; bytes?: Buffer; type?: string; link?: string }[]): Buffer {
+  const blocks: Buffer[] = [];
+  for (const entry of entries) {
+    const header = Buffer.alloc(512);
+    const bytes = entry.bytes ?? Buffer.alloc(0);
+    header.write(entry.name, 0, 100, 'utf8');
+    header.write('0000644\0', 100);
+    header.write('0000000\0', 108);
+    header.write('0000000\0', 116);
+    header.write(bytes.length.toString(8).padStart(11, '0') + '\0', 124);
+    header.write('00000000000\0', 136);
+    header.write(entry.type ?? '0', 156);
+    if (entry.link) header.write(entry.link, 157, 100, 'utf8');
+    header.write('ustar\0', 257);
+    header.write('00', 263);
+    header.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const byte of header) sum += byte;
+    header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+    blocks.push(header, bytes, Buffer.alloc((512 - (bytes.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+/** A zip of deflated files; `mode` sets the Unix mode (0o120777: a symbolic link). */
+function zip(entries: { name: string; bytes: Buffer; mode?: number }[]): Buffer {
+  const locals: Buffer[] = [];
+  const centrals: Buffer[] = [];
+  let offset = 0;
+  for (const entry of entries) {
+    const name = Buffer.from(entry.name);
+    const data = deflateRawSync(entry.bytes);
+    const crc = crc32(entry.bytes);
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(8, 8);
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(data.length, 18);
+    local.writeUInt32LE(entry.bytes.length, 22);
+    local.writeUInt16LE(name.length, 26);
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE(0x0314, 4);
+    central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(8, 10);
+    central.writeUInt32LE(crc, 16);
+    central.writeUInt32LE(data.length, 20);
+    central.writeUInt32LE(entry.bytes.length, 24);
+    central.writeUInt16LE(name.length, 28);
+    central.writeUInt32LE(((entry.mode ?? 0o100644) << 16) >>> 0, 38);
+    central.writeUInt32LE(offset, 42);
+    locals.push(local, name, data);
+    centrals.push(central, name);
+    offset += 30 + name.length + data.length;
+  }
+  const directory = Buffer.concat(centrals);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(entries.length, 8);
+  end.writeUInt16LE(entries.length, 10);
+  end.writeUInt32LE(directory.length, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...locals, directory, end]);
+}
+
+t.test('archives: .tar, .tar.gz and .zip, folders as categories; refused ones', async (t) => {
+  await app.close();
+  app = await appWith(dataDir, { COLLECTION_ARCHIVE_BYTES: '400000' });
+  const upload = (id: string, archive: Buffer, name: string, parts: Part[] = []) =>
+    app.inject({
+      method: 'POST',
+      url: `/v1/collections/${id}/images`,
+      ...multipart([...parts, { field: 'archive', value: archive, filename: name }]),
+    });
+  const files = [
+    { name: 'pets/cats/', type: '5' },
+    { name: 'pets/cats/a.png', bytes: images[0].bytes },
+    { name: 'pets/cats/b.png', bytes: images[1].bytes },
+    { name: 'pets/dogs/c.png', bytes: images[2].bytes },
+    { name: 'top.png', bytes: images[3].bytes },
+    { name: 'README.txt', bytes: Buffer.from('not an image') },
+  ];
+  const forms: [string, Buffer][] = [
+    ['pets.tar', tar(files)],
+    ['pets.tar.gz', gzipSync(tar(files))],
+    ['pets.zip', zip(files.filter((f) => f.bytes !== undefined) as { name: string; bytes: Buffer }[])],
+  ];
+  for (const [name, archive] of forms) {
+    const id = collectionIdOf(name);
+    await app.inject({ method: 'POST', url: '/v1/collections', payload: { name } });
+    const answer = await upload(id, archive, name, [{ field: 'category', value: 'misc' }]);
+    t.equal(answer.statusCode, 202, `${name}: ${answer.body}`);
+    t.equal(answer.json().accepted, 5, `${name}: five files (the folder passed over)`);
+    await app.collections.settled(id);
+    const view = (await app.inject({ method: 'GET', url: `/v1/collections/${id}` })).json();
+    t.match(view, {
+      images: 4,
+      complete: true,
+      categories: [
+        { name: 'cats', count: 2 },
+        { name: 'dogs', count: 1 },
+        { name: 'misc', count: 1 },
+      ],
+      build: { state: 'completed', skipped: [{ name: 'README.txt', reason: /not a decodable image/ }] },
+    });
+    const meta = (await app.inject({ method: 'GET', url: `/v1/collections/${id}/images/2` })).json();
+    t.match(meta, { name: 'pets/dogs/c.png', category: 'dogs', sha256: meta.sha256 });
+  }
+
+  await app.inject({ method: 'POST', url: '/v1/collections', payload: { name: 'refused' } });
+  const png = images[0].bytes;
+  const refusals: [string, Buffer, number, RegExp][] = [
+    ['escape.tar', tar([{ name: '../evil.png', bytes: png }]), 400, /leaves the archive's folder/],
+    ['inner-escape.tar', tar([{ name: 'a/../../evil.png', bytes: png }]), 400, /leaves the archive's folder/],
+    ['absolute.tar', tar([{ name: '/etc/evil.png', bytes: png }]), 400, /absolute path/],
+    ['symlink.tar', tar([{ name: 'link.png', type: '2', link: '/etc/passwd' }]), 400, /is a link/],
+    ['hardlink.tar', tar([{ name: 'link.png', type: '1', link: 'a.png' }]), 400, /is a link/],
+    ['fifo.tar', tar([{ name: 'pipe', type: '6' }]), 400, /not a regular file/],
+    ['escape.zip', zip([{ name: '../evil.png', bytes: png }]), 400, /leaves the archive's folder/],
+    [
+      'symlink.zip',
+      zip([{ name: 'link.png', bytes: Buffer.from('/etc/passwd'), mode: 0o120777 }]),
+      400,
+      /is a link/,
+    ],
+    [
+      'bomb.tar.gz',
+      gzipSync(tar([{ name: 'zeros.png', bytes: Buffer.alloc(2_000_000) }])),
+      413,
+      /expands past 400000 bytes \(COLLECTION_ARCHIVE_BYTES\)/,
+    ],
+    [
+      'bomb.zip',
+      zip([{ name: 'zeros.png', bytes: Buffer.alloc(2_000_000) }]),
+      413,
+      /COLLECTION_ARCHIVE_BYTES/,
+    ],
+    ['plain.txt', Buffer.from('just text, no archive'), 400, /not a \.tar, \.tar\.gz or \.zip/],
+    ['not-tar.gz', gzipSync(Buffer.from('text')), 400, /not a tar archive/],
+  ];
+  for (const [name, archive, status, message] of refusals) {
+    const answer = await upload('refused', archive, name);
+    t.equal(answer.statusCode, status, `${name}: ${answer.body}`);
+    t.match(answer.json().message, message, name);
+  }
+  const two = await app.inject({
+    method: 'POST',
+    url: '/v1/collections/refused/images',
+    ...multipart([
+      { field: 'archive', value: tar(files), filename: 'a.tar' },
+      { field: 'archive', value: tar(files), filename: 'b.tar' },
+    ]),
+  });
+  t.equal(two.statusCode, 400);
+  t.match(two.json().message, /at most one file in the field "archive"/);
+  const view = (await app.inject({ method: 'GET', url: '/v1/collections/refused' })).json();
+  t.match(view, { images: 0, pending: 0 }, 'nothing of a refused archive was staged');
 });

@@ -172,10 +172,9 @@ export class CollectionService {
   async addImages(id: string, uploads: readonly Upload[]): Promise<{ jobId: string; pending: number }> {
     const manifest = await this.get(id);
     const { limits } = this.settings;
-    if (uploads.length === 0) throw badRequest('send one or more files in the field "image"');
-    if (uploads.length > limits.uploadFiles) {
-      throw payloadTooLarge(
-        `${uploads.length} files in one upload; the limit is ${limits.uploadFiles} (COLLECTION_UPLOAD_FILES)`,
+    if (uploads.length === 0) {
+      throw badRequest(
+        'send one or more files in the field "image", or one .tar, .tar.gz or .zip in the field "archive" (an empty archive adds nothing)',
       );
     }
     const pending = await this.store.readPending(id, manifest.pendingBytes);

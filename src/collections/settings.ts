@@ -9,8 +9,10 @@
  * | COLLECTION_MAX_BYTES | 8 GiB | bytes of uploaded originals one collection may hold |
  * | COLLECTION_UPLOAD_FILES | 256 | image files in one upload request |
  * | COLLECTION_UPLOAD_BYTES | 256 MiB | bytes of files in one upload request |
+ * | COLLECTION_ARCHIVE_BYTES | 512 MiB | bytes an uploaded archive may expand to |
  */
 import {
+  COLLECTION_ARCHIVE_BYTES,
   COLLECTION_MAX_BYTES,
   COLLECTION_MAX_IMAGES,
   COLLECTION_UPLOAD_BYTES,
@@ -23,6 +25,7 @@ export interface CollectionLimits {
   maxBytes: number;
   uploadFiles: number;
   uploadBytes: number;
+  archiveBytes: number;
 }
 
 export interface CollectionSettings {
@@ -55,6 +58,13 @@ export function loadCollectionSettings(env: Env = process.env): CollectionSettin
         env,
         'COLLECTION_UPLOAD_BYTES',
         COLLECTION_UPLOAD_BYTES,
+        1,
+        Number.MAX_SAFE_INTEGER,
+      ),
+      archiveBytes: readInteger(
+        env,
+        'COLLECTION_ARCHIVE_BYTES',
+        COLLECTION_ARCHIVE_BYTES,
         1,
         Number.MAX_SAFE_INTEGER,
       ),

@@ -8,6 +8,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { badRequest, payloadTooLarge, unsupportedMediaType } from '../errors.js';
 import { MAX_IMAGE_BYTES } from '../limits.js';
+import { readArchive } from '../collections/archive.js';
 import type { Upload } from '../collections/service.js';
 import { COLLECTION_ID_PATTERN, type CollectionManifest, type ImageMeta } from '../collections/store.js';
 import { NeuronIdParams, withErrors } from './schemas.js';
@@ -83,9 +84,14 @@ const CollectionList = Type.Object({ collections: Type.Array(CollectionSchema) }
 const UploadBody = Type.Object(
   {
     image: Type.Array(Type.String({ description: 'An image file (PNG, JPEG, WebP or GIF), multipart' }), {
-      minItems: 1,
-      description: 'One or more files in the field "image"',
+      description: 'Files in the field "image" (one or more, unless an archive is sent)',
     }),
+    archive: Type.Optional(
+      Type.String({
+        description:
+          'One .tar, .tar.gz or .zip of images: each file’s folder is its category (ImageFolder), else the "category" field before it; files that are not images are skipped and listed in the build report; links, entries leaving the archive’s folder, and archives expanding past COLLECTION_ARCHIVE_BYTES are refused',
+      }),
+    ),
     category: Type.Array(Nullable(Type.String({ maxLength: 100 })), {
       description:
         'A "category" field applies to the files after it, until the next one (an empty value: none)',
@@ -101,7 +107,9 @@ const UploadResponse = Type.Object({
   jobId: Type.String({
     description: 'The build that indexes these images (GET /v1/collections/{id} follows it)',
   }),
-  accepted: Type.Integer({ description: 'Files taken from this request' }),
+  accepted: Type.Integer({
+    description: 'Files taken from this request (an archive’s files counted one by one)',
+  }),
   pending: Type.Integer({ description: 'Uploads of the collection now waiting to be indexed' }),
 });
 
@@ -295,7 +303,7 @@ const CategoryNeuronsResponse = Type.Object({
 const BinaryImage = Type.Unsafe<Buffer>({ type: 'string', format: 'binary', description: 'PNG thumbnail' });
 
 const WHAT_TO_SEND =
-  'send multipart/form-data with one or more files in the field "image" (curl -F image=@a.png -F image=@b.png), each optionally after "category" and "caption" fields';
+  'send multipart/form-data with one or more files in the field "image" (curl -F image=@a.png -F image=@b.png), each optionally after "category" and "caption" fields, or one .tar, .tar.gz or .zip in the field "archive"';
 
 const uploadsOf = new WeakMap<FastifyRequest, Upload[]>();
 
@@ -328,29 +336,26 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       throw badRequest(`the multipart content type has no boundary; ${WHAT_TO_SEND}`);
     }
     const uploads: Upload[] = [];
+    const imageFiles: Upload[] = [];
+    let archive: string | undefined;
     let category: string | null = null;
     let caption: string | null = null;
     let total = 0;
     try {
       const parts = request.parts({
         limits: {
-          files: limits.uploadFiles,
-          fileSize: MAX_IMAGE_BYTES,
+          files: limits.uploadFiles + 1,
+          // An archive may be as large as the whole upload; images are checked one by one below.
+          fileSize: Math.max(MAX_IMAGE_BYTES, limits.uploadBytes),
           fields: 2 * limits.uploadFiles + 2,
           parts: 3 * limits.uploadFiles + 2,
           fieldSize: 4096,
         },
       });
       for await (const part of parts) {
-        if (part.type === 'file') {
-          if (part.fieldname !== 'image') {
-            throw badRequest(`unexpected file field "${part.fieldname}"; files go in the field "image"`);
-          }
-          if (uploads.length >= limits.uploadFiles) {
-            throw payloadTooLarge(
-              `more than ${limits.uploadFiles} files in one upload (COLLECTION_UPLOAD_FILES)`,
-            );
-          }
+        if (part.type === 'file' && part.fieldname === 'archive') {
+          if (archive !== undefined) throw badRequest('send at most one file in the field "archive"');
+          archive = part.filename || 'archive';
           const bytes = await part.toBuffer();
           total += bytes.byteLength;
           if (total > limits.uploadBytes) {
@@ -358,14 +363,51 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
               `the upload's files exceed ${limits.uploadBytes} bytes (COLLECTION_UPLOAD_BYTES)`,
             );
           }
-          uploads.push({ name: part.filename || `image-${uploads.length}`, bytes, category, caption });
+          const entries = readArchive(bytes, { maxBytes: limits.archiveBytes, maxEntries: limits.maxImages });
+          for (const entry of entries) {
+            uploads.push({
+              name: entry.name,
+              bytes: entry.bytes,
+              category: entry.category ?? category,
+              caption: null,
+            });
+          }
+        } else if (part.type === 'file') {
+          if (part.fieldname !== 'image') {
+            throw badRequest(
+              `unexpected file field "${part.fieldname}"; images go in the field "image", an archive in "archive"`,
+            );
+          }
+          if (imageFiles.length >= limits.uploadFiles) {
+            throw payloadTooLarge(
+              `more than ${limits.uploadFiles} files in one upload (COLLECTION_UPLOAD_FILES)`,
+            );
+          }
+          const bytes = await part.toBuffer();
+          const name = part.filename || `image-${imageFiles.length}`;
+          if (bytes.byteLength > MAX_IMAGE_BYTES) {
+            throw payloadTooLarge(
+              `image "${name}" is ${bytes.byteLength} bytes; the limit is ${MAX_IMAGE_BYTES} bytes`,
+            );
+          }
+          total += bytes.byteLength;
+          if (total > limits.uploadBytes) {
+            throw payloadTooLarge(
+              `the upload's files exceed ${limits.uploadBytes} bytes (COLLECTION_UPLOAD_BYTES)`,
+            );
+          }
+          const upload = { name, bytes, category, caption };
+          uploads.push(upload);
+          imageFiles.push(upload);
           caption = null;
         } else if (part.fieldname === 'category' || part.fieldname === 'caption') {
           const value = typeof part.value === 'string' ? part.value.trim() : '';
           if (part.fieldname === 'category') category = value === '' ? null : value;
           else caption = value === '' ? null : value;
         } else {
-          throw badRequest(`unexpected field "${part.fieldname}"; allowed: image (files), category, caption`);
+          throw badRequest(
+            `unexpected field "${part.fieldname}"; allowed: image (files), archive (one file), category, caption`,
+          );
         }
       }
     } catch (error) {
@@ -374,7 +416,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         // @fastify/multipart's limit errors are 413s whose message names no limit.
         if (status === 413 && !/COLLECTION_|limit is/.test((error as Error).message)) {
           throw payloadTooLarge(
-            `the upload is over a limit: at most ${limits.uploadFiles} files (COLLECTION_UPLOAD_FILES) of at most ${MAX_IMAGE_BYTES} bytes each`,
+            `the upload is over a limit: at most ${limits.uploadFiles} image files (COLLECTION_UPLOAD_FILES) of at most ${MAX_IMAGE_BYTES} bytes each, and one archive, ${limits.uploadBytes} bytes in all (COLLECTION_UPLOAD_BYTES)`,
           );
         }
         throw error;
@@ -383,9 +425,10 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     }
     uploadsOf.set(request, uploads);
     request.body = {
-      image: uploads.map((upload) => upload.name),
-      category: uploads.map((upload) => upload.category),
-      caption: uploads.map((upload) => upload.caption),
+      image: imageFiles.map((upload) => upload.name),
+      category: imageFiles.map((upload) => upload.category),
+      caption: imageFiles.map((upload) => upload.caption),
+      ...(archive !== undefined ? { archive } : {}),
     };
   };
 
