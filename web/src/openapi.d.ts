@@ -3845,8 +3845,10 @@ export interface operations {
     requestBody: {
       content: {
         'multipart/form-data': {
-          /** @description One or more files in the field "image" */
+          /** @description Files in the field "image" (one or more, unless an archive is sent) */
           image: string[];
+          /** @description One .tar, .tar.gz or .zip of images: each file’s folder is its category (ImageFolder), else the "category" field before it; files that are not images are skipped and listed in the build report; links, entries leaving the archive’s folder, and archives expanding past COLLECTION_ARCHIVE_BYTES are refused */
+          archive?: string;
           /** @description A "category" field applies to the files after it, until the next one (an empty value: none) */
           category: (string | null)[];
           /** @description A "caption" field applies to the next file only */
@@ -3865,7 +3867,7 @@ export interface operations {
             collection: string;
             /** @description The build that indexes these images (GET /v1/collections/{id} follows it) */
             jobId: string;
-            /** @description Files taken from this request */
+            /** @description Files taken from this request (an archive’s files counted one by one) */
             accepted: number;
             /** @description Uploads of the collection now waiting to be indexed */
             pending: number;
