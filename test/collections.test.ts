@@ -406,6 +406,10 @@ t.test('cancelling a build drops the uploads it had not indexed', async (t) => {
     ...multipart(parts),
   });
   t.equal(upload.statusCode, 202);
+  const building = (await app.inject({ method: 'GET', url: '/v1/collections/cancelled' })).json();
+  t.match(building, { complete: false, build: { state: 'running', total: 40 } }, 'reported while it builds');
+  t.equal(building.images + building.pending, 40, 'indexed and pending images add up');
+  t.equal(building.build.done, building.images, 'done counts the indexed images');
   const stranger = await app.inject({
     method: 'DELETE',
     url: '/v1/collections/cancelled/build',

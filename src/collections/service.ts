@@ -234,6 +234,8 @@ export class CollectionService {
           resumedFrom: manifest.images,
           startedAt: new Date().toISOString(),
         };
+    // The total is known (to every replica) before the build's first step.
+    build.total = build.done + (await this.store.readPending(id, manifest.pendingBytes)).length;
     await this.store.writeManifest({ ...manifest, build });
     const controller = new AbortController();
     const done = this.run(id, controller).finally(() => {
