@@ -469,6 +469,14 @@ t.test('bad inputs', async (t) => {
   });
   t.equal(noBoundary.statusCode, 400);
   t.match(noBoundary.json().message, /no boundary/);
+  const cut = await app.inject({
+    method: 'POST',
+    url: '/v1/collections/test-shapes/images',
+    headers: { 'content-type': 'multipart/form-data; boundary=XyZ' },
+    payload: '--XyZ\r\ncontent-disposition: form-data; name="image"; filename="a.png"\r\n\r\n\x89PNG',
+  });
+  t.equal(cut.statusCode, 400, 'a body that breaks off inside a part');
+  t.match(cut.json().message, /could not be read.*"image"/);
   const wrongField = await app.inject({
     method: 'POST',
     url: '/v1/collections/test-shapes/images',
