@@ -8,8 +8,9 @@
  *      preprocesses, thumbnails, runs trunk and head, reduces and writes with fsync per batch.
  *   2. Queries over a synthetic collection at RN50-x4 size (C = 2,560, D = 640; random rows,
  *      BENCH_QUERY_IMAGES, default 100,000, written straight into the storage format): top-k of a
- *      neuron by mean, its distribution, text retrieval by a given embedding; median of 5 runs
- *      each, and the process's RSS afterwards.
+ *      neuron by mean and by max, its distribution, text retrieval by a given embedding, the
+ *      neurons of a category; median of 5 runs each, first on the row-major files alone, then with
+ *      the column-major blocks (columns.ts); and the process's RSS afterwards.
  *
  * BENCH_IMAGES (default 256) images of 320 × 240 are built at BENCH_BATCH (default 16).
  */
@@ -23,7 +24,14 @@ import { decodeImage, pixelValuesOf } from '../src/clip/image.js';
 import { buildCollection } from '../src/collections/builder.js';
 import { CollectionService } from '../src/collections/service.js';
 import { loadCollectionSettings } from '../src/collections/settings.js';
-import { CollectionStore, emptyBuild, FILES, type CollectionManifest } from '../src/collections/store.js';
+import { writeColumnBlocks } from '../src/collections/columns.js';
+import {
+  COLUMN_BLOCK,
+  CollectionStore,
+  emptyBuild,
+  FILES,
+  type CollectionManifest,
+} from '../src/collections/store.js';
 import { loadConfig, REPO_ROOT } from '../src/config.js';
 
 const IMAGES = Number(process.env.BENCH_IMAGES ?? 256);
@@ -135,7 +143,10 @@ try {
     categories: Array.from({ length: 20 }, (_, i) => `c${i}`),
     categoryCounts: new Array<number>(20).fill(N / 20),
     build: emptyBuild(),
+    columnBlock: COLUMN_BLOCK,
+    columnBlocks: 0,
   };
+  const filling = performance.now();
   await mkdir(store.dir(id), { recursive: true });
   const fill = async (name: string, bytes: number) => {
     const handle = await open(store.file(id, name), 'w');
@@ -155,11 +166,12 @@ try {
   const codes = Buffer.alloc(N * 4);
   for (let i = 0; i < N; i++) codes.writeUInt32LE(i % 20, i * 4);
   await writeFile(store.file(id, FILES.categories), codes);
-  let meta = '';
+  const metaLines: string[] = [];
+  let metaBytes = 0;
   const index = Buffer.alloc(N * 8);
   for (let i = 0; i < N; i++) {
-    index.writeDoubleLE(Buffer.byteLength(meta), i * 8);
-    meta +=
+    index.writeDoubleLE(metaBytes, i * 8);
+    const line =
       JSON.stringify({
         id: i,
         name: `${i}.png`,
@@ -172,10 +184,13 @@ try {
         thumb: [0, 0],
         addedAt: '',
       }) + '\n';
+    metaLines.push(line);
+    metaBytes += Buffer.byteLength(line);
   }
-  await writeFile(store.file(id, FILES.meta), meta);
+  await writeFile(store.file(id, FILES.meta), metaLines.join(''));
   await writeFile(store.file(id, FILES.metaIndex), index);
-  await store.writeManifest({ ...manifest, metaBytes: Buffer.byteLength(meta) });
+  await store.writeManifest({ ...manifest, metaBytes });
+  const filled = (performance.now() - filling) / 1000;
   const queryModel = {
     sha256: 'synthetic',
     neuronCount: C,
@@ -203,33 +218,45 @@ try {
     return median(times);
   };
   const text = new Float32Array(D).map(() => Math.random() - 0.5);
-  const rows = [
+  const measure = async () =>
     [
-      'top-12 images of a neuron by mean (+ 5 quantile bands)',
-      await time(() => queries.topImages(7, id, { k: 12, by: 'mean', bins: 5, perBin: 3 })),
-    ],
-    [
-      'top-12 images of a neuron by max',
-      await time(() => queries.topImages(7, id, { k: 12, by: 'max', bins: 0, perBin: 3 })),
-    ],
-    [
-      'distribution of a neuron (20 categories)',
-      await time(() => queries.distribution(7, id, { by: 'mean', bins: 20, buckets: 5, threshold: 0 })),
-    ],
-    [
-      'text retrieval, top 12 (given the text embedding)',
-      await time(() => queries.searchByEmbedding(id, text, 12)),
-    ],
-    [
-      'neurons of a category (one pass over means.f32)',
-      await time(() => queries.categoryNeurons(id, 'c3', 20)),
-    ],
-  ] as const;
+      [
+        'top-12 images of a neuron by mean (+ 5 quantile bands)',
+        await time(() => queries.topImages(7, id, { k: 12, by: 'mean', bins: 5, perBin: 3 })),
+      ],
+      [
+        'top-12 images of a neuron by max',
+        await time(() => queries.topImages(7, id, { k: 12, by: 'max', bins: 0, perBin: 3 })),
+      ],
+      [
+        'distribution of a neuron (20 categories)',
+        await time(() => queries.distribution(7, id, { by: 'mean', bins: 20, buckets: 5, threshold: 0 })),
+      ],
+      [
+        'text retrieval, top 12 (given the text embedding)',
+        await time(() => queries.searchByEmbedding(id, text, 12)),
+      ],
+      [
+        'neurons of a category (one pass over means.f32)',
+        await time(() => queries.categoryNeurons(id, 'c3', 20)),
+      ],
+    ] as const;
+  const rowMajor = await measure();
+  const transposing = performance.now();
+  await writeColumnBlocks(store, (await store.manifest(id)) as CollectionManifest);
+  const transposed = (performance.now() - transposing) / 1000;
+  const blocked = await measure();
   log(`## Queries over a synthetic collection: ${N.toLocaleString('en')} images, C = ${C}, D = ${D}`);
   log('');
-  log('| query | median of 5 |');
-  log('|---|---|');
-  for (const [what, ms] of rows) log(`| ${what} | ${ms.toFixed(1)} ms |`);
+  log(
+    `Random rows written in ${filled.toFixed(1)} s; their column-major blocks of ${COLUMN_BLOCK} rows (means, maxima, argmax) in ${transposed.toFixed(1)} s.`,
+  );
+  log('');
+  log('| query | median of 5, row-major files only | with the column-major blocks |');
+  log('|---|---|---|');
+  rowMajor.forEach(([what, ms], i) =>
+    log(`| ${what} | ${ms.toFixed(1)} ms | ${blocked[i][1].toFixed(1)} ms |`),
+  );
   log('');
   log(
     `RSS after the queries: ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (the files are read in 4 MiB chunks, never whole).`,
