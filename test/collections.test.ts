@@ -763,3 +763,13 @@ t.test('archives: .tar, .tar.gz and .zip, folders as categories; refused ones', 
   const view = (await app.inject({ method: 'GET', url: '/v1/collections/refused' })).json();
   t.match(view, { images: 0, pending: 0 }, 'nothing of a refused archive was staged');
 });
+
+t.test('a collection deleted while it is read is a 404, not a 500', async (t) => {
+  const manifest = await app.collections.get('test-shapes');
+  const reader = new CollectionReader(app.collections.store, { ...manifest, id: 'deleted-meanwhile' });
+  await t.rejects(reader.column(FILES.means, 0), {
+    statusCode: 404,
+    message: /"deleted-meanwhile" not found/,
+  });
+  await t.rejects(reader.meta(0), { statusCode: 404 });
+});

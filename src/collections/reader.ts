@@ -4,7 +4,8 @@
  * images' metadata lines and thumbnails through meta.idx. Only the first `images` rows (the
  * manifest's count) are ever read: rows past it belong to a batch not yet committed.
  */
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
+import { notFound } from '../errors.js';
 import {
   FILES,
   float32sOf,
@@ -27,6 +28,18 @@ export class CollectionReader {
 
   private path(name: string): string {
     return this.store.file(this.manifest.id, name);
+  }
+
+  /** Opens one of the collection's files; 404 when the collection was deleted meanwhile. */
+  private async openFile(name: string): Promise<FileHandle> {
+    try {
+      return await open(this.path(name), 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw notFound(`collection "${this.manifest.id}" not found (deleted while it was read)`);
+      }
+      throw error;
+    }
   }
 
   /** Column `neuron` of an images × C Float32 file, for the indexed images. */
@@ -58,7 +71,7 @@ export class CollectionReader {
     const block = this.manifest.columnBlock ?? 0;
     const blocks = Math.min(this.manifest.columnBlocks ?? 0, block > 0 ? Math.floor(images / block) : 0);
     if (blocks > 0) {
-      const handle = await open(this.path(columnsName), 'r');
+      const handle = await this.openFile(columnsName);
       try {
         for (let b = 0; b < blocks; b++) {
           const bytes = await readAt(handle, (b * block * C + neuron * block) * width, block * width);
@@ -73,7 +86,7 @@ export class CollectionReader {
     if (first >= images) return out;
     const rowBytes = C * width;
     const rowsPerChunk = Math.max(1, Math.floor(CHUNK_BYTES / rowBytes));
-    const handle = await open(this.path(name), 'r');
+    const handle = await this.openFile(name);
     try {
       for (let row = first; row < images; row += rowsPerChunk) {
         const rows = Math.min(rowsPerChunk, images - row);
@@ -90,7 +103,7 @@ export class CollectionReader {
   /** One row (an image) of an images × width Float32 file. */
   async row(name: typeof FILES.means | typeof FILES.maxima | typeof FILES.embeddings, image: number) {
     const width = name === FILES.embeddings ? this.manifest.model.embedDim : this.manifest.model.neurons;
-    const handle = await open(this.path(name), 'r');
+    const handle = await this.openFile(name);
     try {
       return float32sOf(await readAt(handle, image * width * 4, width * 4));
     } finally {
@@ -111,7 +124,7 @@ export class CollectionReader {
     const width = name === FILES.embeddings ? model.embedDim : model.neurons;
     const rowBytes = width * 4;
     const rowsPerChunk = Math.max(1, Math.floor(CHUNK_BYTES / rowBytes));
-    const handle = await open(this.path(name), 'r');
+    const handle = await this.openFile(name);
     try {
       for (let row = 0; row < images; row += rowsPerChunk) {
         const count = Math.min(rowsPerChunk, images - row);
@@ -129,7 +142,7 @@ export class CollectionReader {
     const { images } = this.manifest;
     const out = new Uint32Array(images);
     if (images === 0) return out;
-    const handle = await open(this.path(FILES.categories), 'r');
+    const handle = await this.openFile(FILES.categories);
     try {
       const bytes = await readAt(handle, 0, images * 4);
       for (let i = 0; i < images; i++) out[i] = bytes.readUInt32LE(i * 4);
@@ -148,8 +161,8 @@ export class CollectionReader {
   async metas(ids: readonly number[]): Promise<(ImageMeta | undefined)[]> {
     const { images, metaBytes } = this.manifest;
     if (!ids.some((id) => id >= 0 && id < images)) return ids.map(() => undefined);
-    const index = await open(this.path(FILES.metaIndex), 'r');
-    const meta = await open(this.path(FILES.meta), 'r');
+    const index = await this.openFile(FILES.metaIndex);
+    const meta = await this.openFile(FILES.meta);
     try {
       const out: (ImageMeta | undefined)[] = [];
       for (const id of ids) {
@@ -171,7 +184,7 @@ export class CollectionReader {
   }
 
   async thumbnail(meta: ImageMeta): Promise<Buffer> {
-    const handle = await open(this.path(FILES.thumbs), 'r');
+    const handle = await this.openFile(FILES.thumbs);
     try {
       return await readAt(handle, meta.thumb[0], meta.thumb[1]);
     } finally {
