@@ -773,3 +773,41 @@ t.test('a collection deleted while it is read is a 404, not a 500', async (t) =>
   });
   await t.rejects(reader.meta(0), { statusCode: 404 });
 });
+
+t.test('two replicas on one DATA_DIR: one build, uploads to either join it', async (t) => {
+  // Batches of one image: the first replica's build is still running when the second upload comes.
+  await app.close();
+  app = await appWith(dataDir, { COLLECTION_BATCH: '1' });
+  const other = await appWith(dataDir, { COLLECTION_BATCH: '1' });
+  t.teardown(() => other.close());
+  const seen = (await other.inject({ method: 'GET', url: '/v1/collections/test-shapes' })).json();
+  t.match(seen, { images: 6, complete: true }, 'the other replica sees the collection');
+
+  await app.inject({ method: 'POST', url: '/v1/collections', payload: { name: 'shared' } });
+  const pictures = await Promise.all(
+    Array.from({ length: 32 }, (_, i) =>
+      picture(`#${(i * 7).toString(16).padStart(2, '0')}4080`, '#ffffff', 64, 64),
+    ),
+  );
+  const first = await app.inject({
+    method: 'POST',
+    url: '/v1/collections/shared/images',
+    ...multipart(pictures.slice(0, 30).map((value, i) => ({ field: 'image', value, filename: `${i}.png` }))),
+  });
+  t.equal(first.statusCode, 202);
+  const second = await other.inject({
+    method: 'POST',
+    url: '/v1/collections/shared/images',
+    ...multipart(pictures.slice(30).map((value, i) => ({ field: 'image', value, filename: `b${i}.png` }))),
+  });
+  t.equal(second.statusCode, 202);
+  t.equal(second.json().jobId, first.json().jobId, 'the upload to the other replica joins the running build');
+  await app.collections.settled('shared');
+  const view = (await other.inject({ method: 'GET', url: '/v1/collections/shared' })).json();
+  t.match(view, {
+    images: 32,
+    pending: 0,
+    complete: true,
+    build: { jobId: first.json().jobId, state: 'completed' },
+  });
+});
