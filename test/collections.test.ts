@@ -15,6 +15,7 @@ import sharp from 'sharp';
 import type { App } from '../src/app.js';
 import { DEFAULT_MODEL_DIR } from '../src/config.js';
 import { CollectionReader } from '../src/collections/reader.js';
+import { quantileBands, quantileExamples, rankDescending, topK } from '../src/collections/stats.js';
 import { collectionIdOf, FILES } from '../src/collections/store.js';
 import { buildTestApp } from './helpers/app.js';
 
@@ -771,7 +772,7 @@ t.test('a collection deleted while it is read is a 404, not a 500', async (t) =>
     statusCode: 404,
     message: /"deleted-meanwhile" not found/,
   });
-  await t.rejects(reader.meta(0), { statusCode: 404 });
+  await t.rejects(reader.meta(0), { statusCode: 404, message: /not found/ });
 });
 
 t.test('two replicas on one DATA_DIR: one build, uploads to either join it', async (t) => {
@@ -810,4 +811,29 @@ t.test('two replicas on one DATA_DIR: one build, uploads to either join it', asy
     complete: true,
     build: { jobId: first.json().jobId, state: 'completed' },
   });
+});
+
+t.test('quantile bands from the ranks they take equal those of a full ranking', async (t) => {
+  let seed = 7;
+  const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+  for (const n of [1, 2, 7, 100, 1000]) {
+    // Few distinct values (many ties), a few NaN.
+    const values = Float32Array.from({ length: n }, () =>
+      random() < 0.05 ? NaN : Math.round(random() * 8) / 4,
+    );
+    for (const [bins, perBin] of [
+      [1, 1],
+      [3, 2],
+      [5, 3],
+      [20, 20],
+    ]) {
+      t.same(
+        quantileBands(values, bins, perBin),
+        quantileExamples(rankDescending(values), bins, perBin),
+        `n = ${n}, ${bins} bins of ${perBin}`,
+      );
+    }
+    const ranked = rankDescending(values);
+    t.same(topK(values, 5), ranked.slice(0, 5), `n = ${n}: top 5 as the full ranking`);
+  }
 });

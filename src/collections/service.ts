@@ -14,7 +14,7 @@ import { badRequest, conflict, HttpError, notFound, payloadTooLarge } from '../e
 import { BuildAborted, buildCollection, type CollectionModel } from './builder.js';
 import { CollectionReader } from './reader.js';
 import type { CollectionSettings } from './settings.js';
-import { distribution, quantileExamples, rankDescending, topK, type Distribution } from './stats.js';
+import { distribution, quantileBands, topK, type Distribution } from './stats.js';
 import {
   COLLECTION_FORMAT,
   collectionIdOf,
@@ -384,8 +384,7 @@ export class CollectionService {
     const values = await reader.column(options.by === 'max' ? FILES.maxima : FILES.means, neuron);
     const positions = options.by === 'max' ? await reader.argmaxColumn(neuron) : undefined;
     const top = topK(values, options.k);
-    const bands =
-      options.bins > 0 ? quantileExamples(rankDescending(values), options.bins, options.perBin) : [];
+    const bands = options.bins > 0 ? quantileBands(values, options.bins, options.perBin) : [];
     const ids = [...top, ...bands.flatMap((band) => band.ids)];
     const metas = await reader.metas(ids);
     const [, w] = reader.manifest.model.grid;

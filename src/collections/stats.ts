@@ -39,7 +39,7 @@ export function topK(values: Float32Array, k: number): number[] {
  * equal counts, and `perBin` images evenly spaced within each band are taken (Neuronpedia's bins).
  */
 export function quantileExamples(
-  ranked: readonly number[],
+  ranked: ArrayLike<number>,
   bins: number,
   perBin: number,
 ): { from: number; to: number; ids: number[] }[] {
@@ -56,6 +56,49 @@ export function quantileExamples(
     out.push({ from: 1 - (b + 1) / bins, to: 1 - b / bins, ids });
   }
   return out;
+}
+
+/**
+ * The image ids at the given ranks of rankDescending(values), without sorting the ids: the values
+ * are sorted natively (a typed-array sort), and one pass over the column finds, for each value
+ * at a wanted rank, the ids holding it in id order (ties rank by the smaller id).
+ */
+export function idsAtRanks(values: Float32Array, ranks: readonly number[]): number[] {
+  const sorted = values.filter((v) => !Number.isNaN(v)).sort();
+  const n = sorted.length;
+  // The value at descending rank r, and how many larger-or-equal values come before it among ties.
+  const wanted = ranks.map((r) => {
+    const value = sorted[n - 1 - r];
+    let first = n - 1 - r;
+    while (first + 1 < n && sorted[first + 1] === value) first++;
+    return { value, skip: first - (n - 1 - r) };
+  });
+  const byValue = new Map<number, number[]>();
+  for (const { value } of wanted) byValue.set(value, []);
+  for (let i = 0; i < values.length; i++) byValue.get(values[i])?.push(i);
+  return wanted.map(({ value, skip }) => (byValue.get(value) as number[])[skip]);
+}
+
+/** quantileExamples over the ranking of `values`, finding only the ranks it takes (idsAtRanks). */
+export function quantileBands(
+  values: Float32Array,
+  bins: number,
+  perBin: number,
+): { from: number; to: number; ids: number[] }[] {
+  let n = 0;
+  for (const v of values) if (!Number.isNaN(v)) n++;
+  // The bands over rank positions (the identity ranking), then the ids at those positions.
+  const bands = quantileExamples(
+    Uint32Array.from({ length: n }, (_, i) => i),
+    bins,
+    perBin,
+  );
+  const ids = idsAtRanks(
+    values,
+    bands.flatMap((band) => band.ids),
+  );
+  let at = 0;
+  return bands.map((band) => ({ ...band, ids: band.ids.map(() => ids[at++]) }));
 }
 
 /** Linear-interpolation quantile (numpy's default) of ascending-sorted values. */
