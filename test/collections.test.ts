@@ -837,3 +837,38 @@ t.test('quantile bands from the ranks they take equal those of a full ranking', 
     t.same(topK(values, 5), ranked.slice(0, 5), `n = ${n}: top 5 as the full ranking`);
   }
 });
+
+t.test('heatmap: the neuron map over the image, its maximum the stored one', async (t) => {
+  const reader = new CollectionReader(app.collections.store, await app.collections.get('test-shapes'));
+  for (const [imageId, neuron] of [
+    [0, 7],
+    [2, 300],
+    [3, 511],
+  ]) {
+    const url = `/v1/collections/test-shapes/images/${imageId}/heatmap?neuron=${neuron}`;
+    const answer = await app.inject({ method: 'GET', url });
+    t.equal(answer.statusCode, 200, url);
+    t.equal(answer.headers['content-type'], 'image/png');
+    const info = await sharp(answer.rawPayload).metadata();
+    t.match(info, { width: 64, height: 64, format: 'png' }, 'the model’s 64 × 64 crop');
+    const stored = (await reader.row(FILES.maxima, imageId))[neuron];
+    t.ok(
+      Math.abs(Number(answer.headers['x-neuron-max']) - Math.max(0, stored)) <= 1e-6,
+      `image ${imageId}, neuron ${neuron}: the map's maximum is the stored spatial maximum`,
+    );
+    const again = await app.inject({ method: 'GET', url });
+    t.same(again.rawPayload, answer.rawPayload, 'deterministic');
+  }
+  const cases: [string, number, RegExp][] = [
+    ['/v1/collections/test-shapes/images/0/heatmap', 400, /neuron/],
+    ['/v1/collections/test-shapes/images/0/heatmap?neuron=512', 400, /out of range \(0 to 511\)/],
+    ['/v1/collections/test-shapes/images/0/heatmap?neuron=-1', 400, /neuron must be an integer from 0/],
+    ['/v1/collections/test-shapes/images/99/heatmap?neuron=1', 404, /image 99 not found/],
+    ['/v1/collections/nope/images/0/heatmap?neuron=1', 404, /collection "nope" not found/],
+  ];
+  for (const [url, status, message] of cases) {
+    const answer = await app.inject({ method: 'GET', url });
+    t.equal(answer.statusCode, status, `${url}: ${answer.body}`);
+    t.match(answer.json().message, message);
+  }
+});

@@ -12,6 +12,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { PreprocessSpec } from '../clip/image.js';
 import { badRequest, conflict, HttpError, notFound, payloadTooLarge } from '../errors.js';
 import { BuildAborted, buildCollection, type CollectionModel } from './builder.js';
+import { neuronHeatmap } from './heatmap.js';
 import { CollectionReader } from './reader.js';
 import type { CollectionSettings } from './settings.js';
 import { distribution, quantileBands, topK, type Distribution } from './stats.js';
@@ -368,6 +369,19 @@ export class CollectionService {
       );
     }
     return { reader, meta };
+  }
+
+  /** The neuron's map over an indexed image, laid over it (heatmap.ts); `max` is the map's maximum. */
+  async heatmap(id: string, imageId: number, neuron: number): Promise<{ png: Buffer; max: number }> {
+    this.checkNeuron(neuron);
+    const { meta } = await this.image(id, imageId);
+    let bytes: Buffer;
+    try {
+      bytes = await this.store.readImage(id, meta.sha256);
+    } catch {
+      throw notFound(`the original of image ${imageId} in collection "${id}" is gone`);
+    }
+    return neuronHeatmap(this.model, this.spec, bytes, neuron, this.maxPixels);
   }
 
   async topImages(

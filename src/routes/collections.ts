@@ -573,6 +573,43 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   app.get(
+    '/v1/collections/:id/images/:imageId/heatmap',
+    {
+      schema: {
+        tags: ['collections', 'neurons'],
+        summary:
+          'A neuron’s spatial map over an indexed image (PNG: the model’s S × S crop, the map in red, scaled by its maximum; computed on demand)',
+        params: ImageParams,
+        querystring: Type.Object(
+          {
+            neuron: withAllowed(
+              Type.String({
+                pattern: '^[0-9]{1,9}$',
+                description: 'Neuron (channel) index, an integer from 0',
+              }),
+              'neuron must be an integer from 0',
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: withErrors({ 200: BinaryImage }, [400, 404, 409]),
+      },
+    },
+    async (request, reply) => {
+      const { png, max } = await app.collections.heatmap(
+        request.params.id,
+        Number(request.params.imageId),
+        Number(request.query.neuron),
+      );
+      return reply
+        .type('image/png')
+        .header('cache-control', 'public, max-age=86400')
+        .header('x-neuron-max', String(max))
+        .send(png);
+    },
+  );
+
+  app.get(
     '/v1/collections/:id/search',
     {
       schema: {
