@@ -552,6 +552,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v1/collections/{id}/images/{imageId}/heatmap': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A neuron’s spatial map over an indexed image (PNG: the model’s S × S crop, the map in red, scaled by its maximum; computed on demand) */
+    get: operations['getCollectionsByIdImagesByImageIdHeatmap'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/v1/collections/{id}/search': {
     parameters: {
       query?: never;
@@ -4046,6 +4063,86 @@ export interface operations {
   getCollectionsByIdImagesByImageIdThumbnail: {
     parameters: {
       query?: never;
+      header?: never;
+      path: {
+        /** @description Collection id (made from its name) */
+        id: string;
+        /** @description Image id in the collection, an integer from 0 */
+        imageId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description PNG thumbnail */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': string;
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getCollectionsByIdImagesByImageIdHeatmap: {
+    parameters: {
+      query: {
+        /** @description Neuron (channel) index, an integer from 0 */
+        neuron: string;
+      };
       header?: never;
       path: {
         /** @description Collection id (made from its name) */
