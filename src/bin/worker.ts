@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     lockDurationMs: settings.lockDurationMs,
     onError: (error) => logger.warn({ err: error.message }, 'worker error'),
   });
-  const { worker } = searchWorker;
+  const worker = await searchWorker.started;
   worker.on('active', (job) => logger.info({ job: job.id }, 'job started'));
   worker.on('completed', (job) => logger.info({ job: job.id }, 'job finished'));
   worker.on('failed', (job, error) => logger.warn({ job: job?.id, err: error.message }, 'job failed'));

@@ -268,6 +268,7 @@ export class BullBackend implements JobBackend {
   }
 
   async close(): Promise<void> {
+    await settleUnready(this.redis, this.queue);
     await this.queue.close().catch(() => undefined);
     this.redis.disconnect();
   }
@@ -302,7 +303,8 @@ export interface BullWorkerOptions {
 
 /** A worker on the queue, with the close that hands its running jobs back. */
 export interface BullSearchWorker {
-  readonly worker: Worker<JobData, JobOutcome>;
+  /** The BullMQ worker, once Redis has answered (it is made then: see startBullWorker). */
+  readonly started: Promise<Worker<JobData, JobOutcome>>;
   /** Stops taking jobs; running searches stop at their next step and go back to the wait list. */
   close(): Promise<void>;
 }
@@ -311,53 +313,92 @@ export function startBullWorker(options: BullWorkerOptions): BullSearchWorker {
   const flags = connect(options.redisUrl);
   const connection = connect(options.redisUrl);
   let handingBack = false;
-  const worker = new Worker<JobData, JobOutcome>(
-    options.name,
-    async (job, token) => {
-      const key = cancelKey(options.name, job.id!);
-      let cancelled = false;
-      try {
-        return await options.processor(job.data, {
-          // Nothing is reported once the job is stopped (its view is frozen at the stop anyway).
-          reportProgress: async (progress) => {
-            if (!cancelled) await job.updateProgress({ ...progress });
-          },
-          // Read before every step, so that a stopped search takes no step after the stop is
-          // acknowledged (one EXISTS per step: a step is a batched text-encoder run).
-          isCancelled: async () => {
-            if (!cancelled) cancelled = (await flags.exists(key)) === 1;
-            return cancelled;
-          },
-          shouldHandBack: () => handingBack,
-          // Taken over (a dead worker's stalled job, or one handed back): go on from its last state.
-          resumeFrom: reportedProgress(job.progress),
-        });
-      } catch (error) {
-        if (!(error instanceof JobHandedBack) || token === undefined) throw error;
-        // Its progress stays: the worker that takes it goes on from there.
-        await job.moveToWait(token);
-        throw new WaitingError(); // tells BullMQ the job has been moved, not failed
-      }
-    },
-    {
-      connection,
-      prefix: QUEUE_PREFIX,
-      concurrency: options.concurrency,
-      lockDuration: options.lockDurationMs,
-      stalledInterval: options.lockDurationMs,
-      maxStalledCount: 5,
-    },
-  );
-  worker.on('error', (error) => options.onError?.(error));
-  // BullMQ leaves connections it was given open; close them with the worker.
-  worker.on('closed', () => {
-    for (const client of [flags, connection]) void client.quit().catch(() => undefined);
-  });
+  let closed = false;
+  let worker: Worker<JobData, JobOutcome> | undefined;
+  let announce: (worker: Worker<JobData, JobOutcome>) => void = () => undefined;
+  const started = new Promise<Worker<JobData, JobOutcome>>((resolve) => (announce = resolve));
+  const start = () => {
+    if (closed) return;
+    worker = createWorker();
+    worker.on('error', (error) => options.onError?.(error));
+    announce(worker);
+  };
+  const createWorker = () =>
+    new Worker<JobData, JobOutcome>(
+      options.name,
+      async (job, token) => {
+        const key = cancelKey(options.name, job.id!);
+        let cancelled = false;
+        try {
+          return await options.processor(job.data, {
+            // Nothing is reported once the job is stopped (its view is frozen at the stop anyway).
+            reportProgress: async (progress) => {
+              if (!cancelled) await job.updateProgress({ ...progress });
+            },
+            // Read before every step, so that a stopped search takes no step after the stop is
+            // acknowledged (one EXISTS per step: a step is a batched text-encoder run).
+            isCancelled: async () => {
+              if (!cancelled) cancelled = (await flags.exists(key)) === 1;
+              return cancelled;
+            },
+            shouldHandBack: () => handingBack,
+            // Taken over (a dead worker's stalled job, or one handed back): go on from its last state.
+            resumeFrom: reportedProgress(job.progress),
+          });
+        } catch (error) {
+          if (!(error instanceof JobHandedBack) || token === undefined) throw error;
+          // Its progress stays: the worker that takes it goes on from there.
+          await job.moveToWait(token);
+          throw new WaitingError(); // tells BullMQ the job has been moved, not failed
+        }
+      },
+      {
+        connection,
+        prefix: QUEUE_PREFIX,
+        concurrency: options.concurrency,
+        lockDuration: options.lockDurationMs,
+        stalledInterval: options.lockDurationMs,
+        maxStalledCount: 5,
+      },
+    );
+  // The worker is made once Redis has answered (there is nothing to work on before): a close that
+  // overtakes a BullMQ worker's initialisation fails it with no listener left, an unhandled rejection.
+  if (connection.status === 'ready') start();
+  else connection.once('ready', start);
+  const quitAll = () => {
+    for (const client of [flags, connection]) void client.quit().catch(() => client.disconnect());
+  };
   return {
-    worker,
-    close: () => {
+    started,
+    close: async () => {
+      closed = true;
       handingBack = true;
-      return worker.close();
+      connection.off('ready', start);
+      if (!worker) return quitAll();
+      await worker.close();
+      // BullMQ leaves connections it was given open; they close with the worker.
+      quitAll();
     },
   };
 }
+
+/**
+ * Before a queue on a connection of ours closes: a connection that never became ready is ended
+ * first, and the queue's initialisation allowed to fail while it still listens for the error.
+ * BullMQ leaves a shared connection open on close and drops its listeners; ending the connection
+ * afterwards failed that initialisation with no listener left, an unhandled rejection (seen with
+ * Redis unreachable from start, as in the tests of a Redis outage).
+ */
+async function settleUnready(redis: Redis, owner: { waitUntilReady(): Promise<unknown> }): Promise<void> {
+  if (redis.status === 'ready') return;
+  redis.disconnect();
+  // A second at most (the initialisation fails as soon as it sees the connection end).
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    owner.waitUntilReady().catch(() => undefined),
+    new Promise((resolve) => (timer = setTimeout(resolve, SETTLE_MS))),
+  ]);
+  clearTimeout(timer);
+}
+
+const SETTLE_MS = 1000;

@@ -162,7 +162,7 @@ export function describe(error: ValueError, context: ValidationContext = {}): st
     case ValueErrorType.NumberExclusiveMaximum:
       return bounds('a number');
     case ValueErrorType.ObjectAdditionalProperties:
-      return `${field === 'the value' ? 'the request' : field} has a field that is not allowed: ${additionalNames(error)}`;
+      return notAllowed(error);
     case ValueErrorType.ObjectRequiredProperty:
       return `${field} is required`;
     default: {
@@ -172,12 +172,30 @@ export function describe(error: ValueError, context: ValidationContext = {}): st
   }
 }
 
-function additionalNames(error: ValueError): string {
+/**
+ * "the request has a field that is not allowed: "colour" (allowed: emotions, templates, …)". TypeBox
+ * reports an extra field either at the object (value: the object) or at the field itself (path
+ * /colour, value: the field's value); both name the object's fields.
+ */
+function notAllowed(error: ValueError): string {
   const value = error.value;
-  const properties = (error.schema.properties ?? {}) as Record<string, unknown>;
-  if (typeof value !== 'object' || value === null) return '(unknown)';
-  const extra = Object.keys(value).filter((key) => !(key in properties));
-  return extra.length > 0 ? extra.map((key) => `"${key}"`).join(', ') : '(unknown)';
+  const properties = Object.keys((error.schema.properties ?? {}) as Record<string, unknown>);
+  let owner = error.path;
+  let extra: string[];
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    extra = Object.keys(value).filter((key) => !properties.includes(key));
+  } else {
+    const parts = error.path.split('/');
+    extra = [parts.pop() ?? ''];
+    owner = parts.join('/');
+  }
+  const where = fieldName(owner);
+  const names = extra.map((key) => `"${key}"`).join(', ');
+  return (
+    `${where === 'the value' ? 'the request' : where} has ${extra.length > 1 ? 'fields' : 'a field'} that ` +
+    `${extra.length > 1 ? 'are' : 'is'} not allowed: ${names}` +
+    (properties.length > 0 ? ` (allowed: ${properties.join(', ')})` : '')
+  );
 }
 
 /**
