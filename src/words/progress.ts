@@ -21,12 +21,12 @@ export function formatDuration(seconds: number | null): string {
 }
 
 /** One progress line: bar, share, counts, rate, and the ETA (or the phase after the activations). */
-export function progressLine(p: BuildProgress, width = 30): string {
+export function progressLine(p: BuildProgress, width = 30, unit = 'words'): string {
   const share = p.total > 0 ? p.done / p.total : 1;
   const filled = Math.round(share * width);
   const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
   const counts = `${p.done.toLocaleString('en-US')}/${p.total.toLocaleString('en-US')}`;
-  const rate = `${p.wordsPerSecond.toFixed(1)} words/s`;
+  const rate = `${p.wordsPerSecond.toFixed(1)} ${unit}/s`;
   const tail = p.phase === 'activations' ? `ETA ${formatDuration(p.etaSeconds)}` : p.phase;
   return `${bar} ${(share * 100).toFixed(1).padStart(5)}% ${counts} ${rate} ${tail}`;
 }
@@ -41,6 +41,8 @@ export class ProgressPrinter {
     private readonly stream: ProgressStream,
     private readonly intervalMs = 200,
     private readonly now: () => number = Date.now,
+    /** What is counted ("words", "images"). */
+    private readonly unit = 'words',
   ) {}
 
   update(p: BuildProgress): void {
@@ -49,13 +51,13 @@ export class ProgressPrinter {
     if (this.stream.isTTY) {
       const time = this.now();
       if (!phaseChanged && time - this.lastDraw < this.intervalMs) return;
-      this.stream.write(`\r${progressLine(p)}\x1b[K`);
+      this.stream.write(`\r${progressLine(p, 30, this.unit)}\x1b[K`);
       this.lastDraw = time;
       this.drawn = true;
       return;
     }
     const tenth = p.total > 0 ? Math.floor((p.done / p.total) * 10) : 10;
-    if (phaseChanged || tenth > this.lastTenth) this.stream.write(progressLine(p) + '\n');
+    if (phaseChanged || tenth > this.lastTenth) this.stream.write(progressLine(p, 30, this.unit) + '\n');
     this.lastTenth = tenth;
   }
 
