@@ -224,30 +224,10 @@ function keepAliveRequest(
   url: string,
   body?: unknown,
 ): Promise<Outcome> {
-  return new Promise((resolve) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method,
-        path: url,
-        agent,
-        headers: payload
-          ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
-          : {},
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () =>
-          resolve({ status: String(res.statusCode), connection: res.headers.connection?.toLowerCase() }),
-        );
-        res.on('error', (error: NodeJS.ErrnoException) => resolve({ status: error.code ?? 'error' }));
-      },
-    );
-    req.on('error', (error: NodeJS.ErrnoException) => resolve({ status: error.code ?? 'error' }));
-    req.end(payload);
-  });
+  return request(port, method, url, body, agent).then(
+    (answer) => ({ status: String(answer.status), connection: answer.connection?.toLowerCase() }),
+    (error: NodeJS.ErrnoException) => ({ status: error.code ?? 'error' }),
+  );
 }
 
 /** A small PNG (a 2 × 2 RGB image), base64: the image routes' part of the load. */

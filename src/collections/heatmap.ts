@@ -8,8 +8,8 @@ import sharp from 'sharp';
 import {
   centerCrop,
   decodeImage,
-  pixelValuesOf,
   resizeShortestSide,
+  toPixelValues,
   type PreprocessSpec,
 } from '../clip/image.js';
 import type { CollectionModel } from './builder.js';
@@ -27,8 +27,9 @@ export async function neuronHeatmap(
 ): Promise<{ png: Buffer; max: number }> {
   const decoded = await decodeImage(bytes, { maxPixels });
   const S = spec.imageSize;
+  // The crop the model sees is also the picture the map is laid over: resized once.
   const crop = centerCrop(resizeShortestSide(decoded, S), S);
-  const [maps] = await model.neuronMaps([pixelValuesOf(decoded, spec)]);
+  const [maps] = await model.neuronMaps([toPixelValues(crop, spec)]);
   const [h, w] = model.neuronGrid;
   const cells = maps.subarray(neuron * h * w, (neuron + 1) * h * w);
   let max = 0;
