@@ -70,6 +70,8 @@ const securityPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { con
   await app.register(cors, {
     origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
     methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+    // The shape and dtype of the binary vector answers (src/routes/binary-vectors.ts).
+    exposedHeaders: ['X-Shape', 'X-Dtype'],
   });
   // helmet's headers, built once: @fastify/helmet would rebuild the policy on every request.
   const securityHeaders = helmet({

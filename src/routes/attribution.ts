@@ -9,6 +9,7 @@ import { badRequest } from '../errors.js';
 import { MAX_BODY_BYTES, TEXT_BODY_BYTES } from '../limits.js';
 import { imageBytes, multipartToBody } from './image-input.js';
 import { ImageField, Text, Texts, Vector, withErrors } from './schemas.js';
+import { JSON_TYPE, sendVectors, vectorFormat, vectorResponse } from './binary-vectors.js';
 
 const MAX_TOP_K = 1000;
 
@@ -166,15 +167,22 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ['attribution'],
         summary: 'The neurons that carry each text (W·t)',
+        description:
+          'Each text’s attribution vector a = W·t (by default divided by |t|) and its top and bottom neurons. With Accept: application/x-npy (a NumPy .npy file) or application/octet-stream (little-endian float32 with X-Shape) the answer is the vectors alone, a float32 matrix [N, C] with one row per text in order (topK and full apply to JSON only).',
         body: TextAttributionBody,
-        response: withErrors({ 200: TextAttributionResponse }, [400, 413, 415]),
+        response: {
+          200: vectorResponse(TextAttributionResponse, 'the attribution vectors [N, C]'),
+          ...withErrors({}, [400, 406, 413, 415]),
+        },
       },
     },
-    async (request) => {
+    async (request, reply) => {
+      const format = vectorFormat(request, reply);
       const { texts, topK = 10, normalize = 'unit', full = false, templates } = request.body;
       const vectors = await Promise.all(
         texts.map((text) => app.attribution.textVector(text, normalize, templates)),
       );
+      if (format !== JSON_TYPE) return sendVectors(reply, format, vectors, { columns: app.clip.neuronCount });
       return {
         results: texts.map((text, i) => {
           const { top, bottom } = topAndBottom(vectors[i], topK);
