@@ -166,6 +166,7 @@ function reasonPhrase(status: number): string {
     403: 'Forbidden',
     404: 'Not Found',
     405: 'Method Not Allowed',
+    406: 'Not Acceptable',
     409: 'Conflict',
     413: 'Payload Too Large',
     414: 'URI Too Long',
