@@ -23,6 +23,7 @@ import modelPlugin from './plugins/model.js';
 import attributionPlugin from './plugins/attribution.js';
 import emotionsPlugin from './plugins/emotions.js';
 import wordsPlugin from './plugins/words.js';
+import typographicPlugin from './plugins/typographic.js';
 import jobsPlugin from './plugins/jobs.js';
 import collectionsPlugin from './plugins/collections.js';
 import explorerPlugin from './plugins/explorer.js';
@@ -111,6 +112,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   await app.register(modelPlugin, { config });
   await app.register(attributionPlugin);
   await app.register(wordsPlugin, { config });
+  await app.register(typographicPlugin);
   await app.register(emotionsPlugin, { config });
   await app.register(jobsPlugin, { config });
   await app.register(collectionsPlugin, { config });

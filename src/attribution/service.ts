@@ -8,6 +8,7 @@ import type { Encoders } from '../clip/encoders.js';
 import { toPixelValues } from '../clip/image.js';
 import { cosine } from '../clip/zero-shot.js';
 import { contributions, meanVector, norm, normalized, sum, type Normalize } from './bilinear.js';
+import { applyEdits } from './edits.js';
 import type { NeuronCatalogue } from './neuron-catalogue.js';
 
 /**
@@ -110,12 +111,10 @@ export class AttributionService {
     const { vector: a } = prompt;
     const t = await prompt.embedding();
     const step = delta ?? (Math.max(...blank) || 1);
-    const cells = blank.length / this.model.neuronCount;
-    const edited = neurons.map((neuron) => {
-      const map = blank.slice();
-      for (let i = neuron * cells; i < (neuron + 1) * cells; i++) map[i] += step;
-      return map;
-    });
+    // One case of the general intervention (src/attribution/edits.ts): add `step` at every position.
+    const edited = neurons.map((neuron) =>
+      applyEdits(blank, [{ neuron, op: 'add', value: step }], this.model.neuronGrid),
+    );
     const embeddings = await this.model.imageEmbeddingsFromNeurons([blank, ...edited]);
     const logit = (embedding: Float32Array) => this.model.logitScale * cosine(embedding, t);
     const before = logit(embeddings[0]);

@@ -227,12 +227,16 @@ export function layoutText(text: string, size: number): RasterLayout {
 }
 
 /**
- * The text drawn per the layout rule above: an S×S RGB picture, black on white. Drawn at
+ * The text drawn per the layout rule above: an S×S RGB picture, black (or `ink`) on white. Drawn at
  * `supersample`× (font and positions scaled by the factor) and box-averaged back to S with
  * `(Σ + n/2) >> log2(n)` rounding (Pillow's `Image.reduce`), so antialiasing is area coverage in both
  * implementations rather than each rasteriser's own small-size hinting and gamma.
  */
-export function rasterizeText(text: string, size: number): RgbImage {
+export function rasterizeText(
+  text: string,
+  size: number,
+  ink: readonly [number, number, number] = RASTER_LAYOUT.ink,
+): RgbImage {
   if (!Number.isInteger(size) || size < 8 || size > 2048) throw badRequest(`bad raster size ${size}`);
   const layout = layoutText(text, size);
   const k = RASTER_LAYOUT.supersample;
@@ -240,7 +244,7 @@ export function rasterizeText(text: string, size: number): RgbImage {
   const canvas = createCanvas(big, big);
   const ctx = canvas.getContext('2d');
   const [pr, pg, pb] = RASTER_LAYOUT.paper;
-  const [ir, ig, ib] = RASTER_LAYOUT.ink;
+  const [ir, ig, ib] = ink;
   ctx.fillStyle = `rgb(${pr}, ${pg}, ${pb})`;
   ctx.fillRect(0, 0, big, big);
   ctx.fillStyle = `rgb(${ir}, ${ig}, ${ib})`;
@@ -276,8 +280,12 @@ function boxReduce(rgba: Uint8Array, size: number, k: number): RgbImage {
 }
 
 /** The raster as a PNG (deterministic encoder settings). */
-export async function rasterizePng(text: string, size: number): Promise<Buffer> {
-  const { width, height, data } = rasterizeText(text, size);
+export async function rasterizePng(
+  text: string,
+  size: number,
+  ink: readonly [number, number, number] = RASTER_LAYOUT.ink,
+): Promise<Buffer> {
+  const { width, height, data } = rasterizeText(text, size, ink);
   return sharp(data, { raw: { width, height, channels: 3 } })
     .png({ compressionLevel: 9, adaptiveFiltering: false })
     .toBuffer();

@@ -11,6 +11,8 @@ import emotions from './emotions.js';
 import jobs from './jobs.js';
 import neurons from './neurons.js';
 import raster from './raster.js';
+import typographic from './typographic.js';
+import interventions from './interventions.js';
 import search from './search.js';
 import service from './service.js';
 import tokenize from './tokenize.js';
@@ -23,6 +25,8 @@ const routes: FastifyPluginAsync<{ config: Config }> = async (app, { config }) =
   await app.register(classify);
   await app.register(raster);
   await app.register(attribution);
+  await app.register(interventions);
+  await app.register(typographic);
   await app.register(neurons);
   await app.register(words);
   await app.register(search);

@@ -1,13 +1,23 @@
 /**
- * GET /v1/raster?text=…: the PNG the model sees for a word or phrase (see src/clip/raster.ts).
+ * GET /v1/raster?text=…&ink=…: the PNG the model sees for a word or phrase (see src/clip/raster.ts).
  */
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { rasterizePng } from '../clip/raster.js';
+import { COLOUR_FORMS, parseColour } from '../typographic/colour.js';
 import { withErrors } from './schemas.js';
 
 const RasterQuery = Type.Object(
-  { text: Type.String({ minLength: 1, maxLength: 200, description: 'The word or phrase to draw' }) },
+  {
+    text: Type.String({ minLength: 1, maxLength: 200, description: 'The word or phrase to draw' }),
+    ink: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 40,
+        description: `The ink (default black; Stroop stimuli draw a colour word in another ink): ${COLOUR_FORMS}`,
+      }),
+    ),
+  },
   { additionalProperties: false },
 );
 
@@ -26,7 +36,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const png = await rasterizePng(request.query.text, app.clip.imageSize);
+      const { text, ink } = request.query;
+      const png = await rasterizePng(text, app.clip.imageSize, ink ? parseColour(ink, 'ink') : undefined);
       return reply.type('image/png').header('cache-control', 'public, max-age=86400').send(png);
     },
   );

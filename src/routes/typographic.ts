@@ -1,0 +1,372 @@
+/**
+ * POST /v1/typographic/attack: write a text on images and classify them before and after (with its
+ * explanation and, with `ablate`, the defence); POST /v1/typographic/stroop: colour words in other
+ * inks, read or seen? See src/typographic/service.ts for the definitions.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { MAX_BODY_BYTES } from '../limits.js';
+import { badRequest } from '../errors.js';
+import { COLOUR_FORMS, NAMED_COLOURS, parseColour } from '../typographic/colour.js';
+import { FONT_NAMES } from '../typographic/fonts.js';
+import { PASTE_LIMITS } from '../typographic/paste.js';
+import {
+  checkImageCount,
+  DEFAULT_TEMPLATES,
+  TYPOGRAPHIC_LIMITS,
+  type StroopInk,
+} from '../typographic/service.js';
+import { LexicalUseSchema } from './schemas.js';
+import { imageBytes, multipartToBody } from './image-input.js';
+import { ImageField, Text, withErrors } from './schemas.js';
+
+const Labels = Type.Array(Text, {
+  minItems: 1,
+  maxItems: TYPOGRAPHIC_LIMITS.maxLabels,
+  description: `The classes to classify among (zero-shot), 1 to ${TYPOGRAPHIC_LIMITS.maxLabels}`,
+});
+
+const Templates = Type.Array(
+  Type.String({ minLength: 2, maxLength: 500, description: 'A prompt template; {} stands for the label' }),
+  {
+    minItems: 1,
+    maxItems: TYPOGRAPHIC_LIMITS.maxTemplates,
+    description: `Prompt templates, averaged per label (the prompt ensemble); default ${JSON.stringify(DEFAULT_TEMPLATES)}`,
+  },
+);
+
+const Colour = Type.String({ minLength: 1, maxLength: 40, description: COLOUR_FORMS });
+
+const Fraction = (description: string) => Type.Number({ minimum: 0, maximum: 1, description });
+
+const AttackBody = Type.Object(
+  {
+    image: Type.Optional(ImageField),
+    images: Type.Optional(
+      Type.Array(ImageField, {
+        minItems: 1,
+        description: `Several images as base64 (at most ${TYPOGRAPHIC_LIMITS.maxImages} per request; more is a 413)`,
+      }),
+    ),
+    trueLabels: Type.Optional(
+      Type.Array(Text, {
+        description: 'The true label of each image, among labels: gives the clean accuracy',
+      }),
+    ),
+    text: Type.String({ minLength: 1, maxLength: 200, description: 'The text written on every image' }),
+    font: Type.Optional(
+      Type.Union(
+        FONT_NAMES.map((name) => Type.Literal(name)),
+        { default: 'sans', description: 'A DejaVu face' },
+      ),
+    ),
+    size: Type.Optional(
+      Type.Number({
+        minimum: PASTE_LIMITS.minSize,
+        maximum: PASTE_LIMITS.maxSize,
+        default: 0.25,
+        description: 'Font size as a fraction of the model’s input side S',
+      }),
+    ),
+    x: Type.Optional(Fraction('Centre of the text from the left, as a fraction of S (default 0.5)')),
+    y: Type.Optional(Fraction('Centre of the text from the top, as a fraction of S (default 0.5)')),
+    colour: Type.Optional({ ...Colour, description: `The ink (default black): ${COLOUR_FORMS}` }),
+    box: Type.Optional({
+      ...Colour,
+      description: `A background box behind the text, in this colour: ${COLOUR_FORMS}`,
+    }),
+    padding: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 2,
+        description: 'The box’s margin as a fraction of the font size (default 0.2)',
+      }),
+    ),
+    labels: Labels,
+    templates: Type.Optional(Templates),
+    target: Type.Optional({
+      ...Text,
+      description: 'The class the text attacks, among labels; default: the text itself when it is a label',
+    }),
+    ablate: Type.Optional(
+      Type.Union(
+        [
+          Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1, maxItems: TYPOGRAPHIC_LIMITS.maxEdits }),
+          Type.Literal('lexical'),
+        ],
+        {
+          description:
+            'The defence: neurons zeroed at the neuron layer (all positions) before the head — neuron ids, or "lexical" (the service’s lexical set)',
+        },
+      ),
+    ),
+    explain: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: TYPOGRAPHIC_LIMITS.maxExplainNeurons,
+        default: 5,
+        description:
+          'Neurons per image whose contribution to the winning logit changed most (0: no explanation)',
+      }),
+    ),
+    returnImages: Type.Optional(
+      Type.Boolean({ default: false, description: 'Return each attacked S × S input as a base64 PNG' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const Nullable = (description: string) => Type.Union([Type.Number(), Type.Null()], { description });
+
+const ProportionSchema = Type.Object({
+  successes: Type.Integer(),
+  n: Type.Integer(),
+  rate: Nullable('successes / n (null when n = 0)'),
+  low: Nullable('Wilson 95% interval, lower end'),
+  high: Nullable('Wilson 95% interval, upper end'),
+});
+
+const PredictionSchema = Type.Object({
+  probabilities: Type.Array(Type.Number(), {
+    description: 'Zero-shot probabilities, in the order of labels',
+  }),
+  predicted: Type.String(),
+});
+
+const MeasurementFields = {
+  attack: { ...ProportionSchema, description: 'Attacked successfully among the eligible images' },
+  ineligible: Type.Integer({
+    description: 'Images whose clean prediction (or true label) already was the target',
+  }),
+  cleanAccuracy: Type.Optional({ ...ProportionSchema, description: 'Clean predictions equal to trueLabels' }),
+  attackedAccuracy: Type.Optional({
+    ...ProportionSchema,
+    description: 'Attacked predictions equal to trueLabels',
+  }),
+};
+
+const AttackResponse = Type.Object({
+  text: Type.String(),
+  target: Type.String(),
+  labels: Type.Array(Type.String()),
+  templates: Type.Array(Type.String()),
+  images: Type.Array(
+    Type.Object({
+      changedShare: Type.Number({ description: 'Share of the S × S input’s pixels the text changed' }),
+      trueLabel: Type.Optional(Type.String()),
+      before: PredictionSchema,
+      after: PredictionSchema,
+      eligible: Type.Boolean({
+        description: 'The clean prediction (and the true label, when given) is not the target',
+      }),
+      success: Type.Boolean({ description: 'Eligible, and the attacked image is predicted as the target' }),
+      explanation: Type.Optional(
+        Type.Object({
+          label: Type.String({ description: 'The class explained: the attacked image’s prediction' }),
+          logitBefore: Type.Number(),
+          logitAfter: Type.Number(),
+          bilinearChange: Type.Number({
+            description: 'Σ of every neuron’s change: the bilinear part of the logit’s change',
+          }),
+          lexicalShare: Nullable('Σ change over lexical neurons / Σ change over all'),
+          lexicalShareOfAbsolute: Nullable('Σ |change| over lexical neurons / Σ |change| over all'),
+          neurons: Type.Array(
+            Type.Object({
+              neuron: Type.Integer(),
+              label: Type.Optional(Type.String()),
+              before: Type.Number({ description: 'x_i·a_i on the clean image, in logit units' }),
+              after: Type.Number({ description: 'x_i·a_i on the attacked image, in logit units' }),
+              change: Type.Number(),
+              lexical: Type.Boolean(),
+            }),
+          ),
+        }),
+      ),
+      defended: Type.Optional(
+        Type.Object({
+          before: PredictionSchema,
+          after: PredictionSchema,
+          eligible: Type.Boolean(),
+          success: Type.Boolean(),
+        }),
+      ),
+      attackedPng: Type.Optional(Type.String({ description: 'The attacked input, PNG, base64' })),
+    }),
+  ),
+  summary: Type.Object({
+    ...MeasurementFields,
+    meanChangedShare: Type.Number(),
+  }),
+  defence: Type.Optional(
+    Type.Object({
+      ...MeasurementFields,
+      ablated: Type.Integer({ description: 'Neurons zeroed' }),
+      lexical: Type.Optional(LexicalUseSchema),
+    }),
+  ),
+  lexical: Type.Optional({ ...LexicalUseSchema, description: 'The lexical set the explanation used' }),
+});
+
+const InkSchema = Type.Union([
+  Type.String({
+    minLength: 1,
+    maxLength: 40,
+    description: `A colour name (${Object.keys(NAMED_COLOURS).join(', ')})`,
+  }),
+  Type.Object(
+    {
+      label: Type.String({ minLength: 1, maxLength: 100, description: 'The ink’s name as a label' }),
+      colour: Colour,
+    },
+    { additionalProperties: false },
+  ),
+]);
+
+const StroopBody = Type.Object(
+  {
+    words: Type.Array(Type.String({ minLength: 1, maxLength: 100 }), {
+      minItems: 1,
+      maxItems: TYPOGRAPHIC_LIMITS.maxStroopPairs,
+      description: 'Colour words, each drawn in every ink',
+    }),
+    inks: Type.Array(InkSchema, {
+      minItems: 1,
+      maxItems: TYPOGRAPHIC_LIMITS.maxStroopPairs,
+      description: `Inks: a colour name, or {label, colour} with colour ${COLOUR_FORMS}; words × inks ≤ ${TYPOGRAPHIC_LIMITS.maxStroopPairs}`,
+    }),
+    labels: Type.Optional({
+      ...Labels,
+      description: 'Labels to classify among; default: the words and the inks’ labels',
+    }),
+    templates: Type.Optional(Templates),
+  },
+  { additionalProperties: false },
+);
+
+const StroopResponse = Type.Object({
+  labels: Type.Array(Type.String()),
+  templates: Type.Array(Type.String()),
+  pairs: Type.Array(
+    Type.Object({
+      word: Type.String(),
+      ink: Type.String({ description: 'The ink’s label' }),
+      colour: Type.String({ description: 'The ink as #rrggbb' }),
+      congruent: Type.Boolean({ description: 'The word names its own ink' }),
+      probabilities: Type.Array(Type.Number()),
+      predicted: Type.String(),
+      reads: Type.Union(
+        [Type.Literal('word'), Type.Literal('ink'), Type.Literal('both'), Type.Literal('other')],
+        {
+          description:
+            'word: the prediction is the word; ink: the ink; both: a congruent pair predicted right; other',
+        },
+      ),
+    }),
+  ),
+  summary: Type.Object({
+    incongruent: Type.Integer(),
+    readsWord: { ...ProportionSchema, description: 'Incongruent pairs predicted as the word' },
+    seesInk: { ...ProportionSchema, description: 'Incongruent pairs predicted as the ink' },
+    congruentCorrect: ProportionSchema,
+  }),
+});
+
+type AttackBodyType = Static<typeof AttackBody>;
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  const label = (neuron: number) => app.attribution.catalogue.label(neuron);
+
+  app.post(
+    '/v1/typographic/attack',
+    {
+      bodyLimit: MAX_BODY_BYTES,
+      preValidation: multipartToBody,
+      schema: {
+        tags: ['typographic'],
+        operationId: 'typographicAttack',
+        summary: 'Write a text on images and classify them before and after; explain it; defend by ablation',
+        description:
+          'The text is written on the model’s S × S input (after the resize and centre crop). An image is eligible when its clean prediction (and its true label, when given) is not the target; the attack succeeds on it when the attacked prediction is the target. The summary gives the success rate among eligible images with a Wilson 95% interval, and the clean accuracy when trueLabels are given. With ablate, the same measurement with those neurons zeroed at the neuron layer (defence). The explanation lists the neurons whose contribution x_i·a_i to the attacked image’s winning logit changed most, and the share of the change carried by lexical neurons.',
+        body: AttackBody,
+        response: withErrors({ 200: AttackResponse }, [400, 409, 413, 415]),
+      },
+    },
+    async (request) => {
+      const body: AttackBodyType = request.body;
+      if (body.image !== undefined && body.images !== undefined) {
+        throw badRequest('send image (one) or images (several), not both');
+      }
+      const fields = body.images ?? (body.image !== undefined ? [body.image] : []);
+      if (fields.length === 0) throw badRequest('send the image (image, or images for several)');
+      checkImageCount(fields.length); // before decoding anything
+      const result = await app.typographic.attack({
+        images: fields.map((field) => imageBytes(request, field)),
+        trueLabels: body.trueLabels,
+        labels: body.labels,
+        templates: body.templates ?? DEFAULT_TEMPLATES,
+        paste: {
+          text: body.text,
+          font: body.font,
+          size: body.size,
+          x: body.x,
+          y: body.y,
+          colour: parseColour(body.colour ?? 'black', 'colour'),
+          box: body.box !== undefined ? parseColour(body.box, 'box') : undefined,
+          padding: body.padding,
+        },
+        target: body.target,
+        ablate: body.ablate,
+        explain: body.explain ?? 5,
+        returnImages: body.returnImages ?? false,
+      });
+      return {
+        ...result,
+        images: result.images.map((row) =>
+          row.explanation
+            ? {
+                ...row,
+                explanation: {
+                  ...row.explanation,
+                  neurons: row.explanation.neurons.map((n) => ({ ...n, label: label(n.neuron) })),
+                },
+              }
+            : row,
+        ),
+      };
+    },
+  );
+
+  app.post(
+    '/v1/typographic/stroop',
+    {
+      schema: {
+        tags: ['typographic'],
+        operationId: 'typographicStroop',
+        summary: 'Stroop stimuli: does the model read the colour word or see its ink?',
+        description:
+          'Each word is drawn in each ink by the rasteriser (GET /v1/raster?text=…&ink=…) and classified among the labels (zero-shot, prompt ensemble). A pair reads the word when the prediction is the word, sees the ink when it is the ink’s label.',
+        body: StroopBody,
+        response: withErrors({ 200: StroopResponse }, [400, 413, 415]),
+      },
+    },
+    async (request) => {
+      const { words, templates = DEFAULT_TEMPLATES } = request.body;
+      const inks: StroopInk[] = request.body.inks.map((ink, i) => {
+        if (typeof ink === 'string') {
+          const colour = NAMED_COLOURS[ink.trim().toLowerCase()];
+          if (!colour) {
+            throw badRequest(
+              `inks[${i}] "${ink.slice(0, 40)}" is not a colour name (${Object.keys(NAMED_COLOURS).join(', ')}); give {label, colour} for another colour, with ${COLOUR_FORMS}`,
+            );
+          }
+          return { label: ink.trim().toLowerCase(), colour };
+        }
+        return { label: ink.label, colour: parseColour(ink.colour, `inks[${i}].colour`) };
+      });
+      const labels = request.body.labels ?? [...new Set([...words, ...inks.map((ink) => ink.label)])];
+      return app.typographic.stroop({ words, inks, labels, templates });
+    },
+  );
+};
+
+export default routes;
