@@ -185,3 +185,140 @@ export function scatter(
   }
   return chart;
 }
+
+/**
+ * A histogram: one bar per bin (`edges` has one more entry than `counts`), heights proportional to
+ * the counts. Each bar carries `data-count` and a tooltip; the axis is drawn below in HTML (text in
+ * a stretched SVG would stretch with it). `marker` draws a vertical line at that value.
+ */
+export function histogram(
+  edges: readonly number[],
+  counts: readonly number[],
+  options: { label: string; marker?: number; markerLabel?: string },
+): HTMLElement {
+  const width = 600;
+  const height = 140;
+  const low = edges[0] ?? 0;
+  const high = edges[edges.length - 1] ?? 1;
+  const span = high - low || 1;
+  const x = (value: number) => ((value - low) / span) * width;
+  const most = Math.max(1, ...counts);
+  const chart = svg('svg', {
+    class: 'histogram',
+    viewBox: `0 0 ${width} ${height}`,
+    preserveAspectRatio: 'none',
+    role: 'img',
+    'aria-label': options.label,
+  });
+  counts.forEach((count, i) => {
+    const left = x(edges[i]);
+    const right = x(edges[i + 1]);
+    const tall = count === 0 ? 0 : Math.max(1.5, (count / most) * (height - 4));
+    chart.append(
+      svg(
+        'rect',
+        {
+          x: (left + 0.5).toFixed(2),
+          width: Math.max(0.5, right - left - 1).toFixed(2),
+          y: (height - tall).toFixed(2),
+          height: tall.toFixed(2),
+          'data-count': count,
+          'data-from': edges[i],
+          'data-to': edges[i + 1],
+        },
+        svg('title', null, `${fmt(edges[i])} to ${fmt(edges[i + 1])}: ${count} images`),
+      ),
+    );
+  });
+  if (options.marker !== undefined && options.marker > low && options.marker < high) {
+    const at = x(options.marker).toFixed(2);
+    chart.append(
+      svg('line', {
+        class: 'marker',
+        x1: at,
+        x2: at,
+        y1: 0,
+        y2: height,
+        'vector-effect': 'non-scaling-stroke',
+      }),
+    );
+  }
+  const axis = h(
+    'div',
+    { class: 'axis', 'aria-hidden': 'true' },
+    h('span', null, fmt(low)),
+    options.markerLabel ? h('span', { class: 'marker-label' }, options.markerLabel) : null,
+    h('span', null, fmt(high)),
+  );
+  return h('figure', { class: 'histogram-figure' }, chart, axis);
+}
+
+export interface Bucket {
+  from: number;
+  to: number;
+  count: number;
+  shares: readonly { category: string; share: number }[];
+}
+
+/**
+ * The article's conditional-probability plot: one column per activation bucket (lowest first), each
+ * stacked by the share of each category among the bucket's images. The `shown` categories get
+ * colours; the others are pooled as "other". Each column is an image with its shares in words.
+ */
+export function shareColumns(
+  buckets: readonly Bucket[],
+  shown: readonly string[],
+  colours: Map<string, string>,
+): HTMLElement {
+  const OTHER = '#c9ced6';
+  const columns = h('ol', { class: 'share-columns' });
+  for (const bucket of buckets) {
+    const parts: { name: string; share: number; colour: string }[] = [];
+    let other = 0;
+    for (const { category, share } of bucket.shares) {
+      if (share <= 0) continue;
+      if (shown.includes(category))
+        parts.push({ name: category, share, colour: colours.get(category) ?? OTHER });
+      else other += share;
+    }
+    parts.sort((a, b) => shown.indexOf(a.name) - shown.indexOf(b.name));
+    if (other > 1e-9) parts.push({ name: 'other', share: other, colour: OTHER });
+    const words = parts.map((part) => `${part.name} ${Math.round(100 * part.share)}%`).join(', ');
+    const range = `${fmt(bucket.from)} to ${fmt(bucket.to)}`;
+    const stack = h('div', {
+      class: 'stack',
+      role: 'img',
+      'aria-label': `activation ${range}, ${bucket.count} images${bucket.count ? `: ${words}` : ''}`,
+    });
+    for (const part of parts) {
+      const segment = h('span', {
+        class: 'segment',
+        title: `${part.name}: ${Math.round(100 * part.share)}% of ${bucket.count} images`,
+        'data-category': part.name,
+        'data-share': part.share,
+      });
+      segment.style.height = `${100 * part.share}%`;
+      segment.style.background = part.colour;
+      stack.append(segment);
+    }
+    columns.append(
+      h(
+        'li',
+        { 'data-count': bucket.count },
+        stack,
+        h('span', { class: 'range' }, range),
+        h('small', null, `${bucket.count} img`),
+      ),
+    );
+  }
+  const legend = h('ul', { class: 'legend' });
+  for (const name of shown) {
+    const swatch = h('span', { class: 'swatch' });
+    swatch.style.background = colours.get(name) ?? OTHER;
+    legend.append(h('li', null, swatch, name));
+  }
+  const swatch = h('span', { class: 'swatch' });
+  swatch.style.background = OTHER;
+  legend.append(h('li', null, swatch, 'other'));
+  return h('div', { class: 'shares' }, columns, legend);
+}

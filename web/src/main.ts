@@ -1,6 +1,6 @@
 /**
  * The explorer: a header, an error banner and one view at a time, chosen by the URL's hash
- * (#/prompt, #/neuron/12, #/words, #/emotions, #/image).
+ * (#/prompt, #/neuron/12, #/words, #/emotions, #/image, #/collections).
  */
 import './style.css';
 import { api, apiKey, call, setApiKey } from './api';
@@ -11,6 +11,7 @@ import { neuronView } from './views/neuron';
 import { wordsView } from './views/words';
 import { emotionsView } from './views/emotions';
 import { imageView } from './views/image';
+import { collectionsView } from './views/collections';
 
 const views: Record<string, View> = {
   prompt: promptView,
@@ -18,6 +19,7 @@ const views: Record<string, View> = {
   words: wordsView,
   emotions: emotionsView,
   image: imageView,
+  collections: collectionsView,
 };
 
 let cleanup: (() => void) | void = undefined;

@@ -1,5 +1,7 @@
 /**
- * Image: an uploaded image and a text → each neuron's contribution x_i·a_i to their zero-shot logit,
+ * Image (#/image, or #/image/{collection}/{imageId}[/{neuron}] for an image of a collection): the
+ * neuron map over the image, a chosen neuron's heatmap laid over it (image-map.ts); and for an
+ * uploaded image and a text → each neuron's contribution x_i·a_i to their zero-shot logit,
  * in logit units, and the terms that make up the exact logit (POST /v1/attribution/image): the
  * bilinear part before and after normalisation, the head's bias and positional terms, the rest;
  * zero-shot labels (POST /v1/classify). The image travels as base64 in JSON, as the API contract
@@ -8,6 +10,8 @@
 import { api, call } from '../api';
 import { neuronBars, scaleOf, scoreBars } from '../charts';
 import { action, field, fill, fmt, h } from '../dom';
+import { Pictures } from '../pictures';
+import { drawCollectionImage } from './image-map';
 import type { View } from './view';
 
 function readAsDataUrl(file: File): Promise<string> {
@@ -20,7 +24,8 @@ function readAsDataUrl(file: File): Promise<string> {
   });
 }
 
-export const imageView: View = (root) => {
+export const imageView: View = (root, argument) => {
+  const pictures = new Pictures();
   const file = h('input', { name: 'image', type: 'file', accept: 'image/*' });
   const text = h('input', { name: 'text', type: 'text', value: 'a red circle', autocomplete: 'off' });
   const labels = h('input', {
@@ -133,8 +138,17 @@ export const imageView: View = (root) => {
     });
   });
 
+  const [collection, imageId, neuron] = (argument ?? '').split('/');
+  const mapped = h('section', { class: 'card', id: 'collection-image', hidden: true });
+  if (collection && /^\d+$/.test(imageId ?? '')) {
+    mapped.hidden = false;
+    const chosen = /^\d+$/.test(neuron ?? '') ? Number(neuron) : undefined;
+    void action(mapped, () => drawCollectionImage(mapped, collection, Number(imageId), chosen, pictures));
+  }
+
   root.append(
     h('h2', null, 'Image'),
+    mapped,
     h(
       'p',
       { class: 'lead' },
@@ -144,6 +158,7 @@ export const imageView: View = (root) => {
     out,
   );
   return () => {
+    pictures.dispose();
     if (previewUrl) URL.revokeObjectURL(previewUrl);
   };
 };

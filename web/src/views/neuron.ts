@@ -1,5 +1,7 @@
 /**
- * Neuron: its catalogue label (GET /v1/neurons/{id}), the words that excite it most and least with
+ * Neuron (#/neuron/{id} or #/neuron/{id}/{collection}): its catalogue label (GET /v1/neurons/{id});
+ * first its pictures in a collection (neuron-images.ts: top images with their heatmaps, examples of
+ * each quantile band, histogram, category bars); then the words that excite it most and least with
  * the images the model reads them from (GET /v1/neurons/{id}/top-words, GET /v1/raster), a search
  * for its maximal text followed live over Server-Sent Events (POST /v1/search/max-text,
  * GET /v1/jobs/{id}/events), and the intervention check (POST /v1/attribution/verify).
@@ -7,6 +9,8 @@
 import { api, apiKey, call, jobEventsUrl, type Job, type JobProgress } from '../api';
 import { line, scoreBars } from '../charts';
 import { action, clearError, field, fill, fmt, h, showError } from '../dom';
+import { Pictures } from '../pictures';
+import { showNeuronPictures } from './neuron-images';
 import type { View } from './view';
 
 type Progress = JobProgress & { id: string; state: Job['state'] };
@@ -16,8 +20,10 @@ type Ending = (typeof ENDINGS)[number];
 const isEnding = (state: Job['state']): state is Ending => (ENDINGS as readonly string[]).includes(state);
 
 export const neuronView: View = (root, argument) => {
-  const id = argument !== undefined && /^\d+$/.test(argument) ? Number(argument) : undefined;
+  const [first, collection] = (argument ?? '').split('/');
+  const id = /^\d+$/.test(first) ? Number(first) : undefined;
   const urls: string[] = [];
+  const pictures = new Pictures();
   let stopSearch: (() => void) | undefined;
 
   const input = h('input', { name: 'neuron', type: 'number', min: 0, value: id ?? 0, inputmode: 'numeric' });
@@ -38,10 +44,12 @@ export const neuronView: View = (root, argument) => {
   }
 
   const about = h('section', { class: 'card', id: 'neuron-about' });
+  const images = h('section', { class: 'card', id: 'neuron-images' });
+  const distribution = h('section', { class: 'card', id: 'neuron-distribution', hidden: true });
   const words = h('section', { class: 'card', id: 'neuron-words' });
   const search = h('section', { class: 'card', id: 'search' });
   const verify = h('section', { class: 'card', id: 'verify' });
-  root.append(about, h('div', { class: 'compare' }, words, verify), search);
+  root.append(about, images, distribution, h('div', { class: 'compare' }, words, verify), search);
 
   void action(about, async () => {
     const neuron = await call(api.GET('/v1/neurons/{id}', { params: { path: { id: String(id) } } }));
@@ -58,11 +66,13 @@ export const neuronView: View = (root, argument) => {
     );
     drawSearch(search, id, (stop) => (stopSearch = stop));
     drawVerify(verify, id, neuron.label ?? '');
+    void action(images, () => showNeuronPictures(images, distribution, id, collection, pictures));
     await showWords(words, id, urls);
   });
 
   return () => {
     stopSearch?.();
+    pictures.dispose();
     for (const url of urls) URL.revokeObjectURL(url);
   };
 };
