@@ -10,6 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import fastJsonStringify from 'fast-json-stringify';
 import { buildTestApp } from './helpers/app.js';
 import { TOYWORLD_DIR } from './helpers/toyworld.js';
 import { negotiate, npyHeader } from '../src/routes/binary-vectors.js';
@@ -148,6 +149,16 @@ t.test('every vector route: numpy reads the binary forms, equal bit for bit to t
     t.match(json.headers['content-type'], /^application\/json/, `${item.name}: JSON stays the default`);
     t.equal(json.headers.vary, 'Accept', `${item.name}: JSON answers vary on Accept`);
     t.notOk(json.headers['x-shape'], `${item.name}: no X-Shape on JSON`);
+    // The JSON text is what the schema's own serialiser (fast-json-stringify) would have written.
+    const document = app.swagger() as unknown as {
+      paths: Record<
+        string,
+        { post: { responses: { 200: { content: Record<string, { schema: object }> } } } }
+      >;
+    };
+    const documented = document.paths[item.url.split('?')[0]!]!.post.responses[200].content[JSON_TYPE]!;
+    const schemaSerialiser = fastJsonStringify(documented.schema);
+    t.equal(json.body, schemaSerialiser(json.json()), `${item.name}: the schema serialiser's text`);
     const jsonRows = item.rows(json.json());
     t.same(
       [jsonRows.length, jsonRows[0]!.length],
