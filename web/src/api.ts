@@ -8,7 +8,9 @@ import type { paths } from './openapi';
 
 export type { paths };
 
-export const api = createClient<paths>({ baseUrl: window.location.origin });
+// JSON only: the vector routes also answer binary forms (application/x-npy, application/octet-stream)
+// when asked with Accept; the page never asks, and data is typed as the JSON answer.
+export const api = createClient<paths, 'application/json'>({ baseUrl: window.location.origin });
 
 const KEY_STORAGE = 'multimodal-neurons:api-key';
 /** The key when session storage is refused (private modes): it lasts until the page is left. */
