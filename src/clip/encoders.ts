@@ -6,7 +6,7 @@
 import type { BinaryCache } from '../cache/index.js';
 import { cacheKey } from '../cache/index.js';
 import type { ClipModel, ImageEncoding, TextAttribution } from './clip-model.js';
-import { preprocessImage } from './image.js';
+import { decodeImage, pixelValuesOf, type RgbImage } from './image.js';
 import { Semaphore } from './semaphore.js';
 
 export interface ImageDecoding {
@@ -66,11 +66,20 @@ export class Encoders {
     return cacheKey(this.model.sha256, 'text_embeds', ids.join(','));
   }
 
+  /**
+   * Runs `use` on the decoded image while it holds a turn of `decodes`: the one bound on images
+   * decoded at once (IMAGE_DECODE_CONCURRENCY) for every path that decodes for a request (the image
+   * routes here, the collections' heatmaps). The decoded pixels should not outlive `use`.
+   */
+  withDecoded<T>(bytes: Uint8Array, use: (image: RgbImage) => T | Promise<T>): Promise<T> {
+    return this.decodes.run(async () => use(await decodeImage(bytes, { maxPixels: this.maxPixels })));
+  }
+
   /** Decode, preprocess and encode one image (PNG, JPEG, WebP or GIF bytes). */
   async imageEncoding(bytes: Uint8Array): Promise<ImageEncoding> {
     const { manifest } = this.model.directory;
     const spec = { imageSize: manifest.image_size, mean: manifest.mean, std: manifest.std };
-    const pixels = await this.decodes.run(() => preprocessImage(bytes, spec, { maxPixels: this.maxPixels }));
+    const pixels = await this.withDecoded(bytes, (image) => pixelValuesOf(image, spec));
     const [encoding] = await this.model.encodeImages([pixels]);
     return encoding;
   }

@@ -26,14 +26,15 @@ export class CollectionReader {
     readonly manifest: CollectionManifest,
   ) {}
 
-  private path(name: string): string {
+  /** The path of one of the collection's files. */
+  file(name: string): string {
     return this.store.file(this.manifest.id, name);
   }
 
   /** Opens one of the collection's files; 404 when the collection was deleted meanwhile. */
   private async openFile(name: string): Promise<FileHandle> {
     try {
-      return await open(this.path(name), 'r');
+      return await open(this.file(name), 'r');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
         throw notFound(`collection "${this.manifest.id}" not found (deleted while it was read)`);

@@ -9,11 +9,13 @@
  * start (resumeAll), where it stopped.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { PreprocessSpec } from '../clip/image.js';
+import { decodeImage, type PreprocessSpec } from '../clip/image.js';
+import { Semaphore } from '../clip/semaphore.js';
 import { badRequest, conflict, HttpError, notFound, payloadTooLarge } from '../errors.js';
 import { BuildAborted, buildCollection, type CollectionModel } from './builder.js';
-import { neuronHeatmap } from './heatmap.js';
+import { NeuronHeatmaps } from './heatmap.js';
 import { CollectionReader } from './reader.js';
+import { CollectionSearch, type SearchHit, type SearchQuery } from './retrieval.js';
 import type { CollectionSettings } from './settings.js';
 import { distribution, quantileBands, topK, type Distribution } from './stats.js';
 import {
@@ -79,9 +81,17 @@ export interface CategoryNeuron {
   d: number | null;
 }
 
+/** The query parts of a service (retrieval.ts, heatmap.ts); made from the settings when not given. */
+export interface QueryParts {
+  search?: CollectionSearch;
+  heatmaps?: NeuronHeatmaps;
+}
+
 export class CollectionService {
   private readonly running = new Map<string, Running>();
   private closing = false;
+  readonly search: CollectionSearch;
+  readonly heatmaps: NeuronHeatmaps;
 
   constructor(
     readonly store: CollectionStore,
@@ -90,7 +100,17 @@ export class CollectionService {
     private readonly maxPixels: number,
     readonly settings: CollectionSettings,
     private readonly log: Logger,
-  ) {}
+    parts: QueryParts = {},
+  ) {
+    this.search = parts.search ?? new CollectionSearch({ memoryBytes: settings.searchBytes });
+    // Without the app's decode bound (the CLI, benchmarks): one of its own.
+    const decodes = new Semaphore(2);
+    this.heatmaps =
+      parts.heatmaps ??
+      new NeuronHeatmaps(model, spec, (bytes, use) =>
+        decodes.run(async () => use(await decodeImage(bytes, { maxPixels }))),
+      );
+  }
 
   async create(name: string, owner: string): Promise<CollectionManifest> {
     const id = collectionIdOf(name);
@@ -337,6 +357,7 @@ export class CollectionService {
     const all = [...this.running.values()];
     for (const running of all) running.controller.abort('shutdown');
     await Promise.all(all.map((running) => running.done));
+    await this.search.close();
   }
 
   /** Waits for the build of a collection running in this process, if any (tests, the CLI). */
@@ -371,8 +392,12 @@ export class CollectionService {
     return { reader, meta };
   }
 
-  /** The neuron's map over an indexed image, laid over it (heatmap.ts); `max` is the map's maximum. */
-  async heatmap(id: string, imageId: number, neuron: number): Promise<{ png: Buffer; max: number }> {
+  /** The neuron's map over an indexed image, laid over it (heatmap.ts, cached); `max` is the map's maximum. */
+  async heatmap(
+    id: string,
+    imageId: number,
+    neuron: number,
+  ): Promise<{ png: Buffer; max: number; cached: boolean }> {
     this.checkNeuron(neuron);
     const { meta } = await this.image(id, imageId);
     let bytes: Buffer;
@@ -381,7 +406,7 @@ export class CollectionService {
     } catch {
       throw notFound(`the original of image ${imageId} in collection "${id}" is gone`);
     }
-    return neuronHeatmap(this.model, this.spec, bytes, neuron, this.maxPixels);
+    return this.heatmaps.render(bytes, meta.sha256, neuron);
   }
 
   async topImages(
@@ -423,51 +448,19 @@ export class CollectionService {
     return { manifest: reader.manifest, top: top.map(ranked), quantiles };
   }
 
-  /**
-   * Images by cosine between their embeddings and a query embedding (a text's, from the caller),
-   * highest first; ties by the smaller id.
-   */
-  async searchByEmbedding(
+  /** The top `k` indexed images of a collection for a query (retrieval.ts). */
+  async retrieve(
     id: string,
-    query: Float32Array,
+    query: SearchQuery,
     k: number,
-  ): Promise<{ manifest: CollectionManifest; results: (RankedImage & { score: number })[] }> {
+  ): Promise<{ manifest: CollectionManifest; results: SearchHit[] }> {
     const reader = await this.indexed(id);
-    const { images, model } = reader.manifest;
-    const D = model.embedDim;
-    if (query.length !== D) throw new Error(`query has ${query.length} values; the embeddings have ${D}`);
-    let norm = 0;
-    for (const v of query) norm += v * v;
-    norm = Math.sqrt(norm);
-    const scores = new Float32Array(images);
-    await reader.scan(FILES.embeddings, (rows, start, count) => {
-      for (let r = 0; r < count; r++) {
-        let dot = 0;
-        let squares = 0;
-        for (let j = 0; j < D; j++) {
-          const e = rows[r * D + j];
-          dot += e * query[j];
-          squares += e * e;
-        }
-        const denominator = Math.sqrt(squares) * norm;
-        scores[start + r] = denominator > 0 ? dot / denominator : NaN;
-      }
-    });
-    const top = topK(scores, k);
-    const metas = await reader.metas(top);
-    const results = top.map((imageId, i) => {
-      const meta = metas[i] as ImageMeta;
-      const score = scores[imageId];
-      return {
-        imageId,
-        name: meta.name,
-        category: meta.category,
-        caption: meta.caption,
-        value: score,
-        score,
-      };
-    });
-    return { manifest: reader.manifest, results };
+    return { manifest: reader.manifest, results: await this.search.search(reader, query, k) };
+  }
+
+  /** Images by cosine between their embeddings and a query embedding (a text's), highest first. */
+  searchByEmbedding(id: string, embedding: Float32Array, k: number) {
+    return this.retrieve(id, { by: 'embedding', embedding }, k);
   }
 
   /**

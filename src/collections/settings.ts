@@ -10,6 +10,7 @@
  * | COLLECTION_UPLOAD_FILES | 256 | image files in one upload request |
  * | COLLECTION_UPLOAD_BYTES | 256 MiB | bytes of files in one upload request |
  * | COLLECTION_ARCHIVE_BYTES | 512 MiB | bytes an uploaded archive may expand to |
+ * | COLLECTION_SEARCH_BYTES | 512 MiB | image embeddings kept in memory for retrieval (0: read from disk per query) |
  */
 import {
   COLLECTION_ARCHIVE_BYTES,
@@ -31,6 +32,8 @@ export interface CollectionLimits {
 export interface CollectionSettings {
   batchSize: number;
   columnBlock: number;
+  /** Bytes of image embeddings the retrieval thread keeps in memory (retrieval.ts). */
+  searchBytes: number;
   limits: CollectionLimits;
 }
 
@@ -50,6 +53,7 @@ export function loadCollectionSettings(env: Env = process.env): CollectionSettin
   return {
     batchSize: readInteger(env, 'COLLECTION_BATCH', 16, 1, 1024),
     columnBlock: readInteger(env, 'COLLECTION_COLUMN_BLOCK', COLUMN_BLOCK, 1, 1_000_000),
+    searchBytes: readInteger(env, 'COLLECTION_SEARCH_BYTES', 512 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
     limits: {
       maxImages: readInteger(env, 'COLLECTION_MAX_IMAGES', COLLECTION_MAX_IMAGES, 1, 100_000_000),
       maxBytes: readInteger(env, 'COLLECTION_MAX_BYTES', COLLECTION_MAX_BYTES, 1, Number.MAX_SAFE_INTEGER),

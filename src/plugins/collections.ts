@@ -8,6 +8,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
+import { NeuronHeatmaps } from '../collections/heatmap.js';
+import { CollectionSearch } from '../collections/retrieval.js';
 import { CollectionService } from '../collections/service.js';
 import { loadCollectionSettings } from '../collections/settings.js';
 import { CollectionStore } from '../collections/store.js';
@@ -20,13 +22,25 @@ declare module 'fastify' {
 
 const collectionsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {
   const { manifest } = app.clip.directory;
+  const spec = { imageSize: manifest.image_size, mean: manifest.mean, std: manifest.std };
+  const settings = loadCollectionSettings();
   const service = new CollectionService(
     new CollectionStore(config.dataDir),
     app.clip,
-    { imageSize: manifest.image_size, mean: manifest.mean, std: manifest.std },
+    spec,
     config.maxImagePixels,
-    loadCollectionSettings(),
+    settings,
     app.log,
+    {
+      // Heatmaps decode under the image routes' one bound, and are cached in app.cache.
+      heatmaps: new NeuronHeatmaps(
+        app.clip,
+        spec,
+        (bytes, use) => app.encoders.withDecoded(bytes, use),
+        app.cache,
+      ),
+      search: new CollectionSearch({ memoryBytes: settings.searchBytes, thread: config.inferenceThread }),
+    },
   );
   app.decorate('collections', service);
   app.addHook('onReady', async () => {
@@ -37,4 +51,4 @@ const collectionsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { 
   app.addHook('preClose', async () => service.stop());
 };
 
-export default fp(collectionsPlugin, { name: 'collections', dependencies: ['model', 'jobs'] });
+export default fp(collectionsPlugin, { name: 'collections', dependencies: ['model', 'cache', 'jobs'] });

@@ -5,13 +5,16 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyRequest } from 'fastify';
+import { createHash } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { badRequest, payloadTooLarge, unsupportedMediaType } from '../errors.js';
-import { MAX_IMAGE_BYTES } from '../limits.js';
+import { MAX_BODY_BYTES, MAX_IMAGE_BYTES } from '../limits.js';
 import { readArchive } from '../collections/archive.js';
+import type { SearchQuery } from '../collections/retrieval.js';
 import type { Upload } from '../collections/service.js';
 import { COLLECTION_ID_PATTERN, type CollectionManifest, type ImageMeta } from '../collections/store.js';
-import { NeuronIdParams, withErrors } from './schemas.js';
+import { imageBytes, multipartToBody } from './image-input.js';
+import { ImageField, NeuronIdParams, withErrors } from './schemas.js';
 import { withAllowed } from './validation.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
@@ -239,21 +242,101 @@ const DistributionResponse = Type.Object({
   ),
 });
 
+const SearchK = Type.Integer({ minimum: 1, maximum: 200, default: 12, description: 'Images returned' });
+const SearchText = Type.String({
+  minLength: 1,
+  maxLength: 2000,
+  pattern: '\\S',
+  description: 'Images for a text: cosine of the CLIP image and text embeddings',
+});
+const SEARCH_MODES_GET = 'text, neuron or image (an image id of the collection)';
+const SEARCH_MODES_POST =
+  'text, image (a file or base64), imageId, neuron, direction (C numbers over the neurons) or embedding (D numbers)';
 const SearchQuery = Type.Object(
   {
-    text: Type.String({
-      minLength: 1,
-      maxLength: 2000,
-      pattern: '\\S',
-      description: 'The text to retrieve images for',
-    }),
-    k: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 12, description: 'Images returned' })),
+    text: Type.Optional(SearchText),
+    neuron: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description: 'Images by this neuron’s activation (the spatial mean, or with by=max its maximum)',
+      }),
+    ),
+    image: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description:
+          'Images like this image of the collection (its id): cosine of the stored image embeddings (the image itself first)',
+      }),
+    ),
+    by: Type.Optional(By),
+    k: Type.Optional(SearchK),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    description: `Exactly one of ${SEARCH_MODES_GET}`,
+  },
+);
+const SearchBody = Type.Object(
+  {
+    text: Type.Optional(SearchText),
+    image: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'Images like this image: PNG, JPEG, WebP or GIF bytes, base64 (or the multipart file field "image"); cosine of the image embeddings',
+      }),
+    ),
+    imageId: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'Images like this image of the collection (its id)' }),
+    ),
+    neuron: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'Images by this neuron’s activation (by: mean or max)' }),
+    ),
+    by: Type.Optional(By),
+    direction: Type.Optional(
+      Type.Array(Type.Number(), {
+        minItems: 1,
+        maxItems: 65536,
+        description:
+          'A direction over the C neurons (an emotion’s composition, W·t, …), scored against each image’s neuron means (the spatial means): see score',
+      }),
+    ),
+    embedding: Type.Optional(
+      Type.Array(Type.Number(), {
+        minItems: 1,
+        maxItems: 65536,
+        description: 'A query in the D-dimensional embedding space: cosine with each image embedding',
+      }),
+    ),
+    score: Type.Optional(
+      Type.Union([Type.Literal('dot'), Type.Literal('cosine')], {
+        default: 'dot',
+        description:
+          'For a direction: "dot" (default), Σ_c direction_c · mean_c, the direction’s raw contribution; "cosine", that over both norms',
+      }),
+    ),
+    k: Type.Optional(SearchK),
+  },
+  { additionalProperties: false, description: `Exactly one of ${SEARCH_MODES_POST}` },
+);
+const SearchMode = Type.Union(
+  ['text', 'image', 'neuron', 'direction', 'embedding'].map((mode) => Type.Literal(mode)),
+  { description: 'What the images were ranked by' },
+);
+const SearchMeasure = Type.Union(
+  ['cosine', 'dot', 'mean', 'max'].map((measure) => Type.Literal(measure)),
+  {
+    description:
+      'What a score is: "cosine" of embeddings (text, image, embedding) or of a direction and the means; "dot", a direction’s dot product with the means; "mean" or "max", the neuron’s activation',
+  },
 );
 const SearchResponse = Type.Object({
   collection: Type.String(),
-  text: Type.String(),
+  mode: SearchMode,
+  measure: SearchMeasure,
+  text: Type.Optional(Type.String({ description: 'The text (mode text)' })),
+  imageId: Type.Optional(Type.Integer({ description: 'The collection’s image searched by (mode image)' })),
+  neuron: Type.Optional(Type.Integer({ description: 'The neuron (mode neuron)' })),
   images: Type.Integer({ description: 'Images searched (those indexed)' }),
   complete: Type.Boolean({ description: 'False while uploads are still being indexed' }),
   results: Type.Array(
@@ -262,9 +345,10 @@ const SearchResponse = Type.Object({
       name: Type.String(),
       category: Nullable(Type.String()),
       caption: Nullable(Type.String()),
-      score: Type.Number({ description: 'Cosine of the image and text embeddings' }),
+      score: Type.Number({ description: 'See measure' }),
       thumbnailUrl: Type.String(),
     }),
+    { description: 'Highest score first; ties by the smaller image id' },
   ),
 });
 
@@ -309,6 +393,15 @@ const uploadsOf = new WeakMap<FastifyRequest, Upload[]>();
 
 const thumbnailUrl = (collection: string, imageId: number) =>
   `/v1/collections/${collection}/images/${imageId}/thumbnail`;
+
+/** A heatmap PNG, with its maximum and whether the cache had it (hit) or it was computed (miss). */
+const sendHeatmap = (reply: FastifyReply, heatmap: { png: Buffer; max: number; cached: boolean }) =>
+  reply
+    .type('image/png')
+    .header('cache-control', 'public, max-age=86400')
+    .header('x-neuron-max', String(heatmap.max))
+    .header('x-heatmap-cache', heatmap.cached ? 'hit' : 'miss')
+    .send(heatmap.png);
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const { limits } = app.collections.settings;
@@ -596,49 +689,186 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { png, max } = await app.collections.heatmap(
+      const heatmap = await app.collections.heatmap(
         request.params.id,
         Number(request.params.imageId),
         Number(request.query.neuron),
       );
-      return reply
-        .type('image/png')
-        .header('cache-control', 'public, max-age=86400')
-        .header('x-neuron-max', String(max))
-        .send(png);
+      return sendHeatmap(reply, heatmap);
     },
   );
+
+  app.post(
+    '/v1/neurons/:id/heatmap',
+    {
+      bodyLimit: MAX_BODY_BYTES,
+      preValidation: multipartToBody,
+      schema: {
+        tags: ['neurons'],
+        summary:
+          'A neuron’s spatial map over an uploaded image (PNG: the model’s S × S crop, the map in red, scaled by its maximum)',
+        description:
+          'The image as base64 JSON ({"image": …}) or the multipart file field "image". The answer’s x-neuron-max header is the map’s maximum; x-heatmap-cache says whether it came from the cache (hit) or was computed (miss).',
+        params: NeuronIdParams,
+        body: Type.Object({ image: ImageField }, { additionalProperties: false }),
+        response: withErrors({ 200: BinaryImage }, [400, 413, 415]),
+      },
+    },
+    async (request, reply) => {
+      const bytes = imageBytes(request, request.body.image);
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      const heatmap = await app.collections.heatmaps.render(bytes, sha256, Number(request.params.id));
+      return sendHeatmap(reply, heatmap);
+    },
+  );
+
+  type SearchAnswer = Static<typeof SearchResponse>;
+  type Mode = Pick<SearchAnswer, 'mode' | 'measure' | 'text' | 'imageId' | 'neuron'>;
+
+  /** Runs one search and answers in the response's shape. */
+  const answerSearch = async (
+    collection: string,
+    mode: Mode,
+    query: SearchQuery,
+    k: number,
+  ): Promise<SearchAnswer> => {
+    const result = await app.collections.retrieve(collection, query, k);
+    const pending = await app.collections.pendingCount(result.manifest);
+    return {
+      collection,
+      ...mode,
+      images: result.manifest.images,
+      complete: pending === 0,
+      results: result.results.map((hit) => ({ ...hit, thumbnailUrl: thumbnailUrl(collection, hit.imageId) })),
+    };
+  };
+
+  /** The one mode of a search request, or a 400 naming the modes allowed. */
+  const oneMode = <T extends object>(given: T, modes: readonly (keyof T)[], allowed: string): keyof T => {
+    const present = modes.filter((mode) => given[mode] !== undefined);
+    if (present.length !== 1) {
+      throw badRequest(
+        present.length === 0
+          ? `give one of ${allowed}`
+          : `give only one of ${allowed} (got ${present.join(', ')})`,
+      );
+    }
+    if ('by' in given && given.by !== undefined && present[0] !== 'neuron') {
+      throw badRequest('by (mean or max) applies to a neuron search only');
+    }
+    return present[0];
+  };
 
   app.get(
     '/v1/collections/:id/search',
     {
       schema: {
         tags: ['collections'],
-        summary: 'Images of a collection by text: cosine of the CLIP image and text embeddings',
+        summary: 'Images of a collection by text, by a neuron, or like one of its images',
+        description:
+          'Exactly one of: text (cosine of the CLIP image and text embeddings), neuron (its activation: the spatial mean, or with by=max its maximum), image (an image id of the collection: cosine of the stored image embeddings). POST the same path for an uploaded image, a direction over the neurons, or an embedding.',
         params: CollectionParams,
         querystring: SearchQuery,
         response: withErrors({ 200: SearchResponse }, [400, 404, 409]),
       },
     },
     async (request) => {
-      const { text, k = 12 } = request.query;
-      const [embedding] = await app.encoders.textEmbeddings([text]);
-      const result = await app.collections.searchByEmbedding(request.params.id, embedding, k);
-      const pending = await app.collections.pendingCount(result.manifest);
-      return {
-        collection: request.params.id,
-        text,
-        images: result.manifest.images,
-        complete: pending === 0,
-        results: result.results.map(({ imageId, name, category, caption, score }) => ({
-          imageId,
-          name,
-          category,
-          caption,
-          score,
-          thumbnailUrl: thumbnailUrl(request.params.id, imageId),
-        })),
-      };
+      const { id } = request.params;
+      const { text, neuron, image, by = 'mean', k = 12 } = request.query;
+      const mode = oneMode(request.query, ['text', 'neuron', 'image'], SEARCH_MODES_GET);
+      if (mode === 'text' && text !== undefined) {
+        const [embedding] = await app.encoders.textEmbeddings([text]);
+        return answerSearch(id, { mode: 'text', measure: 'cosine', text }, { by: 'embedding', embedding }, k);
+      }
+      if (mode === 'neuron' && neuron !== undefined) {
+        return answerSearch(
+          id,
+          { mode: 'neuron', measure: by, neuron },
+          { by: 'neuron', neuron, activation: by },
+          k,
+        );
+      }
+      const imageId = image as number;
+      return answerSearch(id, { mode: 'image', measure: 'cosine', imageId }, { by: 'image', imageId }, k);
+    },
+  );
+
+  app.post(
+    '/v1/collections/:id/search',
+    {
+      bodyLimit: MAX_BODY_BYTES,
+      preValidation: multipartToBody,
+      schema: {
+        tags: ['collections'],
+        summary:
+          'Images of a collection like an uploaded image, along a direction over the neurons, or by any mode',
+        description:
+          'JSON (or multipart with the file field "image") with exactly one of: text, image (base64 bytes, or the multipart file): cosine of the image embeddings; imageId; neuron (by: mean or max); direction: C numbers over the neurons (an emotion’s composition, W·t), scored against each image’s neuron means by the dot product (score: "dot", default) or the cosine ("cosine"); embedding: D numbers, cosine with each image embedding.',
+        params: CollectionParams,
+        body: SearchBody,
+        response: withErrors({ 200: SearchResponse }, [400, 404, 409, 413, 415]),
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const body = request.body;
+      const k = body.k ?? 12;
+      const mode = oneMode(
+        body,
+        ['text', 'image', 'imageId', 'neuron', 'direction', 'embedding'],
+        SEARCH_MODES_POST,
+      );
+      if (body.score !== undefined && mode !== 'direction') {
+        throw badRequest('score (dot or cosine) applies to a direction search only');
+      }
+      switch (mode) {
+        case 'text': {
+          const text = body.text as string;
+          const [embedding] = await app.encoders.textEmbeddings([text]);
+          return answerSearch(
+            id,
+            { mode: 'text', measure: 'cosine', text },
+            { by: 'embedding', embedding },
+            k,
+          );
+        }
+        case 'image': {
+          // The collection is checked before the image is decoded and encoded.
+          await app.collections.get(id);
+          const { embedding } = await app.encoders.imageEncoding(imageBytes(request, body.image as string));
+          return answerSearch(id, { mode: 'image', measure: 'cosine' }, { by: 'embedding', embedding }, k);
+        }
+        case 'imageId': {
+          const imageId = body.imageId as number;
+          return answerSearch(id, { mode: 'image', measure: 'cosine', imageId }, { by: 'image', imageId }, k);
+        }
+        case 'neuron': {
+          const neuron = body.neuron as number;
+          const by = body.by ?? 'mean';
+          return answerSearch(
+            id,
+            { mode: 'neuron', measure: by, neuron },
+            { by: 'neuron', neuron, activation: by },
+            k,
+          );
+        }
+        case 'direction': {
+          const score = body.score ?? 'dot';
+          return answerSearch(
+            id,
+            { mode: 'direction', measure: score },
+            { by: 'direction', direction: Float32Array.from(body.direction as number[]), score },
+            k,
+          );
+        }
+        default:
+          return answerSearch(
+            id,
+            { mode: 'embedding', measure: 'cosine' },
+            { by: 'embedding', embedding: Float32Array.from(body.embedding as number[]) },
+            k,
+          );
+      }
     },
   );
 
