@@ -29,6 +29,10 @@ const externalPlugin: FastifyPluginAsync = async (app) => {
         { name: 'clip', description: 'Tokens, embeddings, zero-shot classification, word rasters' },
         { name: 'attribution', description: 'Text → neuron attribution, image contributions, interventions' },
         { name: 'neurons', description: 'The neuron catalogue' },
+        {
+          name: 'typographic',
+          description: 'Typographic attacks on images: before/after, explanation, defence; Stroop stimuli',
+        },
         { name: 'words', description: 'Image-based word embeddings: neighbours and arithmetic' },
         { name: 'search', description: 'Maximal-text search for a neuron or a direction' },
         { name: 'jobs', description: 'Search jobs: state, progress, events, cancellation' },

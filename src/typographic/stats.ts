@@ -30,7 +30,8 @@ export function wilson(successes: number, n: number, z = Z95): Proportion {
     successes,
     n,
     rate: p,
-    low: Math.max(0, (centre - spread) / denominator),
-    high: Math.min(1, (centre + spread) / denominator),
+    // Exactly 0 for no success and 1 for all (the formula's rounding gives 1 − 1e-16).
+    low: successes === 0 ? 0 : Math.max(0, (centre - spread) / denominator),
+    high: successes === n ? 1 : Math.min(1, (centre + spread) / denominator),
   };
 }
