@@ -198,6 +198,48 @@ export async function measureTask(
   };
 }
 
+/** tools/toyworld/world.py's COLOURS, as inks for the Stroop stimuli. */
+export const WORLD_INKS: Record<string, string> = {
+  red: '#d7191e',
+  orange: '#f5870f',
+  yellow: '#fadc19',
+  green: '#23a02d',
+  blue: '#194bd7',
+  purple: '#7d23a5',
+  pink: '#f57db9',
+  brown: '#7d4b23',
+};
+
+/** Every colour word in every world ink (POST /v1/typographic/stroop), among the 8 colours. */
+export async function measureStroop(app: AttackApp, task: Task) {
+  const response = await app.inject({
+    method: 'POST',
+    url: '/v1/typographic/stroop',
+    payload: {
+      words: task.classes,
+      inks: task.classes.map((label) => ({ label, colour: WORLD_INKS[label] })),
+      labels: task.classes,
+      templates: task.templates,
+    },
+  });
+  if (response.statusCode !== 200) throw new Error(`stroop: ${response.statusCode} ${response.body}`);
+  const { summary } = response.json() as {
+    summary: {
+      incongruent: number;
+      readsWord: { successes: number };
+      seesInk: { successes: number };
+      congruentCorrect: { successes: number; n: number };
+    };
+  };
+  return {
+    incongruent: summary.incongruent,
+    readsWord: summary.readsWord.successes,
+    seesInk: summary.seesInk.successes,
+    congruent: summary.congruentCorrect.n,
+    congruentCorrect: summary.congruentCorrect.successes,
+  };
+}
+
 /** The Wilson 95% interval (as src/typographic/stats.ts; recomputed here from the counts). */
 function wilson(k: number, n: number) {
   if (n === 0) return { rate: null, low: null, high: null };
@@ -235,6 +277,8 @@ async function main() {
       console.log(JSON.stringify(result));
       results.push(result);
     }
+    const stroop = await measureStroop(app, tasks[0]);
+    console.log(JSON.stringify({ stroop }));
     if (out) {
       const doc = {
         protocol:
@@ -244,6 +288,7 @@ async function main() {
         paste: PASTE,
         measured: new Date().toISOString().slice(0, 10),
         tasks: results,
+        stroop,
       };
       await writeFile(out, `${JSON.stringify(doc, null, 2)}\n`);
       console.log(`wrote ${out}`);

@@ -37,7 +37,10 @@ def draw_curve(log: dict, path: str) -> None:
         d.text((px(s) - 12, h - mb + 8), f"{int(s)}", font=f, fill=(0, 0, 0))
     d.line([(px(s), py(v)) for s, v in zip(steps, loss)], fill=(25, 75, 215), width=2)
     d.text(
-        (ml, 8), "toyworld CLIP: training loss (symmetric InfoNCE, mean of 50 steps)", font=f, fill=(0, 0, 0)
+        (ml, 8),
+        "toyworld CLIP: training loss (symmetric InfoNCE, mean of 50 steps)",
+        font=f,
+        fill=(0, 0, 0),
     )
     d.text((w // 2 - 20, h - 18), "step", font=f, fill=(0, 0, 0))
     img.save(path)
@@ -62,7 +65,9 @@ def training_levers(a: dict) -> list[str]:
         )
     penalties = []
     if a.get("sparsity"):
-        penalties.append(f"{a['sparsity']} × the L1/L2 ratio of the neurons' spatial mean (sparse codes)")
+        penalties.append(
+            f"{a['sparsity']} × the L1/L2 ratio of the neurons' spatial mean (sparse codes)"
+        )
     if a.get("steady_norm"):
         penalties.append(
             f"{a['steady_norm']} × the batch variance of log |spatial mean| (a picture's overall activation should not follow its area)"
@@ -76,16 +81,130 @@ def training_levers(a: dict) -> list[str]:
     return out
 
 
+ARTICLE_ATTACK_RATES = (
+    '"waste container"/"trash" 95.4% (7.59% of pixels changed), "iPod" 94.7% (6.80%), "pizza" 92.3%, '
+    '"rifle" 91.0%, "radio" 77.0%, "library" 75.9%, "great white shark"/"shark" 62.2%, '
+    '"Siamese cat"/"meow" 46.5%, "piggy bank"/"$$$" 36.4%'
+)
+ATTACK_START = "<!-- typographic-service: written by tools/toyworld/card.py from typographic.json -->"
+ATTACK_END = "<!-- /typographic-service -->"
+
+
+def attack_section(model_dir: str) -> list[str]:
+    """The card's section on attacks through the service, from MODEL_DIR/typographic.json (written by
+    `npx tsx scripts/toyworld-typographic.ts --out MODEL_DIR/typographic.json`); empty without it.
+    """
+    path = os.path.join(model_dir, "typographic.json")
+    if not os.path.exists(path):
+        return []
+    doc = json.load(open(path))
+    paste = doc["paste"]
+    tasks = {t["task"]: t for t in doc["tasks"]}
+    names = {
+        "colour": "colour word on a coloured shape (8 colours)",
+        "object": "shape word on a shape (8 shapes)",
+    }
+    first = doc["tasks"][0]
+
+    def ci(m: dict) -> str:
+        return f"{pct(m['rate'])} ({m['successes']}/{m['eligible']}) [{pct(m['low'])}, {pct(m['high'])}]"
+
+    lines = [
+        ATTACK_START,
+        "",
+        "Typographic attacks through the service (`POST /v1/typographic/attack`), measured by",
+        f"`npx tsx scripts/toyworld-typographic.ts --out models/toyworld/typographic.json` ({doc['measured']}): the",
+        f"article's automated protocol on the {first['images']} held-out shapes of seed {doc['seed']} (8 shapes × "
+        f"{doc['per']}, each in a random colour).",
+        "A wrong class's word is written on each image (every wrong class equally often) by the service's paste: "
+        f"DejaVu Sans at {paste['size']}·S, centred, {paste['colour']} on a {paste['box']} box "
+        f"(padding {paste['padding']} of the font size).",
+        "The images are classified zero-shot among the task's classes (the prompt ensemble of `heldout.py`'s templates).",
+        "An image not already predicted as the written class is attacked successfully when it then is (95% Wilson",
+        "intervals).",
+        f"The defence zeroes the service's lexical set ({first['ablated']} neurons: the word index's detector on",
+        "`words.txt`; the catalogue has no lexical family) at the neuron layer.",
+        "",
+        "| task | clean accuracy | attack success [95% CI] | pixels changed | attack, lexical set ablated | "
+        "clean accuracy, ablated | lexical share of the winning logit's \\|change\\| |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key in ("colour", "object"):
+        if key not in tasks:
+            continue
+        t = tasks[key]
+        a, d = t["attack"], t["defended"]
+        lines.append(
+            f"| {names[key]} | {pct(a['cleanAccuracy'])} | {ci(a)} | {pct(t['meanChangedShare'])} | {ci(d)} | "
+            f"{pct(d['cleanAccuracy'])} | {pct(t['meanLexicalShareOfAbsolute'])} |"
+        )
+    stroop = doc.get("stroop")
+    if stroop:
+        lines += [
+            "",
+            "Stroop (`POST /v1/typographic/stroop`): each of the 8 colour words drawn by the rasteriser in each world",
+            f"colour's ink: in {stroop['readsWord']} of {stroop['incongruent']} incongruent pairs the model reads the "
+            f"word, in {stroop['seesInk']} it sees the ink; {stroop['congruentCorrect']} of {stroop['congruent']} "
+            "congruent pairs are right.",
+        ]
+    lines += [
+        "",
+        "The article (Goh et al. 2021) published, for text pasted on 1,000 ImageNet validation images and a linear",
+        f"probe on RN50-x4 (74.2% clean accuracy): {ARTICLE_ATTACK_RATES}. The models differ (a 64 × 64 toy",
+        "ResNet trained on a synthetic world against OpenAI's RN50-x4), and so do the images, the classifier",
+        "(zero-shot here, a linear probe there) and the text's placement: the rates say that the toy model is",
+        "susceptible in the same way and that its lexical neurons carry the attack, not how the two compare.",
+        "`test/typographic.test.ts` asserts the defence's effect on 96 of these shapes (`--per 12`).",
+        "",
+        ATTACK_END,
+    ]
+    return lines
+
+
+def update_attack_section(model_dir: str) -> None:
+    """Rewrite only the attack section of an existing README.md (after the Typographic attack paragraph)."""
+    readme = os.path.join(model_dir, "README.md")
+    text = open(readme, encoding="utf-8").read()
+    section = "\n".join(attack_section(model_dir))
+    if ATTACK_START in text:
+        head, rest = text.split(ATTACK_START, 1)
+        tail = rest.split(ATTACK_END, 1)[1]
+        text = head + section + tail
+    else:
+        marker = "\nMultimodal directions:"
+        at = text.index(marker)
+        text = text[:at] + "\n" + section + "\n" + text[at:]
+    with open(readme, "w", encoding="utf-8") as f:
+        f.write(text)
+    print("updated the attack section of", readme)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model_dir")
-    ap.add_argument("--log", required=True)
-    ap.add_argument("--config", required=True)
-    ap.add_argument("--metrics", required=True)
+    ap.add_argument(
+        "--attack-section",
+        action="store_true",
+        help="only rewrite the README's section on attacks through the service (from typographic.json)",
+    )
+    ap.add_argument("--log")
+    ap.add_argument("--config")
+    ap.add_argument("--metrics")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--reproduce-seconds", type=float, default=None)
-    ap.add_argument("--note", default="", help="a sentence on the run's conditions, after its figures")
+    ap.add_argument(
+        "--note",
+        default="",
+        help="a sentence on the run's conditions, after its figures",
+    )
     args = ap.parse_args()
+    if args.attack_section:
+        update_attack_section(args.model_dir)
+        return
+    if not (args.log and args.config and args.metrics):
+        ap.error(
+            "--log, --config and --metrics are required (except with --attack-section)"
+        )
     log = json.load(open(args.log))
     cfg = json.load(open(args.config))
     m = json.load(open(args.metrics))
@@ -162,7 +281,8 @@ def main() -> None:
         "",
         f"Run: **{log['total_steps']} steps in {log['total_seconds'] / 60:.1f} min** "
         f"({log['total_steps'] * a['batch']:,} samples), final loss {log['loss'][-1]:.3f}, "
-        f"in-batch caption accuracy {pct(log['acc'][-1])}." + (f" {args.note}" if args.note else ""),
+        f"in-batch caption accuracy {pct(log['acc'][-1])}."
+        + (f" {args.note}" if args.note else ""),
         "",
         "![training loss](loss.png)",
         "",
@@ -192,6 +312,10 @@ def main() -> None:
         f"among the 8 colours): **{pct(at['predicted_written_colour'])} read as the written colour B**, "
         f"{pct(at['predicted_true_colour'])} as the true colour A.",
         "",
+    ]
+    attack = attack_section(args.model_dir)
+    lines += attack + ([""] if attack else [])
+    lines += [
         "Multimodal directions: x = spatial mean of the layer4 neurons, t_c = the text embedding of the bare concept",
         "word, score x·(W·t_c). For each concept, z = (mean score on its own images − mean on the other concepts'",
         "images of the same kind) / std of the latter, for its pictures (patches / faces, against the other",
@@ -221,7 +345,12 @@ def main() -> None:
     ]
     for fam, r in dirs.items():
         for concept, cr in r["concepts"].items():
-            d, dn, t, tn = cr["direction"], cr["direction_normed"], cr["top_neuron"], cr["top_neuron_normed"]
+            d, dn, t, tn = (
+                cr["direction"],
+                cr["direction_normed"],
+                cr["top_neuron"],
+                cr["top_neuron_normed"],
+            )
             lines.append(
                 f"| {concept} | {d['z_picture']:.1f} / {d['z_word']:.1f} | {dn['z_picture']:.1f} / {dn['z_word']:.1f} | "
                 f"{cr['top_neuron_id']} | {t['z_picture']:.1f} / {t['z_word']:.1f} | {tn['z_picture']:.1f} / {tn['z_word']:.1f} |"
