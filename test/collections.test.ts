@@ -536,7 +536,7 @@ t.test('an interrupted build resumes at the next start, where it stopped', async
   const manifest = await app.collections.get('resumed');
   await store.writeManifest({
     ...manifest,
-    build: { ...manifest.build, jobId: 'job-before-restart', state: 'running', total: 5 },
+    build: { ...manifest.build, jobId: 'build-before-restart', state: 'running', total: 5 },
   });
   await writeFile(store.file('resumed', FILES.means), Buffer.alloc(512 * 4 * 3, 0x7f));
   await app.close();
@@ -547,7 +547,7 @@ t.test('an interrupted build resumes at the next start, where it stopped', async
   t.match(view, {
     images: 5,
     complete: true,
-    build: { jobId: 'job-before-restart', state: 'completed', done: 5 },
+    build: { jobId: 'build-before-restart', state: 'completed', done: 5 },
   });
   const resumed = await app.collections.get('resumed');
   t.equal(resumed.columnBlocks, 2, 'two column-major blocks, and one row after them');

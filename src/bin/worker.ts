@@ -1,17 +1,24 @@
 /**
  * A job worker process (`npm run worker`): loads the model of MODEL_DIR itself and works the
- * BullMQ maximal-text queue of that model on the Redis at REDIS_URL, WORKER_CONCURRENCY searches at
- * a time. Any number of workers (and servers) share the queue. SIGTERM/SIGINT stop taking jobs,
- * hand running ones back to the queue (they stop at their next step), and exit; a killed worker's
- * job is taken over by another worker once its lock expires.
+ * BullMQ queues of that model on the Redis at REDIS_URL: maximal-text searches, WORKER_CONCURRENCY
+ * at a time, and collection builds and their shards (WORKER_COLLECTION_CONCURRENCY at a time; the
+ * collections are under DATA_DIR, which the worker must share with the servers). Any number of
+ * workers (and servers) share the queues. SIGTERM/SIGINT stop taking jobs, hand running ones back
+ * to the queue (they stop at their next step or batch), and exit; a killed worker's job is taken
+ * over by another worker once its lock expires.
  */
 import { createCache } from '../cache/index.js';
 import { ClipModel } from '../clip/clip-model.js';
 import { ModelDirectoryError } from '../clip/model-directory.js';
 import { ConfigError, loadConfig } from '../config.js';
-import { queueName, startBullWorker } from '../jobs/bullmq-backend.js';
+import { CollectionBuilds, shardSizeOf } from '../collections/build-job.js';
+import { loadCollectionSettings } from '../collections/settings.js';
+import { CollectionStore } from '../collections/store.js';
+import { queueNames, startBullWorker } from '../jobs/bullmq-backend.js';
 import { searchProcessor } from '../jobs/processor.js';
+import { JobRegistry } from '../jobs/registry.js';
 import { workerSettings } from '../jobs/settings.js';
+import { JOB_LANES } from '../jobs/types.js';
 
 const log = (level: string, obj: object | string, msg?: string) =>
   console.log(
@@ -41,24 +48,54 @@ async function main(): Promise<void> {
     maxEntries: config.cacheMaxEntries,
     logger,
   });
-  const name = queueName(model.sha256);
-  const searchWorker = startBullWorker({
-    redisUrl: config.redisUrl,
-    name,
-    processor: searchProcessor(model, cache),
-    concurrency: settings.concurrency,
-    lockDurationMs: settings.lockDurationMs,
-    onError: (error) => logger.warn({ err: error.message }, 'worker error'),
+  const { manifest } = model.directory;
+  const builds = new CollectionBuilds({
+    store: new CollectionStore(config.dataDir),
+    model,
+    spec: { imageSize: manifest.image_size, mean: manifest.mean, std: manifest.std },
+    maxPixels: config.maxImagePixels,
+    batchSize: loadCollectionSettings().batchSize,
+    shardSize: shardSizeOf(),
+    log: logger,
   });
-  const worker = await searchWorker.started;
-  worker.on('active', (job) => logger.info({ job: job.id }, 'job started'));
-  worker.on('completed', (job) => logger.info({ job: job.id }, 'job finished'));
-  worker.on('failed', (job, error) => logger.warn({ job: job?.id, err: error.message }, 'job failed'));
-  await worker.waitUntilReady();
-  logger.info({ queue: name, concurrency: settings.concurrency, model: model.name }, 'worker ready');
+  const registry = new JobRegistry();
+  registry.register('max-text', searchProcessor(model, cache));
+  registry.register('collection-build', builds.buildProcessor);
+  registry.register('collection-shard', builds.shardProcessor);
+  const names = queueNames(model.sha256);
+  const workers = JOB_LANES.map((lane) =>
+    startBullWorker({
+      redisUrl: config.redisUrl!,
+      name: names[lane],
+      processor: registry.dispatch,
+      concurrency: lane === 'search' ? settings.concurrency : settings.collectionConcurrency,
+      lockDurationMs: settings.lockDurationMs,
+      onError: (error) => logger.warn({ err: error.message, lane }, 'worker error'),
+    }),
+  );
+  for (const started of workers) {
+    const worker = await started.started;
+    worker.on('active', (job) => logger.info({ job: job.id, kind: job.name }, 'job started'));
+    worker.on('completed', (job) =>
+      logger.info({ job: job.id, kind: job.name, result: summary(job.returnvalue) }, 'job finished'),
+    );
+    worker.on('failed', (job, error) =>
+      logger.warn({ job: job?.id, kind: job?.name, err: error.message }, 'job failed'),
+    );
+    await worker.waitUntilReady();
+  }
+  logger.info(
+    {
+      queues: names,
+      concurrency: settings.concurrency,
+      collectionConcurrency: settings.collectionConcurrency,
+      model: model.name,
+    },
+    'worker ready',
+  );
   const shutdown = async (signal: string) => {
     logger.info({ signal }, 'worker shutting down');
-    await searchWorker.close();
+    await Promise.all(workers.map((worker) => worker.close()));
     logger.info('worker closed; running jobs handed back');
     await cache.close();
     await model.release();
@@ -66,6 +103,13 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** What a finished job's log line says of its result: a shard's or a build's counts, not a search's texts. */
+function summary(outcome: unknown): unknown {
+  const result = (outcome as { result?: unknown } | undefined)?.result;
+  if (typeof result !== 'object' || result === null) return undefined;
+  return 'computed' in result || 'collection' in result ? result : undefined;
 }
 
 main().catch((error: unknown) => {

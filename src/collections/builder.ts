@@ -1,23 +1,35 @@
 /**
- * Indexes a collection's pending uploads: each image is decoded and preprocessed (as the image
- * routes do it), run through the visual trunk (the neuron maps [C, h, w]) and the head (the
- * embedding), and reduced to each neuron's spatial mean, maximum and the cell of the maximum.
+ * Indexing a collection's uploads, one shard at a time: a shard is a contiguous range of the pending
+ * uploads (pending.ndjson), computed by any process (build-job.ts hands them out) and then
+ * committed in order.
  *
- * Pipeline: while the trunk runs one batch (on the model's inference thread), the next batch is
- * decoded and thumbnailed (sharp, on libuv's threads), so decoding overlaps the model.
+ * computeShard: each upload is decoded and preprocessed (as the image routes do it), run through
+ * the visual trunk (the neuron maps [C, h, w]) and the head (the embedding), and reduced to each
+ * neuron's spatial mean, maximum and the cell of the maximum. Pipeline: while the trunk runs one
+ * batch (on the model's inference thread), the next batch is decoded and thumbnailed (sharp, on
+ * libuv's threads), so decoding overlaps the model. The result is a shard file (encodeShard), not
+ * rows: where an image's row goes depends on the shards before it (their duplicates and
+ * non-images take no row).
  *
- * Resumable: a batch's rows are written at their positions and then the manifest counts them and
- * moves its pending cursor past the batch's uploads. An interrupted build (shutdown, crash) resumes
- * at the first upload the manifest has not consumed, and rewrites any rows written past its count.
+ * commitShard: under the build's commit lock, the next shard in order is written at its rows
+ * (row × row bytes, as the store lays them out), and only then the manifest counts them and moves
+ * its pending cursor past the shard's uploads: `images` grows as a contiguous prefix, so nothing
+ * half-built is ever served. A commit interrupted between the rows and the manifest is redone over
+ * the same rows. Duplicates are resolved here, against every image committed before (the first
+ * upload of some bytes gets the row, whichever process computed it), so a build gives the same
+ * rows however many workers share it.
  */
 import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import sharp from 'sharp';
 import { decodeImage, pixelValuesOf, type PreprocessSpec } from '../clip/image.js';
 import { spatialMeans } from '../clip/spatial-means.js';
+import { writeColumnBlocks } from './columns.js';
 import {
   FILES,
   NO_CATEGORY,
   float32Bytes,
+  float32sOf,
   readAt,
   uint16Bytes,
   uint32Bytes,
@@ -27,8 +39,6 @@ import {
   type ImageMeta,
   type PendingEntry,
 } from './store.js';
-import { open } from 'node:fs/promises';
-import { writeColumnBlocks } from './columns.js';
 
 export const THUMBNAIL_SIZE = 64;
 /** Entries kept in a build report's lists of skipped uploads and duplicates. */
@@ -42,38 +52,30 @@ export interface CollectionModel {
   imageEmbeddingsFromNeurons(neuronRows: readonly Float32Array[]): Promise<Float32Array[]>;
 }
 
-export interface BuildOptions {
-  store: CollectionStore;
-  id: string;
-  model: CollectionModel;
-  spec: PreprocessSpec;
-  maxPixels: number;
-  batchSize: number;
-  signal: AbortSignal;
-  /** Called after each committed batch with the manifest as written. */
-  onBatch?: (manifest: CollectionManifest) => void;
-  /** Called between batches (e.g. to refresh the build lock). */
-  heartbeat?: () => Promise<void>;
-}
-
-type Prepared =
-  | {
-      kind: 'image';
-      entry: PendingEntry;
-      end: number;
-      pixels: Float32Array;
-      width: number;
-      height: number;
-      thumb: Buffer;
-    }
-  | { kind: 'duplicate'; entry: PendingEntry; end: number }
-  | { kind: 'skipped'; entry: PendingEntry; end: number; reason: string };
-
 export class BuildAborted extends Error {
   constructor() {
     super('the collection build was stopped');
     this.name = 'BuildAborted';
   }
+}
+
+/** One upload of a shard, in order: an image (its values in the shard's arrays), or not. */
+export type ShardItem =
+  | { kind: 'image'; entry: PendingEntry; width: number; height: number; thumbBytes: number }
+  | { kind: 'duplicate'; entry: PendingEntry }
+  | { kind: 'skipped'; entry: PendingEntry; reason: string };
+
+/** A computed shard: its uploads in order, and for its k images k rows of each matrix. */
+export interface ShardOutput {
+  items: ShardItem[];
+  means: Float32Array;
+  maxima: Float32Array;
+  argmax: Uint16Array;
+  embeddings: Float32Array;
+  /** The images' PNG thumbnails, back to back (each item has its length). */
+  thumbs: Buffer;
+  /** The process that computed the shard (pid@host), for the build's record. */
+  computedBy?: string;
 }
 
 /** Per-neuron spatial maximum and the cell where it is (the first, on ties). */
@@ -97,7 +99,8 @@ export function spatialMaxima(maps: Float32Array, channels: number): { max: Floa
   return { max, at };
 }
 
-async function existingShas(
+/** The sha256 of every indexed image, with its row (the first, should one repeat). */
+export async function indexedShas(
   store: CollectionStore,
   manifest: CollectionManifest,
 ): Promise<Map<string, number>> {
@@ -116,28 +119,43 @@ async function existingShas(
   return shas;
 }
 
-/**
- * Indexes every pending upload (including those that arrive while it runs); resolves with the final
- * manifest. Throws BuildAborted when the signal stops it (between batches: nothing half-written is
- * counted). The caller holds the collection's build lock.
- */
-export async function buildCollection(options: BuildOptions): Promise<CollectionManifest> {
-  const { store, id, model, signal } = options;
+export interface ComputeOptions {
+  store: CollectionStore;
+  id: string;
+  model: CollectionModel;
+  spec: PreprocessSpec;
+  maxPixels: number;
+  batchSize: number;
+  entries: readonly PendingEntry[];
+  /** Bytes already indexed: not computed again (commitShard counts them as duplicates). */
+  known: ReadonlySet<string>;
+  /** Read before every batch: true stops the shard (BuildAborted). */
+  shouldStop(): Promise<boolean>;
+  /** After each batch, with the uploads of the shard taken so far. */
+  onBatch?(done: number): Promise<void>;
+}
+
+type Prepared =
+  | { kind: 'image'; entry: PendingEntry; pixels: Float32Array; width: number; height: number; thumb: Buffer }
+  | { kind: 'duplicate'; entry: PendingEntry }
+  | { kind: 'skipped'; entry: PendingEntry; reason: string };
+
+/** Computes a shard's uploads (pipelined: the next batch decodes while the trunk runs this one). */
+export async function computeShard(options: ComputeOptions): Promise<ShardOutput> {
+  const { store, id, model } = options;
   const C = model.neuronCount;
   const D = model.embedDim;
-  let manifest = (await store.manifest(id)) as CollectionManifest;
-  const shas = await existingShas(store, manifest);
-  const scheduled = new Set<string>(shas.keys());
+  const scheduled = new Set<string>(options.known);
 
-  const prepare = async (entries: { entry: PendingEntry; end: number }[]): Promise<Prepared[]> =>
+  const prepare = (entries: readonly PendingEntry[]): Promise<Prepared[]> =>
     Promise.all(
-      entries.map(async ({ entry, end }): Promise<Prepared> => {
-        if (scheduled.has(entry.sha256)) return { kind: 'duplicate', entry, end };
+      entries.map(async (entry): Promise<Prepared> => {
+        if (scheduled.has(entry.sha256)) return { kind: 'duplicate', entry };
         scheduled.add(entry.sha256);
         try {
           const bytes = await store.readImage(id, entry.sha256);
           if (createHash('sha256').update(bytes).digest('hex') !== entry.sha256) {
-            return { kind: 'skipped', entry, end, reason: 'the stored bytes do not match their sha256' };
+            return { kind: 'skipped', entry, reason: 'the stored bytes do not match their sha256' };
           }
           const decoded = await decodeImage(bytes, { maxPixels: options.maxPixels });
           const pixels = pixelValuesOf(decoded, options.spec);
@@ -147,153 +165,275 @@ export async function buildCollection(options: BuildOptions): Promise<Collection
             .resize(THUMBNAIL_SIZE, THUMBNAIL_SIZE, { fit: 'inside', withoutEnlargement: true })
             .png()
             .toBuffer();
-          return { kind: 'image', entry, end, pixels, width: decoded.width, height: decoded.height, thumb };
+          return { kind: 'image', entry, pixels, width: decoded.width, height: decoded.height, thumb };
         } catch (error) {
           scheduled.delete(entry.sha256);
-          return { kind: 'skipped', entry, end, reason: (error as Error).message };
+          return { kind: 'skipped', entry, reason: (error as Error).message };
         }
       }),
     );
 
-  const commit = async (items: Prepared[], maps: Float32Array[], embeddings: Float32Array[]) => {
-    const images = items.filter((item) => item.kind === 'image');
-    const k = images.length;
-    const means = new Float32Array(k * C);
-    const maxima = new Float32Array(k * C);
-    const argmax = new Uint16Array(k * C);
-    const embeds = new Float32Array(k * D);
-    const codes = new Uint32Array(k);
-    const shaBytes = Buffer.alloc(k * 32);
-    const offsets = Buffer.alloc(k * 8);
-    const lines: Buffer[] = [];
-    const thumbs: Buffer[] = [];
-    const categories = [...manifest.categories];
-    const counts = [...manifest.categoryCounts];
-    let metaBytes = manifest.metaBytes;
-    let thumbBytes = manifest.thumbBytes;
-    let bytes = manifest.bytes;
-    const now = new Date().toISOString();
-    images.forEach((item, i) => {
-      const row = manifest.images + i;
-      means.set(spatialMeans(maps[i], C), i * C);
-      const { max, at } = spatialMaxima(maps[i], C);
-      maxima.set(max, i * C);
-      argmax.set(at, i * C);
-      embeds.set(embeddings[i], i * D);
-      const { category } = item.entry;
-      let code = NO_CATEGORY;
-      if (category !== null) {
-        code = categories.indexOf(category);
-        if (code < 0) {
-          code = categories.length;
-          categories.push(category);
-          counts.push(0);
-        }
-        counts[code]++;
+  const batches: PendingEntry[][] = [];
+  for (let i = 0; i < options.entries.length; i += options.batchSize) {
+    batches.push(options.entries.slice(i, i + options.batchSize));
+  }
+  const items: ShardItem[] = [];
+  const means: Float32Array[] = [];
+  const maxima: Float32Array[] = [];
+  const argmax: Uint16Array[] = [];
+  const embeddings: Float32Array[] = [];
+  const thumbs: Buffer[] = [];
+  let done = 0;
+  let next = batches.length > 0 ? prepare(batches[0]) : undefined;
+  for (let b = 0; b < batches.length; b++) {
+    const prepared = await next!;
+    if (await options.shouldStop()) throw new BuildAborted();
+    // The next batch decodes while this one runs through the trunk and the head.
+    next = b + 1 < batches.length ? prepare(batches[b + 1]) : undefined;
+    const pixels = prepared.flatMap((item) => (item.kind === 'image' ? [item.pixels] : []));
+    let maps: Float32Array[] = [];
+    let embeds: Float32Array[] = [];
+    try {
+      maps = pixels.length > 0 ? await model.neuronMaps(pixels) : [];
+      embeds = maps.length > 0 ? await model.imageEmbeddingsFromNeurons(maps) : [];
+    } catch (error) {
+      await next?.catch(() => undefined);
+      throw error;
+    }
+    let i = 0;
+    for (const item of prepared) {
+      if (item.kind !== 'image') {
+        items.push(item);
+        continue;
       }
-      codes[i] = code;
-      Buffer.from(item.entry.sha256, 'hex').copy(shaBytes, i * 32);
-      const meta: ImageMeta = {
-        id: row,
-        name: item.entry.name,
-        category,
-        caption: item.entry.caption,
-        sha256: item.entry.sha256,
-        bytes: item.entry.bytes,
+      means.push(spatialMeans(maps[i], C));
+      const { max, at } = spatialMaxima(maps[i], C);
+      maxima.push(max);
+      argmax.push(at);
+      embeddings.push(embeds[i]);
+      thumbs.push(item.thumb);
+      items.push({
+        kind: 'image',
+        entry: item.entry,
         width: item.width,
         height: item.height,
-        thumb: [thumbBytes, item.thumb.length],
-        addedAt: now,
-      };
-      const line = Buffer.from(JSON.stringify(meta) + '\n');
-      offsets.writeDoubleLE(metaBytes, i * 8);
-      lines.push(line);
-      thumbs.push(item.thumb);
-      metaBytes += line.length;
-      thumbBytes += item.thumb.length;
-      bytes += item.entry.bytes;
-      shas.set(item.entry.sha256, row);
-    });
-    const n = manifest.images;
-    if (k > 0) {
-      await Promise.all([
-        writeAt(store.file(id, FILES.means), float32Bytes(means), n * C * 4),
-        writeAt(store.file(id, FILES.maxima), float32Bytes(maxima), n * C * 4),
-        writeAt(store.file(id, FILES.argmax), uint16Bytes(argmax), n * C * 2),
-        writeAt(store.file(id, FILES.embeddings), float32Bytes(embeds), n * D * 4),
-        writeAt(store.file(id, FILES.categories), uint32Bytes(codes), n * 4),
-        writeAt(store.file(id, FILES.shas), shaBytes, n * 32),
-        writeAt(store.file(id, FILES.metaIndex), offsets, n * 8),
-        writeAt(store.file(id, FILES.meta), Buffer.concat(lines), manifest.metaBytes),
-        writeAt(store.file(id, FILES.thumbs), Buffer.concat(thumbs), manifest.thumbBytes),
-      ]);
+        thumbBytes: item.thumb.length,
+      });
+      i++;
     }
-    const build = { ...manifest.build };
-    build.skipped = [...build.skipped];
-    build.duplicates = [...build.duplicates];
-    for (const item of items) {
-      if (item.kind === 'skipped' && build.skipped.length < REPORT_LIMIT) {
-        build.skipped.push({ name: item.entry.name, reason: item.reason });
+    done += prepared.length;
+    if (options.onBatch) {
+      try {
+        await options.onBatch(done);
+      } catch (error) {
+        await next?.catch(() => undefined);
+        throw error;
       }
-      if (item.kind === 'duplicate') {
-        const existing = shas.get(item.entry.sha256);
-        if (existing === undefined) {
-          if (build.skipped.length < REPORT_LIMIT) {
-            build.skipped.push({
-              name: item.entry.name,
-              reason: 'the same bytes as an upload that is not an image',
-            });
-          }
-        } else if (build.duplicates.length < REPORT_LIMIT) {
-          build.duplicates.push({ name: item.entry.name, imageId: existing });
-        }
-      }
-    }
-    build.done += items.length;
-    manifest = {
-      ...manifest,
-      images: n + k,
-      bytes,
-      metaBytes,
-      thumbBytes,
-      pendingBytes: items[items.length - 1].end,
-      categories,
-      categoryCounts: counts,
-      build,
-    };
-    await store.writeManifest(manifest);
-    const block = manifest.columnBlock ?? 0;
-    if (block > 0 && Math.floor(manifest.images / block) > (manifest.columnBlocks ?? 0)) {
-      manifest = await writeColumnBlocks(store, manifest);
-    }
-    options.onBatch?.(manifest);
-  };
-
-  for (;;) {
-    const pending = await store.readPending(id, manifest.pendingBytes);
-    if (pending.length === 0) return manifest;
-    manifest = { ...manifest, build: { ...manifest.build, total: manifest.build.done + pending.length } };
-    // The total is visible (to every replica) before the first batch ends.
-    await store.writeManifest(manifest);
-    const batches: { entry: PendingEntry; end: number }[][] = [];
-    for (let i = 0; i < pending.length; i += options.batchSize) {
-      batches.push(pending.slice(i, i + options.batchSize));
-    }
-    let next = prepare(batches[0]);
-    for (let b = 0; b < batches.length; b++) {
-      const items = await next;
-      if (signal.aborted) throw new BuildAborted();
-      // The next batch decodes while this one runs through the trunk and the head.
-      if (b + 1 < batches.length) next = prepare(batches[b + 1]);
-      const pixels = items.flatMap((item) => (item.kind === 'image' ? [item.pixels] : []));
-      const maps = pixels.length > 0 ? await model.neuronMaps(pixels) : [];
-      const embeddings = maps.length > 0 ? await model.imageEmbeddingsFromNeurons(maps) : [];
-      if (signal.aborted) {
-        await next.catch(() => undefined);
-        throw new BuildAborted();
-      }
-      await commit(items, maps, embeddings);
-      await options.heartbeat?.();
     }
   }
+  const join = <T extends Float32Array | Uint16Array>(
+    parts: T[],
+    width: number,
+    make: (n: number) => T,
+  ): T => {
+    const out = make(parts.length * width);
+    parts.forEach((part, i) => out.set(part, i * width));
+    return out;
+  };
+  return {
+    items,
+    means: join(means, C, (n) => new Float32Array(n)),
+    maxima: join(maxima, C, (n) => new Float32Array(n)),
+    argmax: join(argmax, C, (n) => new Uint16Array(n)),
+    embeddings: join(embeddings, D, (n) => new Float32Array(n)),
+    thumbs: Buffer.concat(thumbs),
+  };
+}
+
+/**
+ * A shard file: a 4-byte length, a JSON header (the items, who computed them), then means, maxima (k × C Float32),
+ * argmax (k × C Uint16, padded to 4 bytes), embeddings (k × D Float32) and the thumbnails.
+ */
+export function encodeShard(output: ShardOutput): Buffer {
+  const header = Buffer.from(JSON.stringify({ items: output.items, computedBy: output.computedBy ?? null }));
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(header.length);
+  const pad = (bytes: Buffer) => Buffer.concat([bytes, Buffer.alloc((4 - (bytes.length % 4)) % 4)]);
+  return Buffer.concat([
+    length,
+    pad(header),
+    float32Bytes(output.means),
+    float32Bytes(output.maxima),
+    pad(uint16Bytes(output.argmax)),
+    float32Bytes(output.embeddings),
+    output.thumbs,
+  ]);
+}
+
+export function decodeShard(bytes: Buffer, C: number, D: number): ShardOutput {
+  const headerLength = bytes.readUInt32LE(0);
+  const header = JSON.parse(bytes.subarray(4, 4 + headerLength).toString('utf8')) as {
+    items: ShardItem[];
+    computedBy: string | null;
+  };
+  const { items } = header;
+  const k = items.filter((item) => item.kind === 'image').length;
+  let at = 4 + headerLength + ((4 - (headerLength % 4)) % 4);
+  const take = (length: number) => {
+    const part = bytes.subarray(at, at + length);
+    at += length;
+    return part;
+  };
+  const means = float32sOf(take(k * C * 4));
+  const maxima = float32sOf(take(k * C * 4));
+  const argmaxBytes = take(k * C * 2);
+  if ((k * C * 2) % 4 !== 0) at += 2;
+  const argmax = new Uint16Array(k * C);
+  for (let i = 0; i < k * C; i++) argmax[i] = argmaxBytes.readUInt16LE(i * 2);
+  const embeddings = float32sOf(take(k * D * 4));
+  const thumbs = Buffer.from(bytes.subarray(at));
+  return { items, means, maxima, argmax, embeddings, thumbs, computedBy: header.computedBy ?? undefined };
+}
+
+/**
+ * Writes a computed shard at the collection's next rows, then the manifest that counts them (and
+ * moves the pending cursor to `end`, the byte after the shard's last upload); then the column
+ * blocks that became complete. The caller holds the build's commit lock. Resolves with the manifest.
+ */
+export async function commitShard(
+  store: CollectionStore,
+  manifest: CollectionManifest,
+  output: ShardOutput,
+  end: number,
+): Promise<CollectionManifest> {
+  const id = manifest.id;
+  const C = manifest.model.neurons;
+  const D = manifest.model.embedDim;
+  const shas = await indexedShas(store, manifest);
+  // Images whose bytes an earlier shard indexed meanwhile become duplicates: their values are dropped.
+  let source = 0;
+  const rows: { item: Extract<ShardItem, { kind: 'image' }>; source: number; thumbAt: number }[] = [];
+  const notImages: ShardItem[] = [];
+  let thumbAt = 0;
+  for (const item of output.items) {
+    if (item.kind !== 'image') {
+      notImages.push(item);
+      continue;
+    }
+    if (shas.has(item.entry.sha256)) notImages.push({ kind: 'duplicate', entry: item.entry });
+    else {
+      rows.push({ item, source, thumbAt });
+      shas.set(item.entry.sha256, manifest.images + rows.length - 1);
+    }
+    source++;
+    thumbAt += item.thumbBytes;
+  }
+  const k = rows.length;
+  const n = manifest.images;
+  const means = new Float32Array(k * C);
+  const maxima = new Float32Array(k * C);
+  const argmax = new Uint16Array(k * C);
+  const embeds = new Float32Array(k * D);
+  const codes = new Uint32Array(k);
+  const shaBytes = Buffer.alloc(k * 32);
+  const offsets = Buffer.alloc(k * 8);
+  const lines: Buffer[] = [];
+  const thumbs: Buffer[] = [];
+  const categories = [...manifest.categories];
+  const counts = [...manifest.categoryCounts];
+  let metaBytes = manifest.metaBytes;
+  let thumbBytes = manifest.thumbBytes;
+  let bytes = manifest.bytes;
+  const now = new Date().toISOString();
+  rows.forEach(({ item, source: s, thumbAt: t }, i) => {
+    means.set(output.means.subarray(s * C, (s + 1) * C), i * C);
+    maxima.set(output.maxima.subarray(s * C, (s + 1) * C), i * C);
+    argmax.set(output.argmax.subarray(s * C, (s + 1) * C), i * C);
+    embeds.set(output.embeddings.subarray(s * D, (s + 1) * D), i * D);
+    const { category } = item.entry;
+    let code = NO_CATEGORY;
+    if (category !== null) {
+      code = categories.indexOf(category);
+      if (code < 0) {
+        code = categories.length;
+        categories.push(category);
+        counts.push(0);
+      }
+      counts[code]++;
+    }
+    codes[i] = code;
+    Buffer.from(item.entry.sha256, 'hex').copy(shaBytes, i * 32);
+    const thumb = output.thumbs.subarray(t, t + item.thumbBytes);
+    const meta: ImageMeta = {
+      id: n + i,
+      name: item.entry.name,
+      category,
+      caption: item.entry.caption,
+      sha256: item.entry.sha256,
+      bytes: item.entry.bytes,
+      width: item.width,
+      height: item.height,
+      thumb: [thumbBytes, thumb.length],
+      addedAt: now,
+    };
+    const line = Buffer.from(JSON.stringify(meta) + '\n');
+    offsets.writeDoubleLE(metaBytes, i * 8);
+    lines.push(line);
+    thumbs.push(thumb);
+    metaBytes += line.length;
+    thumbBytes += thumb.length;
+    bytes += item.entry.bytes;
+  });
+  if (k > 0) {
+    await Promise.all([
+      writeAt(store.file(id, FILES.means), float32Bytes(means), n * C * 4),
+      writeAt(store.file(id, FILES.maxima), float32Bytes(maxima), n * C * 4),
+      writeAt(store.file(id, FILES.argmax), uint16Bytes(argmax), n * C * 2),
+      writeAt(store.file(id, FILES.embeddings), float32Bytes(embeds), n * D * 4),
+      writeAt(store.file(id, FILES.categories), uint32Bytes(codes), n * 4),
+      writeAt(store.file(id, FILES.shas), shaBytes, n * 32),
+      writeAt(store.file(id, FILES.metaIndex), offsets, n * 8),
+      writeAt(store.file(id, FILES.meta), Buffer.concat(lines), manifest.metaBytes),
+      writeAt(store.file(id, FILES.thumbs), Buffer.concat(thumbs), manifest.thumbBytes),
+    ]);
+  }
+  const build = { ...manifest.build };
+  build.skipped = [...build.skipped];
+  build.duplicates = [...build.duplicates];
+  for (const item of notImages) {
+    if (item.kind === 'skipped' && build.skipped.length < REPORT_LIMIT) {
+      build.skipped.push({ name: item.entry.name, reason: item.reason });
+    }
+    if (item.kind === 'duplicate') {
+      const existing = shas.get(item.entry.sha256);
+      if (existing === undefined) {
+        if (build.skipped.length < REPORT_LIMIT) {
+          build.skipped.push({
+            name: item.entry.name,
+            reason: 'the same bytes as an upload that is not an image',
+          });
+        }
+      } else if (build.duplicates.length < REPORT_LIMIT) {
+        build.duplicates.push({ name: item.entry.name, imageId: existing });
+      }
+    }
+  }
+  build.done += output.items.length;
+  let next: CollectionManifest = {
+    ...manifest,
+    images: n + k,
+    bytes,
+    metaBytes,
+    thumbBytes,
+    pendingBytes: end,
+    categories,
+    categoryCounts: counts,
+    build,
+  };
+  await store.writeManifest(next);
+  const block = next.columnBlock ?? 0;
+  if (block > 0 && Math.floor(next.images / block) > (next.columnBlocks ?? 0)) {
+    next = await writeColumnBlocks(store, next);
+  }
+  return next;
 }

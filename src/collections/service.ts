@@ -2,17 +2,24 @@
  * Image collections of the loaded model: create, list, delete, add images (staged on disk, then
  * indexed by a build job), and the neuron queries (top images, distribution) on what is indexed.
  *
- * Builds: one per collection at a time, across every replica on the same DATA_DIR (the build lock
- * in the collection's folder). A build's state lives in the collection's manifest, so any replica
- * answers for it. Uploads that arrive while a build runs join it (its total grows). A cancelled
- * build drops the uploads it had not indexed; one interrupted by a shutdown resumes at the next
- * start (resumeAll), where it stopped.
+ * Builds are jobs of the one job API (`collection-build`, build-job.ts): app.jobs runs them (with
+ * Redis, sharded over every worker), or without one given (the CLI, benchmarks) an in-process queue
+ * of the service's own. One per collection at a time, across every replica on the same DATA_DIR. A
+ * build's state and job id live in the collection's manifest, so any replica answers for it.
+ * Uploads that arrive while a build runs join it (its total grows). A cancelled build keeps what it
+ * had indexed and drops the uploads it had not; one interrupted by a shutdown resumes where it
+ * stopped (resumeAll at the next start, or another worker).
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { createCache } from '../cache/index.js';
 import { decodeImage, type PreprocessSpec } from '../clip/image.js';
 import { Semaphore } from '../clip/semaphore.js';
 import { badRequest, conflict, HttpError, notFound, payloadTooLarge } from '../errors.js';
-import { BuildAborted, buildCollection, type CollectionModel } from './builder.js';
+import { JobQueue, isTerminal } from '../jobs/queue.js';
+import { MemoryBackend } from '../jobs/memory-backend.js';
+import { JobRegistry } from '../jobs/registry.js';
+import { buildHash, CollectionBuilds, shardSizeOf } from './build-job.js';
+import type { CollectionModel } from './builder.js';
 import { NeuronHeatmaps } from './heatmap.js';
 import { CollectionReader } from './reader.js';
 import { CollectionSearch, type SearchHit, type SearchQuery } from './retrieval.js';
@@ -23,6 +30,7 @@ import {
   collectionIdOf,
   emptyBuild,
   FILES,
+  type BuildState,
   type BuildStatus,
   type CollectionManifest,
   type CollectionStore,
@@ -52,11 +60,16 @@ export interface Logger {
   info(object: object, message: string): void;
 }
 
-interface Running {
-  jobId: string;
-  controller: AbortController;
-  done: Promise<void>;
+/**
+ * Where builds run: a job queue that runs `collection-build` jobs with these builds' processors (the
+ * app's, whose plugin registers them), or, when not given, a queue of the service's own.
+ */
+export interface BuildJobs {
+  queue: JobQueue;
+  builds: CollectionBuilds;
 }
+
+const ACTIVE: readonly BuildState[] = ['running', 'queued'];
 
 export interface RankedImage {
   imageId: number;
@@ -88,8 +101,9 @@ export interface QueryParts {
 }
 
 export class CollectionService {
-  private readonly running = new Map<string, Running>();
-  private closing = false;
+  private readonly jobs: BuildJobs;
+  /** True when the build queue is the service's own (closed by stop()). */
+  private readonly ownQueue: boolean;
   readonly search: CollectionSearch;
   readonly heatmaps: NeuronHeatmaps;
 
@@ -101,7 +115,10 @@ export class CollectionService {
     readonly settings: CollectionSettings,
     private readonly log: Logger,
     parts: QueryParts = {},
+    jobs?: BuildJobs,
   ) {
+    this.ownQueue = jobs === undefined;
+    this.jobs = jobs ?? this.ownJobs();
     this.search = parts.search ?? new CollectionSearch({ memoryBytes: settings.searchBytes });
     // Without the app's decode bound (the CLI, benchmarks): one of its own.
     const decodes = new Semaphore(2);
@@ -110,6 +127,25 @@ export class CollectionService {
       new NeuronHeatmaps(model, spec, (bytes, use) =>
         decodes.run(async () => use(await decodeImage(bytes, { maxPixels }))),
       );
+  }
+
+  /** An in-process queue that runs this service's builds (the CLI, benchmarks, tests). */
+  private ownJobs(): BuildJobs {
+    const builds = new CollectionBuilds({
+      store: this.store,
+      model: this.model,
+      spec: this.spec,
+      maxPixels: this.maxPixels,
+      batchSize: this.settings.batchSize,
+      shardSize: shardSizeOf(),
+      log: this.log,
+    });
+    const registry = new JobRegistry();
+    registry.register('collection-build', builds.buildProcessor);
+    const cache = createCache({ ttlSeconds: 3600, maxEntries: 16, logger: this.log as never });
+    const queue = new JobQueue(new MemoryBackend(registry.dispatch), cache, this.model.sha256);
+    queue.whenStopped('collection-build', (view) => builds.stopped(buildCollectionOf(view), view.id));
+    return { queue, builds };
   }
 
   async create(name: string, owner: string): Promise<CollectionManifest> {
@@ -178,10 +214,10 @@ export class CollectionService {
         `collection "${id}" was created by another client: only its owner (or an admin key) may delete it`,
       );
     }
-    const running = this.running.get(id);
-    if (running) {
-      running.controller.abort('deleted');
-      await running.done;
+    if (manifest.build.jobId !== null && ACTIVE.includes(manifest.build.state)) {
+      await this.stopBuild(id, manifest.build.jobId);
+      // A build of this process stops at its next batch; the folder goes after it.
+      for (let i = 0; i < 200 && (await this.jobs.builds.liveBuild(id)) !== undefined; i++) await sleep(25);
     }
     if (!(await this.store.remove(id))) throw notFound(`collection "${id}" not found`);
   }
@@ -230,95 +266,37 @@ export class CollectionService {
   }
 
   /**
-   * Starts the build of a collection's pending uploads unless one runs (here or on another replica
-   * holding the lock); resolves with the id of the build that will index them.
+   * Starts the build of a collection's pending uploads, or joins the one that runs (here, on another
+   * replica, or on a worker); resolves with the id of the build job that will index them. The
+   * collection's owner follows the job (DELETE /v1/jobs/{id} by the owner or an admin cancels it).
+   * `preferredId`: the job id of an interrupted build that this one resumes.
    */
-  async startBuild(id: string): Promise<string> {
-    const local = this.running.get(id);
-    if (local) return local.jobId;
-    if (this.closing || !(await this.store.tryLock(id))) {
-      return (await this.store.manifest(id))?.build.jobId ?? 'unknown';
+  async startBuild(id: string, preferredId?: string): Promise<string> {
+    const manifest = await this.get(id);
+    const live = await this.jobs.builds.liveBuild(id);
+    if (live !== undefined) {
+      await this.jobs.builds.announce(id, live, true);
+      return live;
     }
-    const manifest = await this.get(id).catch(async (error: unknown) => {
-      await this.store.unlock(id);
-      throw error;
-    });
-    // A build interrupted by a shutdown keeps its job id and resumes; otherwise a new job starts.
-    const resuming = manifest.build.state === 'queued' || manifest.build.state === 'running';
-    const jobId = resuming && manifest.build.jobId ? manifest.build.jobId : randomUUID();
-    const build: BuildStatus = resuming
-      ? { ...manifest.build, jobId, state: 'running', resumedFrom: manifest.images }
-      : {
-          ...emptyBuild(),
-          jobId,
-          state: 'running',
-          resumedFrom: manifest.images,
-          startedAt: new Date().toISOString(),
-        };
-    // The total is known (to every replica) before the build's first step.
-    build.total = build.done + (await this.store.readPending(id, manifest.pendingBytes)).length;
-    await this.store.writeManifest({ ...manifest, build });
-    const controller = new AbortController();
-    const done = this.run(id, controller).finally(() => {
-      this.running.delete(id);
-    });
-    this.running.set(id, { jobId, controller, done });
+    const { jobId } = await this.jobs.queue.submitJob(
+      { kind: 'collection-build', collection: id, hash: buildHash(id) },
+      manifest.owner,
+      preferredId,
+    );
+    // The build's job id and total are in the manifest (for every replica) before its first step.
+    await this.jobs.builds.announce(id, jobId);
     return jobId;
   }
 
-  private async run(id: string, controller: AbortController): Promise<void> {
-    const heartbeat = setInterval(() => void this.store.refreshLock(id), 5000);
-    heartbeat.unref();
-    let final: Partial<BuildStatus> = {};
-    try {
-      for (;;) {
-        const manifest = await buildCollection({
-          store: this.store,
-          id,
-          model: this.model,
-          spec: this.spec,
-          maxPixels: this.maxPixels,
-          batchSize: this.settings.batchSize,
-          signal: controller.signal,
-          heartbeat: () => this.store.refreshLock(id),
-        });
-        // Uploads appended after the builder's last read join this build.
-        if ((await this.store.pendingSize(id)) <= manifest.pendingBytes) break;
-      }
-      final = { state: 'completed' };
-    } catch (error) {
-      const reason: unknown = controller.signal.reason;
-      if (error instanceof BuildAborted || controller.signal.aborted) {
-        if (reason === 'deleted') return;
-        // A shutdown leaves the build to resume at the next start; a cancel drops what is left.
-        final = reason === 'shutdown' ? { state: 'queued' } : { state: 'cancelled' };
-      } else {
-        this.log.warn({ err: error, collection: id }, 'collection build failed');
-        final = { state: 'failed', error: (error as Error).message };
-      }
-    } finally {
-      clearInterval(heartbeat);
-      try {
-        const manifest = await this.store.manifest(id);
-        if (manifest && Object.keys(final).length > 0) {
-          const pendingBytes =
-            final.state === 'cancelled' || final.state === 'failed'
-              ? await this.store.pendingSize(id)
-              : manifest.pendingBytes;
-          const finishedAt = final.state === 'queued' ? null : new Date().toISOString();
-          await this.store.writeManifest({
-            ...manifest,
-            pendingBytes,
-            build: { ...manifest.build, ...final, finishedAt },
-          });
-        }
-      } finally {
-        await this.store.unlock(id);
-      }
-    }
+  /** Stops a build: its job (the queue's stop hook drops what it had not indexed), or its manifest. */
+  private async stopBuild(id: string, jobId: string): Promise<void> {
+    const view = await this.jobs.queue.stopJob(jobId).catch(() => undefined);
+    // A job this queue does not know (another replica's without Redis, or one lost): the manifest
+    // says cancelled, and whoever builds it stops at its next batch.
+    if (!view || view.kind !== 'collection-build') await this.jobs.builds.stopped(id, jobId);
   }
 
-  /** Stops a collection's build (cancel): the uploads not yet indexed are dropped. */
+  /** Stops a collection's build (cancel): what it indexed stays, the uploads not yet indexed are dropped. */
   async cancel(id: string, client: Client): Promise<BuildStatus> {
     const manifest = await this.get(id);
     if (!client.admin && manifest.owner !== client.owner) {
@@ -327,42 +305,48 @@ export class CollectionService {
         `collection "${id}" was created by another client: only its owner (or an admin key) may cancel its build`,
       );
     }
-    const running = this.running.get(id);
-    if (!running) {
-      if (manifest.build.state === 'running' || manifest.build.state === 'queued') {
-        throw conflict(`the build of collection "${id}" runs on another replica; cancel it there`);
-      }
-      return manifest.build;
-    }
-    running.controller.abort('cancel');
-    await running.done;
+    const { jobId, state } = manifest.build;
+    if (jobId === null || !ACTIVE.includes(state)) return manifest.build;
+    await this.stopBuild(id, jobId);
     return (await this.get(id)).build;
   }
 
-  /** At start: resumes the builds that have uploads left (interrupted builds, uploads of a crashed replica). */
+  /**
+   * At start: resumes the builds that were interrupted (they keep their job id where the queue
+   * allows) and those with uploads left (uploads of a crashed replica).
+   */
   async resumeAll(): Promise<string[]> {
     const resumed: string[] = [];
     for (const manifest of await this.list()) {
-      if ((await this.store.pendingSize(manifest.id)) > manifest.pendingBytes) {
-        await this.startBuild(manifest.id);
+      const interrupted = ACTIVE.includes(manifest.build.state);
+      if (interrupted || (await this.store.pendingSize(manifest.id)) > manifest.pendingBytes) {
+        await this.startBuild(manifest.id, interrupted ? (manifest.build.jobId ?? undefined) : undefined);
         resumed.push(manifest.id);
       }
     }
     return resumed;
   }
 
-  /** Stops every build of this process (shutdown); they resume at the next start. */
+  /**
+   * Shutdown: with a queue of its own, this process's builds stop between batches and are left to
+   * resume; the app's queue hands them back when it closes (plugins/jobs.ts).
+   */
   async stop(): Promise<void> {
-    this.closing = true;
-    const all = [...this.running.values()];
-    for (const running of all) running.controller.abort('shutdown');
-    await Promise.all(all.map((running) => running.done));
+    if (this.ownQueue) await this.jobs.queue.close();
     await this.search.close();
   }
 
-  /** Waits for the build of a collection running in this process, if any (tests, the CLI). */
+  /** Waits until the collection's build job has ended and no process builds it (tests, the CLI). */
   async settled(id: string): Promise<void> {
-    await this.running.get(id)?.done;
+    for (;;) {
+      const manifest = await this.store.manifest(id);
+      if (!manifest) return;
+      const { jobId } = manifest.build;
+      const view = jobId === null ? undefined : await this.jobs.queue.get(jobId).catch(() => undefined);
+      const active = view !== undefined && !isTerminal(view);
+      if (!active && (await this.jobs.builds.liveBuild(id)) === undefined) return;
+      await sleep(25);
+    }
   }
 
   private checkNeuron(neuron: number): void {
@@ -541,4 +525,11 @@ export class CollectionService {
       distribution: distribution(values, codes, reader.manifest.categories, options),
     };
   }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The collection of a build job's view. */
+export function buildCollectionOf(view: { progress: object }): string {
+  return (view.progress as { collection?: string }).collection ?? '';
 }

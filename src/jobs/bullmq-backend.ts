@@ -1,6 +1,8 @@
 /**
- * The BullMQ job backend, used when Redis is configured. Jobs live in Redis in a queue named after
- * the model's sha256 (`max-text-<sha>`), so any number of worker processes (`npm run worker`, and
+ * The BullMQ job backend, used when Redis is configured. Jobs live in Redis in one queue per lane
+ * (see JOB_KINDS), named after the model's sha256: searches in `max-text-<sha>`, collection builds
+ * and their shards in `collections-<sha>` (a build queues its shards there with context.spawn, so
+ * that every worker takes them). Any number of worker processes (`npm run worker`, and
  * the server's in-process worker) share them, and a job outlives the process that took it: when a
  * worker dies, its job lock (held for `lockDuration`, renewed while it runs) expires, BullMQ's
  * stalled-job check in another worker moves the job back to the wait list, and that worker runs it
@@ -22,15 +24,21 @@ import { Queue, WaitingError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { HttpError, RetryLaterError } from '../errors.js';
 import {
-  emptyProgress,
+  emptyProgressOf,
+  JOB_KINDS,
   JobHandedBack,
+  kindOf,
+  laneOfId,
   type JobBackend,
   type JobData,
+  type JobKind,
+  type JobLane,
   type JobOutcome,
   type JobOwner,
   type JobProcessor,
   type JobProgress,
   type JobView,
+  type SpawnedJob,
 } from './types.js';
 
 export const QUEUE_PREFIX = 'mmn-jobs';
@@ -42,6 +50,11 @@ export const REDIS_DOWN_RETRY_AFTER_S = 5;
 
 export function queueName(modelSha256: string): string {
   return `max-text-${modelSha256}`;
+}
+
+/** The queue of every lane (see JOB_KINDS): searches, and collection builds with their shards. */
+export function queueNames(modelSha256: string): Record<JobLane, string> {
+  return { search: queueName(modelSha256), collections: `collections-${modelSha256}` };
 }
 
 function cancelKey(name: string, id: string): string {
@@ -86,20 +99,37 @@ function connect(redisUrl: string): Redis {
   return redis;
 }
 
+interface Lane {
+  name: string;
+  queue: Queue<JobData, JobOutcome>;
+}
+
 export class BullBackend implements JobBackend {
   readonly kind = 'bullmq';
   private readonly redis: Redis;
-  private readonly queue: Queue<JobData, JobOutcome>;
+  private readonly lanes = new Map<JobLane, Lane>();
   private connectedOnce = false;
 
-  constructor(
-    redisUrl: string,
-    private readonly name: string,
-  ) {
+  /** `name`: the search queue; `lanes`: the queues of the other lanes (each in JOB_KINDS). */
+  constructor(redisUrl: string, name: string, lanes: Partial<Record<JobLane, string>> = {}) {
     this.redis = connectFailFast(redisUrl);
-    this.queue = new Queue<JobData, JobOutcome>(name, { connection: this.redis, prefix: QUEUE_PREFIX });
-    this.queue.on('error', () => undefined); // reported by the routes' 503s
+    for (const [lane, laneName] of Object.entries({ ...lanes, search: name }) as [JobLane, string][]) {
+      const queue = new Queue<JobData, JobOutcome>(laneName, {
+        connection: this.redis,
+        prefix: QUEUE_PREFIX,
+      });
+      queue.on('error', () => undefined); // reported by the routes' 503s
+      this.lanes.set(lane, { name: laneName, queue });
+    }
     this.redis.once('ready', () => (this.connectedOnce = true));
+  }
+
+  /** The lane of a job id, or of a kind. */
+  private lane(which: { id: string } | { kind: JobKind }): Lane {
+    const lane = 'id' in which ? laneOfId(which.id) : JOB_KINDS[which.kind].lane;
+    const found = this.lanes.get(lane);
+    if (!found) throw new HttpError(404, `this server has no ${lane} queue`);
+    return found;
   }
 
   /** Runs a Redis call, or answers 503 at once while Redis is unreachable (any failure of it, too). */
@@ -135,7 +165,7 @@ export class BullBackend implements JobBackend {
     return this.guard(async () => {
       // BullMQ's deduplication: while a job with this request hash is queued or running, adding
       // another is a no-op that returns the first one's id (atomically, in Redis).
-      const job = await this.queue.add('max-text', data, {
+      const job = await this.lane({ kind: kindOf(data) }).queue.add(kindOf(data), data, {
         jobId: id,
         deduplication: { id: data.hash },
         removeOnComplete: { age: 7 * 86400, count: 10_000 },
@@ -150,32 +180,35 @@ export class BullBackend implements JobBackend {
   }
 
   private async view(id: string): Promise<JobView | undefined> {
-    const job = (await this.queue.getJob(id)) as Job<JobData, JobOutcome> | undefined;
+    const { name, queue } = this.lane({ id });
+    const job = (await queue.getJob(id)) as Job<JobData, JobOutcome> | undefined;
     if (!job) {
       // A job stopped while it waited is removed from the queue; its flag keeps its view.
       const [stopped, subscribers] = await Promise.all([
-        this.redis.get(cancelKey(this.name, id)),
-        this.redis.scard(subscribersKey(this.name, id)),
+        this.redis.get(cancelKey(name, id)),
+        this.redis.scard(subscribersKey(name, id)),
       ]);
-      const progress = stopped === null ? undefined : parseProgress(stopped);
-      return progress ? { id, state: 'cancelled', progress, subscribers } : undefined;
+      const flag = stopped === null ? undefined : parseFlag(stopped);
+      return flag
+        ? { id, kind: flag.kind, state: 'cancelled', progress: flag.progress, subscribers }
+        : undefined;
     }
     const [state, stopped, subscribers] = await Promise.all([
       job.getState(),
-      this.redis.get(cancelKey(this.name, id)),
-      this.redis.scard(subscribersKey(this.name, id)),
+      this.redis.get(cancelKey(name, id)),
+      this.redis.scard(subscribersKey(name, id)),
     ]);
     if (state === 'unknown') return undefined;
     const progress =
       typeof job.progress === 'object' && job.progress !== null
         ? (job.progress as JobView['progress'])
-        : emptyProgress(job.data.request.steps);
-    const view: JobView = { id, state: 'queued', progress, subscribers };
+        : emptyProgressOf(job.data);
+    const view: JobView = { id, kind: kindOf(job.data), state: 'queued', progress, subscribers };
     if (stopped !== null) {
       // Stopped: frozen at the stop (its progress then), whatever the worker did after.
       view.state = 'cancelled';
-      const snapshot = parseProgress(stopped);
-      if (snapshot) view.progress = snapshot;
+      const snapshot = parseFlag(stopped);
+      if (snapshot) view.progress = snapshot.progress;
     } else if (state === 'completed') {
       view.state = job.returnvalue?.cancelled ? 'cancelled' : 'completed';
       if (!job.returnvalue?.cancelled) view.result = job.returnvalue?.result;
@@ -188,9 +221,9 @@ export class BullBackend implements JobBackend {
     return view;
   }
 
-  findActive(hash: string): Promise<string | undefined> {
+  findActive(hash: string, kind: JobKind = 'max-text'): Promise<string | undefined> {
     return this.guard(async () => {
-      const id = await this.queue.getDeduplicationJobId(hash);
+      const id = await this.lane({ kind }).queue.getDeduplicationJobId(hash);
       if (!id) return undefined;
       const view = await this.view(id);
       return view && (view.state === 'queued' || view.state === 'running') ? id : undefined;
@@ -199,27 +232,29 @@ export class BullBackend implements JobBackend {
 
   subscribe(id: string, owner: JobOwner): Promise<void> {
     return this.guard(async () => {
+      const { name } = this.lane({ id });
       await this.redis
         .multi()
-        .sadd(subscribersKey(this.name, id), owner)
-        .expire(subscribersKey(this.name, id), CANCEL_TTL_SECONDS)
-        .sadd(ownerKey(this.name, owner), id)
-        .expire(ownerKey(this.name, owner), CANCEL_TTL_SECONDS)
+        .sadd(subscribersKey(name, id), owner)
+        .expire(subscribersKey(name, id), CANCEL_TTL_SECONDS)
+        .sadd(ownerKey(name, owner), id)
+        .expire(ownerKey(name, owner), CANCEL_TTL_SECONDS)
         .exec();
     });
   }
 
   subscribers(id: string): Promise<JobOwner[]> {
-    return this.guard(() => this.redis.smembers(subscribersKey(this.name, id)));
+    return this.guard(() => this.redis.smembers(subscribersKey(this.lane({ id }).name, id)));
   }
 
   unsubscribe(id: string, owner: JobOwner): Promise<number> {
     return this.guard(async () => {
+      const { name } = this.lane({ id });
       const replies = await this.redis
         .multi()
-        .srem(subscribersKey(this.name, id), owner)
-        .srem(ownerKey(this.name, owner), id)
-        .scard(subscribersKey(this.name, id))
+        .srem(subscribersKey(name, id), owner)
+        .srem(ownerKey(name, owner), id)
+        .scard(subscribersKey(name, id))
         .exec();
       return Number(replies?.[2]?.[1] ?? 0);
     });
@@ -227,7 +262,7 @@ export class BullBackend implements JobBackend {
 
   activeJobsOf(owner: JobOwner): Promise<number> {
     return this.guard(async () => {
-      const key = ownerKey(this.name, owner);
+      const key = ownerKey(this.lane({ kind: 'max-text' }).name, owner);
       const ids = await this.redis.smembers(key);
       const views = await Promise.all(ids.map((id) => this.view(id)));
       const done = ids.filter((_, i) => {
@@ -241,17 +276,18 @@ export class BullBackend implements JobBackend {
 
   stop(id: string): Promise<void> {
     return this.guard(async () => {
-      const job = await this.queue.getJob(id);
+      const { name, queue } = this.lane({ id });
+      const job = (await queue.getJob(id)) as Job<JobData, JobOutcome> | undefined;
+      if (!job) return;
       const progress =
-        typeof job?.progress === 'object' && job.progress !== null
-          ? job.progress
-          : emptyProgress(job?.data.request.steps ?? 0);
-      await this.redis.set(cancelKey(this.name, id), JSON.stringify(progress), 'EX', CANCEL_TTL_SECONDS);
+        typeof job.progress === 'object' && job.progress !== null ? job.progress : emptyProgressOf(job.data);
+      const flag: StopFlag = { kind: kindOf(job.data), progress: progress as JobProgress };
+      await this.redis.set(cancelKey(name, id), JSON.stringify(flag), 'EX', CANCEL_TTL_SECONDS);
       // A new identical request must start a new search, not join the stopped one.
-      await job?.removeDeduplicationKey();
+      await job.removeDeduplicationKey();
       // A waiting job leaves the queue (and stops counting against JOBS_MAX_QUEUED); one a worker
       // has just taken is locked and stays, and its worker reads the flag before its first step.
-      if (job && ['waiting', 'prioritized', 'delayed'].includes(await job.getState())) {
+      if (['waiting', 'prioritized', 'delayed'].includes(await job.getState())) {
         await job.remove().catch(() => undefined);
       }
     });
@@ -259,35 +295,44 @@ export class BullBackend implements JobBackend {
 
   async waitingCount(): Promise<number> {
     if (this.redis.status !== 'ready') return 0;
-    return this.queue.getJobCountByTypes('waiting', 'delayed', 'prioritized').catch(() => 0);
+    const { queue } = this.lane({ kind: 'max-text' });
+    return queue.getJobCountByTypes('waiting', 'delayed', 'prioritized').catch(() => 0);
   }
 
-  /** Jobs waiting, for the queue limit: 503 while Redis is unreachable. */
+  /** Searches waiting, for the queue limit: 503 while Redis is unreachable. */
   queuedCount(): Promise<number> {
-    return this.guard(() => this.queue.getJobCountByTypes('waiting', 'delayed', 'prioritized'));
+    const { queue } = this.lane({ kind: 'max-text' });
+    return this.guard(() => queue.getJobCountByTypes('waiting', 'delayed', 'prioritized'));
   }
 
   async close(): Promise<void> {
-    await settleUnready(this.redis, this.queue);
-    await this.queue.close().catch(() => undefined);
+    for (const { queue } of this.lanes.values()) await settleUnready(this.redis, queue);
+    for (const { queue } of this.lanes.values()) await queue.close().catch(() => undefined);
     this.redis.disconnect();
   }
 }
 
+/** What a stop flag holds: the job's kind and its progress at the stop. */
+interface StopFlag {
+  kind: JobKind;
+  progress: JobProgress;
+}
+
 function reportedProgress(progress: unknown): JobProgress | undefined {
-  return typeof progress === 'object' && progress !== null && 'steps' in progress
+  return typeof progress === 'object' && progress !== null && Object.keys(progress).length > 0
     ? (progress as JobProgress)
     : undefined;
 }
 
-function parseProgress(text: string): JobProgress | undefined {
+function parseFlag(text: string): StopFlag | undefined {
   try {
     const value = JSON.parse(text) as unknown;
-    return typeof value === 'object' && value !== null && 'steps' in value
-      ? (value as JobProgress)
-      : undefined;
+    if (typeof value !== 'object' || value === null) return undefined; // an old flag ("1")
+    if ('kind' in value && 'progress' in value) return value as StopFlag;
+    // A flag of a search stopped before jobs had kinds: its progress alone.
+    return 'steps' in value ? { kind: 'max-text', progress: value as JobProgress } : undefined;
   } catch {
-    return undefined; // an old flag ("1")
+    return undefined;
   }
 }
 
@@ -312,6 +357,25 @@ export interface BullSearchWorker {
 export function startBullWorker(options: BullWorkerOptions): BullSearchWorker {
   const flags = connect(options.redisUrl);
   const connection = connect(options.redisUrl);
+  let spawnQueue: Queue<JobData, JobOutcome> | undefined;
+  const spawn = async (jobs: readonly SpawnedJob[]) => {
+    if (jobs.length === 0) return;
+    if (!spawnQueue) {
+      spawnQueue = new Queue<JobData, JobOutcome>(options.name, { connection: flags, prefix: QUEUE_PREFIX });
+      spawnQueue.on('error', (error) => options.onError?.(error));
+    }
+    await spawnQueue.addBulk(
+      jobs.map(({ id, data }) => ({
+        name: kindOf(data),
+        data,
+        opts: {
+          jobId: id,
+          removeOnComplete: { age: 86400, count: 10_000 },
+          removeOnFail: { age: 7 * 86400, count: 10_000 },
+        },
+      })),
+    );
+  };
   let handingBack = false;
   let closed = false;
   let worker: Worker<JobData, JobOutcome> | undefined;
@@ -331,6 +395,8 @@ export function startBullWorker(options: BullWorkerOptions): BullSearchWorker {
         let cancelled = false;
         try {
           return await options.processor(job.data, {
+            id: job.id,
+            spawn,
             // Nothing is reported once the job is stopped (its view is frozen at the stop anyway).
             reportProgress: async (progress) => {
               if (!cancelled) await job.updateProgress({ ...progress });
@@ -366,6 +432,7 @@ export function startBullWorker(options: BullWorkerOptions): BullSearchWorker {
   if (connection.status === 'ready') start();
   else connection.once('ready', start);
   const quitAll = () => {
+    void spawnQueue?.close().catch(() => undefined);
     for (const client of [flags, connection]) void client.quit().catch(() => client.disconnect());
   };
   return {

@@ -10,7 +10,7 @@ import { cacheKey, type BinaryCache } from '../cache/index.js';
 import type { ClipModel } from '../clip/clip-model.js';
 import { searchMaxText, type MaxTextResult } from '../search/max-text.js';
 import type { MaxTextRequest } from '../search/request.js';
-import { JobHandedBack, type JobProcessor, type JobProgress } from './types.js';
+import { JobHandedBack, type KindProcessor, type SearchProgress as JobProgress } from './types.js';
 
 const PROGRESS_EVERY_MS = 1000;
 /** Results stay a week; the cache's own bounds may evict them sooner. */
@@ -43,7 +43,7 @@ export interface BestSearch {
   result: MaxTextResult;
 }
 
-export function searchProcessor(model: ClipModel, cache: BinaryCache): JobProcessor {
+export function searchProcessor(model: ClipModel, cache: BinaryCache): KindProcessor<'max-text'> {
   return async (data, context) => {
     if (await context.isCancelled()) return { cancelled: true };
     let lastScore: number | null = null;

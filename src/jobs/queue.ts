@@ -11,6 +11,11 @@
  * one of its subscribers. A cancel by a subscriber detaches that subscriber only; the job stops
  * when none is left. An admin stops any job; anyone else gets 403 for a job they do not follow.
  *
+ * Other kinds (collection builds) are submitted with submitJob: identical data (a build of the same
+ * collection) shares one job too, without a cache of results or the per-owner search limit; a hook
+ * per kind (whenStopped) runs after a job of that kind is stopped (a build's collection drops its
+ * uploads not yet indexed).
+ *
  * Limits: an owner may follow `maxJobsPerOwner` queued or running jobs (429 past it), and a new
  * job is refused while `maxQueuedJobs` wait (503); both with Retry-After. Submissions on one server
  * pass one at a time, so the limits hold exactly for one server (and nearly for several).
@@ -21,7 +26,17 @@ import type { MaxTextResult } from '../search/max-text.js';
 import { requestHash, type MaxTextRequest } from '../search/request.js';
 import { HttpError, RetryLaterError } from '../errors.js';
 import { bestKey, resultKey, type BestSearch } from './processor.js';
-import { TERMINAL_STATES, type JobBackend, type JobOwner, type JobView } from './types.js';
+import { JobRegistry } from './registry.js';
+import {
+  JOB_KINDS,
+  kindOf,
+  TERMINAL_STATES,
+  type JobBackend,
+  type JobData,
+  type JobKind,
+  type JobOwner,
+  type JobView,
+} from './types.js';
 
 const CACHED_PREFIX = 'cached-';
 /** Retry-After of a refusal for the per-owner or the global limit. */
@@ -55,12 +70,15 @@ export interface Submitted {
 
 export class JobQueue {
   private submissions: Promise<unknown> = Promise.resolve();
+  private readonly stopHooks = new Map<JobKind, (view: JobView) => Promise<void>>();
 
   constructor(
     readonly backend: JobBackend,
     private readonly cache: BinaryCache,
     private readonly modelSha256: string,
     private readonly limits: JobLimits = { maxJobsPerOwner: Infinity, maxQueuedJobs: Infinity },
+    /** The processors of every kind this process runs (the backend's processor dispatches to them). */
+    readonly registry: JobRegistry = new JobRegistry(),
   ) {}
 
   /** Submits a search for `owner`: the cached result, the identical job (subscribed to), or a new one. */
@@ -112,6 +130,51 @@ export class JobQueue {
     }
   }
 
+  /**
+   * Submits a job of a kind other than a search (its data carries the hash that identical jobs
+   * share): joins the queued or running job of that hash, else queues one under `preferredId` (a
+   * resumed build keeps its id) when no job has that id, else under a new id. `owner` subscribes.
+   */
+  submitJob(
+    data: Exclude<JobData, { kind?: 'max-text' }>,
+    owner: JobOwner,
+    preferredId?: string,
+  ): Promise<Submitted> {
+    const run = this.submissions.then(async (): Promise<Submitted> => {
+      const kind = kindOf(data);
+      const existing = await this.backend.findActive(data.hash, kind);
+      const prefix = JOB_KINDS[kind].idPrefix;
+      let id = existing ?? `${prefix}${randomUUID()}`;
+      if (
+        existing === undefined &&
+        preferredId?.startsWith(prefix) &&
+        !(await this.backend.get(preferredId))
+      ) {
+        id = preferredId;
+      }
+      const jobId = existing ?? (await this.backend.add(id, data));
+      await this.backend.subscribe(jobId, owner);
+      return { jobId, cached: false, deduplicated: jobId !== id || existing !== undefined };
+    });
+    this.submissions = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Runs `hook` after a job of `kind` is stopped (by a cancel or stopJob), with its view. */
+  whenStopped(kind: JobKind, hook: (view: JobView) => Promise<void>): void {
+    this.stopHooks.set(kind, hook);
+  }
+
+  /** Stops a job whoever follows it (the caller checked the right to), then runs its kind's hook. */
+  async stopJob(id: string): Promise<JobView | undefined> {
+    const view = await this.get(id);
+    if (!view) return undefined;
+    if (isTerminal(view)) return view;
+    await this.backend.stop(id);
+    await this.stopHooks.get(view.kind)?.(view);
+    return (await this.get(id)) ?? view;
+  }
+
   /** The best finished search of `neuron` whatever its parameters, if the cache holds one. */
   bestForNeuron(neuron: number): Promise<BestSearch | undefined> {
     return this.cache.getJson<BestSearch>(bestKey(this.modelSha256, neuron));
@@ -137,7 +200,7 @@ export class JobQueue {
       bestScore: result.score,
       bestText: result.text,
     };
-    return { id, state: 'completed', progress, result, cached: true };
+    return { id, kind: 'max-text', state: 'completed', progress, result, cached: true };
   }
 
   /**
@@ -150,24 +213,29 @@ export class JobQueue {
     if (!view) return undefined;
     if (isTerminal(view)) return { view, stopped: false, detached: false };
     if (client.admin) {
-      await this.backend.stop(id);
-      return { view: (await this.get(id)) ?? view, stopped: true, detached: false };
+      return { view: (await this.stopJob(id)) ?? view, stopped: true, detached: false };
     }
     const subscribers = await this.backend.subscribers(id);
     if (!subscribers.includes(client.owner)) {
+      const who =
+        view.kind === 'max-text'
+          ? 'its submitters'
+          : view.kind === 'collection-build'
+            ? "the collection's owner"
+            : "the collection's owner, by cancelling the build";
       throw new HttpError(
         403,
-        `job ${id} was not submitted by you: only its submitters (or an admin key) may cancel it`,
+        `job ${id} was not submitted by you: only ${who} (or an admin key) may cancel it`,
       );
     }
     const left = await this.backend.unsubscribe(id, client.owner);
     if (left > 0) return { view: (await this.get(id)) ?? view, stopped: false, detached: true };
-    await this.backend.stop(id);
-    return { view: (await this.get(id)) ?? view, stopped: true, detached: true };
+    return { view: (await this.stopJob(id)) ?? view, stopped: true, detached: true };
   }
 
   /**
-   * Follows a job: calls `onView` with its view now and whenever its state or best score changes,
+   * Follows a job: calls `onView` with its view now and whenever its state or progress changes (for
+   * a search: its best score or step),
    * until it ends (polling every `intervalMs`) or `signal` aborts. Resolves with the last view, or
    * undefined when the job is gone (lost with its Redis data). A poll that fails (Redis
    * unreachable) is retried; after `maxFailures` failed polls in a row the error is thrown.
@@ -193,7 +261,10 @@ export class JobQueue {
         continue;
       }
       if (!view) return undefined;
-      const key = `${view.state}|${view.progress.bestScore}|${view.progress.steps}`;
+      const key =
+        'steps' in view.progress
+          ? `${view.state}|${view.progress.bestScore}|${view.progress.steps}`
+          : `${view.state}|${JSON.stringify(view.progress)}`;
       if (key !== lastKey) onView(view);
       lastKey = key;
       last = view;

@@ -4,6 +4,9 @@
  *   WORKER_IN_PROCESS   "false" keeps the HTTP server from working jobs itself (with Redis only;
  *                       without Redis the in-process queue always works its jobs). Default true.
  *   WORKER_CONCURRENCY  searches one worker runs at a time (1–64, default 1).
+ *   WORKER_COLLECTION_CONCURRENCY  collection builds and shards one worker (or, without Redis, the
+ *                       server) runs at a time, besides its searches (1–64, default 1 with Redis,
+ *                       4 without: there, each build does all its shards itself).
  *   WORKER_LOCK_MS      BullMQ job lock duration: how soon a dead worker's job is taken over
  *                       (1,000–600,000 ms, default 10,000).
  *   JOBS_MAX_PER_OWNER  queued or running searches one client (API key, or address when the service
@@ -16,6 +19,8 @@ import { ConfigError } from '../config.js';
 export interface WorkerSettings {
   inProcess: boolean;
   concurrency: number;
+  /** Collection builds and shards at a time (the collections lane). */
+  collectionConcurrency: number;
   lockDurationMs: number;
   maxJobsPerOwner: number;
   maxQueuedJobs: number;
@@ -41,6 +46,13 @@ export function workerSettings(env: Env = process.env): WorkerSettings {
   return {
     inProcess: inProcess !== 'false' && inProcess !== '0',
     concurrency: readInt(env, 'WORKER_CONCURRENCY', 1, 1, 64),
+    collectionConcurrency: readInt(
+      env,
+      'WORKER_COLLECTION_CONCURRENCY',
+      env.REDIS_URL?.trim() ? 1 : 4,
+      1,
+      64,
+    ),
     lockDurationMs: readInt(env, 'WORKER_LOCK_MS', 10_000, 1000, 600_000),
     maxJobsPerOwner: readInt(env, 'JOBS_MAX_PER_OWNER', 8, 1, 10_000),
     maxQueuedJobs: readInt(env, 'JOBS_MAX_QUEUED', 256, 1, 1_000_000),

@@ -1,16 +1,19 @@
 /**
  * app.collections: image collections of the loaded model (src/collections/), stored under
- * DATA_DIR/collections and shared by every replica on that volume. Builds interrupted by a
- * shutdown (or left by a replica that died) resume when the server is ready; on close, running
- * builds stop between batches and are left to resume. Settings: COLLECTION_* variables
- * (src/collections/settings.ts).
+ * DATA_DIR/collections and shared by every replica on that volume. Builds are jobs of app.jobs:
+ * this plugin registers their kinds (collection-build, collection-shard: collections/build-job.ts)
+ * and the stop hook of a cancelled build. Builds interrupted by a shutdown (or left by a replica
+ * that died) resume when the server is ready; on close, running builds stop between batches and
+ * are left to resume (the job queue hands them back). Settings: COLLECTION_* variables
+ * (src/collections/settings.ts; COLLECTION_SHARD in build-job.ts).
  */
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
+import { CollectionBuilds, shardSizeOf } from '../collections/build-job.js';
 import { NeuronHeatmaps } from '../collections/heatmap.js';
 import { CollectionSearch } from '../collections/retrieval.js';
-import { CollectionService } from '../collections/service.js';
+import { buildCollectionOf, CollectionService } from '../collections/service.js';
 import { loadCollectionSettings } from '../collections/settings.js';
 import { CollectionStore } from '../collections/store.js';
 
@@ -24,8 +27,21 @@ const collectionsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { 
   const { manifest } = app.clip.directory;
   const spec = { imageSize: manifest.image_size, mean: manifest.mean, std: manifest.std };
   const settings = loadCollectionSettings();
+  const store = new CollectionStore(config.dataDir);
+  const builds = new CollectionBuilds({
+    store,
+    model: app.clip,
+    spec,
+    maxPixels: config.maxImagePixels,
+    batchSize: settings.batchSize,
+    shardSize: shardSizeOf(),
+    log: app.log,
+  });
+  app.jobs.registry.register('collection-build', builds.buildProcessor);
+  app.jobs.registry.register('collection-shard', builds.shardProcessor);
+  app.jobs.whenStopped('collection-build', (view) => builds.stopped(buildCollectionOf(view), view.id));
   const service = new CollectionService(
-    new CollectionStore(config.dataDir),
+    store,
     app.clip,
     spec,
     config.maxImagePixels,
@@ -41,6 +57,7 @@ const collectionsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { 
       ),
       search: new CollectionSearch({ memoryBytes: settings.searchBytes, thread: config.inferenceThread }),
     },
+    { queue: app.jobs, builds },
   );
   app.decorate('collections', service);
   app.addHook('onReady', async () => {

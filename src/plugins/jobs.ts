@@ -1,7 +1,9 @@
 /**
- * app.jobs: the maximal-text search queue (src/jobs/). With REDIS_URL it is a BullMQ queue shared
- * with any `npm run worker` processes, and this server works it too unless WORKER_IN_PROCESS=false;
- * without Redis it is an in-process queue with the same API. app.jobClient(request) says who asks:
+ * app.jobs: the one job queue (src/jobs/): maximal-text searches, and the kinds that other plugins
+ * register in app.jobs.registry (collection builds and their shards: plugins/collections.ts). With
+ * REDIS_URL it is BullMQ, a queue per lane shared with any `npm run worker` processes, and this
+ * server works every lane too unless WORKER_IN_PROCESS=false (its workers start once the app is
+ * ready, when every kind is registered); without Redis it is an in-process queue with the same API. app.jobClient(request) says who asks:
  * the owner of the jobs it submits (its valid API key, else its address) and whether it is an admin.
  */
 import { createHash } from 'node:crypto';
@@ -9,13 +11,14 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Gauge, Histogram, type Registry } from 'prom-client';
 import type { Config } from '../config.js';
-import { BullBackend, queueName, startBullWorker } from '../jobs/bullmq-backend.js';
+import { BullBackend, queueNames, startBullWorker } from '../jobs/bullmq-backend.js';
 import { MemoryBackend } from '../jobs/memory-backend.js';
 import { searchProcessor } from '../jobs/processor.js';
 import { JobQueue, type JobClient } from '../jobs/queue.js';
+import { JobRegistry } from '../jobs/registry.js';
 import { keyMatches } from './security.js';
 import { workerSettings } from '../jobs/settings.js';
-import type { JobBackend, JobProcessor } from '../jobs/types.js';
+import { JOB_LANES, type JobBackend, type JobProcessor } from '../jobs/types.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -37,34 +40,49 @@ function bearer(request: FastifyRequest): string | undefined {
 
 const jobsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {
   const settings = workerSettings();
-  const processor = measured(searchProcessor(app.clip, app.cache), app.metrics.registry);
+  const registry = new JobRegistry();
+  registry.register('max-text', searchProcessor(app.clip, app.cache));
+  const processor = measured(registry.dispatch, app.metrics.registry);
   let backend: JobBackend;
   let closeWorker = async () => {};
   if (config.redisUrl) {
-    const name = queueName(app.clip.sha256);
-    backend = new BullBackend(config.redisUrl, name);
+    const redisUrl = config.redisUrl;
+    const names = queueNames(app.clip.sha256);
+    backend = new BullBackend(redisUrl, names.search, names);
     if (settings.inProcess) {
-      const worker = startBullWorker({
-        redisUrl: config.redisUrl,
-        name,
-        processor,
-        concurrency: settings.concurrency,
-        lockDurationMs: settings.lockDurationMs,
-        onError: (error) => app.log.warn({ err: error }, 'job worker error'),
+      // Started once every plugin has registered its kinds: a job taken before would fail.
+      app.addHook('onReady', async () => {
+        const workers = JOB_LANES.map((lane) =>
+          startBullWorker({
+            redisUrl,
+            name: names[lane],
+            processor,
+            concurrency: lane === 'search' ? settings.concurrency : settings.collectionConcurrency,
+            lockDurationMs: settings.lockDurationMs,
+            onError: (error) => app.log.warn({ err: error, lane }, 'job worker error'),
+          }),
+        );
+        closeWorker = async () => {
+          await Promise.all(workers.map((worker) => worker.close()));
+        };
       });
-      closeWorker = () => worker.close();
     }
-    app.log.info({ queue: name, inProcessWorker: settings.inProcess }, 'job queue on Redis (BullMQ)');
+    app.log.info({ queues: names, inProcessWorker: settings.inProcess }, 'job queue on Redis (BullMQ)');
   } else {
-    backend = new MemoryBackend(processor, settings.concurrency);
+    backend = new MemoryBackend(processor, settings.concurrency, 1000, {
+      collections: settings.collectionConcurrency,
+    });
     app.log.info({ concurrency: settings.concurrency }, 'in-process job queue (no Redis configured)');
   }
   app.decorate(
     'jobs',
-    new JobQueue(backend, app.cache, app.clip.sha256, {
-      maxJobsPerOwner: settings.maxJobsPerOwner,
-      maxQueuedJobs: settings.maxQueuedJobs,
-    }),
+    new JobQueue(
+      backend,
+      app.cache,
+      app.clip.sha256,
+      { maxJobsPerOwner: settings.maxJobsPerOwner, maxQueuedJobs: settings.maxQueuedJobs },
+      registry,
+    ),
   );
   const apiKeys = config.apiKeys.map(digest);
   const adminKeys = config.adminApiKeys.map(digest);

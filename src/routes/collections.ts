@@ -108,7 +108,8 @@ const UploadBody = Type.Object(
 const UploadResponse = Type.Object({
   collection: Type.String(),
   jobId: Type.String({
-    description: 'The build that indexes these images (GET /v1/collections/{id} follows it)',
+    description:
+      'The build job that indexes these images: GET /v1/jobs/{id} and its SSE stream /v1/jobs/{id}/events follow it (images done / total, skipped files, images/s), DELETE /v1/jobs/{id} cancels it; GET /v1/collections/{id} names it too',
   }),
   accepted: Type.Integer({
     description: 'Files taken from this request (an archive’s files counted one by one)',
@@ -587,7 +588,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['collections'],
-        summary: 'Cancel the running build (its owner or an admin key): uploads not yet indexed are dropped',
+        summary:
+          'Cancel the running build (its owner or an admin key), as DELETE /v1/jobs/{id} of its job does: what it indexed stays, uploads not yet indexed are dropped',
         params: CollectionParams,
         response: withErrors({ 200: BuildSchema }, [400, 403, 404, 409]),
       },

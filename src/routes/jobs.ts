@@ -1,6 +1,8 @@
 /**
- * Search jobs: GET /v1/jobs/{id} (state, progress, result), GET /v1/jobs/{id}/events (the same as
- * Server-Sent Events: `progress` events as the best score improves, then one `completed`, `failed`,
+ * Jobs of every kind (maximal-text searches, collection builds and their shards; `kind` says which,
+ * and the shapes of `progress` and `result` follow it): GET /v1/jobs/{id} (state, progress, result),
+ * GET /v1/jobs/{id}/events (the same as Server-Sent Events: `progress` events as the job advances
+ * (a search's best score, a build's images), then one `completed`, `failed`,
  * `cancelled` or `lost` event (the job's Redis data is gone, or Redis stayed unreachable), then the
  * stream closes; a finished job sends its final event at once) and DELETE /v1/jobs/{id} (cancel:
  * detaches the caller from the job; the job stops at once when no submitter is left, or when an
@@ -19,8 +21,85 @@ import { withAllowed } from './validation.js';
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
   Type.Union([schema, Type.Null()]);
 
+const SearchProgressSchema = Type.Object(
+  {
+    steps: Type.Integer(),
+    totalSteps: Type.Integer(),
+    evaluations: Type.Integer(),
+    bestScore: Nullable(Type.Number()),
+    bestText: Nullable(Type.String()),
+  },
+  { title: 'SearchProgress', description: 'A maximal-text search (kind max-text)' },
+);
+
+const BuildProgressSchema = Type.Object(
+  {
+    collection: Type.String(),
+    done: Type.Integer({
+      description: 'Uploads taken (indexed, duplicate or skipped), with shards in flight',
+    }),
+    total: Type.Integer({ description: 'Uploads the build knows of (uploads sent meanwhile join it)' }),
+    indexed: Type.Integer({
+      description: 'Images of the collection indexed and served (complete shards only)',
+    }),
+    skipped: Type.Array(Type.Object({ name: Type.String(), reason: Type.String() }), {
+      description: 'Uploads that are not images, and why (the first 100)',
+    }),
+    duplicates: Type.Integer({ description: 'Uploads whose bytes were already in the collection' }),
+    imagesPerSecond: Nullable(
+      Type.Number({ description: 'Uploads per second since the build (or its resumption) started' }),
+    ),
+    shards: Type.Object({
+      total: Type.Integer(),
+      committed: Type.Integer({ description: 'Shards indexed (a contiguous prefix of the uploads)' }),
+      running: Type.Integer({ description: 'Shards being computed now, by any worker' }),
+    }),
+  },
+  { title: 'BuildProgress', description: 'A collection build (kind collection-build)' },
+);
+
+const ShardProgressSchema = Type.Object(
+  {
+    collection: Type.String(),
+    build: Type.String({ description: 'The build job of this shard' }),
+    shard: Type.Integer(),
+    done: Type.Integer(),
+    total: Type.Integer(),
+  },
+  { title: 'ShardProgress', description: 'One shard of a collection build (kind collection-shard)' },
+);
+
+const BuildResultSchema = Type.Object(
+  {
+    collection: Type.String(),
+    images: Type.Integer({ description: 'Images of the collection indexed when the build ended' }),
+    done: Type.Integer({ description: 'Uploads the build took' }),
+    skipped: Type.Integer(),
+    duplicates: Type.Integer(),
+    joined: Type.Optional(
+      Type.String({ description: 'The build of the collection that was running, which this one joined' }),
+    ),
+    workers: Type.Array(Type.String(), { description: 'Processes that computed shards (pid@host)' }),
+  },
+  { title: 'BuildResult' },
+);
+
+const ShardResultSchema = Type.Object(
+  {
+    computed: Type.Boolean({ description: 'False: the shard was taken, done or dropped elsewhere' }),
+    done: Type.Integer(),
+  },
+  { title: 'ShardResult' },
+);
+
 const JobSchema = Type.Object({
   id: Type.String(),
+  kind: Type.Union(
+    [Type.Literal('max-text'), Type.Literal('collection-build'), Type.Literal('collection-shard')],
+    {
+      description: 'What the job does; progress and result have the shape of its kind',
+    },
+  ),
   state: Type.Union([
     Type.Literal('queued'),
     Type.Literal('running'),
@@ -28,14 +107,8 @@ const JobSchema = Type.Object({
     Type.Literal('failed'),
     Type.Literal('cancelled'),
   ]),
-  progress: Type.Object({
-    steps: Type.Integer(),
-    totalSteps: Type.Integer(),
-    evaluations: Type.Integer(),
-    bestScore: Nullable(Type.Number()),
-    bestText: Nullable(Type.String()),
-  }),
-  result: Type.Optional(MaxTextResultSchema),
+  progress: Type.Union([SearchProgressSchema, BuildProgressSchema, ShardProgressSchema]),
+  result: Type.Optional(Type.Union([MaxTextResultSchema, BuildResultSchema, ShardResultSchema])),
   error: Type.Optional(Type.String()),
   cached: Type.Optional(Type.Boolean()),
   subscribers: Type.Optional(
@@ -79,7 +152,7 @@ const routes: FastifyPluginAsyncTypebox<{ heartbeatMs?: number }> = async (app, 
     {
       schema: {
         tags: ['jobs'],
-        summary: 'A search job: state, progress and result',
+        summary: 'A job (a search, or a collection build): state, progress and result',
         params: JobParams,
         response: withErrors({ 200: JobSchema }, [400, 404, 503]),
       },
@@ -93,7 +166,7 @@ const routes: FastifyPluginAsyncTypebox<{ heartbeatMs?: number }> = async (app, 
       schema: {
         tags: ['jobs'],
         summary:
-          'Cancel a job you submitted: you are detached, and the job stops when no submitter is left (an admin key stops any job); a finished job is returned unchanged',
+          'Cancel a job you submitted: you are detached, and the job stops when no submitter is left (an admin key stops any job); a collection build is cancelled by its collection’s owner: what it indexed stays, the uploads not yet indexed are dropped; a finished job is returned unchanged',
         params: JobParams,
         response: withErrors({ 200: CancelledSchema }, [400, 403, 404, 503]),
       },
@@ -140,7 +213,8 @@ const routes: FastifyPluginAsyncTypebox<{ heartbeatMs?: number }> = async (app, 
       const send = (view: JobView) => {
         if (closed.signal.aborted) return;
         if (isTerminal(view)) raw.write(sse(view.state, view));
-        else raw.write(sse('progress', { id: view.id, state: view.state, ...view.progress }));
+        else
+          raw.write(sse('progress', { id: view.id, kind: view.kind, state: view.state, ...view.progress }));
       };
       try {
         const last = await app.jobs.watch(request.params.id, send, closed.signal, EVENT_POLL_MS);

@@ -1,0 +1,367 @@
+/**
+ * Collection builds as jobs of the one job API (src/collections/build-job.ts), on the embedded toy
+ * model with small shards (COLLECTION_SHARD) and batches, so that a build has many shards:
+ *
+ * - in process (no Redis): the upload's 202 names a `collection-build` job; GET /v1/jobs/{id} and
+ *   the SSE stream show its progress (uploads done / total, skipped files with reasons, images/s,
+ *   shards) and its result; DELETE /v1/jobs/{id} cancels it (another client: 403): what was
+ *   indexed stays (a contiguous prefix of complete shards), the rest is dropped;
+ * - stopped mid-build (app.close, as on SIGTERM) and started again on the same DATA_DIR, the build
+ *   resumes under the same job id where it stopped, and its rows are byte for byte those of an
+ *   uninterrupted build of the same uploads;
+ * - with a throwaway Redis, two `src/bin/worker.ts` processes (the server works no jobs itself):
+ *   both compute shards, and the collection's means, maxima, argmax positions and embeddings are
+ *   byte for byte those of the same uploads built by one worker (the in-process build above);
+ *   progress arrives over SSE; a cancel stops the build on both workers.
+ */
+import t, { type Test } from 'tap';
+import type { ChildProcess } from 'node:child_process';
+import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import type { App } from '../src/app.js';
+import { DEFAULT_MODEL_DIR } from '../src/config.js';
+import { FILES } from '../src/collections/store.js';
+import { spawnOwned, startRedis, stopProcess, type RedisProcess } from '../bench/lib/processes.js';
+import { buildTestApp } from './helpers/app.js';
+import { repoRoot } from './helpers/tiny-model.js';
+
+const tmp = await mkdtemp(path.join(os.tmpdir(), 'collections-jobs-'));
+t.teardown(() => rm(tmp, { recursive: true, force: true }));
+
+const SHARDING = { COLLECTION_SHARD: '3', COLLECTION_BATCH: '2' };
+
+/** Builds the app with variables set only while its plugins read them. */
+async function appWith(dataDir: string, env: Record<string, string> = {}, redisUrl?: string): Promise<App> {
+  const all = { WORD_INDEX_AUTOBUILD: 'false', COLLECTION_COLUMN_BLOCK: '4', ...SHARDING, ...env };
+  const saved = Object.fromEntries(Object.keys(all).map((name) => [name, process.env[name]]));
+  Object.assign(process.env, all);
+  try {
+    return await buildTestApp({ modelDir: DEFAULT_MODEL_DIR, dataDir, redisUrl });
+  } finally {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  }
+}
+
+async function picture(i: number): Promise<Buffer> {
+  const hue = (i * 47) % 360;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${64 + (i % 5) * 8}" height="64">
+    <rect width="100%" height="100%" fill="hsl(${hue},70%,45%)"/>
+    <circle cx="${16 + ((i * 7) % 40)}" cy="${20 + ((i * 11) % 30)}" r="${8 + (i % 12)}" fill="hsl(${(hue + 150) % 360},80%,55%)"/></svg>`;
+  return sharp(Buffer.from(svg)).png().toBuffer();
+}
+
+const pictures = await Promise.all(Array.from({ length: 40 }, (_, i) => picture(i)));
+
+interface Upload {
+  name: string;
+  bytes: Buffer;
+  category?: string;
+}
+
+/** The uploads of a build: `count` pictures, a file that is not an image, and a duplicate. */
+function uploadsOf(count: number): Upload[] {
+  const uploads: Upload[] = pictures
+    .slice(0, count)
+    .map((bytes, i) => ({ name: `p${i}.png`, bytes, category: `c${i % 3}` }));
+  uploads.splice(2, 0, { name: 'notes.txt', bytes: Buffer.from('not an image') });
+  uploads.push({ name: 'again.png', bytes: pictures[1] });
+  return uploads;
+}
+
+function multipart(uploads: Upload[]): { payload: Buffer; headers: Record<string, string> } {
+  const boundary = 'collections-jobs-boundary';
+  const chunks: Buffer[] = [];
+  const part = (field: string, value: Buffer | string, filename?: string) => {
+    const file = filename === undefined ? '' : `; filename="${filename}"`;
+    chunks.push(
+      Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="${field}"${file}\r\n\r\n`),
+      Buffer.isBuffer(value) ? value : Buffer.from(value),
+      Buffer.from('\r\n'),
+    );
+  };
+  for (const upload of uploads) {
+    part('category', upload.category ?? '');
+    part('image', upload.bytes, upload.name);
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  return {
+    payload: Buffer.concat(chunks),
+    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+  };
+}
+
+async function createAndUpload(app: App, name: string, uploads: Upload[]): Promise<string> {
+  const created = await app.inject({ method: 'POST', url: '/v1/collections', payload: { name } });
+  if (created.statusCode !== 201) throw new Error(created.body);
+  const sent = await app.inject({
+    method: 'POST',
+    url: `/v1/collections/${name}/images`,
+    ...multipart(uploads),
+  });
+  if (sent.statusCode !== 202) throw new Error(sent.body);
+  return (sent.json() as { jobId: string }).jobId;
+}
+
+async function until<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 120_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const job = async (app: App, id: string) => (await app.inject({ url: `/v1/jobs/${id}` })).json();
+const collection = async (app: App, id: string) =>
+  (await app.inject({ url: `/v1/collections/${id}` })).json();
+const finished = (app: App, id: string) =>
+  until(async () => {
+    const view = await job(app, id);
+    return ['completed', 'failed', 'cancelled'].includes(view.state) ? view : undefined;
+  }, `job ${id} to end`);
+
+/** Server-Sent Events of a job, parsed, until the stream closes. */
+async function events(base: string, id: string): Promise<{ event: string; data: Record<string, unknown> }[]> {
+  const text = await (await fetch(`${base}/v1/jobs/${id}/events`)).text();
+  return [...text.matchAll(/^event: (.*)\ndata: (.*)$/gm)].map((match) => ({
+    event: match[1],
+    data: JSON.parse(match[2]) as Record<string, unknown>,
+  }));
+}
+
+/** The activations of a collection's `images` rows: means, maxima, argmax and embeddings, as bytes. */
+async function activations(dataDir: string, id: string) {
+  const dir = path.join(dataDir, 'collections', id);
+  const manifest = JSON.parse(await readFile(path.join(dir, FILES.manifest), 'utf8'));
+  const { images } = manifest;
+  const { neurons: C, embedDim: D } = manifest.model;
+  const rows = async (file: string, bytes: number) =>
+    (await readFile(path.join(dir, file))).subarray(0, images * bytes);
+  return {
+    images,
+    means: await rows(FILES.means, C * 4),
+    maxima: await rows(FILES.maxima, C * 4),
+    argmax: await rows(FILES.argmax, C * 2),
+    embeddings: await rows(FILES.embeddings, D * 4),
+    categories: await rows(FILES.categories, 4),
+    names: (await readFile(path.join(dir, FILES.meta), 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => (JSON.parse(line) as { name: string }).name),
+  };
+}
+
+function sameActivations(t: Test, actual: Awaited<ReturnType<typeof activations>>, expected: typeof actual) {
+  t.equal(actual.images, expected.images, 'as many images');
+  t.same(actual.names, expected.names, 'the same images in the same rows');
+  for (const key of ['means', 'maxima', 'argmax', 'embeddings', 'categories'] as const) {
+    t.ok(actual[key].equals(expected[key]), `${key}: byte for byte equal`);
+  }
+}
+
+const oneDir = path.join(tmp, 'one');
+let app = await appWith(oneDir);
+t.teardown(() => app.close());
+await app.listen({ port: 0, host: '127.0.0.1' });
+let base = `http://127.0.0.1:${(app.server.address() as net.AddressInfo).port}`;
+let reference: Awaited<ReturnType<typeof activations>>;
+
+t.test('a build is a job: progress over SSE, its view, and the collection names it', async (t) => {
+  const uploads = uploadsOf(24);
+  const jobId = await createAndUpload(app, 'one-worker', uploads);
+  t.match(jobId, /^build-/, 'a collection-build job');
+  const stream = await events(base, jobId);
+  t.equal(stream.at(-1)?.event, 'completed', 'the stream ends with the build');
+  const progress = stream.filter((event) => event.event === 'progress');
+  t.ok(progress.length >= 1, `${progress.length} progress events`);
+  t.ok(
+    progress.every(
+      (event) => event.data.kind === 'collection-build' && event.data.collection === 'one-worker',
+    ),
+    'progress events name the build and its collection',
+  );
+  const dones = progress.map((event) => event.data.done as number);
+  t.same(
+    dones,
+    [...dones].sort((a, b) => a - b),
+    'uploads done never go back',
+  );
+  const view = await job(app, jobId);
+  t.match(view, {
+    id: jobId,
+    kind: 'collection-build',
+    state: 'completed',
+    progress: {
+      collection: 'one-worker',
+      done: 26,
+      total: 26,
+      indexed: 24,
+      duplicates: 1,
+      skipped: [{ name: 'notes.txt', reason: /not a decodable image/ }],
+      shards: { total: 9, committed: 9, running: 0 },
+    },
+    result: { collection: 'one-worker', images: 24, done: 26, skipped: 1, duplicates: 1 },
+  });
+  t.ok(view.progress.imagesPerSecond > 0, `${view.progress.imagesPerSecond.toFixed(1)} uploads/s`);
+  t.equal(view.result.workers.length, 1, 'one process computed every shard');
+  t.match(await collection(app, 'one-worker'), {
+    images: 24,
+    complete: true,
+    build: { jobId, state: 'completed', done: 26, total: 26 },
+  });
+  reference = await activations(oneDir, 'one-worker');
+  t.equal(reference.images, 24);
+});
+
+t.test('cancel through the job API: owner only; what was indexed stays, the rest is dropped', async (t) => {
+  // 42 uploads in 14 shards: the build is still running when the cancel comes.
+  const jobId = await createAndUpload(app, 'cancelled', uploadsOf(40));
+  await until(async () => (await job(app, jobId)).progress.indexed >= 2 || undefined, 'a shard indexed');
+  const other = await app.inject({ method: 'DELETE', url: `/v1/jobs/${jobId}`, remoteAddress: '10.9.8.7' });
+  t.equal(other.statusCode, 403, 'another client may not cancel it');
+  t.match(other.json().message, /collection's owner/);
+  const cancel = await app.inject({ method: 'DELETE', url: `/v1/jobs/${jobId}` });
+  t.equal(cancel.statusCode, 200, cancel.body);
+  t.match(cancel.json(), { id: jobId, kind: 'collection-build', state: 'cancelled', stopped: true });
+  await app.collections.settled('cancelled');
+  const view = await collection(app, 'cancelled');
+  t.match(view, { pending: 0, complete: true, build: { jobId, state: 'cancelled', total: 42 } });
+  t.ok(view.images >= 2 && view.images < 40, `indexed before the cancel: ${view.images} of 40`);
+  t.equal(view.build.done, view.images + 1, 'done counts the complete shards (with notes.txt)');
+  // The rows kept are those of complete shards: equal to the uninterrupted build's first rows.
+  const kept = await activations(oneDir, 'cancelled');
+  for (const key of ['means', 'maxima', 'argmax', 'embeddings'] as const) {
+    t.ok(kept[key].equals(reference[key].subarray(0, kept[key].length)), `${key} of the kept rows`);
+  }
+  t.same(
+    (await events(base, jobId)).map((event) => event.event),
+    ['cancelled'],
+  );
+});
+
+t.test('stopped mid-build and started again: the build resumes where it stopped, same job', async (t) => {
+  const jobId = await createAndUpload(app, 'resumed', uploadsOf(24));
+  await until(async () => (await job(app, jobId)).progress.indexed >= 3 || undefined, 'a shard indexed');
+  await app.close();
+  const stopped = JSON.parse(
+    await readFile(path.join(oneDir, 'collections', 'resumed', FILES.manifest), 'utf8'),
+  ) as { images: number; build: { state: string; jobId: string } };
+  t.match(stopped.build, { state: 'queued', jobId }, 'left to resume');
+  t.ok(stopped.images >= 3 && stopped.images < 24, `${stopped.images} images indexed at the stop`);
+
+  app = await appWith(oneDir);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  base = `http://127.0.0.1:${(app.server.address() as net.AddressInfo).port}`;
+  const done = await finished(app, jobId);
+  t.match(done, { id: jobId, state: 'completed', result: { images: 24 } }, 'the same job, completed');
+  t.match(await collection(app, 'resumed'), {
+    images: 24,
+    build: { jobId, state: 'completed', done: 26, resumedFrom: stopped.images },
+  });
+  sameActivations(t, await activations(oneDir, 'resumed'), reference);
+});
+
+interface WorkerProcess {
+  child: ChildProcess;
+  lines: { msg?: string; job?: string; kind?: string; result?: { computed?: boolean } }[];
+}
+
+function startWorker(env: NodeJS.ProcessEnv): WorkerProcess {
+  const child = spawnOwned(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/bin/worker.ts')], {
+    cwd: repoRoot,
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines: WorkerProcess['lines'] = [];
+  let buffer = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    let end: number;
+    while ((end = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, end);
+      buffer = buffer.slice(end + 1);
+      try {
+        lines.push(JSON.parse(line) as WorkerProcess['lines'][number]);
+      } catch {
+        lines.push({ msg: line });
+      }
+    }
+  });
+  return { child, lines };
+}
+
+t.test('with Redis, two worker processes share the shards and build the same rows', async (t) => {
+  const started: { redis?: RedisProcess; app?: App } = {};
+  const workers: WorkerProcess[] = [];
+  t.teardown(async () => {
+    await Promise.all(workers.map((worker) => stopProcess(worker.child, 'SIGKILL')));
+    await started.app?.close();
+    await started.redis?.stop();
+  });
+  started.redis = await startRedis();
+  const redisUrl = started.redis.url;
+  const dataDir = path.join(tmp, 'two');
+  const env = {
+    ...process.env,
+    ...SHARDING,
+    REDIS_URL: redisUrl,
+    MODEL_DIR: DEFAULT_MODEL_DIR,
+    DATA_DIR: dataDir,
+    ORT_PROVIDERS: 'cpu',
+    ORT_INTRA_OP_THREADS: '1',
+    WORKER_LOCK_MS: '5000',
+  };
+  workers.push(startWorker(env), startWorker(env));
+  const cluster = (started.app = await appWith(dataDir, { WORKER_IN_PROCESS: 'false' }, redisUrl));
+  await cluster.listen({ port: 0, host: '127.0.0.1' });
+  const clusterBase = `http://127.0.0.1:${(cluster.server.address() as net.AddressInfo).port}`;
+  await until(
+    async () => workers.every((worker) => worker.lines.some((line) => line.msg === 'worker ready')),
+    'both workers ready',
+  );
+
+  t.test('both workers take shards; the rows are those of one worker', async (t) => {
+    const jobId = await createAndUpload(cluster, 'two-workers', uploadsOf(24));
+    const stream = await events(clusterBase, jobId);
+    t.equal(stream.at(-1)?.event, 'completed');
+    t.ok(
+      stream.some((event) => event.event === 'progress' && event.data.kind === 'collection-build'),
+      'progress events over SSE',
+    );
+    const view = await job(cluster, jobId);
+    t.match(view, { kind: 'collection-build', state: 'completed', result: { images: 24, done: 26 } });
+    t.equal(view.result.workers.length, 2, `shards computed by ${view.result.workers.join(' and ')}`);
+    const computed = workers.map(
+      (worker) =>
+        worker.lines.filter((line) => line.kind === 'collection-shard' && line.result?.computed).length,
+    );
+    t.comment(`shard jobs computed per worker: ${computed.join(', ')} (the build computes shards too)`);
+    sameActivations(t, await activations(dataDir, 'two-workers'), reference);
+    t.match(await collection(cluster, 'two-workers'), { images: 24, build: { jobId, state: 'completed' } });
+  });
+
+  t.test('a cancel stops the build on every worker', async (t) => {
+    const jobId = await createAndUpload(cluster, 'two-cancelled', uploadsOf(40));
+    await until(
+      async () => (await job(cluster, jobId)).progress.indexed >= 2 || undefined,
+      'a shard indexed',
+    );
+    const cancel = await cluster.inject({ method: 'DELETE', url: `/v1/jobs/${jobId}` });
+    t.match(cancel.json(), { state: 'cancelled', stopped: true });
+    const view = await collection(cluster, 'two-cancelled');
+    t.match(view, { pending: 0, build: { jobId, state: 'cancelled' } });
+    // Shards in flight stop at their next batch and commit nothing after the cancel.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const later = await collection(cluster, 'two-cancelled');
+    t.equal(later.images, view.images, `${view.images} images indexed, no more after the cancel`);
+    t.ok(view.images < 40);
+    t.equal((await job(cluster, jobId)).state, 'cancelled');
+  });
+});
