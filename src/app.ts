@@ -58,6 +58,9 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
       connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.headersTimeoutMs / 4))),
     },
     bodyLimit: DEFAULT_BODY_BYTES,
+    // Plugins load the model (an RN50-x4 directory is 720 MB, read and hashed) and the word index:
+    // on loaded cores that takes longer than avvio's default of 10 s, which failed the start.
+    pluginTimeout: 300_000,
     requestIdHeader: 'x-request-id',
     // The client address that rate limits and failed authentications are counted against.
     trustProxy: config.trustProxy,
