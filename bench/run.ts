@@ -16,6 +16,7 @@ const BENCHMARKS: Record<string, string[]> = {
   'cold-start': ['npx', 'tsx', 'bench/cold-start.ts'],
   search: ['npx', 'tsx', 'bench/search.ts'],
   load: ['npx', 'tsx', 'bench/load.ts'],
+  http: ['npx', 'tsx', 'bench/http.ts'],
   fault: ['npx', 'tsx', 'bench/fault.ts'],
   'image-memory': ['npx', 'tsx', 'bench/image-memory.ts'],
   shutdown: ['npx', 'tsx', 'bench/shutdown.ts'],
