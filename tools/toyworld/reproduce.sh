@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce models/toyworld from a seed: BPE -> train -> export -> held-out renders -> evaluate and
-# label neurons (seed 7) and measure (seed 8) -> neuron scales (gauge.py) -> model card -> finalize (words.txt, neurons.json, clip.json hashes).
+# label neurons (seed 7) and measure (seed 8) -> neuron scales (gauge.py) -> probe collection -> model card -> finalize (words.txt, neurons.json, clip.json hashes).
 # About 45 minutes on 2 CPU cores. Usage: bash tools/toyworld/reproduce.sh [SEED] [RUN_DIR]
 # Env: TOYWORLD_STEPS, TOYWORLD_MINUTES (training budgets), TOYWORLD_OUT (default models/toyworld).
 set -euo pipefail
@@ -36,6 +36,9 @@ $PY -m tools.toyworld.evaluate --checkpoint "$RUN/run/checkpoint.pt" --config "$
 
 echo "== 4b. neurons on a common scale (the model computes the same; W's rows follow the scales)"
 $PY -m tools.toyworld.gauge "$OUT" --scales "$OUT/neuron_scales.json"
+
+echo "== 4c. the probe collection (held-out renders of every concept, seed 100), hashed by finalize"
+$PY -m tools.toyworld.probe "$OUT"
 
 echo "== 5. model card and finalize"
 $PY -m tools.toyworld.card "$OUT" --log "$RUN/run/log.json" --config "$RUN/run/config.json" \
