@@ -32,6 +32,7 @@ const config = {
   redisUrl: undefined,
   executionProviders: ['cpu' as const],
   warmDefaultFit: false,
+  collectionProbe: false,
 };
 const app = await buildApp({ config, logger: false });
 try {

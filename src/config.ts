@@ -51,6 +51,11 @@ export interface Config {
   fitMaxSweeps: number;
   /** Prepare the default emotion composition in the background at start (WARM_DEFAULT_FIT). */
   warmDefaultFit: boolean;
+  /**
+   * Install the model directory's probe collection (its probe.tar.gz, as the collection `probe`)
+   * at start (COLLECTION_PROBE).
+   */
+  collectionProbe: boolean;
   /** Rows waiting for onnxruntime beyond which new requests get 503 with Retry-After. */
   maxQueueDepth: number;
   maxEventLoopDelayMs: number;
@@ -174,6 +179,7 @@ export function loadConfig(env: Env = process.env): Config {
     requestTimeoutMs,
     fitMaxSweeps: readInt(env, 'FIT_MAX_SWEEPS', 2000, 1, 1_000_000),
     warmDefaultFit: readBoolean(env, 'WARM_DEFAULT_FIT', true),
+    collectionProbe: readBoolean(env, 'COLLECTION_PROBE', true),
     maxQueueDepth: readInt(env, 'MAX_QUEUE_DEPTH', 4096, 1, 10_000_000),
     maxEventLoopDelayMs: readInt(env, 'MAX_EVENT_LOOP_DELAY_MS', 2000, 0, 600_000),
     sseHeartbeatMs: readInt(env, 'SSE_HEARTBEAT_MS', 15_000, 0, 3_600_000),

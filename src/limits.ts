@@ -55,3 +55,12 @@ export const COLLECTION_UPLOAD_FILES = 256;
 export const COLLECTION_UPLOAD_BYTES = 256 * 1024 * 1024;
 /** Bytes an uploaded archive may expand to (COLLECTION_ARCHIVE_BYTES). */
 export const COLLECTION_ARCHIVE_BYTES = 512 * 1024 * 1024;
+/**
+ * Per owner (an API key, or a client address when the service is open), over all the collections
+ * it created (admin keys and the service's own probe collection are exempt): collections
+ * (COLLECTION_MAX_COLLECTIONS_PER_OWNER), images (COLLECTION_MAX_IMAGES_PER_OWNER) and bytes of
+ * originals (COLLECTION_MAX_BYTES_PER_OWNER), indexed and pending together.
+ */
+export const COLLECTION_MAX_COLLECTIONS_PER_OWNER = 50;
+export const COLLECTION_MAX_IMAGES_PER_OWNER = 500_000;
+export const COLLECTION_MAX_BYTES_PER_OWNER = 32 * 1024 * 1024 * 1024;

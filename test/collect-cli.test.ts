@@ -72,8 +72,8 @@ t.test('a folder in the ImageFolder layout becomes a collection the service serv
   t.equal(body.images, 4, 'the four images, not the text file');
   t.same(
     Object.fromEntries(body.categories.map((c) => [c.name, c.count])),
-    { blue: 2, red: 2 },
-    'sub-folders are categories (a deeper folder belongs to its first one)',
+    { blue: 1, deep: 1, red: 2 },
+    'the folder holding an image is its category (blue/deep/d.png is a "deep"), one rule with archives',
   );
   const top = await app.inject({ method: 'GET', url: '/v1/neurons/0/top-images?collection=my-pets&k=4' });
   t.equal(top.statusCode, 200, top.body);
@@ -99,7 +99,7 @@ t.test('a manifest.csv gives categories and captions; adding to a collection add
   const info = await app.inject({ method: 'GET', url: '/v1/collections/my-pets' });
   const body = info.json<{ images: number; categories: { name: string }[] }>();
   t.equal(body.images, 6, 'two more images');
-  t.same(body.categories.map((c) => c.name).sort(), ['blue', 'green', 'red', 'yellow']);
+  t.same(body.categories.map((c) => c.name).sort(), ['blue', 'deep', 'green', 'red', 'yellow']);
   const image = await app.inject({ method: 'GET', url: '/v1/collections/my-pets/images/4' });
   t.equal(image.statusCode, 200, image.body);
   t.match(image.json(), { category: 'yellow', caption: 'a yellow square, bright' });

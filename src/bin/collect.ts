@@ -2,18 +2,21 @@
  * `npm run collect -- DIR --name NAME`: builds an image collection of MODEL_DIR from a local folder
  * into DATA_DIR (where the service finds it, src/collections/), with a progress bar on stderr.
  *
- * Sub-folder names are categories (the ImageFolder convention of ImageNet-style data: DIR/cat/1.jpg
- * is in category "cat"; files directly in DIR have none). A `manifest.csv` in DIR, with a header
- * `file,category,caption` (file relative to DIR), gives categories and captions instead. Files with
- * an image extension are sent; the build skips what does not decode and lists it. Adding to an
- * existing collection of that name adds the images (duplicates are stored once). Ctrl-C stops after
- * the batch being written; running the command again resumes.
+ * The images and their categories are found by the one rule of src/collections/folder.ts, which the
+ * server's folders and uploaded archives follow too: a `manifest.csv` in DIR, with a header
+ * `file,category,caption` (file relative to DIR), lists the images with their categories and
+ * captions; without one, every file with an image extension is sent and the name of the folder
+ * holding it is its category (the ImageFolder convention of ImageNet-style data: DIR/cat/1.jpg is a
+ * "cat"; files directly in DIR have none). The build skips what does not decode and lists it.
+ * Adding to an existing collection of that name adds the images (duplicates are stored once).
+ * Ctrl-C stops after the batch being written; running the command again resumes.
  */
-import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClipModel } from '../clip/clip-model.js';
-import { CollectionService, type Upload } from '../collections/service.js';
+import { addFolderImages } from '../collections/directory.js';
+import { IMAGE_EXTENSIONS, readFolder } from '../collections/folder.js';
+import { CollectionService } from '../collections/service.js';
 import { loadCollectionSettings } from '../collections/settings.js';
 import { CollectionStore, collectionIdOf } from '../collections/store.js';
 import { loadConfig } from '../config.js';
@@ -22,92 +25,13 @@ import { ProgressPrinter } from '../words/progress.js';
 const USAGE = `usage: npm run collect -- DIR --name NAME
 
 Builds the image collection NAME of MODEL_DIR into DATA_DIR from the images under DIR. Sub-folder
-names are categories (DIR/cat/1.jpg is a "cat"); a manifest.csv in DIR (file,category,caption) gives
-categories and captions instead. Adding to an existing collection adds the images.
+names are categories (the folder holding an image: DIR/cat/1.jpg is a "cat"); a manifest.csv in DIR
+(file,category,caption) lists the images with categories and captions instead. Adding to an
+existing collection adds the images.
 
   --name NAME    the collection's name (its id is made from it)
   -h, --help     print this and exit
 `;
-
-const IMAGE_EXTENSIONS = new Set([
-  '.png',
-  '.jpg',
-  '.jpeg',
-  '.webp',
-  '.gif',
-  '.bmp',
-  '.tif',
-  '.tiff',
-  '.avif',
-]);
-/** Uploads staged per call: bounds the bytes held in memory at once. */
-const STAGE_BATCH = 64;
-
-interface Found {
-  file: string;
-  category: string | null;
-  caption: string | null;
-}
-
-/** The images under `dir`, each with its category (the first sub-folder) unless a manifest says. */
-async function findImages(dir: string): Promise<Found[]> {
-  const listed = await readManifest(dir);
-  if (listed) return listed;
-  const found: Found[] = [];
-  const walk = async (folder: string, category: string | null) => {
-    const entries = await readdir(folder, { withFileTypes: true });
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const entry of entries) {
-      const file = path.join(folder, entry.name);
-      if (entry.isDirectory()) await walk(file, category ?? entry.name);
-      else if (entry.isFile() && IMAGE_EXTENSIONS.has(path.extname(entry.name).toLowerCase()))
-        found.push({ file, category, caption: null });
-    }
-  };
-  await walk(dir, null);
-  return found;
-}
-
-/** manifest.csv: a header naming `file` and optionally `category` and `caption`; simple quoting. */
-async function readManifest(dir: string): Promise<Found[] | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path.join(dir, 'manifest.csv'), 'utf8');
-  } catch {
-    return undefined;
-  }
-  const rows = text
-    .split(/\r?\n/)
-    .filter((line) => line.trim() !== '')
-    .map(splitCsvLine);
-  const header = rows.shift()?.map((name) => name.trim().toLowerCase()) ?? [];
-  const column = (name: string) => header.indexOf(name);
-  if (column('file') < 0) throw new Error(`${dir}/manifest.csv: the header must name a "file" column`);
-  return rows.map((row) => ({
-    file: path.resolve(dir, row[column('file')]),
-    category: column('category') >= 0 ? row[column('category')] || null : null,
-    caption: column('caption') >= 0 ? row[column('caption')] || null : null,
-  }));
-}
-
-function splitCsvLine(line: string): string[] {
-  const cells: string[] = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (quoted && c === '"' && line[i + 1] === '"') {
-      cell += '"';
-      i++;
-    } else if (c === '"') quoted = !quoted;
-    else if (c === ',' && !quoted) {
-      cells.push(cell);
-      cell = '';
-    } else cell += c;
-  }
-  cells.push(cell);
-  return cells;
-}
 
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -124,9 +48,15 @@ async function main(): Promise<number> {
     process.stderr.write(USAGE);
     return 2;
   }
-  const found = await findImages(path.resolve(dir));
+  let found;
+  try {
+    found = (await readFolder(path.resolve(dir))).images;
+  } catch (error) {
+    console.error((error as Error).message);
+    return 1;
+  }
   if (found.length === 0) {
-    console.error(`no images under ${dir} (extensions: ${[...IMAGE_EXTENSIONS].join(' ')})`);
+    console.error(`no images under ${dir} (extensions: ${IMAGE_EXTENSIONS.join(' ')})`);
     return 1;
   }
   const config = loadConfig(process.env);
@@ -153,7 +83,7 @@ async function main(): Promise<number> {
       () => true,
       () => false,
     );
-    if (!exists) await service.create(name, 'cli');
+    if (!exists) await service.create(name, 'cli', true);
     console.error(
       `collection "${id}" (${exists ? 'adding to it' : 'new'}): ${found.length} images from ${dir}`,
     );
@@ -179,18 +109,7 @@ async function main(): Promise<number> {
         elapsedSeconds: seconds,
       });
     };
-    for (let i = 0; i < found.length && !interrupted; i += STAGE_BATCH) {
-      const uploads: Upload[] = await Promise.all(
-        found.slice(i, i + STAGE_BATCH).map(async ({ file, category, caption }) => ({
-          name: path.relative(path.resolve(dir), file),
-          bytes: await readFile(file),
-          category,
-          caption,
-        })),
-      );
-      await service.addImages(id, uploads);
-      await report();
-    }
+    await addFolderImages(service, id, found, { onBatch: report, keepGoing: () => !interrupted });
     const timer = setInterval(() => void report(), 200);
     await service.settled(id);
     clearInterval(timer);

@@ -47,8 +47,12 @@ export const MODEL_FILES = {
   neuronCatalogue: 'neurons.json',
 } as const;
 
-/** Optional files a model directory may carry. */
-export const OPTIONAL_FILES = { vocabulary: 'words.txt' } as const;
+/**
+ * Optional files a model directory may carry (listed in clip.json's files when present): the word
+ * vocabulary, and a probe collection of labelled images that the service installs as the collection
+ * `probe` (src/collections/probe.ts).
+ */
+export const OPTIONAL_FILES = { vocabulary: 'words.txt', probeCollection: 'probe.tar.gz' } as const;
 
 export class ModelDirectoryError extends Error {
   constructor(

@@ -21,6 +21,7 @@ import { JobRegistry } from '../jobs/registry.js';
 import { buildHash, CollectionBuilds, shardSizeOf } from './build-job.js';
 import type { CollectionModel } from './builder.js';
 import { NeuronHeatmaps } from './heatmap.js';
+import { checkCollectionCount, checkOwnerTotals } from './quotas.js';
 import { CollectionReader } from './reader.js';
 import { CollectionSearch, type SearchHit, type SearchQuery } from './retrieval.js';
 import type { CollectionSettings } from './settings.js';
@@ -148,7 +149,8 @@ export class CollectionService {
     return { queue, builds };
   }
 
-  async create(name: string, owner: string): Promise<CollectionManifest> {
+  /** Creates a collection owned by `owner` (an admin key is not held to the per-owner count). */
+  async create(name: string, owner: string, admin = false): Promise<CollectionManifest> {
     const id = collectionIdOf(name);
     if (id === '')
       throw badRequest('name must contain at least one letter or digit (the id is made from them)');
@@ -176,6 +178,7 @@ export class CollectionService {
       columnBlock: this.settings.columnBlock,
       columnBlocks: 0,
     };
+    await checkCollectionCount(this.store, this.settings.limits, owner, admin);
     if (!(await this.store.create(manifest)))
       throw conflict(`a collection with the id "${id}" exists already`);
     return manifest;
@@ -226,8 +229,20 @@ export class CollectionService {
    * Stages uploads (bytes under images/, entries in pending.ndjson) after checking the limits, and
    * starts (or joins) the build. Resolves with the build's job id and how many uploads are pending.
    */
-  async addImages(id: string, uploads: readonly Upload[]): Promise<{ jobId: string; pending: number }> {
+  async addImages(
+    id: string,
+    uploads: readonly Upload[],
+    client?: Client,
+  ): Promise<{ jobId: string; pending: number }> {
     const manifest = await this.get(id);
+    // A client (a request) adds to its own collections, an admin key to any; the service's own
+    // callers (the CLI, the probe) pass none and are not limited per owner.
+    if (client && !client.admin && manifest.owner !== client.owner) {
+      throw new HttpError(
+        403,
+        `collection "${id}" was created by another client: only its owner (or an admin key) may add images to it`,
+      );
+    }
     const { limits } = this.settings;
     if (uploads.length === 0) {
       throw badRequest(
@@ -247,6 +262,12 @@ export class CollectionService {
       throw payloadTooLarge(
         `collection "${id}" would hold ${bytes} bytes of images; the limit is ${limits.maxBytes} bytes (COLLECTION_MAX_BYTES)`,
       );
+    }
+    if (client) {
+      await checkOwnerTotals(this.store, limits, manifest.owner, client.admin, {
+        images: uploads.length,
+        bytes: sent,
+      });
     }
     const entries: PendingEntry[] = [];
     for (const upload of uploads) {
@@ -273,19 +294,25 @@ export class CollectionService {
    */
   async startBuild(id: string, preferredId?: string): Promise<string> {
     const manifest = await this.get(id);
-    const live = await this.jobs.builds.liveBuild(id);
-    if (live !== undefined) {
-      await this.jobs.builds.announce(id, live, true);
-      return live;
+    for (let attempt = 0; ; attempt++) {
+      // A running build plans the uploads staged before this (under the same lock) before it completes.
+      const live = await this.jobs.builds.join(id);
+      if (live !== undefined) return live;
+      const { jobId, deduplicated } = await this.jobs.queue.submitJob(
+        { kind: 'collection-build', collection: id, hash: buildHash(id) },
+        manifest.owner,
+        preferredId,
+      );
+      // The job joined may be a build that has just completed (its job not yet ended): once it
+      // has, a new one takes the uploads it left.
+      if (deduplicated && (await this.jobs.builds.completed(id, jobId)) && attempt < 600) {
+        await sleep(50);
+        continue;
+      }
+      // The build's job id and total are in the manifest (for every replica) before its first step.
+      await this.jobs.builds.announce(id, jobId);
+      return jobId;
     }
-    const { jobId } = await this.jobs.queue.submitJob(
-      { kind: 'collection-build', collection: id, hash: buildHash(id) },
-      manifest.owner,
-      preferredId,
-    );
-    // The build's job id and total are in the manifest (for every replica) before its first step.
-    await this.jobs.builds.announce(id, jobId);
-    return jobId;
   }
 
   /** Stops a build: its job (the queue's stop hook drops what it had not indexed), or its manifest. */

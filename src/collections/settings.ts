@@ -11,14 +11,24 @@
  * | COLLECTION_UPLOAD_BYTES | 256 MiB | bytes of files in one upload request |
  * | COLLECTION_ARCHIVE_BYTES | 512 MiB | bytes an uploaded archive may expand to |
  * | COLLECTION_SEARCH_BYTES | 512 MiB | image embeddings kept in memory for retrieval (0: read from disk per query) |
+ * | COLLECTION_MAX_COLLECTIONS_PER_OWNER | 50 | collections one owner (API key or address) may create |
+ * | COLLECTION_MAX_IMAGES_PER_OWNER | 500000 | images over all of one owner's collections |
+ * | COLLECTION_MAX_BYTES_PER_OWNER | 32 GiB | bytes of originals over all of one owner's collections |
+ * | COLLECTIONS_ROOT | (unset: off) | server folder under which admins may add images from folders |
+ *
+ * Admin keys are exempt from the per-owner limits, and so is the service's probe collection.
  */
 import {
   COLLECTION_ARCHIVE_BYTES,
+  COLLECTION_MAX_BYTES_PER_OWNER,
+  COLLECTION_MAX_COLLECTIONS_PER_OWNER,
+  COLLECTION_MAX_IMAGES_PER_OWNER,
   COLLECTION_MAX_BYTES,
   COLLECTION_MAX_IMAGES,
   COLLECTION_UPLOAD_BYTES,
   COLLECTION_UPLOAD_FILES,
 } from '../limits.js';
+import path from 'node:path';
 import { COLUMN_BLOCK } from './store.js';
 
 export interface CollectionLimits {
@@ -27,6 +37,10 @@ export interface CollectionLimits {
   uploadFiles: number;
   uploadBytes: number;
   archiveBytes: number;
+  /** Per owner, over all its collections (admins exempt). */
+  maxCollectionsPerOwner: number;
+  maxImagesPerOwner: number;
+  maxBytesPerOwner: number;
 }
 
 export interface CollectionSettings {
@@ -35,6 +49,8 @@ export interface CollectionSettings {
   /** Bytes of image embeddings the retrieval thread keeps in memory (retrieval.ts). */
   searchBytes: number;
   limits: CollectionLimits;
+  /** COLLECTIONS_ROOT, absolute: admins add images from folders under it; null: the feature is off. */
+  root: string | null;
 }
 
 type Env = Record<string, string | undefined>;
@@ -72,6 +88,28 @@ export function loadCollectionSettings(env: Env = process.env): CollectionSettin
         1,
         Number.MAX_SAFE_INTEGER,
       ),
+      maxCollectionsPerOwner: readInteger(
+        env,
+        'COLLECTION_MAX_COLLECTIONS_PER_OWNER',
+        COLLECTION_MAX_COLLECTIONS_PER_OWNER,
+        1,
+        1_000_000,
+      ),
+      maxImagesPerOwner: readInteger(
+        env,
+        'COLLECTION_MAX_IMAGES_PER_OWNER',
+        COLLECTION_MAX_IMAGES_PER_OWNER,
+        1,
+        Number.MAX_SAFE_INTEGER,
+      ),
+      maxBytesPerOwner: readInteger(
+        env,
+        'COLLECTION_MAX_BYTES_PER_OWNER',
+        COLLECTION_MAX_BYTES_PER_OWNER,
+        1,
+        Number.MAX_SAFE_INTEGER,
+      ),
     },
+    root: env.COLLECTIONS_ROOT?.trim() ? path.resolve(env.COLLECTIONS_ROOT.trim()) : null,
   };
 }

@@ -13,6 +13,7 @@ import type { Config } from '../config.js';
 import { CollectionBuilds, shardSizeOf } from '../collections/build-job.js';
 import { NeuronHeatmaps } from '../collections/heatmap.js';
 import { CollectionSearch } from '../collections/retrieval.js';
+import { installProbe, PROBE_ID } from '../collections/probe.js';
 import { buildCollectionOf, CollectionService } from '../collections/service.js';
 import { loadCollectionSettings } from '../collections/settings.js';
 import { CollectionStore } from '../collections/store.js';
@@ -60,12 +61,26 @@ const collectionsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { 
     { queue: app.jobs, builds },
   );
   app.decorate('collections', service);
+  let probe: Promise<void> | undefined;
   app.addHook('onReady', async () => {
     const resumed = await service.resumeAll();
     if (resumed.length > 0) app.log.info({ collections: resumed }, 'collection builds resumed');
+    // The model's probe collection (probe.ts): listed from now on, staged and built in the background.
+    if (config.collectionProbe) {
+      const warn = (error: unknown) =>
+        app.log.warn({ err: error }, 'the probe collection could not be installed');
+      const install = await installProbe(service, app.clip, app.log).catch(warn);
+      probe = install?.staged.then(() => {
+        if (install.outcome === 'installed')
+          app.log.info({ collection: PROBE_ID }, 'probe collection staged');
+      }, warn);
+    }
   });
   // preClose: builds stop before the model's sessions are released (onClose of the model plugin).
-  app.addHook('preClose', async () => service.stop());
+  app.addHook('preClose', async () => {
+    await probe;
+    await service.stop();
+  });
 };
 
 export default fp(collectionsPlugin, { name: 'collections', dependencies: ['model', 'cache', 'jobs'] });

@@ -7,9 +7,11 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { badRequest, payloadTooLarge, unsupportedMediaType } from '../errors.js';
+import { badRequest, HttpError, payloadTooLarge, unsupportedMediaType } from '../errors.js';
 import { MAX_BODY_BYTES, MAX_IMAGE_BYTES } from '../limits.js';
 import { readArchive } from '../collections/archive.js';
+import { addFolderImages } from '../collections/directory.js';
+import { IMAGE_EXTENSIONS, labelEntries, readFolder, resolveUnderRoot } from '../collections/folder.js';
 import type { SearchQuery } from '../collections/retrieval.js';
 import type { Upload } from '../collections/service.js';
 import { COLLECTION_ID_PATTERN, type CollectionManifest, type ImageMeta } from '../collections/store.js';
@@ -115,6 +117,25 @@ const UploadResponse = Type.Object({
     description: 'Files taken from this request (an archive’s files counted one by one)',
   }),
   pending: Type.Integer({ description: 'Uploads of the collection now waiting to be indexed' }),
+});
+
+const DirectoryBody = Type.Object(
+  {
+    directory: Type.String({
+      minLength: 1,
+      maxLength: 4096,
+      description: 'A folder on the server: relative to COLLECTIONS_ROOT, or an absolute path inside it',
+    }),
+  },
+  { additionalProperties: false },
+);
+const DirectoryResponse = Type.Object({
+  collection: Type.String(),
+  jobId: Type.String({ description: 'The build that indexes these images' }),
+  accepted: Type.Integer({ description: 'Images read from the folder and staged' }),
+  pending: Type.Integer({ description: 'Uploads of the collection now waiting to be indexed' }),
+  manifest: Type.Boolean({ description: 'True: the folder’s manifest.csv listed the images' }),
+  ignored: Type.Integer({ description: 'Files passed over: not images by their extension, or links' }),
 });
 
 const ImageSchema = Type.Object({
@@ -458,12 +479,13 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
             );
           }
           const entries = readArchive(bytes, { maxBytes: limits.archiveBytes, maxEntries: limits.maxImages });
-          for (const entry of entries) {
+          // One rule with folders (collections/folder.ts): a top-level manifest.csv, else each folder.
+          for (const entry of labelEntries(entries)) {
             uploads.push({
               name: entry.name,
               bytes: entry.bytes,
               category: entry.category ?? category,
-              caption: null,
+              caption: entry.caption,
             });
           }
         } else if (part.type === 'file') {
@@ -533,11 +555,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['collections'],
         summary: 'Create an image collection',
         body: CreateBody,
-        response: withErrors({ 201: CollectionSchema }, [400, 409, 415]),
+        response: withErrors({ 201: CollectionSchema }, [400, 403, 409, 415]),
       },
     },
     async (request, reply) => {
-      const manifest = await app.collections.create(request.body.name, app.jobClient(request).owner);
+      const client = app.jobClient(request);
+      const manifest = await app.collections.create(request.body.name, client.owner, client.admin);
       return reply.code(201).send(await view(manifest));
     },
   );
@@ -608,15 +631,64 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         consumes: ['multipart/form-data'],
         params: CollectionParams,
         body: UploadBody,
-        response: withErrors({ 202: UploadResponse }, [400, 404, 409, 413, 415]),
+        response: withErrors({ 202: UploadResponse }, [400, 403, 404, 409, 413, 415]),
       },
     },
     async (request, reply) => {
       const uploads = uploadsOf.get(request) ?? [];
-      const { jobId, pending } = await app.collections.addImages(request.params.id, uploads);
+      const { jobId, pending } = await app.collections.addImages(
+        request.params.id,
+        uploads,
+        app.jobClient(request),
+      );
       return reply
         .code(202)
         .send({ collection: request.params.id, jobId, accepted: uploads.length, pending });
+    },
+  );
+
+  app.post(
+    '/v1/collections/:id/directory',
+    {
+      config: { admin: true },
+      schema: {
+        tags: ['collections', 'admin'],
+        summary: 'Add the images of a folder on the server, under COLLECTIONS_ROOT (admin key)',
+        description:
+          'Reads a folder under the server’s COLLECTIONS_ROOT (a relative path is taken below it) and adds its images like an upload: a manifest.csv at its top (file,category,caption) lists them, else every image file is added and the name of the folder holding it is its category (ImageFolder). Paths outside COLLECTIONS_ROOT, also through links, are refused (403); links inside the folder are not followed. Answers 202 with the build job once the files are staged.',
+        params: CollectionParams,
+        body: DirectoryBody,
+        response: withErrors({ 202: DirectoryResponse }, [400, 401, 403, 404, 409, 413]),
+      },
+    },
+    async (request, reply) => {
+      const { root } = app.collections.settings;
+      if (root === null) {
+        throw new HttpError(
+          403,
+          'adding images from server folders is off: set COLLECTIONS_ROOT to the folder under which they may be read',
+        );
+      }
+      const { id } = request.params;
+      await app.collections.get(id);
+      const dir = await resolveUnderRoot(root, request.body.directory, 'COLLECTIONS_ROOT');
+      const listing = await readFolder(dir, { root, rootName: 'COLLECTIONS_ROOT' });
+      if (listing.images.length === 0) {
+        throw badRequest(
+          `no images in "${request.body.directory}" (files ending in ${IMAGE_EXTENSIONS.join(' ')}, or those its manifest.csv lists)`,
+        );
+      }
+      const result = await addFolderImages(app.collections, id, listing.images, {
+        client: app.jobClient(request),
+      });
+      return reply.code(202).send({
+        collection: id,
+        jobId: result.jobId,
+        accepted: result.accepted,
+        pending: result.pending,
+        manifest: listing.manifest,
+        ignored: listing.ignored,
+      });
     },
   );
 

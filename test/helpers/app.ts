@@ -54,6 +54,8 @@ export async function buildTestApp(overrides: Partial<Config> = {}): Promise<App
     rateLimitPerMinute: 0,
     // Tests ask for the default composition when they test it; a fit per app would load the cores.
     warmDefaultFit: false,
+    // The model's probe collection (2,290 images to build) only where a test asks for it.
+    collectionProbe: false,
     ...overrides,
     modelDir,
   };
