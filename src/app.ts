@@ -26,6 +26,7 @@ import wordsPlugin from './plugins/words.js';
 import typographicPlugin from './plugins/typographic.js';
 import jobsPlugin from './plugins/jobs.js';
 import collectionsPlugin from './plugins/collections.js';
+import evidencePlugin from './plugins/evidence.js';
 import explorerPlugin from './plugins/explorer.js';
 import routes from './routes/index.js';
 import { unsupportedMediaTypeMessage, validatorCompiler } from './routes/validation.js';
@@ -119,6 +120,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   await app.register(emotionsPlugin, { config });
   await app.register(jobsPlugin, { config });
   await app.register(collectionsPlugin, { config });
+  await app.register(evidencePlugin);
   await app.register(explorerPlugin);
   await app.register(routes, { config });
   return app;

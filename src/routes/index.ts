@@ -9,6 +9,7 @@ import collections from './collections.js';
 import embed from './embed.js';
 import emotions from './emotions.js';
 import jobs from './jobs.js';
+import neuronEvidence from './neuron-evidence.js';
 import neurons from './neurons.js';
 import raster from './raster.js';
 import typographic from './typographic.js';
@@ -33,6 +34,7 @@ const routes: FastifyPluginAsync<{ config: Config }> = async (app, { config }) =
   await app.register(jobs, { heartbeatMs: config.sseHeartbeatMs });
   await app.register(emotions);
   await app.register(collections);
+  await app.register(neuronEvidence);
 };
 
 export default routes;
