@@ -192,6 +192,34 @@ t.test(
       t.notOk(body.defence.lexical);
     });
 
+    t.test('a multipart upload', async (t) => {
+      const boundary = 'typographic-test-boundary';
+      const field = (name: string, value: string) =>
+        `--${boundary}\r\ncontent-disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+      const payload = Buffer.concat([
+        Buffer.from(
+          `--${boundary}\r\ncontent-disposition: form-data; name="image"; filename="a.png"\r\ncontent-type: image/png\r\n\r\n`,
+        ),
+        Buffer.from(blue, 'base64'),
+        Buffer.from('\r\n'),
+        Buffer.from(field('text', 'green')),
+        Buffer.from(field('labels', JSON.stringify(COLOURS))),
+        Buffer.from(field('size', '0.2')),
+        Buffer.from(field('ablate', 'lexical')),
+        Buffer.from(`--${boundary}--\r\n`),
+      ]);
+      const response = await app.inject({
+        method: 'POST',
+        url: '/v1/typographic/attack',
+        payload,
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+      });
+      t.equal(response.statusCode, 200, response.body);
+      const body = response.json();
+      t.equal(body.images.length, 1);
+      t.equal(body.defence.lexical.neurons, body.defence.ablated, 'the lexical set was ablated');
+    });
+
     t.test('bad inputs are 4xx naming what is allowed', async (t) => {
       const base = { image: blue, text: 'green', labels: COLOURS };
       const cases: [string, Record<string, unknown>, number, RegExp][] = [

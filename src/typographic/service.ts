@@ -17,7 +17,7 @@
 import sharp from 'sharp';
 import type { ClipModel } from '../clip/clip-model.js';
 import type { Encoders } from '../clip/encoders.js';
-import { centerCrop, decodeImage, resizeShortestSide, toPixelValues, type RgbImage } from '../clip/image.js';
+import { centerCrop, resizeShortestSide, toPixelValues, type RgbImage } from '../clip/image.js';
 import { rasterizeText } from '../clip/raster.js';
 import { spatialMeans } from '../clip/spatial-means.js';
 import { cosine, softmax } from '../clip/zero-shot.js';
@@ -154,11 +154,10 @@ export class TypographicService {
   ) {}
 
   /** The model's S × S input of an image, as RGB bytes: decode, resize the shorter side, centre crop. */
-  async crop(bytes: Uint8Array): Promise<RgbImage> {
+  crop(bytes: Uint8Array): Promise<RgbImage> {
     const S = this.model.imageSize;
-    return this.encoders.decodes.run(async () =>
-      centerCrop(resizeShortestSide(await decodeImage(bytes), S), S),
-    );
+    // Under the encoders' one bound on images decoded at once, and their pixel limit.
+    return this.encoders.withDecoded(bytes, (image) => centerCrop(resizeShortestSide(image, S), S));
   }
 
   /** Each label's ensemble direction m (mean of the unit template embeddings). */
@@ -349,7 +348,7 @@ export class TypographicService {
     };
     const meanChangedShare = pasted.reduce((s, p) => s + p.changedShare, 0) / n;
     return {
-      text: pasted[0] ? request.paste.text : '',
+      text: request.paste.text,
       target,
       labels,
       templates,
