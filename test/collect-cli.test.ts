@@ -63,7 +63,7 @@ t.test('bad arguments print the usage', async (t) => {
 t.test('a folder in the ImageFolder layout becomes a collection the service serves', async (t) => {
   const run = await collect([folder, '--name', 'My pets']);
   t.equal(run.code, 0, run.stderr);
-  t.match(run.stderr, /4 images indexed in 2 categories/);
+  t.match(run.stderr, /4 images indexed in 3 categories/);
   const app = await buildTestApp({ modelDir: TOYWORLD, dataDir });
   t.teardown(() => app.close());
   const info = await app.inject({ method: 'GET', url: '/v1/collections/my-pets' });
