@@ -221,6 +221,32 @@ export class CollectionBuilds {
     return holder?.owner?.jobId !== undefined && !isStale(holder) ? holder.owner.jobId : undefined;
   }
 
+  /**
+   * Joins the running build of a collection, if a live process builds it and has not completed it:
+   * its total grows by the uploads pending, and it plans them before it completes (that check
+   * takes the same lock). Resolves with its job id.
+   */
+  async join(id: string): Promise<string | undefined> {
+    if ((await this.liveBuild(id)) === undefined) return undefined;
+    return this.withCommitLock(id, async () => {
+      const live = await this.liveBuild(id);
+      const manifest = await this.deps.store.manifest(id);
+      if (live === undefined || !manifest || !running(manifest, live)) return undefined;
+      const pending = (await this.deps.store.readPending(id, manifest.pendingBytes)).length;
+      await this.deps.store.writeManifest({
+        ...manifest,
+        build: { ...manifest.build, total: manifest.build.done + pending },
+      });
+      return live;
+    });
+  }
+
+  /** True when job `jobId` is the collection's build and it has completed. */
+  async completed(id: string, jobId: string): Promise<boolean> {
+    const manifest = await this.deps.store.manifest(id);
+    return manifest?.build.jobId === jobId && manifest.build.state === 'completed';
+  }
+
   /** Runs `work` under the collection's commit lock (held briefly: a plan, a commit, a stop). */
   async withCommitLock<T>(id: string, work: () => Promise<T>): Promise<T> {
     await mkdir(this.buildDir(id), { recursive: true });

@@ -294,19 +294,25 @@ export class CollectionService {
    */
   async startBuild(id: string, preferredId?: string): Promise<string> {
     const manifest = await this.get(id);
-    const live = await this.jobs.builds.liveBuild(id);
-    if (live !== undefined) {
-      await this.jobs.builds.announce(id, live, true);
-      return live;
+    for (let attempt = 0; ; attempt++) {
+      // A running build plans the uploads staged before this (under the same lock) before it completes.
+      const live = await this.jobs.builds.join(id);
+      if (live !== undefined) return live;
+      const { jobId, deduplicated } = await this.jobs.queue.submitJob(
+        { kind: 'collection-build', collection: id, hash: buildHash(id) },
+        manifest.owner,
+        preferredId,
+      );
+      // The job joined may be a build that has just completed (its job not yet ended): once it
+      // has, a new one takes the uploads it left.
+      if (deduplicated && (await this.jobs.builds.completed(id, jobId)) && attempt < 600) {
+        await sleep(50);
+        continue;
+      }
+      // The build's job id and total are in the manifest (for every replica) before its first step.
+      await this.jobs.builds.announce(id, jobId);
+      return jobId;
     }
-    const { jobId } = await this.jobs.queue.submitJob(
-      { kind: 'collection-build', collection: id, hash: buildHash(id) },
-      manifest.owner,
-      preferredId,
-    );
-    // The build's job id and total are in the manifest (for every replica) before its first step.
-    await this.jobs.builds.announce(id, jobId);
-    return jobId;
   }
 
   /** Stops a build: its job (the queue's stop hook drops what it had not indexed), or its manifest. */
