@@ -50,9 +50,15 @@ export type Ok<P extends keyof paths, M extends 'get' | 'post' | 'delete'> = pat
   ? T
   : never;
 
-export type Job = Ok<'/v1/jobs/{id}', 'get'>;
-export type JobProgress = Job['progress'];
-export type SearchResult = NonNullable<Job['result']>;
+/** A job of any kind (max-text search, collection build, …): progress and result by kind. */
+export type AnyJob = Ok<'/v1/jobs/{id}', 'get'>;
+/** A maximal-text search's progress and result (the job kind "max-text"). */
+export type JobProgress = Extract<AnyJob['progress'], { bestText: unknown }>;
+export type SearchResult = Extract<NonNullable<AnyJob['result']>, { curve: unknown }>;
+/** A maximal-text search job, as GET /v1/jobs/{id} and its events describe it. */
+export type Job = Omit<AnyJob, 'progress' | 'result'> & { progress: JobProgress; result?: SearchResult };
+/** A collection build's progress (the job kind "collection-build"). */
+export type BuildProgress = Extract<AnyJob['progress'], { imagesPerSecond: unknown }>;
 
 /** A call the API answered with an error status (or that never reached it). */
 export class ApiError extends Error {

@@ -64,7 +64,10 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Text embeddings */
+    /**
+     * Text embeddings
+     * @description The unnormalised text embeddings [N, D], one row per text in order: JSON, or with Accept: application/x-npy (a NumPy .npy file) or application/octet-stream (little-endian float32 with X-Shape) a float32 matrix.
+     */
     post: operations['postEmbedText'];
     delete?: never;
     options?: never;
@@ -81,7 +84,10 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Image embedding (JSON base64 or multipart field "image") */
+    /**
+     * Image embedding (JSON base64 or multipart field "image")
+     * @description The image embedding [D], and with neurons=true the spatial mean of every neuron [C]: JSON, or with Accept: application/x-npy or application/octet-stream one float32 vector, the embedding, or with neurons=true the neuron means.
+     */
     post: operations['postEmbedImage'];
     delete?: never;
     options?: never;
@@ -132,7 +138,10 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** The neurons that carry each text (W·t) */
+    /**
+     * The neurons that carry each text (W·t)
+     * @description Each text’s attribution vector a = W·t (by default divided by |t|) and its top and bottom neurons. With Accept: application/x-npy (a NumPy .npy file) or application/octet-stream (little-endian float32 with X-Shape) the answer is the vectors alone, a float32 matrix [N, C] with one row per text in order (topK and full apply to JSON only).
+     */
     post: operations['postAttributionText'];
     delete?: never;
     options?: never;
@@ -168,6 +177,66 @@ export interface paths {
     put?: never;
     /** Intervention check: does adding to a neuron on a blank image raise the text’s logit? */
     post: operations['postAttributionVerify'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/interventions': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Edit neurons of an image at the neuron layer and see the zero-shot answer change
+     * @description Sets, scales, adds to or zeroes neurons of the image’s neuron maps (all grid positions, or one), runs the attention-pool head, and returns the new image embedding and, for each label, the zero-shot probability and logit before and after.
+     */
+    post: operations['intervene'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/typographic/attack': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Write a text on images and classify them before and after; explain it; defend by ablation
+     * @description The text is written on the model’s S × S input (after the resize and centre crop). An image is eligible when its clean prediction (and its true label, when given) is not the target; the attack succeeds on it when the attacked prediction is the target. The summary gives the success rate among eligible images with a Wilson 95% interval, and the clean accuracy when trueLabels are given. With ablate, the same measurement with those neurons zeroed at the neuron layer (defence). The explanation lists the neurons whose contribution x_i·a_i to the attacked image’s winning logit changed most, and the share of the change carried by lexical neurons.
+     */
+    post: operations['typographicAttack'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/typographic/stroop': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Stroop stimuli: does the model read the colour word or see its ink?
+     * @description Each word is drawn in each ink by the rasteriser (GET /v1/raster?text=…&ink=…) and classified among the labels (zero-shot, prompt ensemble). A pair reads the word when the prediction is the word, sees the ink when it is the ink’s label.
+     */
+    post: operations['typographicStroop'];
     delete?: never;
     options?: never;
     head?: never;
@@ -335,11 +404,11 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** A search job: state, progress and result */
+    /** A job (a search, or a collection build): state, progress and result */
     get: operations['getJobsById'];
     put?: never;
     post?: never;
-    /** Cancel a job you submitted: you are detached, and the job stops when no submitter is left (an admin key stops any job); a finished job is returned unchanged */
+    /** Cancel a job you submitted: you are detached, and the job stops when no submitter is left (an admin key stops any job); a collection build is cancelled by its collection’s owner: what it indexed stays, the uploads not yet indexed are dropped; a finished job is returned unchanged */
     delete: operations['deleteJobsById'];
     options?: never;
     head?: never;
@@ -494,7 +563,7 @@ export interface paths {
     get?: never;
     put?: never;
     post?: never;
-    /** Cancel the running build (its owner or an admin key): uploads not yet indexed are dropped */
+    /** Cancel the running build (its owner or an admin key), as DELETE /v1/jobs/{id} of its job does: what it indexed stays, uploads not yet indexed are dropped */
     delete: operations['deleteCollectionsByIdBuild'];
     options?: never;
     head?: never;
@@ -512,6 +581,26 @@ export interface paths {
     put?: never;
     /** Add images (multipart): answers 202 with the build job that indexes them */
     post: operations['postCollectionsByIdImages'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/collections/{id}/directory': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Add the images of a folder on the server, under COLLECTIONS_ROOT (admin key)
+     * @description Reads a folder under the server’s COLLECTIONS_ROOT (a relative path is taken below it) and adds its images like an upload: a manifest.csv at its top (file,category,caption) lists them, else every image file is added and the name of the folder holding it is its category (ImageFolder). Paths outside COLLECTIONS_ROOT, also through links, are refused (403); links inside the folder are not followed. Answers 202 with the build job once the files are staged.
+     */
+    post: operations['postCollectionsByIdDirectory'];
     delete?: never;
     options?: never;
     head?: never;
@@ -569,6 +658,26 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v1/neurons/{id}/heatmap': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A neuron’s spatial map over an uploaded image (PNG: the model’s S × S crop, the map in red, scaled by its maximum)
+     * @description The image as base64 JSON ({"image": …}) or the multipart file field "image". The answer’s x-neuron-max header is the map’s maximum; x-heatmap-cache says whether it came from the cache (hit) or was computed (miss).
+     */
+    post: operations['postNeuronsByIdHeatmap'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/v1/collections/{id}/search': {
     parameters: {
       query?: never;
@@ -576,10 +685,17 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Images of a collection by text: cosine of the CLIP image and text embeddings */
+    /**
+     * Images of a collection by text, by a neuron, or like one of its images
+     * @description Exactly one of: text (cosine of the CLIP image and text embeddings), neuron (its activation: the spatial mean, or with by=max its maximum), image (an image id of the collection: cosine of the stored image embeddings). POST the same path for an uploaded image, a direction over the neurons, or an embedding.
+     */
     get: operations['getCollectionsByIdSearch'];
     put?: never;
-    post?: never;
+    /**
+     * Images of a collection like an uploaded image, along a direction over the neurons, or by any mode
+     * @description JSON (or multipart with the file field "image") with exactly one of: text, image (base64 bytes, or the multipart file): cosine of the image embeddings; imageId; neuron (by: mean or max); direction: C numbers over the neurons (an emotion’s composition, W·t), scored against each image’s neuron means by the dot product (score: "dot", default) or the cosine ("cosine"); embedding: D numbers, cosine with each image embedding.
+     */
+    post: operations['postCollectionsByIdSearch'];
     delete?: never;
     options?: never;
     head?: never;
@@ -629,6 +745,46 @@ export interface paths {
     };
     /** A neuron’s activations over a collection: histogram, quantiles, share firing, mean per category, category shares per activation bucket */
     get: operations['getNeuronsByIdDistribution'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/neurons/{id}/evidence': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * A neuron’s three sides (seeing, reading, speaking for), its multimodality and automatic labels
+     * @description Seeing: the categories of a collection by mean activation and its top images; reading: the words of the word index that activate it most when rastered; speaking for: the texts whose attribution W·t/|t| it carries most. The measure says whether the three name the same concept; the labels are CLIP-Dissect’s soft-WPMI over the collection. Without a collection (and no "probe" collection) only reading and speaking are given.
+     */
+    get: operations['getNeuronsByIdEvidence'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/neurons': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Neurons with their label, family, lexical flag, automatic label and multimodality
+     * @description Filter by family, lexical or not and a label search; sort by id, label or the multimodality score (which needs a collection: the "probe" collection by default); page with offset and limit.
+     */
+    get: operations['getNeurons'];
     put?: never;
     post?: never;
     delete?: never;
@@ -815,9 +971,13 @@ export interface operations {
       };
     };
     responses: {
-      /** @description Default Response */
+      /** @description JSON by default; with Accept: application/x-npy or application/octet-stream, the text embeddings [N, D] as float32 (see the headers) */
       200: {
         headers: {
+          /** @description Binary forms only: the array's shape, comma-separated (e.g. "64,640") */
+          'x-shape'?: string;
+          /** @description Binary forms only: "float32" (little-endian) */
+          'x-dtype'?: string;
           [name: string]: unknown;
         };
         content: {
@@ -825,10 +985,25 @@ export interface operations {
             /** @description text_embeds [D] per text, unnormalised */
             embeddings: number[][];
           };
+          'application/x-npy': string;
+          'application/octet-stream': string;
         };
       };
       /** @description An error; 4xx messages say what was wrong with the request */
       400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      406: {
         headers: {
           [name: string]: unknown;
         };
@@ -884,7 +1059,7 @@ export interface operations {
   postEmbedImage: {
     parameters: {
       query?: {
-        /** @description Add the spatial mean of every neuron */
+        /** @description Add the spatial mean of every neuron; in the binary forms, answer the neuron means [C] instead of the embedding */
         neurons?: boolean;
       };
       header?: never;
@@ -900,9 +1075,13 @@ export interface operations {
       };
     };
     responses: {
-      /** @description Default Response */
+      /** @description JSON by default; with Accept: application/x-npy or application/octet-stream, the embedding [D], or with neurons=true the neuron means [C] as float32 (see the headers) */
       200: {
         headers: {
+          /** @description Binary forms only: the array's shape, comma-separated (e.g. "64,640") */
+          'x-shape'?: string;
+          /** @description Binary forms only: "float32" (little-endian) */
+          'x-dtype'?: string;
           [name: string]: unknown;
         };
         content: {
@@ -911,10 +1090,25 @@ export interface operations {
             /** @description Spatial mean per neuron [C] */
             neurons?: number[];
           };
+          'application/x-npy': string;
+          'application/octet-stream': string;
         };
       };
       /** @description An error; 4xx messages say what was wrong with the request */
       400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      406: {
         headers: {
           [name: string]: unknown;
         };
@@ -1063,6 +1257,8 @@ export interface operations {
       query: {
         /** @description The word or phrase to draw */
         text: string;
+        /** @description The ink (default black; Stroop stimuli draw a colour word in another ink): a colour is #rrggbb, #rgb or one of black, white, grey, gray, red, orange, yellow, green, blue, purple, pink, brown, cyan, magenta */
+        ink?: string;
       };
       header?: never;
       path?: never;
@@ -1140,9 +1336,13 @@ export interface operations {
       };
     };
     responses: {
-      /** @description Default Response */
+      /** @description JSON by default; with Accept: application/x-npy or application/octet-stream, the attribution vectors [N, C] as float32 (see the headers) */
       200: {
         headers: {
+          /** @description Binary forms only: the array's shape, comma-separated (e.g. "64,640") */
+          'x-shape'?: string;
+          /** @description Binary forms only: "float32" (little-endian) */
+          'x-dtype'?: string;
           [name: string]: unknown;
         };
         content: {
@@ -1166,10 +1366,25 @@ export interface operations {
               vector?: number[];
             }[];
           };
+          'application/x-npy': string;
+          'application/octet-stream': string;
         };
       };
       /** @description An error; 4xx messages say what was wrong with the request */
       400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      406: {
         headers: {
           [name: string]: unknown;
         };
@@ -1389,6 +1604,586 @@ export interface operations {
             /** @description For how many of the neurons the logit rose */
             rose: number;
             total: number;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  intervene: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
+          image: string;
+          /** @description Applied in order to the neuron maps [C, h, w] */
+          edits: {
+            /** @description Neuron (channel) index, from 0 to the model’s last */
+            neuron: number;
+            /** @description set: x = value; scale: x ·= value; add: x += value; zero: x = 0 */
+            op: 'set' | 'scale' | 'add' | 'zero';
+            /** @description Required for set, scale and add; not for zero */
+            value?: number;
+            /** @description One cell of the neuron grid; every cell when absent */
+            position?: {
+              /** @description Grid row, from the top */
+              row: number;
+              /** @description Grid column, from the left */
+              col: number;
+            };
+          }[];
+          /** @description The classes to classify among (zero-shot) */
+          labels: string[];
+          /** @description Prompt templates ({} is the label), averaged per label; default ["a photo of {}"] */
+          templates?: string[];
+          /**
+           * @description Return the image embeddings after (and before) the edits
+           * @default true
+           */
+          embedding?: boolean;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            /** @description The image embedding after the edits */
+            embedding?: number[];
+            /** @description The image embedding without them */
+            embeddingBefore?: number[];
+            labels: {
+              label: string;
+              /** @description Zero-shot probability before */
+              before: number;
+              /** @description Zero-shot probability after */
+              after: number;
+              logitBefore: number;
+              logitAfter: number;
+              /** @description logitAfter − logitBefore */
+              logitChange: number;
+            }[];
+            predictedBefore: string;
+            predictedAfter: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  typographicAttack: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
+          image?: string;
+          /** @description Several images as base64 (at most 32 per request; more is a 413) */
+          images?: string[];
+          /** @description The true label of each image, among labels: gives the clean accuracy */
+          trueLabels?: string[];
+          /** @description The text written on every image */
+          text: string;
+          /**
+           * @description A DejaVu face
+           * @default sans
+           */
+          font?:
+            | 'sans'
+            | 'sans-bold'
+            | 'sans-oblique'
+            | 'sans-condensed'
+            | 'sans-condensed-bold'
+            | 'serif'
+            | 'serif-bold'
+            | 'serif-italic'
+            | 'mono'
+            | 'mono-bold';
+          /**
+           * @description Font size as a fraction of the model’s input side S
+           * @default 0.25
+           */
+          size?: number;
+          /** @description Centre of the text from the left, as a fraction of S (default 0.5) */
+          x?: number;
+          /** @description Centre of the text from the top, as a fraction of S (default 0.5) */
+          y?: number;
+          /** @description The ink (default black): a colour is #rrggbb, #rgb or one of black, white, grey, gray, red, orange, yellow, green, blue, purple, pink, brown, cyan, magenta */
+          colour?: string;
+          /** @description A background box behind the text, in this colour: a colour is #rrggbb, #rgb or one of black, white, grey, gray, red, orange, yellow, green, blue, purple, pink, brown, cyan, magenta */
+          box?: string;
+          /** @description The box’s margin as a fraction of the font size (default 0.2) */
+          padding?: number;
+          /** @description The classes to classify among (zero-shot), 1 to 64 */
+          labels: string[];
+          /** @description Prompt templates, averaged per label (the prompt ensemble); default ["a photo of {}"] */
+          templates?: string[];
+          /** @description The class the text attacks, among labels; default: the text itself when it is a label */
+          target?: string;
+          /** @description The defence: neurons zeroed at the neuron layer (all positions) before the head — neuron ids, or "lexical" (the service’s lexical set) */
+          ablate?: number[] | 'lexical';
+          /**
+           * @description Neurons per image whose contribution to the winning logit changed most (0: no explanation)
+           * @default 5
+           */
+          explain?: number;
+          /**
+           * @description Return each attacked S × S input as a base64 PNG
+           * @default false
+           */
+          returnImages?: boolean;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            text: string;
+            target: string;
+            labels: string[];
+            templates: string[];
+            images: {
+              /** @description Share of the S × S input’s pixels the text changed */
+              changedShare: number;
+              trueLabel?: string;
+              before: {
+                /** @description Zero-shot probabilities, in the order of labels */
+                probabilities: number[];
+                predicted: string;
+              };
+              after: {
+                /** @description Zero-shot probabilities, in the order of labels */
+                probabilities: number[];
+                predicted: string;
+              };
+              /** @description The clean prediction (and the true label, when given) is not the target */
+              eligible: boolean;
+              /** @description Eligible, and the attacked image is predicted as the target */
+              success: boolean;
+              explanation?: {
+                /** @description The class explained: the attacked image’s prediction */
+                label: string;
+                logitBefore: number;
+                logitAfter: number;
+                /** @description Σ of every neuron’s change: the bilinear part of the logit’s change */
+                bilinearChange: number;
+                /** @description Σ change over lexical neurons / Σ change over all */
+                lexicalShare: number | null;
+                /** @description Σ |change| over lexical neurons / Σ |change| over all */
+                lexicalShareOfAbsolute: number | null;
+                neurons: {
+                  neuron: number;
+                  label?: string;
+                  /** @description x_i·a_i on the clean image, in logit units */
+                  before: number;
+                  /** @description x_i·a_i on the attacked image, in logit units */
+                  after: number;
+                  change: number;
+                  lexical: boolean;
+                }[];
+              };
+              defended?: {
+                before: {
+                  /** @description Zero-shot probabilities, in the order of labels */
+                  probabilities: number[];
+                  predicted: string;
+                };
+                after: {
+                  /** @description Zero-shot probabilities, in the order of labels */
+                  probabilities: number[];
+                  predicted: string;
+                };
+                eligible: boolean;
+                success: boolean;
+              };
+              /** @description The attacked input, PNG, base64 */
+              attackedPng?: string;
+            }[];
+            summary: {
+              /** @description Attacked successfully among the eligible images */
+              attack: {
+                successes: number;
+                n: number;
+                /** @description successes / n (null when n = 0) */
+                rate: number | null;
+                /** @description Wilson 95% interval, lower end */
+                low: number | null;
+                /** @description Wilson 95% interval, upper end */
+                high: number | null;
+              };
+              /** @description Images whose clean prediction (or true label) already was the target */
+              ineligible: number;
+              /** @description Clean predictions equal to trueLabels */
+              cleanAccuracy?: {
+                successes: number;
+                n: number;
+                /** @description successes / n (null when n = 0) */
+                rate: number | null;
+                /** @description Wilson 95% interval, lower end */
+                low: number | null;
+                /** @description Wilson 95% interval, upper end */
+                high: number | null;
+              };
+              /** @description Attacked predictions equal to trueLabels */
+              attackedAccuracy?: {
+                successes: number;
+                n: number;
+                /** @description successes / n (null when n = 0) */
+                rate: number | null;
+                /** @description Wilson 95% interval, lower end */
+                low: number | null;
+                /** @description Wilson 95% interval, upper end */
+                high: number | null;
+              };
+              meanChangedShare: number;
+            };
+            defence?: {
+              /** @description Attacked successfully among the eligible images */
+              attack: {
+                successes: number;
+                n: number;
+                /** @description successes / n (null when n = 0) */
+                rate: number | null;
+                /** @description Wilson 95% interval, lower end */
+                low: number | null;
+                /** @description Wilson 95% interval, upper end */
+                high: number | null;
+              };
+              /** @description Images whose clean prediction (or true label) already was the target */
+              ineligible: number;
+              /** @description Clean predictions equal to trueLabels */
+              cleanAccuracy?: {
+                successes: number;
+                n: number;
+                /** @description successes / n (null when n = 0) */
+                rate: number | null;
+                /** @description Wilson 95% interval, lower end */
+                low: number | null;
+                /** @description Wilson 95% interval, upper end */
+                high: number | null;
+              };
+              /** @description Attacked predictions equal to trueLabels */
+              attackedAccuracy?: {
+                successes: number;
+                n: number;
+                /** @description successes / n (null when n = 0) */
+                rate: number | null;
+                /** @description Wilson 95% interval, lower end */
+                low: number | null;
+                /** @description Wilson 95% interval, upper end */
+                high: number | null;
+              };
+              /** @description Neurons zeroed */
+              ablated: number;
+              lexical?: {
+                /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+                sources: ('catalogue' | 'detected')[];
+                /** @description Neurons in the set (the union of the sources) */
+                neurons: number;
+                /** @description Neurons from the catalogue */
+                catalogue: number;
+                /** @description Neurons the detector flags */
+                detected: number;
+                /** @description The detector’s threshold */
+                threshold?: number;
+                /** @description Why the detected source was not used (no word index yet, …) */
+                detectedUnavailable?: string;
+              };
+            };
+            /** @description The lexical set the explanation used */
+            lexical?: {
+              /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+              sources: ('catalogue' | 'detected')[];
+              /** @description Neurons in the set (the union of the sources) */
+              neurons: number;
+              /** @description Neurons from the catalogue */
+              catalogue: number;
+              /** @description Neurons the detector flags */
+              detected: number;
+              /** @description The detector’s threshold */
+              threshold?: number;
+              /** @description Why the detected source was not used (no word index yet, …) */
+              detectedUnavailable?: string;
+            };
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  typographicStroop: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description Colour words, each drawn in every ink */
+          words: string[];
+          /** @description Inks: a colour name, or {label, colour} with colour a colour is #rrggbb, #rgb or one of black, white, grey, gray, red, orange, yellow, green, blue, purple, pink, brown, cyan, magenta; words × inks ≤ 64 */
+          inks: (
+            | string
+            | {
+                /** @description The ink’s name as a label */
+                label: string;
+                /** @description a colour is #rrggbb, #rgb or one of black, white, grey, gray, red, orange, yellow, green, blue, purple, pink, brown, cyan, magenta */
+                colour: string;
+              }
+          )[];
+          /** @description Labels to classify among; default: the words and the inks’ labels */
+          labels?: string[];
+          /** @description Prompt templates, averaged per label (the prompt ensemble); default ["a photo of {}"] */
+          templates?: string[];
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            labels: string[];
+            templates: string[];
+            pairs: {
+              word: string;
+              /** @description The ink’s label */
+              ink: string;
+              /** @description The ink as #rrggbb */
+              colour: string;
+              /** @description The word names its own ink */
+              congruent: boolean;
+              probabilities: number[];
+              predicted: string;
+              /** @description word: the prediction is the word; ink: the ink; both: a congruent pair predicted right; other */
+              reads: 'word' | 'ink' | 'both' | 'other';
+            }[];
+            summary: {
+              incongruent: number;
+              /** @description Incongruent pairs predicted as the word */
+              readsWord: {
+                successes: number;
+                n: number;
+                /** @description successes / n (null when n = 0) */
+                rate: number | null;
+                /** @description Wilson 95% interval, lower end */
+                low: number | null;
+                /** @description Wilson 95% interval, upper end */
+                high: number | null;
+              };
+              /** @description Incongruent pairs predicted as the ink */
+              seesInk: {
+                successes: number;
+                n: number;
+                /** @description successes / n (null when n = 0) */
+                rate: number | null;
+                /** @description Wilson 95% interval, lower end */
+                low: number | null;
+                /** @description Wilson 95% interval, upper end */
+                high: number | null;
+              };
+              congruentCorrect: {
+                successes: number;
+                n: number;
+                /** @description successes / n (null when n = 0) */
+                rate: number | null;
+                /** @description Wilson 95% interval, lower end */
+                low: number | null;
+                /** @description Wilson 95% interval, upper end */
+                high: number | null;
+              };
+            };
           };
         };
       };
@@ -2492,41 +3287,96 @@ export interface operations {
         content: {
           'application/json': {
             id: string;
+            /** @description What the job does; progress and result have the shape of its kind */
+            kind: 'max-text' | 'collection-build' | 'collection-shard';
             state: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
-            progress: {
-              steps: number;
-              totalSteps: number;
-              evaluations: number;
-              bestScore: number | null;
-              bestText: string | null;
-            };
-            result?: {
-              /** @description The best text found */
-              text: string;
-              /** @description Its objective d·(W·t/|t|), without the fluency penalty */
-              score: number;
-              /** @description Its BPE tokens (without start/end) */
-              ids: number[];
-              /** @description The best distinct texts */
-              top: {
-                text: string;
-                score: number;
-              }[];
-              /** @description Best objective after each step */
-              curve: number[];
-              steps: number;
-              /** @description Candidate texts scored */
-              evaluations: number;
-              restartsUsed: number;
-              stopReason: 'steps' | 'time' | 'plateau' | 'cancelled';
-              elapsedMs: number;
-              /** @description Set when the search was taken over from a worker that died or was stopped: it went on from that worker’s last reported best text; curve covers the steps after it, steps and evaluations count both parts */
-              resumedFrom?: {
-                steps: number;
-                evaluations: number;
-                score: number;
-              };
-            };
+            progress:
+              | {
+                  steps: number;
+                  totalSteps: number;
+                  evaluations: number;
+                  bestScore: number | null;
+                  bestText: string | null;
+                }
+              | {
+                  collection: string;
+                  /** @description Uploads taken (indexed, duplicate or skipped), with shards in flight */
+                  done: number;
+                  /** @description Uploads the build knows of (uploads sent meanwhile join it) */
+                  total: number;
+                  /** @description Images of the collection indexed and served (complete shards only) */
+                  indexed: number;
+                  /** @description Uploads that are not images, and why (the first 100) */
+                  skipped: {
+                    name: string;
+                    reason: string;
+                  }[];
+                  /** @description Uploads whose bytes were already in the collection */
+                  duplicates: number;
+                  /** @description Uploads per second since the build (or its resumption) started */
+                  imagesPerSecond: number | null;
+                  shards: {
+                    total: number;
+                    /** @description Shards indexed (a contiguous prefix of the uploads) */
+                    committed: number;
+                    /** @description Shards being computed now, by any worker */
+                    running: number;
+                  };
+                }
+              | {
+                  collection: string;
+                  /** @description The build job of this shard */
+                  build: string;
+                  shard: number;
+                  done: number;
+                  total: number;
+                };
+            result?:
+              | {
+                  /** @description The best text found */
+                  text: string;
+                  /** @description Its objective d·(W·t/|t|), without the fluency penalty */
+                  score: number;
+                  /** @description Its BPE tokens (without start/end) */
+                  ids: number[];
+                  /** @description The best distinct texts */
+                  top: {
+                    text: string;
+                    score: number;
+                  }[];
+                  /** @description Best objective after each step */
+                  curve: number[];
+                  steps: number;
+                  /** @description Candidate texts scored */
+                  evaluations: number;
+                  restartsUsed: number;
+                  stopReason: 'steps' | 'time' | 'plateau' | 'cancelled';
+                  elapsedMs: number;
+                  /** @description Set when the search was taken over from a worker that died or was stopped: it went on from that worker’s last reported best text; curve covers the steps after it, steps and evaluations count both parts */
+                  resumedFrom?: {
+                    steps: number;
+                    evaluations: number;
+                    score: number;
+                  };
+                }
+              | {
+                  collection: string;
+                  /** @description Images of the collection indexed when the build ended */
+                  images: number;
+                  /** @description Uploads the build took */
+                  done: number;
+                  skipped: number;
+                  duplicates: number;
+                  /** @description The build of the collection that was running, which this one joined */
+                  joined?: string;
+                  /** @description Processes that computed shards (pid@host) */
+                  workers: string[];
+                }
+              | {
+                  /** @description False: the shard was taken, done or dropped elsewhere */
+                  computed: boolean;
+                  done: number;
+                };
             error?: string;
             cached?: boolean;
             /** @description Clients following the job: those that submitted it (identical requests share one job) */
@@ -2607,41 +3457,96 @@ export interface operations {
         content: {
           'application/json': {
             id: string;
+            /** @description What the job does; progress and result have the shape of its kind */
+            kind: 'max-text' | 'collection-build' | 'collection-shard';
             state: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
-            progress: {
-              steps: number;
-              totalSteps: number;
-              evaluations: number;
-              bestScore: number | null;
-              bestText: string | null;
-            };
-            result?: {
-              /** @description The best text found */
-              text: string;
-              /** @description Its objective d·(W·t/|t|), without the fluency penalty */
-              score: number;
-              /** @description Its BPE tokens (without start/end) */
-              ids: number[];
-              /** @description The best distinct texts */
-              top: {
-                text: string;
-                score: number;
-              }[];
-              /** @description Best objective after each step */
-              curve: number[];
-              steps: number;
-              /** @description Candidate texts scored */
-              evaluations: number;
-              restartsUsed: number;
-              stopReason: 'steps' | 'time' | 'plateau' | 'cancelled';
-              elapsedMs: number;
-              /** @description Set when the search was taken over from a worker that died or was stopped: it went on from that worker’s last reported best text; curve covers the steps after it, steps and evaluations count both parts */
-              resumedFrom?: {
-                steps: number;
-                evaluations: number;
-                score: number;
-              };
-            };
+            progress:
+              | {
+                  steps: number;
+                  totalSteps: number;
+                  evaluations: number;
+                  bestScore: number | null;
+                  bestText: string | null;
+                }
+              | {
+                  collection: string;
+                  /** @description Uploads taken (indexed, duplicate or skipped), with shards in flight */
+                  done: number;
+                  /** @description Uploads the build knows of (uploads sent meanwhile join it) */
+                  total: number;
+                  /** @description Images of the collection indexed and served (complete shards only) */
+                  indexed: number;
+                  /** @description Uploads that are not images, and why (the first 100) */
+                  skipped: {
+                    name: string;
+                    reason: string;
+                  }[];
+                  /** @description Uploads whose bytes were already in the collection */
+                  duplicates: number;
+                  /** @description Uploads per second since the build (or its resumption) started */
+                  imagesPerSecond: number | null;
+                  shards: {
+                    total: number;
+                    /** @description Shards indexed (a contiguous prefix of the uploads) */
+                    committed: number;
+                    /** @description Shards being computed now, by any worker */
+                    running: number;
+                  };
+                }
+              | {
+                  collection: string;
+                  /** @description The build job of this shard */
+                  build: string;
+                  shard: number;
+                  done: number;
+                  total: number;
+                };
+            result?:
+              | {
+                  /** @description The best text found */
+                  text: string;
+                  /** @description Its objective d·(W·t/|t|), without the fluency penalty */
+                  score: number;
+                  /** @description Its BPE tokens (without start/end) */
+                  ids: number[];
+                  /** @description The best distinct texts */
+                  top: {
+                    text: string;
+                    score: number;
+                  }[];
+                  /** @description Best objective after each step */
+                  curve: number[];
+                  steps: number;
+                  /** @description Candidate texts scored */
+                  evaluations: number;
+                  restartsUsed: number;
+                  stopReason: 'steps' | 'time' | 'plateau' | 'cancelled';
+                  elapsedMs: number;
+                  /** @description Set when the search was taken over from a worker that died or was stopped: it went on from that worker’s last reported best text; curve covers the steps after it, steps and evaluations count both parts */
+                  resumedFrom?: {
+                    steps: number;
+                    evaluations: number;
+                    score: number;
+                  };
+                }
+              | {
+                  collection: string;
+                  /** @description Images of the collection indexed when the build ended */
+                  images: number;
+                  /** @description Uploads the build took */
+                  done: number;
+                  skipped: number;
+                  duplicates: number;
+                  /** @description The build of the collection that was running, which this one joined */
+                  joined?: string;
+                  /** @description Processes that computed shards (pid@host) */
+                  workers: string[];
+                }
+              | {
+                  /** @description False: the shard was taken, done or dropped elsewhere */
+                  computed: boolean;
+                  done: number;
+                };
             error?: string;
             cached?: boolean;
             /** @description Clients following the job: those that submitted it (identical requests share one job) */
@@ -3495,6 +4400,19 @@ export interface operations {
         };
       };
       /** @description An error; 4xx messages say what was wrong with the request */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
       409: {
         headers: {
           [name: string]: unknown;
@@ -3882,7 +4800,7 @@ export interface operations {
         content: {
           'application/json': {
             collection: string;
-            /** @description The build that indexes these images (GET /v1/collections/{id} follows it) */
+            /** @description The build job that indexes these images: GET /v1/jobs/{id} and its SSE stream /v1/jobs/{id}/events follow it (images done / total, skipped files, images/s), DELETE /v1/jobs/{id} cancels it; GET /v1/collections/{id} names it too */
             jobId: string;
             /** @description Files taken from this request (an archive’s files counted one by one) */
             accepted: number;
@@ -3893,6 +4811,19 @@ export interface operations {
       };
       /** @description An error; 4xx messages say what was wrong with the request */
       400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      403: {
         headers: {
           [name: string]: unknown;
         };
@@ -3945,6 +4876,139 @@ export interface operations {
       };
       /** @description An error; 4xx messages say what was wrong with the request */
       415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  postCollectionsByIdDirectory: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Collection id (made from its name) */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description A folder on the server: relative to COLLECTIONS_ROOT, or an absolute path inside it */
+          directory: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            collection: string;
+            /** @description The build that indexes these images */
+            jobId: string;
+            /** @description Images read from the folder and staged */
+            accepted: number;
+            /** @description Uploads of the collection now waiting to be indexed */
+            pending: number;
+            /** @description True: the folder’s manifest.csv listed the images */
+            manifest: boolean;
+            /** @description Files passed over: not images by their extension, or links */
+            ignored: number;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      413: {
         headers: {
           [name: string]: unknown;
         };
@@ -4217,11 +5281,99 @@ export interface operations {
       };
     };
   };
+  postNeuronsByIdHeatmap: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Neuron (channel) index, an integer from 0 */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
+          image: string;
+        };
+      };
+    };
+    responses: {
+      /** @description PNG thumbnail */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': string;
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
   getCollectionsByIdSearch: {
     parameters: {
-      query: {
-        /** @description The text to retrieve images for */
-        text: string;
+      query?: {
+        /** @description Images for a text: cosine of the CLIP image and text embeddings */
+        text?: string;
+        /** @description Images by this neuron’s activation (the spatial mean, or with by=max its maximum) */
+        neuron?: number;
+        /** @description Images like this image of the collection (its id): cosine of the stored image embeddings (the image itself first) */
+        image?: number;
+        /** @description "mean": the spatial mean of the neuron map (the article’s activation); "max": its maximum cell */
+        by?: 'mean' | 'max';
         /** @description Images returned */
         k?: number;
       };
@@ -4242,17 +5394,27 @@ export interface operations {
         content: {
           'application/json': {
             collection: string;
-            text: string;
+            /** @description What the images were ranked by */
+            mode: 'text' | 'image' | 'neuron' | 'direction' | 'embedding';
+            /** @description What a score is: "cosine" of embeddings (text, image, embedding) or of a direction and the means; "dot", a direction’s dot product with the means; "mean" or "max", the neuron’s activation */
+            measure: 'cosine' | 'dot' | 'mean' | 'max';
+            /** @description The text (mode text) */
+            text?: string;
+            /** @description The collection’s image searched by (mode image) */
+            imageId?: number;
+            /** @description The neuron (mode neuron) */
+            neuron?: number;
             /** @description Images searched (those indexed) */
             images: number;
             /** @description False while uploads are still being indexed */
             complete: boolean;
+            /** @description Highest score first; ties by the smaller image id */
             results: {
               imageId: number;
               name: string;
               category: string | null;
               caption: string | null;
-              /** @description Cosine of the image and text embeddings */
+              /** @description See measure */
               score: number;
               thumbnailUrl: string;
             }[];
@@ -4287,6 +5449,166 @@ export interface operations {
       };
       /** @description An error; 4xx messages say what was wrong with the request */
       409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  postCollectionsByIdSearch: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Collection id (made from its name) */
+        id: string;
+      };
+      cookie?: never;
+    };
+    /** @description Exactly one of text, image (a file or base64), imageId, neuron, direction (C numbers over the neurons) or embedding (D numbers) */
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description Images for a text: cosine of the CLIP image and text embeddings */
+          text?: string;
+          /** @description Images like this image: PNG, JPEG, WebP or GIF bytes, base64 (or the multipart file field "image"); cosine of the image embeddings */
+          image?: string;
+          /** @description Images like this image of the collection (its id) */
+          imageId?: number;
+          /** @description Images by this neuron’s activation (by: mean or max) */
+          neuron?: number;
+          /**
+           * @description "mean": the spatial mean of the neuron map (the article’s activation); "max": its maximum cell
+           * @default mean
+           */
+          by?: 'mean' | 'max';
+          /** @description A direction over the C neurons (an emotion’s composition, W·t, …), scored against each image’s neuron means (the spatial means): see score */
+          direction?: number[];
+          /** @description A query in the D-dimensional embedding space: cosine with each image embedding */
+          embedding?: number[];
+          /**
+           * @description For a direction: "dot" (default), Σ_c direction_c · mean_c, the direction’s raw contribution; "cosine", that over both norms
+           * @default dot
+           */
+          score?: 'dot' | 'cosine';
+          /**
+           * @description Images returned
+           * @default 12
+           */
+          k?: number;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            collection: string;
+            /** @description What the images were ranked by */
+            mode: 'text' | 'image' | 'neuron' | 'direction' | 'embedding';
+            /** @description What a score is: "cosine" of embeddings (text, image, embedding) or of a direction and the means; "dot", a direction’s dot product with the means; "mean" or "max", the neuron’s activation */
+            measure: 'cosine' | 'dot' | 'mean' | 'max';
+            /** @description The text (mode text) */
+            text?: string;
+            /** @description The collection’s image searched by (mode image) */
+            imageId?: number;
+            /** @description The neuron (mode neuron) */
+            neuron?: number;
+            /** @description Images searched (those indexed) */
+            images: number;
+            /** @description False while uploads are still being indexed */
+            complete: boolean;
+            /** @description Highest score first; ties by the smaller image id */
+            results: {
+              imageId: number;
+              name: string;
+              category: string | null;
+              caption: string | null;
+              /** @description See measure */
+              score: number;
+              thumbnailUrl: string;
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      415: {
         headers: {
           [name: string]: unknown;
         };
@@ -4617,6 +5939,298 @@ export interface operations {
                 category: string;
                 share: number;
               }[];
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getNeuronsByIdEvidence: {
+    parameters: {
+      query?: {
+        /** @description Collection id; by default the model’s probe collection ("probe") when there is one */
+        collection?: string;
+        /** @description Entries per side */
+        k?: number;
+      };
+      header?: never;
+      path: {
+        /** @description Neuron (channel) index, an integer from 0 */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            neuron: number;
+            catalogue: {
+              id: number;
+              label?: string;
+              family?: string;
+              source?: string;
+              score?: number;
+              topWords?: string[];
+              handLabel?: string;
+              credit?: string;
+            } | null;
+            /** @description In the lexical set (catalogue and word-index detector) */
+            lexical: boolean;
+            collection: string | null;
+            /** @description Indexed images of the collection */
+            images: number | null;
+            seeing: {
+              /** @description Categories by mean activation, highest first */
+              categories: {
+                category: string;
+                mean: number;
+                images: number;
+              }[];
+              topImages: {
+                imageId: number;
+                name: string;
+                category: string | null;
+                caption: string | null;
+                value: number;
+                thumbnailUrl: string;
+              }[];
+            } | null;
+            seeingUnavailable?: string;
+            reading: {
+              words: {
+                word: string;
+                activation: number;
+                centred: number;
+              }[];
+            } | null;
+            readingUnavailable?: string;
+            speaking: {
+              templates: string[];
+              /** @description Texts in the text-side index */
+              vocabulary: number;
+              texts: {
+                text: string;
+                /** @description The neuron’s component of W·t/|t| (template mean) */
+                attribution: number;
+              }[];
+            };
+            /** @description Whether the three sides name the same concept (docs/neuron-evidence.md) */
+            multimodality: {
+              /** @description The seeing side’s top category (highest mean activation) */
+              topCategory: string;
+              /** @description Its rank among the speaking side’s texts */
+              speakingRank: number | null;
+              /** @description Its rank among the reading side’s words */
+              readingRank: number | null;
+              speakingOf: number;
+              readingOf: number;
+              /** @description The top category is in the top 5 of both the speaking and the reading side */
+              multimodal: boolean;
+              /** @description Concepts shared by the three sides */
+              shared: number;
+              agreement: {
+                seeingSpeaking: {
+                  /** @description Spearman’s ρ over the shared concepts */
+                  rho: number | null;
+                  /** @description ρ above z₀.₉₉/√(n − 1), one-sided 1% under independence */
+                  significant: boolean | null;
+                };
+                seeingReading: {
+                  /** @description Spearman’s ρ over the shared concepts */
+                  rho: number | null;
+                  /** @description ρ above z₀.₉₉/√(n − 1), one-sided 1% under independence */
+                  significant: boolean | null;
+                };
+                readingSpeaking: {
+                  /** @description Spearman’s ρ over the shared concepts */
+                  rho: number | null;
+                  /** @description ρ above z₀.₉₉/√(n − 1), one-sided 1% under independence */
+                  significant: boolean | null;
+                };
+              };
+              /** @description The mean of the three ρ: what sort=multimodality orders by */
+              score: number | null;
+            } | null;
+            /** @description Automatic labels (CLIP-Dissect soft-WPMI), best first */
+            labels: {
+              concept: string;
+              /** @description soft-WPMI (CLIP-Dissect) */
+              score: number;
+              /** @description z-score of the soft-WPMI plus z-score of the reading side */
+              combined: number;
+              evidence: {
+                /** @description The neuron’s top images (the soft-WPMI’s set) in this category */
+                topImagesInCategory: number | null;
+                topImages: number;
+                readingRank: number | null;
+                speakingRank: number | null;
+              };
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getNeurons: {
+    parameters: {
+      query?: {
+        /** @description Collection id; by default the model’s probe collection ("probe") when there is one */
+        collection?: string;
+        /** @description id; multimodality (the measure’s score, highest first); label (alphabetical) */
+        sort?: 'id' | 'multimodality' | 'label';
+        /** @description A family of the catalogue (colour, word, …), or "none" for neurons without one */
+        family?: string;
+        /** @description Only lexical (true) or non-lexical (false) neurons */
+        lexical?: 'true' | 'false';
+        /** @description Search in the label and the automatic label (case-insensitive) */
+        q?: string;
+        offset?: number;
+        limit?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            collection: string | null;
+            /** @description Neurons that pass the filters */
+            total: number;
+            offset: number;
+            limit: number;
+            /** @description Share of the model’s measured neurons the measure calls multimodal */
+            multimodalShare: number | null;
+            neurons: {
+              id: number;
+              label: string | null;
+              family: string | null;
+              lexical: boolean;
+              autoLabel: {
+                concept: string;
+                score: number;
+              } | null;
+              multimodality: {
+                score: number | null;
+                multimodal: boolean;
+                topCategory: string;
+              } | null;
             }[];
           };
         };

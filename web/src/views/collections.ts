@@ -2,11 +2,11 @@
  * Collections (#/collections or #/collections/{id}): the collections with their counts, categories
  * and build state (GET /v1/collections); a new one (POST /v1/collections); and one collection: its
  * build followed live (GET /v1/collections/{id} read a few times a second while it builds, which
- * works with an API key too), an upload of images (POST /v1/collections/{id}/images, multipart,
+ * works with an API key too, and its job's speed from GET /v1/jobs/{id}), an upload of images (POST /v1/collections/{id}/images, multipart,
  * many files, an optional category), a text search with thumbnails (GET /v1/collections/{id}/search),
  * and per category the neurons most selective for it (GET …/categories/{category}/neurons).
  */
-import { api, call } from '../api';
+import { api, call, type BuildProgress } from '../api';
 import { neuronBars } from '../charts';
 import { action, clearError, field, fill, fmt, h, showError } from '../dom';
 import { imageTile, Pictures, type Collection } from '../pictures';
@@ -157,7 +157,8 @@ async function drawCollection(
     if (!active) return;
     title.textContent = collection.name;
     drawFacts(facts, collection);
-    drawStatus(status, collection);
+    drawStatus(status, collection, await buildJob(collection));
+    if (!active) return;
     drawCategories(categories, neurons, collection);
     const now = `${collection.build.state} ${collection.images} ${collection.pending}`;
     if (seen !== '' && now !== seen) onChange();
@@ -196,8 +197,25 @@ function drawFacts(facts: HTMLElement, collection: Collection): void {
   );
 }
 
-function drawStatus(status: HTMLElement, collection: Collection): void {
+/** The running build's job progress (speed, shards), when the job API lets this client read it. */
+async function buildJob(collection: Collection): Promise<BuildProgress | undefined> {
+  const { jobId, state } = collection.build;
+  if (jobId === null || !BUILDING.has(state)) return undefined;
+  try {
+    const job = await call(api.GET('/v1/jobs/{id}', { params: { path: { id: jobId } } }));
+    return 'imagesPerSecond' in job.progress ? job.progress : undefined;
+  } catch {
+    return undefined; // another owner's job, or already gone: the collection's own counts suffice
+  }
+}
+
+function drawStatus(status: HTMLElement, collection: Collection, job: BuildProgress | undefined): void {
   const { build } = collection;
+  const speed =
+    job && job.imagesPerSecond !== null
+      ? ` · ${fmt(job.imagesPerSecond)} images/s` +
+        (job.shards.total > 1 ? ` · shards ${job.shards.committed} of ${job.shards.total} done` : '')
+      : '';
   status.dataset.state = build.state;
   const skipped = build.skipped.length
     ? h(
@@ -224,7 +242,8 @@ function drawStatus(status: HTMLElement, collection: Collection): void {
         ? 'No images yet: upload some below.'
         : `Build ${build.state}: ${build.done} of ${build.total} uploads taken, ${collection.images} images indexed` +
             (collection.pending ? `, ${collection.pending} pending` : '') +
-            (build.error ? ` (${build.error})` : ''),
+            (build.error ? ` (${build.error})` : '') +
+            speed,
     ),
     skipped,
     duplicates,
@@ -254,6 +273,15 @@ function drawCategories(section: HTMLElement, neurons: HTMLElement, collection: 
                 params: { path: { id: collection.id, category: category.name }, query: { k: 8 } },
               }),
             );
+            // Their catalogue labels, so that a category's neurons read as what they are known for.
+            const labels = await Promise.all(
+              found.neurons.map((row) =>
+                call(api.GET('/v1/neurons/{id}', { params: { path: { id: String(row.neuron) } } })).then(
+                  (neuron) => neuron.label,
+                  () => undefined,
+                ),
+              ),
+            );
             fill(
               neurons,
               h('h4', null, `Neurons most selective for “${category.name}”`),
@@ -263,10 +291,10 @@ function drawCategories(section: HTMLElement, neurons: HTMLElement, collection: 
                 `Cohen’s d of the mean activation over its ${found.inCategory} images against the other ${found.rest}.`,
               ),
               neuronBars(
-                found.neurons.map((row) => ({
+                found.neurons.map((row, i) => ({
                   neuron: row.neuron,
                   value: row.d ?? row.meanIn,
-                  label: `mean ${fmt(row.meanIn)}`,
+                  label: labels[i],
                 })),
               ),
             );
@@ -310,7 +338,8 @@ function drawUpload(section: HTMLElement, id: string, onAccepted: () => void): v
         }),
       );
       const named = category.value.trim() ? ` (category “${category.value.trim()}”)` : '';
-      fill(note, `${accepted.accepted} files accepted${named}; ${accepted.pending} waiting to be indexed.`);
+      // The build's progress above says how many are still waiting.
+      fill(note, `${accepted.accepted} files accepted${named}.`);
       form.reset();
       onAccepted();
     });

@@ -6,7 +6,7 @@
  * for its maximal text followed live over Server-Sent Events (POST /v1/search/max-text,
  * GET /v1/jobs/{id}/events), and the intervention check (POST /v1/attribution/verify).
  */
-import { api, apiKey, call, jobEventsUrl, type Job, type JobProgress } from '../api';
+import { api, ApiError, apiKey, call, jobEventsUrl, type Job, type JobProgress } from '../api';
 import { line, scoreBars } from '../charts';
 import { action, clearError, field, fill, fmt, h, showError } from '../dom';
 import { Pictures } from '../pictures';
@@ -82,9 +82,21 @@ async function showWords(section: HTMLElement, id: number, urls: string[]): Prom
   const ranked = await call(
     api.GET('/v1/neurons/{id}/top-words', { params: { path: { id }, query: { k: 6 } } }),
   ).catch((error: unknown) => {
-    fill(section, h('h3', null, 'Words'), h('p', { class: 'muted' }, 'The words are not available.'));
-    throw error;
+    // 409: the word index is not built (yet). Said here: the pictures above need no banner over them.
+    const conflict = error instanceof ApiError && error.status === 409;
+    fill(
+      section,
+      h('h3', null, 'Words'),
+      h(
+        'p',
+        { class: 'muted', id: 'words-missing' },
+        conflict ? `The words are not available: ${error.message}.` : 'The words are not available.',
+      ),
+    );
+    if (!conflict) throw error;
+    return undefined;
   });
+  if (!ranked) return;
   const failures: unknown[] = [];
   const tile = (word: { word: string; activation: number }) => {
     const image = h('img', { alt: `“${word.word}” as an image`, width: 64, height: 64 });
@@ -248,6 +260,8 @@ function drawSearch(section: HTMLElement, id: number, onStart: (stop: () => void
     };
     const tick = () => {
       call(api.GET('/v1/jobs/{id}', { params: { path: { id } } }))
+        // The job this search submitted is a max-text job: its progress and result have that shape.
+        .then((any) => any as Job)
         .then((job) => {
           if (!active) return;
           if (isEnding(job.state)) return ended(job, job.state);
