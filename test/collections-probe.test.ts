@@ -245,6 +245,13 @@ t.test('installed again: kept for this model, replaced when it is another modelâ
     sha256: app.clip.sha256,
     directory: { dir: small, manifest: { files: { 'probe.tar.gz': '' } } },
   };
+  // A shutdown while it is staged (an aborted signal here) leaves no half-staged probe behind.
+  const stopped = new AbortController();
+  stopped.abort();
+  const interrupted = await installProbe(app.collections, model, log, stopped.signal);
+  t.equal(interrupted.outcome, 'installed');
+  await interrupted.staged;
+  t.equal(await store.manifest('probe'), undefined, 'removed, for the next start to install');
   const replaced = await installProbe(app.collections, model, log);
   t.equal(replaced.outcome, 'installed');
   await replaced.staged;

@@ -54,6 +54,7 @@ export async function installProbe(
   service: CollectionService,
   model: ProbeModel,
   log: Logger,
+  signal?: AbortSignal,
 ): Promise<ProbeInstall> {
   const done = (outcome: ProbeOutcome) => ({ outcome, staged: Promise.resolve() });
   if (!(PROBE_FILE in model.directory.manifest.files)) return done('absent');
@@ -87,11 +88,28 @@ export async function installProbe(
     if ((error as { statusCode?: number }).statusCode !== 409) throw error;
   }
   if (!created) return done('elsewhere');
-  return { outcome: 'installed', staged: stage(service, model) };
+  return { outcome: 'installed', staged: stage(service, model, signal) };
 }
 
-/** Reads the archive, labels its entries (folder.ts) and stages them into the probe. */
-async function stage(service: CollectionService, model: ProbeModel): Promise<void> {
+/**
+ * Reads the archive, labels its entries (folder.ts) and stages them into the probe. Stopped by
+ * `signal` (a shutdown) before its images are staged, it removes the probe, which the next start
+ * installs again.
+ */
+async function stage(service: CollectionService, model: ProbeModel, signal?: AbortSignal): Promise<void> {
+  const { store } = service;
+  try {
+    await stageImages(service, model, signal);
+  } catch (error) {
+    if (signal?.aborted) {
+      await store.remove(PROBE_ID);
+      return;
+    }
+    throw error;
+  }
+}
+
+async function stageImages(service: CollectionService, model: ProbeModel, signal?: AbortSignal) {
   const { store } = service;
   const bytes = await readFile(path.join(model.directory.dir, PROBE_FILE));
   const entries = readArchive(bytes, { maxBytes: PROBE_MAX_BYTES, maxEntries: 1_000_000 });
@@ -106,10 +124,12 @@ async function stage(service: CollectionService, model: ProbeModel): Promise<voi
   let next = 0;
   const writer = async () => {
     while (next < uploads.length) {
+      signal?.throwIfAborted();
       const { bytes } = uploads[next++];
       await store.putImage(PROBE_ID, createHash('sha256').update(bytes).digest('hex'), bytes);
     }
   };
   await Promise.all(Array.from({ length: PARALLEL_WRITES }, writer));
+  signal?.throwIfAborted();
   await service.addImages(PROBE_ID, uploads);
 }

@@ -62,6 +62,7 @@ const collectionsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { 
   );
   app.decorate('collections', service);
   let probe: Promise<void> | undefined;
+  const stopProbe = new AbortController();
   app.addHook('onReady', async () => {
     const resumed = await service.resumeAll();
     if (resumed.length > 0) app.log.info({ collections: resumed }, 'collection builds resumed');
@@ -69,7 +70,7 @@ const collectionsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { 
     if (config.collectionProbe) {
       const warn = (error: unknown) =>
         app.log.warn({ err: error }, 'the probe collection could not be installed');
-      const install = await installProbe(service, app.clip, app.log).catch(warn);
+      const install = await installProbe(service, app.clip, app.log, stopProbe.signal).catch(warn);
       probe = install?.staged.then(() => {
         if (install.outcome === 'installed')
           app.log.info({ collection: PROBE_ID }, 'probe collection staged');
@@ -78,6 +79,8 @@ const collectionsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { 
   });
   // preClose: builds stop before the model's sessions are released (onClose of the model plugin).
   app.addHook('preClose', async () => {
+    // A probe still being staged stops (and is staged again at the next start).
+    stopProbe.abort();
     await probe;
     await service.stop();
   });
