@@ -248,6 +248,76 @@ t.test('GET /v1/neurons: filters, sort and paging', async (t) => {
   );
 });
 
+t.test('export in Neuronpedia’s shape, checked against the stored rows and the evidence', async (t) => {
+  const neuron = 224;
+  const { status, body } = await get(`/v1/neurons/${neuron}/export?collection=seed-a&examples=3`);
+  t.equal(status, 200);
+  t.equal(body.format, 'neuronpedia-feature-like/1');
+  t.equal(body.index, String(neuron));
+  t.equal(body.layer, 'visual.layer4');
+  // The column from the stored rows.
+  const manifest = await app.collections.get('seed-a');
+  const reader = new CollectionReader(app.collections.store, manifest);
+  const column: number[] = [];
+  for (let i = 0; i < manifest.images; i++) column.push((await reader.row(FILES.means, i))[neuron]);
+  t.ok(Math.abs(body.maxActApprox - Math.max(...column)) < 1e-6, 'maxActApprox is the column’s maximum');
+  t.equal(body.frac_nonzero, column.filter((v) => v > 0).length / column.length, 'frac_nonzero');
+  t.equal(body.freq_hist_data_bar_heights.length, 20);
+  t.equal(body.freq_hist_data_bar_values.length, 20, 'bar values parallel to the heights');
+  t.equal(
+    body.freq_hist_data_bar_heights.reduce((a: number, b: number) => a + b, 0),
+    column.length,
+  );
+  const sorted = column
+    .map((value, imageId) => ({ value, imageId }))
+    .sort((a, b) => b.value - a.value || a.imageId - b.imageId);
+  t.same(
+    body.activations.slice(0, 3).map((a: { imageId: number }) => a.imageId),
+    sorted.slice(0, 3).map((a) => a.imageId),
+    'the first examples are the top images',
+  );
+  t.equal(body.activations.length, 3 + 5 * 3, 'top 3 and 3 per quantile band');
+  const evidence = (await get(`/v1/neurons/${neuron}/evidence?collection=seed-a&k=3`)).body;
+  t.same(
+    body.pos_str,
+    evidence.speaking.texts.map((x: { text: string }) => x.text),
+  );
+  t.ok(body.neg_values.every((v: number) => v <= body.pos_values[2]));
+  t.same(
+    body.top_words.map((w: { word: string }) => w.word),
+    evidence.reading.words.map((w: { word: string }) => w.word),
+  );
+  t.same(body.explanations[0], {
+    description: catalogue[String(neuron)].label,
+    score: (catalogue[String(neuron)] as Truth & { score: number }).score,
+    typeName: 'catalogue',
+    explanationModelName: 'toyworld held-out activations',
+  });
+  t.same(
+    body.explanations.slice(1).map((e: { description: string }) => e.description),
+    evidence.labels.map((l: { concept: string }) => l.concept),
+  );
+  t.same(body.multimodality, evidence.multimodality);
+  const page = await get('/v1/neurons/export?collection=seed-a&examples=2&offset=510&limit=5');
+  t.equal(page.status, 200);
+  t.equal(page.body.total, 512);
+  t.same(
+    page.body.neurons.map((n: { index: string }) => n.index),
+    ['510', '511'],
+  );
+  for (const [url, code, message] of [
+    ['/v1/neurons/512/export', 400, /0 to 511/],
+    ['/v1/neurons/3/export?examples=51', 400, /examples/],
+    ['/v1/neurons/3/export?collection=nope', 404, /not found/],
+    ['/v1/neurons/export?limit=0', 400, /limit/],
+    ['/v1/neurons/export?collection=nope', 404, /not found/],
+  ] as [string, number, RegExp][]) {
+    const response = await get(url);
+    t.equal(response.status, code, url);
+    t.match(response.body.message, message);
+  }
+});
+
 t.test('the default collection: none without "probe", then "probe"', async (t) => {
   const { status, body } = await get('/v1/neurons/224/evidence');
   t.equal(status, 200);

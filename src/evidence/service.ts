@@ -17,6 +17,13 @@ import { badRequest, conflict, HttpError } from '../errors.js';
 import type { WordService } from '../words/service.js';
 import type { WordIndex } from '../words/word-index.js';
 import { ColumnTops, SOFT_WPMI_DEFAULTS, softWpmiOfTop, type SoftWpmiOptions } from './dissect.js';
+import {
+  binCentres,
+  EXPORT_FORMAT,
+  EXPORT_LAYER,
+  type ExportActivation,
+  type NeuronExport,
+} from './export.js';
 import { multimodality, rankAt, type Multimodality } from './measure.js';
 import {
   buildTextSideIndex,
@@ -490,6 +497,120 @@ export class EvidenceService {
     const value = { all, multimodalShare: measured > 0 ? multimodal / measured : null };
     if (view) this.summaryMemo.set(view, { key, value });
     return value;
+  }
+
+  /**
+   * A neuron in the export shape (export.ts): `examples` top images and `examples` per quantile band
+   * (5 bands), a 20-bin histogram, `examples` texts each way, the catalogue's and the automatic labels.
+   */
+  async exportNeuron(
+    neuron: number,
+    options: { collection?: string; examples: number },
+    shared?: { manifest?: CollectionManifest | null; index?: WordIndex | null; texts?: TextSideIndex },
+  ): Promise<NeuronExport> {
+    this.checkNeuron(neuron);
+    const { examples } = options;
+    const manifest =
+      shared?.manifest !== undefined
+        ? (shared.manifest ?? undefined)
+        : await this.resolveCollection(options.collection);
+    const index = shared?.index !== undefined ? (shared.index ?? undefined) : (await this.wordIndex()).index;
+    const view = manifest ? await this.view(manifest) : undefined;
+    const texts = view?.texts ?? shared?.texts ?? (await this.textIndex());
+    const entry = this.options.catalogue.get(neuron);
+    const explanations: NeuronExport['explanations'] = entry?.label
+      ? [
+          {
+            description: entry.label,
+            score: entry.score ?? null,
+            typeName: 'catalogue',
+            explanationModelName: entry.source ?? 'catalogue',
+          },
+        ]
+      : [];
+    const out: NeuronExport = {
+      format: EXPORT_FORMAT,
+      modelId: this.options.model.sha256.slice(0, 12),
+      layer: EXPORT_LAYER,
+      index: String(neuron),
+      collection: manifest?.id ?? null,
+      maxActApprox: null,
+      frac_nonzero: null,
+      freq_hist_data_bar_heights: [],
+      freq_hist_data_bar_values: [],
+      activations: [],
+      pos_str: [],
+      pos_values: [],
+      neg_str: [],
+      neg_values: [],
+      explanations,
+      top_words: index
+        ? index.neuronWords(neuron, examples).top.map(({ word, activation }) => ({ word, activation }))
+        : [],
+      multimodality: view ? this.measure(view, index, neuron) : null,
+    };
+    for (const { text, attribution } of texts.top(neuron, examples)) {
+      out.pos_str.push(text);
+      out.pos_values.push(attribution);
+    }
+    for (const { text, attribution } of texts.bottom(neuron, examples)) {
+      out.neg_str.push(text);
+      out.neg_values.push(attribution);
+    }
+    if (!manifest || !view) return out;
+    const { collections } = this.options;
+    const [{ distribution }, ranked] = await Promise.all([
+      collections.distribution(neuron, manifest.id, { by: 'mean', bins: 20, buckets: 1, threshold: 0 }),
+      collections.topImages(neuron, manifest.id, { k: examples, by: 'mean', bins: 5, perBin: examples }),
+    ]);
+    out.maxActApprox = distribution.max;
+    out.frac_nonzero = distribution.firing;
+    out.freq_hist_data_bar_heights = distribution.histogram.counts;
+    out.freq_hist_data_bar_values = binCentres(distribution.histogram.edges);
+    const example =
+      (from: number, to: number) =>
+      (image: RankedImage): ExportActivation => ({
+        imageId: image.imageId,
+        name: image.name,
+        category: image.category,
+        caption: image.caption,
+        thumbnailUrl: `/v1/collections/${manifest.id}/images/${image.imageId}/thumbnail`,
+        values: [image.value],
+        maxValue: image.value,
+        quantile_from: from,
+        quantile_to: to,
+      });
+    out.activations = [
+      ...ranked.top.map(example(1 - examples / Math.max(1, distribution.count), 1)),
+      ...ranked.quantiles.flatMap((band) => band.images.map(example(band.from, band.to))),
+    ];
+    for (const label of this.labels(view, index, neuron).dissect) {
+      out.explanations.push({
+        description: label.concept,
+        score: label.score,
+        typeName: 'automatic',
+        explanationModelName: 'clip-dissect soft-WPMI',
+      });
+    }
+    return out;
+  }
+
+  /** Neurons offset … offset + limit − 1 in the export shape, sharing one collection view and index. */
+  async exportAll(options: {
+    collection?: string;
+    examples: number;
+    offset: number;
+    limit: number;
+  }): Promise<{ total: number; neurons: NeuronExport[] }> {
+    const manifest = (await this.resolveCollection(options.collection)) ?? null;
+    const index = (await this.wordIndex()).index ?? null;
+    const texts = manifest ? (await this.view(manifest)).texts : await this.textIndex();
+    const neurons: NeuronExport[] = [];
+    const end = Math.min(this.neuronCount, options.offset + options.limit);
+    for (let neuron = options.offset; neuron < end; neuron++) {
+      neurons.push(await this.exportNeuron(neuron, options, { manifest, index, texts }));
+    }
+    return { total: this.neuronCount, neurons };
   }
 
   /** Every neuron's automatic labels on a collection (for scoring and export). */

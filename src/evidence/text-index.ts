@@ -59,6 +59,14 @@ export class TextSideIndex {
     ids.sort((i, j) => column[j] - column[i] || i - j);
     return ids.slice(0, k).map((i) => ({ text: this.texts[i], attribution: column[i] }));
   }
+
+  /** The k texts whose attribution the neuron carries least (lowest first, ties by smaller row). */
+  bottom(neuron: number, k: number): TextRank[] {
+    const column = this.column(neuron);
+    const ids = Array.from({ length: this.rows }, (_, i) => i);
+    ids.sort((i, j) => column[i] - column[j] || i - j);
+    return ids.slice(0, k).map((i) => ({ text: this.texts[i], attribution: column[i] }));
+  }
 }
 
 /** The identity of a text vocabulary under templates (the cache key's part). */

@@ -7,6 +7,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { COLLECTION_ID_PATTERN } from '../collections/store.js';
+import { EXPORT_FORMAT } from '../evidence/export.js';
 import { TOP_K_AGREEMENT } from '../evidence/measure.js';
 import { NeuronIdParams, withErrors } from './schemas.js';
 import { withAllowed } from './validation.js';
@@ -196,6 +197,75 @@ const ListResponse = Type.Object({
   ),
 });
 
+const Examples = Type.Integer({
+  minimum: 1,
+  maximum: 50,
+  default: 10,
+  description: 'Top images, images per quantile band, texts each way and words',
+});
+
+const ExportQuery = Type.Object(
+  { collection: CollectionQuery, examples: Type.Optional(Examples) },
+  { additionalProperties: false },
+);
+
+const ExportAllQuery = Type.Object(
+  {
+    collection: CollectionQuery,
+    examples: Type.Optional(Examples),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 })),
+    limit: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 1000, default: 1000, description: 'Neurons from offset' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const NeuronExport = Type.Object(
+  {
+    format: Type.Literal(EXPORT_FORMAT),
+    modelId: Type.String({ description: 'The first 12 hex digits of the model’s sha256' }),
+    layer: Type.String(),
+    index: Type.String({ description: 'The neuron id, as a string (as Neuronpedia writes it)' }),
+    collection: Nullable(Type.String()),
+    maxActApprox: Nullable(Type.Number()),
+    frac_nonzero: Nullable(Type.Number({ description: 'Share of the collection’s images above 0' })),
+    freq_hist_data_bar_heights: Type.Array(Type.Integer(), { description: 'Histogram counts (20 bins)' }),
+    freq_hist_data_bar_values: Type.Array(Type.Number(), {
+      description: 'Bin centres, parallel to the counts',
+    }),
+    activations: Type.Array(
+      Type.Object({
+        imageId: Type.Integer(),
+        name: Type.String(),
+        category: Nullable(Type.String()),
+        caption: Nullable(Type.String()),
+        thumbnailUrl: Type.String(),
+        values: Type.Array(Type.Number(), { description: 'The spatial mean of the neuron’s map' }),
+        maxValue: Type.Number(),
+        quantile_from: Type.Number(),
+        quantile_to: Type.Number(),
+      }),
+      { description: 'The top images, then examples of 5 quantile bands (top first)' },
+    ),
+    pos_str: Type.Array(Type.String(), { description: 'Texts the neuron speaks for most (W·t/|t|)' }),
+    pos_values: Type.Array(Type.Number()),
+    neg_str: Type.Array(Type.String(), { description: 'Texts it speaks for least' }),
+    neg_values: Type.Array(Type.Number()),
+    explanations: Type.Array(
+      Type.Object({
+        description: Type.String(),
+        score: Nullable(Type.Number()),
+        typeName: Type.String({ description: '"catalogue" or "automatic"' }),
+        explanationModelName: Type.String(),
+      }),
+    ),
+    top_words: Type.Array(Type.Object({ word: Type.String(), activation: Type.Number() })),
+    multimodality: Nullable(Multimodality),
+  },
+  { description: 'A neuron in a shape close to Neuronpedia’s feature export (docs/neuron-evidence.md)' },
+);
+
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/neurons/:id/evidence',
@@ -231,6 +301,53 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           })),
         },
       };
+    },
+  );
+
+  app.get(
+    '/v1/neurons/:id/export',
+    {
+      schema: {
+        tags: ['neurons'],
+        summary: 'A neuron as JSON in a shape close to Neuronpedia’s feature export',
+        description:
+          'Activation examples with values (top images and quantile bands), the activation histogram, explanations with scores (catalogue and automatic), the top and bottom texts (pos_str/neg_str), top words and the multimodality measure. Field names follow Neuronpedia’s where an image neuron has the same thing.',
+        params: NeuronIdParams,
+        querystring: ExportQuery,
+        response: withErrors({ 200: NeuronExport }, [400, 404, 409]),
+      },
+    },
+    async (request) => {
+      const neuron = Number(request.params.id);
+      app.evidence.checkNeuron(neuron);
+      const { collection, examples = 10 } = request.query;
+      return app.evidence.exportNeuron(neuron, { collection, examples });
+    },
+  );
+
+  app.get(
+    '/v1/neurons/export',
+    {
+      schema: {
+        tags: ['neurons'],
+        summary: 'Every neuron (or a page of them) in the export shape of GET /v1/neurons/{id}/export',
+        querystring: ExportAllQuery,
+        response: withErrors(
+          {
+            200: Type.Object({
+              total: Type.Integer(),
+              offset: Type.Integer(),
+              neurons: Type.Array(NeuronExport),
+            }),
+          },
+          [400, 404, 409],
+        ),
+      },
+    },
+    async (request) => {
+      const { collection, examples = 10, offset = 0, limit = 1000 } = request.query;
+      const result = await app.evidence.exportAll({ collection, examples, offset, limit });
+      return { total: result.total, offset, neurons: result.neurons };
     },
   );
 
