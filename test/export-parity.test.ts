@@ -1,14 +1,16 @@
 /**
  * The exporter (tools/export/) against PyTorch: every ONNX output within 1e-4 relative error
- * (max|a - b| / max|b|) and the same top-10 neurons of W·t, for text rows at L = context (zero padded)
- * and at their own shortest length; the shared reference checkpoint against OpenAI's own outputs; and
- * bad inputs, which must fail with one line and leave no OUT_DIR behind.
+ * (max|a - b| / max|b|), text features within 1e-5, and the same top-10 neurons of W·t, for text rows
+ * at L = context (zero padded) and at their own shortest length; the shared reference checkpoint
+ * against OpenAI's own outputs, with both forms of text.onnx (fused, the default, and naive, traced by
+ * torch.onnx); and bad inputs, which must fail with one line and leave no OUT_DIR behind.
  */
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { loadModelDirectory } from '../src/clip/model-directory.js';
 import {
@@ -29,6 +31,8 @@ import {
 } from './helpers/tiny-model.js';
 
 const TOLERANCE = 1e-4;
+/** Text features, in both forms of the text graph (issue 23: the fused graph changes no number). */
+const TEXT_TOLERANCE = 1e-5;
 const SHARED = path.resolve(repoRoot, '../shared/clip/reference-small');
 
 for (const torchscript of [false, true]) {
@@ -40,12 +44,20 @@ for (const torchscript of [false, true]) {
     t.same(directory.manifest.neuron_grid, [2, 2]);
     t.equal(directory.bilinear.length, 512 * 64);
     t.same(JSON.parse(await readFile(path.join(model.modelDir, 'neurons.json'), 'utf8')), {});
+    const manifest = JSON.parse(await readFile(path.join(model.modelDir, 'clip.json'), 'utf8')) as {
+      tensors: { text: { graph: string } };
+    };
+    t.equal(manifest.tensors.text.graph, 'fused', 'the fused text graph is the default');
 
     const sessions = await loadSessions(model.modelDir);
     const report = await checkParity(sessions, await referenceOutputs(model.checkpoint));
     t.comment(JSON.stringify(report));
     for (const [name, value] of Object.entries(report.relativeErrors)) {
       t.ok(value <= TOLERANCE, `${name}: relative error ${value.toExponential(2)} <= ${TOLERANCE}`);
+    }
+    for (const name of ['text_L_context', 'text_L_shortest'] as const) {
+      const value = report.relativeErrors[name];
+      t.ok(value <= TEXT_TOLERANCE, `${name}: relative error ${value.toExponential(2)} <= ${TEXT_TOLERANCE}`);
     }
     t.equal(report.top10Mismatches, 0, 'identical top-10 neuron sets at L = 77 and L = shortest');
   });
@@ -61,7 +73,10 @@ t.test('shared reference checkpoint: matches OpenAI model.py outputs', async (t)
   for (const length of [undefined, 77]) {
     const text = await runText(sessions, rows, length);
     const label = length ? 'L = 77' : 'L = shortest';
-    t.ok(relativeError(text, want) <= TOLERANCE, `text_features, ${label}: ${relativeError(text, want)}`);
+    t.ok(
+      relativeError(text, want) <= TEXT_TOLERANCE,
+      `text_features, ${label}: ${relativeError(text, want)}`,
+    );
     const a = attribution(sessions, text);
     t.ok(
       relativeError(a, wantAttribution) <= TOLERANCE,
@@ -91,6 +106,54 @@ t.test('shared reference checkpoint: matches OpenAI model.py outputs', async (t)
     relativeError(embeds, wantEmbeds) <= TOLERANCE,
     `image_features: ${relativeError(embeds, wantEmbeds)}`,
   );
+});
+
+t.test('shared reference checkpoint: the naive text graph gives the numbers of the fused one', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'export-naive-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const checkpoint = path.join(SHARED, 'checkpoint.pt');
+  const naiveDir = path.join(dir, 'model');
+  const exported = await exportCheckpoint(checkpoint, naiveDir, ['--text-graph', 'naive']);
+  t.equal(exported.code, 0, exported.stderr);
+  const fusedDir = await exportCheckpointCached('reference-small', checkpoint);
+  const expected = JSON.parse(await readFile(path.join(SHARED, 'expected.json'), 'utf8')) as SharedExpected;
+  const graphs: Record<string, ort.InferenceSession> = {};
+  for (const [form, modelDir] of [
+    ['naive', naiveDir],
+    ['fused', fusedDir],
+  ] as const) {
+    const manifest = JSON.parse(await readFile(path.join(modelDir, 'clip.json'), 'utf8')) as {
+      tensors: { text: { graph: string } };
+    };
+    t.equal(manifest.tensors.text.graph, form, `clip.json names the ${form} text graph`);
+    graphs[form] = await ort.InferenceSession.create(path.join(modelDir, 'text.onnx'), {
+      intraOpNumThreads: 1,
+    });
+  }
+  // All prompts in one batch, zero-padded to the longest row (as the service pads a batch) and to 77.
+  const rows = expected.prompts.map((p) => p.tokens);
+  const want = expected.prompts.flatMap((p) => p.text_features);
+  const longest = Math.max(...rows.map((row) => row.length));
+  t.ok(
+    rows.some((row) => row.length < longest),
+    'rows of different lengths',
+  );
+  for (const length of [longest, 77]) {
+    const ids = new BigInt64Array(rows.length * length);
+    rows.forEach((row, r) => row.forEach((id, i) => (ids[r * length + i] = BigInt(id))));
+    const feeds = { input_ids: new ort.Tensor('int64', ids, [rows.length, length]) };
+    const out: Record<string, Float32Array> = {};
+    for (const [form, session] of Object.entries(graphs)) {
+      out[form] = (await session.run(feeds)).text_embeds.data as Float32Array;
+      const error = relativeError(out[form], want);
+      t.ok(
+        error <= TEXT_TOLERANCE,
+        `${form}, L = ${length}: relative error ${error.toExponential(2)} vs OpenAI's`,
+      );
+    }
+    const between = relativeError(out.fused, out.naive);
+    t.ok(between <= TEXT_TOLERANCE, `fused vs naive, L = ${length}: ${between.toExponential(2)}`);
+  }
 });
 
 t.test('config inference for every released ResNet, and the RN50x4 neuron catalogue', async (t) => {
@@ -158,6 +221,11 @@ t.test('bad inputs fail with one line and leave no OUT_DIR', async (t) => {
     t.equal(stderr.split('\n').length, 1, `${name}: one line`);
     t.notOk(existsSync(outDir(name)), `${name}: no OUT_DIR`);
   });
+
+  const badGraph = await exportCheckpoint(tiny.checkpoint, outDir('bad graph'), ['--text-graph', 'fast']);
+  t.equal(badGraph.code, 2, 'an unknown --text-graph is a usage error');
+  t.match(badGraph.stderr, /--text-graph: invalid choice: 'fast' \(choose from 'fused', 'naive'\)/);
+  t.notOk(existsSync(outDir('bad graph')), 'and writes nothing');
 
   const existing = path.join(dir, 'existing');
   await mkdir(existing);

@@ -5,7 +5,9 @@
     text.onnx          input_ids    int64   [N,L]     -> text_embeds  float32 [N,D]       (1 <= L <= context)
 
 The text graph slices the positional embedding and the causal mask to the real length L and reads
-each row at its highest id (the end token), so zero padding after the end token changes nothing.
+each row at its highest id (the end token), so zero padding after the end token changes nothing. It
+comes in two forms with the same inputs, outputs and numbers (TEXT_GRAPHS): "fused" (the default), built
+node by node by text_graph.py for onnxruntime, and "naive", traced from clip_model.py by torch.onnx.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import torch
 from torch import nn
 
 from tools.export.clip_model import CLIP
+from tools.export.text_graph import build_text_graph
 
 OPSET = 17
+TEXT_GRAPHS = ("fused", "naive")
 
 
 class TextEncoder(nn.Module):
@@ -85,32 +89,56 @@ def example_input(clip: CLIP, spec: dict) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(0))
 
 
-def export_graphs(clip: CLIP, out_dir: str) -> dict[str, dict]:
-    """Write the three ONNX files into out_dir, check them, and return their specs."""
+def export_graphs(clip: CLIP, out_dir: str, text_graph: str = "fused") -> dict[str, dict]:
+    """Write the three ONNX files into out_dir, check them, and return their specs.
+
+    text_graph: "fused" (text_graph.py's graph for onnxruntime) or "naive" (traced by torch.onnx).
+    """
     specs = graph_specs(clip)
-    modules = {"visual_trunk": VisualTrunk(clip), "visual_head": VisualHead(clip), "text": TextEncoder(clip)}
     for key, spec in specs.items():
         path = os.path.join(out_dir, spec["file"])
-        inp, out = spec["input"], spec["output"]
-        dynamic = {
-            inp["name"]: {i: d for i, d in enumerate(inp["shape"]) if isinstance(d, str)},
-            out["name"]: {i: d for i, d in enumerate(out["shape"]) if isinstance(d, str)},
-        }
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python ints
-            torch.onnx.export(
-                modules[key].eval(),
-                (example_input(clip, spec),),
-                path,
-                input_names=[inp["name"]],
-                output_names=[out["name"]],
-                dynamic_axes=dynamic,
-                opset_version=OPSET,
-                do_constant_folding=True,
-                export_params=True,
-            )
-        check_graph(path, spec)
+        if key == "text":
+            export_text_graph(clip, path, text_graph)
+            spec["graph"] = text_graph
+        else:
+            module = VisualTrunk(clip) if key == "visual_trunk" else VisualHead(clip)
+            trace(module, clip, spec, path)
+            check_graph(path, spec)
     return specs
+
+
+def export_text_graph(clip: CLIP, path: str, text_graph: str = "fused") -> None:
+    """Write text.onnx in one of its forms (TEXT_GRAPHS) to path, and check it."""
+    if text_graph not in TEXT_GRAPHS:
+        raise ValueError(f"text_graph must be one of {', '.join(TEXT_GRAPHS)}; got {text_graph!r}")
+    spec = graph_specs(clip)["text"]
+    if text_graph == "fused":
+        onnx.save(build_text_graph(clip), path)
+    else:
+        trace(TextEncoder(clip), clip, spec, path)
+    check_graph(path, spec)
+
+
+def trace(module: nn.Module, clip: CLIP, spec: dict, path: str) -> None:
+    """torch.onnx.export of module with the spec's names and symbolic dimensions."""
+    inp, out = spec["input"], spec["output"]
+    dynamic = {
+        inp["name"]: {i: d for i, d in enumerate(inp["shape"]) if isinstance(d, str)},
+        out["name"]: {i: d for i, d in enumerate(out["shape"]) if isinstance(d, str)},
+    }
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python ints
+        torch.onnx.export(
+            module.eval(),
+            (example_input(clip, spec),),
+            path,
+            input_names=[inp["name"]],
+            output_names=[out["name"]],
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            export_params=True,
+        )
 
 
 def check_graph(path: str, spec: dict) -> None:
