@@ -11,6 +11,7 @@ import { REPO_ROOT } from '../src/config.js';
 const BENCHMARKS: Record<string, string[]> = {
   core: ['npx', 'tsx', 'bench/core.ts'],
   'text-encoder': ['bash', 'bench/text-encoder-rn50x4.sh'],
+  'text-graph': ['bash', 'bench/text-graph-rn50x4.sh'],
   words: ['npx', 'tsx', 'bench/words.ts'],
   emotions: ['npx', 'tsx', 'bench/emotions.ts'],
   'cold-start': ['npx', 'tsx', 'bench/cold-start.ts'],
