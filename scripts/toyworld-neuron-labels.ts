@@ -14,7 +14,10 @@
  * synonym or a phrase with a word of that concept, by world.py's WORD_CONCEPT); and the share of
  * neurons the multimodality measure calls multimodal on the label collection.
  *
- *   npx tsx scripts/toyworld-neuron-labels.ts [--label-seed 11] [--truth-seed 8] [--per 8]
+ * With --probe the labels come from the model's probe collection instead (models/toyworld/probe.tar.gz,
+ * installed at start: seed 100, 20 pictures per colour, shape and expression, 11 renders per word).
+ *
+ *   npx tsx scripts/toyworld-neuron-labels.ts [--label-seed 11] [--truth-seed 8] [--per 8] [--probe]
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -130,6 +133,7 @@ async function main(): Promise<void> {
       'label-seed': { type: 'string', default: '11' },
       'truth-seed': { type: 'string', default: '8' },
       per: { type: 'string', default: '8' },
+      probe: { type: 'boolean', default: false },
     },
   });
   const labelSeed = Number(values['label-seed']);
@@ -141,7 +145,7 @@ async function main(): Promise<void> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'neuron-labels-'));
   const app = await buildApp({
     config: {
-      ...loadConfig({ COLLECTION_PROBE: 'false' }),
+      ...loadConfig({ COLLECTION_PROBE: values.probe ? 'true' : 'false' }),
       modelDir: DEFAULT_MODEL_DIR,
       dataDir: path.join(tmp, 'data'),
       warmDefaultFit: false,
@@ -155,14 +159,32 @@ async function main(): Promise<void> {
     const labelDir = path.join(tmp, `seed-${labelSeed}`);
     const truthDir = path.join(tmp, `seed-${truthSeed}`);
     const [labelItems, truthItems, wordConcept] = await Promise.all([
-      heldout(labelSeed, labelDir, per),
+      values.probe ? Promise.resolve([]) : heldout(labelSeed, labelDir, per),
       heldout(truthSeed, truthDir, per),
       worldConcepts(),
     ]);
     await app.words.settled();
-    const kept = await collect(app, 'labels', labelDir, labelItems, (item) =>
-      item.set === 'attack' ? null : item.label,
-    );
+    let labelCollection = 'labels';
+    let described: string;
+    if (values.probe) {
+      labelCollection = 'probe';
+      // The probe is staged and built in the background from the start: wait for its build.
+      for (;;) {
+        const manifest = await app.collections.get('probe').catch(() => undefined);
+        if (manifest?.build.state === 'completed' && manifest.images > 0) {
+          described = `the probe collection (seed 100, ${manifest.images} renders)`;
+          break;
+        }
+        if (manifest?.build.state === 'failed')
+          throw new Error(`the probe build failed: ${manifest.build.error}`);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    } else {
+      const kept = await collect(app, 'labels', labelDir, labelItems, (item) =>
+        item.set === 'attack' ? null : item.label,
+      );
+      described = `seed ${labelSeed} (${kept.length} renders, ${per} per picture class)`;
+    }
     await collect(app, 'truth', truthDir, truthItems, (item) =>
       FAMILY_OF_SET[item.set] ? `${FAMILY_OF_SET[item.set]}:${item.label}` : null,
     );
@@ -178,7 +200,7 @@ async function main(): Promise<void> {
         return { family, label };
       }),
     };
-    const labels = await app.evidence.allLabels('labels');
+    const labels = await app.evidence.allLabels(labelCollection);
     const rows = [
       '| truth, labels | family | neurons | top-1 | top-3 | top-1 concept | top-3 concept |',
       '|---|---|---|---|---|---|---|',
@@ -189,13 +211,11 @@ async function main(): Promise<void> {
         rows.push(...scoreRows(`${name}, ${method}`, scoreLabels(ranked, truth, wordConcept)));
       }
     }
-    const list = await app.evidence.list({ collection: 'labels', sort: 'id', offset: 0, limit: 1 });
-    console.log(
-      `labels from seed ${labelSeed} (${kept.length} renders, ${per} per picture class), truth from seed 7 (the catalogue) and seed ${truthSeed}`,
-    );
+    const list = await app.evidence.list({ collection: labelCollection, sort: 'id', offset: 0, limit: 1 });
+    console.log(`labels from ${described}, truth from seed 7 (the catalogue) and seed ${truthSeed}`);
     console.log(rows.join('\n'));
     console.log(
-      `multimodal (top category in the top 5 of both the speaking and the reading side) on seed ${labelSeed}: ${(100 * (list.multimodalShare ?? 0)).toFixed(1)}% of ${C} neurons`,
+      `multimodal (top category in the top 5 of both the speaking and the reading side) on ${labelCollection}: ${(100 * (list.multimodalShare ?? 0)).toFixed(1)}% of ${C} neurons`,
     );
   } finally {
     await app.close();
