@@ -22,7 +22,7 @@
  */
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,8 +77,17 @@ const loadAverage = () =>
 
 interface Timed {
   seconds: number;
+  /** CPU seconds of this process and the service's together. */
+  cpu: number;
   rows: number;
 }
+
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
+function processCpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = 100;
 
 async function main(): Promise<void> {
   const loadBefore = loadAverage();
@@ -189,23 +198,30 @@ async function main(): Promise<void> {
   ];
 
   // One warm-up round (sessions, JIT, connections), then ROUNDS rounds in turn.
-  const timings = new Map<string, Timed>(configs.map((c) => [c.name, { seconds: 0, rows: 0 }]));
+  const timings = new Map<string, Timed>(configs.map((c) => [c.name, { seconds: 0, cpu: 0, rows: 0 }]));
+  const cpuNow = () => {
+    const own = process.cpuUsage();
+    return (own.user + own.system) / 1e6 + processCpuSeconds(server.pid);
+  };
   for (let round = -1; round < ROUNDS; round++) {
     const jsonTexts = Array.from({ length: BATCH }, freshText);
     const order = configs.map((_, i) => configs[(i + Math.max(round, 0)) % configs.length]!);
     for (const config of order) {
       const texts = config.bare ? jsonTexts : Array.from({ length: BATCH }, freshText);
-      const started = performance.now();
+      const [started, cpuStarted] = [performance.now(), cpuNow()];
       await config.work(texts);
       const seconds = (performance.now() - started) / 1000;
+      const cpu = cpuNow() - cpuStarted;
       if (round < 0) continue;
       const timed = timings.get(config.name)!;
       timed.seconds += seconds;
+      timed.cpu += cpu;
       timed.rows += BATCH;
     }
     if (round >= 0) console.error(`round ${round + 1}/${ROUNDS} done`);
   }
   const rate = (name: string) => timings.get(name)!.rows / timings.get(name)!.seconds;
+  const perCpu = (name: string) => timings.get(name)!.rows / timings.get(name)!.cpu;
   const throughputRows = [
     ['text embeddings', 'bare text.onnx', 'POST /v1/embed/text, JSON', 'POST /v1/embed/text, .npy'],
     [
@@ -217,7 +233,11 @@ async function main(): Promise<void> {
   ].map(([what, bare, json, npy]) => {
     const b = rate(bare!);
     const [j, n] = [rate(json!), rate(npy!)];
-    return `| ${what}, batch ${BATCH} | ${b.toFixed(1)}/s | ${j.toFixed(1)}/s (${(j / b).toFixed(2)}×) | ${n.toFixed(1)}/s (${(n / b).toFixed(2)}×) |`;
+    const [bc, jc, nc] = [perCpu(bare!), perCpu(json!), perCpu(npy!)];
+    return (
+      `| ${what}, batch ${BATCH} | ${b.toFixed(1)}/s | ${j.toFixed(1)}/s (${(j / b).toFixed(2)}×) | ${n.toFixed(1)}/s (${(n / b).toFixed(2)}×) ` +
+      `| ${bc.toFixed(1)} | ${jc.toFixed(1)} (${(jc / bc).toFixed(2)}×) | ${nc.toFixed(1)} (${(nc / bc).toFixed(2)}×) |`
+    );
   });
   throughputRows.forEach((row) => console.error(row));
 
@@ -228,10 +248,15 @@ async function main(): Promise<void> {
   const hello = await startHello();
   const latencyRows: string[] = [];
   try {
-    const targets: [string, string, string | undefined][] = [
-      ['bare Fastify: GET /hello', `${hello.url}/hello`, undefined],
-      ['bare Fastify: POST /hello (the same JSON body, parsed)', `${hello.url}/hello`, body],
-      ['cached POST /v1/attribution/text (topK 10, JSON)', `${server.url}/v1/attribution/text`, body],
+    const targets: [string, string, string | undefined, number][] = [
+      ['bare Fastify: GET /hello', `${hello.url}/hello`, undefined, hello.pid],
+      ['bare Fastify: POST /hello (the same JSON body, parsed)', `${hello.url}/hello`, body, hello.pid],
+      [
+        'cached POST /v1/attribution/text (topK 10, JSON)',
+        `${server.url}/v1/attribution/text`,
+        body,
+        server.pid,
+      ],
     ];
     // Warm-up, not counted: the service's first seconds of cached answers are slower (in one run on
     // RN50-x4 its three 10 s passes gave 326, 557 and 1,044 req/s while the floor's stayed within
@@ -241,9 +266,11 @@ async function main(): Promise<void> {
     // The targets take turns REPEATS times, so that a burst of other work on the shared cores
     // shows as one odd pass instead of falling on one target.
     for (let pass = 1; pass <= REPEATS; pass++) {
-      for (const [what, url, payload] of targets) {
+      for (const [what, url, payload, pid] of targets) {
+        const cpuBefore = processCpuSeconds(pid);
         const result = await autocannonProcess(url, payload);
-        const row = `| ${pass} | ${what} | ${result.requests.average.toFixed(0)} req/s | ${result.latency.p50} ms | ${result.latency.p99} ms | ${result.errors + result.non2xx} | ${loadAverage().split(' ')[0]} |`;
+        const cpuMs = ((processCpuSeconds(pid) - cpuBefore) * 1000) / Math.max(1, result.requests.total);
+        const row = `| ${pass} | ${what} | ${result.requests.average.toFixed(0)} req/s | ${result.latency.p50} ms | ${result.latency.p99} ms | ${result.errors + result.non2xx} | ${cpuMs.toFixed(3)} ms | ${loadAverage().split(' ')[0]} |`;
         latencyRows.push(row);
         console.error(row);
       }
@@ -266,16 +293,22 @@ async function main(): Promise<void> {
     `same options; ${ROUNDS} rounds of one request of ${BATCH} new texts (${tokensPerText.toFixed(1)} tokens on average with start and end) per configuration, taking turns.`,
     'Rows/s include the client reading the whole answer (JSON parsed; .npy into a Float32Array).',
     '',
-    `| workload | bare onnxruntime | HTTP, JSON (ratio) | HTTP, .npy (ratio) |`,
-    '|---|---|---|---|',
+    'Rows per CPU second count the CPU time of the client process and of the service process together',
+    '(/proc/<pid>/stat): on cores shared with other work they say what the HTTP path costs, whatever',
+    'share of the cores each configuration got.',
+    '',
+    `| workload | bare onnxruntime | HTTP, JSON (ratio) | HTTP, .npy (ratio) | bare, rows per CPU s | JSON, rows per CPU s (ratio) | .npy, rows per CPU s (ratio) |`,
+    '|---|---|---|---|---|---|---|',
     ...throughputRows,
     '',
     `Concurrency ${CONNECTIONS}, ${DURATION_S} s each, autocannon in a process of its own, the targets taking turns ${REPEATS} times`,
     `after ${WARMUP_S} s of warm-up load on each server (not counted);`,
     'the bare Fastify server (bench/hello-server.ts) is the floor of this machine in the same run:',
     '',
-    '| pass | target | throughput | p50 | p99 | errors | load average (1 min) after |',
-    '|---|---|---|---|---|---|---|',
+    'CPU per request is the server process’s CPU time (/proc/<pid>/stat) over the requests of the pass.',
+    '',
+    '| pass | target | throughput | p50 | p99 | errors | server CPU per request | load average (1 min) after |',
+    '|---|---|---|---|---|---|---|---|',
     ...latencyRows,
     '',
     `Reproduce: \`npx tsx bench/http.ts ${MODEL_DIR.startsWith(ROOT) ? path.relative(ROOT, MODEL_DIR) : MODEL_DIR}\` (\`--rounds\`, \`--duration\`, \`--repeats\`, \`--warmup\`).`,
@@ -287,7 +320,7 @@ async function main(): Promise<void> {
 }
 
 interface AutocannonResult {
-  requests: { average: number };
+  requests: { average: number; total: number };
   latency: { p50: number; p99: number };
   errors: number;
   non2xx: number;
@@ -306,7 +339,7 @@ async function autocannonProcess(
 }
 
 /** bench/hello-server.ts as a process of its own, once it listens. */
-async function startHello(): Promise<{ url: string; stop: () => Promise<unknown> }> {
+async function startHello(): Promise<{ url: string; pid: number; stop: () => Promise<unknown> }> {
   const port = await freePort();
   const child = spawnOwned(process.execPath, ['--import', 'tsx', 'bench/hello-server.ts', String(port)], {
     cwd: ROOT,
@@ -317,7 +350,7 @@ async function startHello(): Promise<{ url: string; stop: () => Promise<unknown>
     sleep(30_000).then(() => [Buffer.from('timeout')]),
   ])) as Buffer[];
   if (!String(line).startsWith('listening')) throw new Error(`hello server: ${String(line)}`);
-  return { url: `http://127.0.0.1:${port}`, stop: () => stopProcess(child) };
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid!, stop: () => stopProcess(child) };
 }
 
 await main();
