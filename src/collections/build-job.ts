@@ -356,7 +356,9 @@ export class CollectionBuilds {
     // One build per collection: a second one (another replica without Redis) joins the first.
     const lock = new FileLock(path.join(this.buildDir(id), 'parent.lock'), { jobId });
     while (!(await lock.tryTake())) {
-      const holder = await this.liveBuild(id);
+      // Another build that still runs takes this one's uploads (it plans them before it completes:
+      // join checks under the lock that its completion takes); one that is finishing is waited for.
+      const holder = await this.join(id);
       if (holder !== undefined && holder !== jobId) {
         const manifest = await store.manifest(id);
         return {
@@ -372,7 +374,8 @@ export class CollectionBuilds {
           },
         };
       }
-      // This very job, taken over from a process that died or handed it back: wait for its lock.
+      // This very job, taken over from a process that died or handed it back, or a build that is
+      // finishing: wait for its lock.
       if (handBack()) throw new JobHandedBack();
       if (await context.isCancelled()) return { cancelled: true };
       await sleep(500);
