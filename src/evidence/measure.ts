@@ -87,6 +87,15 @@ export interface Side {
   names: readonly string[];
   /** The neuron's score for each. */
   scores: ArrayLike<number>;
+  /** name → position in `names`, when the caller keeps one (else built here). */
+  positions?: ReadonlyMap<string, number>;
+}
+
+/** name → position, for Side.positions. */
+export function positionsOf(names: readonly string[]): Map<string, number> {
+  const map = new Map<string, number>();
+  names.forEach((name, i) => map.set(name, i));
+  return map;
 }
 
 export interface Agreement {
@@ -123,14 +132,9 @@ export function multimodality(seeing: Side, reading: Side, speaking: Side): Mult
   }
   if (top < 0) return null;
   const topCategory = seeing.names[top];
-  const indexOf = (side: Side) => {
-    const map = new Map<string, number>();
-    side.names.forEach((name, i) => map.set(name, i));
-    return map;
-  };
-  const readingIndex = indexOf(reading);
-  const speakingIndex = indexOf(speaking);
-  const rankIn = (side: Side, index: Map<string, number>) => {
+  const readingIndex = reading.positions ?? positionsOf(reading.names);
+  const speakingIndex = speaking.positions ?? positionsOf(speaking.names);
+  const rankIn = (side: Side, index: ReadonlyMap<string, number>) => {
     const at = index.get(topCategory);
     return at === undefined ? null : rankAt(side.scores, at);
   };

@@ -24,7 +24,8 @@ import {
   type ExportActivation,
   type NeuronExport,
 } from './export.js';
-import { multimodality, rankAt, type Multimodality } from './measure.js';
+import { multimodality, positionsOf, rankAt, type Multimodality } from './measure.js';
+import { yieldToEventLoop } from '../threads/event-loop.js';
 import {
   buildTextSideIndex,
   conceptTexts,
@@ -141,6 +142,7 @@ export class EvidenceService {
     { key: string; value: { all: NeuronSummary[]; multimodalShare: number | null } }
   >();
   private readonly dissect: SoftWpmiOptions;
+  private readonly positionMemo = new WeakMap<readonly string[], ReadonlyMap<string, number>>();
 
   constructor(private readonly options: EvidenceOptions) {
     this.dissect = { ...SOFT_WPMI_DEFAULTS, ...options.dissect };
@@ -298,10 +300,41 @@ export class EvidenceService {
     if (view.categories.length === 0) return null;
     const seeing = { names: view.categories, scores: EvidenceService.seeingColumn(view, neuron) };
     const reading = index
-      ? { names: index.words, scores: EvidenceService.readingColumn(index, neuron) }
+      ? {
+          names: index.words,
+          scores: EvidenceService.readingColumn(index, neuron),
+          positions: this.positions(index.words),
+        }
       : { names: [], scores: [] };
-    const speaking = { names: view.texts.texts, scores: view.texts.column(neuron) };
+    const speaking = {
+      names: view.texts.texts,
+      scores: view.texts.column(neuron),
+      positions: this.positions(view.texts.texts),
+    };
     return multimodality(seeing, reading, speaking);
+  }
+
+  /** The neuron's top soft-WPMI concept (the first automatic label), by one pass over its row. */
+  private static topConcept(
+    view: CollectionView,
+    neuron: number,
+  ): { concept: string; score: number } | undefined {
+    const S = view.texts.rows;
+    let best = -1;
+    for (let s = 0; s < S; s++) {
+      if (best < 0 || view.wpmi[neuron * S + s] > view.wpmi[neuron * S + best]) best = s;
+    }
+    return best < 0 ? undefined : { concept: view.texts.texts[best], score: view.wpmi[neuron * S + best] };
+  }
+
+  /** name → position of a word or text list, kept per list. */
+  private positions(names: readonly string[]): ReadonlyMap<string, number> {
+    let map = this.positionMemo.get(names);
+    if (!map) {
+      map = positionsOf(names);
+      this.positionMemo.set(names, map);
+    }
+    return map;
   }
 
   /** The neuron's automatic labels on a view: the top soft-WPMI concepts, each with its evidence. */
@@ -433,7 +466,7 @@ export class EvidenceService {
     const view = manifest ? await this.view(manifest) : undefined;
     const { index } = await this.wordIndex();
     const lexical = await this.lexicalNeurons();
-    const { all, multimodalShare } = this.summaries(view, index, lexical);
+    const { all, multimodalShare } = await this.summaries(view, index, lexical);
     const q = query.q?.toLowerCase();
     const kept = all.filter(
       (neuron) =>
@@ -464,11 +497,11 @@ export class EvidenceService {
   }
 
   /** Every neuron's summary on a view, computed once per view, word index and lexical set. */
-  private summaries(
+  private async summaries(
     view: CollectionView | undefined,
     index: WordIndex | undefined,
     lexical: Set<number>,
-  ): { all: NeuronSummary[]; multimodalShare: number | null } {
+  ): Promise<{ all: NeuronSummary[]; multimodalShare: number | null }> {
     const key = `${index ? 'words' : 'none'}|${[...lexical].join(',')}`;
     const memo = view ? this.summaryMemo.get(view) : undefined;
     if (memo?.key === key) return memo.value;
@@ -482,7 +515,9 @@ export class EvidenceService {
         measured++;
         if (measure.multimodal) multimodal++;
       }
-      const auto = view ? this.labels(view, index, id, 1).dissect[0] : undefined;
+      // Hand the event loop back every 32 neurons (a large model has thousands, each O(V + T)).
+      if (id % 32 === 31) await yieldToEventLoop();
+      const auto = view ? EvidenceService.topConcept(view, id) : undefined;
       all.push({
         id,
         label: entry?.label ?? null,
