@@ -6,8 +6,9 @@
  * leads with that collection's pictures: top images (by mean, then by max) with the API's ids and
  * values, a heatmap on hover and on tap, the quantile bands, the histogram with the API's counts,
  * the category means and the bucket shares. The Image view shows a neuron's map over an image of
- * the collection. An upload without a file shows the API's message; the views fit 1280 px and
- * 390 px; no request leaves the service and no CSP rule is broken. Screenshots go to test/artifacts/.
+ * the collection (and the images most like it), and over an uploaded image. An upload without a
+ * file shows the API's message; the views fit 1280 px and 390 px; no request leaves the service and
+ * no CSP rule is broken. Screenshots go to test/artifacts/.
  */
 import t from 'tap';
 import { existsSync } from 'node:fs';
@@ -87,6 +88,15 @@ t.test('the collection views in chromium', { skip }, async (t) => {
   );
   t.teardown(() => app.close());
   const base = await app.listen({ port: 0, host: '127.0.0.1' });
+  const post = async <T>(url: string, body: object): Promise<T> => {
+    const response = await fetch(base + url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) throw new Error(`${url}: ${response.status} ${await response.text()}`);
+    return (await response.json()) as T;
+  };
   const api = async <T>(url: string): Promise<T> => {
     const response = await fetch(base + url);
     if (!response.ok) throw new Error(`${url}: ${response.status} ${await response.text()}`);
@@ -353,12 +363,64 @@ t.test('the collection views in chromium', { skip }, async (t) => {
     await allLoaded('#collection-image img');
     t.equal(Number(await page.locator('#heatmap').getAttribute('data-max')), max, 'the map’s maximum');
     t.ok((await page.locator('#map-suggestions .chip').count()) > 0, 'neurons to try for its category');
+    const like = await api<{ results: { imageId: number; score: number }[] }>(
+      `/v1/collections/${ID}/search?image=${imageId}&k=9`,
+    );
+    await page.locator('#similar-images .tile').first().waitFor();
+    t.same(
+      await tiles(page, '#similar-images'),
+      like.results
+        .filter((result) => result.imageId !== imageId)
+        .map((result) => ({ imageId: result.imageId, value: result.score })),
+      'the images most like it, in the API’s order with its cosines',
+    );
     const other = Number(await page.locator('#map-suggestions .chip').last().getAttribute('data-neuron'));
     await page.locator('#map-suggestions .chip').last().click();
     await page.locator(`#heatmap[data-neuron="${other}"]`).waitFor();
     await allLoaded('#heatmap');
     t.equal(new URL(page.url()).hash, `#/image/${ID}/${imageId}/${other}`, 'the URL follows the neuron');
     await shot('image-map-1280');
+
+    // An uploaded image: the map of the neuron that contributes most to the text, then another.
+    const [star] = (await shapes('red')).slice(2);
+    const image = `data:image/png;base64,${star.buffer.toString('base64')}`;
+    const attribution = await post<{ top: { neuron: number }[] }>('/v1/attribution/image', {
+      image,
+      text: 'a red circle',
+      topK: 8,
+    });
+    const top = attribution.top[0].neuron;
+    const maxOf = async (id: number) => {
+      const answer = await fetch(`${base}/v1/neurons/${id}/heatmap`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ image }),
+      });
+      t.equal(answer.status, 200, `POST /v1/neurons/${id}/heatmap`);
+      await answer.arrayBuffer();
+      return Number(answer.headers.get('x-neuron-max'));
+    };
+    await open('image');
+    await page.setInputFiles('input[name=image]', star);
+    await page.click('text=Analyse');
+    await page.locator(`#upload-heatmap[data-neuron="${top}"]`).waitFor();
+    await allLoaded('#upload-map img');
+    t.equal(
+      Number(await page.locator('#upload-heatmap').getAttribute('data-max')),
+      await maxOf(top),
+      `the map of neuron ${top}, the largest contribution, with the API's maximum`,
+    );
+    const next = attribution.top[1].neuron;
+    await page.locator(`#upload-map-suggestions .chip[data-neuron="${next}"]`).click();
+    await page.locator(`#upload-heatmap[data-neuron="${next}"]`).waitFor();
+    await allLoaded('#upload-heatmap');
+    t.equal(
+      Number(await page.locator('#upload-heatmap').getAttribute('data-max')),
+      await maxOf(next),
+      `then neuron ${next}'s`,
+    );
+    t.ok(await page.locator('#error').isHidden(), 'no error');
+    await shot('image-upload-map-1280');
   });
 
   await t.test('the views fit 1280 px and 390 px', async (t) => {

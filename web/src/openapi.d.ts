@@ -773,6 +773,43 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v1/neurons/{id}/export': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * A neuron as JSON in a shape close to Neuronpedia’s feature export
+     * @description Activation examples with values (top images and quantile bands), the activation histogram, explanations with scores (catalogue and automatic), the top and bottom texts (pos_str/neg_str), top words and the multimodality measure. Field names follow Neuronpedia’s where an image neuron has the same thing.
+     */
+    get: operations['getNeuronsByIdExport'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/neurons/export': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Every neuron (or a page of them) in the export shape of GET /v1/neurons/{id}/export */
+    get: operations['getNeuronsExport'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/v1/neurons': {
     parameters: {
       query?: never;
@@ -6123,6 +6160,336 @@ export interface operations {
                 readingRank: number | null;
                 speakingRank: number | null;
               };
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getNeuronsByIdExport: {
+    parameters: {
+      query?: {
+        /** @description Collection id; by default the model’s probe collection ("probe") when there is one */
+        collection?: string;
+        /** @description Top images, images per quantile band, texts each way and words */
+        examples?: number;
+      };
+      header?: never;
+      path: {
+        /** @description Neuron (channel) index, an integer from 0 */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A neuron in a shape close to Neuronpedia’s feature export (docs/neuron-evidence.md) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            /** @enum {string} */
+            format: 'neuronpedia-feature-like/1';
+            /** @description The first 12 hex digits of the model’s sha256 */
+            modelId: string;
+            layer: string;
+            /** @description The neuron id, as a string (as Neuronpedia writes it) */
+            index: string;
+            collection: string | null;
+            maxActApprox: number | null;
+            /** @description Share of the collection’s images above 0 */
+            frac_nonzero: number | null;
+            /** @description Histogram counts (20 bins) */
+            freq_hist_data_bar_heights: number[];
+            /** @description Bin centres, parallel to the counts */
+            freq_hist_data_bar_values: number[];
+            /** @description The top images, then examples of 5 quantile bands (top first) */
+            activations: {
+              imageId: number;
+              name: string;
+              category: string | null;
+              caption: string | null;
+              thumbnailUrl: string;
+              /** @description The spatial mean of the neuron’s map */
+              values: number[];
+              maxValue: number;
+              quantile_from: number;
+              quantile_to: number;
+            }[];
+            /** @description Texts the neuron speaks for most (W·t/|t|) */
+            pos_str: string[];
+            pos_values: number[];
+            /** @description Texts it speaks for least */
+            neg_str: string[];
+            neg_values: number[];
+            explanations: {
+              description: string;
+              score: number | null;
+              /** @description "catalogue" or "automatic" */
+              typeName: string;
+              explanationModelName: string;
+            }[];
+            top_words: {
+              word: string;
+              activation: number;
+            }[];
+            /** @description Whether the three sides name the same concept (docs/neuron-evidence.md) */
+            multimodality: {
+              /** @description The seeing side’s top category (highest mean activation) */
+              topCategory: string;
+              /** @description Its rank among the speaking side’s texts */
+              speakingRank: number | null;
+              /** @description Its rank among the reading side’s words */
+              readingRank: number | null;
+              speakingOf: number;
+              readingOf: number;
+              /** @description The top category is in the top 5 of both the speaking and the reading side */
+              multimodal: boolean;
+              /** @description Concepts shared by the three sides */
+              shared: number;
+              agreement: {
+                seeingSpeaking: {
+                  /** @description Spearman’s ρ over the shared concepts */
+                  rho: number | null;
+                  /** @description ρ above z₀.₉₉/√(n − 1), one-sided 1% under independence */
+                  significant: boolean | null;
+                };
+                seeingReading: {
+                  /** @description Spearman’s ρ over the shared concepts */
+                  rho: number | null;
+                  /** @description ρ above z₀.₉₉/√(n − 1), one-sided 1% under independence */
+                  significant: boolean | null;
+                };
+                readingSpeaking: {
+                  /** @description Spearman’s ρ over the shared concepts */
+                  rho: number | null;
+                  /** @description ρ above z₀.₉₉/√(n − 1), one-sided 1% under independence */
+                  significant: boolean | null;
+                };
+              };
+              /** @description The mean of the three ρ: what sort=multimodality orders by */
+              score: number | null;
+            } | null;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getNeuronsExport: {
+    parameters: {
+      query?: {
+        /** @description Collection id; by default the model’s probe collection ("probe") when there is one */
+        collection?: string;
+        /** @description Top images, images per quantile band, texts each way and words */
+        examples?: number;
+        offset?: number;
+        /** @description Neurons from offset */
+        limit?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            total: number;
+            offset: number;
+            neurons: {
+              /** @enum {string} */
+              format: 'neuronpedia-feature-like/1';
+              /** @description The first 12 hex digits of the model’s sha256 */
+              modelId: string;
+              layer: string;
+              /** @description The neuron id, as a string (as Neuronpedia writes it) */
+              index: string;
+              collection: string | null;
+              maxActApprox: number | null;
+              /** @description Share of the collection’s images above 0 */
+              frac_nonzero: number | null;
+              /** @description Histogram counts (20 bins) */
+              freq_hist_data_bar_heights: number[];
+              /** @description Bin centres, parallel to the counts */
+              freq_hist_data_bar_values: number[];
+              /** @description The top images, then examples of 5 quantile bands (top first) */
+              activations: {
+                imageId: number;
+                name: string;
+                category: string | null;
+                caption: string | null;
+                thumbnailUrl: string;
+                /** @description The spatial mean of the neuron’s map */
+                values: number[];
+                maxValue: number;
+                quantile_from: number;
+                quantile_to: number;
+              }[];
+              /** @description Texts the neuron speaks for most (W·t/|t|) */
+              pos_str: string[];
+              pos_values: number[];
+              /** @description Texts it speaks for least */
+              neg_str: string[];
+              neg_values: number[];
+              explanations: {
+                description: string;
+                score: number | null;
+                /** @description "catalogue" or "automatic" */
+                typeName: string;
+                explanationModelName: string;
+              }[];
+              top_words: {
+                word: string;
+                activation: number;
+              }[];
+              /** @description Whether the three sides name the same concept (docs/neuron-evidence.md) */
+              multimodality: {
+                /** @description The seeing side’s top category (highest mean activation) */
+                topCategory: string;
+                /** @description Its rank among the speaking side’s texts */
+                speakingRank: number | null;
+                /** @description Its rank among the reading side’s words */
+                readingRank: number | null;
+                speakingOf: number;
+                readingOf: number;
+                /** @description The top category is in the top 5 of both the speaking and the reading side */
+                multimodal: boolean;
+                /** @description Concepts shared by the three sides */
+                shared: number;
+                agreement: {
+                  seeingSpeaking: {
+                    /** @description Spearman’s ρ over the shared concepts */
+                    rho: number | null;
+                    /** @description ρ above z₀.₉₉/√(n − 1), one-sided 1% under independence */
+                    significant: boolean | null;
+                  };
+                  seeingReading: {
+                    /** @description Spearman’s ρ over the shared concepts */
+                    rho: number | null;
+                    /** @description ρ above z₀.₉₉/√(n − 1), one-sided 1% under independence */
+                    significant: boolean | null;
+                  };
+                  readingSpeaking: {
+                    /** @description Spearman’s ρ over the shared concepts */
+                    rho: number | null;
+                    /** @description ρ above z₀.₉₉/√(n − 1), one-sided 1% under independence */
+                    significant: boolean | null;
+                  };
+                };
+                /** @description The mean of the three ρ: what sort=multimodality orders by */
+                score: number | null;
+              } | null;
             }[];
           };
         };

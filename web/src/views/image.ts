@@ -1,17 +1,18 @@
 /**
  * Image (#/image, or #/image/{collection}/{imageId}[/{neuron}] for an image of a collection): the
- * neuron map over the image, a chosen neuron's heatmap laid over it (image-map.ts); and for an
- * uploaded image and a text → each neuron's contribution x_i·a_i to their zero-shot logit,
- * in logit units, and the terms that make up the exact logit (POST /v1/attribution/image): the
+ * neuron map over the image, a chosen neuron's heatmap laid over it (image-map.ts). For an uploaded
+ * image and a text: each neuron's contribution x_i·a_i to their zero-shot logit, in logit units,
+ * and the terms that make up the exact logit (POST /v1/attribution/image): the
  * bilinear part before and after normalisation, the head's bias and positional terms, the rest;
- * zero-shot labels (POST /v1/classify). The image travels as base64 in JSON, as the API contract
+ * zero-shot labels (POST /v1/classify); and the map of a neuron over it (POST /v1/neurons/{id}/heatmap),
+ * first of the neuron that contributes most. The image travels as base64 in JSON, as the API contract
  * describes it.
  */
 import { api, call } from '../api';
 import { neuronBars, scaleOf, scoreBars } from '../charts';
 import { action, field, fill, fmt, h } from '../dom';
 import { Pictures } from '../pictures';
-import { drawCollectionImage } from './image-map';
+import { drawCollectionImage, drawUploadMap } from './image-map';
 import type { View } from './view';
 
 function readAsDataUrl(file: File): Promise<string> {
@@ -37,6 +38,8 @@ export const imageView: View = (root, argument) => {
   const template = h('input', { name: 'template', type: 'text', value: 'a {} shape', autocomplete: 'off' });
   const preview = h('img', { class: 'preview', alt: 'the chosen image', hidden: true });
   const out = h('div', { class: 'compare', id: 'image-results' });
+  /** Analyses so far: the key of an upload's heatmaps. */
+  let uploads = 0;
   let previewUrl: string | undefined;
 
   file.addEventListener('change', () => {
@@ -66,6 +69,7 @@ export const imageView: View = (root, argument) => {
         .split(',')
         .map((label) => label.trim())
         .filter((label) => label !== '');
+      const uploadMap = h('section', { class: 'card', id: 'upload-map' });
       const [contributions, classes] = await Promise.all([
         call(api.POST('/v1/attribution/image', { body: { image, text: text.value, topK: 8 } })),
         call(api.POST('/v1/classify', { body: { image, labels: names, template: template.value } })),
@@ -134,7 +138,11 @@ export const imageView: View = (root, argument) => {
             1,
           ),
         ),
+        uploadMap,
       );
+      const upload = { key: String(++uploads), image, name: chosen?.name ?? 'the image' };
+      const suggested = contributions.top.slice(0, 6);
+      await drawUploadMap(uploadMap, upload, suggested, pictures);
     });
   });
 
