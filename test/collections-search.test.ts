@@ -5,16 +5,18 @@
  * what /v1/embed/image, /v1/embed/text and /v1/attribution/text give for the same bytes and texts
  * (the maxima, which no other route gives, are read back from the row-major file); the heatmap
  * cache (a miss, then a hit with the same PNG), the heatmap's decode going through the image
- * routes' one decode bound, the heatmap of an uploaded image; and bad inputs.
+ * routes' one decode bound, the heatmap of an uploaded image; bad inputs; and the retrieval
+ * engine's 8-bit screen against a brute-force cosine on clustered rows with near-ties.
  */
 import t, { type Test } from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import type { App } from '../src/app.js';
 import { centerCrop, decodeImage, resizeShortestSide } from '../src/clip/image.js';
 import { DEFAULT_MODEL_DIR } from '../src/config.js';
+import { EmbeddingIndex } from '../src/collections/embedding-index.js';
 import { CollectionReader } from '../src/collections/reader.js';
 import { FILES } from '../src/collections/store.js';
 import { buildTestApp } from './helpers/app.js';
@@ -438,3 +440,71 @@ t.test('heatmap of an uploaded image; decoding waits for the image routes’ dec
     t.match(answer.json().message, message);
   }
 });
+
+t.test(
+  'the 8-bit screen gives the exact top k: against a brute-force cosine, with clusters and near-ties',
+  async (t) => {
+    const N = 3000;
+    const D = 96;
+    // 30 tight clusters (near-ties inside each), a few zero rows (never ranked), some exact duplicates.
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
+    const centres = Array.from({ length: 30 }, () => Float32Array.from({ length: D }, random));
+    const rows = new Float32Array(N * D);
+    for (let i = 0; i < N; i++) {
+      if (i % 997 === 0) continue;
+      const source = i % 500 === 1 ? Math.max(0, i - 30) : -1;
+      for (let j = 0; j < D; j++) {
+        rows[i * D + j] = source >= 0 ? rows[source * D + j] : centres[i % 30][j] + 0.02 * random();
+      }
+    }
+    const file = path.join(tmp, 'rows.f32');
+    await writeFile(file, new Uint8Array(rows.buffer));
+    const norms = Array.from({ length: N }, (_, i) =>
+      Math.sqrt(dot(rows.subarray(i * D, (i + 1) * D), rows.subarray(i * D, (i + 1) * D))),
+    );
+    for (const engine of ['ort', 'js'] as const) {
+      const index = new EmbeddingIndex(64 * 2 ** 20, engine);
+      for (let q = 0; q < 6; q++) {
+        const query = Float32Array.from(
+          q % 2 ? centres[q] : Array.from({ length: D }, random),
+          (v) => v + 0.01 * random(),
+        );
+        const k = [1, 12, 50][q % 3];
+        const answer = await index.score({
+          file,
+          key: 'rows',
+          keep: true,
+          measure: 'cosine',
+          rows: N,
+          dim: D,
+          query,
+          k,
+        });
+        t.ok(answer.resident, `${engine}: held in memory`);
+        if (engine === 'ort')
+          t.ok(answer.scored < N / 4, `the screen left ${answer.scored} of ${N} rows to score`);
+        else t.equal(answer.scored, N);
+        const queryNorm = Math.sqrt(dot(query, query));
+        const cosines = Array.from({ length: N }, (_, i) =>
+          norms[i] > 0 ? dot(rows.subarray(i * D, (i + 1) * D), query) / (norms[i] * queryNorm) : NaN,
+        );
+        const order = cosines
+          .map((_, i) => i)
+          .filter((i) => !Number.isNaN(cosines[i]))
+          .sort((a, b) => cosines[b] - cosines[a] || a - b)
+          .slice(0, k);
+        // Ranks as computed here, except where two cosines differ by less than float rounding.
+        const got = Array.from(answer.ids);
+        t.equal(got.length, k);
+        let same = true;
+        got.forEach((id, r) => {
+          if (id !== order[r] && Math.abs(cosines[id] - cosines[order[r]]) > 1e-6) same = false;
+          if (Math.abs(answer.scores[r] - cosines[id]) > 1e-5) same = false;
+        });
+        t.ok(same, `${engine}, query ${q}, k = ${k}: the top k and their cosines as a brute force here`);
+      }
+      await index.close();
+    }
+  },
+);

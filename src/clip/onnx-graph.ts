@@ -10,10 +10,14 @@ const OPSET = 13;
 const FLOAT = 1; // TensorProto.DataType.FLOAT
 const ATTRIBUTE_INT = 2; // AttributeProto.AttributeType.INT
 
-/** A graph input or output: a float tensor; a dimension is fixed (number) or symbolic (string). */
+/** TensorProto.DataType of the element types a graph input or output may have here. */
+export const ELEMENT_TYPES = { float: FLOAT, uint8: 2, int8: 3, int32: 6 } as const;
+
+/** A graph input or output: a tensor (float unless `type`); a dimension is fixed (number) or symbolic (string). */
 export interface TensorSpec {
   name: string;
   dims: readonly (number | string)[];
+  type?: keyof typeof ELEMENT_TYPES;
 }
 
 export interface OneNodeModel {
@@ -63,14 +67,14 @@ export function oneNodeModel(model: OneNodeModel): Uint8Array {
 }
 
 /** ValueInfoProto { name, type: TypeProto { tensor_type: { elem_type, shape } } }. */
-function valueInfo({ name, dims }: TensorSpec): Uint8Array {
+function valueInfo({ name, dims, type = 'float' }: TensorSpec): Uint8Array {
   const shape = join(
     dims.map((dim) =>
       // TensorShapeProto.dim: Dimension { dim_value | dim_param }
       bytes(1, typeof dim === 'number' ? varint(1, dim) : string(2, dim)),
     ),
   );
-  const tensorType = join([varint(1, FLOAT), bytes(2, shape)]);
+  const tensorType = join([varint(1, ELEMENT_TYPES[type]), bytes(2, shape)]);
   return join([string(1, name), bytes(2, bytes(1, tensorType))]);
 }
 

@@ -3,16 +3,17 @@
  * k, on the thread of retrieval-thread.ts (or the calling thread): cosine over the image embeddings
  * (embeddings.f32), dot product or cosine over the neuron means (means.f32) for a direction.
  *
- * Embeddings of recently searched collections stay in memory (`keep`), each as one Float32Array
- * with the inverse norm of every row, within a byte budget (least recently used dropped first).
- * A query is one Gemm of onnxruntime (MLAS, SIMD: scores [1, N] = q [1, D] · Eᵀ, the matrix wrapped
- * as an input tensor, not copied), then the scores are scaled by the inverse norms (cosine) and the
- * top k selected (stats.ts topK). A matrix not kept (the means, or embeddings over the budget) is
- * read from its file in chunks of 8 MiB, one Gemm each.
+ * Embeddings of recently searched collections stay in memory (`keep`) within a byte budget (least
+ * recently used dropped first), as Float32 and as 8-bit codes with a scale per row: a query is one
+ * integer product of onnxruntime (MatMulInteger, MLAS: a quarter of the bytes a Float32 product
+ * reads), which bounds every row's cosine; only the rows that can be in the top k are then scored
+ * exactly from their Float32 values, so the answer is the exact top k (see quantisedCosine). With
+ * the engine "js", the Float32 rows alone are held and scored by a JavaScript loop. A matrix not kept (the means, or embeddings
+ * over the budget) is read from its file in chunks of 8 MiB, one Gemm each (scores [1, N] =
+ * q [1, D] · Eᵀ, the chunk wrapped as an input tensor, not copied).
  *
  * Committed rows never change (store.ts), so a collection that grew since it was loaded only has
- * its new rows read. For cosine, rows that are all zeros get no score (NaN, never ranked).
- */
+ * its new rows read. For cosine, rows that are all zeros get no score (NaN, never ranked). */
 import { open, type FileHandle } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { oneNodeModel } from '../clip/onnx-graph.js';
@@ -41,14 +42,25 @@ export interface ScoreAnswer {
   scores: Float32Array;
   /** Whether the collection's embeddings are (now) held in memory. */
   resident: boolean;
+  /** Rows scored in full (all of them, unless the 8-bit screen left fewer). */
+  scored: number;
 }
 
+/**
+ * The rows of a collection held in memory, and per row what scoring needs: the Float32 values and
+ * the inverse norm; with the engine "ort" also each row e as 8-bit codes q = round(e / s) (stored
+ * + 128) with its scale s, and the norms of the error |e − s·q| and of s·q.
+ */
 interface Entry {
-  values: Float32Array;
-  inverseNorms: Float32Array;
+  dim: number;
   rows: number;
   capacity: number;
-  dim: number;
+  codes?: Uint8Array;
+  scales?: Float32Array;
+  errors?: Float32Array;
+  codeNorms?: Float32Array;
+  values?: Float32Array;
+  inverseNorms: Float32Array;
 }
 
 /** Rows read per file read while loading or scanning. */
@@ -68,9 +80,55 @@ function gemmModel(): Uint8Array {
   });
 }
 
+/** Y [N, 1] = MatMulInteger(E [N, D] uint8, Q [D, 1] int8): the codes' products, exact in int32. */
+function integerModel(): Uint8Array {
+  return oneNodeModel({
+    name: 'collection_codes',
+    opType: 'MatMulInteger',
+    inputs: [
+      { name: 'E', dims: ['N', 'D'], type: 'uint8' },
+      { name: 'Q', dims: ['D', 'K'], type: 'int8' },
+    ],
+    outputs: [{ name: 'Y', dims: ['N', 'K'], type: 'int32' }],
+  });
+}
+
+/** Rows `count` × dim of `chunk` into the entry's codes from row `start` (see Entry). */
+function quantise(chunk: Float32Array, count: number, dim: number, entry: Entry, start: number): void {
+  const codes = entry.codes as Uint8Array;
+  const scales = entry.scales as Float32Array;
+  const errors = entry.errors as Float32Array;
+  const codeNorms = entry.codeNorms as Float32Array;
+  for (let r = 0, base = 0; r < count; r++, base += dim) {
+    let maxAbs = 0;
+    let squares = 0;
+    for (let j = 0; j < dim; j++) {
+      const v = chunk[base + j];
+      maxAbs = Math.max(maxAbs, Math.abs(v));
+      squares += v * v;
+    }
+    // The scale as stored (Float32), so that the codes and the bound use the same one.
+    const s = maxAbs > 0 ? Math.fround(maxAbs / 127) : 1;
+    let error = 0;
+    let codeSquares = 0;
+    const at = (start + r) * dim;
+    for (let j = 0; j < dim; j++) {
+      const code = Math.round(chunk[base + j] / s);
+      codes[at + j] = code + 128;
+      error += (chunk[base + j] - code * s) ** 2;
+      codeSquares += (code * s) ** 2;
+    }
+    scales[start + r] = s;
+    errors[start + r] = Math.sqrt(error);
+    codeNorms[start + r] = Math.sqrt(codeSquares);
+    entry.inverseNorms[start + r] = squares > 0 ? 1 / Math.sqrt(squares) : NaN;
+  }
+}
+
 export class EmbeddingIndex {
   private readonly entries = new Map<string, Entry>();
   private session: Promise<ort.InferenceSession | undefined> | undefined;
+  private integerSession: Promise<ort.InferenceSession | undefined> | undefined;
 
   /**
    * `memoryBytes`: the most bytes of embeddings held (0: none, every query scans the file).
@@ -84,8 +142,13 @@ export class EmbeddingIndex {
   /** Bytes held now. */
   get heldBytes(): number {
     let bytes = 0;
-    for (const entry of this.entries.values()) bytes += entry.capacity * (entry.dim + 1) * 4;
+    for (const entry of this.entries.values()) bytes += this.bytesOf(entry.capacity, entry.dim);
     return bytes;
+  }
+
+  /** Bytes a collection of `capacity` rows of `dim` takes in memory. */
+  private bytesOf(capacity: number, dim: number): number {
+    return this.engine === 'ort' ? capacity * (5 * dim + 16) : capacity * (dim + 1) * 4;
   }
 
   async score(request: ScoreRequest): Promise<ScoreAnswer> {
@@ -96,8 +159,12 @@ export class EmbeddingIndex {
     for (const v of query) norm += v * v;
     const inverseQuery = norm > 0 ? 1 / Math.sqrt(norm) : NaN;
     const entry = request.keep ? await this.resident(request) : undefined;
+    if (entry?.codes && cosine) {
+      const exact = await this.quantisedCosine(entry, request);
+      if (exact) return { ...exact, resident: true };
+    }
     let scores: Float32Array;
-    if (entry) {
+    if (entry?.values) {
       scores = await this.product(entry.values.subarray(0, rows * dim), rows, dim, query);
       if (cosine) scale(scores, entry.inverseNorms, inverseQuery);
     } else {
@@ -113,6 +180,87 @@ export class EmbeddingIndex {
       ids: Uint32Array.from(ids),
       scores: Float32Array.from(ids, (id) => scores[id]),
       resident: entry !== undefined,
+      scored: rows,
+    };
+  }
+
+  /**
+   * Exact top k by cosine from the 8-bit codes: one integer product (onnxruntime's MatMulInteger)
+   * gives every row's approximate cosine and a bound on its error,
+   *
+   *   |e·x − s·q·x̃| ≤ |e − s·q|·|x| + |s·q|·|x − x̃|      (x̃: the query's own 8-bit codes),
+   *
+   * so the k-th largest lower bound L is below the k-th largest exact cosine, and only rows whose
+   * upper bound reaches L can be in the top k: those are scored exactly from their Float32 values
+   * (in double precision). Undefined (the caller then scores every row) when too many rows are
+   * candidates.
+   */
+  private async quantisedCosine(
+    entry: Entry,
+    request: ScoreRequest,
+  ): Promise<Omit<ScoreAnswer, 'resident'> | undefined> {
+    const { rows, dim, query, k } = request;
+    const session = await this.integerProduct();
+    if (!session) return undefined;
+    const codes = entry.codes as Uint8Array;
+    const scales = entry.scales as Float32Array;
+    const errors = entry.errors as Float32Array;
+    const codeNorms = entry.codeNorms as Float32Array;
+    const { inverseNorms } = entry;
+    let maxAbs = 0;
+    let squares = 0;
+    for (const v of query) {
+      maxAbs = Math.max(maxAbs, Math.abs(v));
+      squares += v * v;
+    }
+    const queryNorm = Math.sqrt(squares);
+    if (!(queryNorm > 0)) return undefined;
+    const queryScale = maxAbs / 127;
+    const queryCodes = new Int8Array(dim);
+    let codeSum = 0;
+    let queryError = 0;
+    for (let j = 0; j < dim; j++) {
+      const code = Math.round(query[j] / queryScale);
+      queryCodes[j] = code;
+      codeSum += code;
+      queryError += (query[j] - code * queryScale) ** 2;
+    }
+    queryError = Math.sqrt(queryError);
+    const outputs = await session.run({
+      E: new ort.Tensor('uint8', codes.subarray(0, rows * dim), [rows, dim]),
+      Q: new ort.Tensor('int8', queryCodes, [dim, 1]),
+    });
+    const products = outputs.Y.data as Int32Array;
+    const approx = new Float64Array(rows);
+    const bounds = new Float64Array(rows);
+    const lower = new Float32Array(rows);
+    const shift = 128 * codeSum; // the codes are stored + 128
+    for (let i = 0; i < rows; i++) {
+      const inverse = inverseNorms[i] / queryNorm;
+      approx[i] = scales[i] * queryScale * (products[i] - shift) * inverse;
+      // A margin for the bound's own rounding (its terms are stored as Float32).
+      bounds[i] = (errors[i] * queryNorm + codeNorms[i] * queryError) * inverse * 1.001 + 1e-6;
+      lower[i] = approx[i] - bounds[i];
+    }
+    const floor = topK(lower, k);
+    const L = floor.length === k ? lower[floor[k - 1]] : -Infinity;
+    const candidates: number[] = [];
+    for (let i = 0; i < rows; i++) if (approx[i] + bounds[i] >= L) candidates.push(i);
+    if (candidates.length > Math.max(1024, rows / 16)) return undefined;
+    const values = entry.values as Float32Array;
+    const exact = new Float32Array(candidates.length);
+    for (let c = 0; c < candidates.length; c++) {
+      const base = candidates[c] * dim;
+      let dot = 0;
+      for (let j = 0; j < dim; j++) dot += values[base + j] * query[j];
+      exact[c] = dot * (inverseNorms[candidates[c]] / queryNorm);
+    }
+    // Candidates are in id order, so topK's ties (by position) are ties by the smaller id.
+    const best = topK(exact, k);
+    return {
+      ids: Uint32Array.from(best, (c) => candidates[c]),
+      scores: Float32Array.from(best, (c) => exact[c]),
+      scored: candidates.length,
     };
   }
 
@@ -123,15 +271,15 @@ export class EmbeddingIndex {
 
   async close(): Promise<void> {
     this.entries.clear();
-    const session = await this.session;
+    for (const pending of [this.session, this.integerSession]) await (await pending)?.release();
     this.session = undefined;
-    await session?.release();
+    this.integerSession = undefined;
   }
 
   /** The collection's rows in memory (loaded or extended here), or undefined when over the budget. */
   private async resident(request: ScoreRequest): Promise<Entry | undefined> {
     const { key, rows, dim, file } = request;
-    const bytesOf = (capacity: number) => capacity * (dim + 1) * 4;
+    const bytesOf = (capacity: number) => this.bytesOf(capacity, dim);
     let entry = this.entries.get(key);
     if (entry && entry.dim !== dim) {
       this.entries.delete(key);
@@ -156,27 +304,38 @@ export class EmbeddingIndex {
       this.entries.delete(other);
     }
     if (this.heldBytes + bytesOf(capacity) > this.memoryBytes) return undefined;
-    let values = entry?.values;
-    let inverseNorms = entry?.inverseNorms;
-    if (!values || !inverseNorms || capacity > entry!.capacity) {
-      const grown = new Float32Array(capacity * dim);
-      const grownNorms = new Float32Array(capacity);
-      if (values && inverseNorms) {
-        grown.set(values.subarray(0, have * dim));
-        grownNorms.set(inverseNorms.subarray(0, have));
-      }
-      values = grown;
-      inverseNorms = grownNorms;
-    }
-    const into = values;
-    const norms = inverseNorms;
+    const grown = entry && capacity === entry.capacity ? entry : this.allocate(capacity, dim, entry, have);
+    const quantised = grown.codes !== undefined;
     await this.scan(file, have, rows, dim, (chunk, start, count) => {
-      into.set(chunk, start * dim);
-      norms.set(inverseNormsOf(chunk, count, dim), start);
+      (grown.values as Float32Array).set(chunk, start * dim);
+      if (quantised) quantise(chunk, count, dim, grown, start);
+      else grown.inverseNorms.set(inverseNormsOf(chunk, count, dim), start);
     });
-    const loaded: Entry = { values, inverseNorms, rows, capacity, dim };
-    this.entries.set(key, loaded);
-    return loaded;
+    grown.rows = rows;
+    this.entries.set(key, grown);
+    return grown;
+  }
+
+  /** Arrays for `capacity` rows, with the first `have` rows of `from` copied. */
+  private allocate(capacity: number, dim: number, from: Entry | undefined, have: number): Entry {
+    const entry: Entry = { dim, rows: have, capacity, inverseNorms: new Float32Array(capacity) };
+    if (this.engine === 'ort') {
+      entry.codes = new Uint8Array(capacity * dim);
+      entry.scales = new Float32Array(capacity);
+      entry.errors = new Float32Array(capacity);
+      entry.codeNorms = new Float32Array(capacity);
+    }
+    entry.values = new Float32Array(capacity * dim);
+    if (from) {
+      entry.inverseNorms.set(from.inverseNorms.subarray(0, have));
+      if (entry.codes && from.codes) entry.codes.set(from.codes.subarray(0, have * dim));
+      if (entry.values && from.values) entry.values.set(from.values.subarray(0, have * dim));
+      for (const name of ['scales', 'errors', 'codeNorms'] as const) {
+        const source = from[name];
+        if (entry[name] && source) entry[name].set(source.subarray(0, have));
+      }
+    }
+    return entry;
   }
 
   private touch(key: string, entry: Entry): void {
@@ -195,15 +354,7 @@ export class EmbeddingIndex {
     if (to <= from) return;
     const rowBytes = dim * 4;
     const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / rowBytes));
-    let handle: FileHandle;
-    try {
-      handle = await open(file, 'r');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw notFound('the collection was not found (deleted while it was read)');
-      }
-      throw error;
-    }
+    const handle = await this.openRows(file);
     try {
       for (let row = from; row < to; row += perChunk) {
         const count = Math.min(perChunk, to - row);
@@ -213,6 +364,17 @@ export class EmbeddingIndex {
       }
     } finally {
       await handle.close();
+    }
+  }
+
+  private async openRows(file: string): Promise<FileHandle> {
+    try {
+      return await open(file, 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw notFound('the collection was not found (deleted while it was read)');
+      }
+      throw error;
     }
   }
 
@@ -230,6 +392,15 @@ export class EmbeddingIndex {
       E: new ort.Tensor('float32', values, [rows, dim]),
     });
     return outputs.Y.data as Float32Array;
+  }
+
+  private integerProduct(): Promise<ort.InferenceSession | undefined> {
+    this.integerSession ??= ort.InferenceSession.create(integerModel(), {
+      executionProviders: ['cpu'],
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
+    }).catch(() => undefined);
+    return this.integerSession;
   }
 
   private gemm(): Promise<ort.InferenceSession | undefined> {
