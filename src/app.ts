@@ -116,9 +116,9 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   await app.register(modelPlugin, { config });
   await app.register(attributionPlugin);
   await app.register(wordsPlugin, { config });
-  await app.register(typographicPlugin);
   await app.register(emotionsPlugin, { config });
   await app.register(jobsPlugin, { config });
+  await app.register(typographicPlugin);
   await app.register(collectionsPlugin, { config });
   await app.register(evidencePlugin);
   await app.register(explorerPlugin);

@@ -220,6 +220,73 @@ t.test(
       t.equal(body.defence.lexical.neurons, body.defence.ablated, 'the lexical set was ablated');
     });
 
+    t.test('a large attack is a job whose result equals the direct answers', async (t) => {
+      const images: string[] = [];
+      const truth: string[] = [];
+      for (let i = 0; i < 40; i++) {
+        const colour = COLOURS[i % 8];
+        const hex = WORLD_INK[colour];
+        const rgb = [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16)) as [number, number, number];
+        images.push(await solidPng(64 + (i % 5) * 8, 64, rgb));
+        truth.push(colour);
+      }
+      const settings = {
+        text: 'green',
+        size: 0.2,
+        box: 'white',
+        labels: COLOURS,
+        templates: ['{}', 'the colour {}', 'a {} patch'],
+        ablate: 'lexical',
+        explain: 2,
+      };
+      const queued = await attack({ ...settings, images, trueLabels: truth });
+      t.equal(queued.statusCode, 202, queued.body);
+      const { jobId } = queued.json();
+      t.match(jobId, /^attack-/);
+      let view: {
+        state: string;
+        progress: { done: number; total: number };
+        result?: Record<string, unknown>;
+      };
+      for (;;) {
+        view = (await app.inject({ method: 'GET', url: `/v1/jobs/${jobId}` })).json();
+        if (['completed', 'failed', 'cancelled'].includes(view.state)) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      t.equal(view.state, 'completed', JSON.stringify(view).slice(0, 300));
+      t.same(view.progress, { done: 40, total: 40 });
+      const parts = await Promise.all(
+        [
+          [0, 32],
+          [32, 40],
+        ].map(async ([from, to]) =>
+          (
+            await attack({ ...settings, images: images.slice(from, to), trueLabels: truth.slice(from, to) })
+          ).json(),
+        ),
+      );
+      const result = view.result as {
+        images: unknown[];
+        summary: Record<string, { successes: number; n: number }>;
+        defence: Record<string, { successes: number; n: number }>;
+      };
+      t.same(result.images, [...parts[0].images, ...parts[1].images], 'the same rows as two direct requests');
+      for (const key of ['attack', 'cleanAccuracy', 'attackedAccuracy']) {
+        t.equal(
+          result.summary[key].successes,
+          parts[0].summary[key].successes + parts[1].summary[key].successes,
+          key,
+        );
+        t.equal(result.summary[key].n, parts[0].summary[key].n + parts[1].summary[key].n, key);
+        t.equal(
+          result.defence[key].successes,
+          parts[0].defence[key].successes + parts[1].defence[key].successes,
+          `defended ${key}`,
+        );
+      }
+      t.same(result.summary.attack, wilson(result.summary.attack.successes, result.summary.attack.n));
+    });
+
     t.test('bad inputs are 4xx naming what is allowed', async (t) => {
       const base = { image: blue, text: 'green', labels: COLOURS };
       const cases: [string, Record<string, unknown>, number, RegExp][] = [
@@ -261,7 +328,12 @@ t.test(
           400,
           /not a decodable image/,
         ],
-        ['huge batch', { ...base, image: undefined, images: Array(33).fill(blue) }, 413, /at most 32 images/],
+        [
+          'huge batch',
+          { ...base, image: undefined, images: Array(4097).fill(blue) },
+          413,
+          /at most 4096 images/,
+        ],
       ];
       for (const [name, payload, status, message] of cases) {
         const response = await attack(payload);

@@ -2,7 +2,8 @@
  * A job worker process (`npm run worker`): loads the model of MODEL_DIR itself and works the
  * BullMQ queues of that model on the Redis at REDIS_URL: maximal-text searches, WORKER_CONCURRENCY
  * at a time, and collection builds and their shards (WORKER_COLLECTION_CONCURRENCY at a time; the
- * collections are under DATA_DIR, which the worker must share with the servers). Any number of
+ * collections are under DATA_DIR, which the worker must share with the servers) and large
+ * typographic attacks, on the same lane. Any number of
  * workers (and servers) share the queues. SIGTERM/SIGINT stop taking jobs, hand running ones back
  * to the queue (they stop at their next step or batch), and exit; a killed worker's job is taken
  * over by another worker once its lock expires.
@@ -19,6 +20,7 @@ import { searchProcessor } from '../jobs/processor.js';
 import { JobRegistry } from '../jobs/registry.js';
 import { workerSettings } from '../jobs/settings.js';
 import { JOB_LANES } from '../jobs/types.js';
+import { typographicForWorker } from '../typographic/worker.js';
 
 const log = (level: string, obj: object | string, msg?: string) =>
   console.log(
@@ -62,6 +64,7 @@ async function main(): Promise<void> {
   registry.register('max-text', searchProcessor(model, cache));
   registry.register('collection-build', builds.buildProcessor);
   registry.register('collection-shard', builds.shardProcessor);
+  registry.register('typographic-attack', await typographicForWorker(model, cache, config));
   const names = queueNames(model.sha256);
   const workers = JOB_LANES.map((lane) =>
     startBullWorker({

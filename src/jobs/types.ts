@@ -10,6 +10,7 @@
 import type { MaxTextResult } from '../search/max-text.js';
 import type { MaxTextRequest } from '../search/request.js';
 import type { HillClimbProgress } from '../search/hill-climb.js';
+import type { AttackJobData, AttackJobResult, AttackProgress } from '../typographic/job.js';
 
 export type JobState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
 
@@ -100,6 +101,7 @@ export interface JobKinds {
   'max-text': { data: MaxTextJobData; progress: SearchProgress; result: MaxTextResult };
   'collection-build': { data: CollectionBuildJobData; progress: BuildProgress; result: BuildResult };
   'collection-shard': { data: CollectionShardJobData; progress: ShardProgress; result: ShardResult };
+  'typographic-attack': { data: AttackJobData; progress: AttackProgress; result: AttackJobResult };
 }
 
 export type JobKind = keyof JobKinds;
@@ -116,6 +118,8 @@ export const JOB_KINDS: Record<JobKind, { lane: JobLane; idPrefix: string }> = {
   'max-text': { lane: 'search', idPrefix: '' },
   'collection-build': { lane: 'collections', idPrefix: 'build-' },
   'collection-shard': { lane: 'collections', idPrefix: 'shard-' },
+  // Batch work on images, like builds: it never waits behind searches.
+  'typographic-attack': { lane: 'collections', idPrefix: 'attack-' },
 };
 
 export type JobLane = 'search' | 'collections';
@@ -151,6 +155,8 @@ export function emptyProgressOf(data: JobData): JobProgress {
       };
     case 'collection-shard':
       return { collection: data.collection, build: data.build, shard: data.shard, done: 0, total: 0 };
+    case 'typographic-attack':
+      return { done: 0, total: data.request.images.length };
   }
 }
 

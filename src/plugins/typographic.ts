@@ -2,10 +2,12 @@
  * app.typographic: typographic attacks, their explanation and defence, Stroop stimuli and
  * interventions at the neuron layer (src/typographic/), on the loaded model. The lexical set is the
  * service's one (the catalogue's and the word index's detected neurons; a small vocabulary's index
- * built at start is awaited, as for the emotion fits).
+ * built at start is awaited, as for the emotion fits). Large attacks run as jobs of kind
+ * `typographic-attack` on app.jobs.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
+import { attackProcessor } from '../typographic/job.js';
 import { TypographicService } from '../typographic/service.js';
 
 declare module 'fastify' {
@@ -15,15 +17,15 @@ declare module 'fastify' {
 }
 
 const typographicPlugin: FastifyPluginAsync = async (app) => {
-  app.decorate(
-    'typographic',
-    new TypographicService(app.clip, app.encoders, app.attribution, () =>
-      app.words.lexicalSet(undefined, { waitForBuild: true }),
-    ),
+  const service = new TypographicService(app.clip, app.encoders, app.attribution, () =>
+    app.words.lexicalSet(undefined, { waitForBuild: true }),
   );
+  app.decorate('typographic', service);
+  // Attacks above one request's images are jobs (src/typographic/job.ts); src/bin/worker.ts runs them too.
+  app.jobs.registry.register('typographic-attack', attackProcessor(service));
 };
 
 export default fp(typographicPlugin, {
   name: 'typographic',
-  dependencies: ['model', 'attribution', 'words'],
+  dependencies: ['model', 'attribution', 'words', 'jobs'],
 });

@@ -1,5 +1,6 @@
 /**
- * Jobs of every kind (maximal-text searches, collection builds and their shards; `kind` says which,
+ * Jobs of every kind (maximal-text searches, collection builds and their shards, typographic attacks;
+ * `kind` says which,
  * and the shapes of `progress` and `result` follow it): GET /v1/jobs/{id} (state, progress, result),
  * GET /v1/jobs/{id}/events (the same as Server-Sent Events: `progress` events as the job advances
  * (a search's best score, a build's images), then one `completed`, `failed`,
@@ -16,6 +17,7 @@ import { isTerminal } from '../jobs/queue.js';
 import type { JobView } from '../jobs/types.js';
 import { withErrors } from './schemas.js';
 import { MaxTextResultSchema } from './search.js';
+import { AttackProgressSchema, AttackResponse } from './typographic.js';
 import { withAllowed } from './validation.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
@@ -95,7 +97,12 @@ const ShardResultSchema = Type.Object(
 const JobSchema = Type.Object({
   id: Type.String(),
   kind: Type.Union(
-    [Type.Literal('max-text'), Type.Literal('collection-build'), Type.Literal('collection-shard')],
+    [
+      Type.Literal('max-text'),
+      Type.Literal('collection-build'),
+      Type.Literal('collection-shard'),
+      Type.Literal('typographic-attack'),
+    ],
     {
       description: 'What the job does; progress and result have the shape of its kind',
     },
@@ -107,8 +114,15 @@ const JobSchema = Type.Object({
     Type.Literal('failed'),
     Type.Literal('cancelled'),
   ]),
-  progress: Type.Union([SearchProgressSchema, BuildProgressSchema, ShardProgressSchema]),
-  result: Type.Optional(Type.Union([MaxTextResultSchema, BuildResultSchema, ShardResultSchema])),
+  progress: Type.Union([
+    SearchProgressSchema,
+    BuildProgressSchema,
+    ShardProgressSchema,
+    AttackProgressSchema,
+  ]),
+  result: Type.Optional(
+    Type.Union([MaxTextResultSchema, BuildResultSchema, ShardResultSchema, AttackResponse]),
+  ),
   error: Type.Optional(Type.String()),
   cached: Type.Optional(Type.Boolean()),
   subscribers: Type.Optional(

@@ -6,16 +6,12 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { MAX_BODY_BYTES } from '../limits.js';
-import { badRequest } from '../errors.js';
+import { badRequest, payloadTooLarge } from '../errors.js';
 import { COLOUR_FORMS, NAMED_COLOURS, parseColour } from '../typographic/colour.js';
 import { FONT_NAMES } from '../typographic/fonts.js';
 import { PASTE_LIMITS } from '../typographic/paste.js';
-import {
-  checkImageCount,
-  DEFAULT_TEMPLATES,
-  TYPOGRAPHIC_LIMITS,
-  type StroopInk,
-} from '../typographic/service.js';
+import { attackJobData, MAX_ATTACK_JOB_IMAGES } from '../typographic/job.js';
+import { DEFAULT_TEMPLATES, TYPOGRAPHIC_LIMITS, type StroopInk } from '../typographic/service.js';
 import { LexicalUseSchema } from './schemas.js';
 import { imageBytes, multipartToBody } from './image-input.js';
 import { ImageField, Text, withErrors } from './schemas.js';
@@ -45,7 +41,7 @@ const AttackBody = Type.Object(
     images: Type.Optional(
       Type.Array(ImageField, {
         minItems: 1,
-        description: `Several images as base64 (at most ${TYPOGRAPHIC_LIMITS.maxImages} per request; more is a 413)`,
+        description: `Several images as base64: up to ${TYPOGRAPHIC_LIMITS.maxImages} are answered at once; up to ${MAX_ATTACK_JOB_IMAGES} become a job (202 with its id); more is a 413`,
       }),
     ),
     trueLabels: Type.Optional(
@@ -145,66 +141,85 @@ const MeasurementFields = {
   }),
 };
 
-const AttackResponse = Type.Object({
-  text: Type.String(),
-  target: Type.String(),
-  labels: Type.Array(Type.String()),
-  templates: Type.Array(Type.String()),
-  images: Type.Array(
-    Type.Object({
-      changedShare: Type.Number({ description: 'Share of the S × S input’s pixels the text changed' }),
-      trueLabel: Type.Optional(Type.String()),
-      before: PredictionSchema,
-      after: PredictionSchema,
-      eligible: Type.Boolean({
-        description: 'The clean prediction (and the true label, when given) is not the target',
-      }),
-      success: Type.Boolean({ description: 'Eligible, and the attacked image is predicted as the target' }),
-      explanation: Type.Optional(
-        Type.Object({
-          label: Type.String({ description: 'The class explained: the attacked image’s prediction' }),
-          logitBefore: Type.Number(),
-          logitAfter: Type.Number(),
-          bilinearChange: Type.Number({
-            description: 'Σ of every neuron’s change: the bilinear part of the logit’s change',
-          }),
-          lexicalShare: Nullable('Σ change over lexical neurons / Σ change over all'),
-          lexicalShareOfAbsolute: Nullable('Σ |change| over lexical neurons / Σ |change| over all'),
-          neurons: Type.Array(
-            Type.Object({
-              neuron: Type.Integer(),
-              label: Type.Optional(Type.String()),
-              before: Type.Number({ description: 'x_i·a_i on the clean image, in logit units' }),
-              after: Type.Number({ description: 'x_i·a_i on the attacked image, in logit units' }),
-              change: Type.Number(),
-              lexical: Type.Boolean(),
+export const AttackResponse = Type.Object(
+  {
+    text: Type.String(),
+    target: Type.String(),
+    labels: Type.Array(Type.String()),
+    templates: Type.Array(Type.String()),
+    images: Type.Array(
+      Type.Object({
+        changedShare: Type.Number({ description: 'Share of the S × S input’s pixels the text changed' }),
+        trueLabel: Type.Optional(Type.String()),
+        before: PredictionSchema,
+        after: PredictionSchema,
+        eligible: Type.Boolean({
+          description: 'The clean prediction (and the true label, when given) is not the target',
+        }),
+        success: Type.Boolean({ description: 'Eligible, and the attacked image is predicted as the target' }),
+        explanation: Type.Optional(
+          Type.Object({
+            label: Type.String({ description: 'The class explained: the attacked image’s prediction' }),
+            logitBefore: Type.Number(),
+            logitAfter: Type.Number(),
+            bilinearChange: Type.Number({
+              description: 'Σ of every neuron’s change: the bilinear part of the logit’s change',
             }),
-          ),
-        }),
-      ),
-      defended: Type.Optional(
-        Type.Object({
-          before: PredictionSchema,
-          after: PredictionSchema,
-          eligible: Type.Boolean(),
-          success: Type.Boolean(),
-        }),
-      ),
-      attackedPng: Type.Optional(Type.String({ description: 'The attacked input, PNG, base64' })),
-    }),
-  ),
-  summary: Type.Object({
-    ...MeasurementFields,
-    meanChangedShare: Type.Number(),
-  }),
-  defence: Type.Optional(
-    Type.Object({
+            lexicalShare: Nullable('Σ change over lexical neurons / Σ change over all'),
+            lexicalShareOfAbsolute: Nullable('Σ |change| over lexical neurons / Σ |change| over all'),
+            neurons: Type.Array(
+              Type.Object({
+                neuron: Type.Integer(),
+                label: Type.Optional(Type.String()),
+                before: Type.Number({ description: 'x_i·a_i on the clean image, in logit units' }),
+                after: Type.Number({ description: 'x_i·a_i on the attacked image, in logit units' }),
+                change: Type.Number(),
+                lexical: Type.Boolean(),
+              }),
+            ),
+          }),
+        ),
+        defended: Type.Optional(
+          Type.Object({
+            before: PredictionSchema,
+            after: PredictionSchema,
+            eligible: Type.Boolean(),
+            success: Type.Boolean(),
+          }),
+        ),
+        attackedPng: Type.Optional(Type.String({ description: 'The attacked input, PNG, base64' })),
+      }),
+    ),
+    summary: Type.Object({
       ...MeasurementFields,
-      ablated: Type.Integer({ description: 'Neurons zeroed' }),
-      lexical: Type.Optional(LexicalUseSchema),
+      meanChangedShare: Type.Number(),
     }),
-  ),
-  lexical: Type.Optional({ ...LexicalUseSchema, description: 'The lexical set the explanation used' }),
+    defence: Type.Optional(
+      Type.Object({
+        ...MeasurementFields,
+        ablated: Type.Integer({ description: 'Neurons zeroed' }),
+        lexical: Type.Optional(LexicalUseSchema),
+      }),
+    ),
+    lexical: Type.Optional({ ...LexicalUseSchema, description: 'The lexical set the explanation used' }),
+  },
+  { title: 'AttackResult', description: 'A typographic attack (kind typographic-attack)' },
+);
+
+export const AttackProgressSchema = Type.Object(
+  {
+    done: Type.Integer({ description: 'Images attacked so far' }),
+    total: Type.Integer(),
+  },
+  { title: 'AttackProgress', description: 'A typographic attack (kind typographic-attack)' },
+);
+
+const AttackQueued = Type.Object({
+  jobId: Type.String({ description: 'GET /v1/jobs/{jobId} (or its /events) gives progress and the result' }),
+  images: Type.Integer(),
+  deduplicated: Type.Boolean({
+    description: 'An identical attack was already queued or running: this is its job',
+  }),
 });
 
 const InkSchema = Type.Union([
@@ -274,8 +289,6 @@ const StroopResponse = Type.Object({
 type AttackBodyType = Static<typeof AttackBody>;
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
-  const label = (neuron: number) => app.attribution.catalogue.label(neuron);
-
   app.post(
     '/v1/typographic/attack',
     {
@@ -286,53 +299,70 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         operationId: 'typographicAttack',
         summary: 'Write a text on images and classify them before and after; explain it; defend by ablation',
         description:
-          'The text is written on the model’s S × S input (after the resize and centre crop). An image is eligible when its clean prediction (and its true label, when given) is not the target; the attack succeeds on it when the attacked prediction is the target. The summary gives the success rate among eligible images with a Wilson 95% interval, and the clean accuracy when trueLabels are given. With ablate, the same measurement with those neurons zeroed at the neuron layer (defence). The explanation lists the neurons whose contribution x_i·a_i to the attacked image’s winning logit changed most, and the share of the change carried by lexical neurons.',
+          'The text is written on the model’s S × S input (after the resize and centre crop). An image is eligible when its clean prediction (and its true label, when given) is not the target; the attack succeeds on it when the attacked prediction is the target. The summary gives the success rate among eligible images with a Wilson 95% interval, and the clean accuracy when trueLabels are given. With ablate, the same measurement with those neurons zeroed at the neuron layer (defence). The explanation lists the neurons whose contribution x_i·a_i to the attacked image’s winning logit changed most, and the share of the change carried by lexical neurons. Above ' +
+          String(TYPOGRAPHIC_LIMITS.maxImages) +
+          ' images the attack is a job (kind typographic-attack): 202 with its id; GET /v1/jobs/{id} gives its progress and this same result.',
         body: AttackBody,
-        response: withErrors({ 200: AttackResponse }, [400, 409, 413, 415]),
+        response: withErrors({ 200: AttackResponse, 202: AttackQueued }, [400, 409, 413, 415, 429, 503]),
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const body: AttackBodyType = request.body;
       if (body.image !== undefined && body.images !== undefined) {
         throw badRequest('send image (one) or images (several), not both');
       }
       const fields = body.images ?? (body.image !== undefined ? [body.image] : []);
       if (fields.length === 0) throw badRequest('send the image (image, or images for several)');
-      checkImageCount(fields.length); // before decoding anything
-      const result = await app.typographic.attack({
-        images: fields.map((field) => imageBytes(request, field)),
+      if (fields.length > MAX_ATTACK_JOB_IMAGES) {
+        throw payloadTooLarge(
+          `${fields.length} images: an attack takes at most ${MAX_ATTACK_JOB_IMAGES} images (above ${TYPOGRAPHIC_LIMITS.maxImages} it is a job)`,
+        );
+      }
+      const colour = parseColour(body.colour ?? 'black', 'colour');
+      const box = body.box !== undefined ? parseColour(body.box, 'box') : undefined;
+      const paste = {
+        text: body.text,
+        font: body.font,
+        size: body.size,
+        x: body.x,
+        y: body.y,
+        padding: body.padding,
+      };
+      const settings = {
         trueLabels: body.trueLabels,
         labels: body.labels,
         templates: body.templates ?? DEFAULT_TEMPLATES,
-        paste: {
-          text: body.text,
-          font: body.font,
-          size: body.size,
-          x: body.x,
-          y: body.y,
-          colour: parseColour(body.colour ?? 'black', 'colour'),
-          box: body.box !== undefined ? parseColour(body.box, 'box') : undefined,
-          padding: body.padding,
-        },
         target: body.target,
         ablate: body.ablate,
         explain: body.explain ?? 5,
         returnImages: body.returnImages ?? false,
-      });
-      return {
-        ...result,
-        images: result.images.map((row) =>
-          row.explanation
-            ? {
-                ...row,
-                explanation: {
-                  ...row.explanation,
-                  neurons: row.explanation.neurons.map((n) => ({ ...n, label: label(n.neuron) })),
-                },
-              }
-            : row,
-        ),
       };
+      if (fields.length <= TYPOGRAPHIC_LIMITS.maxImages) {
+        return app.typographic.attack({
+          ...settings,
+          images: fields.map((field) => imageBytes(request, field)),
+          paste: { ...paste, colour, box },
+        });
+      }
+      // A job: everything but the images is checked now, and the lexical set is resolved now, so
+      // that whichever worker runs it measures with this service's set.
+      const needsLexical = settings.ablate === 'lexical' || settings.explain > 0;
+      const lexical = needsLexical ? await app.typographic.lexical() : undefined;
+      await app.typographic.prepareAttack(
+        { ...settings, paste: { ...paste, colour, box }, lexical },
+        fields.length,
+      );
+      const images = fields.map((field) => imageBytes(request, field).toString('base64'));
+      const data = attackJobData({
+        ...settings,
+        images,
+        paste: { ...paste, colour: [...colour], ...(box ? { box: [...box] } : {}) },
+        ...(lexical ? { lexical } : {}),
+      });
+      const submitted = await app.jobs.submitJob(data, app.jobClient(request).owner);
+      return reply
+        .code(202)
+        .send({ jobId: submitted.jobId, images: images.length, deduplicated: submitted.deduplicated });
     },
   );
 

@@ -57,6 +57,11 @@ export interface AttackRequest extends Classifier {
   target?: string;
   /** Neurons to zero at the neuron layer for the defence, or the lexical set. */
   ablate?: number[] | 'lexical';
+  /**
+   * The lexical set, resolved beforehand (a job resolves it when it is submitted, so that any
+   * worker measures with the set the service had); else asked for when needed.
+   */
+  lexical?: LexicalSet;
   /** Neurons per image in the explanation (0: none). */
   explain: number;
   /** Return each attacked crop as a base64 PNG. */
@@ -70,6 +75,8 @@ export interface Prediction {
 
 export interface ExplainedNeuron {
   neuron: number;
+  /** The catalogue's label, when it has one. */
+  label?: string;
   /** x_i·a_i in logit units (logit_scale · x_i·a_i / (|e|·|m|)) on the clean image. */
   before: number;
   /** The same on the attacked image. */
@@ -153,6 +160,11 @@ export class TypographicService {
     private readonly lexicalSet: () => Promise<LexicalSet>,
   ) {}
 
+  /** The service's lexical set (the catalogue's and the word index's detected neurons). */
+  lexical(): Promise<LexicalSet> {
+    return this.lexicalSet();
+  }
+
   /** The model's S × S input of an image, as RGB bytes: decode, resize the shorter side, centre crop. */
   crop(bytes: Uint8Array): Promise<RgbImage> {
     const S = this.model.imageSize;
@@ -209,9 +221,12 @@ export class TypographicService {
   }
 
   /** The neurons of an `ablate` field: checked ids, or the lexical set (409 when it is empty). */
-  async ablatedNeurons(ablate: number[] | 'lexical'): Promise<{ neurons: number[]; lexical?: LexicalUse }> {
+  async ablatedNeurons(
+    ablate: number[] | 'lexical',
+    given?: LexicalSet,
+  ): Promise<{ neurons: number[]; lexical?: LexicalUse }> {
     if (ablate === 'lexical') {
-      const set = await this.lexicalSet();
+      const set = given ?? (await this.lexicalSet());
       if (set.neurons.length === 0) {
         throw conflict(
           `the lexical set of this model is empty (${set.use.detectedUnavailable ?? 'no catalogue or detected lexical neurons'}); name neuron ids in ablate instead`,
@@ -225,13 +240,16 @@ export class TypographicService {
     return { neurons: [...new Set(ablate)] };
   }
 
-  async attack(request: AttackRequest): Promise<AttackResult> {
-    const { labels, templates, images, trueLabels } = request;
+  /**
+   * The checks of an attack that need no image (labels, templates, true labels, target, ablation,
+   * explanation, the text's font and fit), for `count` images; the target and the ablated neurons.
+   */
+  async prepareAttack(request: Omit<AttackRequest, 'images'>, count: number) {
+    const { labels, trueLabels } = request;
     checkClassifier(request);
-    checkImageCount(images.length);
     if (trueLabels) {
-      if (trueLabels.length !== images.length) {
-        throw badRequest(`trueLabels has ${trueLabels.length} entries for ${images.length} images`);
+      if (trueLabels.length !== count) {
+        throw badRequest(`trueLabels has ${trueLabels.length} entries for ${count} images`);
       }
       const unknown = trueLabels.find((label) => !labels.includes(label));
       if (unknown !== undefined) throw badRequest(`trueLabels: "${unknown}" is not one of the labels`);
@@ -243,15 +261,20 @@ export class TypographicService {
       );
     }
     if (!labels.includes(target)) throw badRequest(`target "${target}" is not one of the labels`);
-    const ablate = request.ablate ? await this.ablatedNeurons(request.ablate) : undefined;
     if (request.explain > TYPOGRAPHIC_LIMITS.maxExplainNeurons) {
       throw badRequest(`explain must be from 0 to ${TYPOGRAPHIC_LIMITS.maxExplainNeurons}`);
     }
-
     // The layout is checked (fonts, fit) before any image is decoded.
     const S = this.model.imageSize;
-    const blank = { width: S, height: S, data: new Uint8Array(S * S * 3) };
-    pasteText(blank, request.paste);
+    pasteText({ width: S, height: S, data: new Uint8Array(S * S * 3) }, request.paste);
+    const ablate = request.ablate ? await this.ablatedNeurons(request.ablate, request.lexical) : undefined;
+    return { target, ablate };
+  }
+
+  async attack(request: AttackRequest): Promise<AttackResult> {
+    const { labels, templates, images, trueLabels } = request;
+    checkImageCount(images.length);
+    const { target, ablate } = await this.prepareAttack(request, images.length);
 
     const [directions, crops] = await Promise.all([
       this.labelDirections(request),
@@ -265,7 +288,7 @@ export class TypographicService {
     const attacked = predictions.slice(n);
 
     const lexicalNeeded = request.explain > 0;
-    const lexical = lexicalNeeded ? await this.lexicalSet() : undefined;
+    const lexical = lexicalNeeded ? (request.lexical ?? (await this.lexicalSet())) : undefined;
     const lexicalIds = new Set(lexical?.neurons ?? []);
 
     let defended: Prediction[] | undefined;
@@ -317,8 +340,8 @@ export class TypographicService {
         row.defended = { before, after, ...judge(before, after) };
       }
       if (request.returnImages) {
-        const { data } = pasted[i].image;
-        const png = await sharp(data, { raw: { width: S, height: S, channels: 3 } })
+        const { data, width, height } = pasted[i].image;
+        const png = await sharp(data, { raw: { width, height, channels: 3 } })
           .png()
           .toBuffer();
         row.attackedPng = png.toString('base64');
@@ -326,45 +349,10 @@ export class TypographicService {
       results.push(row);
     }
 
-    const measure = (
-      rows: { eligible: boolean; success: boolean; before: Prediction; after: Prediction }[],
-    ) => {
-      const eligible = rows.filter((r) => r.eligible);
-      const out: Measurement = {
-        attack: wilson(eligible.filter((r) => r.success).length, eligible.length),
-        ineligible: rows.length - eligible.length,
-      };
-      if (trueLabels) {
-        out.cleanAccuracy = wilson(
-          rows.filter((r, i) => r.before.predicted === trueLabels[i]).length,
-          rows.length,
-        );
-        out.attackedAccuracy = wilson(
-          rows.filter((r, i) => r.after.predicted === trueLabels[i]).length,
-          rows.length,
-        );
-      }
-      return out;
-    };
-    const meanChangedShare = pasted.reduce((s, p) => s + p.changedShare, 0) / n;
-    return {
-      text: request.paste.text,
-      target,
-      labels,
-      templates,
-      images: results,
-      summary: { ...measure(results), meanChangedShare },
-      ...(ablate
-        ? {
-            defence: {
-              ...measure(results.map((r) => r.defended!)),
-              ablated: ablate.neurons.length,
-              ...(ablate.lexical ? { lexical: ablate.lexical } : {}),
-            },
-          }
-        : {}),
-      ...(lexical ? { lexical: lexical.use } : {}),
-    };
+    return attackSummary(request.paste.text, target, labels, templates, results, trueLabels, {
+      ablate: ablate && { count: ablate.neurons.length, lexical: ablate.lexical },
+      lexical: lexical?.use,
+    });
   }
 
   /**
@@ -414,6 +402,7 @@ export class TypographicService {
       lexicalShareOfAbsolute: totalAbs !== 0 ? lexAbs / totalAbs : null,
       neurons: order.slice(0, k).map((neuron) => ({
         neuron,
+        label: this.attribution.catalogue.label(neuron),
         before: before[neuron],
         after: after[neuron],
         change: after[neuron] - before[neuron],
@@ -499,9 +488,62 @@ export class TypographicService {
 }
 
 /**
- * 400 for no image, 413 above the per-request limit. Large runs are refused rather than queued:
- * the job API (src/jobs) has no registry of job kinds an attack could join yet.
+ * The result of an attack from its rows (of one request, or of a job's chunks put together): the
+ * success rate among eligible images with its Wilson interval, the accuracies with true labels, and
+ * the same for the defence.
  */
+export function attackSummary(
+  text: string,
+  target: string,
+  labels: string[],
+  templates: string[],
+  rows: AttackedImage[],
+  trueLabels: readonly string[] | undefined,
+  extra: { ablate?: { count: number; lexical?: LexicalUse }; lexical?: LexicalUse },
+): AttackResult {
+  const measure = (
+    list: { eligible: boolean; success: boolean; before: Prediction; after: Prediction }[],
+  ) => {
+    const eligible = list.filter((r) => r.eligible);
+    const out: Measurement = {
+      attack: wilson(eligible.filter((r) => r.success).length, eligible.length),
+      ineligible: list.length - eligible.length,
+    };
+    if (trueLabels) {
+      out.cleanAccuracy = wilson(
+        list.filter((r, i) => r.before.predicted === trueLabels[i]).length,
+        list.length,
+      );
+      out.attackedAccuracy = wilson(
+        list.filter((r, i) => r.after.predicted === trueLabels[i]).length,
+        list.length,
+      );
+    }
+    return out;
+  };
+  const meanChangedShare = rows.reduce((sum, r) => sum + r.changedShare, 0) / (rows.length || 1);
+  const { ablate, lexical } = extra;
+  return {
+    text,
+    target,
+    labels,
+    templates,
+    images: rows,
+    summary: { ...measure(rows), meanChangedShare },
+    ...(ablate
+      ? {
+          defence: {
+            ...measure(rows.map((r) => r.defended!)),
+            ablated: ablate.count,
+            ...(ablate.lexical ? { lexical: ablate.lexical } : {}),
+          },
+        }
+      : {}),
+    ...(lexical ? { lexical } : {}),
+  };
+}
+
+/** 400 for no image, 413 above the images one run takes (larger attacks are jobs, ./job.ts). */
 export function checkImageCount(n: number): void {
   if (n === 0) throw badRequest('send at least one image (image, or images)');
   if (n > TYPOGRAPHIC_LIMITS.maxImages) {

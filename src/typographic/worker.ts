@@ -1,0 +1,35 @@
+/**
+ * The `typographic-attack` processor of a worker process (src/bin/worker.ts), which has no app:
+ * the encoders and the attribution service built on its model and cache. The lexical set comes with
+ * each job (the server that took it resolved it), so the worker needs no word index.
+ */
+import { existsSync } from 'node:fs';
+import { AttributionService } from '../attribution/service.js';
+import { NeuronCatalogue } from '../attribution/neuron-catalogue.js';
+import type { BinaryCache } from '../cache/index.js';
+import type { ClipModel } from '../clip/clip-model.js';
+import { Encoders } from '../clip/encoders.js';
+import { MODEL_FILES } from '../clip/model-directory.js';
+import type { Config } from '../config.js';
+import { attackProcessor } from './job.js';
+import { TypographicService } from './service.js';
+
+export async function typographicForWorker(
+  model: ClipModel,
+  cache: BinaryCache,
+  config: Pick<Config, 'maxImagePixels' | 'imageDecodeConcurrency'>,
+) {
+  const encoders = new Encoders(model, cache, {
+    maxPixels: config.maxImagePixels,
+    concurrency: config.imageDecodeConcurrency,
+  });
+  const file = model.directory.path(MODEL_FILES.neuronCatalogue);
+  const catalogue = existsSync(file)
+    ? await NeuronCatalogue.load(file, model.neuronCount)
+    : NeuronCatalogue.empty(model.neuronCount);
+  const attribution = new AttributionService(model, catalogue, encoders, cache);
+  const service = new TypographicService(model, encoders, attribution, () =>
+    Promise.reject(new Error('a typographic-attack job carries its lexical set; this one has none')),
+  );
+  return attackProcessor(service);
+}
