@@ -116,6 +116,7 @@ async function appWith(env: Record<string, string>): Promise<App> {
       dataDir: path.join(tmp, 'data'),
       apiKeys: [USER_A, USER_B],
       adminApiKeys: [ADMIN],
+      maxEventLoopDelayMs: 0, // no back-pressure 503s on a loaded machine
     });
   } finally {
     for (const [name, value] of Object.entries(saved)) {

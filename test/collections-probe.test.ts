@@ -37,6 +37,7 @@ async function appOn(modelDir: string, dataDir: string): Promise<App> {
       modelDir,
       dataDir,
       collectionProbe: true,
+      maxEventLoopDelayMs: 0, // no back-pressure 503s on a loaded machine
       apiKeys: [USER],
       adminApiKeys: [ADMIN],
     });
@@ -91,9 +92,9 @@ const app = await appOn(DEFAULT_MODEL_DIR, dataDir);
 t.teardown(() => app.close());
 
 t.test('after start the probe collection is listed and builds to every render of the archive', async (t) => {
-  const list = (await app.inject({ method: 'GET', url: '/v1/collections', headers: as(USER) })).json<{
-    collections: { id: string }[];
-  }>();
+  const listed = await app.inject({ method: 'GET', url: '/v1/collections', headers: as(USER) });
+  t.equal(listed.statusCode, 200, listed.body);
+  const list = listed.json<{ collections: { id: string }[] }>();
   t.ok(
     list.collections.some((c) => c.id === 'probe'),
     'listed right after start',
