@@ -131,21 +131,47 @@ export function softWpmiOfTop(
   S: number,
   options: Partial<SoftWpmiOptions> = {},
 ): Float64Array {
-  const { topK, lambda, pStart, pEnd, minProb } = { ...SOFT_WPMI_DEFAULTS, ...options };
-  const C = top.length;
-  if (C === 0 || S === 0) return new Float64Array(C * S);
-  const logGiven = new Float64Array(C * S);
-  for (let c = 0; c < C; c++) {
+  const logGiven = new Float64Array(top.length * S);
+  logGivenOfTop(top, probabilities, S, options, 0, top.length, logGiven);
+  return wpmiOfLogGiven(logGiven, top.length, S, options);
+}
+
+/**
+ * log P(s | c) for neurons c0 … c1 − 1 into `logGiven` [C, S] (the first step of softWpmiOfTop; a
+ * caller may run it in blocks of neurons and hand the event loop back between them).
+ */
+export function logGivenOfTop(
+  top: readonly (readonly number[])[],
+  probabilities: (image: number) => ArrayLike<number>,
+  S: number,
+  options: Partial<SoftWpmiOptions>,
+  c0: number,
+  c1: number,
+  logGiven: Float64Array,
+): void {
+  const { topK, pStart, pEnd, minProb } = { ...SOFT_WPMI_DEFAULTS, ...options };
+  for (let c = c0; c < c1; c++) {
     const rows = top[c].slice(0, topK);
     const m = rows.length;
     const out = logGiven.subarray(c * S, (c + 1) * S);
+    out.fill(0);
     rows.forEach((i, r) => {
       const p = pStart - (r / m) * (pStart - pEnd);
       const P = probabilities(i);
       for (let s = 0; s < S; s++) out[s] += Math.log(1 + p * (P[s] - 1) + minProb);
     });
   }
-  // log P(s) = logsumexp over neurons − log C, per concept.
+}
+
+/** WPMI[c, s] = log P(s | c) − λ log P(s), with log P(s) = logsumexp_c log P(s | c) − log C. */
+export function wpmiOfLogGiven(
+  logGiven: Float64Array,
+  C: number,
+  S: number,
+  options: Partial<SoftWpmiOptions> = {},
+): Float64Array {
+  const { lambda } = { ...SOFT_WPMI_DEFAULTS, ...options };
+  if (C === 0 || S === 0) return new Float64Array(C * S);
   const logPrior = new Float64Array(S);
   for (let s = 0; s < S; s++) {
     let max = -Infinity;

@@ -16,7 +16,13 @@ import { FILES, NO_CATEGORY, type CollectionManifest } from '../collections/stor
 import { badRequest, conflict, HttpError } from '../errors.js';
 import type { WordService } from '../words/service.js';
 import type { WordIndex } from '../words/word-index.js';
-import { ColumnTops, SOFT_WPMI_DEFAULTS, softWpmiOfTop, type SoftWpmiOptions } from './dissect.js';
+import {
+  ColumnTops,
+  logGivenOfTop,
+  SOFT_WPMI_DEFAULTS,
+  wpmiOfLogGiven,
+  type SoftWpmiOptions,
+} from './dissect.js';
 import {
   binCentres,
   EXPORT_FORMAT,
@@ -261,7 +267,14 @@ export class EvidenceService {
         probabilities.set(start + r, logits);
       }
     });
-    const wpmi = softWpmiOfTop(top, (i) => probabilities.get(i) as Float64Array, S, this.dissect);
+    // In blocks of 64 neurons, handing the event loop back between them (C·m·S logs in all).
+    const logGiven = new Float64Array(C * S);
+    const probabilityOf = (i: number) => probabilities.get(i) as Float64Array;
+    for (let c0 = 0; c0 < C; c0 += 64) {
+      logGivenOfTop(top, probabilityOf, S, this.dissect, c0, Math.min(C, c0 + 64), logGiven);
+      await yieldToEventLoop();
+    }
+    const wpmi = wpmiOfLogGiven(logGiven, C, S, this.dissect);
     return {
       manifest,
       categories,
