@@ -65,9 +65,7 @@ def training_levers(a: dict) -> list[str]:
         )
     penalties = []
     if a.get("sparsity"):
-        penalties.append(
-            f"{a['sparsity']} × the L1/L2 ratio of the neurons' spatial mean (sparse codes)"
-        )
+        penalties.append(f"{a['sparsity']} × the L1/L2 ratio of the neurons' spatial mean (sparse codes)")
     if a.get("steady_norm"):
         penalties.append(
             f"{a['steady_norm']} × the batch variance of log |spatial mean| (a picture's overall activation should not follow its area)"
@@ -202,9 +200,7 @@ def main() -> None:
         update_attack_section(args.model_dir)
         return
     if not (args.log and args.config and args.metrics):
-        ap.error(
-            "--log, --config and --metrics are required (except with --attack-section)"
-        )
+        ap.error("--log, --config and --metrics are required (except with --attack-section)")
     log = json.load(open(args.log))
     cfg = json.load(open(args.config))
     m = json.load(open(args.metrics))
@@ -281,8 +277,7 @@ def main() -> None:
         "",
         f"Run: **{log['total_steps']} steps in {log['total_seconds'] / 60:.1f} min** "
         f"({log['total_steps'] * a['batch']:,} samples), final loss {log['loss'][-1]:.3f}, "
-        f"in-batch caption accuracy {pct(log['acc'][-1])}."
-        + (f" {args.note}" if args.note else ""),
+        f"in-batch caption accuracy {pct(log['acc'][-1])}." + (f" {args.note}" if args.note else ""),
         "",
         "![training loss](loss.png)",
         "",
