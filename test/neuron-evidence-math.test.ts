@@ -9,10 +9,12 @@ import { spawnSync } from 'node:child_process';
 import {
   ColumnTops,
   cosineMatrix,
+  logGivenOfTop,
   softWpmi,
   softWpmiOfTop,
   softmaxRows,
   topRows,
+  wpmiOfLogGiven,
 } from '../src/evidence/dissect.js';
 import { averageRanks, multimodality, significantRho, spearman } from '../src/evidence/measure.js';
 
@@ -102,7 +104,10 @@ t.test('soft-WPMI equals a numpy implementation of the paper’s formula', async
       scale = Math.max(scale, Math.abs(v));
     });
     // float32 cosines (ours) against float64 (numpy), through exp(a·sim): a relative 1e-5 is ample.
-    t.ok(err < 1e-5 * scale, `topK ${options.topK}: soft-WPMI within ${err.toExponential(2)} of numpy (scale ${scale.toFixed(2)})`);
+    t.ok(
+      err < 1e-5 * scale,
+      `topK ${options.topK}: soft-WPMI within ${err.toExponential(2)} of numpy (scale ${scale.toFixed(2)})`,
+    );
     // The argmax concept per neuron is the label; it must agree exactly.
     for (let c = 0; c < C; c++) {
       const argmax = (v: ArrayLike<number>) => {
@@ -126,6 +131,21 @@ t.test('soft-WPMI equals a numpy implementation of the paper’s formula', async
       options,
     );
     t.same([...streamed], [...ours], 'streamed top-m gives identical soft-WPMI');
+    // In blocks of neurons (as the service runs it, yielding between blocks): identical again.
+    const logGiven = new Float64Array(C * S);
+    const tops2 = Array.from({ length: C }, (_, c) => tops.top(c));
+    for (let c0 = 0; c0 < C; c0 += 3) {
+      logGivenOfTop(
+        tops2,
+        (i) => P.subarray(i * S, (i + 1) * S),
+        S,
+        options,
+        c0,
+        Math.min(C, c0 + 3),
+        logGiven,
+      );
+    }
+    t.same([...wpmiOfLogGiven(logGiven, C, S, options)], [...ours], 'block-wise soft-WPMI is identical');
   }
 });
 
@@ -162,7 +182,10 @@ print(json.dumps([{"rho": float(spearmanr(c["x"], c["y"])[0]), "ranks": rankdata
     cases,
   ) as { rho: number; ranks: number[] }[];
   cases.forEach(({ x, y }, k) => {
-    t.ok(Math.abs((spearman(x, y) as number) - ref[k].rho) < 1e-12, `case ${k}: ρ = ${ref[k].rho.toFixed(4)}`);
+    t.ok(
+      Math.abs((spearman(x, y) as number) - ref[k].rho) < 1e-12,
+      `case ${k}: ρ = ${ref[k].rho.toFixed(4)}`,
+    );
     t.same([...averageRanks(x)], ref[k].ranks, `case ${k}: average ranks`);
   });
   t.equal(spearman([1, 1, 1], [1, 2, 3]), null, 'a constant side has no ρ');
@@ -184,7 +207,12 @@ t.test('the multimodality measure on hand-made sides', async (t) => {
   t.equal(m.speakingRank, 2, 'red is second to "a red circle" among the texts');
   t.equal(m.multimodal, true);
   t.equal(m.shared, 6);
-  t.ok(Math.abs((m.agreement.seeingReading.rho as number) - (spearman([0.9, 0.1, 0.2, 0.3, 0.05, 0], [0.8, 0, 0.1, 0.3, -0.2, -0.1]) as number)) < 1e-12);
+  t.ok(
+    Math.abs(
+      (m.agreement.seeingReading.rho as number) -
+        (spearman([0.9, 0.1, 0.2, 0.3, 0.05, 0], [0.8, 0, 0.1, 0.3, -0.2, -0.1]) as number),
+    ) < 1e-12,
+  );
   // Move red down the speaking side past the top 5: no longer multimodal.
   const quiet = { names: texts, scores: [0.9, 0.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2] };
   const q = multimodality(seeing, reading, quiet);
