@@ -3,9 +3,12 @@
  * bench/results/collections.md):
  *
  *   1. Build images/s vs the bare model at the same batch size, on the same images and model
- *      (MODEL_DIR, default the embedded model): the bare run feeds pre-decoded pixels to the trunk
- *      (and, second figure, the trunk then the head) back to back; the build decodes PNGs,
- *      preprocesses, thumbnails, runs trunk and head, reduces and writes with fsync per batch.
+ *      (MODEL_DIR, default the embedded model), median of BENCH_ROUNDS (default 3) rounds, each
+ *      round running all of: the bare trunk on pre-decoded pixels (and, second figure, the trunk
+ *      then the head) back to back; decoding, preprocessing and thumbnails alone; and the build as
+ *      the service runs it (a collection-build job, in process: decoding overlaps trunk and head,
+ *      then reduce, shard file, commit with fsync). BENCH_BUILD_ONLY=1 stops there and writes
+ *      bench/results/collections-build.md (or BENCH_RESULT) instead.
  *   2. Queries over a synthetic collection at RN50-x4 size (C = 2,560, D = 640; random rows,
  *      BENCH_QUERY_IMAGES, default 100,000, written straight into the storage format): top-k of a
  *      neuron by mean and by max, its distribution, text retrieval by a given embedding, the
@@ -21,6 +24,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { ClipModel } from '../src/clip/clip-model.js';
 import { decodeImage, pixelValuesOf } from '../src/clip/image.js';
+import { shardSizeOf } from '../src/collections/build-job.js';
 import { CollectionService } from '../src/collections/service.js';
 import { loadCollectionSettings } from '../src/collections/settings.js';
 import { writeColumnBlocks } from '../src/collections/columns.js';
@@ -35,6 +39,7 @@ import { loadConfig, REPO_ROOT } from '../src/config.js';
 
 const IMAGES = Number(process.env.BENCH_IMAGES ?? 256);
 const BATCH = Number(process.env.BENCH_BATCH ?? 16);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const QUERY_IMAGES = Number(process.env.BENCH_QUERY_IMAGES ?? 100_000);
 const lines: string[] = [];
 const log = (line: string) => {
@@ -72,51 +77,92 @@ try {
   const pngs = await Promise.all(Array.from({ length: IMAGES }, (_, i) => picture(i)));
   const pixels = await Promise.all(pngs.map(async (png) => pixelValuesOf(await decodeImage(png), spec)));
 
-  // Warm-up, then the bare model on the same pixels.
+  // Warm-up, then rounds of: the bare model on the same pixels (trunk; trunk then head), decoding
+  // alone, and the build as the service runs it (a collection-build job in process, its shards),
+  // one after the other in each round, so that the ratios compare runs under the same load.
   await model.neuronMaps(pixels.slice(0, BATCH));
-  let started = performance.now();
-  await model.neuronMaps(pixels);
-  const bareTrunk = IMAGES / ((performance.now() - started) / 1000);
-  started = performance.now();
-  for (let i = 0; i < IMAGES; i += BATCH) {
-    await model.imageEmbeddingsFromNeurons(await model.neuronMaps(pixels.slice(i, i + BATCH)));
-  }
-  const bareBoth = IMAGES / ((performance.now() - started) / 1000);
-
   const store = new CollectionStore(path.join(tmp, 'data'));
   const buildSettings = { ...loadCollectionSettings(), batchSize: BATCH };
   const service = new CollectionService(store, model, spec, config.maxImagePixels, buildSettings, {
     info: () => undefined,
     warn: () => undefined,
   });
-  await service.create('bench', 'bench');
   const { createHash } = await import('node:crypto');
-  const entries = [];
-  for (const [i, png] of pngs.entries()) {
-    const sha256 = createHash('sha256').update(png).digest('hex');
-    await store.putImage('bench', sha256, png);
-    entries.push({ name: `${i}.png`, category: `c${i % 10}`, caption: null, sha256, bytes: png.length });
+  const rates = {
+    bareTrunk: [] as number[],
+    bareBoth: [] as number[],
+    decode: [] as number[],
+    build: [] as number[],
+  };
+  const perSecond = (count: number, since: number) => count / ((performance.now() - since) / 1000);
+  for (let round = 0; round < ROUNDS; round++) {
+    let started = performance.now();
+    await model.neuronMaps(pixels);
+    rates.bareTrunk.push(perSecond(IMAGES, started));
+    started = performance.now();
+    for (let i = 0; i < IMAGES; i += BATCH) {
+      await model.imageEmbeddingsFromNeurons(await model.neuronMaps(pixels.slice(i, i + BATCH)));
+    }
+    rates.bareBoth.push(perSecond(IMAGES, started));
+    // Decoding, preprocessing and the thumbnail alone, a batch at a time as the build prepares them.
+    started = performance.now();
+    for (let i = 0; i < IMAGES; i += BATCH) {
+      await Promise.all(
+        pngs.slice(i, i + BATCH).map(async (png) => {
+          const decoded = await decodeImage(png);
+          pixelValuesOf(decoded, spec);
+          await sharp(decoded.data, { raw: { width: decoded.width, height: decoded.height, channels: 3 } })
+            .resize(64, 64, { fit: 'inside', withoutEnlargement: true })
+            .png()
+            .toBuffer();
+        }),
+      );
+    }
+    rates.decode.push(perSecond(IMAGES, started));
+    const id = `bench-${round}`;
+    await service.create(id, 'bench');
+    const entries = [];
+    for (const [i, png] of pngs.entries()) {
+      const sha256 = createHash('sha256').update(png).digest('hex');
+      await store.putImage(id, sha256, png);
+      entries.push({ name: `${i}.png`, category: `c${i % 10}`, caption: null, sha256, bytes: png.length });
+    }
+    await store.appendPending(id, entries);
+    started = performance.now();
+    await service.startBuild(id);
+    await service.settled(id);
+    const built = await service.get(id);
+    if (built.images !== IMAGES) throw new Error(`the build indexed ${built.images} of ${IMAGES} images`);
+    rates.build.push(perSecond(built.images, started));
   }
-  await store.appendPending('bench', entries);
-  // The build as the service runs it: a collection-build job (in process here), its shards.
-  started = performance.now();
-  await service.startBuild('bench');
-  await service.settled('bench');
-  const built = await service.get('bench');
-  const build = built.images / ((performance.now() - started) / 1000);
   await service.stop();
-  log(`## Build, ${IMAGES} PNGs of 320 × 240, batch ${BATCH}`);
-  log('');
-  log('| run | images/s | ratio to bare trunk |');
-  log('|---|---|---|');
-  log(`| bare trunk (pre-decoded pixels) | ${bareTrunk.toFixed(1)} | 1.00 |`);
+  const bareTrunk = median(rates.bareTrunk);
+  const row = (what: string, values: number[]) =>
+    log(
+      `| ${what} | ${median(values).toFixed(1)} | ${(median(values) / bareTrunk).toFixed(2)} | ${values.map((v) => v.toFixed(1)).join(', ')} |`,
+    );
   log(
-    `| bare trunk + head, batch by batch | ${bareBoth.toFixed(1)} | ${(bareBoth / bareTrunk).toFixed(2)} |`,
-  );
-  log(
-    `| collection build (decode, preprocess, thumbnail, trunk, head, reduce, write + fsync) | ${build.toFixed(1)} | ${(build / bareTrunk).toFixed(2)} |`,
+    `## Build, ${IMAGES} PNGs of 320 × 240, batch ${BATCH}, shards of ${Math.min(shardSizeOf(), IMAGES)} (median of ${ROUNDS} rounds)`,
   );
   log('');
+  log('| run | images/s | ratio to bare trunk | each round |');
+  log('|---|---|---|---|');
+  row('bare trunk (pre-decoded pixels)', rates.bareTrunk);
+  row('bare trunk + head, batch by batch', rates.bareBoth);
+  row('decode, preprocess and thumbnail alone (a batch at a time, on libuv threads)', rates.decode);
+  row(
+    'collection build: a collection-build job (decode overlapping trunk and head, reduce, shard file, commit with fsync)',
+    rates.build,
+  );
+  log('');
+  if (process.env.BENCH_BUILD_ONLY === '1') {
+    await model.release();
+    await mkdir(path.join(REPO_ROOT, 'bench', 'results'), { recursive: true });
+    const name = process.env.BENCH_RESULT ?? 'collections-build.md';
+    await writeFile(path.join(REPO_ROOT, 'bench', 'results', name), lines.join('\n') + '\n');
+    await rm(tmp, { recursive: true, force: true });
+    process.exit(0);
+  }
   await model.release();
 
   // 2. A synthetic collection at RN50-x4 size, written straight into the format.
