@@ -273,3 +273,22 @@ t.test('the OpenAPI document lists the three forms and the headers', async (t) =
     t.ok(document.paths[route]!.post.responses['406'], `${route}: 406 documented`);
   }
 });
+
+t.test('Vary: Accept is added to the Vary: Origin of CORS with a list of origins', async (t) => {
+  const listed = await buildTestApp({ modelDir: TOYWORLD_DIR, corsOrigins: ['https://app.example'] });
+  t.teardown(() => listed.close());
+  for (const accept of [undefined, NPY]) {
+    const res = await listed.inject({
+      method: 'POST',
+      url: '/v1/embed/text',
+      payload: { texts: ['a red circle'] },
+      headers: { origin: 'https://app.example', ...(accept ? { accept } : {}) },
+    });
+    t.equal(res.statusCode, 200);
+    const vary = String(res.headers.vary)
+      .split(',')
+      .map((field) => field.trim().toLowerCase());
+    t.same(vary.sort(), ['accept', 'origin'], `Accept: ${accept ?? '(none)'}: Vary ${res.headers.vary}`);
+    t.equal(res.headers['access-control-expose-headers'], 'X-Shape, X-Dtype');
+  }
+});

@@ -143,7 +143,9 @@ export function negotiate(
  * (test/binary-vectors.test.ts compares the two).
  */
 export function vectorFormat(request: FastifyRequest, reply: FastifyReply): VectorMediaType {
-  reply.header('vary', 'Accept');
+  // Added to what is there (CORS with a list of origins has set `Vary: Origin`).
+  const vary = String(reply.getHeader('vary') ?? '');
+  if (!/(^|,)\s*(accept|\*)\s*(,|$)/i.test(vary)) reply.header('vary', vary ? `${vary}, Accept` : 'Accept');
   const format = negotiate(request.headers.accept);
   if (format === JSON_TYPE) reply.type('application/json; charset=utf-8').serializer(JSON.stringify);
   return format;
