@@ -327,6 +327,37 @@ t.test('the collection views in chromium', { skip }, async (t) => {
       'one column per activation bucket, stacked by the API’s category shares',
     );
 
+    // The three sides: the speaking side's texts as the API gives them (or the API's reason why not).
+    const evidence = await fetch(`${base}/v1/neurons/${neuron}/evidence?k=8&collection=${ID}`);
+    const body = (await evidence.json()) as {
+      message?: string;
+      speaking?: { texts: { text: string; attribution: number }[] };
+      multimodality?: { topCategory: string } | null;
+    };
+    if (evidence.status === 200) {
+      await page.locator('#evidence-speaking .score-row').first().waitFor({ timeout: 60_000 });
+      t.same(
+        await page
+          .locator('#evidence-speaking .score-row')
+          .evaluateAll((rows) => rows.map((row) => row.getAttribute('title'))),
+        body.speaking?.texts.map((item) => `${item.text}: ${item.attribution}`),
+        'the texts it speaks for, with the API’s attributions',
+      );
+      if (body.multimodality) {
+        t.match(
+          await page.locator('#evidence-verdict').textContent(),
+          body.multimodality.topCategory,
+          'the verdict names the top category',
+        );
+      }
+    } else {
+      t.ok(evidence.status < 500, `evidence answers ${evidence.status}`);
+      await page
+        .locator('#evidence-missing')
+        .filter({ hasText: body.message ?? '' })
+        .waitFor();
+    }
+
     // Hover shows the neuron's map over the image; a tap keeps it.
     const first = page.locator('#top-images button.picture').first();
     await first.hover();

@@ -214,7 +214,7 @@ export interface paths {
     put?: never;
     /**
      * Write a text on images and classify them before and after; explain it; defend by ablation
-     * @description The text is written on the model’s S × S input (after the resize and centre crop). An image is eligible when its clean prediction (and its true label, when given) is not the target; the attack succeeds on it when the attacked prediction is the target. The summary gives the success rate among eligible images with a Wilson 95% interval, and the clean accuracy when trueLabels are given. With ablate, the same measurement with those neurons zeroed at the neuron layer (defence). The explanation lists the neurons whose contribution x_i·a_i to the attacked image’s winning logit changed most, and the share of the change carried by lexical neurons.
+     * @description The text is written on the model’s S × S input (after the resize and centre crop). An image is eligible when its clean prediction (and its true label, when given) is not the target; the attack succeeds on it when the attacked prediction is the target. The summary gives the success rate among eligible images with a Wilson 95% interval, and the clean accuracy when trueLabels are given. With ablate, the same measurement with those neurons zeroed at the neuron layer (defence). The explanation lists the neurons whose contribution x_i·a_i to the attacked image’s winning logit changed most, and the share of the change carried by lexical neurons. Above 32 images the attack is a job (kind typographic-attack): 202 with its id; GET /v1/jobs/{id} gives its progress and this same result.
      */
     post: operations['typographicAttack'];
     delete?: never;
@@ -1832,7 +1832,7 @@ export interface operations {
         'application/json': {
           /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
           image?: string;
-          /** @description Several images as base64 (at most 32 per request; more is a 413) */
+          /** @description Several images as base64: up to 32 are answered at once; up to 4096 become a job (202 with its id); more is a 413 */
           images?: string[];
           /** @description The true label of each image, among labels: gives the clean accuracy */
           trueLabels?: string[];
@@ -1890,7 +1890,7 @@ export interface operations {
       };
     };
     responses: {
-      /** @description Default Response */
+      /** @description A typographic attack (kind typographic-attack) */
       200: {
         headers: {
           [name: string]: unknown;
@@ -2067,6 +2067,21 @@ export interface operations {
           };
         };
       };
+      /** @description Default Response */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            /** @description GET /v1/jobs/{jobId} (or its /events) gives progress and the result */
+            jobId: string;
+            images: number;
+            /** @description An identical attack was already queued or running: this is its job */
+            deduplicated: boolean;
+          };
+        };
+      };
       /** @description An error; 4xx messages say what was wrong with the request */
       400: {
         headers: {
@@ -2120,7 +2135,33 @@ export interface operations {
         };
       };
       /** @description An error; 4xx messages say what was wrong with the request */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
       500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      503: {
         headers: {
           [name: string]: unknown;
         };
@@ -3325,7 +3366,7 @@ export interface operations {
           'application/json': {
             id: string;
             /** @description What the job does; progress and result have the shape of its kind */
-            kind: 'max-text' | 'collection-build' | 'collection-shard';
+            kind: 'max-text' | 'collection-build' | 'collection-shard' | 'typographic-attack';
             state: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
             progress:
               | {
@@ -3365,6 +3406,11 @@ export interface operations {
                   /** @description The build job of this shard */
                   build: string;
                   shard: number;
+                  done: number;
+                  total: number;
+                }
+              | {
+                  /** @description Images attacked so far */
                   done: number;
                   total: number;
                 };
@@ -3413,6 +3459,175 @@ export interface operations {
                   /** @description False: the shard was taken, done or dropped elsewhere */
                   computed: boolean;
                   done: number;
+                }
+              | {
+                  text: string;
+                  target: string;
+                  labels: string[];
+                  templates: string[];
+                  images: {
+                    /** @description Share of the S × S input’s pixels the text changed */
+                    changedShare: number;
+                    trueLabel?: string;
+                    before: {
+                      /** @description Zero-shot probabilities, in the order of labels */
+                      probabilities: number[];
+                      predicted: string;
+                    };
+                    after: {
+                      /** @description Zero-shot probabilities, in the order of labels */
+                      probabilities: number[];
+                      predicted: string;
+                    };
+                    /** @description The clean prediction (and the true label, when given) is not the target */
+                    eligible: boolean;
+                    /** @description Eligible, and the attacked image is predicted as the target */
+                    success: boolean;
+                    explanation?: {
+                      /** @description The class explained: the attacked image’s prediction */
+                      label: string;
+                      logitBefore: number;
+                      logitAfter: number;
+                      /** @description Σ of every neuron’s change: the bilinear part of the logit’s change */
+                      bilinearChange: number;
+                      /** @description Σ change over lexical neurons / Σ change over all */
+                      lexicalShare: number | null;
+                      /** @description Σ |change| over lexical neurons / Σ |change| over all */
+                      lexicalShareOfAbsolute: number | null;
+                      neurons: {
+                        neuron: number;
+                        label?: string;
+                        /** @description x_i·a_i on the clean image, in logit units */
+                        before: number;
+                        /** @description x_i·a_i on the attacked image, in logit units */
+                        after: number;
+                        change: number;
+                        lexical: boolean;
+                      }[];
+                    };
+                    defended?: {
+                      before: {
+                        /** @description Zero-shot probabilities, in the order of labels */
+                        probabilities: number[];
+                        predicted: string;
+                      };
+                      after: {
+                        /** @description Zero-shot probabilities, in the order of labels */
+                        probabilities: number[];
+                        predicted: string;
+                      };
+                      eligible: boolean;
+                      success: boolean;
+                    };
+                    /** @description The attacked input, PNG, base64 */
+                    attackedPng?: string;
+                  }[];
+                  summary: {
+                    /** @description Attacked successfully among the eligible images */
+                    attack: {
+                      successes: number;
+                      n: number;
+                      /** @description successes / n (null when n = 0) */
+                      rate: number | null;
+                      /** @description Wilson 95% interval, lower end */
+                      low: number | null;
+                      /** @description Wilson 95% interval, upper end */
+                      high: number | null;
+                    };
+                    /** @description Images whose clean prediction (or true label) already was the target */
+                    ineligible: number;
+                    /** @description Clean predictions equal to trueLabels */
+                    cleanAccuracy?: {
+                      successes: number;
+                      n: number;
+                      /** @description successes / n (null when n = 0) */
+                      rate: number | null;
+                      /** @description Wilson 95% interval, lower end */
+                      low: number | null;
+                      /** @description Wilson 95% interval, upper end */
+                      high: number | null;
+                    };
+                    /** @description Attacked predictions equal to trueLabels */
+                    attackedAccuracy?: {
+                      successes: number;
+                      n: number;
+                      /** @description successes / n (null when n = 0) */
+                      rate: number | null;
+                      /** @description Wilson 95% interval, lower end */
+                      low: number | null;
+                      /** @description Wilson 95% interval, upper end */
+                      high: number | null;
+                    };
+                    meanChangedShare: number;
+                  };
+                  defence?: {
+                    /** @description Attacked successfully among the eligible images */
+                    attack: {
+                      successes: number;
+                      n: number;
+                      /** @description successes / n (null when n = 0) */
+                      rate: number | null;
+                      /** @description Wilson 95% interval, lower end */
+                      low: number | null;
+                      /** @description Wilson 95% interval, upper end */
+                      high: number | null;
+                    };
+                    /** @description Images whose clean prediction (or true label) already was the target */
+                    ineligible: number;
+                    /** @description Clean predictions equal to trueLabels */
+                    cleanAccuracy?: {
+                      successes: number;
+                      n: number;
+                      /** @description successes / n (null when n = 0) */
+                      rate: number | null;
+                      /** @description Wilson 95% interval, lower end */
+                      low: number | null;
+                      /** @description Wilson 95% interval, upper end */
+                      high: number | null;
+                    };
+                    /** @description Attacked predictions equal to trueLabels */
+                    attackedAccuracy?: {
+                      successes: number;
+                      n: number;
+                      /** @description successes / n (null when n = 0) */
+                      rate: number | null;
+                      /** @description Wilson 95% interval, lower end */
+                      low: number | null;
+                      /** @description Wilson 95% interval, upper end */
+                      high: number | null;
+                    };
+                    /** @description Neurons zeroed */
+                    ablated: number;
+                    lexical?: {
+                      /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+                      sources: ('catalogue' | 'detected')[];
+                      /** @description Neurons in the set (the union of the sources) */
+                      neurons: number;
+                      /** @description Neurons from the catalogue */
+                      catalogue: number;
+                      /** @description Neurons the detector flags */
+                      detected: number;
+                      /** @description The detector’s threshold */
+                      threshold?: number;
+                      /** @description Why the detected source was not used (no word index yet, …) */
+                      detectedUnavailable?: string;
+                    };
+                  };
+                  /** @description The lexical set the explanation used */
+                  lexical?: {
+                    /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+                    sources: ('catalogue' | 'detected')[];
+                    /** @description Neurons in the set (the union of the sources) */
+                    neurons: number;
+                    /** @description Neurons from the catalogue */
+                    catalogue: number;
+                    /** @description Neurons the detector flags */
+                    detected: number;
+                    /** @description The detector’s threshold */
+                    threshold?: number;
+                    /** @description Why the detected source was not used (no word index yet, …) */
+                    detectedUnavailable?: string;
+                  };
                 };
             error?: string;
             cached?: boolean;
@@ -3495,7 +3710,7 @@ export interface operations {
           'application/json': {
             id: string;
             /** @description What the job does; progress and result have the shape of its kind */
-            kind: 'max-text' | 'collection-build' | 'collection-shard';
+            kind: 'max-text' | 'collection-build' | 'collection-shard' | 'typographic-attack';
             state: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
             progress:
               | {
@@ -3535,6 +3750,11 @@ export interface operations {
                   /** @description The build job of this shard */
                   build: string;
                   shard: number;
+                  done: number;
+                  total: number;
+                }
+              | {
+                  /** @description Images attacked so far */
                   done: number;
                   total: number;
                 };
@@ -3583,6 +3803,175 @@ export interface operations {
                   /** @description False: the shard was taken, done or dropped elsewhere */
                   computed: boolean;
                   done: number;
+                }
+              | {
+                  text: string;
+                  target: string;
+                  labels: string[];
+                  templates: string[];
+                  images: {
+                    /** @description Share of the S × S input’s pixels the text changed */
+                    changedShare: number;
+                    trueLabel?: string;
+                    before: {
+                      /** @description Zero-shot probabilities, in the order of labels */
+                      probabilities: number[];
+                      predicted: string;
+                    };
+                    after: {
+                      /** @description Zero-shot probabilities, in the order of labels */
+                      probabilities: number[];
+                      predicted: string;
+                    };
+                    /** @description The clean prediction (and the true label, when given) is not the target */
+                    eligible: boolean;
+                    /** @description Eligible, and the attacked image is predicted as the target */
+                    success: boolean;
+                    explanation?: {
+                      /** @description The class explained: the attacked image’s prediction */
+                      label: string;
+                      logitBefore: number;
+                      logitAfter: number;
+                      /** @description Σ of every neuron’s change: the bilinear part of the logit’s change */
+                      bilinearChange: number;
+                      /** @description Σ change over lexical neurons / Σ change over all */
+                      lexicalShare: number | null;
+                      /** @description Σ |change| over lexical neurons / Σ |change| over all */
+                      lexicalShareOfAbsolute: number | null;
+                      neurons: {
+                        neuron: number;
+                        label?: string;
+                        /** @description x_i·a_i on the clean image, in logit units */
+                        before: number;
+                        /** @description x_i·a_i on the attacked image, in logit units */
+                        after: number;
+                        change: number;
+                        lexical: boolean;
+                      }[];
+                    };
+                    defended?: {
+                      before: {
+                        /** @description Zero-shot probabilities, in the order of labels */
+                        probabilities: number[];
+                        predicted: string;
+                      };
+                      after: {
+                        /** @description Zero-shot probabilities, in the order of labels */
+                        probabilities: number[];
+                        predicted: string;
+                      };
+                      eligible: boolean;
+                      success: boolean;
+                    };
+                    /** @description The attacked input, PNG, base64 */
+                    attackedPng?: string;
+                  }[];
+                  summary: {
+                    /** @description Attacked successfully among the eligible images */
+                    attack: {
+                      successes: number;
+                      n: number;
+                      /** @description successes / n (null when n = 0) */
+                      rate: number | null;
+                      /** @description Wilson 95% interval, lower end */
+                      low: number | null;
+                      /** @description Wilson 95% interval, upper end */
+                      high: number | null;
+                    };
+                    /** @description Images whose clean prediction (or true label) already was the target */
+                    ineligible: number;
+                    /** @description Clean predictions equal to trueLabels */
+                    cleanAccuracy?: {
+                      successes: number;
+                      n: number;
+                      /** @description successes / n (null when n = 0) */
+                      rate: number | null;
+                      /** @description Wilson 95% interval, lower end */
+                      low: number | null;
+                      /** @description Wilson 95% interval, upper end */
+                      high: number | null;
+                    };
+                    /** @description Attacked predictions equal to trueLabels */
+                    attackedAccuracy?: {
+                      successes: number;
+                      n: number;
+                      /** @description successes / n (null when n = 0) */
+                      rate: number | null;
+                      /** @description Wilson 95% interval, lower end */
+                      low: number | null;
+                      /** @description Wilson 95% interval, upper end */
+                      high: number | null;
+                    };
+                    meanChangedShare: number;
+                  };
+                  defence?: {
+                    /** @description Attacked successfully among the eligible images */
+                    attack: {
+                      successes: number;
+                      n: number;
+                      /** @description successes / n (null when n = 0) */
+                      rate: number | null;
+                      /** @description Wilson 95% interval, lower end */
+                      low: number | null;
+                      /** @description Wilson 95% interval, upper end */
+                      high: number | null;
+                    };
+                    /** @description Images whose clean prediction (or true label) already was the target */
+                    ineligible: number;
+                    /** @description Clean predictions equal to trueLabels */
+                    cleanAccuracy?: {
+                      successes: number;
+                      n: number;
+                      /** @description successes / n (null when n = 0) */
+                      rate: number | null;
+                      /** @description Wilson 95% interval, lower end */
+                      low: number | null;
+                      /** @description Wilson 95% interval, upper end */
+                      high: number | null;
+                    };
+                    /** @description Attacked predictions equal to trueLabels */
+                    attackedAccuracy?: {
+                      successes: number;
+                      n: number;
+                      /** @description successes / n (null when n = 0) */
+                      rate: number | null;
+                      /** @description Wilson 95% interval, lower end */
+                      low: number | null;
+                      /** @description Wilson 95% interval, upper end */
+                      high: number | null;
+                    };
+                    /** @description Neurons zeroed */
+                    ablated: number;
+                    lexical?: {
+                      /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+                      sources: ('catalogue' | 'detected')[];
+                      /** @description Neurons in the set (the union of the sources) */
+                      neurons: number;
+                      /** @description Neurons from the catalogue */
+                      catalogue: number;
+                      /** @description Neurons the detector flags */
+                      detected: number;
+                      /** @description The detector’s threshold */
+                      threshold?: number;
+                      /** @description Why the detected source was not used (no word index yet, …) */
+                      detectedUnavailable?: string;
+                    };
+                  };
+                  /** @description The lexical set the explanation used */
+                  lexical?: {
+                    /** @description catalogue: the model catalogue’s lexical family (for RN50-x4 the article’s published ids); detected: the word index’s detector */
+                    sources: ('catalogue' | 'detected')[];
+                    /** @description Neurons in the set (the union of the sources) */
+                    neurons: number;
+                    /** @description Neurons from the catalogue */
+                    catalogue: number;
+                    /** @description Neurons the detector flags */
+                    detected: number;
+                    /** @description The detector’s threshold */
+                    threshold?: number;
+                    /** @description Why the detected source was not used (no word index yet, …) */
+                    detectedUnavailable?: string;
+                  };
                 };
             error?: string;
             cached?: boolean;

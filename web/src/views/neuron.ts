@@ -4,12 +4,14 @@
  * each quantile band, histogram, category bars); then the words that excite it most and least with
  * the images the model reads them from (GET /v1/neurons/{id}/top-words, GET /v1/raster), a search
  * for its maximal text followed live over Server-Sent Events (POST /v1/search/max-text,
- * GET /v1/jobs/{id}/events), and the intervention check (POST /v1/attribution/verify).
+ * GET /v1/jobs/{id}/events), the intervention check (POST /v1/attribution/verify), and its three
+ * sides with their agreement and automatic labels (neuron-evidence.ts).
  */
 import { api, ApiError, apiKey, call, jobEventsUrl, type Job, type JobProgress } from '../api';
 import { line, scoreBars } from '../charts';
 import { action, clearError, field, fill, fmt, h, showError } from '../dom';
 import { Pictures } from '../pictures';
+import { showEvidence } from './neuron-evidence';
 import { showNeuronPictures } from './neuron-images';
 import type { View } from './view';
 
@@ -48,8 +50,9 @@ export const neuronView: View = (root, argument) => {
   const distribution = h('section', { class: 'card', id: 'neuron-distribution', hidden: true });
   const words = h('section', { class: 'card', id: 'neuron-words' });
   const search = h('section', { class: 'card', id: 'search' });
+  const evidence = h('section', { class: 'card', id: 'neuron-evidence' });
   const verify = h('section', { class: 'card', id: 'verify' });
-  root.append(about, images, distribution, h('div', { class: 'compare' }, words, verify), search);
+  root.append(about, images, distribution, h('div', { class: 'compare' }, words, verify), evidence, search);
 
   void action(about, async () => {
     const neuron = await call(api.GET('/v1/neurons/{id}', { params: { path: { id: String(id) } } }));
@@ -67,6 +70,7 @@ export const neuronView: View = (root, argument) => {
     drawSearch(search, id, (stop) => (stopSearch = stop));
     drawVerify(verify, id, neuron.label ?? '');
     void action(images, () => showNeuronPictures(images, distribution, id, collection, pictures));
+    void action(evidence, () => showEvidence(evidence, id, collection));
     await showWords(words, id, urls);
   });
 
