@@ -16,6 +16,7 @@ import { decodeImage, type PreprocessSpec } from '../clip/image.js';
 import { Semaphore } from '../clip/semaphore.js';
 import { badRequest, conflict, HttpError, notFound, payloadTooLarge } from '../errors.js';
 import { JobQueue, isTerminal } from '../jobs/queue.js';
+import type { JobView } from '../jobs/types.js';
 import { MemoryBackend } from '../jobs/memory-backend.js';
 import { JobRegistry } from '../jobs/registry.js';
 import { buildHash, CollectionBuilds, shardSizeOf } from './build-job.js';
@@ -361,6 +362,15 @@ export class CollectionService {
   async stop(): Promise<void> {
     if (this.ownQueue) await this.jobs.queue.close();
     await this.search.close();
+  }
+
+  /**
+   * The view of a collection's build job, if this service's queue knows it (GET /v1/jobs/{id}): its
+   * progress counts the uploads of shards in flight too, where the manifest counts committed ones.
+   */
+  async buildJob(id: string): Promise<JobView | undefined> {
+    const { jobId } = (await this.get(id)).build;
+    return jobId === null ? undefined : this.jobs.queue.get(jobId).catch(() => undefined);
   }
 
   /** Waits until the collection's build job has ended and no process builds it (tests, the CLI). */
