@@ -12,7 +12,9 @@
  * - with a throwaway Redis, two `src/bin/worker.ts` processes (the server works no jobs itself):
  *   both compute shards, and the collection's means, maxima, argmax positions and embeddings are
  *   byte for byte those of the same uploads built by one worker (the in-process build above);
- *   progress arrives over SSE; a cancel stops the build on both workers.
+ *   progress arrives over SSE; a cancel stops the build on both workers; the worker running the
+ *   build killed with SIGKILL, the other one takes it over and completes it (BullMQ's stalled-job
+ *   check; the dead process's locks and claims are taken over at once on the same host).
  */
 import t, { type Test } from 'tap';
 import type { ChildProcess } from 'node:child_process';
@@ -363,5 +365,36 @@ t.test('with Redis, two worker processes share the shards and build the same row
     t.equal(later.images, view.images, `${view.images} images indexed, no more after the cancel`);
     t.ok(view.images < 40);
     t.equal((await job(cluster, jobId)).state, 'cancelled');
+  });
+
+  t.test('the worker running the build killed (SIGKILL): the other worker finishes it', async (t) => {
+    const jobId = await createAndUpload(cluster, 'two-killed', uploadsOf(40));
+    const runner = await until(
+      async () =>
+        workers.find((worker) =>
+          worker.lines.some((line) => line.msg === 'job started' && line.job === jobId),
+        ),
+      'a worker to take the build',
+    );
+    await until(
+      async () => (await job(cluster, jobId)).progress.indexed >= 3 || undefined,
+      'a shard indexed',
+    );
+    runner.child.kill('SIGKILL');
+    const done = await finished(cluster, jobId);
+    t.match(done, { state: 'completed', result: { images: 40, done: 42 } }, 'completed by the other worker');
+    const survivor = workers.find((worker) => worker !== runner)!;
+    t.ok(
+      survivor.lines.some((line) => line.msg === 'job started' && line.job === jobId),
+      'the other worker took the build over',
+    );
+    t.match(await collection(cluster, 'two-killed'), { images: 40, build: { jobId, state: 'completed' } });
+    // Shards 0–7 hold the same uploads as the one-worker build's: their 23 images, byte for byte.
+    const rows = await activations(dataDir, 'two-killed');
+    t.same(rows.names.slice(0, 23), reference.names.slice(0, 23));
+    for (const key of ['means', 'maxima', 'argmax', 'embeddings'] as const) {
+      const width = reference[key].length / reference.images;
+      t.ok(rows[key].subarray(0, 23 * width).equals(reference[key].subarray(0, 23 * width)), `${key}`);
+    }
   });
 });
