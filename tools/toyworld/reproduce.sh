@@ -24,7 +24,7 @@ $PY -m tools.toyworld.train --merges "$RUN/bpe_toyworld.txt" --out "$RUN/run" --
 
 echo "== 3. export with the project's exporter (tools/export/export_clip.py, via tools/toyworld/export.py)"
 $PY -m tools.toyworld.export "$RUN/run/checkpoint.pt" "$OUT" --name toyworld \
-  --vocab "$RUN/bpe_toyworld.txt" --force
+  --vocab "$RUN/bpe_toyworld.txt" --text-graph naive --force
 
 echo "== 4. held-out renders: seed 7 calibrates (neuron labels and scales), seed 8 measures"
 rm -rf "$RUN/calibration" "$RUN/heldout"
