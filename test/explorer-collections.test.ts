@@ -78,6 +78,7 @@ t.test('the collection views in chromium', { skip }, async (t) => {
       config: {
         ...loadConfig({}),
         dataDir: path.join(tmp, 'data'),
+        collectionProbe: false, // the page's collection is the one this test makes
         executionProviders: ['cpu' as const],
         rateLimitPerMinute: 0,
         warmDefaultFit: false,

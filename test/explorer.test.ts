@@ -85,6 +85,7 @@ if (!existsSync(path.join(DEFAULT_MODEL_DIR, 'clip.json'))) {
   const config = {
     ...loadConfig({}),
     dataDir: path.join(tmp, 'data'),
+    collectionProbe: false, // 2,290 renders built in the background: CPU this test does not use
     executionProviders: ['cpu' as const],
     rateLimitPerMinute: 0,
     // No back-pressure 503s: on a loaded machine the word index build and the emotion fit can hold

@@ -26,6 +26,8 @@ async function build(
     // As in buildTestApp: the default composition's background fit would fill the model's queue
     // while the back-pressure test counts rows.
     warmDefaultFit: false,
+    // The probe collection would be installed and built in the repository's .data in the background.
+    collectionProbe: false,
     modelDir,
     ...overrides,
   };

@@ -172,6 +172,8 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
       LOG_LEVEL: 'warn',
       ORT_PROVIDERS: 'cpu',
       RATE_LIMIT_PER_MINUTE: '10000000',
+      // Not the probe collection's background build (2,290 renders), unless a caller asks for it.
+      COLLECTION_PROBE: 'false',
       ...env,
       HOST: '127.0.0.1',
     },
