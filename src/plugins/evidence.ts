@@ -1,16 +1,19 @@
 /**
  * app.evidence: the three sides of every neuron (seeing, reading, speaking for), the multimodality
- * measure and automatic labels (src/evidence/), on the model's catalogue, word index and collections.
- * Nothing is computed at start: the text-side index and a collection's view are built on first use
- * and kept.
+ * measure and automatic labels (src/evidence/), on the model's catalogue, word index and collections;
+ * app.neighbours: a neuron's cosine neighbours by its row of W and by its activations over a
+ * collection (src/evidence/neighbour-service.ts). Nothing is computed at start: the text-side index,
+ * a collection's view and its activation moments are built on first use and kept.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
+import { NeighbourService } from '../evidence/neighbour-service.js';
 import { EvidenceService } from '../evidence/service.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     evidence: EvidenceService;
+    neighbours: NeighbourService;
   }
 }
 
@@ -24,6 +27,14 @@ const evidencePlugin: FastifyPluginAsync = async (app) => {
       collections: app.collections,
       attribution: (text, templates) => app.attribution.textVector(text, 'unit', templates),
       embeddings: (prompts) => app.encoders.textEmbeddings(prompts),
+    }),
+  );
+  app.decorate(
+    'neighbours',
+    new NeighbourService({
+      model: app.clip,
+      catalogue: app.attribution.catalogue,
+      collections: app.collections,
     }),
   );
 };

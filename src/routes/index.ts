@@ -10,6 +10,7 @@ import embed from './embed.js';
 import emotions from './emotions.js';
 import jobs from './jobs.js';
 import neuronEvidence from './neuron-evidence.js';
+import neuronNeighbours from './neuron-neighbours.js';
 import neurons from './neurons.js';
 import raster from './raster.js';
 import typographic from './typographic.js';
@@ -35,6 +36,7 @@ const routes: FastifyPluginAsync<{ config: Config }> = async (app, { config }) =
   await app.register(emotions);
   await app.register(collections);
   await app.register(neuronEvidence);
+  await app.register(neuronNeighbours);
 };
 
 export default routes;
