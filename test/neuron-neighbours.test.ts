@@ -4,7 +4,7 @@
  * means.f32 (np.corrcoef of the columns), over a small collection of rendered shapes whose column
  * blocks (8 rows) and row tail both serve the neuron's column. The 4xx answers: a neuron out of
  * range, k out of range, an unknown `by`, activations without a collection, an unknown or empty
- * collection, a neuron constant over the images.
+ * collection, a neuron constant over the images. And the families GET /v1/neurons names.
  */
 import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
@@ -227,4 +227,24 @@ t.test('bad inputs are 4xx naming what is allowed', async (t) => {
   const empty = await get('/v1/neurons/1/neighbours?by=activations&collection=empty-one');
   t.equal(empty.status, 409, 'an empty collection is a 409');
   t.match(empty.body.message, /has 0 indexed images/);
+});
+
+t.test('GET /v1/neurons names the catalogue’s families (the explorer’s family filter)', async (t) => {
+  const { status, body } = await get('/v1/neurons?limit=1');
+  t.equal(status, 200);
+  const families = [
+    ...new Set(
+      Array.from({ length: app.clip.neuronCount }, (_, id) => app.attribution.catalogue.get(id)?.family),
+    ),
+  ]
+    .filter((family): family is string => typeof family === 'string')
+    .sort();
+  t.same(body.families, families, families.join(', '));
+  for (const family of body.families as string[]) {
+    const page = await get(`/v1/neurons?family=${family}&limit=500`);
+    t.ok(
+      page.body.neurons.every((row: { family: string }) => row.family === family),
+      `family=${family}: ${page.body.total} neurons`,
+    );
+  }
 });

@@ -179,6 +179,9 @@ const ListResponse = Type.Object({
   multimodalShare: Nullable(
     Type.Number({ description: 'Share of the model’s measured neurons the measure calls multimodal' }),
   ),
+  families: Type.Array(Type.String(), {
+    description: 'The families of the catalogue, sorted (what family= accepts, with "none")',
+  }),
   neurons: Type.Array(
     Type.Object({
       id: Type.Integer(),
@@ -374,7 +377,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         offset,
         limit,
       });
-      return { ...result, offset, limit };
+      return { ...result, offset, limit, families: app.evidence.families() };
     },
   );
 };

@@ -830,6 +830,26 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v1/neurons/{id}/neighbours': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * A neuron’s cosine neighbours, by its row of W or by its activations over a collection
+     * @description by=weights: the neurons whose rows of the bilinear W (their attribution directions W·t in text-embedding space) are closest in cosine. by=activations: the neurons whose activations over a collection’s images (spatial means) are most correlated: the cosine of the centred columns. A neuron with no direction (a zero row, a constant column) is a 409.
+     */
+    get: operations['getNeuronsByIdNeighbours'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -6973,6 +6993,8 @@ export interface operations {
             limit: number;
             /** @description Share of the model’s measured neurons the measure calls multimodal */
             multimodalShare: number | null;
+            /** @description The families of the catalogue, sorted (what family= accepts, with "none") */
+            families: string[];
             neurons: {
               id: number;
               label: string | null;
@@ -6987,6 +7009,104 @@ export interface operations {
                 multimodal: boolean;
                 topCategory: string;
               } | null;
+            }[];
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getNeuronsByIdNeighbours: {
+    parameters: {
+      query?: {
+        /** @description weights: cosine between rows of W (attribution directions in text-embedding space); activations: cosine between centred activation columns over a collection’s images (Pearson’s r) */
+        by?: 'weights' | 'activations';
+        /** @description For by=activations: a collection id; by default the model’s probe collection ("probe") when there is one. Not used by weights */
+        collection?: string;
+        /** @description Neighbours */
+        k?: number;
+      };
+      header?: never;
+      path: {
+        /** @description Neuron (channel) index, an integer from 0 */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            neuron: number;
+            by: 'weights' | 'activations';
+            /** @description The collection (activations) */
+            collection: string | null;
+            /** @description Its indexed images (activations) */
+            images: number | null;
+            /** @description Highest cosine first, the neuron itself left out (and neurons with no direction) */
+            neighbours: {
+              neuron: number;
+              /** @description Cosine of the W rows, or of the centred activation columns (Pearson’s r) */
+              cosine: number;
+              /** @description Its catalogue label */
+              label: string | null;
+              family: string | null;
             }[];
           };
         };
