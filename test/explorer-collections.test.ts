@@ -384,6 +384,150 @@ t.test('the collection views in chromium', { skip }, async (t) => {
     t.same(await tiles(page, '#top-images'), idsAndValues(byMax.top), 'by max: the API’s ids and values');
   });
 
+  await t.test('neuron: its sections in order, the speaking side, neighbours of both kinds', async (t) => {
+    type Neighbours = { neighbours: { neuron: number; cosine: number }[] };
+    const [byWeights, byActivations, evidence] = await Promise.all([
+      api<Neighbours>(`/v1/neurons/${neuron}/neighbours?by=weights&k=8`),
+      api<Neighbours>(`/v1/neurons/${neuron}/neighbours?by=activations&k=8&collection=${ID}`),
+      api<{ speaking: { texts: { text: string }[] } }>(`/v1/neurons/${neuron}/evidence?k=8&collection=${ID}`),
+    ]);
+    await open(`neuron/${neuron}/${ID}`);
+    t.same(
+      await page
+        .locator('main#view > section.card, main#view > .compare > section.card')
+        .evaluateAll((cards) => cards.map((card) => card.id)),
+      [
+        'neuron-about',
+        'neuron-images',
+        'neuron-distribution',
+        'neuron-words',
+        'neuron-speaking',
+        'search',
+        'verify',
+        'neuron-evidence',
+        'neuron-neighbours',
+      ],
+      'pictures first, then reading, speaking, maximal text, intervention, agreement, neighbours',
+    );
+    await page.locator('#speaking-texts a').first().waitFor();
+    t.same(
+      await page.locator('#speaking-texts a').allTextContents(),
+      evidence.speaking.texts.map((item) => item.text),
+      'the speaking side: the API’s top texts, each a link',
+    );
+    const shown = (kind: string) =>
+      page
+        .locator(`#neighbours-${kind} a[data-neuron]`)
+        .evaluateAll((links) =>
+          links.map((link) => [Number(link.getAttribute('data-neuron')), link.getAttribute('title')]),
+        );
+    await page.locator('#neighbours-activations a[data-neuron]').first().waitFor();
+    for (const [kind, answer] of [
+      ['weights', byWeights],
+      ['activations', byActivations],
+    ] as const) {
+      const rows = await shown(kind);
+      t.same(
+        rows.map(([id]) => id),
+        answer.neighbours.map((row) => row.neuron),
+        `by ${kind}: the API’s neighbours, in its order`,
+      );
+      t.ok(
+        rows.every(([, title], i) => String(title).endsWith(`: ${answer.neighbours[i].cosine}`)),
+        `by ${kind}: with the API’s cosines`,
+      );
+    }
+    await shot('neuron-neighbours-1280');
+    const next = byActivations.neighbours[0].neuron;
+    await page.locator(`#neighbours-activations a[data-neuron="${next}"]`).click();
+    await page
+      .locator('#neuron-about h3')
+      .filter({ hasText: `#${next} ` })
+      .waitFor();
+    t.equal(
+      new URL(page.url()).hash,
+      `#/neuron/${next}/${ID}`,
+      'a neighbour opens its page, same collection',
+    );
+  });
+
+  await t.test('neurons: the list, its search, filters, sort and pages, each row a link', async (t) => {
+    type List = {
+      total: number;
+      families: string[];
+      neurons: { id: number; label: string | null; family: string | null; lexical: boolean }[];
+    };
+    const rows = () =>
+      page
+        .locator('#neurons-table tbody tr')
+        .evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute('data-neuron'))));
+    const ids = (list: List) => list.neurons.map((row) => row.id);
+    const shows = async (list: List, what: string) => {
+      const expected = JSON.stringify(ids(list));
+      await until(
+        page,
+        `JSON.stringify([...document.querySelectorAll('#neurons-table tbody tr')].map((tr) => Number(tr.dataset.neuron))) === ${JSON.stringify(expected)}`,
+      );
+      t.same(await rows(), ids(list), `${what}: the API’s ${list.neurons.length} rows`);
+    };
+
+    await page.click('nav a[data-view="neurons"]');
+    const all = await api<List>('/v1/neurons?limit=50');
+    await shows(all, 'by id');
+    t.same(
+      await page
+        .locator('select[name=family] option')
+        .evaluateAll((options) => options.map((option) => (option as HTMLOptionElement).value)),
+      ['', ...all.families, 'none'],
+      'the families of the catalogue to filter by',
+    );
+    t.match(await page.locator('#neurons-summary').textContent(), `of ${all.total}`);
+
+    // A label search, a family, lexical or not, sorted by the measure over the test's collection:
+    // the words of the first labelled neuron's label, its family and its lexical flag.
+    const row = all.neurons.find((neuron) => neuron.label && neuron.family) ?? all.neurons[0];
+    const word = (row.label ?? 'red').split(/\s+/)[0];
+    const family = row.family ?? 'none';
+    const lexical = String(row.lexical);
+    await page.fill('input[name=q]', word);
+    await page.selectOption('select[name=family]', family);
+    await page.selectOption('select[name=lexical]', lexical);
+    await page.selectOption('select[name=sort]', 'multimodality');
+    await page.selectOption('select[name=collection]', ID);
+    await page.click('#neurons-form button[type=submit]');
+    const filtered = await api<List>(
+      `/v1/neurons?limit=50&q=${encodeURIComponent(word)}&family=${family}&lexical=${lexical}&sort=multimodality&collection=${ID}`,
+    );
+    t.ok(ids(filtered).includes(row.id), `neuron ${row.id} passes its own filters`);
+    await shows(filtered, `“${word}”, ${family}, lexical ${lexical}, by multimodality over ${ID}`);
+    t.match(new URL(page.url()).hash, /^#\/neurons\/.*sort%3Dmultimodality/, 'the choices are in the URL');
+
+    // Pages of 50.
+    await open('neurons');
+    await page.locator('#neurons-table tbody tr').first().waitFor();
+    await page.click('nav.pages a[rel=next]');
+    await shows(await api<List>('/v1/neurons?limit=50&offset=50'), 'the second page');
+    await page.click('nav.pages a[rel=prev]');
+    await shows(all, 'back to the first');
+    await shot('neurons-1280');
+
+    const first = all.neurons[0].id;
+    await page.locator(`#neurons-table tr[data-neuron="${first}"] a`).first().click();
+    await page
+      .locator('#neuron-about h3')
+      .filter({ hasText: `#${first} ` })
+      .waitFor();
+    t.pass(`a row opens neuron ${first}’s page`);
+
+    // A choice the API refuses shows its message.
+    const message = (await (await fetch(`${base}/v1/neurons?sort=multimodality`)).json()) as {
+      message: string;
+    };
+    await open(`neurons/${encodeURIComponent('sort=multimodality')}`);
+    await page.locator('#error').waitFor({ state: 'visible' });
+    t.match(await page.locator('#error-message').textContent(), message.message, 'the API’s message');
+  });
+
   await t.test('image: a neuron’s map over an image of the collection', async (t) => {
     const imageId = 0;
     const response = await fetch(`${base}/v1/collections/${ID}/images/${imageId}/heatmap?neuron=${neuron}`);
@@ -460,6 +604,7 @@ t.test('the collection views in chromium', { skip }, async (t) => {
       [`collections/${ID}`]: '#categories .chip',
       [`neuron/${neuron}/${ID}`]: '#histogram rect',
       [`image/${ID}/0/${neuron}`]: '#heatmap[data-neuron]',
+      [`neurons/${encodeURIComponent(`collection=${ID}&sort=multimodality`)}`]: '#neurons-table tbody tr',
     };
     for (const width of [1280, 390]) {
       await page.setViewportSize({ width, height: width > 500 ? 900 : 844 });

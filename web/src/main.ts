@@ -1,6 +1,6 @@
 /**
  * The explorer: a header, an error banner and one view at a time, chosen by the URL's hash
- * (#/prompt, #/neuron/12, #/words, #/emotions, #/image, #/collections).
+ * (#/prompt, #/neuron/12, #/neurons, #/words, #/emotions, #/image, #/collections).
  */
 import './style.css';
 import { api, apiKey, call, setApiKey } from './api';
@@ -8,6 +8,7 @@ import { clearError, showError } from './dom';
 import type { View } from './views/view';
 import { promptView } from './views/prompt';
 import { neuronView } from './views/neuron';
+import { neuronsView } from './views/neurons';
 import { wordsView } from './views/words';
 import { emotionsView } from './views/emotions';
 import { imageView } from './views/image';
@@ -16,6 +17,7 @@ import { collectionsView } from './views/collections';
 const views: Record<string, View> = {
   prompt: promptView,
   neuron: neuronView,
+  neurons: neuronsView,
   words: wordsView,
   emotions: emotionsView,
   image: imageView,

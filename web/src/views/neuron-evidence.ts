@@ -3,6 +3,7 @@
  * categories that excite it (seeing), the rastered words that excite it (reading), the texts whose
  * attribution W·t it carries most (speaking for); whether they name the same concept (the
  * multimodality measure, with Spearman's ρ between the sides); and its automatic labels, scored.
+ * The speaking side also gets a card of its own, in the page's order (reading, then speaking).
  * An answer the API cannot give (no collection, no word index yet) is said in the card.
  */
 import { api, ApiError, call, type Ok } from '../api';
@@ -11,9 +12,42 @@ import { fill, fmt, h } from '../dom';
 
 type Evidence = Ok<'/v1/neurons/{id}/evidence', 'get'>;
 const K = 8;
+const SPEAKING = 'Texts it speaks for';
 
-export async function showEvidence(section: HTMLElement, id: number, collection: string | undefined) {
+/** The speaking side: the top texts of the text-side index, each opening in the Prompt view. */
+function showSpeaking(section: HTMLElement, evidence: Evidence): void {
+  const { texts, vocabulary, templates } = evidence.speaking;
+  const list = scoreBars(texts.map((item) => ({ name: item.text, value: item.attribution })));
+  list.id = 'speaking-texts';
+  list.querySelectorAll('.bar-label').forEach((label, i) => {
+    const text = texts[i].text;
+    label.replaceChildren(h('a', { href: `#/prompt/${encodeURIComponent(text)}` }, text));
+  });
+  fill(
+    section,
+    h('h3', null, SPEAKING),
+    h(
+      'p',
+      { class: 'muted' },
+      `Its component of W·t/|t| for ${vocabulary} concept texts, averaged over the templates ` +
+        `${templates.map((template) => `“${template}”`).join(', ')}: the texts a high activation votes for.`,
+    ),
+    list,
+  );
+}
+
+/**
+ * Fills `speaking` with the speaking side (the texts it carries most W·t/|t| for, each a link to the
+ * Prompt view) and `section` with the three sides' agreement, from one call.
+ */
+export async function showEvidence(
+  section: HTMLElement,
+  speaking: HTMLElement,
+  id: number,
+  collection: string | undefined,
+) {
   fill(section, h('h3', null, 'Three sides'), h('p', { class: 'muted' }, 'loading…'));
+  fill(speaking, h('h3', null, SPEAKING), h('p', { class: 'muted' }, 'loading…'));
   let evidence: Evidence;
   try {
     evidence = await call(
@@ -28,8 +62,10 @@ export async function showEvidence(section: HTMLElement, id: number, collection:
       h('h3', null, 'Three sides'),
       h('p', { class: 'muted', id: 'evidence-missing' }, `Not available: ${error.message}.`),
     );
+    fill(speaking, h('h3', null, SPEAKING), h('p', { class: 'muted' }, `Not available: ${error.message}.`));
     return;
   }
+  showSpeaking(speaking, evidence);
   const measure = evidence.multimodality;
   const rho = (value: { rho: number | null; significant: boolean | null }) =>
     value.rho === null ? '–' : `${fmt(value.rho, 2)}${value.significant ? ' ✓' : ''}`;

@@ -1,11 +1,13 @@
 /**
  * Neuron (#/neuron/{id} or #/neuron/{id}/{collection}): its catalogue label (GET /v1/neurons/{id});
  * first its pictures in a collection (neuron-images.ts: top images with their heatmaps, examples of
- * each quantile band, histogram, category bars); then the words that excite it most and least with
- * the images the model reads them from (GET /v1/neurons/{id}/top-words, GET /v1/raster), a search
- * for its maximal text followed live over Server-Sent Events (POST /v1/search/max-text,
- * GET /v1/jobs/{id}/events), the intervention check (POST /v1/attribution/verify), and its three
- * sides with their agreement and automatic labels (neuron-evidence.ts).
+ * each quantile band, histogram, category bars); then the reading side, the words that excite it
+ * most and least with the images the model reads them from (GET /v1/neurons/{id}/top-words,
+ * GET /v1/raster); the speaking side, the texts it carries most W·t/|t| for; a search for its
+ * maximal text followed live over Server-Sent Events (POST /v1/search/max-text,
+ * GET /v1/jobs/{id}/events); the intervention check (POST /v1/attribution/verify); its three sides'
+ * agreement and automatic labels (neuron-evidence.ts); its cosine neighbours by W and by
+ * activations (neuron-neighbours.ts). The list of neurons is the Neurons view (neurons.ts).
  */
 import { api, ApiError, apiKey, call, jobEventsUrl, type Job, type JobProgress } from '../api';
 import { line, scoreBars } from '../charts';
@@ -13,6 +15,7 @@ import { action, clearError, field, fill, fmt, h, showError } from '../dom';
 import { Pictures } from '../pictures';
 import { showEvidence } from './neuron-evidence';
 import { showNeuronPictures } from './neuron-images';
+import { showNeighbours } from './neuron-neighbours';
 import type { View } from './view';
 
 type Progress = JobProgress & { id: string; state: Job['state'] };
@@ -41,7 +44,15 @@ export const neuronView: View = (root, argument) => {
   });
   root.append(h('h2', null, 'Neuron'), pick);
   if (id === undefined) {
-    root.append(h('p', { class: 'lead' }, 'Pick a neuron, or open one from the bars of the Prompt view.'));
+    root.append(
+      h(
+        'p',
+        { class: 'lead' },
+        'Pick a neuron, open one from the bars of the Prompt view, or browse ',
+        h('a', { href: '#/neurons' }, 'the list of neurons'),
+        '.',
+      ),
+    );
     return;
   }
 
@@ -49,10 +60,21 @@ export const neuronView: View = (root, argument) => {
   const images = h('section', { class: 'card', id: 'neuron-images' });
   const distribution = h('section', { class: 'card', id: 'neuron-distribution', hidden: true });
   const words = h('section', { class: 'card', id: 'neuron-words' });
+  const speaking = h('section', { class: 'card', id: 'neuron-speaking' });
   const search = h('section', { class: 'card', id: 'search' });
   const evidence = h('section', { class: 'card', id: 'neuron-evidence' });
   const verify = h('section', { class: 'card', id: 'verify' });
-  root.append(about, images, distribution, h('div', { class: 'compare' }, words, verify), evidence, search);
+  const neighbours = h('section', { class: 'card', id: 'neuron-neighbours' });
+  root.append(
+    about,
+    images,
+    distribution,
+    h('div', { class: 'compare' }, words, speaking),
+    search,
+    verify,
+    evidence,
+    neighbours,
+  );
 
   void action(about, async () => {
     const neuron = await call(api.GET('/v1/neurons/{id}', { params: { path: { id: String(id) } } }));
@@ -70,7 +92,8 @@ export const neuronView: View = (root, argument) => {
     drawSearch(search, id, (stop) => (stopSearch = stop));
     drawVerify(verify, id, neuron.label ?? '');
     void action(images, () => showNeuronPictures(images, distribution, id, collection, pictures));
-    void action(evidence, () => showEvidence(evidence, id, collection));
+    void action(evidence, () => showEvidence(evidence, speaking, id, collection));
+    void action(neighbours, () => showNeighbours(neighbours, id, collection));
     await showWords(words, id, urls);
   });
 
