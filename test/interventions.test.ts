@@ -178,6 +178,71 @@ t.test(
       t.equal(response.json().labels.length, LABELS.length);
     });
 
+    t.test(
+      'several images: each answer equals that of the image alone; multipart repeats "image"',
+      async (t) => {
+        const other = (await app.inject({ method: 'GET', url: '/v1/raster?text=red&ink=blue' })).rawPayload;
+        const edits = [
+          { neuron: 5, op: 'scale', value: 3 },
+          { neuron: 9, op: 'add', value: 1, position: { row: 0, col: 0 } },
+        ];
+        const alone = await Promise.all(
+          [png, other].map(async (bytes) => {
+            const r = await app.inject({
+              method: 'POST',
+              url: '/v1/interventions',
+              payload: { image: bytes.toString('base64'), edits, labels: LABELS, embedding: false },
+            });
+            t.equal(r.statusCode, 200, r.body);
+            return r.json();
+          }),
+        );
+        const several = await app.inject({
+          method: 'POST',
+          url: '/v1/interventions',
+          payload: { images: [image, other.toString('base64')], edits, labels: LABELS, embedding: false },
+        });
+        t.equal(several.statusCode, 200, several.body);
+        const { images } = several.json();
+        t.equal(images.length, 2);
+        // One batch through the trunk and the head: equal to the single answers up to float rounding.
+        images.forEach((answer: { labels: { after: number; logitAfter: number }[] }, i: number) => {
+          t.equal(answer.labels.length, LABELS.length);
+          answer.labels.forEach((row, j) =>
+            t.ok(Math.abs(row.logitAfter - alone[i].labels[j].logitAfter) < 1e-4, `image ${i} ${LABELS[j]}`),
+          );
+        });
+        t.not(images[0].predictedBefore, undefined);
+
+        const boundary = 'interventions-several';
+        const file = (bytes: Buffer) =>
+          Buffer.concat([
+            Buffer.from(
+              `--${boundary}\r\ncontent-disposition: form-data; name="image"; filename="a.png"\r\ncontent-type: image/png\r\n\r\n`,
+            ),
+            bytes,
+            Buffer.from('\r\n'),
+          ]);
+        const field = (name: string, value: string) =>
+          Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`);
+        const multipart = await app.inject({
+          method: 'POST',
+          url: '/v1/interventions',
+          payload: Buffer.concat([
+            file(png),
+            file(other),
+            field('edits', JSON.stringify(edits)),
+            field('labels', JSON.stringify(LABELS)),
+            field('embedding', 'false'),
+            Buffer.from(`--${boundary}--\r\n`),
+          ]),
+          headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+        });
+        t.equal(multipart.statusCode, 200, multipart.body);
+        t.same(multipart.json(), several.json(), 'the same answer as the JSON request');
+      },
+    );
+
     t.test('bad inputs are 400s naming what is allowed', async (t) => {
       const cases: [string, Record<string, unknown>, RegExp][] = [
         [
@@ -210,6 +275,8 @@ t.test(
         ['empty labels', { labels: [] }, /labels must have at least 1 item/],
         ['template without {}', { templates: ['a photo'] }, /must contain \{\}/],
         ['extra field', { colour: 'red' }, /not allowed: "colour"/],
+        ['image and images', { images: [image] }, /image \(one\) or images \(several\), not both/],
+        ['no image', { image: undefined }, /send the image \(image, or images for several\)/],
       ];
       for (const [name, override, message] of cases) {
         const response = await app.inject({
@@ -220,6 +287,13 @@ t.test(
         t.equal(response.statusCode, 400, `${name}: ${response.body}`);
         t.match(response.json().message, message, name);
       }
+      const huge = await app.inject({
+        method: 'POST',
+        url: '/v1/interventions',
+        payload: { images: Array(33).fill(image), edits: [{ neuron: 1, op: 'zero' }], labels: LABELS },
+      });
+      t.equal(huge.statusCode, 413, huge.body);
+      t.match(huge.json().message, /33 images: an intervention takes at most 32 images per request/);
     });
   },
 );

@@ -51,8 +51,9 @@ async function main(): Promise<void> {
     logger,
   });
   const { manifest } = model.directory;
+  const store = new CollectionStore(config.dataDir);
   const builds = new CollectionBuilds({
-    store: new CollectionStore(config.dataDir),
+    store,
     model,
     spec: { imageSize: manifest.image_size, mean: manifest.mean, std: manifest.std },
     maxPixels: config.maxImagePixels,
@@ -64,7 +65,7 @@ async function main(): Promise<void> {
   registry.register('max-text', searchProcessor(model, cache));
   registry.register('collection-build', builds.buildProcessor);
   registry.register('collection-shard', builds.shardProcessor);
-  registry.register('typographic-attack', await typographicForWorker(model, cache, config));
+  registry.register('typographic-attack', await typographicForWorker(model, cache, config, store));
   const names = queueNames(model.sha256);
   const workers = JOB_LANES.map((lane) =>
     startBullWorker({

@@ -156,7 +156,7 @@ export function emptyProgressOf(data: JobData): JobProgress {
     case 'collection-shard':
       return { collection: data.collection, build: data.build, shard: data.shard, done: 0, total: 0 };
     case 'typographic-attack':
-      return { done: 0, total: data.request.images.length };
+      return { done: 0, total: (data.request.collection?.images ?? data.request.images ?? []).length };
   }
 }
 

@@ -22,7 +22,12 @@ const typographicPlugin: FastifyPluginAsync = async (app) => {
   );
   app.decorate('typographic', service);
   // Attacks above one request's images are jobs (src/typographic/job.ts); src/bin/worker.ts runs them too.
-  app.jobs.registry.register('typographic-attack', attackProcessor(service));
+  // Those on a collection's images read its originals when they run (app.collections, registered next).
+  const readImage = (collection: string, sha256: string) => {
+    if (!app.hasDecorator('collections')) throw new Error('this service has no collections');
+    return app.collections.store.readImage(collection, sha256);
+  };
+  app.jobs.registry.register('typographic-attack', attackProcessor(service, readImage));
 };
 
 export default fp(typographicPlugin, {

@@ -1,14 +1,24 @@
 /**
- * Images arrive as base64 in JSON (`{"image": "..."}`) or as a multipart upload (file field
- * `image`). For multipart requests a preValidation hook reads the parts into the body, so one
- * TypeBox schema validates both; the uploaded bytes are kept aside, never re-encoded.
+ * Images arrive as base64 in JSON (`{"image": "..."}`, or `{"images": [...]}` on routes that take
+ * several) or as a multipart upload (file field `image`, repeated for several on those routes). For
+ * multipart requests a preValidation hook reads the parts into the body, so one TypeBox schema
+ * validates both; the uploaded bytes are kept aside, never re-encoded.
  */
 import type { FastifyRequest } from 'fastify';
-import { MAX_IMAGE_BYTES } from '../limits.js';
+import { MAX_BODY_BYTES, MAX_IMAGE_BYTES } from '../limits.js';
 import { badRequest, payloadTooLarge } from '../errors.js';
 
 const UPLOAD_MARKER = 'multipart-upload';
-const uploads = new WeakMap<FastifyRequest, Buffer>();
+const uploads = new WeakMap<FastifyRequest, Buffer[]>();
+
+/** Files one multipart request may carry on a route that takes several images (`images`). */
+export const MAX_UPLOAD_FILES = 4096;
+
+/** Whether the route's body schema takes several images (an `images` property). */
+function takesSeveral(request: FastifyRequest): boolean {
+  const body = request.routeOptions.schema?.body as { properties?: Record<string, unknown> } | undefined;
+  return body?.properties?.images !== undefined;
+}
 
 const WHAT_TO_SEND =
   'send multipart/form-data with its boundary (curl -F image=@picture.png does both) and the file in the field "image"';
@@ -20,14 +30,30 @@ export async function multipartToBody(request: FastifyRequest): Promise<void> {
     throw badRequest(`the multipart content type has no boundary; ${WHAT_TO_SEND}`);
   }
   const body: Record<string, unknown> = {};
+  const several = takesSeveral(request);
+  const files: Buffer[] = [];
+  let total = 0;
   try {
-    for await (const part of request.parts()) {
+    // One file, or on routes that take several, up to MAX_UPLOAD_FILES of at most MAX_BODY_BYTES together.
+    const parts = request.parts(several ? { limits: { files: MAX_UPLOAD_FILES + 1 } } : undefined);
+    for await (const part of parts) {
       if (part.type === 'file') {
+        if (part.fieldname !== 'image') {
+          throw badRequest(
+            `unexpected file field "${part.fieldname}"; use "image"${several ? ' (repeated for several images)' : ''}`,
+          );
+        }
         const bytes = await part.toBuffer();
-        if (part.fieldname !== 'image')
-          throw badRequest(`unexpected file field "${part.fieldname}"; use "image"`);
-        uploads.set(request, bytes);
-        body.image = UPLOAD_MARKER;
+        total += bytes.length;
+        if (total > MAX_BODY_BYTES) {
+          throw payloadTooLarge(
+            `the uploaded images exceed ${MAX_BODY_BYTES / (1024 * 1024)} MB together; send fewer or smaller images`,
+          );
+        }
+        if (files.length >= MAX_UPLOAD_FILES) {
+          throw payloadTooLarge(`more than ${MAX_UPLOAD_FILES} image files in one request`);
+        }
+        files.push(bytes);
       } else {
         body[part.fieldname] = parseField(part.value);
       }
@@ -36,6 +62,11 @@ export async function multipartToBody(request: FastifyRequest): Promise<void> {
     // Limits (413) and our own 400s carry a status; a malformed body from busboy does not.
     if (typeof (error as { statusCode?: unknown }).statusCode === 'number') throw error;
     throw badRequest(`the multipart body could not be read (${(error as Error).message}); ${WHAT_TO_SEND}`);
+  }
+  if (files.length > 0) {
+    uploads.set(request, files);
+    if (files.length === 1) body.image = UPLOAD_MARKER;
+    else body.images = files.map((_, i) => `${UPLOAD_MARKER}:${i}`);
   }
   request.body = body;
 }
@@ -59,7 +90,11 @@ const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 /** The image bytes of a request: the multipart upload, or the base64 field decoded. */
 export function imageBytes(request: FastifyRequest, field: string): Buffer {
   const uploaded = uploads.get(request);
-  if (uploaded !== undefined && field === UPLOAD_MARKER) return uploaded;
+  if (uploaded !== undefined) {
+    if (field === UPLOAD_MARKER) return uploaded[0];
+    const index = /^multipart-upload:(\d+)$/.exec(field)?.[1];
+    if (index !== undefined && Number(index) < uploaded.length) return uploaded[Number(index)];
+  }
   const base64 = field.startsWith('data:') ? field.slice(field.indexOf(',') + 1) : field;
   const compact = base64.replace(/\s+/g, '');
   if (!BASE64.test(compact)) throw badRequest('image must be base64-encoded image bytes');

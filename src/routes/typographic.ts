@@ -6,11 +6,12 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { MAX_BODY_BYTES } from '../limits.js';
-import { badRequest, payloadTooLarge } from '../errors.js';
+import { badRequest, notFound, payloadTooLarge } from '../errors.js';
 import { COLOUR_FORMS, NAMED_COLOURS, parseColour } from '../typographic/colour.js';
 import { FONT_NAMES } from '../typographic/fonts.js';
 import { PASTE_LIMITS } from '../typographic/paste.js';
-import { attackJobData, MAX_ATTACK_JOB_IMAGES } from '../typographic/job.js';
+import { attackJobData, MAX_ATTACK_JOB_IMAGES, withCollectionImages } from '../typographic/job.js';
+import { categoryLabels, collectionImages, type CollectionImage } from '../typographic/collection-sample.js';
 import { DEFAULT_TEMPLATES, TYPOGRAPHIC_LIMITS, type StroopInk } from '../typographic/service.js';
 import { LexicalUseSchema } from './schemas.js';
 import { imageBytes, multipartToBody } from './image-input.js';
@@ -41,12 +42,53 @@ const AttackBody = Type.Object(
     images: Type.Optional(
       Type.Array(ImageField, {
         minItems: 1,
-        description: `Several images as base64: up to ${TYPOGRAPHIC_LIMITS.maxImages} are answered at once; up to ${MAX_ATTACK_JOB_IMAGES} become a job (202 with its id); more is a 413`,
+        description: `Several images as base64 (or the multipart file field "image" repeated): up to ${TYPOGRAPHIC_LIMITS.maxImages} are answered at once; up to ${MAX_ATTACK_JOB_IMAGES} become a job (202 with its id); more is a 413`,
       }),
+    ),
+    collection: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 200,
+        description:
+          'Attack images of this collection (its id) instead of uploaded ones: those of imageIds, or a sample. Each image’s category is its true label when it is among labels',
+      }),
+    ),
+    imageIds: Type.Optional(
+      Type.Array(Type.Integer({ minimum: 0 }), {
+        minItems: 1,
+        description: 'With collection: the indexed images to attack, by id',
+      }),
+    ),
+    sample: Type.Optional(
+      Type.Object(
+        {
+          count: Type.Integer({
+            minimum: 1,
+            description: `Images drawn without replacement among the indexed ones; above ${TYPOGRAPHIC_LIMITS.maxImages} the attack is a job, above ${MAX_ATTACK_JOB_IMAGES} a 413`,
+          }),
+          seed: Type.Optional(
+            Type.Integer({
+              minimum: 0,
+              maximum: 2 ** 32 - 1,
+              default: 0,
+              description: 'The same seed draws the same images from the same collection',
+            }),
+          ),
+          categories: Type.Optional(
+            Type.Array(Type.String({ minLength: 1, maxLength: 200 }), {
+              minItems: 1,
+              maxItems: 256,
+              description: 'Draw only among images of these categories of the collection',
+            }),
+          ),
+        },
+        { additionalProperties: false, description: 'With collection: a seeded sample of its images' },
+      ),
     ),
     trueLabels: Type.Optional(
       Type.Array(Text, {
-        description: 'The true label of each image, among labels: gives the clean accuracy',
+        description:
+          'The true label of each uploaded image, among labels: gives the clean accuracy (a collection’s come from its categories)',
       }),
     ),
     text: Type.String({ minLength: 1, maxLength: 200, description: 'The text written on every image' }),
@@ -149,6 +191,10 @@ export const AttackResponse = Type.Object(
     templates: Type.Array(Type.String()),
     images: Type.Array(
       Type.Object({
+        imageId: Type.Optional(Type.Integer({ description: 'The image’s id in the collection attacked' })),
+        category: Type.Optional(
+          Type.Union([Type.String(), Type.Null()], { description: 'Its category in the collection' }),
+        ),
         changedShare: Type.Number({ description: 'Share of the S × S input’s pixels the text changed' }),
         trueLabel: Type.Optional(Type.String()),
         before: PredictionSchema,
@@ -289,6 +335,14 @@ const StroopResponse = Type.Object({
 type AttackBodyType = Static<typeof AttackBody>;
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
+  const readOriginal = async (collection: string, image: CollectionImage) => {
+    try {
+      return await app.collections.store.readImage(collection, image.sha256);
+    } catch {
+      throw notFound(`the original of image ${image.imageId} in collection "${collection}" is gone`);
+    }
+  };
+
   app.post(
     '/v1/typographic/attack',
     {
@@ -299,11 +353,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         operationId: 'typographicAttack',
         summary: 'Write a text on images and classify them before and after; explain it; defend by ablation',
         description:
-          'The text is written on the model’s S × S input (after the resize and centre crop). An image is eligible when its clean prediction (and its true label, when given) is not the target; the attack succeeds on it when the attacked prediction is the target. The summary gives the success rate among eligible images with a Wilson 95% interval, and the clean accuracy when trueLabels are given. With ablate, the same measurement with those neurons zeroed at the neuron layer (defence). The explanation lists the neurons whose contribution x_i·a_i to the attacked image’s winning logit changed most, and the share of the change carried by lexical neurons. Above ' +
+          'The images are uploaded (image, images as base64, or the multipart file field "image", repeated for several) or taken from a collection (collection with imageIds, or a seeded sample). The text is written on the model’s S × S input (after the resize and centre crop). An image is eligible when its clean prediction (and its true label, when given) is not the target; the attack succeeds on it when the attacked prediction is the target. The summary gives the success rate among eligible images with a Wilson 95% interval, and the clean accuracy when trueLabels are given. With ablate, the same measurement with those neurons zeroed at the neuron layer (defence). The explanation lists the neurons whose contribution x_i·a_i to the attacked image’s winning logit changed most, and the share of the change carried by lexical neurons. Above ' +
           String(TYPOGRAPHIC_LIMITS.maxImages) +
           ' images the attack is a job (kind typographic-attack): 202 with its id; GET /v1/jobs/{id} gives its progress and this same result.',
         body: AttackBody,
-        response: withErrors({ 200: AttackResponse, 202: AttackQueued }, [400, 409, 413, 415, 429, 503]),
+        response: withErrors({ 200: AttackResponse, 202: AttackQueued }, [400, 404, 409, 413, 415, 429, 503]),
       },
     },
     async (request, reply) => {
@@ -312,11 +366,46 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         throw badRequest('send image (one) or images (several), not both');
       }
       const fields = body.images ?? (body.image !== undefined ? [body.image] : []);
-      if (fields.length === 0) throw badRequest('send the image (image, or images for several)');
-      if (fields.length > MAX_ATTACK_JOB_IMAGES) {
+      const { collection } = body;
+      if (collection !== undefined && fields.length > 0) {
+        throw badRequest('send uploaded images (image, images) or a collection’s (collection), not both');
+      }
+      if (collection === undefined) {
+        if (body.imageIds !== undefined || body.sample !== undefined) {
+          throw badRequest('imageIds and sample pick images of a collection: name it in collection');
+        }
+        if (fields.length === 0) {
+          throw badRequest('send the image (image, or images for several), or name a collection');
+        }
+      } else {
+        if ((body.imageIds === undefined) === (body.sample === undefined)) {
+          throw badRequest(
+            `collection "${collection.slice(0, 60)}": pick its images with imageIds or with sample (one of them)`,
+          );
+        }
+        if (body.trueLabels !== undefined) {
+          throw badRequest(
+            'a collection’s true labels are its categories (those among labels): leave out trueLabels',
+          );
+        }
+      }
+      const count = body.sample?.count ?? body.imageIds?.length ?? fields.length;
+      if (count > MAX_ATTACK_JOB_IMAGES) {
         throw payloadTooLarge(
-          `${fields.length} images: an attack takes at most ${MAX_ATTACK_JOB_IMAGES} images (above ${TYPOGRAPHIC_LIMITS.maxImages} it is a job)`,
+          `${count} images: an attack takes at most ${MAX_ATTACK_JOB_IMAGES} images (above ${TYPOGRAPHIC_LIMITS.maxImages} it is a job)`,
         );
+      }
+      // A collection's images: checked and named now (the sample is drawn here, once).
+      let picked: CollectionImage[] | undefined;
+      let trueLabels: (string | null)[] | undefined = body.trueLabels;
+      if (collection !== undefined) {
+        picked = await collectionImages(
+          app.collections,
+          collection,
+          body.imageIds ? { imageIds: body.imageIds } : { sample: body.sample! },
+        );
+        const categories = categoryLabels(picked, body.labels);
+        trueLabels = categories.some((label) => label !== null) ? categories : undefined;
       }
       const colour = parseColour(body.colour ?? 'black', 'colour');
       const box = body.box !== undefined ? parseColour(body.box, 'box') : undefined;
@@ -329,7 +418,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         padding: body.padding,
       };
       const settings = {
-        trueLabels: body.trueLabels,
+        trueLabels,
         labels: body.labels,
         templates: body.templates ?? DEFAULT_TEMPLATES,
         target: body.target,
@@ -337,12 +426,16 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         explain: body.explain ?? 5,
         returnImages: body.returnImages ?? false,
       };
-      if (fields.length <= TYPOGRAPHIC_LIMITS.maxImages) {
-        return app.typographic.attack({
+      if (count <= TYPOGRAPHIC_LIMITS.maxImages) {
+        const images = picked
+          ? await Promise.all(picked.map((image) => readOriginal(collection!, image)))
+          : fields.map((field) => imageBytes(request, field));
+        const result = await app.typographic.attack({
           ...settings,
-          images: fields.map((field) => imageBytes(request, field)),
+          images,
           paste: { ...paste, colour, box },
         });
+        return picked ? { ...result, images: withCollectionImages(result.images, picked) } : result;
       }
       // A job: everything but the images is checked now, and the lexical set is resolved now, so
       // that whichever worker runs it measures with this service's set.
@@ -350,19 +443,21 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const lexical = needsLexical ? await app.typographic.lexical() : undefined;
       await app.typographic.prepareAttack(
         { ...settings, paste: { ...paste, colour, box }, lexical },
-        fields.length,
+        count,
       );
-      const images = fields.map((field) => imageBytes(request, field).toString('base64'));
+      const source = picked
+        ? { collection: { id: collection!, images: picked } }
+        : { images: fields.map((field) => imageBytes(request, field).toString('base64')) };
       const data = attackJobData({
         ...settings,
-        images,
+        ...source,
         paste: { ...paste, colour: [...colour], ...(box ? { box: [...box] } : {}) },
         ...(lexical ? { lexical } : {}),
       });
       const submitted = await app.jobs.submitJob(data, app.jobClient(request).owner);
       return reply
         .code(202)
-        .send({ jobId: submitted.jobId, images: images.length, deduplicated: submitted.deduplicated });
+        .send({ jobId: submitted.jobId, images: count, deduplicated: submitted.deduplicated });
     },
   );
 

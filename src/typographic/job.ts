@@ -3,10 +3,13 @@
  * the request as submitted (images as base64, the lexical set resolved by the server that took it),
  * run in chunks of TYPOGRAPHIC_LIMITS.maxImages images with progress after each and a check for
  * cancellation between them; the result is the one the route would give for all the images at once.
+ * An attack on a collection's images carries references (collection-sample.ts), whose originals the
+ * processor reads chunk by chunk.
  */
 import { createHash } from 'node:crypto';
 import type { LexicalSet } from '../attribution/lexical-neurons.js';
 import type { JobContext, JobOutcome } from '../jobs/types.js';
+import type { CollectionImage } from './collection-sample.js';
 import type { Rgb } from './colour.js';
 import type { PasteOptions } from './paste.js';
 import {
@@ -18,10 +21,11 @@ import {
   type TypographicService,
 } from './service.js';
 
-/** The request of a job: JSON (images as base64). */
+/** The request of a job: JSON (images as base64, or references to a collection's images). */
 export interface SerializedAttack {
-  images: string[];
-  trueLabels?: string[];
+  images?: string[];
+  collection?: { id: string; images: CollectionImage[] };
+  trueLabels?: (string | null)[];
   labels: string[];
   templates: string[];
   paste: Omit<PasteOptions, 'colour' | 'box'> & { colour: number[]; box?: number[] };
@@ -55,11 +59,18 @@ export function attackJobData(request: SerializedAttack): AttackJobData {
   return { kind: 'typographic-attack', hash, request };
 }
 
-function attackRequest(request: SerializedAttack, images: string[], trueLabels?: string[]): AttackRequest {
+/** Reads an original of a collection (CollectionStore.readImage). */
+export type ReadCollectionImage = (collection: string, sha256: string) => Promise<Uint8Array>;
+
+function attackRequest(
+  request: SerializedAttack,
+  images: Uint8Array[],
+  trueLabels?: (string | null)[],
+): AttackRequest {
   const { paste } = request;
   return {
     ...request,
-    images: images.map((image) => Buffer.from(image, 'base64')),
+    images,
     trueLabels,
     paste: {
       ...paste,
@@ -69,14 +80,30 @@ function attackRequest(request: SerializedAttack, images: string[], trueLabels?:
   };
 }
 
+/** The rows of an attack on a collection's images name each image (its id and category). */
+export function withCollectionImages(
+  rows: AttackedImage[],
+  images: readonly CollectionImage[],
+): AttackedImage[] {
+  return rows.map((row, i) => ({ imageId: images[i].imageId, category: images[i].category, ...row }));
+}
+
 /** The processor of `typographic-attack` jobs on a service. */
-export function attackProcessor(service: TypographicService) {
+export function attackProcessor(service: TypographicService, readImage?: ReadCollectionImage) {
   return async (
     data: AttackJobData,
     context: JobContext<AttackProgress>,
   ): Promise<JobOutcome<AttackJobResult>> => {
     const { request } = data;
-    const total = request.images.length;
+    const { collection } = request;
+    const total = collection ? collection.images.length : (request.images ?? []).length;
+    const bytesOf = async (start: number, end: number): Promise<Uint8Array[]> => {
+      if (!collection) return request.images!.slice(start, end).map((image) => Buffer.from(image, 'base64'));
+      if (!readImage) throw new Error('this process cannot read collections: no collection store');
+      return Promise.all(
+        collection.images.slice(start, end).map((image) => readImage(collection.id, image.sha256)),
+      );
+    };
     const chunk = TYPOGRAPHIC_LIMITS.maxImages;
     const rows: AttackedImage[] = [];
     let last: AttackResult | undefined;
@@ -86,9 +113,13 @@ export function attackProcessor(service: TypographicService) {
       if (await context.isCancelled()) return { cancelled: true };
       const end = Math.min(total, start + chunk);
       last = await service.attack(
-        attackRequest(request, request.images.slice(start, end), request.trueLabels?.slice(start, end)),
+        attackRequest(request, await bytesOf(start, end), request.trueLabels?.slice(start, end)),
       );
-      rows.push(...last.images);
+      rows.push(
+        ...(collection
+          ? withCollectionImages(last.images, collection.images.slice(start, end))
+          : last.images),
+      );
       ablated ??= last.defence;
       await context.reportProgress({ done: end, total });
     }

@@ -50,8 +50,8 @@ export interface Classifier {
 
 export interface AttackRequest extends Classifier {
   images: Uint8Array[];
-  /** The true label of each image (among labels), when known. */
-  trueLabels?: string[];
+  /** The true label of each image (among labels), when known; null for an image without one. */
+  trueLabels?: (string | null)[];
   paste: PasteOptions;
   /** The class the attack writes (among labels); default: the text, when it is a label. */
   target?: string;
@@ -100,6 +100,9 @@ export interface Explanation {
 }
 
 export interface AttackedImage {
+  /** The image's id and category, when it came from a collection. */
+  imageId?: number;
+  category?: string | null;
   changedShare: number;
   trueLabel?: string;
   before: Prediction;
@@ -141,7 +144,7 @@ export interface StroopRequest extends Classifier {
 }
 
 export interface InterventionRequest extends Classifier {
-  image: Uint8Array;
+  images: Uint8Array[];
   edits: NeuronEdit[];
 }
 
@@ -251,7 +254,7 @@ export class TypographicService {
       if (trueLabels.length !== count) {
         throw badRequest(`trueLabels has ${trueLabels.length} entries for ${count} images`);
       }
-      const unknown = trueLabels.find((label) => !labels.includes(label));
+      const unknown = trueLabels.find((label) => label !== null && !labels.includes(label));
       if (unknown !== undefined) throw badRequest(`trueLabels: "${unknown}" is not one of the labels`);
     }
     const target = request.target ?? labels.find((label) => sameWord(label, request.paste.text));
@@ -309,7 +312,7 @@ export class TypographicService {
 
     const results: AttackedImage[] = [];
     for (let i = 0; i < n; i++) {
-      const trueLabel = trueLabels?.[i];
+      const trueLabel = trueLabels?.[i] ?? undefined;
       const judge = (before: Prediction, after: Prediction) => {
         const eligible = before.predicted !== target && trueLabel !== target;
         return { eligible, success: eligible && after.predicted === target };
@@ -456,34 +459,44 @@ export class TypographicService {
     };
   }
 
-  /** Edits at the neuron layer of one image: the new embedding and each label's change. */
+  /**
+   * Edits at the neuron layer of each image (one batch through the trunk and one through the head):
+   * the new embedding and each label's change.
+   */
   async intervene(request: InterventionRequest) {
     checkClassifier(request);
+    checkImageCount(request.images.length, 'an intervention');
     if (request.edits.length > TYPOGRAPHIC_LIMITS.maxEdits) {
       throw badRequest(`at most ${TYPOGRAPHIC_LIMITS.maxEdits} edits`);
     }
     checkEdits(request.edits, this.model.neuronCount, this.model.neuronGrid);
-    const [directions, crop] = await Promise.all([this.labelDirections(request), this.crop(request.image)]);
-    const clean = await this.encodeCrops([crop]);
+    const [directions, crops] = await Promise.all([
+      this.labelDirections(request),
+      Promise.all(request.images.map((bytes) => this.crop(bytes))),
+    ]);
+    const clean = await this.encodeCrops(crops);
     const edited = await this.head(clean.maps, request.edits);
-    const before = this.logits(clean.embeddings[0], directions);
-    const after = this.logits(edited.embeddings[0], directions);
-    const pBefore = softmax(before);
-    const pAfter = softmax(after);
-    return {
-      embedding: edited.embeddings[0],
-      embeddingBefore: clean.embeddings[0],
-      labels: request.labels.map((label, j) => ({
-        label,
-        before: pBefore[j],
-        after: pAfter[j],
-        logitBefore: before[j],
-        logitAfter: after[j],
-        logitChange: after[j] - before[j],
-      })),
-      predictedBefore: request.labels[argmax(pBefore)],
-      predictedAfter: request.labels[argmax(pAfter)],
-    };
+    return clean.embeddings.map((embeddingBefore, i) => {
+      const embedding = edited.embeddings[i];
+      const before = this.logits(embeddingBefore, directions);
+      const after = this.logits(embedding, directions);
+      const pBefore = softmax(before);
+      const pAfter = softmax(after);
+      return {
+        embedding,
+        embeddingBefore,
+        labels: request.labels.map((label, j) => ({
+          label,
+          before: pBefore[j],
+          after: pAfter[j],
+          logitBefore: before[j],
+          logitAfter: after[j],
+          logitChange: after[j] - before[j],
+        })),
+        predictedBefore: request.labels[argmax(pBefore)],
+        predictedAfter: request.labels[argmax(pAfter)],
+      };
+    });
   }
 }
 
@@ -498,7 +511,7 @@ export function attackSummary(
   labels: string[],
   templates: string[],
   rows: AttackedImage[],
-  trueLabels: readonly string[] | undefined,
+  trueLabels: readonly (string | null)[] | undefined,
   extra: { ablate?: { count: number; lexical?: LexicalUse }; lexical?: LexicalUse },
 ): AttackResult {
   const measure = (
@@ -509,14 +522,16 @@ export function attackSummary(
       attack: wilson(eligible.filter((r) => r.success).length, eligible.length),
       ineligible: list.length - eligible.length,
     };
-    if (trueLabels) {
+    // Accuracies over the images with a true label (a collection's sample may have some without).
+    const labelled = list.filter((_, i) => (trueLabels?.[i] ?? null) !== null);
+    if (trueLabels && labelled.length > 0) {
       out.cleanAccuracy = wilson(
         list.filter((r, i) => r.before.predicted === trueLabels[i]).length,
-        list.length,
+        labelled.length,
       );
       out.attackedAccuracy = wilson(
         list.filter((r, i) => r.after.predicted === trueLabels[i]).length,
-        list.length,
+        labelled.length,
       );
     }
     return out;
@@ -544,11 +559,11 @@ export function attackSummary(
 }
 
 /** 400 for no image, 413 above the images one run takes (larger attacks are jobs, ./job.ts). */
-export function checkImageCount(n: number): void {
+export function checkImageCount(n: number, what = 'an attack'): void {
   if (n === 0) throw badRequest('send at least one image (image, or images)');
   if (n > TYPOGRAPHIC_LIMITS.maxImages) {
     throw payloadTooLarge(
-      `${n} images: an attack takes at most ${TYPOGRAPHIC_LIMITS.maxImages} images per request; split larger runs into several requests`,
+      `${n} images: ${what} takes at most ${TYPOGRAPHIC_LIMITS.maxImages} images per request; split larger runs into several requests`,
     );
   }
 }

@@ -1,12 +1,14 @@
 /**
  * The `typographic-attack` processor of a worker process (src/bin/worker.ts), which has no app:
  * the encoders and the attribution service built on its model and cache. The lexical set comes with
- * each job (the server that took it resolved it), so the worker needs no word index.
+ * each job (the server that took it resolved it), so the worker needs no word index. Attacks on a
+ * collection's images read the originals from the collection store (DATA_DIR, shared with the servers).
  */
 import { existsSync } from 'node:fs';
 import { AttributionService } from '../attribution/service.js';
 import { NeuronCatalogue } from '../attribution/neuron-catalogue.js';
 import type { BinaryCache } from '../cache/index.js';
+import type { CollectionStore } from '../collections/store.js';
 import type { ClipModel } from '../clip/clip-model.js';
 import { Encoders } from '../clip/encoders.js';
 import { MODEL_FILES } from '../clip/model-directory.js';
@@ -18,6 +20,7 @@ export async function typographicForWorker(
   model: ClipModel,
   cache: BinaryCache,
   config: Pick<Config, 'maxImagePixels' | 'imageDecodeConcurrency'>,
+  store?: CollectionStore,
 ) {
   const encoders = new Encoders(model, cache, {
     maxPixels: config.maxImagePixels,
@@ -31,5 +34,5 @@ export async function typographicForWorker(
   const service = new TypographicService(model, encoders, attribution, () =>
     Promise.reject(new Error('a typographic-attack job carries its lexical set; this one has none')),
   );
-  return attackProcessor(service);
+  return attackProcessor(service, store && ((collection, sha256) => store.readImage(collection, sha256)));
 }

@@ -194,7 +194,7 @@ export interface paths {
     put?: never;
     /**
      * Edit neurons of an image at the neuron layer and see the zero-shot answer change
-     * @description Sets, scales, adds to or zeroes neurons of the image’s neuron maps (all grid positions, or one), runs the attention-pool head, and returns the new image embedding and, for each label, the zero-shot probability and logit before and after.
+     * @description Sets, scales, adds to or zeroes neurons of the image’s neuron maps (all grid positions, or one), runs the attention-pool head, and returns the new image embedding and, for each label, the zero-shot probability and logit before and after. With images (several; or the multipart file field "image" repeated), the same for each, listed in images.
      */
     post: operations['intervene'];
     delete?: never;
@@ -214,7 +214,7 @@ export interface paths {
     put?: never;
     /**
      * Write a text on images and classify them before and after; explain it; defend by ablation
-     * @description The text is written on the model’s S × S input (after the resize and centre crop). An image is eligible when its clean prediction (and its true label, when given) is not the target; the attack succeeds on it when the attacked prediction is the target. The summary gives the success rate among eligible images with a Wilson 95% interval, and the clean accuracy when trueLabels are given. With ablate, the same measurement with those neurons zeroed at the neuron layer (defence). The explanation lists the neurons whose contribution x_i·a_i to the attacked image’s winning logit changed most, and the share of the change carried by lexical neurons. Above 32 images the attack is a job (kind typographic-attack): 202 with its id; GET /v1/jobs/{id} gives its progress and this same result.
+     * @description The images are uploaded (image, images as base64, or the multipart file field "image", repeated for several) or taken from a collection (collection with imageIds, or a seeded sample). The text is written on the model’s S × S input (after the resize and centre crop). An image is eligible when its clean prediction (and its true label, when given) is not the target; the attack succeeds on it when the attacked prediction is the target. The summary gives the success rate among eligible images with a Wilson 95% interval, and the clean accuracy when trueLabels are given. With ablate, the same measurement with those neurons zeroed at the neuron layer (defence). The explanation lists the neurons whose contribution x_i·a_i to the attacked image’s winning logit changed most, and the share of the change carried by lexical neurons. Above 32 images the attack is a job (kind typographic-attack): 202 with its id; GET /v1/jobs/{id} gives its progress and this same result.
      */
     post: operations['typographicAttack'];
     delete?: never;
@@ -1729,7 +1729,9 @@ export interface operations {
       content: {
         'application/json': {
           /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
-          image: string;
+          image?: string;
+          /** @description Several images as base64 (or the multipart file field "image" repeated), up to 32, each edited alike; the answer lists them in images */
+          images?: string[];
           /** @description Applied in order to the neuron maps [C, h, w] */
           edits: {
             /** @description Neuron (channel) index, from 0 to the model’s last */
@@ -1765,25 +1767,48 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            /** @description The image embedding after the edits */
-            embedding?: number[];
-            /** @description The image embedding without them */
-            embeddingBefore?: number[];
-            labels: {
-              label: string;
-              /** @description Zero-shot probability before */
-              before: number;
-              /** @description Zero-shot probability after */
-              after: number;
-              logitBefore: number;
-              logitAfter: number;
-              /** @description logitAfter − logitBefore */
-              logitChange: number;
-            }[];
-            predictedBefore: string;
-            predictedAfter: string;
-          };
+          'application/json':
+            | {
+                /** @description The image embedding after the edits */
+                embedding?: number[];
+                /** @description The image embedding without them */
+                embeddingBefore?: number[];
+                labels: {
+                  label: string;
+                  /** @description Zero-shot probability before */
+                  before: number;
+                  /** @description Zero-shot probability after */
+                  after: number;
+                  logitBefore: number;
+                  logitAfter: number;
+                  /** @description logitAfter − logitBefore */
+                  logitChange: number;
+                }[];
+                predictedBefore: string;
+                predictedAfter: string;
+              }
+            | {
+                /** @description One per image, in the order sent */
+                images: {
+                  /** @description The image embedding after the edits */
+                  embedding?: number[];
+                  /** @description The image embedding without them */
+                  embeddingBefore?: number[];
+                  labels: {
+                    label: string;
+                    /** @description Zero-shot probability before */
+                    before: number;
+                    /** @description Zero-shot probability after */
+                    after: number;
+                    logitBefore: number;
+                    logitAfter: number;
+                    /** @description logitAfter − logitBefore */
+                    logitChange: number;
+                  }[];
+                  predictedBefore: string;
+                  predictedAfter: string;
+                }[];
+              };
         };
       };
       /** @description An error; 4xx messages say what was wrong with the request */
@@ -1852,9 +1877,25 @@ export interface operations {
         'application/json': {
           /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
           image?: string;
-          /** @description Several images as base64: up to 32 are answered at once; up to 4096 become a job (202 with its id); more is a 413 */
+          /** @description Several images as base64 (or the multipart file field "image" repeated): up to 32 are answered at once; up to 4096 become a job (202 with its id); more is a 413 */
           images?: string[];
-          /** @description The true label of each image, among labels: gives the clean accuracy */
+          /** @description Attack images of this collection (its id) instead of uploaded ones: those of imageIds, or a sample. Each image’s category is its true label when it is among labels */
+          collection?: string;
+          /** @description With collection: the indexed images to attack, by id */
+          imageIds?: number[];
+          /** @description With collection: a seeded sample of its images */
+          sample?: {
+            /** @description Images drawn without replacement among the indexed ones; above 32 the attack is a job, above 4096 a 413 */
+            count: number;
+            /**
+             * @description The same seed draws the same images from the same collection
+             * @default 0
+             */
+            seed?: number;
+            /** @description Draw only among images of these categories of the collection */
+            categories?: string[];
+          };
+          /** @description The true label of each uploaded image, among labels: gives the clean accuracy (a collection’s come from its categories) */
           trueLabels?: string[];
           /** @description The text written on every image */
           text: string;
@@ -1922,6 +1963,10 @@ export interface operations {
             labels: string[];
             templates: string[];
             images: {
+              /** @description The image’s id in the collection attacked */
+              imageId?: number;
+              /** @description Its category in the collection */
+              category?: string | null;
               /** @description Share of the S × S input’s pixels the text changed */
               changedShare: number;
               trueLabel?: string;
@@ -2104,6 +2149,19 @@ export interface operations {
       };
       /** @description An error; 4xx messages say what was wrong with the request */
       400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
         headers: {
           [name: string]: unknown;
         };
@@ -3486,6 +3544,10 @@ export interface operations {
                   labels: string[];
                   templates: string[];
                   images: {
+                    /** @description The image’s id in the collection attacked */
+                    imageId?: number;
+                    /** @description Its category in the collection */
+                    category?: string | null;
                     /** @description Share of the S × S input’s pixels the text changed */
                     changedShare: number;
                     trueLabel?: string;
@@ -3830,6 +3892,10 @@ export interface operations {
                   labels: string[];
                   templates: string[];
                   images: {
+                    /** @description The image’s id in the collection attacked */
+                    imageId?: number;
+                    /** @description Its category in the collection */
+                    category?: string | null;
                     /** @description Share of the S × S input’s pixels the text changed */
                     changedShare: number;
                     trueLabel?: string;
