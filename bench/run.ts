@@ -21,6 +21,7 @@ const BENCHMARKS: Record<string, string[]> = {
   fault: ['npx', 'tsx', 'bench/fault.ts'],
   'image-memory': ['npx', 'tsx', 'bench/image-memory.ts'],
   shutdown: ['npx', 'tsx', 'bench/shutdown.ts'],
+  neighbours: ['npx', 'tsx', 'bench/neighbours.ts'],
   export: ['bash', 'bench/export-rn50x4.sh'],
 };
 

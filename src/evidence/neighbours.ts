@@ -63,10 +63,10 @@ export class ColumnMoments {
 
   /** Pass 1: `count` rows of `chunk` ([count, C], row-major). */
   addToMeans(chunk: Float32Array, count: number): void {
-    const C = this.columns;
+    const { columns: C, sums } = this;
     for (let r = 0; r < count; r++) {
       const base = r * C;
-      for (let c = 0; c < C; c++) this.sums[c] += chunk[base + c];
+      for (let c = 0; c < C; c++) sums[c] += chunk[base + c];
     }
     this.rows += count;
   }
@@ -81,12 +81,12 @@ export class ColumnMoments {
   addToSquares(chunk: Float32Array, count: number): void {
     const means = this.means;
     if (!means) throw new Error('ColumnMoments: finishMeans before addToSquares');
-    const C = this.columns;
+    const { columns: C, squares } = this;
     for (let r = 0; r < count; r++) {
       const base = r * C;
       for (let c = 0; c < C; c++) {
         const centred = chunk[base + c] - means[c];
-        this.squares[c] += centred * centred;
+        squares[c] += centred * centred;
       }
     }
   }
@@ -113,12 +113,13 @@ export class CentredDots {
 
   /** `count` rows of `chunk` ([count, C], row-major), the images `start` … `start + count − 1`. */
   add(chunk: Float32Array, start: number, count: number): void {
-    const C = this.means.length;
+    const { means, dots, target } = this;
+    const C = means.length;
     for (let r = 0; r < count; r++) {
-      const y = this.target[start + r];
+      const y = target[start + r];
       if (y === 0) continue;
       const base = r * C;
-      for (let c = 0; c < C; c++) this.dots[c] += (chunk[base + c] - this.means[c]) * y;
+      for (let c = 0; c < C; c++) dots[c] += (chunk[base + c] - means[c]) * y;
     }
   }
 }
