@@ -28,6 +28,7 @@ const SHAPES = [
   '<rect x="6" y="24" width="52" height="16"/>',
 ];
 
+const started = Date.now();
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'neuron-neighbours-'));
 t.teardown(() => rm(tmp, { recursive: true, force: true }));
 // Column blocks of 8 rows: 28 images are 3 blocks and a tail of 4 rows read from the row-major file.
@@ -60,6 +61,7 @@ const uploads = await Promise.all(
 );
 await app.collections.create(ID, 'test');
 await app.collections.addImages(ID, uploads);
+const appReady = Date.now();
 const manifest = await built(ID, uploads.length);
 
 /** The collection once its build has indexed `count` images (settled() can answer before the build's job is seen). */
@@ -151,7 +153,11 @@ function sameNeighbours(t: Test, got: Row[], want: [number, number][], what: str
 
 // The catalogue's strongest blue neuron (224), a word neuron (1), a shape neuron (2), the last one.
 const NEURONS = [224, 1, 2, app.clip.neuronCount - 1];
+const collected = Date.now();
 const numpy = await reference();
+t.comment(
+  `setup: renders and app ${appReady - started} ms, collection of ${manifest.images} images ${collected - appReady} ms, numpy ${Date.now() - collected} ms`,
+);
 /** By activations: those, and the two that vary most over these images (many are dead on them). */
 const MEASURED = [...new Set([...NEURONS, ...numpy.byVariance.slice(0, 2)])];
 
