@@ -304,6 +304,115 @@ if (!existsSync(path.join(DEFAULT_MODEL_DIR, 'clip.json'))) {
       },
     );
 
+    await t.test('attack: a collection’s image and an upload, as the API answers them', async (t) => {
+      await wordsReady; // the lexical set: the explanation and the defence
+      const solid = (r: number, g: number, b: number, width: number) =>
+        sharp({ create: { width, height: 64, channels: 3, background: { r, g, b } } })
+          .png()
+          .toBuffer();
+      const [red, blue] = [await solid(215, 25, 30, 80), await solid(25, 75, 215, 72)];
+      await fetch(`${base}/v1/collections`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'attack pictures' }),
+      });
+      const form = new FormData();
+      form.append('category', 'red');
+      form.append('image', new Blob([red], { type: 'image/png' }), 'red.png');
+      form.append('category', 'blue');
+      form.append('image', new Blob([blue], { type: 'image/png' }), 'blue.png');
+      const upload = await fetch(`${base}/v1/collections/attack-pictures/images`, {
+        method: 'POST',
+        body: form,
+      });
+      t.equal(upload.status, 202, 'two pictures uploaded');
+      await app.collections.settled('attack-pictures');
+      // The view's defaults, sent to the API here: the reference for what the page shows.
+      const settings = {
+        text: 'green',
+        labels: ['red', 'orange', 'yellow', 'green', 'blue', 'purple', 'pink'],
+        templates: ['{}', 'the colour {}', 'a {} patch'],
+        size: 0.25,
+        box: 'white',
+        ablate: 'lexical',
+        explain: 8,
+        returnImages: true,
+      };
+      const reference = async (source: object) => {
+        const response = await fetch(`${base}/v1/typographic/attack`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ ...settings, ...source }),
+        });
+        const answer = (await response.json()) as { images: unknown[] };
+        return answer.images[0] as {
+          before: { predicted: string };
+          after: { predicted: string };
+          success: boolean;
+          explanation: { neurons: { neuron: number }[] };
+          defended: { after: { predicted: string }; success: boolean };
+        };
+      };
+      const shown = async (t: Test, expected: Awaited<ReturnType<typeof reference>>, what: string) => {
+        const side = (card: string, name: string) =>
+          page.locator(`${card} [data-side=${name}]`).getAttribute('data-predicted');
+        t.equal(await side('#attack-probabilities', 'before'), expected.before.predicted, `${what}: before`);
+        t.equal(await side('#attack-probabilities', 'after'), expected.after.predicted, `${what}: after`);
+        t.equal(
+          await page.locator('#attacked .verdict').getAttribute('data-success'),
+          String(expected.success),
+          `${what}: the verdict`,
+        );
+        const neurons = await page
+          .locator('#attack-neurons [data-neuron]')
+          .evaluateAll((links) => links.map((link) => Number(link.getAttribute('data-neuron'))));
+        t.same(
+          neurons,
+          expected.explanation.neurons.map((n) => n.neuron),
+          `${what}: the neurons of the explanation`,
+        );
+        t.equal(
+          await side('#attack-defence', 'after'),
+          expected.defended.after.predicted,
+          `${what}: after, defended`,
+        );
+        await until(page, 'document.querySelector("#attacked img.attacked").naturalWidth === 64');
+      };
+
+      await ui.open('attack/attack-pictures/1');
+      await page
+        .locator('select[name=source] option[value="attack-pictures"]')
+        .waitFor({ state: 'attached' });
+      t.equal(
+        await page.locator('select[name=source]').inputValue(),
+        'attack-pictures',
+        'the address picks it',
+      );
+      await page.click('#attack-form button[type=submit]');
+      await page.locator('#attacked[data-from="attack-pictures/1"]').waitFor();
+      await shown(
+        t,
+        await reference({ collection: 'attack-pictures', imageIds: [1] }),
+        'image 1 of the collection',
+      );
+      await ui.shot('attack-1280');
+
+      await page.selectOption('select[name=source]', '');
+      await page.setInputFiles('input[name=image]', { name: 'red.png', mimeType: 'image/png', buffer: red });
+      await page.click('#attack-form button[type=submit]');
+      await page.locator('#attacked[data-from=upload]').waitFor();
+      await shown(t, await reference({ image: red.toString('base64') }), 'the upload');
+
+      const message = await ui.apiMessage('/v1/typographic/attack', {
+        ...settings,
+        image: red.toString('base64'),
+        labels: ['red', 'blue'],
+      });
+      await page.fill('input[name=labels]', 'red, blue');
+      await page.click('#attack-form button[type=submit]');
+      await ui.bannerSays(message);
+    });
+
     await t.test('every view fits 1280 px and 390 px without horizontal overflow', async (t) => {
       await wordsReady;
       const ready: Record<string, string> = {
@@ -312,6 +421,7 @@ if (!existsSync(path.join(DEFAULT_MODEL_DIR, 'clip.json'))) {
         words: '#neighbors .score-row',
         emotions: 'svg.scatter .point',
         image: 'input[name=image]',
+        attack: 'input[name=text]',
       };
       for (const width of [1280, 390]) {
         await page.setViewportSize({ width, height: width > 500 ? 900 : 844 });

@@ -1,6 +1,6 @@
 /**
  * The explorer: a header, an error banner and one view at a time, chosen by the URL's hash
- * (#/prompt, #/neuron/12, #/neurons, #/words, #/emotions, #/image, #/collections).
+ * (#/prompt, #/neuron/12, #/neurons, #/words, #/emotions, #/image, #/collections, #/attack).
  */
 import './style.css';
 import { api, apiKey, call, setApiKey } from './api';
@@ -13,6 +13,7 @@ import { wordsView } from './views/words';
 import { emotionsView } from './views/emotions';
 import { imageView } from './views/image';
 import { collectionsView } from './views/collections';
+import { attackView } from './views/attack';
 
 const views: Record<string, View> = {
   prompt: promptView,
@@ -22,6 +23,7 @@ const views: Record<string, View> = {
   emotions: emotionsView,
   image: imageView,
   collections: collectionsView,
+  attack: attackView,
 };
 
 let cleanup: (() => void) | void = undefined;
