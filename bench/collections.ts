@@ -7,8 +7,12 @@
  *      round running all of: the bare trunk on pre-decoded pixels (and, second figure, the trunk
  *      then the head) back to back; decoding, preprocessing and thumbnails alone; and the build as
  *      the service runs it (a collection-build job, in process: decoding overlaps trunk and head,
- *      then reduce, shard file, commit with fsync). BENCH_BUILD_ONLY=1 stops there and writes
- *      bench/results/collections-build.md (or BENCH_RESULT) instead.
+ *      then reduce, shard file, commit with fsync), then the shard computation alone with where its
+ *      time goes (builder.ts ShardTimings). The bare trunk and the build run back to back and each
+ *      round's ratio is reported (their median is the figure to quote on a shared machine).
+ *      BENCH_QUICK=1 runs only those rows; BENCH_NAIVE_HEAD=file.onnx times the model's head graph
+ *      beside another one (the traced AttentionPool2d) on the same maps. BENCH_BUILD_ONLY=1 stops
+ *      there and writes bench/results/collections-build.md (or BENCH_RESULT) instead.
  *   2. Queries over a synthetic collection at RN50-x4 size (C = 2,560, D = 640; random rows,
  *      BENCH_QUERY_IMAGES, default 100,000, written straight into the storage format): top-k of a
  *      neuron by mean and by max, its distribution, text retrieval by a given embedding, the
@@ -19,8 +23,9 @@
  *      service's engine (the embeddings held in memory, an 8-bit screen by onnxruntime's
  *      MatMulInteger, then the candidates scored exactly; on the retrieval thread) and, in the same
  *      run, by the engines it replaced or could use (a JavaScript loop, the file read per query,
- *      onnxruntime's Float32 product); a neuron's top images; a sparse and a dense direction; the
- *      RSS before and after the collection's embeddings are loaded.
+ *      onnxruntime's Float32 product); a neuron's top images; a sparse and a dense direction (the
+ *      same 8-bit screen over the means' codes, dot and cosine); the RSS before and after the
+ *      collection's embeddings and the means' codes are loaded.
  *
  * BENCH_IMAGES (default 256) images of 320 × 240 are built at BENCH_BATCH (default 16).
  */
@@ -28,10 +33,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { ClipModel } from '../src/clip/clip-model.js';
+import { boundedDecode } from '../src/clip/encoders.js';
 import { decodeImage, pixelValuesOf } from '../src/clip/image.js';
+import { Semaphore } from '../src/clip/semaphore.js';
 import { shardSizeOf } from '../src/collections/build-job.js';
+import { computeShard, type ShardTimings } from '../src/collections/builder.js';
 import { CollectionReader } from '../src/collections/reader.js';
 import { CollectionSearch } from '../src/collections/retrieval.js';
 import { CollectionService } from '../src/collections/service.js';
@@ -50,6 +59,7 @@ import { loadConfig, REPO_ROOT } from '../src/config.js';
 const IMAGES = Number(process.env.BENCH_IMAGES ?? 256);
 const BATCH = Number(process.env.BENCH_BATCH ?? 16);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const QUICK = process.env.BENCH_QUICK === '1';
 const QUERY_IMAGES = Number(process.env.BENCH_QUERY_IMAGES ?? 100_000);
 const lines: string[] = [];
 const log = (line: string) => {
@@ -93,7 +103,8 @@ try {
   await model.neuronMaps(pixels.slice(0, BATCH));
   const store = new CollectionStore(path.join(tmp, 'data'));
   const buildSettings = { ...loadCollectionSettings(), batchSize: BATCH };
-  const service = new CollectionService(store, model, spec, config.maxImagePixels, buildSettings, {
+  const decode = boundedDecode(new Semaphore(config.imageDecodeConcurrency), config.maxImagePixels);
+  const service = new CollectionService(store, model, spec, decode, buildSettings, {
     info: () => undefined,
     warn: () => undefined,
   });
@@ -103,12 +114,52 @@ try {
     bareBoth: [] as number[],
     decode: [] as number[],
     build: [] as number[],
+    shard: [] as number[],
   };
+  // Each round's build / bare trunk, the two run back to back (the machine is shared: ratios of
+  // neighbouring runs are what can be compared).
+  const ratios: number[] = [];
+  const stages: ShardTimings[] = [];
   const perSecond = (count: number, since: number) => count / ((performance.now() - since) / 1000);
   for (let round = 0; round < ROUNDS; round++) {
     let started = performance.now();
     await model.neuronMaps(pixels);
     rates.bareTrunk.push(perSecond(IMAGES, started));
+    const id = `bench-${round}`;
+    await service.create(id, 'bench');
+    const entries = [];
+    for (const [i, png] of pngs.entries()) {
+      const sha256 = createHash('sha256').update(png).digest('hex');
+      await store.putImage(id, sha256, png);
+      entries.push({ name: `${i}.png`, category: `c${i % 10}`, caption: null, sha256, bytes: png.length });
+    }
+    await store.appendPending(id, entries);
+    started = performance.now();
+    await service.startBuild(id);
+    await service.settled(id);
+    const built = await service.get(id);
+    if (built.images !== IMAGES) throw new Error(`the build indexed ${built.images} of ${IMAGES} images`);
+    rates.build.push(perSecond(built.images, started));
+    ratios.push(rates.build[round] / rates.bareTrunk[round]);
+    // The shard computation alone (no job, no shard file, no commit), with where its time goes.
+    const timings: ShardTimings = { decodeWait: 0, modelWait: 0, reduce: 0, onBatch: 0 };
+    started = performance.now();
+    await computeShard({
+      store,
+      id,
+      model,
+      spec,
+      decode,
+      batchSize: BATCH,
+      entries,
+      known: new Set(),
+      shouldStop: async () => false,
+      timings,
+    });
+    rates.shard.push(perSecond(IMAGES, started));
+    stages.push(timings);
+    // BENCH_QUICK=1: only the rows above (bare trunk, build, shard computation), on a loaded machine.
+    if (QUICK) continue;
     started = performance.now();
     for (let i = 0; i < IMAGES; i += BATCH) {
       await model.imageEmbeddingsFromNeurons(await model.neuronMaps(pixels.slice(i, i + BATCH)));
@@ -129,21 +180,6 @@ try {
       );
     }
     rates.decode.push(perSecond(IMAGES, started));
-    const id = `bench-${round}`;
-    await service.create(id, 'bench');
-    const entries = [];
-    for (const [i, png] of pngs.entries()) {
-      const sha256 = createHash('sha256').update(png).digest('hex');
-      await store.putImage(id, sha256, png);
-      entries.push({ name: `${i}.png`, category: `c${i % 10}`, caption: null, sha256, bytes: png.length });
-    }
-    await store.appendPending(id, entries);
-    started = performance.now();
-    await service.startBuild(id);
-    await service.settled(id);
-    const built = await service.get(id);
-    if (built.images !== IMAGES) throw new Error(`the build indexed ${built.images} of ${IMAGES} images`);
-    rates.build.push(perSecond(built.images, started));
   }
   await service.stop();
   const bareTrunk = median(rates.bareTrunk);
@@ -158,13 +194,64 @@ try {
   log('| run | images/s | ratio to bare trunk | each round |');
   log('|---|---|---|---|');
   row('bare trunk (pre-decoded pixels)', rates.bareTrunk);
-  row('bare trunk + head, batch by batch', rates.bareBoth);
-  row('decode, preprocess and thumbnail alone (a batch at a time, on libuv threads)', rates.decode);
+  if (!QUICK) {
+    row('bare trunk + head, batch by batch', rates.bareBoth);
+    row('decode, preprocess and thumbnail alone (a batch at a time, on libuv threads)', rates.decode);
+  }
   row(
     'collection build: a collection-build job (decode overlapping trunk and head, reduce, shard file, commit with fsync)',
     rates.build,
   );
+  row(
+    'the shard computation alone (computeShard: decode, trunk, head, reduce; no job, no files)',
+    rates.shard,
+  );
   log('');
+  log(
+    `**Build / bare trunk, each round's two runs back to back: median ${median(ratios).toFixed(2)}×** (rounds ${ratios.map((r) => r.toFixed(2)).join(', ')}).`,
+  );
+  log('');
+  const stage = (name: keyof ShardTimings) => median(stages.map((s) => s[name] / 1000)).toFixed(2);
+  log(
+    `Where the shard computation's wall time goes (main thread, median over rounds, seconds for ${IMAGES} images): waiting for the model (trunk + head) ${stage('modelWait')}, waiting for decoding ${stage('decodeWait')}, reducing the maps ${stage('reduce')}, stop checks and progress ${stage('onBatch')}.`,
+  );
+  log('');
+  if (process.env.BENCH_NAIVE_HEAD) {
+    // The model's head beside another head graph (the traced AttentionPool2d) on the same neuron
+    // maps, alternating, each on its own session with the same thread settings.
+    const maps = await model.neuronMaps(pixels.slice(0, BATCH));
+    const [hh, ww] = model.neuronGrid;
+    const input = new Float32Array(BATCH * model.valuesPerNeuronMap);
+    maps.forEach((map, i) => input.set(map, i * model.valuesPerNeuronMap));
+    const options = { executionProviders: ['cpu'], graphOptimizationLevel: 'all' as const };
+    const heads = {
+      model: await ort.InferenceSession.create(path.join(config.modelDir, 'visual_head.onnx'), options),
+      naive: await ort.InferenceSession.create(process.env.BENCH_NAIVE_HEAD, options),
+    };
+    const times = { model: [] as number[], naive: [] as number[] };
+    let worst = 0;
+    for (let rep = 0; rep < 6; rep++) {
+      const outputs: Float32Array[] = [];
+      for (const name of ['model', 'naive'] as const) {
+        const t0 = performance.now();
+        const out = await heads[name].run({
+          neurons: new ort.Tensor('float32', input, [BATCH, model.neuronCount, hh, ww]),
+        });
+        if (rep > 0) times[name].push(performance.now() - t0);
+        outputs.push(out.image_embeds.data as Float32Array);
+      }
+      let top = 0;
+      for (const v of outputs[1]) top = Math.max(top, Math.abs(v));
+      for (let i = 0; i < outputs[0].length; i++)
+        worst = Math.max(worst, Math.abs(outputs[0][i] - outputs[1][i]) / top);
+    }
+    log(
+      `Head graphs on one batch of ${BATCH} neuron maps (median of 5, alternating): the model's ${median(times.model).toFixed(0)} ms, the traced AttentionPool2d ${median(times.naive).toFixed(0)} ms (${(median(times.naive) / median(times.model)).toFixed(1)}×); their embeddings differ by ${worst.toExponential(1)} of the largest value. One trunk batch: ${((BATCH / bareTrunk) * 1000).toFixed(0)} ms.`,
+    );
+    log('');
+    await heads.model.release();
+    await heads.naive.release();
+  }
   if (process.env.BENCH_BUILD_ONLY === '1') {
     await model.release();
     await mkdir(path.join(REPO_ROOT, 'bench', 'results'), { recursive: true });
@@ -249,17 +336,10 @@ try {
     embedDim: D,
     neuronGrid: [9, 9] as const,
   } as unknown as ClipModel;
-  const queries = new CollectionService(
-    store,
-    queryModel,
-    spec,
-    config.maxImagePixels,
-    loadCollectionSettings(),
-    {
-      info: () => undefined,
-      warn: () => undefined,
-    },
-  );
+  const queries = new CollectionService(store, queryModel, spec, decode, loadCollectionSettings(), {
+    info: () => undefined,
+    warn: () => undefined,
+  });
   const time = async (run: () => Promise<unknown>) => {
     const times: number[] = [];
     for (let i = 0; i < 5; i++) {
@@ -384,14 +464,29 @@ try {
   const sparse = new Float32Array(C);
   for (let j = 0; j < 8; j++) sparse[(j * 331) % C] = Math.random() - 0.5;
   const dense = new Float32Array(C).map(() => Math.random() - 0.5);
+  // The first dense direction loads the means' 8-bit codes on the retrieval thread.
+  const coldDense = performance.now();
+  await queries.retrieve(id, { by: 'direction', direction: dense, score: 'dot' }, 12);
+  const coldDenseMs = performance.now() - coldDense;
+  const rssCodes = process.memoryUsage().rss;
+  const denses = Array.from({ length: RUNS }, () => new Float32Array(C).map(() => Math.random() - 0.5));
+  let nextDense = 0;
   neuronRows.push(
     [
       'a sparse direction (8 neurons), dot product: 8 columns',
       await spread(() => queries.retrieve(id, { by: 'direction', direction: sparse, score: 'dot' }, 12), 5),
     ],
     [
-      `a dense direction (${C.toLocaleString('en')} neurons), dot product: a scan of means.f32 on the thread`,
-      await spread(() => queries.retrieve(id, { by: 'direction', direction: dense, score: 'dot' }, 12), 5),
+      `a dense direction (${C.toLocaleString('en')} neurons), dot product: the 8-bit screen of the means' codes held in memory, the candidates read from means.f32 and scored exactly`,
+      await spread(() =>
+        queries.retrieve(id, { by: 'direction', direction: denses[nextDense++ % RUNS], score: 'dot' }, 12),
+      ),
+    ],
+    [
+      `a dense direction, cosine: the same screen`,
+      await spread(() =>
+        queries.retrieve(id, { by: 'direction', direction: denses[nextDense++ % RUNS], score: 'cosine' }, 12),
+      ),
     ],
   );
   const rssAfter = process.memoryUsage().rss;
@@ -412,7 +507,11 @@ try {
     log(`| ${what} | ${m.toFixed(1)} ms | ${p90.toFixed(1)} ms |`);
   log('');
   log(
-    `RSS: ${(rssBefore / 2 ** 20).toFixed(0)} MiB before the service's first search, ${(rssLoaded / 2 ** 20).toFixed(0)} MiB with the collection's embeddings loaded, ${(rssAfter / 2 ** 20).toFixed(0)} MiB after every search above (the comparison engines' own copies included, until collected; goal: at most 1,536 MiB).`,
+    `The first dense direction: ${coldDenseMs.toFixed(0)} ms (reads ${((N * C * 4) / 2 ** 20).toFixed(0)} MiB of neuron means and makes their 8-bit codes, ${((N * (C + 16)) / 2 ** 20).toFixed(0)} MiB held).`,
+  );
+  log('');
+  log(
+    `RSS: ${(rssBefore / 2 ** 20).toFixed(0)} MiB before the service's first search, ${(rssLoaded / 2 ** 20).toFixed(0)} MiB with the collection's embeddings loaded, ${(rssCodes / 2 ** 20).toFixed(0)} MiB with the means' codes too, ${(rssAfter / 2 ** 20).toFixed(0)} MiB after every search above (the comparison engines' own copies included, until collected; goal: at most 1,536 MiB).`,
   );
   await queries.stop();
   await mkdir(path.join(REPO_ROOT, 'bench', 'results'), { recursive: true });

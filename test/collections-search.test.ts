@@ -442,7 +442,7 @@ t.test('heatmap of an uploaded image; decoding waits for the image routes’ dec
 });
 
 t.test(
-  'the 8-bit screen gives the exact top k: against a brute-force cosine, with clusters and near-ties',
+  'the 8-bit screen gives the exact top k: against a brute-force cosine and dot product, with clusters and near-ties',
   async (t) => {
     const N = 3000;
     const D = 96;
@@ -463,7 +463,16 @@ t.test(
     const norms = Array.from({ length: N }, (_, i) =>
       Math.sqrt(dot(rows.subarray(i * D, (i + 1) * D), rows.subarray(i * D, (i + 1) * D))),
     );
-    for (const engine of ['ort', 'js'] as const) {
+    // The embeddings' way (Float32 rows and codes held), the neuron means' (codes alone held, the
+    // candidates read from the file; cosine and dot product), and the JavaScript engine.
+    const variants = [
+      { engine: 'ort', holdValues: true, measure: 'cosine' },
+      { engine: 'ort', holdValues: false, measure: 'cosine' },
+      { engine: 'ort', holdValues: false, measure: 'dot' },
+      { engine: 'js', holdValues: true, measure: 'cosine' },
+    ] as const;
+    for (const { engine, holdValues, measure } of variants) {
+      const variant = `${engine}${holdValues ? '' : ', codes only'}, ${measure}`;
       const index = new EmbeddingIndex(64 * 2 ** 20, engine);
       for (let q = 0; q < 6; q++) {
         const query = Float32Array.from(
@@ -475,20 +484,25 @@ t.test(
           file,
           key: 'rows',
           keep: true,
-          measure: 'cosine',
+          holdValues,
+          measure,
           rows: N,
           dim: D,
           query,
           k,
         });
-        t.ok(answer.resident, `${engine}: held in memory`);
+        t.ok(answer.resident, `${variant}: held in memory`);
         if (engine === 'ort')
-          t.ok(answer.scored < N / 4, `the screen left ${answer.scored} of ${N} rows to score`);
+          t.ok(answer.scored < N / 4, `${variant}: the screen left ${answer.scored} of ${N} rows to score`);
         else t.equal(answer.scored, N);
         const queryNorm = Math.sqrt(dot(query, query));
-        const cosines = Array.from({ length: N }, (_, i) =>
-          norms[i] > 0 ? dot(rows.subarray(i * D, (i + 1) * D), query) / (norms[i] * queryNorm) : NaN,
-        );
+        // Scores on a cosine's scale (dot products divided by the largest row norm times |q|).
+        const unit = measure === 'cosine' ? 1 : Math.max(...norms) * queryNorm;
+        const cosines = Array.from({ length: N }, (_, i) => {
+          const product = dot(rows.subarray(i * D, (i + 1) * D), query);
+          if (measure === 'dot') return product;
+          return norms[i] > 0 ? product / (norms[i] * queryNorm) : NaN;
+        });
         const order = cosines
           .map((_, i) => i)
           .filter((i) => !Number.isNaN(cosines[i]))
@@ -499,10 +513,10 @@ t.test(
         t.equal(got.length, k);
         let same = true;
         got.forEach((id, r) => {
-          if (id !== order[r] && Math.abs(cosines[id] - cosines[order[r]]) > 1e-6) same = false;
-          if (Math.abs(answer.scores[r] - cosines[id]) > 1e-5) same = false;
+          if (id !== order[r] && Math.abs(cosines[id] - cosines[order[r]]) > 1e-6 * unit) same = false;
+          if (Math.abs(answer.scores[r] - cosines[id]) > 1e-5 * unit) same = false;
         });
-        t.ok(same, `${engine}, query ${q}, k = ${k}: the top k and their cosines as a brute force here`);
+        t.ok(same, `${variant}, query ${q}, k = ${k}: the top k and their scores as a brute force here`);
       }
       await index.close();
     }

@@ -361,16 +361,38 @@ t.test('search by text and the neurons of a category, against the image and text
     };
   });
   const best = [...stats].sort((a, b) => b.d - a.d || a.neuron - b.neuron).slice(0, 5);
+  // The AUC by counting pairs here: an image of the category above one of the rest (ties ½).
+  const pairAuc = (c: number) => {
+    let wins = 0;
+    for (const a of inside) {
+      for (const b of outside) {
+        const [x, y] = [expected[a].neurons[c], expected[b].neurons[c]];
+        wins += x > y ? 1 : x === y ? 0.5 : 0;
+      }
+    }
+    return wins / (inside.length * outside.length);
+  };
   t.same(
     body.neurons.map((n: { neuron: number }) => n.neuron),
     best.map((n) => n.neuron),
     'the top 5 by d, as computed here',
   );
-  body.neurons.forEach((n: { d: number; meanIn: number; meanRest: number }, i: number) => {
+  body.neurons.forEach((n: { d: number; meanIn: number; meanRest: number; auc: number }, i: number) => {
     t.ok(Math.abs(n.d - best[i].d) < 1e-6 * Math.max(1, Math.abs(best[i].d)), 'd');
+    t.equal(n.auc, pairAuc(best[i].neuron), `neuron ${best[i].neuron}: AUC as counted here`);
     t.ok(Math.abs(n.meanIn - best[i].meanIn) < 1e-6, 'mean in the category');
     t.ok(Math.abs(n.meanRest - best[i].meanRest) < 1e-6, 'mean of the rest');
   });
+
+  // Every neuron's AUC (500 of 512, most of them neither 0 nor 1), as counted here.
+  const all = await app.inject({
+    method: 'GET',
+    url: '/v1/collections/test-shapes/categories/circle/neurons?k=500',
+  });
+  const aucs: { neuron: number; auc: number }[] = all.json().neurons;
+  const off = aucs.filter(({ neuron, auc }) => Math.abs(auc - pairAuc(neuron)) > 1e-9);
+  t.same(off, [], 'the AUC of each of 500 neurons as counted here');
+  t.ok(aucs.filter(({ auc }) => auc > 0 && auc < 1).length > 100, 'most AUCs lie strictly between 0 and 1');
 
   const unknown = await app.inject({
     method: 'GET',
@@ -811,6 +833,66 @@ t.test('two replicas on one DATA_DIR: one build, uploads to either join it', asy
     complete: true,
     build: { jobId: first.json().jobId, state: 'completed' },
   });
+
+  // Each replica's own builds (in-process queues, no Redis): their job ids never collide.
+  const jobIds: string[] = [];
+  for (const [replica, name] of [
+    [app, 'solo-a'],
+    [other, 'solo-b'],
+  ] as const) {
+    await replica.inject({ method: 'POST', url: '/v1/collections', payload: { name } });
+    const upload = await replica.inject({
+      method: 'POST',
+      url: `/v1/collections/${name}/images`,
+      ...multipart([{ field: 'image', value: pictures[0], filename: '0.png' }]),
+    });
+    t.equal(upload.statusCode, 202, upload.body);
+    jobIds.push(upload.json().jobId);
+    await replica.collections.settled(name);
+  }
+  t.not(jobIds[0], jobIds[1], 'the two replicas gave their builds different job ids');
+  for (const id of jobIds) t.match(id, /^build-[0-9a-f-]{36}$/, `${id}: a random id`);
+  for (const [replica, own, foreign] of [
+    [app, jobIds[0], jobIds[1]],
+    [other, jobIds[1], jobIds[0]],
+  ] as const) {
+    t.equal((await replica.inject({ method: 'GET', url: `/v1/jobs/${own}` })).statusCode, 200);
+    const elsewhere = await replica.inject({ method: 'GET', url: `/v1/jobs/${foreign}` });
+    t.equal(elsewhere.statusCode, 404, "the other replica's job is not taken for one of this replica's");
+  }
+});
+
+t.test("a build decodes under the image routes' one bound (IMAGE_DECODE_CONCURRENCY)", async (t) => {
+  const { decodes } = app.encoders;
+  // Every turn of the bound held here: the build must wait for one before it decodes anything.
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const holders = Array.from({ length: decodes.limit }, () => decodes.run(() => gate));
+  await app.inject({ method: 'POST', url: '/v1/collections', payload: { name: 'bounded' } });
+  const upload = await app.inject({
+    method: 'POST',
+    url: '/v1/collections/bounded/images',
+    ...multipart(
+      images.slice(0, 3).map((image) => ({ field: 'image', value: image.bytes, filename: image.name })),
+    ),
+  });
+  t.equal(upload.statusCode, 202, upload.body);
+  const deadline = Date.now() + 30_000;
+  while (decodes.queued === 0 && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  t.ok(decodes.queued > 0, `the build's decodes wait for a turn (${decodes.queued} waiting)`);
+  t.equal(decodes.inUse, decodes.limit, 'no decode runs beyond the bound');
+  const waiting = (await app.inject({ method: 'GET', url: '/v1/collections/bounded' })).json();
+  t.match(waiting, { images: 0, complete: false }, 'nothing indexed while no turn is free');
+  let most = 0;
+  const watch = setInterval(() => (most = Math.max(most, decodes.inUse)), 1);
+  open();
+  await Promise.all(holders);
+  await app.collections.settled('bounded');
+  clearInterval(watch);
+  t.ok(most <= decodes.limit, `at most ${decodes.limit} decodes at once (${most} seen)`);
+  const built = (await app.inject({ method: 'GET', url: '/v1/collections/bounded' })).json();
+  t.match(built, { images: 3, complete: true });
 });
 
 t.test('quantile bands from the ranks they take equal those of a full ranking', async (t) => {

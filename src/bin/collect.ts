@@ -14,6 +14,8 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClipModel } from '../clip/clip-model.js';
+import { boundedDecode } from '../clip/encoders.js';
+import { Semaphore } from '../clip/semaphore.js';
 import { addFolderImages } from '../collections/directory.js';
 import { IMAGE_EXTENSIONS, readFolder } from '../collections/folder.js';
 import { CollectionService } from '../collections/service.js';
@@ -73,7 +75,7 @@ async function main(): Promise<number> {
     new CollectionStore(config.dataDir),
     model,
     { imageSize: manifest.image_size, mean: manifest.mean, std: manifest.std },
-    config.maxImagePixels,
+    boundedDecode(new Semaphore(config.imageDecodeConcurrency), config.maxImagePixels),
     loadCollectionSettings(process.env),
     log,
   );

@@ -10,6 +10,8 @@
  */
 import { createCache } from '../cache/index.js';
 import { ClipModel } from '../clip/clip-model.js';
+import { boundedDecode } from '../clip/encoders.js';
+import { Semaphore } from '../clip/semaphore.js';
 import { ModelDirectoryError } from '../clip/model-directory.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { CollectionBuilds, shardSizeOf } from '../collections/build-job.js';
@@ -56,7 +58,8 @@ async function main(): Promise<void> {
     store,
     model,
     spec: { imageSize: manifest.image_size, mean: manifest.mean, std: manifest.std },
-    maxPixels: config.maxImagePixels,
+    // The worker's one decode bound (IMAGE_DECODE_CONCURRENCY), as the server's image routes have.
+    decode: boundedDecode(new Semaphore(config.imageDecodeConcurrency), config.maxImagePixels),
     batchSize: loadCollectionSettings().batchSize,
     shardSize: shardSizeOf(),
     log: logger,

@@ -16,10 +16,19 @@ export interface ImageDecoding {
   concurrency?: number;
 }
 
+/** Runs `use` on the decoded bytes while they hold a turn of a decode bound; the pixels should not outlive it. */
+export type BoundedDecode = <T>(bytes: Uint8Array, use: (image: RgbImage) => T | Promise<T>) => Promise<T>;
+
+/** Decoding under `decodes`: at most its limit of images decoded (and alive) at once. */
+export function boundedDecode(decodes: Semaphore, maxPixels?: number): BoundedDecode {
+  return (bytes, use) => decodes.run(async () => use(await decodeImage(bytes, { maxPixels })));
+}
+
 export class Encoders {
   /** Each image lives decoded (width × height × 3 bytes and more) only while it holds a turn here. */
   readonly decodes: Semaphore;
-  private readonly maxPixels?: number;
+  /** Decoding under `decodes` (withDecoded), for the paths that take a BoundedDecode. */
+  readonly decode: BoundedDecode;
 
   constructor(
     readonly model: ClipModel,
@@ -27,7 +36,7 @@ export class Encoders {
     decoding: ImageDecoding = {},
   ) {
     this.decodes = new Semaphore(decoding.concurrency ?? 2);
-    this.maxPixels = decoding.maxPixels;
+    this.decode = boundedDecode(this.decodes, decoding.maxPixels);
   }
 
   /** Unnormalised text embeddings [D], one per text, in order. */
@@ -68,11 +77,11 @@ export class Encoders {
 
   /**
    * Runs `use` on the decoded image while it holds a turn of `decodes`: the one bound on images
-   * decoded at once (IMAGE_DECODE_CONCURRENCY) for every path that decodes for a request (the image
-   * routes here, the collections' heatmaps). The decoded pixels should not outlive `use`.
+   * decoded at once (IMAGE_DECODE_CONCURRENCY) for every path that decodes in this process (the
+   * image routes here, the collections' heatmaps and builds). The decoded pixels should not outlive `use`.
    */
   withDecoded<T>(bytes: Uint8Array, use: (image: RgbImage) => T | Promise<T>): Promise<T> {
-    return this.decodes.run(async () => use(await decodeImage(bytes, { maxPixels: this.maxPixels })));
+    return this.decode(bytes, use);
   }
 
   /** Decode, preprocess and encode one image (PNG, JPEG, WebP or GIF bytes). */

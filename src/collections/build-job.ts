@@ -31,6 +31,7 @@ import { constants as fsConstants } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
+import type { BoundedDecode } from '../clip/encoders.js';
 import type { PreprocessSpec } from '../clip/image.js';
 import {
   JobHandedBack,
@@ -84,7 +85,8 @@ export interface BuildDeps {
   store: CollectionStore;
   model: CollectionModel;
   spec: PreprocessSpec;
-  maxPixels: number;
+  /** Decoding under the process's one decode bound (IMAGE_DECODE_CONCURRENCY). */
+  decode: BoundedDecode;
   batchSize: number;
   shardSize: number;
   log?: { warn(object: object, message: string): void };
@@ -126,7 +128,7 @@ function alive(pid: number): boolean {
 }
 
 /** A lock file: created exclusively, refreshed by its holder, stale when its holder is gone. */
-class FileLock {
+export class FileLock {
   readonly owner: LockOwner;
 
   constructor(
@@ -165,7 +167,7 @@ class FileLock {
   }
 }
 
-async function readHolder(file: string): Promise<{ owner?: LockOwner; mtimeMs: number } | undefined> {
+export async function readHolder(file: string): Promise<{ owner?: LockOwner; mtimeMs: number } | undefined> {
   try {
     const [text, info] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
     let owner: LockOwner | undefined;
@@ -180,7 +182,7 @@ async function readHolder(file: string): Promise<{ owner?: LockOwner; mtimeMs: n
   }
 }
 
-function isStale(holder: { owner?: LockOwner; mtimeMs: number }): boolean {
+export function isStale(holder: { owner?: LockOwner; mtimeMs: number }): boolean {
   if (Date.now() - holder.mtimeMs > LOCK_STALE_MS) return true;
   const { owner } = holder;
   return owner !== undefined && owner.host === HOST && owner.pid !== process.pid && !alive(owner.pid);
@@ -630,7 +632,7 @@ export class CollectionBuilds {
         id,
         model,
         spec: this.deps.spec,
-        maxPixels: this.deps.maxPixels,
+        decode: this.deps.decode,
         batchSize: this.deps.batchSize,
         entries,
         known,

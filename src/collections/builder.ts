@@ -7,7 +7,8 @@
  * the visual trunk (the neuron maps [C, h, w]) and the head (the embedding), and reduced to each
  * neuron's spatial mean, maximum and the cell of the maximum. Pipeline: while the trunk runs one
  * batch (on the model's inference thread), the next batch is decoded and thumbnailed (sharp, on
- * libuv's threads), so decoding overlaps the model. The result is a shard file (encodeShard), not
+ * libuv's threads, under the process's one decode bound), and its trunk run is queued behind this
+ * batch's head run, so the model's thread never waits for decoding or for the reductions here. The result is a shard file (encodeShard), not
  * rows: where an image's row goes depends on the shards before it (their duplicates and
  * non-images take no row).
  *
@@ -22,7 +23,8 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import sharp from 'sharp';
-import { decodeImage, pixelValuesOf, type PreprocessSpec } from '../clip/image.js';
+import type { BoundedDecode } from '../clip/encoders.js';
+import { pixelValuesOf, type PreprocessSpec } from '../clip/image.js';
 import { spatialMeans } from '../clip/spatial-means.js';
 import { writeColumnBlocks } from './columns.js';
 import {
@@ -78,16 +80,22 @@ export interface ShardOutput {
   computedBy?: string;
 }
 
-/** Per-neuron spatial maximum and the cell where it is (the first, on ties). */
-export function spatialMaxima(maps: Float32Array, channels: number): { max: Float32Array; at: Uint16Array } {
+/**
+ * Per-neuron spatial maximum and the cell where it is (the first, on ties), written into `max` and
+ * `at` when given (their first `channels` values).
+ */
+export function spatialMaxima(
+  maps: Float32Array,
+  channels: number,
+  max = new Float32Array(channels),
+  at = new Uint16Array(channels),
+): { max: Float32Array; at: Uint16Array } {
   const cells = maps.length / channels;
-  const max = new Float32Array(channels);
-  const at = new Uint16Array(channels);
   for (let c = 0; c < channels; c++) {
     let best = -Infinity;
     let where = 0;
-    for (let i = 0; i < cells; i++) {
-      const value = maps[c * cells + i];
+    for (let i = 0, base = c * cells; i < cells; i++) {
+      const value = maps[base + i];
       if (value > best) {
         best = value;
         where = i;
@@ -124,7 +132,8 @@ export interface ComputeOptions {
   id: string;
   model: CollectionModel;
   spec: PreprocessSpec;
-  maxPixels: number;
+  /** Decoding under the process's one decode bound (IMAGE_DECODE_CONCURRENCY, Encoders.decode). */
+  decode: BoundedDecode;
   batchSize: number;
   entries: readonly PendingEntry[];
   /** Bytes already indexed: not computed again (commitShard counts them as duplicates). */
@@ -133,6 +142,20 @@ export interface ComputeOptions {
   shouldStop(): Promise<boolean>;
   /** After each batch, with the uploads of the shard taken so far. */
   onBatch?(done: number): Promise<void>;
+  /** When given, milliseconds of each stage are added to it (the benchmark's profile). */
+  timings?: ShardTimings;
+}
+
+/**
+ * Where a shard's time goes, in milliseconds of wall time on the main thread: waiting for a batch's
+ * decoding (what the model did not hide), waiting for the model (trunk and head), reducing the maps
+ * (means, maxima) and the onBatch hook. Decoding itself runs beside the model and is not counted.
+ */
+export interface ShardTimings {
+  decodeWait: number;
+  modelWait: number;
+  reduce: number;
+  onBatch: number;
 }
 
 type Prepared =
@@ -140,12 +163,19 @@ type Prepared =
   | { kind: 'duplicate'; entry: PendingEntry }
   | { kind: 'skipped'; entry: PendingEntry; reason: string };
 
-/** Computes a shard's uploads (pipelined: the next batch decodes while the trunk runs this one). */
+/**
+ * Computes a shard's uploads, pipelined so that the model's thread never waits for this one: batch
+ * b + 1 is decoded while batch b runs, and its trunk run is queued right behind b's head run, before
+ * b's maps are reduced here; batch b + 2 starts decoding then. At most three batches are alive.
+ */
 export async function computeShard(options: ComputeOptions): Promise<ShardOutput> {
-  const { store, id, model } = options;
+  const { store, id, model, timings } = options;
   const C = model.neuronCount;
   const D = model.embedDim;
   const scheduled = new Set<string>(options.known);
+  const clock = (stage: keyof ShardTimings, since: number) => {
+    if (timings) timings[stage] += performance.now() - since;
+  };
 
   const prepare = (entries: readonly PendingEntry[]): Promise<Prepared[]> =>
     Promise.all(
@@ -157,96 +187,121 @@ export async function computeShard(options: ComputeOptions): Promise<ShardOutput
           if (createHash('sha256').update(bytes).digest('hex') !== entry.sha256) {
             return { kind: 'skipped', entry, reason: 'the stored bytes do not match their sha256' };
           }
-          const decoded = await decodeImage(bytes, { maxPixels: options.maxPixels });
-          const pixels = pixelValuesOf(decoded, options.spec);
-          const thumb = await sharp(decoded.data, {
-            raw: { width: decoded.width, height: decoded.height, channels: 3 },
-          })
-            .resize(THUMBNAIL_SIZE, THUMBNAIL_SIZE, { fit: 'inside', withoutEnlargement: true })
-            .png()
-            .toBuffer();
-          return { kind: 'image', entry, pixels, width: decoded.width, height: decoded.height, thumb };
+          // The decoded image lives only inside its turn of the decode bound: out come the model's
+          // pixel values and the thumbnail.
+          return await options.decode(bytes, async (decoded): Promise<Prepared> => {
+            const pixels = pixelValuesOf(decoded, options.spec);
+            const thumb = await sharp(decoded.data, {
+              raw: { width: decoded.width, height: decoded.height, channels: 3 },
+            })
+              .resize(THUMBNAIL_SIZE, THUMBNAIL_SIZE, { fit: 'inside', withoutEnlargement: true })
+              .png()
+              .toBuffer();
+            return { kind: 'image', entry, pixels, width: decoded.width, height: decoded.height, thumb };
+          });
         } catch (error) {
           scheduled.delete(entry.sha256);
           return { kind: 'skipped', entry, reason: (error as Error).message };
         }
       }),
     );
+  const imagePixels = (batch: Prepared[]) =>
+    batch.flatMap((item) => (item.kind === 'image' ? [item.pixels] : []));
+  const trunkOf = (batch: Prepared[]): Promise<Float32Array[]> => {
+    const pixels = imagePixels(batch);
+    return pixels.length > 0 ? model.neuronMaps(pixels) : Promise.resolve([]);
+  };
 
   const batches: PendingEntry[][] = [];
   for (let i = 0; i < options.entries.length; i += options.batchSize) {
     batches.push(options.entries.slice(i, i + options.batchSize));
   }
   const items: ShardItem[] = [];
-  const means: Float32Array[] = [];
-  const maxima: Float32Array[] = [];
-  const argmax: Uint16Array[] = [];
-  const embeddings: Float32Array[] = [];
+  const means = new Float32Array(options.entries.length * C);
+  const maxima = new Float32Array(options.entries.length * C);
+  const argmax = new Uint16Array(options.entries.length * C);
+  const embeddings = new Float32Array(options.entries.length * D);
   const thumbs: Buffer[] = [];
+  let images = 0;
   let done = 0;
-  let next = batches.length > 0 ? prepare(batches[0]) : undefined;
-  for (let b = 0; b < batches.length; b++) {
-    const prepared = await next!;
+  // In flight: the decoding of the batch after `current`, and the trunk run of `current`.
+  let decoding: Promise<Prepared[]> | undefined;
+  let trunk: Promise<Float32Array[]> | undefined;
+  const nextBatch = async (b: number): Promise<Prepared[]> => {
+    let since = performance.now();
+    const prepared = await decoding!;
+    clock('decodeWait', since);
+    since = performance.now();
     if (await options.shouldStop()) throw new BuildAborted();
-    // The next batch decodes while this one runs through the trunk and the head.
-    next = b + 1 < batches.length ? prepare(batches[b + 1]) : undefined;
-    const pixels = prepared.flatMap((item) => (item.kind === 'image' ? [item.pixels] : []));
-    let maps: Float32Array[] = [];
-    let embeds: Float32Array[] = [];
-    try {
-      maps = pixels.length > 0 ? await model.neuronMaps(pixels) : [];
-      embeds = maps.length > 0 ? await model.imageEmbeddingsFromNeurons(maps) : [];
-    } catch (error) {
-      await next?.catch(() => undefined);
-      throw error;
-    }
-    let i = 0;
-    for (const item of prepared) {
-      if (item.kind !== 'image') {
-        items.push(item);
-        continue;
-      }
-      means.push(spatialMeans(maps[i], C));
-      const { max, at } = spatialMaxima(maps[i], C);
-      maxima.push(max);
-      argmax.push(at);
-      embeddings.push(embeds[i]);
-      thumbs.push(item.thumb);
-      items.push({
-        kind: 'image',
-        entry: item.entry,
-        width: item.width,
-        height: item.height,
-        thumbBytes: item.thumb.length,
-      });
-      i++;
-    }
-    done += prepared.length;
-    if (options.onBatch) {
-      try {
-        await options.onBatch(done);
-      } catch (error) {
-        await next?.catch(() => undefined);
-        throw error;
-      }
-    }
-  }
-  const join = <T extends Float32Array | Uint16Array>(
-    parts: T[],
-    width: number,
-    make: (n: number) => T,
-  ): T => {
-    const out = make(parts.length * width);
-    parts.forEach((part, i) => out.set(part, i * width));
-    return out;
+    clock('onBatch', since);
+    decoding = b + 1 < batches.length ? prepare(batches[b + 1]) : undefined;
+    trunk = trunkOf(prepared);
+    return prepared;
   };
+  try {
+    if (batches.length === 0) return emptyShard(items);
+    decoding = prepare(batches[0]);
+    let current = await nextBatch(0);
+    for (let b = 0; b < batches.length; b++) {
+      let since = performance.now();
+      const maps = await trunk!;
+      const head = maps.length > 0 ? model.imageEmbeddingsFromNeurons(maps) : Promise.resolve([]);
+      clock('modelWait', since);
+      // The next batch's trunk run is queued behind this head run: the model's thread goes on.
+      const following = b + 1 < batches.length ? await nextBatch(b + 1) : undefined;
+      since = performance.now();
+      const embeds = await head;
+      clock('modelWait', since);
+      since = performance.now();
+      let i = 0;
+      for (const item of current) {
+        if (item.kind !== 'image') {
+          items.push(item);
+          continue;
+        }
+        means.set(spatialMeans(maps[i], C), images * C);
+        spatialMaxima(maps[i], C, maxima.subarray(images * C), argmax.subarray(images * C));
+        embeddings.set(embeds[i], images * D);
+        thumbs.push(item.thumb);
+        items.push({
+          kind: 'image',
+          entry: item.entry,
+          width: item.width,
+          height: item.height,
+          thumbBytes: item.thumb.length,
+        });
+        images++;
+        i++;
+      }
+      clock('reduce', since);
+      done += current.length;
+      since = performance.now();
+      await options.onBatch?.(done);
+      clock('onBatch', since);
+      if (following) current = following;
+    }
+  } finally {
+    // Whatever is still in flight after a failure or a stop settles before the error goes on.
+    await Promise.allSettled([decoding, trunk]);
+  }
   return {
     items,
-    means: join(means, C, (n) => new Float32Array(n)),
-    maxima: join(maxima, C, (n) => new Float32Array(n)),
-    argmax: join(argmax, C, (n) => new Uint16Array(n)),
-    embeddings: join(embeddings, D, (n) => new Float32Array(n)),
+    means: means.slice(0, images * C),
+    maxima: maxima.slice(0, images * C),
+    argmax: argmax.slice(0, images * C),
+    embeddings: embeddings.slice(0, images * D),
     thumbs: Buffer.concat(thumbs),
+  };
+}
+
+function emptyShard(items: ShardItem[]): ShardOutput {
+  return {
+    items,
+    means: new Float32Array(0),
+    maxima: new Float32Array(0),
+    argmax: new Uint16Array(0),
+    embeddings: new Float32Array(0),
+    thumbs: Buffer.alloc(0),
   };
 }
 

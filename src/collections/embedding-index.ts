@@ -29,6 +29,12 @@ export interface ScoreRequest {
   key: string;
   /** Hold the rows in memory for the next queries (within the budget). */
   keep: boolean;
+  /**
+   * With the engine "ort", whether the Float32 rows are held beside their 8-bit codes (the
+   * embeddings: the candidates are scored from memory) or only the codes (the neuron means, four
+   * times larger: the candidates' rows are read from the file).
+   */
+  holdValues?: boolean;
   measure: 'cosine' | 'dot';
   /** Rows to search: the manifest's indexed images. */
   rows: number;
@@ -47,9 +53,10 @@ export interface ScoreAnswer {
 }
 
 /**
- * The rows of a collection held in memory, and per row what scoring needs: the Float32 values and
- * the inverse norm; with the engine "ort" also each row e as 8-bit codes q = round(e / s) (stored
- * + 128) with its scale s, and the norms of the error |e − s·q| and of s·q.
+ * The rows of a collection held in memory, and per row what scoring needs: the Float32 values
+ * (unless only the codes are held) and the inverse norm; with the engine "ort" also each row e as
+ * 8-bit codes q = round(e / s) (stored + 128) with its scale s, and the norms of the error
+ * |e − s·q| and of s·q.
  */
 interface Entry {
   dim: number;
@@ -142,13 +149,16 @@ export class EmbeddingIndex {
   /** Bytes held now. */
   get heldBytes(): number {
     let bytes = 0;
-    for (const entry of this.entries.values()) bytes += this.bytesOf(entry.capacity, entry.dim);
+    for (const entry of this.entries.values()) {
+      bytes += this.bytesOf(entry.capacity, entry.dim, entry.values !== undefined);
+    }
     return bytes;
   }
 
-  /** Bytes a collection of `capacity` rows of `dim` takes in memory. */
-  private bytesOf(capacity: number, dim: number): number {
-    return this.engine === 'ort' ? capacity * (5 * dim + 16) : capacity * (dim + 1) * 4;
+  /** Bytes a matrix of `capacity` rows of `dim` takes in memory (with its Float32 rows or not). */
+  private bytesOf(capacity: number, dim: number, values: boolean): number {
+    if (this.engine !== 'ort') return capacity * (dim + 1) * 4;
+    return capacity * ((values ? 5 : 1) * dim + 16);
   }
 
   async score(request: ScoreRequest): Promise<ScoreAnswer> {
@@ -159,8 +169,8 @@ export class EmbeddingIndex {
     for (const v of query) norm += v * v;
     const inverseQuery = norm > 0 ? 1 / Math.sqrt(norm) : NaN;
     const entry = request.keep ? await this.resident(request) : undefined;
-    if (entry?.codes && cosine) {
-      const exact = await this.quantisedCosine(entry, request);
+    if (entry?.codes) {
+      const exact = await this.quantisedScores(entry, request);
       if (exact) return { ...exact, resident: true };
     }
     let scores: Float32Array;
@@ -185,21 +195,22 @@ export class EmbeddingIndex {
   }
 
   /**
-   * Exact top k by cosine from the 8-bit codes: one integer product (onnxruntime's MatMulInteger)
-   * gives every row's approximate cosine and a bound on its error,
+   * Exact top k by cosine or dot product from the 8-bit codes: one integer product (onnxruntime's
+   * MatMulInteger) gives every row's approximate product and a bound on its error,
    *
    *   |e·x − s·q·x̃| ≤ |e − s·q|·|x| + |s·q|·|x − x̃|      (x̃: the query's own 8-bit codes),
    *
-   * so the k-th largest lower bound L is below the k-th largest exact cosine, and only rows whose
-   * upper bound reaches L can be in the top k: those are scored exactly from their Float32 values
-   * (in double precision). Undefined (the caller then scores every row) when too many rows are
-   * candidates.
+   * (for cosine, both divided by |e|·|x|) so the k-th largest lower bound L is below the k-th
+   * largest exact score, and only rows whose upper bound reaches L can be in the top k: those are
+   * scored exactly (in double precision) from their Float32 values, held in memory or read from the
+   * file. Undefined (the caller then scores every row) when too many rows are candidates.
    */
-  private async quantisedCosine(
+  private async quantisedScores(
     entry: Entry,
     request: ScoreRequest,
   ): Promise<Omit<ScoreAnswer, 'resident'> | undefined> {
     const { rows, dim, query, k } = request;
+    const cosine = request.measure === 'cosine';
     const session = await this.integerProduct();
     if (!session) return undefined;
     const codes = entry.codes as Uint8Array;
@@ -236,10 +247,10 @@ export class EmbeddingIndex {
     const lower = new Float32Array(rows);
     const shift = 128 * codeSum; // the codes are stored + 128
     for (let i = 0; i < rows; i++) {
-      const inverse = inverseNorms[i] / queryNorm;
-      approx[i] = scales[i] * queryScale * (products[i] - shift) * inverse;
+      const factor = cosine ? inverseNorms[i] / queryNorm : 1;
+      approx[i] = scales[i] * queryScale * (products[i] - shift) * factor;
       // A margin for the bound's own rounding (its terms are stored as Float32).
-      bounds[i] = (errors[i] * queryNorm + codeNorms[i] * queryError) * inverse * 1.001 + 1e-6;
+      bounds[i] = (errors[i] * queryNorm + codeNorms[i] * queryError) * factor * 1.001 + 1e-6;
       lower[i] = approx[i] - bounds[i];
     }
     const floor = topK(lower, k);
@@ -247,13 +258,16 @@ export class EmbeddingIndex {
     const candidates: number[] = [];
     for (let i = 0; i < rows; i++) if (approx[i] + bounds[i] >= L) candidates.push(i);
     if (candidates.length > Math.max(1024, rows / 16)) return undefined;
-    const values = entry.values as Float32Array;
     const exact = new Float32Array(candidates.length);
-    for (let c = 0; c < candidates.length; c++) {
-      const base = candidates[c] * dim;
+    const scoreRow = (c: number, values: Float32Array, base: number) => {
       let dot = 0;
       for (let j = 0; j < dim; j++) dot += values[base + j] * query[j];
-      exact[c] = dot * (inverseNorms[candidates[c]] / queryNorm);
+      exact[c] = cosine ? dot * (inverseNorms[candidates[c]] / queryNorm) : dot;
+    };
+    if (entry.values) {
+      for (let c = 0; c < candidates.length; c++) scoreRow(c, entry.values, candidates[c] * dim);
+    } else {
+      await this.readRows(request.file, candidates, dim, (c, values) => scoreRow(c, values, 0));
     }
     // Candidates are in id order, so topK's ties (by position) are ties by the smaller id.
     const best = topK(exact, k);
@@ -262,6 +276,32 @@ export class EmbeddingIndex {
       scores: Float32Array.from(best, (c) => exact[c]),
       scored: candidates.length,
     };
+  }
+
+  /** Reads the rows `ids` (ascending) of a rows × dim file, runs of neighbours in one read each. */
+  private async readRows(
+    file: string,
+    ids: readonly number[],
+    dim: number,
+    visit: (index: number, values: Float32Array) => void,
+  ): Promise<void> {
+    const rowBytes = dim * 4;
+    const handle = await this.openRows(file);
+    try {
+      for (let start = 0; start < ids.length;) {
+        let end = start + 1;
+        while (end < ids.length && ids[end] === ids[end - 1] + 1 && (end - start) * rowBytes < CHUNK_BYTES)
+          end++;
+        const count = end - start;
+        const bytes = await readAt(handle, ids[start] * rowBytes, count * rowBytes);
+        if (bytes.length < count * rowBytes) throw new Error(`${file} is short`);
+        const values = float32sOf(bytes);
+        for (let r = 0; r < count; r++) visit(start + r, values.subarray(r * dim, (r + 1) * dim));
+        start = end;
+      }
+    } finally {
+      await handle.close();
+    }
   }
 
   /** Drops every collection's embeddings. */
@@ -279,9 +319,11 @@ export class EmbeddingIndex {
   /** The collection's rows in memory (loaded or extended here), or undefined when over the budget. */
   private async resident(request: ScoreRequest): Promise<Entry | undefined> {
     const { key, rows, dim, file } = request;
-    const bytesOf = (capacity: number) => this.bytesOf(capacity, dim);
+    // Float32 rows are held with the engine "js" (they are all it has), or when asked for.
+    const holdValues = this.engine !== 'ort' || (request.holdValues ?? true);
+    const bytesOf = (capacity: number) => this.bytesOf(capacity, dim, holdValues);
     let entry = this.entries.get(key);
-    if (entry && entry.dim !== dim) {
+    if (entry && (entry.dim !== dim || (entry.values !== undefined) !== holdValues)) {
       this.entries.delete(key);
       entry = undefined;
     }
@@ -304,10 +346,11 @@ export class EmbeddingIndex {
       this.entries.delete(other);
     }
     if (this.heldBytes + bytesOf(capacity) > this.memoryBytes) return undefined;
-    const grown = entry && capacity === entry.capacity ? entry : this.allocate(capacity, dim, entry, have);
+    const grown =
+      entry && capacity === entry.capacity ? entry : this.allocate(capacity, dim, entry, have, holdValues);
     const quantised = grown.codes !== undefined;
     await this.scan(file, have, rows, dim, (chunk, start, count) => {
-      (grown.values as Float32Array).set(chunk, start * dim);
+      grown.values?.set(chunk, start * dim);
       if (quantised) quantise(chunk, count, dim, grown, start);
       else grown.inverseNorms.set(inverseNormsOf(chunk, count, dim), start);
     });
@@ -317,7 +360,13 @@ export class EmbeddingIndex {
   }
 
   /** Arrays for `capacity` rows, with the first `have` rows of `from` copied. */
-  private allocate(capacity: number, dim: number, from: Entry | undefined, have: number): Entry {
+  private allocate(
+    capacity: number,
+    dim: number,
+    from: Entry | undefined,
+    have: number,
+    holdValues: boolean,
+  ): Entry {
     const entry: Entry = { dim, rows: have, capacity, inverseNorms: new Float32Array(capacity) };
     if (this.engine === 'ort') {
       entry.codes = new Uint8Array(capacity * dim);
@@ -325,7 +374,7 @@ export class EmbeddingIndex {
       entry.errors = new Float32Array(capacity);
       entry.codeNorms = new Float32Array(capacity);
     }
-    entry.values = new Float32Array(capacity * dim);
+    if (holdValues) entry.values = new Float32Array(capacity * dim);
     if (from) {
       entry.inverseNorms.set(from.inverseNorms.subarray(0, have));
       if (entry.codes && from.codes) entry.codes.set(from.codes.subarray(0, have * dim));

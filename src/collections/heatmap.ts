@@ -21,6 +21,7 @@ import {
   type PreprocessSpec,
   type RgbImage,
 } from '../clip/image.js';
+import type { BoundedDecode } from '../clip/encoders.js';
 import { badRequest } from '../errors.js';
 import type { CollectionModel } from './builder.js';
 
@@ -29,8 +30,7 @@ export interface HeatmapModel extends CollectionModel {
   readonly neuronGrid: readonly [number, number];
 }
 
-/** Runs `use` on the decoded bytes while they hold a turn of the one decode bound. */
-export type BoundedDecode = <T>(bytes: Uint8Array, use: (image: RgbImage) => T | Promise<T>) => Promise<T>;
+export type { BoundedDecode } from '../clip/encoders.js';
 
 export interface Heatmap {
   png: Buffer;

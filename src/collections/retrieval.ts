@@ -10,10 +10,13 @@
  *   direction  a vector over the C neurons (an emotion's composition, W·t, …) against each image's
  *              neuron means: the dot product (default: Σ_c d_c·m_c, the direction's raw
  *              contribution) or the cosine. A sparse direction's dot product reads only the
- *              columns of its nonzero neurons; otherwise means.f32 is scanned.
+ *              columns of its nonzero neurons; otherwise the means go through the same 8-bit
+ *              screen as text retrieval (their codes held in memory), and only the candidates'
+ *              rows are read from means.f32 and scored exactly.
  *
- * Cosine and scans run on a thread of their own (retrieval-thread.ts, embedding-index.ts), which
- * keeps recently searched collections' embeddings in memory within COLLECTION_SEARCH_BYTES.
+ * Cosine and directions run on a thread of their own (retrieval-thread.ts, embedding-index.ts),
+ * which keeps recently searched collections' embeddings (Float32 and 8-bit codes) and neuron means
+ * (8-bit codes) in memory within COLLECTION_SEARCH_BYTES.
  */
 import { badRequest, notFound } from '../errors.js';
 import { InProcess, type Runner } from '../threads/in-process.js';
@@ -162,7 +165,10 @@ export class CollectionSearch {
       request: {
         file: path,
         key: `${path}@${manifest.createdAt}`,
-        keep: file === FILES.embeddings,
+        // Both are kept within the budget: the embeddings with their Float32 rows, the neuron
+        // means (C values a row) as 8-bit codes alone, the candidates' rows read from means.f32.
+        keep: true,
+        holdValues: file === FILES.embeddings,
         measure,
         rows: manifest.images,
         dim,

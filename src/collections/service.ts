@@ -12,8 +12,8 @@
  */
 import { createHash } from 'node:crypto';
 import { createCache } from '../cache/index.js';
-import { decodeImage, type PreprocessSpec } from '../clip/image.js';
-import { Semaphore } from '../clip/semaphore.js';
+import type { BoundedDecode } from '../clip/encoders.js';
+import type { PreprocessSpec } from '../clip/image.js';
 import { badRequest, conflict, HttpError, notFound, payloadTooLarge } from '../errors.js';
 import { JobQueue, isTerminal } from '../jobs/queue.js';
 import type { JobView } from '../jobs/types.js';
@@ -26,7 +26,7 @@ import { checkCollectionCount, checkOwnerTotals } from './quotas.js';
 import { CollectionReader } from './reader.js';
 import { CollectionSearch, type SearchHit, type SearchQuery } from './retrieval.js';
 import type { CollectionSettings } from './settings.js';
-import { distribution, quantileBands, topK, type Distribution } from './stats.js';
+import { distribution, quantileBands, rocAuc, topK, type Distribution } from './stats.js';
 import {
   COLLECTION_FORMAT,
   collectionIdOf,
@@ -94,6 +94,11 @@ export interface CategoryNeuron {
   difference: number | null;
   /** The difference over the pooled standard deviation (null when it is 0 or undefined). */
   d: number | null;
+  /**
+   * The area under the ROC curve of the neuron's activation as a detector of the category: the
+   * chance that an image of it activates the neuron more than another image (null without others).
+   */
+  auc: number | null;
 }
 
 /** The query parts of a service (retrieval.ts, heatmap.ts); made from the settings when not given. */
@@ -113,7 +118,8 @@ export class CollectionService {
     readonly store: CollectionStore,
     private readonly model: ServiceModel,
     private readonly spec: PreprocessSpec,
-    private readonly maxPixels: number,
+    /** Decoding under the process's one bound (Encoders.decode; boundedDecode for the CLI, benchmarks). */
+    private readonly decode: BoundedDecode,
     readonly settings: CollectionSettings,
     private readonly log: Logger,
     parts: QueryParts = {},
@@ -122,13 +128,7 @@ export class CollectionService {
     this.ownQueue = jobs === undefined;
     this.jobs = jobs ?? this.ownJobs();
     this.search = parts.search ?? new CollectionSearch({ memoryBytes: settings.searchBytes });
-    // Without the app's decode bound (the CLI, benchmarks): one of its own.
-    const decodes = new Semaphore(2);
-    this.heatmaps =
-      parts.heatmaps ??
-      new NeuronHeatmaps(model, spec, (bytes, use) =>
-        decodes.run(async () => use(await decodeImage(bytes, { maxPixels }))),
-      );
+    this.heatmaps = parts.heatmaps ?? new NeuronHeatmaps(model, spec, decode);
   }
 
   /** An in-process queue that runs this service's builds (the CLI, benchmarks, tests). */
@@ -137,7 +137,7 @@ export class CollectionService {
       store: this.store,
       model: this.model,
       spec: this.spec,
-      maxPixels: this.maxPixels,
+      decode: this.decode,
       batchSize: this.settings.batchSize,
       shardSize: shardSizeOf(),
       log: this.log,
@@ -541,11 +541,18 @@ export class CollectionService {
         meanRest: n0 > 0 ? mean0 : null,
         difference: n0 > 0 ? difference : null,
         d,
+        auc: null,
       });
     }
     const key = (n: CategoryNeuron) => n.d ?? n.difference ?? n.meanIn;
     neurons.sort((a, b) => key(b) - key(a) || a.neuron - b.neuron);
-    return { manifest: reader.manifest, inCategory: n1, rest: n0, neurons: neurons.slice(0, k) };
+    const chosen = neurons.slice(0, k);
+    // The AUC of the neurons returned, each from its column (a sort of the collection's values).
+    for (const neuron of chosen) {
+      const column = await reader.column(FILES.means, neuron.neuron);
+      neuron.auc = rocAuc(column, (i) => codes[i] === code);
+    }
+    return { manifest: reader.manifest, inCategory: n1, rest: n0, neurons: chosen };
   }
 
   async distribution(

@@ -10,7 +10,7 @@
  * | COLLECTION_UPLOAD_FILES | 256 | image files in one upload request |
  * | COLLECTION_UPLOAD_BYTES | 256 MiB | bytes of files in one upload request |
  * | COLLECTION_ARCHIVE_BYTES | 512 MiB | bytes an uploaded archive may expand to |
- * | COLLECTION_SEARCH_BYTES | 512 MiB | image embeddings kept in memory for retrieval (0: read from disk per query) |
+ * | COLLECTION_SEARCH_BYTES | 768 MiB | image embeddings and neuron-mean codes kept in memory for retrieval (0: read from disk per query) |
  * | COLLECTION_MAX_COLLECTIONS_PER_OWNER | 50 | collections one owner (API key or address) may create |
  * | COLLECTION_MAX_IMAGES_PER_OWNER | 500000 | images over all of one owner's collections |
  * | COLLECTION_MAX_BYTES_PER_OWNER | 32 GiB | bytes of originals over all of one owner's collections |
@@ -69,7 +69,7 @@ export function loadCollectionSettings(env: Env = process.env): CollectionSettin
   return {
     batchSize: readInteger(env, 'COLLECTION_BATCH', 16, 1, 1024),
     columnBlock: readInteger(env, 'COLLECTION_COLUMN_BLOCK', COLUMN_BLOCK, 1, 1_000_000),
-    searchBytes: readInteger(env, 'COLLECTION_SEARCH_BYTES', 512 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
+    searchBytes: readInteger(env, 'COLLECTION_SEARCH_BYTES', 768 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
     limits: {
       maxImages: readInteger(env, 'COLLECTION_MAX_IMAGES', COLLECTION_MAX_IMAGES, 1, 100_000_000),
       maxBytes: readInteger(env, 'COLLECTION_MAX_BYTES', COLLECTION_MAX_BYTES, 1, Number.MAX_SAFE_INTEGER),

@@ -224,3 +224,30 @@ export function distribution(
     buckets: n > 0 ? buckets : [],
   };
 }
+
+/**
+ * The area under the ROC curve of `values` as a score for membership (`member(i)`): the chance that
+ * a member's value exceeds a non-member's, ties counting one half (the Mann–Whitney U over
+ * n₁·n₀, from average ranks). Null when either side is empty.
+ */
+export function rocAuc(values: Float32Array, member: (index: number) => boolean): number | null {
+  const n = values.length;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => values[a] - values[b]);
+  let rankSum = 0;
+  let members = 0;
+  for (let start = 0; start < n;) {
+    let end = start + 1;
+    while (end < n && values[order[end]] === values[order[start]]) end++;
+    const rank = (start + 1 + end) / 2; // the average of ranks start + 1 … end
+    for (let j = start; j < end; j++) {
+      if (member(order[j])) {
+        rankSum += rank;
+        members++;
+      }
+    }
+    start = end;
+  }
+  const others = n - members;
+  if (members === 0 || others === 0) return null;
+  return (rankSum - (members * (members + 1)) / 2) / (members * others);
+}

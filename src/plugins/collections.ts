@@ -33,7 +33,8 @@ const collectionsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { 
     store,
     model: app.clip,
     spec,
-    maxPixels: config.maxImagePixels,
+    // Builds decode under the image routes' one bound (IMAGE_DECODE_CONCURRENCY).
+    decode: app.encoders.decode,
     batchSize: settings.batchSize,
     shardSize: shardSizeOf(),
     log: app.log,
@@ -45,17 +46,12 @@ const collectionsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { 
     store,
     app.clip,
     spec,
-    config.maxImagePixels,
+    app.encoders.decode,
     settings,
     app.log,
     {
       // Heatmaps decode under the image routes' one bound, and are cached in app.cache.
-      heatmaps: new NeuronHeatmaps(
-        app.clip,
-        spec,
-        (bytes, use) => app.encoders.withDecoded(bytes, use),
-        app.cache,
-      ),
+      heatmaps: new NeuronHeatmaps(app.clip, spec, app.encoders.decode, app.cache),
       search: new CollectionSearch({ memoryBytes: settings.searchBytes, thread: config.inferenceThread }),
     },
     { queue: app.jobs, builds },

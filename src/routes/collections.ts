@@ -401,8 +401,14 @@ const CategoryNeuronsResponse = Type.Object({
       d: Nullable(
         Type.Number({ description: 'The difference over the pooled standard deviation (Cohen’s d)' }),
       ),
+      auc: Nullable(
+        Type.Number({
+          description:
+            'Area under the ROC curve of the activation as a detector of the category: the chance that an image of the category activates the neuron more than another image (ties count ½); null when every image is in the category',
+        }),
+      ),
     }),
-    { description: 'Highest d first (the most selective for the category)' },
+    { description: 'Highest d first (the most selective for the category), each with its AUC' },
   ),
 });
 
@@ -951,7 +957,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['collections', 'neurons'],
-        summary: 'The neurons most selective for a category of a collection (mean in it vs. the rest)',
+        summary:
+          'The neurons most selective for a category of a collection (mean in it vs. the rest: Cohen’s d, and the AUC)',
         params: CategoryParams,
         querystring: CategoryNeuronsQuery,
         response: withErrors({ 200: CategoryNeuronsResponse }, [400, 404, 409]),

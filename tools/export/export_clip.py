@@ -2,7 +2,7 @@
 """Export a CLIP ResNet checkpoint to a model directory that the service loads.
 
     python3 -m tools.export.export_clip CHECKPOINT OUT_DIR --vocab MERGES [--name NAME] [--labels FILE]
-        [--text-graph fused|naive] [--force] [--trust-pickle]
+        [--text-graph fused|naive] [--head-graph fused|naive] [--force] [--trust-pickle]
 
 OUT_DIR receives visual_trunk.onnx, visual_head.onnx, text.onnx, bilinear.f32 (W [C,D], little-endian
 float32, W = (c_proj.weight @ v_proj.weight)^T so that W·t scores every neuron for text features t),
@@ -57,6 +57,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=("fused", "naive"),
         default="fused",
         help="text.onnx as onnxruntime's fused operators (default) or as traced by torch.onnx; same numbers",
+    )
+    parser.add_argument(
+        "--head-graph",
+        choices=("fused", "naive"),
+        default="fused",
+        help="visual_head.onnx without the tokens' keys and values (default) or as traced; same numbers",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing OUT_DIR")
     return parser.parse_args(argv)
@@ -157,7 +163,7 @@ def export(args: argparse.Namespace) -> dict:
     parent, base = os.path.split(out_dir)
     tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
     try:
-        specs = export_graphs(loaded.model, tmp, args.text_graph)
+        specs = export_graphs(loaded.model, tmp, args.text_graph, args.head_graph)
         bilinear_shape = write_bilinear(loaded.model, os.path.join(tmp, "bilinear.f32"))
         merges_name = os.path.basename(args.vocab)
         shutil.copyfile(args.vocab, os.path.join(tmp, merges_name))

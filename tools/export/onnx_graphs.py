@@ -8,6 +8,13 @@ The text graph slices the positional embedding and the causal mask to the real l
 each row at its highest id (the end token), so zero padding after the end token changes nothing. It
 comes in two forms with the same inputs, outputs and numbers (TEXT_GRAPHS): "fused" (the default), built
 node by node by text_graph.py for onnxruntime, and "naive", traced from clip_model.py by torch.onnx.
+
+The head comes in two forms too (HEAD_GRAPHS): "fused" (the default, FusedVisualHead) computes the
+attention pool without the keys and values of the 1 + h·w tokens: only the mean token's query is
+used, so each head's scores are x_t·(W_kᵀ q) (q·b_k is the same for every token and cancels in the
+softmax) and its output is W_v (Σ_t w_t x_t) + b_v (the weights sum to 1). Same numbers up to
+rounding, about 25× fewer operations at RN50-x4 size (C = 2,560, 82 tokens): the head no longer
+costs a tenth of the trunk. "naive" is the trace of clip_model.py's AttentionPool2d.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from tools.export.text_graph import build_text_graph
 
 OPSET = 17
 TEXT_GRAPHS = ("fused", "naive")
+HEAD_GRAPHS = ("fused", "naive")
 
 
 class TextEncoder(nn.Module):
@@ -51,6 +59,31 @@ class VisualHead(nn.Module):
 
     def forward(self, neurons: torch.Tensor) -> torch.Tensor:
         return self.attnpool(neurons)
+
+
+class FusedVisualHead(nn.Module):
+    """The attention pool rewritten so that no token's key or value is computed (module docstring)."""
+
+    def __init__(self, clip: CLIP):
+        super().__init__()
+        self.attnpool = clip.visual.attnpool
+
+    def forward(self, neurons: torch.Tensor) -> torch.Tensor:
+        pool = self.attnpool
+        n, c = neurons.shape[0], neurons.shape[1]
+        heads = pool.num_heads
+        d = c // heads
+        x = neurons.flatten(start_dim=2).transpose(1, 2)  # [N, T-1, C]
+        x = torch.cat([x.mean(dim=1, keepdim=True), x], dim=1) + pool.positional_embedding[None]
+        q = pool.q_proj(x[:, 0]) * d**-0.5  # [N, C]
+        q = q.reshape(n, heads, d).transpose(0, 1)  # [H, N, d]
+        wk = pool.k_proj.weight.reshape(heads, d, c)  # [H, d, C]
+        u = torch.matmul(q, wk).transpose(0, 1)  # [N, H, C]: W_kᵀ q per head
+        weights = torch.softmax(torch.matmul(u, x.transpose(1, 2)), dim=-1)  # [N, H, T]
+        mixed = torch.matmul(weights, x).transpose(0, 1)  # [H, N, C]: Σ_t w_t x_t per head
+        wv = pool.v_proj.weight.reshape(heads, d, c).transpose(1, 2)  # [H, C, d]
+        pooled = torch.matmul(mixed, wv).transpose(0, 1).reshape(n, c) + pool.v_proj.bias
+        return pool.c_proj(pooled)
 
 
 def graph_specs(clip: CLIP) -> dict[str, dict]:
@@ -89,11 +122,16 @@ def example_input(clip: CLIP, spec: dict) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(0))
 
 
-def export_graphs(clip: CLIP, out_dir: str, text_graph: str = "fused") -> dict[str, dict]:
+def export_graphs(
+    clip: CLIP, out_dir: str, text_graph: str = "fused", head_graph: str = "fused"
+) -> dict[str, dict]:
     """Write the three ONNX files into out_dir, check them, and return their specs.
 
     text_graph: "fused" (text_graph.py's graph for onnxruntime) or "naive" (traced by torch.onnx).
+    head_graph: "fused" (FusedVisualHead) or "naive" (AttentionPool2d as written).
     """
+    if head_graph not in HEAD_GRAPHS:
+        raise ValueError(f"head_graph must be one of {', '.join(HEAD_GRAPHS)}; got {head_graph!r}")
     specs = graph_specs(clip)
     for key, spec in specs.items():
         path = os.path.join(out_dir, spec["file"])
@@ -101,7 +139,11 @@ def export_graphs(clip: CLIP, out_dir: str, text_graph: str = "fused") -> dict[s
             export_text_graph(clip, path, text_graph)
             spec["graph"] = text_graph
         else:
-            module = VisualTrunk(clip) if key == "visual_trunk" else VisualHead(clip)
+            if key == "visual_trunk":
+                module: nn.Module = VisualTrunk(clip)
+            else:
+                module = FusedVisualHead(clip) if head_graph == "fused" else VisualHead(clip)
+                spec["graph"] = head_graph
             trace(module, clip, spec, path)
             check_graph(path, spec)
     return specs

@@ -709,7 +709,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** The neurons most selective for a category of a collection (mean in it vs. the rest) */
+    /** The neurons most selective for a category of a collection (mean in it vs. the rest: Cohen’s d, and the AUC) */
     get: operations['getCollectionsByIdCategoriesByCategoryNeurons'];
     put?: never;
     post?: never;
@@ -6178,7 +6178,7 @@ export interface operations {
             /** @description Other images */
             rest: number;
             complete: boolean;
-            /** @description Highest d first (the most selective for the category) */
+            /** @description Highest d first (the most selective for the category), each with its AUC */
             neurons: {
               neuron: number;
               /** @description Mean spatial-mean activation over the category */
@@ -6188,6 +6188,8 @@ export interface operations {
               difference: number | null;
               /** @description The difference over the pooled standard deviation (Cohen’s d) */
               d: number | null;
+              /** @description Area under the ROC curve of the activation as a detector of the category: the chance that an image of the category activates the neuron more than another image (ties count ½); null when every image is in the category */
+              auc: number | null;
             }[];
           };
         };
