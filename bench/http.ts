@@ -43,11 +43,22 @@ const positional = process.argv
   .slice(2)
   .filter((arg, i, all) => !arg.startsWith('--') && !all[i - 1]?.startsWith('--'));
 const MODEL_DIR = path.resolve(positional[0] ?? process.env.MODEL_DIR ?? path.join(ROOT, 'models/toyworld'));
-const ROUNDS = option('rounds', 12);
+/** 0 (or BENCH_HTTP_ROUNDS=0, `npm run bench -- http-latency`): the latency rows alone. */
+const ROUNDS = option('rounds', Number(process.env.BENCH_HTTP_ROUNDS ?? 12));
 const DURATION_S = option('duration', 10);
 const REPEATS = option('repeats', 3);
 const WARMUP_S = option('warmup', 10);
 const BATCH = 64;
+/** The throughput table's rows: what, then its bare, JSON and .npy configurations. */
+const THROUGHPUT = [
+  ['text embeddings', 'bare text.onnx', 'POST /v1/embed/text, JSON', 'POST /v1/embed/text, .npy'],
+  [
+    'attribution vectors W·t/|t| (uncached)',
+    'bare text.onnx + W·t Gemm',
+    'POST /v1/attribution/text full, JSON',
+    'POST /v1/attribution/text, .npy',
+  ],
+];
 const CONNECTIONS = 32;
 
 /** Words of one token each under CLIP's BPE (the model's tokenizer checks), six to a text. */
@@ -203,7 +214,7 @@ async function main(): Promise<void> {
     const own = process.cpuUsage();
     return (own.user + own.system) / 1e6 + processCpuSeconds(server.pid);
   };
-  for (let round = -1; round < ROUNDS; round++) {
+  for (let round = ROUNDS > 0 ? -1 : 0; round < ROUNDS; round++) {
     const jsonTexts = Array.from({ length: BATCH }, freshText);
     const order = configs.map((_, i) => configs[(i + Math.max(round, 0)) % configs.length]!);
     for (const config of order) {
@@ -222,15 +233,7 @@ async function main(): Promise<void> {
   }
   const rate = (name: string) => timings.get(name)!.rows / timings.get(name)!.seconds;
   const perCpu = (name: string) => timings.get(name)!.rows / timings.get(name)!.cpu;
-  const throughputRows = [
-    ['text embeddings', 'bare text.onnx', 'POST /v1/embed/text, JSON', 'POST /v1/embed/text, .npy'],
-    [
-      'attribution vectors W·t/|t| (uncached)',
-      'bare text.onnx + W·t Gemm',
-      'POST /v1/attribution/text full, JSON',
-      'POST /v1/attribution/text, .npy',
-    ],
-  ].map(([what, bare, json, npy]) => {
+  const throughputRows = (ROUNDS > 0 ? THROUGHPUT : []).map(([what, bare, json, npy]) => {
     const b = rate(bare!);
     const [j, n] = [rate(json!), rate(npy!)];
     const [bc, jc, nc] = [perCpu(bare!), perCpu(json!), perCpu(npy!)];
@@ -247,6 +250,13 @@ async function main(): Promise<void> {
   await (await post('/v1/attribution/text', JSON.parse(body))).json();
   const hello = await startHello();
   const latencyRows: string[] = [];
+  const latencies: { pass: number; target: string; p99: number; cpuMs: number }[] = [];
+  /** Per pass, the cached attribution's figure over the floor's (POST /hello, the same body). */
+  const ratios = (key: 'p99' | 'cpuMs') =>
+    Array.from({ length: REPEATS }, (_, i) => {
+      const of = (prefix: string) => latencies.find((l) => l.pass === i + 1 && l.target.startsWith(prefix))!;
+      return `${(of('cached')[key] / of('bare Fastify: POST')[key]).toFixed(1)}×`;
+    }).join(', ');
   try {
     const targets: [string, string, string | undefined, number][] = [
       ['bare Fastify: GET /hello', `${hello.url}/hello`, undefined, hello.pid],
@@ -272,6 +282,7 @@ async function main(): Promise<void> {
         const cpuMs = ((processCpuSeconds(pid) - cpuBefore) * 1000) / Math.max(1, result.requests.total);
         const row = `| ${pass} | ${what} | ${result.requests.average.toFixed(0)} req/s | ${result.latency.p50} ms | ${result.latency.p99} ms | ${result.errors + result.non2xx} | ${cpuMs.toFixed(3)} ms | ${loadAverage().split(' ')[0]} |`;
         latencyRows.push(row);
+        latencies.push({ pass, target: what, p99: result.latency.p99, cpuMs });
         console.error(row);
       }
     }
@@ -290,16 +301,20 @@ async function main(): Promise<void> {
     `Run ${new Date().toISOString()} on model \`${manifest.name}\` (C ${C}, D ${D}), CPU provider, ${os.cpus().length} cores`,
     `shared with other work (load average before ${loadBefore}, after ${loadAverage()}). The service is its own`,
     'process (in-memory cache, micro-batching on); the bare sessions run in the client process with the',
-    `same options; ${ROUNDS} rounds of one request of ${BATCH} new texts (${tokensPerText.toFixed(1)} tokens on average with start and end) per configuration, taking turns.`,
-    'Rows/s include the client reading the whole answer (JSON parsed; .npy into a Float32Array).',
-    '',
-    'Rows per CPU second count the CPU time of the client process and of the service process together',
-    '(/proc/<pid>/stat): on cores shared with other work they say what the HTTP path costs, whatever',
-    'share of the cores each configuration got.',
-    '',
-    `| workload | bare onnxruntime | HTTP, JSON (ratio) | HTTP, .npy (ratio) | bare, rows per CPU s | JSON, rows per CPU s (ratio) | .npy, rows per CPU s (ratio) |`,
-    '|---|---|---|---|---|---|---|',
-    ...throughputRows,
+    ...(ROUNDS > 0
+      ? [
+          `same options; ${ROUNDS} rounds of one request of ${BATCH} new texts (${tokensPerText.toFixed(1)} tokens on average with start and end) per configuration, taking turns.`,
+          'Rows/s include the client reading the whole answer (JSON parsed; .npy into a Float32Array).',
+          '',
+          'Rows per CPU second count the CPU time of the client process and of the service process together',
+          '(/proc/<pid>/stat): on cores shared with other work they say what the HTTP path costs, whatever',
+          'share of the cores each configuration got.',
+          '',
+          `| workload | bare onnxruntime | HTTP, JSON (ratio) | HTTP, .npy (ratio) | bare, rows per CPU s | JSON, rows per CPU s (ratio) | .npy, rows per CPU s (ratio) |`,
+          '|---|---|---|---|---|---|---|',
+          ...throughputRows,
+        ]
+      : ['same options. Latency rows alone (`--rounds 0`): no throughput rounds in this run.']),
     '',
     `Concurrency ${CONNECTIONS}, ${DURATION_S} s each, autocannon in a process of its own, the targets taking turns ${REPEATS} times`,
     `after ${WARMUP_S} s of warm-up load on each server (not counted);`,
@@ -310,6 +325,8 @@ async function main(): Promise<void> {
     '| pass | target | throughput | p50 | p99 | errors | server CPU per request | load average (1 min) after |',
     '|---|---|---|---|---|---|---|---|',
     ...latencyRows,
+    '',
+    `The service against the floor, pass by pass (service / bare POST /hello): p99 ${ratios('p99')}; server CPU per request ${ratios('cpuMs')}.`,
     '',
     `Reproduce: \`npx tsx bench/http.ts ${MODEL_DIR.startsWith(ROOT) ? path.relative(ROOT, MODEL_DIR) : MODEL_DIR}\` (\`--rounds\`, \`--duration\`, \`--repeats\`, \`--warmup\`).`,
     '',

@@ -18,6 +18,10 @@ const BENCHMARKS: Record<string, string[]> = {
   search: ['npx', 'tsx', 'bench/search.ts'],
   load: ['npx', 'tsx', 'bench/load.ts'],
   http: ['npx', 'tsx', 'bench/http.ts'],
+  // The cached-attribution latency rows alone, beside the bare Fastify floor (MODEL_DIR= another model).
+  'http-latency': ['env', 'BENCH_HTTP_ROUNDS=0', 'npx', 'tsx', 'bench/http.ts'],
+  'vision-trunk': ['bash', 'bench/vision-trunk-rn50x4.sh'],
+  'whole-model': ['npx', 'tsx', 'bench/whole-model.ts'],
   fault: ['npx', 'tsx', 'bench/fault.ts'],
   'image-memory': ['npx', 'tsx', 'bench/image-memory.ts'],
   shutdown: ['npx', 'tsx', 'bench/shutdown.ts'],
