@@ -218,6 +218,56 @@ t.test(
       const body = response.json();
       t.equal(body.images.length, 1);
       t.equal(body.defence.lexical.neurons, body.defence.ablated, 'the lexical set was ablated');
+
+      // Several images: the file field "image" repeated, answered as the JSON images would be.
+      const file = (bytes: string) =>
+        Buffer.concat([
+          Buffer.from(
+            `--${boundary}\r\ncontent-disposition: form-data; name="image"; filename="a.png"\r\ncontent-type: image/png\r\n\r\n`,
+          ),
+          Buffer.from(bytes, 'base64'),
+          Buffer.from('\r\n'),
+        ]);
+      const several = await app.inject({
+        method: 'POST',
+        url: '/v1/typographic/attack',
+        payload: Buffer.concat([
+          file(blue),
+          file(white),
+          Buffer.from(field('text', 'green')),
+          Buffer.from(field('labels', JSON.stringify(COLOURS))),
+          Buffer.from(field('size', '0.2')),
+          Buffer.from(field('explain', '0')),
+          Buffer.from(`--${boundary}--\r\n`),
+        ]),
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+      });
+      t.equal(several.statusCode, 200, several.body);
+      const json = await attack({
+        images: [blue, white],
+        text: 'green',
+        labels: COLOURS,
+        size: 0.2,
+        explain: 0,
+      });
+      t.same(several.json(), json.json(), 'two files: the answer to the same images as JSON');
+      const wrongField = await app.inject({
+        method: 'POST',
+        url: '/v1/typographic/attack',
+        payload: Buffer.concat([
+          Buffer.from(
+            `--${boundary}\r\ncontent-disposition: form-data; name="picture"; filename="a.png"\r\ncontent-type: image/png\r\n\r\n`,
+          ),
+          Buffer.from(blue, 'base64'),
+          Buffer.from(`\r\n--${boundary}--\r\n`),
+        ]),
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+      });
+      t.equal(wrongField.statusCode, 400);
+      t.match(
+        wrongField.json().message,
+        /unexpected file field "picture"; use "image" \(repeated for several images\)/,
+      );
     });
 
     t.test('a large attack is a job whose result equals the direct answers', async (t) => {
@@ -333,6 +383,41 @@ t.test(
           { ...base, image: undefined, images: Array(4097).fill(blue) },
           413,
           /at most 4096 images/,
+        ],
+        ['negative ablate id', { ...base, ablate: [-1] }, 400, /ablate/],
+        ['explain out of range', { ...base, explain: 65 }, 400, /explain must be .*64/],
+        [
+          'too many labels',
+          { ...base, labels: [...COLOURS, ...Array.from({ length: 60 }, (_, i) => `c${i}`)] },
+          400,
+          /labels must have at most 64/,
+        ],
+        ['no templates', { ...base, templates: [] }, 400, /templates must have at least 1/],
+        // A batch that would be a job is checked before it is queued: no 202 for a bad request.
+        [
+          'a job’s text that does not fit',
+          {
+            ...base,
+            image: undefined,
+            images: Array(33).fill(blue),
+            text: 'greengreengreen',
+            target: 'green',
+            size: 0.5,
+          },
+          400,
+          /does not fit/,
+        ],
+        [
+          'a job’s unknown font',
+          { ...base, image: undefined, images: Array(33).fill(blue), font: 'comic' },
+          400,
+          /font must be/,
+        ],
+        [
+          'a job’s neuron out of range',
+          { ...base, image: undefined, images: Array(33).fill(blue), ablate: [600] },
+          400,
+          /ablate neuron 600 is out of range \(0 to 511\)/,
         ],
       ];
       for (const [name, payload, status, message] of cases) {
