@@ -27,6 +27,7 @@ import typographicPlugin from './plugins/typographic.js';
 import jobsPlugin from './plugins/jobs.js';
 import collectionsPlugin from './plugins/collections.js';
 import evidencePlugin from './plugins/evidence.js';
+import neuronLabelsPlugin from './plugins/neuron-labels.js';
 import explorerPlugin from './plugins/explorer.js';
 import routes from './routes/index.js';
 import { unsupportedMediaTypeMessage, validatorCompiler } from './routes/validation.js';
@@ -121,6 +122,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   await app.register(typographicPlugin);
   await app.register(collectionsPlugin, { config });
   await app.register(evidencePlugin);
+  await app.register(neuronLabelsPlugin, { config });
   await app.register(explorerPlugin);
   await app.register(routes, { config });
   return app;

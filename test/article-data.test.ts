@@ -149,14 +149,17 @@ t.test('through the service: the article’s entries and lexical ids on a model 
   t.teardown(() => app.close());
 
   const neuron = (await app.inject('/v1/neurons/43')).json();
+  const source =
+    'distillpub/post--multimodal: neuron-hand-labels.json, lexical-neurons.json, neuron-top-words.json';
   t.same(neuron, {
     id: 43,
     label: '"A"',
+    labelSource: 'published',
     family: 'lexical',
     topWords: ['alphabetical', 'authentic', 'authentication'],
-    source:
-      'distillpub/post--multimodal: neuron-hand-labels.json, lexical-neurons.json, neuron-top-words.json',
+    source,
     credit: CREDIT,
+    labels: [{ label: '"A"', source: 'published', score: null, from: source, updatedAt: null }],
   });
   t.equal((await app.inject('/v1/neurons/89')).json().label, 'Donald Trump');
 

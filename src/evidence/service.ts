@@ -78,6 +78,8 @@ export interface LabelEvidence {
   readingRank: number | null;
   /** … among the text-side index's texts. */
   speakingRank: number | null;
+  /** True when the concept is a word of the neuron's cached maximal text (null: none cached). */
+  inMaxText?: boolean | null;
 }
 
 export interface AutoLabel {
@@ -117,6 +119,8 @@ export interface NeuronEvidence {
   speaking: { templates: string[]; vocabulary: number; texts: TextRank[] };
   multimodality: Multimodality | null;
   labels: AutoLabel[];
+  /** The neuron's cached maximal text, where a finished search is cached (null: none). */
+  maxText?: { text: string; score: number; steps: number } | null;
 }
 
 export type NeuronSort = 'id' | 'multimodality' | 'label';
@@ -131,9 +135,24 @@ export interface ListQuery {
   limit: number;
 }
 
+/** The served catalogue's labels (catalogue.ts): published > user > automatic. */
+export interface ServedLabels {
+  refresh(): Promise<void>;
+  /** Changes whenever the labels change (for memos). */
+  readonly version: number;
+  served(neuron: number): { label: string; source: 'published' | 'user' | 'automatic' } | undefined;
+}
+
+/** A neuron's cached maximal text (src/search/), if a finished search is cached. */
+export type MaxTextLookup = (
+  neuron: number,
+) => Promise<{ text: string; score: number; steps: number } | null>;
+
 export interface NeuronSummary {
   id: number;
+  /** The served label (published > user > automatic). */
   label: string | null;
+  labelSource: 'published' | 'user' | 'automatic' | null;
   family: string | null;
   lexical: boolean;
   autoLabel: { concept: string; score: number } | null;
@@ -150,8 +169,17 @@ export class EvidenceService {
   private readonly dissect: SoftWpmiOptions;
   private readonly positionMemo = new WeakMap<readonly string[], ReadonlyMap<string, number>>();
 
+  private servedLabels?: ServedLabels;
+  private maxTextOf?: MaxTextLookup;
+
   constructor(private readonly options: EvidenceOptions) {
     this.dissect = { ...SOFT_WPMI_DEFAULTS, ...options.dissect };
+  }
+
+  /** Attaches the served catalogue (labels by precedence) and the cached maximal texts (plugins/neuron-labels.ts). */
+  attach(parts: { served?: ServedLabels; maxText?: MaxTextLookup }): void {
+    if (parts.served) this.servedLabels = parts.served;
+    if (parts.maxText) this.maxTextOf = parts.maxText;
   }
 
   get neuronCount(): number {
@@ -309,7 +337,7 @@ export class EvidenceService {
   }
 
   /** The measure of one neuron on a view (null without categories). */
-  private measure(view: CollectionView, index: WordIndex | undefined, neuron: number): Multimodality | null {
+  measure(view: CollectionView, index: WordIndex | undefined, neuron: number): Multimodality | null {
     if (view.categories.length === 0) return null;
     const seeing = { names: view.categories, scores: EvidenceService.seeingColumn(view, neuron) };
     const reading = index
@@ -441,6 +469,7 @@ export class EvidenceService {
       bins: 0,
       perBin: 1,
     });
+    const maxText = (await this.maxTextOf?.(neuron)) ?? null;
     return {
       ...base,
       collection: manifest.id,
@@ -452,7 +481,11 @@ export class EvidenceService {
         texts: view.texts.top(neuron, k),
       },
       multimodality: this.measure(view, index, neuron),
-      labels: this.labels(view, index, neuron).dissect,
+      labels: this.labels(view, index, neuron).dissect.map((label) => ({
+        ...label,
+        evidence: { ...label.evidence, inMaxText: maxText ? namesIn(label.concept, maxText.text) : null },
+      })),
+      maxText,
     };
   }
 
@@ -515,7 +548,8 @@ export class EvidenceService {
     index: WordIndex | undefined,
     lexical: Set<number>,
   ): Promise<{ all: NeuronSummary[]; multimodalShare: number | null }> {
-    const key = `${index ? 'words' : 'none'}|${[...lexical].join(',')}`;
+    await this.servedLabels?.refresh();
+    const key = `${index ? 'words' : 'none'}|${[...lexical].join(',')}|${this.servedLabels?.version ?? 0}`;
     const memo = view ? this.summaryMemo.get(view) : undefined;
     if (memo?.key === key) return memo.value;
     const all: NeuronSummary[] = [];
@@ -531,9 +565,11 @@ export class EvidenceService {
       // Hand the event loop back every 32 neurons (a large model has thousands, each O(V + T)).
       if (id % 32 === 31) await yieldToEventLoop();
       const auto = view ? EvidenceService.topConcept(view, id) : undefined;
+      const served = this.servedLabels?.served(id);
       all.push({
         id,
-        label: entry?.label ?? null,
+        label: served?.label ?? entry?.label ?? null,
+        labelSource: served?.source ?? (entry?.label ? 'published' : null),
         family: entry?.family ?? null,
         lexical: lexical.has(id),
         autoLabel: auto ? { concept: auto.concept, score: auto.score } : null,
@@ -668,6 +704,18 @@ export class EvidenceService {
     const { index } = await this.wordIndex();
     return Array.from({ length: this.neuronCount }, (_, id) => this.labels(view, index, id));
   }
+}
+
+/** True when every word of `concept` is a word of `text` (case-insensitive). */
+export function namesIn(concept: string, text: string): boolean {
+  const words = (value: string) =>
+    value
+      .toLowerCase()
+      .split(/[^\p{L}\p{N}']+/u)
+      .filter(Boolean);
+  const inText = new Set(words(text));
+  const wanted = words(concept);
+  return wanted.length > 0 && wanted.every((word) => inText.has(word));
 }
 
 function zScores(values: ArrayLike<number>): Float64Array {

@@ -218,11 +218,13 @@ export class JobQueue {
     const subscribers = await this.backend.subscribers(id);
     if (!subscribers.includes(client.owner)) {
       const who =
-        view.kind === 'max-text'
+        view.kind === 'max-text' || view.kind === 'neuron-labels'
           ? 'its submitters'
           : view.kind === 'collection-build'
             ? "the collection's owner"
-            : "the collection's owner, by cancelling the build";
+            : view.kind === 'neuron-labels-shard'
+              ? 'the submitters of its labelling job, by cancelling that job'
+              : "the collection's owner, by cancelling the build";
       throw new HttpError(
         403,
         `job ${id} was not submitted by you: only ${who} (or an admin key) may cancel it`,

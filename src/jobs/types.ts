@@ -11,6 +11,14 @@ import type { MaxTextResult } from '../search/max-text.js';
 import type { MaxTextRequest } from '../search/request.js';
 import type { HillClimbProgress } from '../search/hill-climb.js';
 import type { AttackJobData, AttackJobResult, AttackProgress } from '../typographic/job.js';
+import type {
+  LabelJobData,
+  LabelProgress,
+  LabelResult,
+  LabelShardJobData,
+  LabelShardProgress,
+  LabelShardResult,
+} from '../evidence/label-job.js';
 
 export type JobState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
 
@@ -102,6 +110,8 @@ export interface JobKinds {
   'collection-build': { data: CollectionBuildJobData; progress: BuildProgress; result: BuildResult };
   'collection-shard': { data: CollectionShardJobData; progress: ShardProgress; result: ShardResult };
   'typographic-attack': { data: AttackJobData; progress: AttackProgress; result: AttackJobResult };
+  'neuron-labels': { data: LabelJobData; progress: LabelProgress; result: LabelResult };
+  'neuron-labels-shard': { data: LabelShardJobData; progress: LabelShardProgress; result: LabelShardResult };
 }
 
 export type JobKind = keyof JobKinds;
@@ -120,6 +130,9 @@ export const JOB_KINDS: Record<JobKind, { lane: JobLane; idPrefix: string }> = {
   'collection-shard': { lane: 'collections', idPrefix: 'shard-' },
   // Batch work on images, like builds: it never waits behind searches.
   'typographic-attack': { lane: 'collections', idPrefix: 'attack-' },
+  // The whole-model labelling (src/evidence/label-job.ts) and its shards: batch work, like builds.
+  'neuron-labels': { lane: 'collections', idPrefix: 'labels-' },
+  'neuron-labels-shard': { lane: 'collections', idPrefix: 'labelshard-' },
 };
 
 export type JobLane = 'search' | 'collections';
@@ -157,6 +170,17 @@ export function emptyProgressOf(data: JobData): JobProgress {
       return { collection: data.collection, build: data.build, shard: data.shard, done: 0, total: 0 };
     case 'typographic-attack':
       return { done: 0, total: (data.request.collection?.images ?? data.request.images ?? []).length };
+    case 'neuron-labels':
+      return {
+        collection: data.collection,
+        done: 0,
+        total: 0,
+        shards: { total: 0, written: 0, running: 0 },
+        resumedShards: 0,
+        neuronsPerSecond: null,
+      };
+    case 'neuron-labels-shard':
+      return { job: data.job, shard: data.shard, done: 0, total: 0 };
   }
 }
 

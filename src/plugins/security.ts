@@ -69,7 +69,7 @@ const securityPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { con
   // Headers first, so that every answer below (401, 403, 429, 503) carries them.
   await app.register(cors, {
     origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
-    methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+    methods: ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
     // The shape and dtype of the binary vector answers (src/routes/binary-vectors.ts).
     exposedHeaders: ['X-Shape', 'X-Dtype'],
   });

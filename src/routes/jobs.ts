@@ -18,6 +18,7 @@ import type { JobView } from '../jobs/types.js';
 import { withErrors } from './schemas.js';
 import { MaxTextResultSchema } from './search.js';
 import { AttackProgressSchema, AttackResponse } from './typographic.js';
+import { LabelProgressSchema, LabelResultSchema, LabelShardProgressSchema } from './neurons.js';
 import { withAllowed } from './validation.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
@@ -102,6 +103,8 @@ const JobSchema = Type.Object({
       Type.Literal('collection-build'),
       Type.Literal('collection-shard'),
       Type.Literal('typographic-attack'),
+      Type.Literal('neuron-labels'),
+      Type.Literal('neuron-labels-shard'),
     ],
     {
       description: 'What the job does; progress and result have the shape of its kind',
@@ -119,9 +122,17 @@ const JobSchema = Type.Object({
     BuildProgressSchema,
     ShardProgressSchema,
     AttackProgressSchema,
+    LabelProgressSchema,
+    LabelShardProgressSchema,
   ]),
   result: Type.Optional(
-    Type.Union([MaxTextResultSchema, BuildResultSchema, ShardResultSchema, AttackResponse]),
+    Type.Union([
+      MaxTextResultSchema,
+      BuildResultSchema,
+      ShardResultSchema,
+      AttackResponse,
+      LabelResultSchema,
+    ]),
   ),
   error: Type.Optional(Type.String()),
   cached: Type.Optional(Type.Boolean()),

@@ -87,6 +87,13 @@ const AutoLabel = Type.Object({
     topImages: Type.Integer(),
     readingRank: Nullable(Type.Integer()),
     speakingRank: Nullable(Type.Integer()),
+    inMaxText: Type.Optional(
+      Nullable(
+        Type.Boolean({
+          description: 'The concept is a word of the neuron’s cached maximal text (null: none cached)',
+        }),
+      ),
+    ),
   }),
 });
 
@@ -135,6 +142,17 @@ const EvidenceResponse = Type.Object({
   }),
   multimodality: Nullable(Multimodality),
   labels: Type.Array(AutoLabel, { description: 'Automatic labels (CLIP-Dissect soft-WPMI), best first' }),
+  maxText: Type.Optional(
+    Nullable(
+      Type.Object(
+        { text: Type.String(), score: Type.Number(), steps: Type.Integer() },
+        {
+          description:
+            'The neuron’s best finished maximal-text search where one is cached (src/search/): label evidence; none is run here',
+        },
+      ),
+    ),
+  ),
 });
 
 const Sort = Type.Union([Type.Literal('id'), Type.Literal('multimodality'), Type.Literal('label')], {

@@ -250,10 +250,55 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** A neuron from the catalogue */
+    /**
+     * A neuron in the served catalogue: its label by precedence and every label with its source
+     * @description The served label follows published (neurons.json) > user (PUT /v1/neurons/{id}/label) > automatic (POST /v1/neurons/labels): an automatic label never replaces a published or user one; all are listed with their sources. 404 when no source labels the neuron.
+     */
     get: operations['getNeuronsById'];
     put?: never;
     post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/neurons/{id}/label': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /**
+     * Set your label of a neuron (served after a published label, before an automatic one)
+     * @description Trimmed, 1 to 100 characters. A label set by another client is theirs: only they or an admin key may replace it (403). Stored under DATA_DIR, shared by replicas on the same volume.
+     */
+    put: operations['putNeuronsByIdLabel'];
+    post?: never;
+    /** Remove your label of a neuron (its owner or an admin key) */
+    delete: operations['deleteNeuronsByIdLabel'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/neurons/labels': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** What the served catalogue holds: labels per source and the last automatic labelling */
+    get: operations['getNeuronsLabels'];
+    put?: never;
+    /**
+     * Label every neuron from a collection (a job): its result becomes the automatic catalogue
+     * @description Answers 202 with the job (kind neuron-labels); GET /v1/jobs/{id} and /events give its progress (neurons labelled, shards), DELETE /v1/jobs/{id} cancels it. Each neuron gets its top images, words and texts, its soft-WPMI labels with scores and evidence (with the cached maximal text where one exists) and the multimodality measure. A labelling of the same collection already running is joined.
+     */
+    post: operations['postNeuronsLabels'];
     delete?: never;
     options?: never;
     head?: never;
@@ -2417,7 +2462,9 @@ export interface operations {
         content: {
           'application/json': {
             id: number;
-            label?: string;
+            /** @description The served label: published > user > automatic */
+            label: string | null;
+            labelSource: ('published' | 'user' | 'automatic') | (never | null);
             family?: string;
             source?: string;
             score?: number;
@@ -2427,6 +2474,65 @@ export interface operations {
             handLabel?: string;
             /** @description Attribution the data’s licence asks for */
             credit?: string;
+            /** @description Every label of the neuron with its source, in order of precedence */
+            labels: {
+              label: string;
+              /** @description published: the model directory’s neurons.json (the article’s data for an RN50-x4 export); user: set with PUT /v1/neurons/{id}/label; automatic: the labelling job’s (POST /v1/neurons/labels) */
+              source: 'published' | 'user' | 'automatic';
+              score: number | null;
+              /** @description published: the catalogue’s source; user: the owner; automatic: the collection */
+              from: string | null;
+              updatedAt: string | null;
+            }[];
+            /** @description The labelling job’s entry: top images, words, texts, labels with scores, the measure */
+            automatic?: {
+              id: number;
+              /** @description The top soft-WPMI concept */
+              label: string | null;
+              score: number | null;
+              labels: {
+                concept: string;
+                /** @description soft-WPMI (CLIP-Dissect) */
+                score: number;
+                /** @description z-score of the soft-WPMI plus z-score of the reading side */
+                combined: number;
+                evidence: {
+                  topImagesInCategory: number | null;
+                  topImages: number;
+                  readingRank: number | null;
+                  speakingRank: number | null;
+                  /** @description The concept is a word of the neuron’s cached maximal text (null: none cached) */
+                  inMaxText?: boolean | null;
+                };
+              }[];
+              topImages: {
+                imageId: number;
+                name: string;
+                category: string | null;
+                value: number;
+              }[];
+              topWords: {
+                word: string;
+                activation: number;
+              }[];
+              topTexts: {
+                text: string;
+                attribution: number;
+              }[];
+              multimodality: {
+                score: number | null;
+                multimodal: boolean;
+                topCategory: string;
+                speakingRank: number | null;
+                readingRank: number | null;
+              } | null;
+              /** @description The neuron’s best finished maximal-text search, where one is cached */
+              maxText: {
+                text: string;
+                score: number;
+                steps: number;
+              } | null;
+            };
           };
         };
       };
@@ -2458,6 +2564,494 @@ export interface operations {
       };
       /** @description An error; 4xx messages say what was wrong with the request */
       500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  putNeuronsByIdLabel: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Neuron (channel) index, an integer from 0 */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description 1 to 100 characters */
+          label: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: number;
+            /** @description The served label: published > user > automatic */
+            label: string | null;
+            labelSource: ('published' | 'user' | 'automatic') | (never | null);
+            family?: string;
+            source?: string;
+            score?: number;
+            /** @description Words that activate it most when rastered */
+            topWords?: string[];
+            /** @description A hand label, where the label comes from elsewhere */
+            handLabel?: string;
+            /** @description Attribution the data’s licence asks for */
+            credit?: string;
+            /** @description Every label of the neuron with its source, in order of precedence */
+            labels: {
+              label: string;
+              /** @description published: the model directory’s neurons.json (the article’s data for an RN50-x4 export); user: set with PUT /v1/neurons/{id}/label; automatic: the labelling job’s (POST /v1/neurons/labels) */
+              source: 'published' | 'user' | 'automatic';
+              score: number | null;
+              /** @description published: the catalogue’s source; user: the owner; automatic: the collection */
+              from: string | null;
+              updatedAt: string | null;
+            }[];
+            /** @description The labelling job’s entry: top images, words, texts, labels with scores, the measure */
+            automatic?: {
+              id: number;
+              /** @description The top soft-WPMI concept */
+              label: string | null;
+              score: number | null;
+              labels: {
+                concept: string;
+                /** @description soft-WPMI (CLIP-Dissect) */
+                score: number;
+                /** @description z-score of the soft-WPMI plus z-score of the reading side */
+                combined: number;
+                evidence: {
+                  topImagesInCategory: number | null;
+                  topImages: number;
+                  readingRank: number | null;
+                  speakingRank: number | null;
+                  /** @description The concept is a word of the neuron’s cached maximal text (null: none cached) */
+                  inMaxText?: boolean | null;
+                };
+              }[];
+              topImages: {
+                imageId: number;
+                name: string;
+                category: string | null;
+                value: number;
+              }[];
+              topWords: {
+                word: string;
+                activation: number;
+              }[];
+              topTexts: {
+                text: string;
+                attribution: number;
+              }[];
+              multimodality: {
+                score: number | null;
+                multimodal: boolean;
+                topCategory: string;
+                speakingRank: number | null;
+                readingRank: number | null;
+              } | null;
+              /** @description The neuron’s best finished maximal-text search, where one is cached */
+              maxText: {
+                text: string;
+                score: number;
+                steps: number;
+              } | null;
+            };
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  deleteNeuronsByIdLabel: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Neuron (channel) index, an integer from 0 */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: number;
+            /** @description The served label: published > user > automatic */
+            label: string | null;
+            labelSource: ('published' | 'user' | 'automatic') | (never | null);
+            family?: string;
+            source?: string;
+            score?: number;
+            /** @description Words that activate it most when rastered */
+            topWords?: string[];
+            /** @description A hand label, where the label comes from elsewhere */
+            handLabel?: string;
+            /** @description Attribution the data’s licence asks for */
+            credit?: string;
+            /** @description Every label of the neuron with its source, in order of precedence */
+            labels: {
+              label: string;
+              /** @description published: the model directory’s neurons.json (the article’s data for an RN50-x4 export); user: set with PUT /v1/neurons/{id}/label; automatic: the labelling job’s (POST /v1/neurons/labels) */
+              source: 'published' | 'user' | 'automatic';
+              score: number | null;
+              /** @description published: the catalogue’s source; user: the owner; automatic: the collection */
+              from: string | null;
+              updatedAt: string | null;
+            }[];
+            /** @description The labelling job’s entry: top images, words, texts, labels with scores, the measure */
+            automatic?: {
+              id: number;
+              /** @description The top soft-WPMI concept */
+              label: string | null;
+              score: number | null;
+              labels: {
+                concept: string;
+                /** @description soft-WPMI (CLIP-Dissect) */
+                score: number;
+                /** @description z-score of the soft-WPMI plus z-score of the reading side */
+                combined: number;
+                evidence: {
+                  topImagesInCategory: number | null;
+                  topImages: number;
+                  readingRank: number | null;
+                  speakingRank: number | null;
+                  /** @description The concept is a word of the neuron’s cached maximal text (null: none cached) */
+                  inMaxText?: boolean | null;
+                };
+              }[];
+              topImages: {
+                imageId: number;
+                name: string;
+                category: string | null;
+                value: number;
+              }[];
+              topWords: {
+                word: string;
+                activation: number;
+              }[];
+              topTexts: {
+                text: string;
+                attribution: number;
+              }[];
+              multimodality: {
+                score: number | null;
+                multimodal: boolean;
+                topCategory: string;
+                speakingRank: number | null;
+                readingRank: number | null;
+              } | null;
+              /** @description The neuron’s best finished maximal-text search, where one is cached */
+              maxText: {
+                text: string;
+                score: number;
+                steps: number;
+              } | null;
+            };
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  getNeuronsLabels: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            precedence: ('published' | 'user' | 'automatic')[];
+            counts: {
+              published: number;
+              user: number;
+              automatic: number;
+            };
+            automatic: {
+              collection: string;
+              images: number;
+              jobId: string;
+              finishedAt: string;
+              multimodalShare: number | null;
+              maxTexts: number;
+            } | null;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
+  postNeuronsLabels: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description The collection to label from (default "probe") */
+          collection?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            /** @description GET /v1/jobs/{jobId} (or its /events) follows it */
+            jobId: string;
+            collection: string;
+            /** @description A labelling of this collection was running: joined */
+            deduplicated: boolean;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      503: {
         headers: {
           [name: string]: unknown;
         };
@@ -3444,7 +4038,13 @@ export interface operations {
           'application/json': {
             id: string;
             /** @description What the job does; progress and result have the shape of its kind */
-            kind: 'max-text' | 'collection-build' | 'collection-shard' | 'typographic-attack';
+            kind:
+              | 'max-text'
+              | 'collection-build'
+              | 'collection-shard'
+              | 'typographic-attack'
+              | 'neuron-labels'
+              | 'neuron-labels-shard';
             state: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
             progress:
               | {
@@ -3489,6 +4089,26 @@ export interface operations {
                 }
               | {
                   /** @description Images attacked so far */
+                  done: number;
+                  total: number;
+                }
+              | {
+                  collection: string;
+                  /** @description Neurons labelled (written shards and shards in flight) */
+                  done: number;
+                  total: number;
+                  shards: {
+                    total: number;
+                    written: number;
+                    running: number;
+                  };
+                  /** @description Shards already written when this run resumed */
+                  resumedShards: number;
+                  neuronsPerSecond: number | null;
+                }
+              | {
+                  job: string;
+                  shard: number;
                   done: number;
                   total: number;
                 };
@@ -3710,6 +4330,18 @@ export interface operations {
                     /** @description Why the detected source was not used (no word index yet, …) */
                     detectedUnavailable?: string;
                   };
+                }
+              | {
+                  collection: string;
+                  images: number;
+                  neurons: number;
+                  labelled: number;
+                  multimodalShare: number | null;
+                  /** @description Neurons whose evidence carries a cached maximal text */
+                  maxTexts: number;
+                  resumedShards: number;
+                  /** @description Processes that computed shards (pid@host) */
+                  workers: string[];
                 };
             error?: string;
             cached?: boolean;
@@ -3792,7 +4424,13 @@ export interface operations {
           'application/json': {
             id: string;
             /** @description What the job does; progress and result have the shape of its kind */
-            kind: 'max-text' | 'collection-build' | 'collection-shard' | 'typographic-attack';
+            kind:
+              | 'max-text'
+              | 'collection-build'
+              | 'collection-shard'
+              | 'typographic-attack'
+              | 'neuron-labels'
+              | 'neuron-labels-shard';
             state: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
             progress:
               | {
@@ -3837,6 +4475,26 @@ export interface operations {
                 }
               | {
                   /** @description Images attacked so far */
+                  done: number;
+                  total: number;
+                }
+              | {
+                  collection: string;
+                  /** @description Neurons labelled (written shards and shards in flight) */
+                  done: number;
+                  total: number;
+                  shards: {
+                    total: number;
+                    written: number;
+                    running: number;
+                  };
+                  /** @description Shards already written when this run resumed */
+                  resumedShards: number;
+                  neuronsPerSecond: number | null;
+                }
+              | {
+                  job: string;
+                  shard: number;
                   done: number;
                   total: number;
                 };
@@ -4058,6 +4716,18 @@ export interface operations {
                     /** @description Why the detected source was not used (no word index yet, …) */
                     detectedUnavailable?: string;
                   };
+                }
+              | {
+                  collection: string;
+                  images: number;
+                  neurons: number;
+                  labelled: number;
+                  multimodalShare: number | null;
+                  /** @description Neurons whose evidence carries a cached maximal text */
+                  maxTexts: number;
+                  resumedShards: number;
+                  /** @description Processes that computed shards (pid@host) */
+                  workers: string[];
                 };
             error?: string;
             cached?: boolean;
@@ -6636,8 +7306,16 @@ export interface operations {
                 topImages: number;
                 readingRank: number | null;
                 speakingRank: number | null;
+                /** @description The concept is a word of the neuron’s cached maximal text (null: none cached) */
+                inMaxText?: boolean | null;
               };
             }[];
+            /** @description The neuron’s best finished maximal-text search where one is cached (src/search/): label evidence; none is run here */
+            maxText?: {
+              text: string;
+              score: number;
+              steps: number;
+            } | null;
           };
         };
       };
