@@ -119,12 +119,22 @@ try {
   // Each round's build / bare trunk, the two run back to back (the machine is shared: ratios of
   // neighbouring runs are what can be compared).
   const ratios: number[] = [];
+  // The same in process CPU time per image (every thread of this process: the model's, libuv's,
+  // the main one), which the other processes on a shared machine disturb far less than wall time.
+  const cpuRatios: number[] = [];
+  const cpuPerImage = { bare: [] as number[], build: [] as number[] };
+  const cpuSince = (since: NodeJS.CpuUsage) => {
+    const used = process.cpuUsage(since);
+    return (used.user + used.system) / 1000 / IMAGES;
+  };
   const stages: ShardTimings[] = [];
   const perSecond = (count: number, since: number) => count / ((performance.now() - since) / 1000);
   for (let round = 0; round < ROUNDS; round++) {
     let started = performance.now();
+    let cpu = process.cpuUsage();
     await model.neuronMaps(pixels);
     rates.bareTrunk.push(perSecond(IMAGES, started));
+    cpuPerImage.bare.push(cpuSince(cpu));
     const id = `bench-${round}`;
     await service.create(id, 'bench');
     const entries = [];
@@ -135,12 +145,15 @@ try {
     }
     await store.appendPending(id, entries);
     started = performance.now();
+    cpu = process.cpuUsage();
     await service.startBuild(id);
     await service.settled(id);
     const built = await service.get(id);
     if (built.images !== IMAGES) throw new Error(`the build indexed ${built.images} of ${IMAGES} images`);
     rates.build.push(perSecond(built.images, started));
+    cpuPerImage.build.push(cpuSince(cpu));
     ratios.push(rates.build[round] / rates.bareTrunk[round]);
+    cpuRatios.push(cpuPerImage.bare[round] / cpuPerImage.build[round]);
     // The shard computation alone (no job, no shard file, no commit), with where its time goes.
     const timings: ShardTimings = { decodeWait: 0, modelWait: 0, reduce: 0, onBatch: 0 };
     started = performance.now();
@@ -209,6 +222,10 @@ try {
   log('');
   log(
     `**Build / bare trunk, each round's two runs back to back: median ${median(ratios).toFixed(2)}×** (rounds ${ratios.map((r) => r.toFixed(2)).join(', ')}).`,
+  );
+  log('');
+  log(
+    `In CPU time of this process per image: bare trunk ${median(cpuPerImage.bare).toFixed(0)} ms, build ${median(cpuPerImage.build).toFixed(0)} ms; **bare / build, each round: median ${median(cpuRatios).toFixed(2)}×** (rounds ${cpuRatios.map((r) => r.toFixed(2)).join(', ')}): the build's throughput relative to the bare trunk's where both have the cores to themselves, less any time the build leaves them idle.`,
   );
   log('');
   const stage = (name: keyof ShardTimings) => median(stages.map((s) => s[name] / 1000)).toFixed(2);

@@ -227,27 +227,31 @@ export function distribution(
 
 /**
  * The area under the ROC curve of `values` as a score for membership (`member(i)`): the chance that
- * a member's value exceeds a non-member's, ties counting one half (the Mann–Whitney U over
- * n₁·n₀, from average ranks). Null when either side is empty.
+ * a member's value exceeds a non-member's, ties counting one half (the Mann–Whitney U over n₁·n₀).
+ * Both sides sorted (typed-array sorts), then one sweep. Null when either side is empty.
  */
 export function rocAuc(values: Float32Array, member: (index: number) => boolean): number | null {
-  const n = values.length;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => values[a] - values[b]);
-  let rankSum = 0;
   let members = 0;
-  for (let start = 0; start < n;) {
-    let end = start + 1;
-    while (end < n && values[order[end]] === values[order[start]]) end++;
-    const rank = (start + 1 + end) / 2; // the average of ranks start + 1 … end
-    for (let j = start; j < end; j++) {
-      if (member(order[j])) {
-        rankSum += rank;
-        members++;
-      }
-    }
-    start = end;
-  }
-  const others = n - members;
+  for (let i = 0; i < values.length; i++) if (member(i)) members++;
+  const others = values.length - members;
   if (members === 0 || others === 0) return null;
-  return (rankSum - (members * (members + 1)) / 2) / (members * others);
+  const inside = new Float32Array(members);
+  const outside = new Float32Array(others);
+  for (let i = 0, a = 0, b = 0; i < values.length; i++) {
+    if (member(i)) inside[a++] = values[i];
+    else outside[b++] = values[i];
+  }
+  inside.sort();
+  outside.sort();
+  // For each member value x (ascending): the others below x, and those equal to it.
+  let wins = 0;
+  let below = 0;
+  for (let a = 0; a < members; a++) {
+    const x = inside[a];
+    while (below < others && outside[below] < x) below++;
+    let equal = below;
+    while (equal < others && outside[equal] === x) equal++;
+    wins += below + (equal - below) / 2;
+  }
+  return wins / (members * others);
 }
