@@ -384,72 +384,132 @@ t.test('the collection views in chromium', { skip }, async (t) => {
     t.same(await tiles(page, '#top-images'), idsAndValues(byMax.top), 'by max: the API’s ids and values');
   });
 
-  await t.test('neuron: its sections in order, the speaking side, neighbours of both kinds', async (t) => {
-    type Neighbours = { neighbours: { neuron: number; cosine: number }[] };
-    const [byWeights, byActivations, evidence] = await Promise.all([
-      api<Neighbours>(`/v1/neurons/${neuron}/neighbours?by=weights&k=8`),
-      api<Neighbours>(`/v1/neurons/${neuron}/neighbours?by=activations&k=8&collection=${ID}`),
-      api<{ speaking: { texts: { text: string }[] } }>(`/v1/neurons/${neuron}/evidence?k=8&collection=${ID}`),
-    ]);
-    await open(`neuron/${neuron}/${ID}`);
-    t.same(
-      await page
-        .locator('main#view > section.card, main#view > .compare > section.card')
-        .evaluateAll((cards) => cards.map((card) => card.id)),
-      [
-        'neuron-about',
-        'neuron-images',
-        'neuron-distribution',
-        'neuron-words',
-        'neuron-speaking',
-        'search',
-        'verify',
-        'neuron-evidence',
-        'neuron-neighbours',
-      ],
-      'pictures first, then reading, speaking, maximal text, intervention, agreement, neighbours',
-    );
-    await page.locator('#speaking-texts a').first().waitFor();
-    t.same(
-      await page.locator('#speaking-texts a').allTextContents(),
-      evidence.speaking.texts.map((item) => item.text),
-      'the speaking side: the API’s top texts, each a link',
-    );
-    const shown = (kind: string) =>
-      page
-        .locator(`#neighbours-${kind} a[data-neuron]`)
-        .evaluateAll((links) =>
-          links.map((link) => [Number(link.getAttribute('data-neuron')), link.getAttribute('title')]),
-        );
-    await page.locator('#neighbours-activations a[data-neuron]').first().waitFor();
-    for (const [kind, answer] of [
-      ['weights', byWeights],
-      ['activations', byActivations],
-    ] as const) {
-      const rows = await shown(kind);
+  await t.test(
+    'neuron: its sections in order, speaking side, zeroed on its top images, neighbours',
+    async (t) => {
+      type Neighbours = { neighbours: { neuron: number; cosine: number }[] };
+      const [byWeights, byActivations, evidence] = await Promise.all([
+        api<Neighbours>(`/v1/neurons/${neuron}/neighbours?by=weights&k=8`),
+        api<Neighbours>(`/v1/neurons/${neuron}/neighbours?by=activations&k=8&collection=${ID}`),
+        api<{ speaking: { texts: { text: string }[] } }>(
+          `/v1/neurons/${neuron}/evidence?k=8&collection=${ID}`,
+        ),
+      ]);
+      await open(`neuron/${neuron}/${ID}`);
       t.same(
-        rows.map(([id]) => id),
-        answer.neighbours.map((row) => row.neuron),
-        `by ${kind}: the API’s neighbours, in its order`,
+        await page
+          .locator('main#view > section.card, main#view > .compare > section.card')
+          .evaluateAll((cards) => cards.map((card) => card.id)),
+        [
+          'neuron-about',
+          'neuron-images',
+          'neuron-distribution',
+          'neuron-words',
+          'neuron-speaking',
+          'search',
+          'verify',
+          'neuron-evidence',
+          'neuron-neighbours',
+        ],
+        'pictures first, then reading, speaking, maximal text, intervention, agreement, neighbours',
       );
-      t.ok(
-        rows.every(([, title], i) => String(title).endsWith(`: ${answer.neighbours[i].cosine}`)),
-        `by ${kind}: with the API’s cosines`,
+      await page.locator('#speaking-texts a').first().waitFor();
+      t.same(
+        await page.locator('#speaking-texts a').allTextContents(),
+        evidence.speaking.texts.map((item) => item.text),
+        'the speaking side: the API’s top texts, each a link',
       );
-    }
-    await shot('neuron-neighbours-1280');
-    const next = byActivations.neighbours[0].neuron;
-    await page.locator(`#neighbours-activations a[data-neuron="${next}"]`).click();
-    await page
-      .locator('#neuron-about h3')
-      .filter({ hasText: `#${next} ` })
-      .waitFor();
-    t.equal(
-      new URL(page.url()).hash,
-      `#/neuron/${next}/${ID}`,
-      'a neighbour opens its page, same collection',
-    );
-  });
+      const shown = (kind: string) =>
+        page
+          .locator(`#neighbours-${kind} a[data-neuron]`)
+          .evaluateAll((links) =>
+            links.map((link) => [Number(link.getAttribute('data-neuron')), link.getAttribute('title')]),
+          );
+      await page.locator('#neighbours-activations a[data-neuron]').first().waitFor();
+      for (const [kind, answer] of [
+        ['weights', byWeights],
+        ['activations', byActivations],
+      ] as const) {
+        const rows = await shown(kind);
+        t.same(
+          rows.map(([id]) => id),
+          answer.neighbours.map((row) => row.neuron),
+          `by ${kind}: the API’s neighbours, in its order`,
+        );
+        t.ok(
+          rows.every(([, title], i) => String(title).endsWith(`: ${answer.neighbours[i].cosine}`)),
+          `by ${kind}: with the API’s cosines`,
+        );
+      }
+      // The intervention check on its top images: the API's answer to the same request, row by row.
+      const ranked = await api<{ top: { imageId: number; category: string | null }[] }>(
+        `/v1/neurons/${neuron}/top-images?collection=${ID}&k=6&by=mean&bins=0`,
+      );
+      const thumbnails = await Promise.all(
+        ranked.top.map(async (image) =>
+          Buffer.from(
+            await (
+              await fetch(`${base}/v1/collections/${ID}/images/${image.imageId}/thumbnail`)
+            ).arrayBuffer(),
+          ).toString('base64'),
+        ),
+      );
+      const categories = (await api<{ categories: { name: string }[] }>(`/v1/collections/${ID}`)).categories;
+      const labels = [
+        ...new Set([
+          ...ranked.top.flatMap((image) => (image.category ? [image.category] : [])),
+          ...categories.map((category) => category.name),
+        ]),
+      ];
+      type Answer = {
+        labels: { label: string; before: number; after: number; logitChange: number }[];
+        predictedBefore: string;
+        predictedAfter: string;
+      };
+      const zeroed = await post<{ images: Answer[] }>('/v1/interventions', {
+        images: thumbnails,
+        edits: [{ neuron, op: 'zero' }],
+        labels,
+        embedding: false,
+      });
+      await page.click('#ablation-run');
+      await page.locator('#ablation-verdict').waitFor({ timeout: 60_000 });
+      t.same(
+        await page.locator('#ablation-table tbody tr').evaluateAll((trs) =>
+          trs.map((tr) => ({
+            imageId: Number(tr.getAttribute('data-image-id')),
+            before: Number(tr.getAttribute('data-before')),
+            after: Number(tr.getAttribute('data-after')),
+            logitChange: Number(tr.getAttribute('data-logit-change')),
+            answer: tr.getAttribute('data-answer'),
+          })),
+        ),
+        ranked.top.map((image, i) => {
+          const own = zeroed.images[i].labels.find((label) => label.label === image.category);
+          return {
+            imageId: image.imageId,
+            before: own?.before,
+            after: own?.after,
+            logitChange: own?.logitChange,
+            answer: `${zeroed.images[i].predictedBefore} → ${zeroed.images[i].predictedAfter}`,
+          };
+        }),
+        'zeroed on its top images: the API’s probabilities and logit change of each image’s category',
+      );
+      await shot('neuron-neighbours-1280');
+      const next = byActivations.neighbours[0].neuron;
+      await page.locator(`#neighbours-activations a[data-neuron="${next}"]`).click();
+      await page
+        .locator('#neuron-about h3')
+        .filter({ hasText: `#${next} ` })
+        .waitFor();
+      t.equal(
+        new URL(page.url()).hash,
+        `#/neuron/${next}/${ID}`,
+        'a neighbour opens its page, same collection',
+      );
+    },
+  );
 
   await t.test('neurons: the list, its search, filters, sort and pages, each row a link', async (t) => {
     type List = {

@@ -5,7 +5,8 @@
  * most and least with the images the model reads them from (GET /v1/neurons/{id}/top-words,
  * GET /v1/raster); the speaking side, the texts it carries most W·t/|t| for; a search for its
  * maximal text followed live over Server-Sent Events (POST /v1/search/max-text,
- * GET /v1/jobs/{id}/events); the intervention check (POST /v1/attribution/verify); its three sides'
+ * GET /v1/jobs/{id}/events); the intervention check (POST /v1/attribution/verify on a blank image,
+ * and the neuron zeroed on its top images, neuron-ablation.ts); its three sides'
  * agreement and automatic labels (neuron-evidence.ts); its cosine neighbours by W and by
  * activations (neuron-neighbours.ts). The list of neurons is the Neurons view (neurons.ts).
  */
@@ -13,6 +14,7 @@ import { api, ApiError, apiKey, call, jobEventsUrl, type Job, type JobProgress }
 import { line, scoreBars } from '../charts';
 import { action, clearError, field, fill, fmt, h, showError } from '../dom';
 import { Pictures } from '../pictures';
+import { drawAblation } from './neuron-ablation';
 import { showEvidence } from './neuron-evidence';
 import { showNeuronPictures } from './neuron-images';
 import { showNeighbours } from './neuron-neighbours';
@@ -91,6 +93,9 @@ export const neuronView: View = (root, argument) => {
     );
     drawSearch(search, id, (stop) => (stopSearch = stop));
     drawVerify(verify, id, neuron.label ?? '');
+    const ablation = h('section', { id: 'ablation' });
+    verify.append(ablation);
+    void action(ablation, () => drawAblation(ablation, id, collection, pictures));
     void action(images, () => showNeuronPictures(images, distribution, id, collection, pictures));
     void action(evidence, () => showEvidence(evidence, speaking, id, collection));
     void action(neighbours, () => showNeighbours(neighbours, id, collection));
