@@ -3,7 +3,7 @@
  * BullMQ queues of that model on the Redis at REDIS_URL: maximal-text searches, WORKER_CONCURRENCY
  * at a time, and collection builds and their shards (WORKER_COLLECTION_CONCURRENCY at a time; the
  * collections are under DATA_DIR, which the worker must share with the servers) and large
- * typographic attacks, on the same lane. Any number of
+ * typographic attacks and the whole-model neuron labelling and its shards (src/evidence/), on the same lane. Any number of
  * workers (and servers) share the queues. SIGTERM/SIGINT stop taking jobs, hand running ones back
  * to the queue (they stop at their next step or batch), and exit; a killed worker's job is taken
  * over by another worker once its lock expires.
@@ -23,6 +23,7 @@ import { JobRegistry } from '../jobs/registry.js';
 import { workerSettings } from '../jobs/settings.js';
 import { JOB_LANES } from '../jobs/types.js';
 import { typographicForWorker } from '../typographic/worker.js';
+import { labelsForWorker } from '../evidence/worker.js';
 
 const log = (level: string, obj: object | string, msg?: string) =>
   console.log(
@@ -69,6 +70,11 @@ async function main(): Promise<void> {
   registry.register('collection-build', builds.buildProcessor);
   registry.register('collection-shard', builds.shardProcessor);
   registry.register('typographic-attack', await typographicForWorker(model, cache, config, store));
+  // The whole-model labelling and its shards (src/evidence/label-job.ts): the word index is loaded,
+  // never built here, and the catalogue is written under the shared DATA_DIR.
+  const labels = await labelsForWorker(model, cache, config, logger);
+  registry.register('neuron-labels', labels.jobs.jobProcessor);
+  registry.register('neuron-labels-shard', labels.jobs.shardProcessor);
   const names = queueNames(model.sha256);
   const workers = JOB_LANES.map((lane) =>
     startBullWorker({
@@ -102,7 +108,9 @@ async function main(): Promise<void> {
   );
   const shutdown = async (signal: string) => {
     logger.info({ signal }, 'worker shutting down');
+    await labels.jobs.stop(); // labelling work stops between neurons and is handed back
     await Promise.all(workers.map((worker) => worker.close()));
+    await labels.close();
     logger.info('worker closed; running jobs handed back');
     await cache.close();
     await model.release();
