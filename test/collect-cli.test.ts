@@ -64,6 +64,9 @@ t.test('a folder in the ImageFolder layout becomes a collection the service serv
   const run = await collect([folder, '--name', 'My pets']);
   t.equal(run.code, 0, run.stderr);
   t.match(run.stderr, /4 images indexed in 3 categories/);
+  // The progress bar (stderr is not a terminal: a line per tenth), from 0 to all four images.
+  t.match(run.stderr, /░{30} +0\.0% 0\/4 /, 'the progress bar starts at 0 of 4');
+  t.match(run.stderr, /█{30} 100\.0% 4\/4 [\d.]+ images\/s/, 'and ends full at 4 of 4, with the rate');
   const app = await buildTestApp({ modelDir: TOYWORLD, dataDir });
   t.teardown(() => app.close());
   const info = await app.inject({ method: 'GET', url: '/v1/collections/my-pets' });
