@@ -17,10 +17,13 @@
  * With --probe the labels come from the model's probe collection instead (models/toyworld/probe.tar.gz,
  * installed at start: seed 100, 20 pictures per colour, shape and expression, 11 renders per word).
  *
- *   npx tsx scripts/toyworld-neuron-labels.ts [--label-seed 11] [--truth-seed 8] [--per 8] [--probe]
+ * --out FILE writes the soft-WPMI rows and the multimodal share as JSON (with --probe:
+ * models/toyworld/neuron-labels.json, which tools/toyworld/card.py puts in the model card).
+ *
+ *   npx tsx scripts/toyworld-neuron-labels.ts [--label-seed 11] [--truth-seed 8] [--per 8] [--probe] [--out FILE]
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -134,6 +137,7 @@ async function main(): Promise<void> {
       'truth-seed': { type: 'string', default: '8' },
       per: { type: 'string', default: '8' },
       probe: { type: 'boolean', default: false },
+      out: { type: 'string' },
     },
   });
   const labelSeed = Number(values['label-seed']);
@@ -201,6 +205,7 @@ async function main(): Promise<void> {
       }),
     };
     const labels = await app.evidence.allLabels(labelCollection);
+    const json: Record<string, unknown>[] = [];
     const rows = [
       '| truth, labels | family | neurons | top-1 | top-3 | top-1 concept | top-3 concept |',
       '|---|---|---|---|---|---|---|',
@@ -208,7 +213,23 @@ async function main(): Promise<void> {
     for (const [name, truth] of Object.entries(truths)) {
       for (const method of ['dissect', 'combined'] as const) {
         const ranked = labels.map((neuron) => neuron[method].map((label) => label.concept));
-        rows.push(...scoreRows(`${name}, ${method}`, scoreLabels(ranked, truth, wordConcept)));
+        const scores = scoreLabels(ranked, truth, wordConcept);
+        rows.push(...scoreRows(`${name}, ${method}`, scores));
+        if (method !== 'dissect') continue;
+        const percent = (k: number, n: number) => Math.round((1000 * k) / n) / 10;
+        for (const [family, s] of Object.entries(scores).sort(([a], [b]) =>
+          a === 'all' ? 1 : b === 'all' ? -1 : a.localeCompare(b),
+        )) {
+          json.push({
+            truth: name,
+            family,
+            neurons: s.neurons,
+            top1: percent(s.top1, s.neurons),
+            top3: percent(s.top3, s.neurons),
+            conceptTop1: percent(s.conceptTop1, s.neurons),
+            conceptTop3: percent(s.conceptTop3, s.neurons),
+          });
+        }
       }
     }
     const list = await app.evidence.list({ collection: labelCollection, sort: 'id', offset: 0, limit: 1 });
@@ -217,6 +238,18 @@ async function main(): Promise<void> {
     console.log(
       `multimodal (top category in the top 5 of both the speaking and the reading side) on ${labelCollection}: ${(100 * (list.multimodalShare ?? 0)).toFixed(1)}% of ${C} neurons`,
     );
+    if (values.out) {
+      const doc = {
+        script: `npx tsx scripts/toyworld-neuron-labels.ts${values.probe ? ' --probe' : ` --label-seed ${labelSeed}`}`,
+        labels: `${described}, soft-WPMI (CLIP-Dissect), the label the whole-model labelling job serves`,
+        method: 'dissect',
+        percent: true,
+        rows: json,
+        multimodalShare: Math.round(1000 * (list.multimodalShare ?? 0)) / 10,
+        measuredNeurons: C,
+      };
+      await writeFile(values.out, `${JSON.stringify(doc, null, 1)}\n`);
+    }
   } finally {
     await app.close();
     await rm(tmp, { recursive: true, force: true });

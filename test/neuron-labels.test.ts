@@ -371,6 +371,10 @@ t.test('npm run label-agreement on the job’s catalogue', async (t) => {
   const report = await labelAgreement({ modelDir: DEFAULT_MODEL_DIR, dataDir, collection: 'probe' });
   t.equal(report.reference.source, 'published labels (neurons.json label)');
   t.equal(report.neurons, 512);
+  t.equal(
+    report.automatic.multimodalShare,
+    (await call('GET', '/v1/neurons/labels', USER_A)).body.automatic.multimodalShare,
+  );
   // Exact top-1 agreement equals scoreLabels on the service's in-memory labels (another path).
   const labels = await app.evidence.allLabels('probe');
   const truth = Array.from({ length: 512 }, (_, c) => published[String(c)] ?? null);

@@ -41,7 +41,14 @@ export interface AgreementReport {
   model: string;
   neurons: number;
   reference: { source: string; labels: number };
-  automatic: { collection: string; images: number; jobId: string; finishedAt: string };
+  automatic: {
+    collection: string;
+    images: number;
+    jobId: string;
+    finishedAt: string;
+    /** Share of neurons the multimodality measure calls multimodal (the job's). */
+    multimodalShare: number | null;
+  };
   rows: AgreementRow[];
   /** Reference neurons whose top label shares no word with the hand label (the first 20). */
   disagreements: { neuron: number; hand: string; automatic: string[] }[];
@@ -222,6 +229,7 @@ export async function labelAgreement(options: {
       images: automatic.images,
       jobId: automatic.jobId,
       finishedAt: automatic.finishedAt,
+      multimodalShare: automatic.multimodalShare,
     },
     rows: agreementRows(reference.labels, ranked),
     disagreements,
@@ -239,6 +247,12 @@ function table(report: AgreementReport): string {
       (r) =>
         `| ${r.family} | ${r.neurons} | ${percent(r.exactTop1, r.neurons)} | ${percent(r.exactTop3, r.neurons)} | ${percent(r.wordTop1, r.neurons)} | ${percent(r.wordTop3, r.neurons)} | ${percent(r.chanceTop1, r.neurons)} |`,
     ),
+    '',
+    `multimodal (the measure of docs/neuron-evidence.md) on "${report.automatic.collection}": ${
+      report.automatic.multimodalShare === null
+        ? 'not measured (no categories)'
+        : percent(report.automatic.multimodalShare, 1)
+    } of ${report.neurons} neurons`,
   ].join('\n');
 }
 

@@ -159,6 +159,69 @@ def attack_section(model_dir: str) -> list[str]:
     return lines
 
 
+LABELS_START = "<!-- neuron-labels -->"
+LABELS_END = "<!-- /neuron-labels -->"
+
+
+def labels_section(model_dir: str) -> list[str]:
+    """The card's section on the automatic neuron labels, from MODEL_DIR/neuron-labels.json (written by
+    `npx tsx scripts/toyworld-neuron-labels.ts --probe --out MODEL_DIR/neuron-labels.json`); empty without it.
+    """
+    path = os.path.join(model_dir, "neuron-labels.json")
+    if not os.path.exists(path):
+        return []
+    doc = json.load(open(path))
+    lines = [
+        LABELS_START,
+        "",
+        "Automatic neuron labels (issue 19: `POST /v1/neurons/labels` labels every neuron and serves the result",
+        "as the catalogue's automatic layer, after the published `neurons.json` and user labels), measured by",
+        f"`{doc['script']}`: labels from {doc['labels']}; truth from renders of other seeds, which the",
+        "labelling never saw: the catalogue `neurons.json` (seed 7) and the same recipe on seed 8. *Exact*: the",
+        "label is the truth's word; *concept*: it names the truth's concept (a synonym or a phrase with a word",
+        "of it, world.py's `WORD_CONCEPT`). Chance for a top-1 label is about 1/247.",
+        "",
+        "| truth | family | neurons | top-1 exact | top-3 exact | top-1 concept | top-3 concept |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["rows"]:
+        lines.append(
+            f"| {r['truth']} | {r['family']} | {r['neurons']} | {r['top1']:.1f}% | {r['top3']:.1f}% | "
+            f"{r['conceptTop1']:.1f}% | {r['conceptTop3']:.1f}% |"
+        )
+    lines += [
+        "",
+        "The multimodality measure (the seeing side's top category in the top 5 of both the speaking and the",
+        f"reading side, docs/neuron-evidence.md) calls **{doc['multimodalShare']:.1f}%** of the "
+        f"{doc['measuredNeurons']} neurons multimodal on the probe collection.",
+    ]
+    if doc.get("checked"):
+        lines += ["", f"Checked: {doc['checked']}."]
+    lines += [
+        "",
+        LABELS_END,
+    ]
+    return lines
+
+
+def update_labels_section(model_dir: str) -> None:
+    """Rewrite only the neuron-label section of an existing README.md (before the Probe collection section)."""
+    readme = os.path.join(model_dir, "README.md")
+    text = open(readme, encoding="utf-8").read()
+    section = "\n".join(labels_section(model_dir))
+    if LABELS_START in text:
+        head, rest = text.split(LABELS_START, 1)
+        tail = rest.split(LABELS_END, 1)[1]
+        text = head + section + tail
+    else:
+        marker = "\n## Probe collection"
+        at = text.index(marker)
+        text = text[:at] + "\n" + section + "\n" + text[at:]
+    with open(readme, "w", encoding="utf-8") as f:
+        f.write(text)
+    print("updated the neuron-label section of", readme)
+
+
 def update_attack_section(model_dir: str) -> None:
     """Rewrite only the attack section of an existing README.md (after the Typographic attack paragraph)."""
     readme = os.path.join(model_dir, "README.md")
@@ -185,6 +248,11 @@ def main() -> None:
         action="store_true",
         help="only rewrite the README's section on attacks through the service (from typographic.json)",
     )
+    ap.add_argument(
+        "--labels-section",
+        action="store_true",
+        help="only rewrite the README's section on automatic neuron labels (from neuron-labels.json)",
+    )
     ap.add_argument("--log")
     ap.add_argument("--config")
     ap.add_argument("--metrics")
@@ -196,11 +264,16 @@ def main() -> None:
         help="a sentence on the run's conditions, after its figures",
     )
     args = ap.parse_args()
-    if args.attack_section:
-        update_attack_section(args.model_dir)
+    if args.attack_section or args.labels_section:
+        if args.attack_section:
+            update_attack_section(args.model_dir)
+        if args.labels_section:
+            update_labels_section(args.model_dir)
         return
     if not (args.log and args.config and args.metrics):
-        ap.error("--log, --config and --metrics are required (except with --attack-section)")
+        ap.error(
+            "--log, --config and --metrics are required (except with --attack-section, --labels-section)"
+        )
     log = json.load(open(args.log))
     cfg = json.load(open(args.config))
     m = json.load(open(args.metrics))
@@ -376,6 +449,10 @@ def main() -> None:
         "`test/toyworld-model.test.ts` also draws every word with the service's own TypeScript rasteriser",
         "(`src/clip/raster.ts`) and asserts that those read at least as well as the training renders.",
         "",
+    ]
+    labels = labels_section(args.model_dir)
+    lines += labels + ([""] if labels else [])
+    lines += [
         "## Probe collection",
         "",
         "`probe.tar.gz` holds 2,290 held-out renders at 64 × 64 (lossless WebP, about 1.1 MB), written by",
