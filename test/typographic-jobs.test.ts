@@ -259,6 +259,12 @@ t.test(
       const base = { ...settings, collection: 'colours' };
       const cases: [string, Record<string, unknown>, number, RegExp][] = [
         ['unknown collection', { ...base, collection: 'nope', imageIds: [0] }, 404, /collection "nope"/],
+        [
+          'not a collection id',
+          { ...base, collection: '../colours', imageIds: [0] },
+          400,
+          /collection must be a collection id: 1 to 64 lower-case letters/,
+        ],
         ['image out of range', { ...base, imageIds: [40] }, 404, /image 40 is not indexed.*ids 0 to 39/],
         [
           'sample too large',

@@ -16,6 +16,8 @@ import { DEFAULT_TEMPLATES, TYPOGRAPHIC_LIMITS, type StroopInk } from '../typogr
 import { LexicalUseSchema } from './schemas.js';
 import { imageBytes, multipartToBody } from './image-input.js';
 import { ImageField, Text, withErrors } from './schemas.js';
+import { withAllowed } from './validation.js';
+import { COLLECTION_ID_PATTERN } from '../collections/store.js';
 
 const Labels = Type.Array(Text, {
   minItems: 1,
@@ -45,13 +47,16 @@ const AttackBody = Type.Object(
         description: `Several images as base64 (or the multipart file field "image" repeated): up to ${TYPOGRAPHIC_LIMITS.maxImages} are answered at once; up to ${MAX_ATTACK_JOB_IMAGES} become a job (202 with its id); more is a 413`,
       }),
     ),
-    collection: Type.Optional(
-      Type.String({
-        minLength: 1,
-        maxLength: 200,
-        description:
-          'Attack images of this collection (its id) instead of uploaded ones: those of imageIds, or a sample. Each image’s category is its true label when it is among labels',
-      }),
+    collection: withAllowed(
+      Type.Optional(
+        Type.String({
+          pattern: COLLECTION_ID_PATTERN,
+          maxLength: 64,
+          description:
+            'Attack images of this collection (its id) instead of uploaded ones: those of imageIds, or a sample. Each image’s category is its true label when it is among labels',
+        }),
+      ),
+      'collection must be a collection id: 1 to 64 lower-case letters, digits and inner hyphens',
     ),
     imageIds: Type.Optional(
       Type.Array(Type.Integer({ minimum: 0 }), {
@@ -441,10 +446,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       // that whichever worker runs it measures with this service's set.
       const needsLexical = settings.ablate === 'lexical' || settings.explain > 0;
       const lexical = needsLexical ? await app.typographic.lexical() : undefined;
-      await app.typographic.prepareAttack(
-        { ...settings, paste: { ...paste, colour, box }, lexical },
-        count,
-      );
+      await app.typographic.prepareAttack({ ...settings, paste: { ...paste, colour, box }, lexical }, count);
       const source = picked
         ? { collection: { id: collection!, images: picked } }
         : { images: fields.map((field) => imageBytes(request, field).toString('base64')) };
