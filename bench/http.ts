@@ -1,6 +1,7 @@
 /**
  * HTTP throughput and latency benchmark (issue 23; `npm run bench -- http`, results in
- * bench/results/http.md, or http-<model>.md for another model):
+ * bench/results/http.md, or http-<model>.md for another model; the latency rows alone with
+ * `--rounds 0`, `MODEL_DIR=… npm run bench -- http-latency`, in http-latency[-<model>].md):
  *
  *   npx tsx bench/http.ts [MODEL_DIR] [--rounds 12] [--duration 10] [--repeats 3] [--warmup 10]
  *
@@ -328,10 +329,11 @@ async function main(): Promise<void> {
     '',
     `The service against the floor, pass by pass (service / bare POST /hello): p99 ${ratios('p99')}; server CPU per request ${ratios('cpuMs')}.`,
     '',
-    `Reproduce: \`npx tsx bench/http.ts ${MODEL_DIR.startsWith(ROOT) ? path.relative(ROOT, MODEL_DIR) : MODEL_DIR}\` (\`--rounds\`, \`--duration\`, \`--repeats\`, \`--warmup\`).`,
+    `Reproduce: \`npx tsx bench/http.ts ${MODEL_DIR.startsWith(ROOT) ? path.relative(ROOT, MODEL_DIR) : MODEL_DIR}${ROUNDS > 0 ? '' : ' --rounds 0'}\` (\`--rounds\`, \`--duration\`, \`--repeats\`, \`--warmup\`).`,
     '',
   ].join('\n');
-  const file = manifest.name === 'toyworld' ? 'http.md' : `http-${manifest.name}.md`;
+  const base = ROUNDS > 0 ? 'http' : 'http-latency';
+  const file = manifest.name === 'toyworld' ? `${base}.md` : `${base}-${manifest.name}.md`;
   writeFileSync(path.join(ROOT, 'bench/results', file), markdown);
   console.log(markdown);
 }
