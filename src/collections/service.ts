@@ -547,11 +547,22 @@ export class CollectionService {
     const key = (n: CategoryNeuron) => n.d ?? n.difference ?? n.meanIn;
     neurons.sort((a, b) => key(b) - key(a) || a.neuron - b.neuron);
     const chosen = neurons.slice(0, k);
-    // The AUC of the neurons returned, each from its column (a sort of the collection's values).
-    for (const neuron of chosen) {
-      const column = await reader.column(FILES.means, neuron.neuron);
-      neuron.auc = rocAuc(column, (i) => codes[i] === code);
+    // The AUC of the neurons returned, from their columns: read from the column-major blocks when
+    // they hold most rows, else gathered in one more pass over means.f32.
+    const { images, columnBlock = 0, columnBlocks = 0 } = reader.manifest;
+    let columns: Float32Array[];
+    if (2 * columnBlock * columnBlocks >= images) {
+      columns = [];
+      for (const neuron of chosen) columns.push(await reader.column(FILES.means, neuron.neuron));
+    } else {
+      columns = chosen.map(() => new Float32Array(images));
+      await reader.scan(FILES.means, (rows, start, count) => {
+        for (let r = 0; r < count; r++) {
+          chosen.forEach((neuron, j) => (columns[j][start + r] = rows[r * C + neuron.neuron]));
+        }
+      });
     }
+    chosen.forEach((neuron, j) => (neuron.auc = rocAuc(columns[j], (i) => codes[i] === code)));
     return { manifest: reader.manifest, inCategory: n1, rest: n0, neurons: chosen };
   }
 
