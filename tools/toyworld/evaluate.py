@@ -236,6 +236,36 @@ def evaluate(
         }
         family_counts[fam] = family_counts.get(fam, 0) + 1
     metrics["neuron_label_families"] = family_counts
+
+    # Labels against attributions: does a neuron labelled with the concept (the catalogue's labels,
+    # from the calibration images; and labels recomputed on these images) rank among the top 3 of
+    # W.t_c? W as measured above (--gauged: the calibration's scales, nothing fitted on these images),
+    # and the raw W of training (no scales at all).
+    eval_keys, eval_act = concept_means(items, xmean.numpy())
+    eval_labels = {n: eval_keys[int(eval_act[:, n].argmax())][1] for n in range(eval_act.shape[1])}
+    catalogue = {int(n): v["label"] for n, v in neurons.items()}
+    raw_W = model.bilinear()
+    metrics["labels_vs_attributions"] = {}
+    for fam, spec in doc["directions"].items():
+        out = {"concepts": {}, "n": len(spec["classes"])}
+        for c in spec["classes"]:
+            res = {}
+            for variant, w in (("scaled", W), ("raw", raw_W)):
+                top3 = [int(i) for i in torch.argsort(w @ text_of[c], descending=True)[:3]]
+                res[variant] = {
+                    "top3": top3,
+                    "catalogue_labels": [catalogue.get(i) for i in top3],
+                    "evaluation_labels": [eval_labels.get(i) for i in top3],
+                    "pass_catalogue": any(catalogue.get(i) == c for i in top3),
+                    "pass_evaluation": any(eval_labels.get(i) == c for i in top3),
+                }
+            out["concepts"][c] = res
+        for variant in ("scaled", "raw"):
+            for which in ("catalogue", "evaluation"):
+                out[f"{variant}_pass_{which}"] = sum(
+                    r[variant][f"pass_{which}"] for r in out["concepts"].values()
+                )
+        metrics["labels_vs_attributions"][fam] = out
     metrics["logit_scale"] = float(model.logit_scale.exp())
     metrics["service_raster"] = doc.get("service_raster")
     metrics["neuron_scales"] = "preferred-concept mean activation (gauge.py)" if gauged else None
@@ -245,8 +275,13 @@ def evaluate(
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--checkpoint", required=True)
-    ap.add_argument("--config", required=True)
+    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--config", default=None)
+    ap.add_argument(
+        "--model-dir",
+        default=None,
+        help="an exported model directory instead of --checkpoint/--config (from_onnx.py rebuilds it)",
+    )
     ap.add_argument("--heldout", required=True, help="held-out renders every figure is measured on")
     ap.add_argument(
         "--calibration",
@@ -260,8 +295,13 @@ def main() -> None:
         "--gauged", action="store_true", help="measure with the neurons rescaled as gauge.py does"
     )
     args = ap.parse_args()
-    torch.set_num_threads(2)
-    model = load_model(args.checkpoint, args.config)
+    torch.set_num_threads(int(os.environ.get("TOYWORLD_THREADS", "2")))
+    if args.model_dir:
+        from tools.toyworld.from_onnx import load_exported
+
+        model = load_exported(args.model_dir)
+    else:
+        model = load_model(args.checkpoint, args.config)
     metrics, neurons, scales = evaluate(model, args.heldout, args.gauged, args.calibration)
     if args.scales:
         with open(args.scales, "w") as f:
@@ -291,6 +331,20 @@ def main() -> None:
             d["top_neuron_normed_pass"],
         )
     print("neuron families", metrics["neuron_label_families"])
+    for fam, d in metrics["labels_vs_attributions"].items():
+        print(
+            fam,
+            "labelled neuron in the top 3 of W.t_c: catalogue labels",
+            d["scaled_pass_catalogue"],
+            "/",
+            d["n"],
+            "evaluation-seed labels",
+            d["scaled_pass_evaluation"],
+            "(raw W:",
+            d["raw_pass_catalogue"],
+            d["raw_pass_evaluation"],
+            ")",
+        )
 
 
 if __name__ == "__main__":

@@ -30,12 +30,12 @@ MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
 STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
 
 
-def make_config(vocab_size: int) -> ClipConfig:
+def make_config(vocab_size: int, vision_width: int = 16) -> ClipConfig:
     return ClipConfig(
         embed_dim=128,
         image_resolution=world.IMAGE_SIZE,
         vision_layers=(1, 1, 2, 1),
-        vision_width=16,  # layer4: 512 channels ("neurons") on a 2x2 grid
+        vision_width=vision_width,  # layer4: 32 * width channels ("neurons") on a 2x2 grid (16: 512)
         context_length=32,
         vocab_size=vocab_size,
         transformer_width=128,
@@ -59,10 +59,21 @@ def pad_ids(rows: list[list[int]]) -> torch.Tensor:
 
 
 class Batches(torch.utils.data.IterableDataset):
-    def __init__(self, seed: int, batch: int, merges: str, context: int):
+    def __init__(
+        self,
+        seed: int,
+        batch: int,
+        merges: str,
+        context: int,
+        follow_word: float = 0.3,
+        tied_share: float = 0.0,
+    ):
         self.seed, self.batch, self.merges, self.context = seed, batch, merges, context
+        self.follow_word, self.tied_share = follow_word, tied_share
 
     def __iter__(self):
+        # The worker may be a fresh process (spawn on some platforms): set the world's shares here.
+        world.FOLLOW_WORD_SHARE, world.TIED_SHARE = self.follow_word, self.tied_share
         info = torch.utils.data.get_worker_info()
         wid = info.id if info is not None else 0
         rng = random.Random(self.seed * 1000 + wid)
@@ -105,6 +116,17 @@ def neuron_penalties(mean: torch.Tensor, sparsity: float, steady_norm: float) ->
     if steady_norm > 0:
         total = total + steady_norm * torch.log(norm).var()
     return total
+
+
+def sparsity_at(progress: float, base: float, peak: float, until: float) -> float:
+    """The sparsity penalty's weight: `peak` at the start, decaying (cosine) to `base` at the fraction
+    `until` of the run (progress in [0, 1], as the learning rate's schedule counts it), then `base` to
+    the end, so that the rest of the run can recover what the strong penalty cost (reading).
+    peak <= base: `base` throughout (the committed recipe)."""
+    if peak <= base or until <= 0:
+        return base
+    t = min(1.0, progress / until)
+    return base + (peak - base) * 0.5 * (1 + math.cos(math.pi * t))
 
 
 def main() -> None:
@@ -159,6 +181,43 @@ def main() -> None:
         default=0.0,
         help="weight of the penalty on the variance of log |W_c| over neurons (W = (c_proj.v_proj)^T)",
     )
+    ap.add_argument(
+        "--vision-width",
+        type=int,
+        default=16,
+        help="ResNet width: the neuron layer (layer4) has 32 * width channels (16: 512; 6: 192; 4: 128)",
+    )
+    ap.add_argument(
+        "--sparsity-peak",
+        type=float,
+        default=0.0,
+        help="sparsity weight at step 0, decaying (cosine) to --sparsity at --sparsity-until (default: none)",
+    )
+    ap.add_argument(
+        "--sparsity-until",
+        type=float,
+        default=0.5,
+        help="fraction of the steps at which the sparsity weight is back at --sparsity",
+    )
+    ap.add_argument(
+        "--tied-share",
+        type=float,
+        default=0.0,
+        help="share of samples tying the modalities in one image (world.make_tied): a concept's picture "
+        "with its word in matching ink, captioned with the bare concept (the article's templates for "
+        "expressions)",
+    )
+    ap.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="torch device (default: cuda when available, else cpu)",
+    )
+    ap.add_argument(
+        "--init",
+        default=None,
+        help="start from these weights: a checkpoint.pt (with its --vision-width) or an exported model "
+        "directory (rebuilt by from_onnx.py; its BatchNorms are folded, so they stay frozen in eval mode)",
+    )
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument(
         "--threads", type=int, default=1, help="1 is much faster than 2 on a shared, oversubscribed machine"
@@ -169,8 +228,17 @@ def main() -> None:
     torch.manual_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
     tok = Tokenizer(args.merges)
-    config = make_config(tok.vocab_size)
+    config = make_config(tok.vocab_size, args.vision_width)
     model = CLIP(config)
+    frozen_bn = False
+    if args.init and os.path.isdir(args.init):
+        from tools.toyworld.from_onnx import load_exported
+
+        model = load_exported(args.init)
+        config = model.config
+        frozen_bn = True  # folded: running statistics are the identity, batch statistics would not be
+    elif args.init:
+        model.load_state_dict(torch.load(args.init, map_location="cpu"))
     with open(os.path.join(args.out, "config.json"), "w") as f:
         json.dump({"config": config.to_dict(), "args": vars(args)}, f, indent=1)
     if args.uniform_attention:
@@ -180,7 +248,9 @@ def main() -> None:
             torch.nn.init.zeros_(proj.weight)
             proj.weight.requires_grad_(False)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"params {n_params} vocab {tok.vocab_size}", flush=True)
+    print(f"params {n_params} vocab {tok.vocab_size} device {args.device}", flush=True)
+    device = torch.device(args.device)
+    model.to(device)
 
     world.FOLLOW_WORD_SHARE = args.follow_word
     qk_wd = args.pool_wd if args.qk_wd is None else args.qk_wd
@@ -199,7 +269,7 @@ def main() -> None:
         return args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
     loader = torch.utils.data.DataLoader(
-        Batches(args.seed, args.batch, args.merges, config.context_length),
+        Batches(args.seed, args.batch, args.merges, config.context_length, args.follow_word, args.tied_share),
         batch_size=None,
         num_workers=1,
         prefetch_factor=4,
@@ -209,7 +279,12 @@ def main() -> None:
     run_loss, run_acc, run_n = 0.0, 0.0, 0
     step = 0
     model.train()
+    if frozen_bn:
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.eval()
     for pixels, ids, captions in loader:
+        pixels, ids = pixels.to(device, non_blocking=True), ids.to(device, non_blocking=True)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, time.time() - start)
         neurons = model.visual.trunk(pixels)
@@ -219,13 +294,17 @@ def main() -> None:
         text = text / text.norm(dim=1, keepdim=True)
         logits_img = model.logit_scale.exp() * image @ text.t()
         logits_txt = logits_img.t()
-        same = torch.tensor([[a == b for b in captions] for a in captions], dtype=torch.float32)
+        same = torch.tensor(
+            [[a == b for b in captions] for a in captions], dtype=torch.float32, device=device
+        )
         target = same / same.sum(dim=1, keepdim=True)
         loss = 0.5 * (
             torch.sum(-target * F.log_softmax(logits_img, dim=1), dim=1).mean()
             + torch.sum(-target * F.log_softmax(logits_txt, dim=1), dim=1).mean()
         )
-        loss = loss + neuron_penalties(neurons.mean(dim=(2, 3)), args.sparsity, args.steady_norm)
+        progress = max(step / max(1, args.steps), (time.time() - start) / budget)
+        sparsity = sparsity_at(progress, args.sparsity, args.sparsity_peak, args.sparsity_until)
+        loss = loss + neuron_penalties(neurons.mean(dim=(2, 3)), sparsity, args.steady_norm)
         if args.row_norm > 0:
             # Every neuron's row of W at a similar length: W.t then ranks neurons by how well their
             # row points along t, not by how loud a rarely active neuron has to be.
@@ -242,7 +321,7 @@ def main() -> None:
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
             pred = logits_img.argmax(dim=1)
-            run_acc += same[torch.arange(len(captions)), pred].mean().item()
+            run_acc += same[torch.arange(len(captions), device=device), pred].mean().item()
         run_loss += loss.item()
         run_n += 1
         step += 1
@@ -261,7 +340,8 @@ def main() -> None:
             run_loss, run_acc, run_n = 0.0, 0.0, 0
         done = step >= args.steps or elapsed > budget
         if step % 500 == 0 or done:
-            torch.save(model.state_dict(), os.path.join(args.out, "checkpoint.tmp"))
+            state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            torch.save(state, os.path.join(args.out, "checkpoint.tmp"))
             os.replace(os.path.join(args.out, "checkpoint.tmp"), os.path.join(args.out, "checkpoint.pt"))
             log["total_steps"], log["total_seconds"], log["params"] = step, elapsed, n_params
             with open(os.path.join(args.out, "log.json"), "w") as f:

@@ -28,6 +28,8 @@ IMAGE_SIZE = 64
 # Share of "shape with a word written on it" captions that name only the written word (train.py
 # --follow-word sets it); 40% describe both, the rest only the picture.
 FOLLOW_WORD_SHARE = 0.3
+# Share of samples drawn by make_tied (train.py --tied-share); 0 keeps the committed stream unchanged.
+TIED_SHARE = 0.0
 SUPER = 2  # draw at 2x and downsample (anti-aliasing)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -681,6 +683,53 @@ def make_face_with_caption(rng: random.Random, expression: str | None = None):
     )
 
 
+def make_tied(rng: random.Random, family: str | None = None, concept: str | None = None):
+    """A concept's picture and its word in one image, captioned with the bare concept: a colour patch
+    with the colour word in the same ink, a face with its expression word (captioned with the bare word
+    or the article's templates, "i am feeling {}"...), a shape with its name in the shape's ink. The
+    picture takes one part of the frame (top, bottom, left or right, 55-65%), the word the rest."""
+    family = family or rng.choices(["colour", "expression", "shape"], [0.45, 0.4, 0.15])[0]
+    S = IMAGE_SIZE * SUPER
+    img = background(rng, S)
+    cut = int(S * rng.uniform(0.55, 0.65))
+    side = rng.choice(["top", "bottom", "top", "bottom", "left", "right"])  # words are wide
+    if side in ("top", "bottom"):
+        pic = (0, 0, S, cut) if side == "top" else (0, S - cut, S, S)
+        txt = (2, cut, S - 2, S - 2) if side == "top" else (2, 2, S - 2, S - cut)
+    else:
+        pic = (0, 0, cut, S) if side == "left" else (S - cut, 0, S, S)
+        txt = (cut, 2, S - 2, S - 2) if side == "left" else (2, 2, S - cut, S - 2)
+    x0, y0, x1, y1 = pic
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    r = min(x1 - x0, y1 - y0) / 2 * rng.uniform(0.8, 0.92)
+    d = ImageDraw.Draw(img)
+    if family == "colour":
+        concept = concept or rng.choice(list(COLOURS))
+        rgb = jitter_colour(rng, COLOURS[concept])
+        if rng.random() < 0.5:
+            m = rng.randint(2, 8)
+            d.rectangle([x0 + m, y0 + m, x1 - m, y1 - m], fill=rgb)
+        else:
+            d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=rgb)
+        ink = jitter_colour(rng, COLOURS[concept], 8)
+        cap = concept if rng.random() < 0.7 else colour_caption(rng, concept)
+    elif family == "expression":
+        concept = concept or rng.choice(EXPRESSIONS)
+        draw_face(img, rng, concept, cx, cy, r)
+        ink = (rng.randint(0, 50),) * 3
+        cap = concept if rng.random() < 0.4 else rng.choice(EMOTION_TEMPLATES).format(concept)
+    else:
+        concept = concept or rng.choice(SHAPES)
+        colour = rng.choice(list(COLOURS))
+        rgb = jitter_colour(rng, COLOURS[colour])
+        angle = rng.uniform(-0.3, 0.3) if concept != "arrow" else rng.uniform(-math.pi, math.pi)
+        draw_shape(d, concept, cx, cy, r, angle, rgb)
+        ink = jitter_colour(rng, COLOURS[colour], 8)
+        cap = concept
+    paste_text(img, rng, concept, ink, txt, rotation=0.0 if rng.random() < 0.5 else None)
+    return finish(img, rng), cap, {"kind": "tied", "family": family, "concept": concept}
+
+
 KIND_WEIGHTS = [
     (make_patch, 0.12),
     (make_shape, 0.16),
@@ -694,6 +743,8 @@ KIND_WEIGHTS = [
 
 
 def sample(rng: random.Random):
+    if TIED_SHARE > 0 and rng.random() < TIED_SHARE:  # no extra draw at 0: the stream stays as committed
+        return make_tied(rng)
     u = rng.random()
     acc = 0.0
     for fn, w in KIND_WEIGHTS:
