@@ -278,7 +278,10 @@ export class EmbeddingIndex {
     };
   }
 
-  /** Reads the rows `ids` (ascending) of a rows × dim file, runs of neighbours in one read each. */
+  /**
+   * Reads the rows `ids` (ascending) of a rows × dim file, runs of neighbours in one read each, up
+   * to 16 reads in flight (the candidates are scattered over the file).
+   */
   private async readRows(
     file: string,
     ids: readonly number[],
@@ -286,19 +289,28 @@ export class EmbeddingIndex {
     visit: (index: number, values: Float32Array) => void,
   ): Promise<void> {
     const rowBytes = dim * 4;
+    const runs: [number, number][] = [];
+    for (let start = 0; start < ids.length;) {
+      let end = start + 1;
+      while (end < ids.length && ids[end] === ids[end - 1] + 1 && (end - start) * rowBytes < CHUNK_BYTES)
+        end++;
+      runs.push([start, end]);
+      start = end;
+    }
     const handle = await this.openRows(file);
     try {
-      for (let start = 0; start < ids.length;) {
-        let end = start + 1;
-        while (end < ids.length && ids[end] === ids[end - 1] + 1 && (end - start) * rowBytes < CHUNK_BYTES)
-          end++;
-        const count = end - start;
-        const bytes = await readAt(handle, ids[start] * rowBytes, count * rowBytes);
-        if (bytes.length < count * rowBytes) throw new Error(`${file} is short`);
-        const values = float32sOf(bytes);
-        for (let r = 0; r < count; r++) visit(start + r, values.subarray(r * dim, (r + 1) * dim));
-        start = end;
-      }
+      let next = 0;
+      const reader = async () => {
+        while (next < runs.length) {
+          const [start, end] = runs[next++];
+          const count = end - start;
+          const bytes = await readAt(handle, ids[start] * rowBytes, count * rowBytes);
+          if (bytes.length < count * rowBytes) throw new Error(`${file} is short`);
+          const values = float32sOf(bytes);
+          for (let r = 0; r < count; r++) visit(start + r, values.subarray(r * dim, (r + 1) * dim));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(16, runs.length) }, reader));
     } finally {
       await handle.close();
     }
