@@ -153,6 +153,7 @@ t.test('the labelling job: 202, bad inputs, a restart mid-job resumes it, SSE to
   t.ok(progress.at(-1).shards.written >= 1);
   const done = await call('GET', `/v1/jobs/${jobId}`, ADMIN);
   t.equal(done.body.state, 'completed');
+  t.same(done.body.progress.shards, { total: SHARDS, written: SHARDS, running: 0 }, 'the progress, whole');
   const result = done.body.result;
   t.equal(result.neurons, 512);
   t.equal(result.labelled, 512);

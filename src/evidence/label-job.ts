@@ -266,7 +266,10 @@ export class NeuronLabelJobs {
     try {
       return (await this.deps.words.require()).index;
     } catch {
-      return undefined; // no word index: the reading side is left empty
+      // A worker process that started before a server built the index: load it from DATA_DIR or
+      // the shared cache now; without one, the reading side is left empty.
+      if (!(await this.deps.words.load().catch(() => false))) return undefined;
+      return (await this.deps.words.require().catch(() => undefined))?.index;
     }
   }
 

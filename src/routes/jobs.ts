@@ -121,9 +121,11 @@ const JobSchema = Type.Object({
     SearchProgressSchema,
     BuildProgressSchema,
     ShardProgressSchema,
-    AttackProgressSchema,
+    // Before the attack's { done, total }, which the labelling's progress would also match (the
+    // serializer takes the first schema that fits and drops the other fields).
     LabelProgressSchema,
     LabelShardProgressSchema,
+    AttackProgressSchema,
   ]),
   result: Type.Optional(
     Type.Union([

@@ -4088,11 +4088,6 @@ export interface operations {
                   total: number;
                 }
               | {
-                  /** @description Images attacked so far */
-                  done: number;
-                  total: number;
-                }
-              | {
                   collection: string;
                   /** @description Neurons labelled (written shards and shards in flight) */
                   done: number;
@@ -4109,6 +4104,11 @@ export interface operations {
               | {
                   job: string;
                   shard: number;
+                  done: number;
+                  total: number;
+                }
+              | {
+                  /** @description Images attacked so far */
                   done: number;
                   total: number;
                 };
@@ -4474,11 +4474,6 @@ export interface operations {
                   total: number;
                 }
               | {
-                  /** @description Images attacked so far */
-                  done: number;
-                  total: number;
-                }
-              | {
                   collection: string;
                   /** @description Neurons labelled (written shards and shards in flight) */
                   done: number;
@@ -4495,6 +4490,11 @@ export interface operations {
               | {
                   job: string;
                   shard: number;
+                  done: number;
+                  total: number;
+                }
+              | {
+                  /** @description Images attacked so far */
                   done: number;
                   total: number;
                 };
