@@ -294,7 +294,7 @@ function drawCategories(section: HTMLElement, neurons: HTMLElement, collection: 
                 found.neurons.map((row, i) => ({
                   neuron: row.neuron,
                   value: row.d ?? row.meanIn,
-                  label: labels[i],
+                  label: labels[i] ?? undefined,
                 })),
               ),
             );
