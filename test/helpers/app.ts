@@ -56,6 +56,9 @@ export async function buildTestApp(overrides: Partial<Config> = {}): Promise<App
     warmDefaultFit: false,
     // The model's probe collection (2,290 images to build) only where a test asks for it.
     collectionProbe: false,
+    // No 503 for a late event loop: on a loaded CI machine a test's loop can lag seconds behind,
+    // which is the machine, not the service (test/security.test.ts tests the guard with its own value).
+    maxEventLoopDelayMs: 0,
     ...overrides,
     modelDir,
   };
