@@ -7,6 +7,7 @@
 import t from 'tap';
 import { attribution } from '../src/attribution/bilinear.js';
 import type { App } from '../src/app.js';
+import { normaliseRequest } from '../src/search/request.js';
 import { buildTestApp } from './helpers/app.js';
 
 interface SseEvent {
@@ -101,6 +102,21 @@ t.test('search jobs on the in-process queue', async (t) => {
     t.equal((await app.inject({ url: `/v1/jobs/cached-${'0'.repeat(64)}` })).statusCode, 404);
     t.equal((await app.inject({ url: '/v1/jobs/bad%20id' })).statusCode, 400);
     t.equal((await app.inject({ url: `/v1/neurons/${C}/max-text` })).statusCode, 400);
+  });
+
+  t.test('no wall-clock limit unless asked; a search a limit stopped is not cached', async (t) => {
+    t.equal(normaliseRequest({ neuron: 1 }, C).timeLimitS, null, 'the default search stops by work only');
+    t.equal(normaliseRequest({ neuron: 1, timeLimitS: 5 }, C).timeLimitS, 5);
+    // 2,000 steps of 8 candidates cannot finish in 0.1 s on any machine: the limit stops it.
+    const body = { neuron: 1, steps: 2000, batch: 8, restarts: 50, timeLimitS: 0.1, seed: 9 };
+    const first = await post(body);
+    t.equal(first.statusCode, 202);
+    const view = await waitForState(app, first.json().jobId, ['completed']);
+    t.equal((view.result as { stopReason: string }).stopReason, 'time');
+    const again = await post(body);
+    t.equal(again.statusCode, 202);
+    t.equal(again.json().cached, false, 'a new search, not the machine-dependent answer');
+    await waitForState(app, again.json().jobId, ['completed']);
   });
 
   t.test('a job followed over SSE to completion; then answered from the cache', async (t) => {

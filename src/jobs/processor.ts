@@ -99,7 +99,10 @@ export function searchProcessor(model: ClipModel, cache: BinaryCache): KindProce
     );
     // Read afresh: a stop that came during the last step leaves nothing behind either.
     if (cancelled || (await context.isCancelled())) return { cancelled: true };
-    await cache.setJson(resultKey(model.sha256, data.hash), result, RESULT_TTL_SECONDS);
+    // A search its wall-clock limit stopped is this machine's answer, not the request's: not cached.
+    if (result.stopReason !== 'time') {
+      await cache.setJson(resultKey(model.sha256, data.hash), result, RESULT_TTL_SECONDS);
+    }
     const { neuron } = data.request;
     if (neuron !== null && data.request.direction === null) {
       const key = bestKey(model.sha256, neuron);

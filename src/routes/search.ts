@@ -103,8 +103,10 @@ const MaxTextBody = Type.Object(
       Type.Number({
         minimum: 0.1,
         maximum: CAPS.timeLimitS,
-        default: DEFAULTS.timeLimitS,
-        description: 'Seconds',
+        description:
+          'Optional wall-clock limit in seconds. Without it the search stops by its work (steps, restarts) only, ' +
+          'so the same request gives the same text on any machine; a search stopped by this limit ' +
+          '(stopReason "time") depends on the machine and is not cached as the request\'s answer',
       }),
     ),
     startText: Type.Optional(
@@ -144,7 +146,7 @@ const SearchParameters = Type.Object(
     batch: Type.Integer(),
     restarts: Type.Integer(),
     seed: Type.Integer(),
-    timeLimitS: Type.Number(),
+    timeLimitS: Type.Union([Type.Number(), Type.Null()]),
     startText: Type.Union([Type.String(), Type.Null()]),
     fluency: Type.Number(),
   },

@@ -119,7 +119,7 @@ export async function searchMaxText(
     batch: request.batch,
     restarts: request.restarts,
     seed: request.seed,
-    timeLimitMs: request.timeLimitS * 1000,
+    timeLimitMs: request.timeLimitS === null ? Infinity : request.timeLimitS * 1000,
     start,
     penalty: fluencyPenalty(tokenizer, request.fluency),
     onProgress: hooks.onProgress,

@@ -5,6 +5,10 @@
  * Caps (documented in the route schema): length 1–16 tokens, steps ≤ 2,000, batch ≤ 256
  * candidates per step, restarts ≤ 50, timeLimitS ≤ 600, fluency weight ≤ 1, startText ≤ 500
  * characters. One step costs one batched text-encoder run of `batch` rows.
+ *
+ * A search is bounded by its work (steps, restarts), so the same request gives the same text on a fast
+ * and a slow machine. A wall-clock limit (`timeLimitS`) is opt-in: a search it stops depends on the
+ * machine's speed, says so (stopReason "time") and is not cached as the request's answer.
  */
 import { createHash } from 'node:crypto';
 import { badRequest } from '../errors.js';
@@ -15,7 +19,8 @@ export const MAX_TEXT_DEFAULTS = {
   batch: 64,
   restarts: 3,
   seed: 0,
-  timeLimitS: 60,
+  /** No wall-clock limit unless the client sets one. */
+  timeLimitS: null,
   fluency: 0,
 } as const;
 
@@ -39,7 +44,7 @@ export interface MaxTextBody {
   batch?: number;
   restarts?: number;
   seed?: number;
-  timeLimitS?: number;
+  timeLimitS?: number | null;
   startText?: string;
   fluency?: number;
 }
@@ -53,7 +58,8 @@ export interface MaxTextRequest {
   batch: number;
   restarts: number;
   seed: number;
-  timeLimitS: number;
+  /** Seconds, or null: stopped by work only. */
+  timeLimitS: number | null;
   startText: string | null;
   fluency: number;
 }
@@ -101,7 +107,10 @@ export function normaliseRequest(body: MaxTextBody, neuronCount: number): MaxTex
     batch: inRange('batch', body.batch ?? d.batch, 1, c.batch),
     restarts: inRange('restarts', body.restarts ?? d.restarts, 0, c.restarts),
     seed: inRange('seed', body.seed ?? d.seed, 0, c.seed),
-    timeLimitS: inRange('timeLimitS', body.timeLimitS ?? d.timeLimitS, 0.1, c.timeLimitS, false),
+    timeLimitS:
+      body.timeLimitS === undefined || body.timeLimitS === null
+        ? d.timeLimitS
+        : inRange('timeLimitS', body.timeLimitS, 0.1, c.timeLimitS, false),
     startText,
     fluency: inRange('fluency', body.fluency ?? d.fluency, 0, c.fluency, false),
   };

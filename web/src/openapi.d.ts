@@ -3716,10 +3716,7 @@ export interface operations {
           restarts?: number;
           /** @default 0 */
           seed?: number;
-          /**
-           * @description Seconds
-           * @default 60
-           */
+          /** @description Optional wall-clock limit in seconds. Without it the search stops by its work (steps, restarts) only, so the same request gives the same text on any machine; a search stopped by this limit (stopReason "time") depends on the machine and is not cached as the request's answer */
           timeLimitS?: number;
           /** @description Start from this text */
           startText?: string;
@@ -3921,7 +3918,7 @@ export interface operations {
               batch: number;
               restarts: number;
               seed: number;
-              timeLimitS: number;
+              timeLimitS: number | null;
               startText: string | null;
               fluency: number;
             };
