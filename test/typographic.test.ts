@@ -496,6 +496,11 @@ t.test(
       const bad = await app.inject({ method: 'GET', url: '/v1/raster?text=red&ink=rgb(1,2,3)' });
       t.equal(bad.statusCode, 400);
       t.match(bad.json().message, /ink "rgb\(1,2,3\)" is not a colour: a colour is #rrggbb, #rgb or one of/);
+      // Names of Object.prototype are not colours (a lookup by name once answered 500 for these).
+      for (const name of ['__proto__', 'constructor', 'toString']) {
+        const inherited = await app.inject({ method: 'GET', url: `/v1/raster?text=red&ink=${name}` });
+        t.equal(inherited.statusCode, 400, name);
+      }
     });
 
     t.test('the article’s protocol on held-out shapes: the lexical ablation defends', async (t) => {

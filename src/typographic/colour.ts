@@ -30,8 +30,8 @@ export const COLOUR_FORMS = `a colour is #rrggbb, #rgb or one of ${Object.keys(N
 /** The RGB triple of a colour, or undefined when it is not one of the forms. */
 export function tryParseColour(text: string): Rgb | undefined {
   const value = text.trim().toLowerCase();
-  const named = NAMED_COLOURS[value];
-  if (named) return named;
+  // Own names only: "__proto__" or "constructor" is not a colour.
+  if (Object.hasOwn(NAMED_COLOURS, value)) return NAMED_COLOURS[value];
   const long = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/.exec(value);
   if (long) return [parseInt(long[1], 16), parseInt(long[2], 16), parseInt(long[3], 16)];
   const short = /^#([0-9a-f])([0-9a-f])([0-9a-f])$/.exec(value);

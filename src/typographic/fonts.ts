@@ -29,7 +29,7 @@ const registered = new Map<string, string>();
 
 /** The Skia family of a font name (registering it once); a 400 listing the fonts for another name. */
 export function fontFamily(name: string): string {
-  const file = FONT_FILES[name];
+  const file = Object.hasOwn(FONT_FILES, name) ? FONT_FILES[name] : undefined;
   if (!file) throw badRequest(`unknown font "${name.slice(0, 40)}": the fonts are ${FONT_NAMES.join(', ')}`);
   let family = registered.get(name);
   if (!family) {
