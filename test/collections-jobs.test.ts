@@ -356,7 +356,11 @@ t.test('with Redis, two worker processes share the shards and build the same row
       'a shard indexed',
     );
     const cancel = await cluster.inject({ method: 'DELETE', url: `/v1/jobs/${jobId}` });
-    t.match(cancel.json(), { state: 'cancelled', stopped: true });
+    t.match(
+      cancel.json(),
+      { state: 'cancelled', stopped: true },
+      `${cancel.statusCode} ${cancel.body.slice(0, 600)}`,
+    );
     const view = await collection(cluster, 'two-cancelled');
     t.match(view, { pending: 0, build: { jobId, state: 'cancelled' } });
     // Shards in flight stop at their next batch and commit nothing after the cancel.

@@ -229,7 +229,8 @@ t.test('a worker stopped with SIGTERM hands its running job back to the queue', 
     180_000,
   );
   t.equal(done.state, 'completed');
-  t.equal(done.result.steps, 400, 'the steps of both workers');
+  t.ok(done.result, `a result: ${JSON.stringify(done).slice(0, 600)}`);
+  t.equal(done.result?.steps, 400, 'the steps of both workers');
   t.ok(
     done.result.resumedFrom?.steps >= 5,
     `the second worker resumed at step ${done.result.resumedFrom?.steps}`,
