@@ -326,7 +326,7 @@ export class CollectionBuilds {
         pendingBytes: await this.deps.store.pendingSize(id),
         build: { ...manifest.build, state: 'cancelled', finishedAt: new Date().toISOString() },
       });
-      await rm(this.jobDir(id, jobId), { recursive: true, force: true });
+      await removeJobDir(this.jobDir(id, jobId));
     });
   }
 
@@ -461,7 +461,7 @@ export class CollectionBuilds {
             build: { ...current.build, state: 'completed', finishedAt: new Date().toISOString() },
           };
           await store.writeManifest(done);
-          await rm(this.jobDir(id, jobId), { recursive: true, force: true });
+          await removeJobDir(this.jobDir(id, jobId));
           return { plan: latest, added, manifest: done };
         });
         if (!next) return { cancelled: true };
@@ -524,7 +524,7 @@ export class CollectionBuilds {
           ...(failed ? { error } : {}),
         },
       });
-      if (failed) await rm(this.jobDir(id, jobId), { recursive: true, force: true });
+      if (failed) await removeJobDir(this.jobDir(id, jobId));
     });
   }
 
@@ -725,4 +725,13 @@ async function exists(file: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * Removes a build's job folder, into which shards of other processes may still be writing: a file
+ * created during the recursive removal makes it fail (ENOTEMPTY), so it retries (Node's own retry
+ * loop, for ENOTEMPTY, EBUSY and EPERM).
+ */
+function removeJobDir(dir: string): Promise<void> {
+  return rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 25 });
 }

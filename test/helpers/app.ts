@@ -62,7 +62,7 @@ export async function buildTestApp(overrides: Partial<Config> = {}): Promise<App
     ...overrides,
     modelDir,
   };
-  const app = await buildApp({ config, logger: false });
+  const app = await buildApp({ config, logger: process.env.TEST_LOG ? { level: 'error' } : false });
   await app.ready();
   return app;
 }
