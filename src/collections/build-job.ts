@@ -728,10 +728,10 @@ async function exists(file: string): Promise<boolean> {
 }
 
 /**
- * Removes a build's job folder, into which shards of other processes may still be writing: a file
- * created during the recursive removal makes it fail (ENOTEMPTY), so it retries (Node's own retry
- * loop, for ENOTEMPTY, EBUSY and EPERM).
+ * Removes a job folder (a build's or a labelling's), into which shards of other processes may still
+ * be writing: a file created during the recursive removal makes it fail (ENOTEMPTY), so it retries
+ * (Node's own retry loop, for ENOTEMPTY, EBUSY and EPERM).
  */
-function removeJobDir(dir: string): Promise<void> {
+export function removeJobDir(dir: string): Promise<void> {
   return rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 25 });
 }

@@ -22,10 +22,10 @@
  * The collection must not change while it runs: a shard computed on another image count fails the
  * job, naming it.
  */
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { FileLock, isStale, readHolder } from '../collections/build-job.js';
+import { FileLock, isStale, readHolder, removeJobDir } from '../collections/build-job.js';
 import type { CollectionService } from '../collections/service.js';
 import { writeAtomic, type CollectionManifest } from '../collections/store.js';
 import { conflict } from '../errors.js';
@@ -205,7 +205,7 @@ export class NeuronLabelJobs {
 
   /** The stop hook of a cancelled labelling: its folder goes (shards in flight stop). */
   async stopped(jobId: string): Promise<void> {
-    await rm(this.jobDir(jobId), { recursive: true, force: true });
+    await removeJobDir(this.jobDir(jobId));
   }
 
   /** Stops this process's labelling work (shutdown): it hands back, to resume. */
@@ -496,7 +496,7 @@ export class NeuronLabelJobs {
       neurons,
     };
     await this.deps.catalogue.writeAutomatic(catalogue);
-    await rm(this.jobDir(plan.jobId), { recursive: true, force: true });
+    await removeJobDir(this.jobDir(plan.jobId));
     return {
       collection: plan.collection,
       images: plan.images,
