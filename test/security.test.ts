@@ -289,9 +289,12 @@ t.test(
   async (t) => {
     process.env.WORKER_IN_PROCESS = 'false';
     t.teardown(() => void delete process.env.WORKER_IN_PROCESS);
-    const key = bearer(`rl-test-${process.pid}-${Date.now()}`);
-    const a = await build({ rateLimitPerMinute: 2, redisUrl: REDIS_URL });
-    const b = await build({ rateLimitPerMinute: 2, redisUrl: REDIS_URL });
+    // A valid key of its own: without keys the count is the address's, which an earlier run in the
+    // same minute (or another test file) may already have spent in the shared Redis.
+    const token = `rl-test-${process.pid}-${Date.now()}`;
+    const key = bearer(token);
+    const a = await build({ apiKeys: [token], rateLimitPerMinute: 2, redisUrl: REDIS_URL });
+    const b = await build({ apiKeys: [token], rateLimitPerMinute: 2, redisUrl: REDIS_URL });
     t.teardown(async () => {
       await a.close();
       await b.close();
@@ -305,7 +308,7 @@ t.test(
     t.ok(Number(third.headers['retry-after']) > 0);
 
     // Nothing listens on this port: rate limiting (and the cache) are skipped, not failed.
-    const down = await build({ rateLimitPerMinute: 1, redisUrl: 'redis://127.0.0.1:1' });
+    const down = await build({ apiKeys: [token], rateLimitPerMinute: 1, redisUrl: 'redis://127.0.0.1:1' });
     t.teardown(() => down.close());
     for (let i = 0; i < 3; i++) {
       t.equal(
@@ -412,15 +415,23 @@ t.test('back-pressure: 503 with Retry-After when too many rows wait for the mode
 });
 
 t.test('back-pressure: 503 with Retry-After when the event loop lags', async (t) => {
-  const app = await build({ maxEventLoopDelayMs: 20 });
+  // 200 ms: far above what a loaded CI machine lags by itself, far below the 600 ms blocks below.
+  const app = await build({ maxEventLoopDelayMs: 200 });
   t.teardown(() => app.close());
+  // Loading the model may itself have lagged the loop; wait until the guard has seen it settle.
   let res = await app.inject('/v1/model');
-  t.equal(res.statusCode, 200);
+  const settled = Date.now() + 8000;
+  while (res.statusCode !== 200 && Date.now() < settled) {
+    await new Promise((r) => setTimeout(r, 100));
+    res = await app.inject('/v1/model');
+  }
+  t.equal(res.statusCode, 200, 'accepted while the loop keeps up');
   const deadline = Date.now() + 8000;
   while (res.statusCode !== 503 && Date.now() < deadline) {
+    // Nearly back-to-back blocks: the guard reads the mean delay over a one-second window.
     const until = Date.now() + 600;
     while (Date.now() < until); // block the event loop
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 1));
     res = await app.inject('/v1/model');
   }
   t.equal(res.statusCode, 503);
