@@ -272,6 +272,21 @@ t.test(
           /outside the 2 × 2 grid \(row 0 to 1, col 0 to 1\)/,
         ],
         ['no edits', { edits: [] }, /edits must have at least 1 item/],
+        [
+          'a value past 32-bit floats',
+          { edits: [{ neuron: 1, op: 'set', value: 1e308 }] },
+          /the edits overflow the model's 32-bit floats: image 0's edited embedding is not finite/,
+        ],
+        [
+          'values whose head overflows',
+          { edits: Array.from({ length: 512 }, (_, neuron) => ({ neuron, op: 'set', value: 1e38 })) },
+          /overflow/,
+        ],
+        [
+          'a value that is no number',
+          { edits: [{ neuron: 1, op: 'add', value: 'NaN' }] },
+          /value must be a number/,
+        ],
         ['empty labels', { labels: [] }, /labels must have at least 1 item/],
         ['template without {}', { templates: ['a photo'] }, /must contain \{\}/],
         ['extra field', { colour: 'red' }, /not allowed: "colour"/],

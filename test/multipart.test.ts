@@ -1,8 +1,8 @@
 /**
  * Multipart requests that busboy cannot read (issue 21, failure 1): on every route that takes an
  * upload, a multipart content type without a boundary, or a body that breaks off, is a 400 naming
- * what to send, never a 500. The routes are found in the sources (every `preValidation:
- * multipartToBody`), so a new upload route is covered without editing this file.
+ * what to send, never a 500; so is a field given twice. The routes are found in the sources (every
+ * `preValidation: multipartToBody`), so a new upload route is covered without editing this file.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -60,5 +60,16 @@ for (const { method, url } of routes) {
       payload: '--XyZ\r\ncontent-disposition: form-data; name="image"; filename="a.png"\r\n\r\n\x89PNG',
     });
     t.ok(cut.statusCode >= 400 && cut.statusCode < 500, `a truncated body is a 4xx (${cut.statusCode})`);
+    // A field given twice (its last value was once kept without a word).
+    const field = (value: string) =>
+      `--XyZ\r\ncontent-disposition: form-data; name="labels"\r\n\r\n${value}\r\n`;
+    const twice = await app.inject({
+      method: method as 'POST',
+      url,
+      headers: { 'content-type': 'multipart/form-data; boundary=XyZ' },
+      payload: `${field('["red"]')}${field('["blue"]')}--XyZ--\r\n`,
+    });
+    t.equal(twice.statusCode, 400, 'a field given twice: 400');
+    t.match(twice.json().message, /the field "labels" is given twice; send each field once/);
   });
 }

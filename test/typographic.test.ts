@@ -427,6 +427,115 @@ t.test(
       }
     });
 
+    t.test('GET /v1/typographic/options: what an attack may choose, each of it accepted', async (t) => {
+      const response = await app.inject({ method: 'GET', url: '/v1/typographic/options' });
+      t.equal(response.statusCode, 200, response.body);
+      const options = response.json();
+      t.ok(options.fonts.includes('serif') && options.fonts.includes(options.defaultFont));
+      t.same(
+        options.colours.find((c: { name: string }) => c.name === 'green'),
+        { name: 'green', hex: '#008000' },
+      );
+      t.match(options.limits, { imagesPerRequest: 32, imagesPerJob: 4096, requestBytes: 15 * 1024 * 1024 });
+      t.equal(options.neuronCount, 512);
+      t.equal(options.imageSize, 64);
+      // Every font and colour listed is one an attack takes (and the same paste in the default font,
+      // colour and size as with none named).
+      const paste = {
+        image: blue,
+        text: 'green',
+        labels: COLOURS,
+        explain: 0,
+        returnImages: true,
+        size: 0.2,
+      };
+      for (const font of options.fonts) {
+        const r = await attack({
+          ...paste,
+          font,
+          colour: options.colours[3].name,
+          box: options.colours[1].hex,
+        });
+        t.equal(r.statusCode, 200, `font ${font}: ${r.body.slice(0, 200)}`);
+      }
+      const defaults = options.defaults;
+      const [named, bare] = await Promise.all([
+        attack({
+          ...paste,
+          size: defaults.size,
+          x: defaults.x,
+          y: defaults.y,
+          font: options.defaultFont,
+          colour: defaults.colour,
+          templates: defaults.templates,
+        }),
+        attack({ ...paste, size: undefined }),
+      ]);
+      t.equal(
+        named.json().images[0].attackedPng,
+        bare.json().images[0].attackedPng,
+        'the defaults are the defaults',
+      );
+    });
+
+    t.test('a body over 15 MiB is a 413 naming the limit and how to attack more images', async (t) => {
+      // JSON: Fastify refuses it from its content-length, before reading it.
+      const json = await app.inject({
+        method: 'POST',
+        url: '/v1/typographic/attack',
+        payload: JSON.stringify({
+          text: 'green',
+          labels: COLOURS,
+          images: Array(12).fill('A'.repeat(1_400_000)),
+        }),
+        headers: { 'content-type': 'application/json' },
+      });
+      // Multipart: the uploads counted together as they arrive.
+      const boundary = 'over-the-limit';
+      const file = (i: number) =>
+        `--${boundary}\r\ncontent-disposition: form-data; name="image"; filename="${i}.png"\r\ncontent-type: image/png\r\n\r\n`;
+      const parts: Buffer[] = [];
+      for (let i = 0; i < 2; i++)
+        parts.push(Buffer.from(file(i)), Buffer.alloc(8 * 1024 * 1024, 1), Buffer.from('\r\n'));
+      parts.push(
+        Buffer.from(
+          `--${boundary}\r\ncontent-disposition: form-data; name="text"\r\n\r\ngreen\r\n--${boundary}--\r\n`,
+        ),
+      );
+      const multipart = await app.inject({
+        method: 'POST',
+        url: '/v1/typographic/attack',
+        payload: Buffer.concat(parts),
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+      });
+      for (const [what, response] of [
+        ['JSON', json],
+        ['multipart', multipart],
+      ] as const) {
+        t.equal(response.statusCode, 413, `${what}: ${response.body.slice(0, 200)}`);
+        t.match(
+          response.json().message,
+          /over 15 MiB.*MAX_BODY_BYTES.*several requests \(up to 32 images each.*collection.*"sample"/,
+          `${what}: names the limit, several requests and a collection's sample`,
+        );
+      }
+      const interventions = await app.inject({
+        method: 'POST',
+        url: '/v1/interventions',
+        payload: JSON.stringify({
+          labels: COLOURS,
+          edits: [{ neuron: 1, op: 'zero' }],
+          images: Array(12).fill('A'.repeat(1_400_000)),
+        }),
+        headers: { 'content-type': 'application/json' },
+      });
+      t.equal(interventions.statusCode, 413);
+      t.match(interventions.json().message, /over 15 MiB.*several requests \(up to 32 per request\)/);
+      // Other errors of the route still reach the client as before.
+      const bad = await attack({ image: blue, text: 'green', labels: [] });
+      t.equal(bad.statusCode, 400);
+    });
+
     t.test('Stroop: colour words in the world’s inks', async (t) => {
       const inks = COLOURS.map((label) => ({ label, colour: WORLD_INK[label] }));
       const response = await app.inject({
@@ -471,6 +580,11 @@ t.test(
         ],
         [{ words: Array(9).fill('red'), inks: Array(8).fill('red') }, /72 pairs; the limit is 64/],
         [{ words: ['red'], inks: ['red'], labels: [] }, /labels must have at least 1 item/],
+        // Names of Object.prototype are no colour names (a lookup by name answered 500 for these).
+        [{ words: ['red'], inks: ['__proto__'] }, /inks\[0\] "__proto__" is not a colour name/],
+        [{ words: ['red'], inks: ['constructor'] }, /inks\[0\] "constructor" is not a colour name/],
+        [{ words: [], inks: ['red'] }, /words must have at least 1 item/],
+        [{ words: ['\u200b'], inks: ['red'] }, /no visible characters/],
       ] as const) {
         const r = await app.inject({ method: 'POST', url: '/v1/typographic/stroop', payload });
         t.equal(r.statusCode, 400, r.body);

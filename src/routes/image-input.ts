@@ -20,6 +20,29 @@ function takesSeveral(request: FastifyRequest): boolean {
   return body?.properties?.images !== undefined;
 }
 
+/**
+ * The code of a request body over its route's limit: Fastify's own (FST_ERR_CTP_BODY_TOO_LARGE),
+ * which the uploads of one multipart request over MAX_BODY_BYTES together carry too, so that a route
+ * can say in one place how to send more (see the typographic routes' errorHandler).
+ */
+export const BODY_TOO_LARGE = 'FST_ERR_CTP_BODY_TOO_LARGE';
+
+/**
+ * A route's errorHandler that answers a body over MAX_BODY_BYTES (Fastify's refusal, or a multipart
+ * request's uploads together) with a 413 naming the limit and `advice` (how to send more); every
+ * other error goes on to the app's handler.
+ */
+export function bodyTooLargeAdvice(advice: string) {
+  return (error: Error & { code?: string }): never => {
+    if (error.code === BODY_TOO_LARGE) {
+      throw payloadTooLarge(
+        `the request is over ${MAX_BODY_BYTES / (1024 * 1024)} MiB, the most one request with images may carry (MAX_BODY_BYTES; one 10 MiB image is 13.3 MiB in base64); ${advice}`,
+      );
+    }
+    throw error;
+  };
+}
+
 const WHAT_TO_SEND =
   'send multipart/form-data with its boundary (curl -F image=@picture.png does both) and the file in the field "image"';
 
@@ -46,8 +69,11 @@ export async function multipartToBody(request: FastifyRequest): Promise<void> {
         const bytes = await part.toBuffer();
         total += bytes.length;
         if (total > MAX_BODY_BYTES) {
-          throw payloadTooLarge(
-            `the uploaded images exceed ${MAX_BODY_BYTES / (1024 * 1024)} MB together; send fewer or smaller images`,
+          throw Object.assign(
+            payloadTooLarge(
+              `the uploaded images exceed ${MAX_BODY_BYTES / (1024 * 1024)} MiB together; send fewer or smaller images`,
+            ),
+            { code: BODY_TOO_LARGE },
           );
         }
         if (files.length >= MAX_UPLOAD_FILES) {
@@ -55,6 +81,12 @@ export async function multipartToBody(request: FastifyRequest): Promise<void> {
         }
         files.push(bytes);
       } else {
+        // A field given twice would silently keep its last value: name it instead.
+        if (Object.hasOwn(body, part.fieldname)) {
+          throw badRequest(
+            `the field "${part.fieldname.slice(0, 40)}" is given twice; send each field once (a list as one JSON array, e.g. labels=["red","blue"])`,
+          );
+        }
         body[part.fieldname] = parseField(part.value);
       }
     }

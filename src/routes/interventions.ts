@@ -10,7 +10,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { MAX_BODY_BYTES } from '../limits.js';
 import { badRequest } from '../errors.js';
 import { DEFAULT_TEMPLATES, TYPOGRAPHIC_LIMITS } from '../typographic/service.js';
-import { imageBytes, multipartToBody } from './image-input.js';
+import { bodyTooLargeAdvice, imageBytes, multipartToBody } from './image-input.js';
 import { ImageField, Text, Vector, withErrors } from './schemas.js';
 
 const Edit = Type.Object(
@@ -100,6 +100,9 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       bodyLimit: MAX_BODY_BYTES,
       preValidation: multipartToBody,
+      errorHandler: bodyTooLargeAdvice(
+        `send the images over several requests (up to ${TYPOGRAPHIC_LIMITS.maxImages} per request)`,
+      ),
       schema: {
         tags: ['attribution'],
         operationId: 'intervene',

@@ -7,17 +7,20 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { MAX_BODY_BYTES } from '../limits.js';
 import { badRequest, notFound, payloadTooLarge } from '../errors.js';
-import { COLOUR_FORMS, NAMED_COLOURS, parseColour } from '../typographic/colour.js';
-import { FONT_NAMES } from '../typographic/fonts.js';
-import { PASTE_LIMITS } from '../typographic/paste.js';
+import { COLOUR_FORMS, hexOf, NAMED_COLOURS, namedColour, parseColour } from '../typographic/colour.js';
+import { DEFAULT_FONT, FONT_NAMES } from '../typographic/fonts.js';
+import { PASTE_DEFAULTS, PASTE_LIMITS } from '../typographic/paste.js';
 import { attackJobData, MAX_ATTACK_JOB_IMAGES, withCollectionImages } from '../typographic/job.js';
 import { categoryLabels, collectionImages, type CollectionImage } from '../typographic/collection-sample.js';
 import { DEFAULT_TEMPLATES, TYPOGRAPHIC_LIMITS, type StroopInk } from '../typographic/service.js';
 import { LexicalUseSchema } from './schemas.js';
-import { imageBytes, multipartToBody } from './image-input.js';
+import { bodyTooLargeAdvice, imageBytes, multipartToBody } from './image-input.js';
 import { ImageField, Text, withErrors } from './schemas.js';
 import { withAllowed } from './validation.js';
 import { COLLECTION_ID_PATTERN } from '../collections/store.js';
+
+/** Neurons explained per image when explain is left out. */
+const DEFAULT_EXPLAIN = 5;
 
 const Labels = Type.Array(Text, {
   minItems: 1,
@@ -100,20 +103,27 @@ const AttackBody = Type.Object(
     font: Type.Optional(
       Type.Union(
         FONT_NAMES.map((name) => Type.Literal(name)),
-        { default: 'sans', description: 'A DejaVu face' },
+        { default: DEFAULT_FONT, description: 'A DejaVu face (GET /v1/typographic/options lists them)' },
       ),
     ),
     size: Type.Optional(
       Type.Number({
         minimum: PASTE_LIMITS.minSize,
         maximum: PASTE_LIMITS.maxSize,
-        default: 0.25,
+        default: PASTE_DEFAULTS.size,
         description: 'Font size as a fraction of the model’s input side S',
       }),
     ),
-    x: Type.Optional(Fraction('Centre of the text from the left, as a fraction of S (default 0.5)')),
-    y: Type.Optional(Fraction('Centre of the text from the top, as a fraction of S (default 0.5)')),
-    colour: Type.Optional({ ...Colour, description: `The ink (default black): ${COLOUR_FORMS}` }),
+    x: Type.Optional(
+      Fraction(`Centre of the text from the left, as a fraction of S (default ${PASTE_DEFAULTS.x})`),
+    ),
+    y: Type.Optional(
+      Fraction(`Centre of the text from the top, as a fraction of S (default ${PASTE_DEFAULTS.y})`),
+    ),
+    colour: Type.Optional({
+      ...Colour,
+      description: `The ink (default ${PASTE_DEFAULTS.colour}): ${COLOUR_FORMS}`,
+    }),
     box: Type.Optional({
       ...Colour,
       description: `A background box behind the text, in this colour: ${COLOUR_FORMS}`,
@@ -122,7 +132,7 @@ const AttackBody = Type.Object(
       Type.Number({
         minimum: 0,
         maximum: 2,
-        description: 'The box’s margin as a fraction of the font size (default 0.2)',
+        description: `The box’s margin as a fraction of the font size (default ${PASTE_DEFAULTS.padding})`,
       }),
     ),
     labels: Labels,
@@ -147,7 +157,7 @@ const AttackBody = Type.Object(
       Type.Integer({
         minimum: 0,
         maximum: TYPOGRAPHIC_LIMITS.maxExplainNeurons,
-        default: 5,
+        default: DEFAULT_EXPLAIN,
         description:
           'Neurons per image whose contribution to the winning logit changed most (0: no explanation)',
       }),
@@ -339,6 +349,44 @@ const StroopResponse = Type.Object({
 
 type AttackBodyType = Static<typeof AttackBody>;
 
+/** How to attack more images than one request carries (the 413 over MAX_BODY_BYTES says it). */
+export const ATTACK_MORE = `to attack more images, send them in several requests (up to ${TYPOGRAPHIC_LIMITS.maxImages} images each are answered at once), or upload them to a collection (POST /v1/collections/{id}/images) and attack a sample of it: {"collection": "<id>", "sample": {"count": n, "seed": 0}} (above ${TYPOGRAPHIC_LIMITS.maxImages} images a job, up to ${MAX_ATTACK_JOB_IMAGES})`;
+
+const OptionsResponse = Type.Object(
+  {
+    fonts: Type.Array(Type.String(), { description: 'The fonts an attack may write with (font)' }),
+    defaultFont: Type.String(),
+    colours: Type.Array(Type.Object({ name: Type.String(), hex: Type.String({ description: '#rrggbb' }) }), {
+      description: `The named colours (ink, box, Stroop inks); ${COLOUR_FORMS}`,
+    }),
+    defaults: Type.Object({
+      size: Type.Number(),
+      x: Type.Number(),
+      y: Type.Number(),
+      padding: Type.Number(),
+      colour: Type.String(),
+      templates: Type.Array(Type.String()),
+      explain: Type.Integer(),
+    }),
+    limits: Type.Object({
+      imagesPerRequest: Type.Integer({ description: 'Images answered at once; more become a job' }),
+      imagesPerJob: Type.Integer({ description: 'Images of one attack job; more is a 413' }),
+      requestBytes: Type.Integer({ description: 'The most one request with images may carry' }),
+      minSize: Type.Number(),
+      maxSize: Type.Number(),
+      textCharacters: Type.Integer(),
+      labels: Type.Integer(),
+      templates: Type.Integer(),
+      ablate: Type.Integer({ description: 'Neuron ids in one ablate list' }),
+      explain: Type.Integer(),
+      stroopPairs: Type.Integer(),
+    }),
+    neuronCount: Type.Integer({ description: 'Neuron ids go from 0 to neuronCount − 1' }),
+    imageSize: Type.Integer({ description: 'S: the text is written on the model’s S × S input' }),
+  },
+  { additionalProperties: false },
+);
+
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const readOriginal = async (collection: string, image: CollectionImage) => {
     try {
@@ -348,11 +396,45 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     }
   };
 
+  app.get(
+    '/v1/typographic/options',
+    {
+      schema: {
+        tags: ['typographic'],
+        operationId: 'typographicOptions',
+        summary: 'What an attack may choose: fonts, named colours, defaults and limits',
+        response: withErrors({ 200: OptionsResponse }),
+      },
+    },
+    async () => ({
+      fonts: FONT_NAMES,
+      defaultFont: DEFAULT_FONT,
+      colours: Object.entries(NAMED_COLOURS).map(([name, rgb]) => ({ name, hex: hexOf(rgb) })),
+      defaults: { ...PASTE_DEFAULTS, templates: DEFAULT_TEMPLATES, explain: DEFAULT_EXPLAIN },
+      limits: {
+        imagesPerRequest: TYPOGRAPHIC_LIMITS.maxImages,
+        imagesPerJob: MAX_ATTACK_JOB_IMAGES,
+        requestBytes: MAX_BODY_BYTES,
+        minSize: PASTE_LIMITS.minSize,
+        maxSize: PASTE_LIMITS.maxSize,
+        textCharacters: PASTE_LIMITS.maxChars,
+        labels: TYPOGRAPHIC_LIMITS.maxLabels,
+        templates: TYPOGRAPHIC_LIMITS.maxTemplates,
+        ablate: TYPOGRAPHIC_LIMITS.maxEdits,
+        explain: TYPOGRAPHIC_LIMITS.maxExplainNeurons,
+        stroopPairs: TYPOGRAPHIC_LIMITS.maxStroopPairs,
+      },
+      neuronCount: app.clip.neuronCount,
+      imageSize: app.clip.imageSize,
+    }),
+  );
+
   app.post(
     '/v1/typographic/attack',
     {
       bodyLimit: MAX_BODY_BYTES,
       preValidation: multipartToBody,
+      errorHandler: bodyTooLargeAdvice(ATTACK_MORE),
       schema: {
         tags: ['typographic'],
         operationId: 'typographicAttack',
@@ -412,7 +494,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         const categories = categoryLabels(picked, body.labels);
         trueLabels = categories.some((label) => label !== null) ? categories : undefined;
       }
-      const colour = parseColour(body.colour ?? 'black', 'colour');
+      const colour = parseColour(body.colour ?? PASTE_DEFAULTS.colour, 'colour');
       const box = body.box !== undefined ? parseColour(body.box, 'box') : undefined;
       const paste = {
         text: body.text,
@@ -428,7 +510,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         templates: body.templates ?? DEFAULT_TEMPLATES,
         target: body.target,
         ablate: body.ablate,
-        explain: body.explain ?? 5,
+        explain: body.explain ?? DEFAULT_EXPLAIN,
         returnImages: body.returnImages ?? false,
       };
       if (count <= TYPOGRAPHIC_LIMITS.maxImages) {
@@ -480,7 +562,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const { words, templates = DEFAULT_TEMPLATES } = request.body;
       const inks: StroopInk[] = request.body.inks.map((ink, i) => {
         if (typeof ink === 'string') {
-          const colour = NAMED_COLOURS[ink.trim().toLowerCase()];
+          const colour = namedColour(ink);
           if (!colour) {
             throw badRequest(
               `inks[${i}] "${ink.slice(0, 40)}" is not a colour name (${Object.keys(NAMED_COLOURS).join(', ')}); give {label, colour} for another colour, with ${COLOUR_FORMS}`,

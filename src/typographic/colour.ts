@@ -27,11 +27,17 @@ export const NAMED_COLOURS: Readonly<Record<string, Rgb>> = {
 /** The sentence a bad colour's 400 carries. */
 export const COLOUR_FORMS = `a colour is #rrggbb, #rgb or one of ${Object.keys(NAMED_COLOURS).join(', ')}`;
 
+/** The RGB triple of a colour name (own names only: "__proto__" is none), or undefined. */
+export function namedColour(name: string): Rgb | undefined {
+  const value = name.trim().toLowerCase();
+  return Object.hasOwn(NAMED_COLOURS, value) ? NAMED_COLOURS[value] : undefined;
+}
+
 /** The RGB triple of a colour, or undefined when it is not one of the forms. */
 export function tryParseColour(text: string): Rgb | undefined {
+  const named = namedColour(text);
+  if (named) return named;
   const value = text.trim().toLowerCase();
-  // Own names only: "__proto__" or "constructor" is not a colour.
-  if (Object.hasOwn(NAMED_COLOURS, value)) return NAMED_COLOURS[value];
   const long = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/.exec(value);
   if (long) return [parseInt(long[1], 16), parseInt(long[2], 16), parseInt(long[3], 16)];
   const short = /^#([0-9a-f])([0-9a-f])([0-9a-f])$/.exec(value);

@@ -24,6 +24,9 @@ export const PASTE_LIMITS = {
   supersample: 4,
 } as const;
 
+/** What a paste takes when a field is left out (also what GET /v1/typographic/options says). */
+export const PASTE_DEFAULTS = { size: 0.25, x: 0.5, y: 0.5, padding: 0.2, colour: 'black' } as const;
+
 export interface PasteOptions {
   text: string;
   font?: string;
@@ -62,7 +65,7 @@ export function attackText(text: string): string {
 export function pasteLayout(S: number, options: PasteOptions) {
   const text = attackText(options.text);
   const family = fontFamily(options.font ?? DEFAULT_FONT);
-  const size = options.size ?? 0.25;
+  const size = options.size ?? PASTE_DEFAULTS.size;
   const k = PASTE_LIMITS.supersample;
   const fontPx = size * S;
   const ctx = createCanvas(1, 1).getContext('2d');
@@ -73,10 +76,10 @@ export function pasteLayout(S: number, options: PasteOptions) {
   const ascent = m.actualBoundingBoxAscent / k;
   const height = (m.actualBoundingBoxAscent + m.actualBoundingBoxDescent) / k;
   if (!(width > 0 && height > 0)) throw badRequest(`text "${text.slice(0, 40)}" has no visible characters`);
-  const cx = (options.x ?? 0.5) * S;
-  const cy = (options.y ?? 0.5) * S;
+  const cx = (options.x ?? PASTE_DEFAULTS.x) * S;
+  const cy = (options.y ?? PASTE_DEFAULTS.y) * S;
   const ink = { left: cx - width / 2, top: cy - height / 2, right: cx + width / 2, bottom: cy + height / 2 };
-  const pad = options.box ? (options.padding ?? 0.2) * fontPx : 0;
+  const pad = options.box ? (options.padding ?? PASTE_DEFAULTS.padding) * fontPx : 0;
   const outer = {
     left: ink.left - pad,
     top: ink.top - pad,

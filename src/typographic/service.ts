@@ -476,6 +476,13 @@ export class TypographicService {
     ]);
     const clean = await this.encodeCrops(crops);
     const edited = await this.head(clean.maps, request.edits);
+    // Huge values overflow the head's 32-bit floats: an embedding of Infinity or NaN answers nothing.
+    const overflow = edited.embeddings.findIndex((embedding) => !embedding.every(Number.isFinite));
+    if (overflow >= 0) {
+      throw badRequest(
+        `the edits overflow the model's 32-bit floats: image ${overflow}'s edited embedding is not finite; use values of smaller magnitude`,
+      );
+    }
     return clean.embeddings.map((embeddingBefore, i) => {
       const embedding = edited.embeddings[i];
       const before = this.logits(embeddingBefore, directions);

@@ -203,6 +203,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v1/typographic/options': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** What an attack may choose: fonts, named colours, defaults and limits */
+    get: operations['typographicOptions'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/v1/typographic/attack': {
     parameters: {
       query?: never;
@@ -1910,6 +1927,92 @@ export interface operations {
       };
     };
   };
+  typographicOptions: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            /** @description The fonts an attack may write with (font) */
+            fonts: string[];
+            defaultFont: string;
+            /** @description The named colours (ink, box, Stroop inks); a colour is #rrggbb, #rgb or one of black, white, grey, gray, red, orange, yellow, green, blue, purple, pink, brown, cyan, magenta */
+            colours: {
+              name: string;
+              /** @description #rrggbb */
+              hex: string;
+            }[];
+            defaults: {
+              size: number;
+              x: number;
+              y: number;
+              padding: number;
+              colour: string;
+              templates: string[];
+              explain: number;
+            };
+            limits: {
+              /** @description Images answered at once; more become a job */
+              imagesPerRequest: number;
+              /** @description Images of one attack job; more is a 413 */
+              imagesPerJob: number;
+              /** @description The most one request with images may carry */
+              requestBytes: number;
+              minSize: number;
+              maxSize: number;
+              textCharacters: number;
+              labels: number;
+              templates: number;
+              /** @description Neuron ids in one ablate list */
+              ablate: number;
+              explain: number;
+              stroopPairs: number;
+            };
+            /** @description Neuron ids go from 0 to neuronCount − 1 */
+            neuronCount: number;
+            /** @description S: the text is written on the model’s S × S input */
+            imageSize: number;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+    };
+  };
   typographicAttack: {
     parameters: {
       query?: never;
@@ -1945,7 +2048,7 @@ export interface operations {
           /** @description The text written on every image */
           text: string;
           /**
-           * @description A DejaVu face
+           * @description A DejaVu face (GET /v1/typographic/options lists them)
            * @default sans
            */
           font?:
