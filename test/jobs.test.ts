@@ -128,9 +128,18 @@ t.test('search jobs on the in-process queue', async (t) => {
     const { jobId, cached } = submitted.json();
     t.equal(cached, false);
     t.equal(submitted.headers.location, `/v1/jobs/${jobId}`);
-    const response = await fetch(`${base}/v1/jobs/${jobId}/events`);
+    const response = await fetch(`${base}/v1/jobs/${jobId}/events`, {
+      headers: { origin: 'https://dash.example' },
+    });
     t.equal(response.status, 200);
     t.match(response.headers.get('content-type'), /^text\/event-stream/);
+    // The hijacked stream keeps the hooks' headers: EventSource on another origin needs CORS's.
+    t.equal(response.headers.get('access-control-allow-origin'), '*', 'CORS on the event stream');
+    t.equal(
+      response.headers.get('x-content-type-options'),
+      'nosniff',
+      'security headers on the event stream',
+    );
     const events = await readEvents(response);
     const last = events.at(-1)!;
     t.equal(last.event, 'completed');

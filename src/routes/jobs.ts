@@ -10,6 +10,7 @@
  * admin key cancels it: its state is frozen as at the acknowledgement and nothing is stored).
  * While Redis is unreachable the routes answer 503 with Retry-After at once.
  */
+import type { OutgoingHttpHeaders } from 'node:http';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { notFound, RetryLaterError } from '../errors.js';
@@ -221,7 +222,10 @@ const routes: FastifyPluginAsyncTypebox<{ heartbeatMs?: number }> = async (app, 
       reply.hijack();
       const raw = reply.raw;
       request.raw.socket.setTimeout(0);
+      // The headers the hooks gave the reply (CORS, security, rate limit) go with the hijacked stream:
+      // a dashboard on another origin reads it through EventSource only with CORS's.
       raw.writeHead(200, {
+        ...(reply.getHeaders() as OutgoingHttpHeaders),
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-cache',
         connection: 'keep-alive',
