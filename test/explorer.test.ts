@@ -321,11 +321,23 @@ if (!existsSync(path.join(DEFAULT_MODEL_DIR, 'clip.json'))) {
       form.append('image', new Blob([red], { type: 'image/png' }), 'red.png');
       form.append('category', 'blue');
       form.append('image', new Blob([blue], { type: 'image/png' }), 'blue.png');
+      // More for a sample that is a job (over 32 images): red and blue ones, and 3 green ones that a
+      // sample of the categories red and blue leaves out. Each of its own width (one bytes, one image).
+      const more: [string, number, number, number][] = [
+        ...Array.from({ length: 34 }, (_, i): [string, number, number, number] =>
+          i % 2 ? ['blue', 25, 75, 215] : ['red', 215, 25, 30],
+        ),
+        ...Array.from({ length: 3 }, (): [string, number, number, number] => ['green', 35, 160, 45]),
+      ];
+      for (const [i, [category, r, g, b]] of more.entries()) {
+        form.append('category', category);
+        form.append('image', new Blob([await solid(r, g, b, 90 + i)], { type: 'image/png' }), `${i}.png`);
+      }
       const upload = await fetch(`${base}/v1/collections/attack-pictures/images`, {
         method: 'POST',
         body: form,
       });
-      t.equal(upload.status, 202, 'two pictures uploaded');
+      t.equal(upload.status, 202, 'the pictures uploaded');
       await app.collections.settled('attack-pictures');
       // The view's defaults, sent to the API here: the reference for what the page shows.
       const settings = {
@@ -351,6 +363,7 @@ if (!existsSync(path.join(DEFAULT_MODEL_DIR, 'clip.json'))) {
           success: boolean;
           explanation: { neurons: { neuron: number }[] };
           defended: { after: { predicted: string }; success: boolean };
+          attackedPng: string;
         };
       };
       const shown = async (t: Test, expected: Awaited<ReturnType<typeof reference>>, what: string) => {
@@ -402,6 +415,143 @@ if (!existsSync(path.join(DEFAULT_MODEL_DIR, 'clip.json'))) {
       await page.click('#attack-form button[type=submit]');
       await page.locator('#attacked[data-from=upload]').waitFor();
       await shown(t, await reference({ image: red.toString('base64') }), 'the upload');
+
+      // The fonts and colours offered are the API's; the text's font, size, centre, ink and box,
+      // and a defence by listed neurons reach the API: the page shows what it answers them.
+      const options = (await (await fetch(`${base}/v1/typographic/options`)).json()) as {
+        fonts: string[];
+        colours: { name: string }[];
+      };
+      t.same(
+        await page
+          .locator('select[name=font] option')
+          .evaluateAll((os) => os.map((o) => o.getAttribute('value'))),
+        options.fonts,
+        'the fonts are the API’s',
+      );
+      t.same(
+        await page
+          .locator('#attack-colours option')
+          .evaluateAll((os) => os.map((o) => o.getAttribute('value'))),
+        options.colours.map((c) => c.name),
+        'the colours are the API’s',
+      );
+      const custom = { font: 'serif-bold', size: 0.2, x: 0.45, y: 0.55, colour: 'blue', box: '#ff0' };
+      await page.selectOption('select[name=font]', custom.font);
+      await page.fill('input[name=size]', String(custom.size));
+      await page.fill('input[name=x]', String(custom.x));
+      await page.fill('input[name=y]', String(custom.y));
+      await page.fill('input[name=colour]', custom.colour);
+      await page.fill('input[name=boxColour]', custom.box);
+      await page.selectOption('select[name=defence]', 'neurons');
+      await page.fill('input[name=neurons]', '3, 1 2');
+      await page.click('#attack-form button[type=submit]');
+      await page.locator('#attack-defence[data-ablated="3"]').waitFor();
+      const customised = await reference({ image: red.toString('base64'), ...custom, ablate: [1, 2, 3] });
+      await shown(t, customised, 'the upload, in the chosen font, size, place, ink, box and defence');
+      t.equal(
+        await page.locator('#attacked img.attacked').getAttribute('src'),
+        `data:image/png;base64,${customised.attackedPng}`,
+        'the attacked input is the API’s for those settings',
+      );
+      t.match(
+        await page.locator('#attack-defence h3').textContent(),
+        /3 listed neurons ablated/,
+        'the defence names what it ablated',
+      );
+
+      // A seeded sample of two categories: 33 images, so a job, followed to its summary.
+      const sample = { count: 33, seed: 7, categories: ['red', 'blue'] };
+      await page.selectOption('select[name=source]', 'attack-pictures');
+      await page.selectOption('select[name=pick]', 'sample');
+      await page.fill('input[name=count]', String(sample.count));
+      await page.fill('input[name=seed]', String(sample.seed));
+      await page.selectOption('select[name=categories]', sample.categories);
+      await page.click('#attack-form button[type=submit]');
+      await page.locator('#attack-job[data-state=completed]').waitFor({ timeout: 60_000 });
+      await page.locator('#attack-summary').waitFor();
+      t.same(
+        await page
+          .locator('#attack-job progress')
+          .evaluate((p) => [p.getAttribute('value'), p.getAttribute('max')]),
+        ['33', '33'],
+        'the job’s progress, to its end',
+      );
+      // The API's answer to the same request (a job of its own, or the same one: identical requests share one).
+      const queued = await fetch(`${base}/v1/typographic/attack`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          ...settings,
+          ...custom,
+          ablate: [1, 2, 3],
+          explain: 0,
+          returnImages: undefined,
+          collection: 'attack-pictures',
+          sample,
+        }),
+      });
+      t.equal(queued.status, 202, 'the same sample is a job');
+      const { jobId } = (await queued.json()) as { jobId: string };
+      type Measure = { successes: number; n: number };
+      let job: {
+        state: string;
+        result?: {
+          images: {
+            imageId: number;
+            category: string;
+            before: { predicted: string };
+            after: { predicted: string };
+          }[];
+          summary: Record<string, Measure>;
+          defence: Record<string, Measure>;
+        };
+      };
+      do {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        job = (await (await fetch(`${base}/v1/jobs/${jobId}`)).json()) as typeof job;
+      } while (!['completed', 'failed', 'cancelled'].includes(job.state));
+      t.equal(job.state, 'completed');
+      const expected = job.result!;
+      t.ok(
+        expected.images.every((row) => row.category === 'red' || row.category === 'blue'),
+        'the sample is of the categories asked',
+      );
+      for (const name of ['attack', 'cleanAccuracy', 'attackedAccuracy']) {
+        for (const [side, measures] of [
+          ['plain', expected.summary],
+          ['defended', expected.defence],
+        ] as const) {
+          const cell = page.locator(`#attack-summary td[data-measure=${name}][data-side=${side}]`);
+          t.same(
+            [Number(await cell.getAttribute('data-successes')), Number(await cell.getAttribute('data-n'))],
+            [measures[name].successes, measures[name].n],
+            `${name}, ${side}: the API’s counts`,
+          );
+        }
+      }
+      const rows = await page
+        .locator('#attack-rows tbody tr')
+        .evaluateAll((trs) =>
+          trs.map((tr) => [
+            Number(tr.getAttribute('data-image-id')),
+            tr.getAttribute('data-before'),
+            tr.getAttribute('data-after'),
+          ]),
+        );
+      t.same(
+        rows,
+        expected.images.map((row) => [row.imageId, row.before.predicted, row.after.predicted]),
+        'a row per image: the API’s images and predictions',
+      );
+      await until(
+        page,
+        '[...document.querySelectorAll("#attack-rows img.thumb")].filter((i) => i.naturalWidth > 0).length === 33',
+      );
+      t.pass('each row with its thumbnail');
+      t.match(page.url(), /#\/attack\/attack-pictures\/sample$/, 'the address names the sample');
+      await ui.shot('attack-sample-1280');
+      await page.selectOption('select[name=source]', '');
 
       const message = await ui.apiMessage('/v1/typographic/attack', {
         ...settings,
