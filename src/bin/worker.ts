@@ -66,7 +66,10 @@ async function main(): Promise<void> {
     log: logger,
   });
   const registry = new JobRegistry();
-  registry.register('max-text', searchProcessor(model, cache));
+  registry.register(
+    'max-text',
+    searchProcessor(model, cache, { dataDir: config.dataDir, warn: (message) => logger.warn(message) }),
+  );
   registry.register('collection-build', builds.buildProcessor);
   registry.register('collection-shard', builds.shardProcessor);
   registry.register('typographic-attack', await typographicForWorker(model, cache, config, store));

@@ -6,10 +6,12 @@
  * search whatever its parameters, when it beats the one stored). A stopped search stores nothing. When the worker shuts down mid-search, the search
  * stops at the next step and the processor throws JobHandedBack, so the job can be queued again.
  */
+import path from 'node:path';
 import { cacheKey, type BinaryCache } from '../cache/index.js';
 import type { ClipModel } from '../clip/clip-model.js';
 import { searchMaxText, type MaxTextResult } from '../search/max-text.js';
 import type { MaxTextRequest } from '../search/request.js';
+import { vocabularyOf } from '../search/vocabulary.js';
 import { JobHandedBack, type KindProcessor, type SearchProgress as JobProgress } from './types.js';
 
 const PROGRESS_EVERY_MS = 1000;
@@ -43,7 +45,24 @@ export interface BestSearch {
   result: MaxTextResult;
 }
 
-export function searchProcessor(model: ClipModel, cache: BinaryCache): KindProcessor<'max-text'> {
+export interface SearchProcessorOptions {
+  /**
+   * DATA_DIR: the vocabulary's embeddings, which every search of the model needs and no search
+   * changes, are shared through DATA_DIR/max-text/ with the other processes and later starts
+   * (src/search/vocabulary.ts). Without it they are computed once per process.
+   */
+  dataDir?: string;
+  warn?: (message: string) => void;
+}
+
+export function searchProcessor(
+  model: ClipModel,
+  cache: BinaryCache,
+  options: SearchProcessorOptions = {},
+): KindProcessor<'max-text'> {
+  if (options.dataDir !== undefined) {
+    vocabularyOf(model, { dir: path.join(options.dataDir, 'max-text'), warn: options.warn });
+  }
   return async (data, context) => {
     if (await context.isCancelled()) return { cancelled: true };
     let lastScore: number | null = null;

@@ -41,7 +41,13 @@ function bearer(request: FastifyRequest): string | undefined {
 const jobsPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {
   const settings = workerSettings();
   const registry = new JobRegistry();
-  registry.register('max-text', searchProcessor(app.clip, app.cache));
+  registry.register(
+    'max-text',
+    searchProcessor(app.clip, app.cache, {
+      dataDir: config.dataDir,
+      warn: (message) => app.log.warn(message),
+    }),
+  );
   const processor = measured(registry.dispatch, app.metrics.registry);
   let backend: JobBackend;
   let closeWorker = async () => {};

@@ -1,17 +1,17 @@
 /**
  * The ranked candidate pool of the hill climber: every vocabulary token v is scored on its own,
- * f([start, v, end]), in one batched pass over the vocabulary (rows of length 3, submitted in
- * chunks so that other requests can share the text encoder meanwhile), and the tokens are ranked
- * by that cheap score. Proposals then mostly draw from the top of the ranking. The scores depend on
- * the model and the direction only, so they are computed once per (model, direction) and cached.
+ * f([start, v, end]), and the tokens are ranked by that cheap score. Proposals then mostly draw
+ * from the top of the ranking. The embeddings of those rows do not depend on the direction: they
+ * are computed once per model (vocabulary.ts), and a direction's scores are u·t_v/|t_v| over
+ * them; the scores depend on the model and the direction only, so they are cached per (model,
+ * direction) as well. singleTokenScores is the pass that every search used to run, kept as the
+ * reference that the shared embeddings are tested against (test/search-vocabulary.test.ts).
  */
 import type { BinaryCache } from '../cache/index.js';
 import type { ClipModel } from '../clip/clip-model.js';
 import { objectiveValue } from './objective.js';
 import type { SequenceScorer } from './hill-climb.js';
-
-/** Rows per submission to the text encoder while scoring the vocabulary. */
-const VOCABULARY_CHUNK = 2048;
+import { VOCABULARY_CHUNK } from './vocabulary.js';
 
 /** Scores token sequences with the model: rows [start, ...ids, end] at their real length. */
 export function modelScorer(model: ClipModel, u: Float32Array): SequenceScorer {
@@ -24,7 +24,10 @@ export function modelScorer(model: ClipModel, u: Float32Array): SequenceScorer {
   };
 }
 
-/** The single-token objective of every vocabulary id; special tokens get -Infinity. */
+/**
+ * The single-token objective of every vocabulary id by a pass of the scorer over the vocabulary
+ * (the per-search pass before vocabulary.ts; the reference in tests); special tokens get -Infinity.
+ */
 export async function singleTokenScores(model: ClipModel, scorer: SequenceScorer): Promise<Float32Array> {
   const { vocabSize, startId, endId } = model.tokenizer;
   const scores = new Float32Array(vocabSize).fill(-Infinity);
@@ -47,16 +50,16 @@ export function rankTokens(scores: Float32Array, excluded: ReadonlySet<number>):
   return ids.sort((a, b) => scores[b] - scores[a] || a - b);
 }
 
-/** Single-token scores through the cache: computed once per (model, direction key). */
+/** Single-token scores through the cache: computed (by `compute`) once per (model, direction key). */
 export async function cachedSingleTokenScores(
   model: ClipModel,
   cache: BinaryCache,
   key: string,
-  scorer: SequenceScorer,
+  compute: () => Promise<Float32Array>,
 ): Promise<Float32Array> {
   const cached = await cache.getVector(key);
   if (cached && cached.length === model.tokenizer.vocabSize) return cached;
-  const scores = await singleTokenScores(model, scorer);
+  const scores = await compute();
   await cache.setVector(key, scores);
   return scores;
 }

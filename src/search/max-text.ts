@@ -1,7 +1,8 @@
 /**
  * The maximal-text search on a loaded CLIP model: builds the objective u·t/|t| (u = Wᵀd, see
  * objective.ts), ranks the vocabulary once per (model, direction) into the candidate pool
- * (candidate-pool.ts, cached), and hill-climbs (hill-climb.ts) with the text encoder as scorer.
+ * (candidate-pool.ts, cached) over the vocabulary's embeddings (vocabulary.ts: computed once per
+ * model, not per search), and hill-climbs (hill-climb.ts) with the text encoder as scorer.
  * The reported scores are the objective alone, without the fluency penalty: for a neuron they
  * equal /v1/attribution/text's value for that neuron with normalize "unit".
  */
@@ -13,6 +14,7 @@ import { hillClimb, type HillClimbProgress, type SequenceScorer, type StopReason
 import { neuronProjection, projectDirection } from './objective.js';
 import { directionKey, type MaxTextRequest } from './request.js';
 import { textFunctions } from './token-text.js';
+import { vocabularyOf, type VocabularyEmbeddings } from './vocabulary.js';
 
 export interface MaxTextResult {
   text: string;
@@ -36,6 +38,8 @@ export interface MaxTextResult {
 export interface SearchHooks {
   onProgress?: (progress: HillClimbProgress) => void | Promise<void>;
   shouldStop?: () => boolean | Promise<boolean>;
+  /** The vocabulary's embeddings to rank the pool with; default: the process's one for the model. */
+  vocabulary?: VocabularyEmbeddings;
 }
 
 /** The projection u = Wᵀd of the request's neuron or direction. */
@@ -58,10 +62,11 @@ export async function candidatePool(
   cache: BinaryCache,
   request: MaxTextRequest,
   isOwnEncoding: (id: number) => boolean,
+  vocabulary: VocabularyEmbeddings = vocabularyOf(model),
 ): Promise<number[]> {
   const u = requestProjection(model, request);
   const key = cacheKey(model.sha256, 'max-text.pool.v1', directionKey(request));
-  const scores = await cachedSingleTokenScores(model, cache, key, modelScorer(model, u));
+  const scores = await cachedSingleTokenScores(model, cache, key, () => vocabulary.scores(u));
   const { startId, endId } = model.tokenizer;
   const pool: number[] = [];
   for (const id of rankTokens(scores, new Set([startId, endId]))) {
@@ -86,12 +91,13 @@ export async function searchSetup(
   model: ClipModel,
   cache: BinaryCache,
   request: MaxTextRequest,
+  vocabulary: VocabularyEmbeddings = vocabularyOf(model),
 ): Promise<SearchSetup> {
   const { tokenizer } = model;
   const { describe, canonicalize, isOwnEncoding, ownEncodings } = textFunctions(tokenizer);
   return {
     scorer: modelScorer(model, requestProjection(model, request)),
-    pool: await candidatePool(model, cache, request, isOwnEncoding),
+    pool: await candidatePool(model, cache, request, isOwnEncoding, vocabulary),
     vocabSize: tokenizer.vocabSize,
     excluded: new Set([tokenizer.startId, tokenizer.endId]),
     describe,
@@ -110,7 +116,7 @@ export async function searchMaxText(
 ): Promise<MaxTextResult> {
   const started = Date.now();
   const { tokenizer } = model;
-  const setup = await searchSetup(model, cache, request);
+  const setup = await searchSetup(model, cache, request, hooks.vocabulary);
   const start = request.startText === null ? undefined : tokenizer.encode(request.startText).ids.slice(1, -1);
   const result = await hillClimb({
     ...setup,
