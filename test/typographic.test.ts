@@ -1,13 +1,15 @@
 /**
  * The typographic lab on the embedded model (models/toyworld): POST /v1/typographic/attack (paste,
- * before/after, explanation, defence), POST /v1/typographic/stroop and GET /v1/raster's ink, their
- * bad inputs, and the article's protocol on held-out renders with the lexical ablation's effect.
+ * before/after, explanation, defence; large attacks as jobs, and their cancel), GET
+ * /v1/typographic/options, POST /v1/typographic/stroop and GET /v1/raster's ink, their bad inputs
+ * (the 413 over 15 MiB among them), the article's protocol on held-out renders with the lexical
+ * ablation's effect, and the measured rates as the model card and the README show them.
  *
  * References that are not the code under test: /v1/classify (its own preprocessing and a single
  * template) for the probabilities before and after; /v1/attribution/image for each neuron's x_i·a_i;
  * the returned PNG, decoded here, for the pixels changed; the Wilson interval's defining equation.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import t from 'tap';
@@ -335,6 +337,70 @@ t.test(
         );
       }
       t.same(result.summary.attack, wilson(result.summary.attack.successes, result.summary.attack.n));
+    });
+
+    t.test('a large attack is cancelled by DELETE /v1/jobs/{id}: it stops between chunks', async (t) => {
+      // 4,096 images in 128 chunks: the cancel, sent as soon as the job is queued, lands long before
+      // its end on any machine (each chunk runs the model on 32 images).
+      const queued = await attack({
+        images: Array(4096).fill(blue),
+        text: 'green',
+        labels: COLOURS,
+        explain: 0,
+      });
+      t.equal(queued.statusCode, 202, queued.body.slice(0, 300));
+      const { jobId } = queued.json();
+      const cancel = await app.inject({ method: 'DELETE', url: `/v1/jobs/${jobId}` });
+      t.equal(cancel.statusCode, 200, cancel.body);
+      t.equal(cancel.json().stopped, true, 'the last submitter stops it');
+      let view: { state: string; progress: { done: number; total: number }; result?: unknown };
+      for (;;) {
+        view = (await app.inject({ method: 'GET', url: `/v1/jobs/${jobId}` })).json();
+        if (['completed', 'failed', 'cancelled'].includes(view.state)) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      t.equal(view.state, 'cancelled');
+      t.equal(view.progress.total, 4096);
+      t.ok(view.progress.done < 4096, `stopped after ${view.progress.done} of 4096 images`);
+      t.equal(view.result ?? null, null, 'no result');
+    });
+
+    t.test('the model card and the README show the measured rates of typographic.json', async (t) => {
+      type Rate = {
+        successes: number;
+        n: number;
+        rate: number;
+        low: number;
+        high: number;
+        cleanAccuracy: number;
+      };
+      const measured = JSON.parse(readFileSync(path.join(TOYWORLD, 'typographic.json'), 'utf8')) as {
+        tasks: { task: string; attack: Rate; defended: Rate }[];
+      };
+      const card = readFileSync(path.join(TOYWORLD, 'README.md'), 'utf8');
+      const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+      const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+      t.equal(measured.tasks.length, 2);
+      for (const { task, attack, defended } of measured.tasks) {
+        const ci = (r: Rate) => `[${pct(r.low)}, ${pct(r.high)}]`;
+        t.ok(
+          card.includes(`${pct(attack.rate)} (${attack.successes}/${attack.n}) ${ci(attack)}`),
+          `${task}: the card's attack rate`,
+        );
+        t.ok(
+          card.includes(`${pct(defended.rate)} (${defended.successes}/${defended.n}) ${ci(defended)}`),
+          `${task}: the card's defended rate`,
+        );
+        const row = readme.split('\n').find((line) => line.includes(`${pct(attack.rate)} ${ci(attack)}`));
+        t.ok(row, `${task}: the README's attack rate`);
+        t.ok(row?.includes(`${pct(defended.rate)} ${ci(defended)}`), `${task}: the README's defended rate`);
+        t.ok(
+          row?.includes(pct(attack.cleanAccuracy)) && row?.includes(pct(defended.cleanAccuracy)),
+          `${task}: clean accuracies`,
+        );
+      }
+      t.match(card, /The models differ/, 'the card says that the models differ');
+      t.match(card, /"waste container"\/"trash" 95\.4%/, 'beside the article’s published rates');
     });
 
     t.test('bad inputs are 4xx naming what is allowed', async (t) => {
