@@ -50,6 +50,21 @@ export function rankTokens(scores: Float32Array, excluded: ReadonlySet<number>):
   return ids.sort((a, b) => scores[b] - scores[a] || a - b);
 }
 
+/** The best `keep` ids by score that pass `keeps` (the pool: tokens that are their own encoding). */
+export function rankedPool(
+  scores: Float32Array,
+  excluded: ReadonlySet<number>,
+  keeps: (id: number) => boolean,
+  keep: number,
+): number[] {
+  const pool: number[] = [];
+  for (const id of rankTokens(scores, excluded)) {
+    if (keeps(id)) pool.push(id);
+    if (pool.length >= keep) break;
+  }
+  return pool;
+}
+
 /** Single-token scores through the cache: computed (by `compute`) once per (model, direction key). */
 export async function cachedSingleTokenScores(
   model: ClipModel,

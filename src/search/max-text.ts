@@ -8,7 +8,7 @@
  */
 import { cacheKey, type BinaryCache } from '../cache/index.js';
 import type { ClipModel } from '../clip/clip-model.js';
-import { cachedSingleTokenScores, modelScorer, rankTokens } from './candidate-pool.js';
+import { cachedSingleTokenScores, modelScorer, rankedPool } from './candidate-pool.js';
 import { fluencyPenalty } from './fluency.js';
 import { hillClimb, type HillClimbProgress, type SequenceScorer, type StopReason } from './hill-climb.js';
 import { neuronProjection, projectDirection } from './objective.js';
@@ -50,7 +50,7 @@ export function requestProjection(model: ClipModel, request: MaxTextRequest): Fl
 }
 
 /** How many of the best-ranked tokens the pool keeps (the climber samples from its top 256). */
-const POOL_KEEP = 1024;
+export const POOL_KEEP = 1024;
 
 /**
  * The vocabulary ranked by single-token objective for the request's direction (scores cached),
@@ -68,12 +68,7 @@ export async function candidatePool(
   const key = cacheKey(model.sha256, 'max-text.pool.v1', directionKey(request));
   const scores = await cachedSingleTokenScores(model, cache, key, () => vocabulary.scores(u));
   const { startId, endId } = model.tokenizer;
-  const pool: number[] = [];
-  for (const id of rankTokens(scores, new Set([startId, endId]))) {
-    if (isOwnEncoding(id)) pool.push(id);
-    if (pool.length >= POOL_KEEP) break;
-  }
-  return pool;
+  return rankedPool(scores, new Set([startId, endId]), isOwnEncoding, POOL_KEEP);
 }
 
 /** What a search on the model needs besides its budgets: scorer, pool and text functions. */

@@ -117,21 +117,8 @@ export class VocabularyEmbeddings {
    * -Infinity), as float32: bit for bit what objectiveValue(u, t_v) gives, stored in float32.
    */
   async scores(u: Float32Array): Promise<Float32Array> {
-    const { vocabSize, embedDim: D, embeddings, squares } = await this.rows();
     const { startId, endId } = this.model.tokenizer;
-    const scores = new Float32Array(vocabSize);
-    for (let id = 0; id < vocabSize; id++) {
-      if (id === startId || id === endId) {
-        scores[id] = -Infinity;
-        continue;
-      }
-      const row = id * D;
-      let dot = 0;
-      for (let k = 0; k < D; k++) dot += u[k] * embeddings[row + k];
-      const sum = squares[id];
-      scores[id] = sum > 0 ? dot / Math.sqrt(sum) : 0;
-    }
-    return scores;
+    return scoreRows(await this.rows(), u, [startId, endId]);
   }
 
   private async load(): Promise<VocabularyRows> {
@@ -177,16 +164,7 @@ export class VocabularyEmbeddings {
   }
 
   private withSquares(embeddings: Float32Array, source: VocabularyRows['source']): VocabularyRows {
-    const vocabSize = this.model.tokenizer.vocabSize;
-    const D = this.model.embedDim;
-    const squares = new Float64Array(vocabSize);
-    for (let id = 0; id < vocabSize; id++) {
-      const row = id * D;
-      let sum = 0;
-      for (let k = 0; k < D; k++) sum += embeddings[row + k] * embeddings[row + k];
-      squares[id] = sum;
-    }
-    return { vocabSize, embedDim: D, embeddings, squares, source };
+    return vocabularyRows(embeddings, this.model.tokenizer.vocabSize, this.model.embedDim, source);
   }
 
   private expectedHeader(): Omit<FileHeader, 'payloadSha256'> {
@@ -281,6 +259,42 @@ async function writeAll(handle: FileHandle, bytes: Buffer, position: number): Pr
   for (let done = 0; done < bytes.length;) {
     done += (await handle.write(bytes, done, bytes.length - done, position + done)).bytesWritten;
   }
+}
+
+/** Rows [V, D] with their sums of squares (accumulated in float64 in k order, as objectiveValue). */
+export function vocabularyRows(
+  embeddings: Float32Array,
+  vocabSize: number,
+  embedDim: number,
+  source: VocabularyRows['source'],
+): VocabularyRows {
+  if (embeddings.length !== vocabSize * embedDim) throw new RangeError('embeddings are not V × D');
+  const squares = new Float64Array(vocabSize);
+  for (let id = 0; id < vocabSize; id++) {
+    const row = id * embedDim;
+    let sum = 0;
+    for (let k = 0; k < embedDim; k++) sum += embeddings[row + k] * embeddings[row + k];
+    squares[id] = sum;
+  }
+  return { vocabSize, embedDim, embeddings, squares, source };
+}
+
+/**
+ * u·t_v/|t_v| of every row as float32, -Infinity for the excluded ids: objectiveValue's arithmetic
+ * (float64 sums in k order, then dot / √squares; 0 for a zero row), so the same bits.
+ */
+export function scoreRows(rows: VocabularyRows, u: Float32Array, excluded: readonly number[]): Float32Array {
+  const { vocabSize, embedDim: D, embeddings, squares } = rows;
+  const scores = new Float32Array(vocabSize);
+  for (let id = 0; id < vocabSize; id++) {
+    const row = id * D;
+    let dot = 0;
+    for (let k = 0; k < D; k++) dot += u[k] * embeddings[row + k];
+    const sum = squares[id];
+    scores[id] = sum > 0 ? dot / Math.sqrt(sum) : 0;
+  }
+  for (const id of excluded) scores[id] = -Infinity;
+  return scores;
 }
 
 const align4 = (n: number) => (n + 3) & ~3;
