@@ -468,6 +468,29 @@ if (!existsSync(path.join(DEFAULT_MODEL_DIR, 'clip.json'))) {
       await page.fill('input[name=seed]', String(sample.seed));
       await page.selectOption('select[name=categories]', sample.categories);
       await page.click('#attack-form button[type=submit]');
+      const pageJob = await page.locator('#attack-job[data-job]').getAttribute('data-job');
+      // The API's answer to the same request, sent at once: an identical request joins the page's
+      // job while it is queued or running (no second run), else it is a job of its own.
+      const queued = await fetch(`${base}/v1/typographic/attack`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          ...settings,
+          ...custom,
+          ablate: [3, 1, 2],
+          explain: 0,
+          returnImages: undefined,
+          collection: 'attack-pictures',
+          sample,
+        }),
+      });
+      t.equal(queued.status, 202, 'the same sample is a job');
+      const { jobId, deduplicated } = (await queued.json()) as { jobId: string; deduplicated: boolean };
+      t.comment(
+        deduplicated
+          ? `the page's job ${pageJob}, joined`
+          : `a job of its own (the page's ${pageJob} had ended)`,
+      );
       await page.locator('#attack-job[data-state=completed]').waitFor({ timeout: 60_000 });
       await page.locator('#attack-summary').waitFor();
       t.same(
@@ -477,22 +500,6 @@ if (!existsSync(path.join(DEFAULT_MODEL_DIR, 'clip.json'))) {
         ['33', '33'],
         'the job’s progress, to its end',
       );
-      // The API's answer to the same request (a job of its own, or the same one: identical requests share one).
-      const queued = await fetch(`${base}/v1/typographic/attack`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          ...settings,
-          ...custom,
-          ablate: [1, 2, 3],
-          explain: 0,
-          returnImages: undefined,
-          collection: 'attack-pictures',
-          sample,
-        }),
-      });
-      t.equal(queued.status, 202, 'the same sample is a job');
-      const { jobId } = (await queued.json()) as { jobId: string };
       type Measure = { successes: number; n: number };
       let job: {
         state: string;
