@@ -8,7 +8,7 @@
  */
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
@@ -19,8 +19,9 @@ import { DEFAULT_MODEL_DIR, loadConfig } from '../src/config.js';
 import { modelScorer, singleTokenScores } from '../src/search/candidate-pool.js';
 import { searchMaxText, searchSetup, type MaxTextResult } from '../src/search/max-text.js';
 import { neuronProjection } from '../src/search/objective.js';
-import { normaliseRequest, type MaxTextBody } from '../src/search/request.js';
-import { VocabularyEmbeddings } from '../src/search/vocabulary.js';
+import { normaliseRequest, requestHash, type MaxTextBody } from '../src/search/request.js';
+import { VocabularyEmbeddings, vocabularyOf } from '../src/search/vocabulary.js';
+import { searchProcessor } from '../src/jobs/processor.js';
 import { referenceModelDir } from './helpers/app.js';
 import { repoRoot } from './helpers/tiny-model.js';
 
@@ -149,6 +150,29 @@ t.test('embedded model: a file that is not this model’s is never trusted', asy
   await attempt(changed, /payload does not match/);
   // Cut short (a write that never finished would not have been renamed, but a disk can fill).
   await attempt(good.subarray(0, good.length - 100), /wrong size/);
+});
+
+t.test('a search job shares the vocabulary through DATA_DIR/max-text', async (t) => {
+  const model = await embeddedModel();
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'search-vocabulary-'));
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+  const cache = createCache({ ttlSeconds: 600, logger: quiet });
+  const processor = searchProcessor(model, cache, { dataDir });
+  const { body, result } = recorded.toyworld.results[0];
+  const request = normaliseRequest(body, model.neuronCount);
+  const outcome = await processor(
+    { request, hash: requestHash(model.sha256, request) },
+    { reportProgress: async () => {}, isCancelled: async () => false },
+  );
+  t.equal(outcome.cancelled, false);
+  t.equal(exact(outcome.result!), JSON.stringify(result), 'the recorded result');
+  const file = vocabularyOf(model).file!;
+  t.equal(path.dirname(file), path.join(dataDir, 'max-text'));
+  t.equal(
+    (await stat(file)).size > model.tokenizer.vocabSize * model.embedDim * 4,
+    true,
+    'the file is written',
+  );
 });
 
 t.test(
