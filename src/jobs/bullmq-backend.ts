@@ -181,23 +181,28 @@ export class BullBackend implements JobBackend {
 
   private async view(id: string): Promise<JobView | undefined> {
     const { name, queue } = this.lane({ id });
-    const job = (await queue.getJob(id)) as Job<JobData, JobOutcome> | undefined;
+    const [found, stopped, subscribers] = await Promise.all([
+      queue.getJob(id) as Promise<Job<JobData, JobOutcome> | undefined>,
+      this.redis.get(cancelKey(name, id)),
+      this.redis.scard(subscribersKey(name, id)),
+    ]);
+    let job = found;
+    let state = job ? await job.getState() : undefined;
+    // The job's fields and its state are two reads: a job that finished between them read as
+    // completed (or failed) with the fields of a running job, without its returnvalue (or
+    // failedReason). Its fields are read again then: a finished job's are final (BullMQ writes them
+    // in the script that moves it to its finished set).
+    if (job && (state === 'completed' || state === 'failed') && !job.finishedOn) {
+      job = (await queue.getJob(id)) as Job<JobData, JobOutcome> | undefined;
+      state = job ? await job.getState() : undefined;
+    }
     if (!job) {
       // A job stopped while it waited is removed from the queue; its flag keeps its view.
-      const [stopped, subscribers] = await Promise.all([
-        this.redis.get(cancelKey(name, id)),
-        this.redis.scard(subscribersKey(name, id)),
-      ]);
       const flag = stopped === null ? undefined : parseFlag(stopped);
       return flag
         ? { id, kind: flag.kind, state: 'cancelled', progress: flag.progress, subscribers }
         : undefined;
     }
-    const [state, stopped, subscribers] = await Promise.all([
-      job.getState(),
-      this.redis.get(cancelKey(name, id)),
-      this.redis.scard(subscribersKey(name, id)),
-    ]);
     if (state === 'unknown') return undefined;
     const progress =
       typeof job.progress === 'object' && job.progress !== null
