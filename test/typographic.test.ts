@@ -597,6 +597,22 @@ t.test(
       });
       t.equal(interventions.statusCode, 413);
       t.match(interventions.json().message, /over 15 MiB.*several requests \(up to 32 per request\)/);
+      // One uploaded image over 10 MiB: the per-image limit, named.
+      const one = await app.inject({
+        method: 'POST',
+        url: '/v1/typographic/attack',
+        payload: Buffer.concat([
+          Buffer.from(file(0)),
+          Buffer.alloc(11 * 1024 * 1024, 1),
+          Buffer.from(`\r\n--${boundary}--\r\n`),
+        ]),
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+      });
+      t.equal(one.statusCode, 413, one.body);
+      t.match(
+        one.json().message,
+        /an uploaded image is over 10 MiB, the most one image may be \(MAX_IMAGE_BYTES\)/,
+      );
       // Other errors of the route still reach the client as before.
       const bad = await attack({ image: blue, text: 'green', labels: [] });
       t.equal(bad.statusCode, 400);

@@ -91,6 +91,12 @@ export async function multipartToBody(request: FastifyRequest): Promise<void> {
       }
     }
   } catch (error) {
+    // @fastify/multipart's file-size refusal names no limit ("request file too large").
+    if ((error as { code?: unknown }).code === 'FST_REQ_FILE_TOO_LARGE') {
+      throw payloadTooLarge(
+        `an uploaded image is over ${MAX_IMAGE_BYTES / (1024 * 1024)} MiB, the most one image may be (MAX_IMAGE_BYTES)`,
+      );
+    }
     // Limits (413) and our own 400s carry a status; a malformed body from busboy does not.
     if (typeof (error as { statusCode?: unknown }).statusCode === 'number') throw error;
     throw badRequest(`the multipart body could not be read (${(error as Error).message}); ${WHAT_TO_SEND}`);
