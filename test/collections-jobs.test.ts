@@ -18,6 +18,7 @@
  */
 import t, { type Test } from 'tap';
 import type { ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -246,6 +247,40 @@ t.test('cancel through the job API: owner only; what was indexed stays, the rest
     (await events(base, jobId)).map((event) => event.event),
     ['cancelled'],
   );
+});
+
+t.test('settled() waits for uploads staged while it polls (their build not yet submitted)', async (t) => {
+  await createAndUpload(app, 'staged', uploadsOf(3));
+  await app.collections.settled('staged');
+  t.match(await collection(app, 'staged'), { images: 3, pending: 0, build: { state: 'completed' } });
+  // An upload under way, as addImages does it: its files staged, its build submitted after.
+  const { store } = app.collections;
+  const entries = [];
+  for (const [i, bytes] of pictures.slice(3, 7).entries()) {
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    await store.putImage('staged', sha256, bytes);
+    entries.push({ name: `later${i}.png`, category: null, caption: null, sha256, bytes: bytes.length });
+  }
+  await store.appendPending('staged', entries);
+  // settled() polls while the build is submitted: it answered at once (the last build had
+  // completed and no process held the build's lock), with the staged uploads not indexed.
+  const settled = app.collections.settled('staged');
+  await app.collections.startBuild('staged');
+  await settled;
+  t.match(await collection(app, 'staged'), { images: 7, pending: 0 }, 'the staged uploads indexed');
+  await until(async () => {
+    const view = await collection(app, 'staged');
+    return view.build.state === 'completed' && (await job(app, view.build.jobId)).state === 'completed';
+  }, 'the build to end');
+  // Staged uploads that no submission follows (an upload that failed after staging) are built too.
+  const more = pictures[7];
+  const sha256 = createHash('sha256').update(more).digest('hex');
+  await store.putImage('staged', sha256, more);
+  await store.appendPending('staged', [
+    { name: 'orphan.png', category: null, caption: null, sha256, bytes: more.length },
+  ]);
+  await app.collections.settled('staged');
+  t.match(await collection(app, 'staged'), { images: 8, pending: 0, build: { state: 'completed' } });
 });
 
 t.test('stopped mid-build and started again: the build resumes where it stopped, same job', async (t) => {

@@ -243,10 +243,13 @@ export class CollectionBuilds {
     });
   }
 
-  /** True when job `jobId` is the collection's build and it has completed. */
-  async completed(id: string, jobId: string): Promise<boolean> {
+  /**
+   * True when job `jobId` is the collection's build and it has ended (completed, failed or
+   * cancelled): it plans no more uploads, though its job may still be running for a moment.
+   */
+  async ended(id: string, jobId: string): Promise<boolean> {
     const manifest = await this.deps.store.manifest(id);
-    return manifest?.build.jobId === jobId && manifest.build.state === 'completed';
+    return manifest?.build.jobId === jobId && !running(manifest, jobId);
   }
 
   /** Runs `work` under the collection's commit lock (held briefly: a plan, a commit, a stop). */

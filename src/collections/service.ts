@@ -72,6 +72,8 @@ export interface BuildJobs {
 }
 
 const ACTIVE: readonly BuildState[] = ['running', 'queued'];
+/** Failed reads of the build's job in a row after which settled() gives up (throws). */
+const SETTLED_MAX_FAILURES = 20;
 
 export interface RankedImage {
   imageId: number;
@@ -304,9 +306,9 @@ export class CollectionService {
         manifest.owner,
         preferredId,
       );
-      // The job joined may be a build that has just completed (its job not yet ended): once it
-      // has, a new one takes the uploads it left.
-      if (deduplicated && (await this.jobs.builds.completed(id, jobId)) && attempt < 600) {
+      // The job joined may be a build that has just completed or failed (its job not yet ended:
+      // it would not take these uploads): once it has ended, a new one takes them.
+      if (deduplicated && (await this.jobs.builds.ended(id, jobId)) && attempt < 600) {
         await sleep(50);
         continue;
       }
@@ -373,16 +375,43 @@ export class CollectionService {
     return jobId === null ? undefined : this.jobs.queue.get(jobId).catch(() => undefined);
   }
 
-  /** Waits until the collection's build job has ended and no process builds it (tests, the CLI). */
+  /**
+   * Waits until the collection's build job has ended, no process builds it, and every upload staged
+   * is indexed or dropped (tests, the CLI). Uploads staged while it polls, whose build is not yet
+   * submitted (addImages stages, then submits), or staged by an upload that failed before it
+   * submitted its build, are built: it submits their build (or joins the one being submitted).
+   */
   async settled(id: string): Promise<void> {
+    let failures = 0;
     for (;;) {
       const manifest = await this.store.manifest(id);
       if (!manifest) return;
-      const { jobId } = manifest.build;
-      const view = jobId === null ? undefined : await this.jobs.queue.get(jobId).catch(() => undefined);
+      const { jobId, state } = manifest.build;
+      let view: JobView | undefined;
+      try {
+        view = jobId === null ? undefined : await this.jobs.queue.get(jobId);
+        failures = 0;
+      } catch (error) {
+        // The job store did not answer (Redis under load or down): not a sign that the build ended.
+        if (++failures >= SETTLED_MAX_FAILURES) throw error;
+        await sleep(250);
+        continue;
+      }
       const active = view !== undefined && !isTerminal(view);
-      if (!active && (await this.jobs.builds.liveBuild(id)) === undefined) return;
-      await sleep(25);
+      if (active || (await this.jobs.builds.liveBuild(id)) !== undefined) {
+        await sleep(25);
+        continue;
+      }
+      // Read again: a build announced (or ended) since the first read is waited for.
+      const now = await this.store.manifest(id);
+      if (!now) return;
+      if (now.build.jobId !== jobId || now.build.state !== state) continue;
+      // Uploads staged that no build took: a submission under way, or one that failed.
+      if (!ACTIVE.includes(state) && (await this.store.pendingSize(id)) > now.pendingBytes) {
+        await this.startBuild(id);
+        continue;
+      }
+      return;
     }
   }
 
