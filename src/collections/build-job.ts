@@ -42,6 +42,7 @@ import {
   type KindProcessor,
   type SpawnedJob,
 } from '../jobs/types.js';
+import { RunningJobs } from '../jobs/running.js';
 import {
   BuildAborted,
   commitShard,
@@ -200,8 +201,8 @@ export function shardJobId(buildJobId: string, shard: number): string {
 
 /** Runs collection builds and their shards for the job queue (see the header). */
 export class CollectionBuilds {
-  private closing = false;
-  private readonly active = new Set<Promise<unknown>>();
+  /** The builds and shards this process runs (stop() hands them back). */
+  private readonly processing = new RunningJobs();
 
   constructor(private readonly deps: BuildDeps) {}
 
@@ -335,26 +336,19 @@ export class CollectionBuilds {
 
   /** Stops this process's builds and shards (shutdown): they hand back, to resume; resolves when they have. */
   async stop(): Promise<void> {
-    this.closing = true;
-    await Promise.allSettled([...this.active]);
-  }
-
-  private track<T>(work: Promise<T>): Promise<T> {
-    this.active.add(work);
-    void work.finally(() => this.active.delete(work)).catch(() => undefined);
-    return work;
+    await this.processing.stop();
   }
 
   readonly buildProcessor: KindProcessor<'collection-build'> = (data, context) =>
-    this.track(this.build(data.collection, context));
+    this.processing.track(this.build(data.collection, context));
 
   readonly shardProcessor: KindProcessor<'collection-shard'> = (data, context) =>
-    this.track(this.shard(data.collection, data.build, data.shard, context));
+    this.processing.track(this.shard(data.collection, data.build, data.shard, context));
 
   private async build(id: string, context: JobContext<BuildProgress>): Promise<JobOutcome<BuildResult>> {
     const { store } = this.deps;
     const jobId = context.id ?? 'unknown';
-    const handBack = () => this.closing || context.shouldHandBack?.() === true;
+    const handBack = () => this.processing.handingBack(context);
     if (await context.isCancelled()) return { cancelled: true };
     if (!(await store.manifest(id))) return { cancelled: true };
     await mkdir(this.buildDir(id), { recursive: true });
@@ -697,8 +691,7 @@ export class CollectionBuilds {
     if (!plan || !range || !running(manifest, jobId) || range.to <= manifest!.pendingBytes) {
       return { cancelled: false, result: { computed: false, done: 0 } };
     }
-    const stop = async () =>
-      this.closing || context.shouldHandBack?.() === true || (await context.isCancelled());
+    const stop = async () => this.processing.handingBack(context) || (await context.isCancelled());
     let computed = false;
     try {
       computed = await this.computeIfFree(id, plan, shard, stop, async () => undefined);

@@ -36,6 +36,7 @@ import {
   type KindProcessor,
   type SpawnedJob,
 } from '../jobs/types.js';
+import { RunningJobs } from '../jobs/running.js';
 import type { WordService } from '../words/service.js';
 import type { WordIndex } from '../words/word-index.js';
 import {
@@ -171,8 +172,8 @@ async function exists(file: string): Promise<boolean> {
 }
 
 export class NeuronLabelJobs {
-  private closing = false;
-  private readonly active = new Set<Promise<unknown>>();
+  /** The labelling jobs and shards this process runs (stop() hands them back). */
+  private readonly processing = new RunningJobs();
 
   constructor(private readonly deps: LabelJobDeps) {}
 
@@ -210,21 +211,14 @@ export class NeuronLabelJobs {
 
   /** Stops this process's labelling work (shutdown): it hands back, to resume. */
   async stop(): Promise<void> {
-    this.closing = true;
-    await Promise.allSettled([...this.active]);
-  }
-
-  private track<T>(work: Promise<T>): Promise<T> {
-    this.active.add(work);
-    void work.finally(() => this.active.delete(work)).catch(() => undefined);
-    return work;
+    await this.processing.stop();
   }
 
   readonly jobProcessor: KindProcessor<'neuron-labels'> = (data, context) =>
-    this.track(this.label(data.collection, context));
+    this.processing.track(this.label(data.collection, context));
 
   readonly shardProcessor: KindProcessor<'neuron-labels-shard'> = (data, context) =>
-    this.track(this.shard(data.job, data.shard, context));
+    this.processing.track(this.shard(data.job, data.shard, context));
 
   /** The entry of one neuron on a collection's view. */
   async entryOf(view: CollectionView, index: WordIndex | undefined, neuron: number): Promise<AutomaticEntry> {
@@ -285,7 +279,7 @@ export class NeuronLabelJobs {
     context: JobContext<LabelProgress>,
   ): Promise<JobOutcome<LabelResult>> {
     const jobId = context.id ?? 'labels-unknown';
-    const handBack = () => this.closing || context.shouldHandBack?.() === true;
+    const handBack = () => this.processing.handingBack(context);
     // A cancel may come while the plan is being written (after the stop hook removed the folder):
     // whatever this run leaves goes too, so that no later start resumes it.
     const cancelled = async (): Promise<JobOutcome<LabelResult>> => {
@@ -456,8 +450,7 @@ export class NeuronLabelJobs {
   ): Promise<JobOutcome<LabelShardResult>> {
     const plan = await this.readPlan(jobId);
     if (!plan || shard >= plan.shards) return { cancelled: false, result: { computed: false, done: 0 } };
-    const stop = async () =>
-      this.closing || context.shouldHandBack?.() === true || (await context.isCancelled());
+    const stop = async () => this.processing.handingBack(context) || (await context.isCancelled());
     try {
       const computed = await this.computeIfFree(plan, shard, stop, async () => undefined);
       return { cancelled: false, result: { computed, done: computed ? this.shardCount(plan, shard) : 0 } };
