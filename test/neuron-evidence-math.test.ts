@@ -2,7 +2,8 @@
  * The numerical parts of neuron evidence (src/evidence/) against independent references: soft-WPMI
  * (CLIP-Dissect) against a numpy implementation written here from the paper's formula, on a small
  * random problem; Spearman's ρ and average ranks against scipy; the streaming top-m (ColumnTops)
- * against a full sort; the multimodality measure on hand-made sides.
+ * against a full sort; the multimodality measure on hand-made sides; the numerators of neighbours
+ * by activations from column-major blocks (BlockDots) against the row-major two-pass CentredDots.
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
@@ -17,6 +18,8 @@ import {
   wpmiOfLogGiven,
 } from '../src/evidence/dissect.js';
 import { averageRanks, multimodality, significantRho, spearman } from '../src/evidence/measure.js';
+import { BlockDots, CentredDots, ColumnMoments, GroupMoments } from '../src/evidence/neighbours.js';
+import { transpose } from '../src/collections/columns.js';
 
 /** A small deterministic generator (mulberry32). */
 function random(seed: number): () => number {
@@ -225,3 +228,62 @@ t.test('the multimodality measure on hand-made sides', async (t) => {
   t.equal(other?.multimodal, false);
   t.equal(multimodality({ names: [], scores: [] }, reading, speaking), null);
 });
+
+t.test(
+  'BlockDots and GroupMoments: column-major blocks and a row-major tail give CentredDots’s and ColumnMoments’s values',
+  async (t) => {
+    const next = random(19);
+    const [N, C, B] = [43, 13, 8]; // 5 blocks of 8 rows and a tail of 3
+    // Large offsets and zeros (dead neurons, zero target values) where cancellation would show.
+    const rows = Float32Array.from({ length: N * C }, (_, i) =>
+      i % C === 4 ? 0 : 1000 * ((i % C) % 3) + (next() < 0.2 ? 0 : next()),
+    );
+    const moments = new ColumnMoments(C);
+    moments.addToMeans(rows, N);
+    const means = moments.finishMeans();
+    const neuron = 7;
+    const target = Float64Array.from({ length: N }, (_, i) => rows[i * C + neuron] - means[neuron]);
+    const reference = new CentredDots(means, target);
+    reference.add(rows, 0, N);
+    const blocked = new BlockDots(means, target);
+    const bytes = new Uint8Array(rows.buffer);
+    const blocks = Math.floor(N / B);
+    for (let b = 0; b < blocks; b++) {
+      const block = transpose(bytes.subarray(b * B * C * 4, (b + 1) * B * C * 4), B, C, 4);
+      blocked.addBlock(new Float32Array(block.buffer), b * B, B);
+    }
+    blocked.addRows(rows.subarray(blocks * B * C), blocks * B, N - blocks * B);
+    const got = blocked.dots;
+    const grouped = new GroupMoments(C);
+    for (let b = 0; b < blocks; b++) {
+      const block = transpose(bytes.subarray(b * B * C * 4, (b + 1) * B * C * 4), B, C, 4);
+      grouped.addBlock(new Float32Array(block.buffer), B);
+    }
+    grouped.addRows(rows.subarray(blocks * B * C), N - blocks * B);
+    moments.addToSquares(rows, N);
+    const exact = moments.result();
+    const fromGroups = grouped.result();
+    t.equal(fromGroups.images, N);
+    t.ok(
+      Array.from(
+        fromGroups.means,
+        (mean, c) => Math.abs(mean - exact.means[c]) <= 1e-12 * Math.max(1, Math.abs(exact.means[c])),
+      ).every(Boolean),
+      'GroupMoments: the two-pass means',
+    );
+    t.ok(
+      Array.from(
+        fromGroups.squares,
+        (sq, c) => Math.abs(sq - exact.squares[c]) <= 1e-9 * Math.max(1, exact.squares[c]),
+      ).every(Boolean),
+      'GroupMoments: the two-pass centred sums of squares',
+    );
+    t.equal(fromGroups.squares[4], 0, 'a constant column has none');
+    t.equal(got.length, C);
+    t.equal(got[4], 0, 'a constant column has a zero numerator');
+    const worst = Math.max(...Array.from(got, (dot, c) => Math.abs(dot - reference.dots[c])));
+    const scale = Math.max(...Array.from(reference.dots, Math.abs));
+    t.ok(worst <= 1e-9 * scale, `largest difference ${worst.toExponential(2)} of ${scale.toFixed(3)}`);
+    t.ok(Math.abs(got[neuron] - reference.dots[neuron]) <= 1e-9 * scale, 'the neuron with itself');
+  },
+);

@@ -2,7 +2,8 @@
  * GET /v1/neurons/{id}/neighbours on the embedded toy model, recomputed from scratch by numpy: by
  * weights from the raw bilinear.f32 (cosine of W's rows), by activations from the collection's raw
  * means.f32 (np.corrcoef of the columns), over a small collection of rendered shapes whose column
- * blocks (8 rows) and row tail both serve the neuron's column. The 4xx answers: a neuron out of
+ * blocks (8 rows) and row tail both serve the neuron's column and the numerators; the route's
+ * answers (computed on the service's thread) equal those computed on the calling thread. The 4xx answers: a neuron out of
  * range, k out of range, an unknown `by`, activations without a collection, an unknown or empty
  * collection, a neuron constant over the images. And the families GET /v1/neurons names.
  */
@@ -16,6 +17,7 @@ import sharp from 'sharp';
 import type { App } from '../src/app.js';
 import { DEFAULT_MODEL_DIR, REPO_ROOT } from '../src/config.js';
 import { FILES } from '../src/collections/store.js';
+import { NeighbourService } from '../src/evidence/neighbour-service.js';
 import { buildTestApp } from './helpers/app.js';
 
 const ID = 'neighbour-shapes';
@@ -180,6 +182,12 @@ t.test('by weights: the cosines of W’s rows, as numpy computes them from bilin
 t.test('by activations: Pearson’s r of the stored columns, as numpy computes it', async (t) => {
   t.equal(manifest.images, 28);
   t.equal(manifest.columnBlocks, 3, 'three column blocks and a tail of rows');
+  const here = new NeighbourService({
+    model: app.clip,
+    catalogue: app.attribution.catalogue,
+    collections: app.collections,
+    thread: false,
+  });
   let measured = 0;
   for (const neuron of MEASURED) {
     const url = `/v1/neurons/${neuron}/neighbours?by=activations&collection=${ID}&k=${K}`;
@@ -189,7 +197,7 @@ t.test('by activations: Pearson’s r of the stored columns, as numpy computes i
       continue;
     }
     measured++;
-    t.equal(status, 200);
+    t.equal(status, 200, JSON.stringify(body).slice(0, 300));
     t.equal(body.by, 'activations');
     t.equal(body.collection, ID);
     t.equal(body.images, 28);
@@ -197,6 +205,11 @@ t.test('by activations: Pearson’s r of the stored columns, as numpy computes i
     t.notOk(
       body.neighbours.some((row: Row) => numpy.constant.includes(row.neuron)),
       'constant neurons are left out',
+    );
+    t.same(
+      body.neighbours.map((row: Row) => [row.neuron, row.cosine]),
+      (await here.byActivations(manifest, neuron, K)).map((row) => [row.neuron, row.cosine]),
+      `neuron ${neuron}: the thread's answer is the calling thread's`,
     );
   }
   t.ok(

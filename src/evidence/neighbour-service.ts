@@ -1,24 +1,19 @@
 /**
  * A neuron's cosine neighbours on a loaded model (neighbours.ts has the arithmetic): by its row of
  * W (the model's bilinear.f32, held in memory; the row norms computed once), or by its activation
- * pattern over a collection's images (the means file: the per-neuron means and centred sums of
- * squares computed in two scans once per collection state and kept; then, per query, the neuron's
- * column from the column-major copy and one scan for the numerators).
+ * pattern over a collection's images (activation-neighbours.ts, on a thread of its own by default:
+ * the per-neuron means and centred sums of squares computed in one pass once per collection state
+ * and kept; then, per query, the numerators from the column-major blocks).
  */
+import path from 'node:path';
 import type { NeuronCatalogue } from '../attribution/neuron-catalogue.js';
-import { CollectionReader } from '../collections/reader.js';
 import type { CollectionService } from '../collections/service.js';
-import { FILES, type CollectionManifest } from '../collections/store.js';
+import type { CollectionManifest } from '../collections/store.js';
 import { badRequest, conflict, HttpError } from '../errors.js';
-import {
-  CentredDots,
-  ColumnMoments,
-  correlations,
-  rowNorms,
-  topNeighbours,
-  weightCosines,
-  type Neighbour,
-} from './neighbours.js';
+import { InProcess, type Runner } from '../threads/in-process.js';
+import { siblingModule, WorkerPool } from '../threads/worker-pool.js';
+import { ActivationNeighbours, type ActivationQuery } from './activation-neighbours.js';
+import { rowNorms, topNeighbours, weightCosines, type Neighbour } from './neighbours.js';
 import { PROBE_COLLECTION } from './service.js';
 
 export type NeighbourKind = 'weights' | 'activations';
@@ -44,23 +39,30 @@ export interface Neighbours {
   neighbours: NamedNeighbour[];
 }
 
-interface Moments {
-  images: number;
-  means: Float64Array;
-  squares: Float64Array;
-}
-
 export class NeighbourService {
   private norms?: Float64Array;
-  private readonly moments = new Map<string, Promise<Moments>>();
+  private readonly activations: Runner<ActivationQuery, Neighbour[]>;
 
   constructor(
     private readonly options: {
       model: NeighbourModel;
       catalogue: NeuronCatalogue;
       collections: CollectionService;
+      /** Neighbours by activations on a thread of their own (default), or on the calling thread. */
+      thread?: boolean;
     },
-  ) {}
+  ) {
+    if (options.thread ?? true) {
+      this.activations = new WorkerPool(siblingModule(import.meta.url, 'neighbour-thread'), 1);
+    } else {
+      const scans = new ActivationNeighbours();
+      this.activations = new InProcess((query: ActivationQuery) => scans.neighbours(query));
+    }
+  }
+
+  close(): Promise<void> {
+    return this.activations.close();
+  }
 
   private checkNeuron(neuron: number): void {
     const count = this.options.model.neuronCount;
@@ -102,28 +104,10 @@ export class NeighbourService {
   }
 
   /** The k neurons whose centred activation columns over the collection are most like the neuron's. */
-  async byActivations(manifest: CollectionManifest, neuron: number, k: number): Promise<Neighbour[]> {
-    if (manifest.images < 2) {
-      throw conflict(
-        `collection "${manifest.id}" has ${manifest.images} indexed image${manifest.images === 1 ? '' : 's'} (build: ${manifest.build.state}): an activation pattern needs at least 2`,
-      );
-    }
-    const reader = new CollectionReader(this.options.collections.store, manifest);
-    const { means, squares, images } = await this.momentsOf(manifest, reader);
-    if (!(squares[neuron] > 0)) {
-      throw conflict(
-        `neuron ${neuron} is constant over the ${images} images of collection "${manifest.id}": its activation pattern has no direction`,
-      );
-    }
-    const column = await reader.column(FILES.means, neuron);
-    const target = Float64Array.from(column.subarray(0, images), (value) => value - means[neuron]);
-    const dots = new CentredDots(means, target);
-    await reader.scan(FILES.means, (rows, start, count) => {
-      // Rows past the moments' count (committed since) are left out: one set of images throughout.
-      const kept = Math.min(count, images - start);
-      if (kept > 0) dots.add(rows, start, kept);
-    });
-    return topNeighbours(correlations(dots.dots, squares, squares[neuron]), neuron, k);
+  byActivations(manifest: CollectionManifest, neuron: number, k: number): Promise<Neighbour[]> {
+    // The store's root is DATA_DIR/collections.
+    const dataDir = path.dirname(this.options.collections.store.root);
+    return this.activations.run({ dataDir, manifest, neuron, k });
   }
 
   private named(found: Neighbour[]): { neighbours: NamedNeighbour[] } {
@@ -148,25 +132,5 @@ export class NeighbourService {
       }
       throw error;
     }
-  }
-
-  /** Per-neuron means and centred sums of squares over the collection's images, once per state. */
-  private momentsOf(manifest: CollectionManifest, reader: CollectionReader): Promise<Moments> {
-    const key = `${manifest.id}|${manifest.images}|${manifest.build.jobId ?? ''}|${manifest.build.finishedAt ?? ''}`;
-    let moments = this.moments.get(key);
-    if (!moments) {
-      moments = (async () => {
-        const accumulator = new ColumnMoments(manifest.model.neurons);
-        await reader.scan(FILES.means, (rows, _start, count) => accumulator.addToMeans(rows, count));
-        accumulator.finishMeans();
-        await reader.scan(FILES.means, (rows, _start, count) => accumulator.addToSquares(rows, count));
-        return accumulator.result();
-      })();
-      moments.catch(() => this.moments.delete(key));
-      for (const old of this.moments.keys()) if (old.startsWith(`${manifest.id}|`)) this.moments.delete(old);
-      if (this.moments.size >= 8) this.moments.delete(this.moments.keys().next().value as string);
-      this.moments.set(key, moments);
-    }
-    return moments;
   }
 }

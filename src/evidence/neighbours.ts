@@ -124,6 +124,147 @@ export class CentredDots {
   }
 }
 
+/**
+ * Per-column mean and centred sum of squares, as ColumnMoments's, in one pass over groups of rows
+ * (column-major blocks, or chunks of row-major rows): each group's mean and centred squares in two
+ * passes over the group (a column's run of a block is contiguous and small), merged into the totals
+ * by Chan et al.'s pairwise update, exact where Σx² − n·mean² would cancel.
+ */
+export class GroupMoments {
+  private readonly means: Float64Array;
+  private readonly squares: Float64Array;
+  private rows = 0;
+
+  constructor(readonly columns: number) {
+    this.means = new Float64Array(columns);
+    this.squares = new Float64Array(columns);
+  }
+
+  private merge(c: number, count: number, mean: number, squares: number): void {
+    const n = this.rows;
+    const delta = mean - this.means[c];
+    const total = n + count;
+    this.means[c] += (delta * count) / total;
+    this.squares[c] += squares + (delta * delta * n * count) / total;
+  }
+
+  /** A column-major block ([C, rows]). */
+  addBlock(block: Float32Array, rows: number): void {
+    if (rows === 0) return;
+    for (let c = 0; c < this.columns; c++) {
+      const base = c * rows;
+      let sum = 0;
+      for (let r = 0; r < rows; r++) sum += block[base + r];
+      const mean = sum / rows;
+      let squares = 0;
+      for (let r = 0; r < rows; r++) {
+        const centred = block[base + r] - mean;
+        squares += centred * centred;
+      }
+      this.merge(c, rows, mean, squares);
+    }
+    this.rows += rows;
+  }
+
+  /** `count` row-major rows ([count, C]). */
+  addRows(chunk: Float32Array, count: number): void {
+    if (count === 0) return;
+    const C = this.columns;
+    const sums = new Float64Array(C);
+    for (let r = 0; r < count; r++) {
+      const base = r * C;
+      for (let c = 0; c < C; c++) sums[c] += chunk[base + c];
+    }
+    const means = Float64Array.from(sums, (sum) => sum / count);
+    const squares = new Float64Array(C);
+    for (let r = 0; r < count; r++) {
+      const base = r * C;
+      for (let c = 0; c < C; c++) {
+        const centred = chunk[base + c] - means[c];
+        squares[c] += centred * centred;
+      }
+    }
+    for (let c = 0; c < C; c++) this.merge(c, count, means[c], squares[c]);
+    this.rows += count;
+  }
+
+  result(): { images: number; means: Float64Array; squares: Float64Array } {
+    return { images: this.rows, means: this.means, squares: this.squares };
+  }
+}
+
+/**
+ * The same numerators from the column-major blocks (columns.ts: block b holds its B rows as C runs of
+ * B contiguous values) and the row-major rows after them: Σᵢ x_ic·ỹᵢ, each column's run summed in a
+ * local (no store per product), then Σᵢ (x_ic − mean_c)·ỹᵢ = Σᵢ x_ic·ỹᵢ − mean_c·Σᵢ ỹᵢ (Σ ỹ is
+ * zero up to rounding: the target is centred on the same images).
+ */
+export class BlockDots {
+  private readonly raw: Float64Array;
+
+  constructor(
+    private readonly means: Float64Array,
+    private readonly target: Float64Array,
+  ) {
+    this.raw = new Float64Array(means.length);
+  }
+
+  /** A column-major block ([C, rows]) of the images `start` … `start + rows − 1`. */
+  addBlock(block: Float32Array, start: number, rows: number): void {
+    const { raw, target } = this;
+    const C = raw.length;
+    const y = target.subarray(start, start + rows);
+    let c = 0;
+    // Four columns at a time: each target value loaded once for four products.
+    for (; c + 3 < C; c += 4) {
+      const b0 = c * rows;
+      const b1 = b0 + rows;
+      const b2 = b1 + rows;
+      const b3 = b2 + rows;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let r = 0; r < rows; r++) {
+        const v = y[r];
+        s0 += block[b0 + r] * v;
+        s1 += block[b1 + r] * v;
+        s2 += block[b2 + r] * v;
+        s3 += block[b3 + r] * v;
+      }
+      raw[c] += s0;
+      raw[c + 1] += s1;
+      raw[c + 2] += s2;
+      raw[c + 3] += s3;
+    }
+    for (; c < C; c++) {
+      const base = c * rows;
+      let sum = 0;
+      for (let r = 0; r < rows; r++) sum += block[base + r] * y[r];
+      raw[c] += sum;
+    }
+  }
+
+  /** `count` row-major rows ([count, C]) of the images `start` … `start + count − 1`. */
+  addRows(chunk: Float32Array, start: number, count: number): void {
+    const { raw, target } = this;
+    const C = raw.length;
+    for (let r = 0; r < count; r++) {
+      const y = target[start + r];
+      if (y === 0) continue;
+      const base = r * C;
+      for (let c = 0; c < C; c++) raw[c] += chunk[base + c] * y;
+    }
+  }
+
+  /** The centred numerators, as CentredDots's. */
+  get dots(): Float64Array {
+    let sumY = 0;
+    for (let i = 0; i < this.target.length; i++) sumY += this.target[i];
+    return Float64Array.from(this.raw, (dot, c) => dot - this.means[c] * sumY);
+  }
+}
+
 /** The cosines of the centred columns from their numerators and sums of squares (NaN for a constant column). */
 export function correlations(dots: Float64Array, squares: Float64Array, targetSquares: number): Float64Array {
   return Float64Array.from(dots, (dot, c) => {

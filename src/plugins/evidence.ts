@@ -29,14 +29,13 @@ const evidencePlugin: FastifyPluginAsync = async (app) => {
       embeddings: (prompts) => app.encoders.textEmbeddings(prompts),
     }),
   );
-  app.decorate(
-    'neighbours',
-    new NeighbourService({
-      model: app.clip,
-      catalogue: app.attribution.catalogue,
-      collections: app.collections,
-    }),
-  );
+  const neighbours = new NeighbourService({
+    model: app.clip,
+    catalogue: app.attribution.catalogue,
+    collections: app.collections,
+  });
+  app.decorate('neighbours', neighbours);
+  app.addHook('onClose', () => neighbours.close());
 };
 
 export default fp(evidencePlugin, {
