@@ -5,19 +5,16 @@
  * the worker's model and cache) built as the plugins build them. The automatic catalogue it writes is
  * the servers' (the same DATA_DIR); cached maximal texts come from the shared cache.
  */
-import { existsSync } from 'node:fs';
-import { NeuronCatalogue } from '../attribution/neuron-catalogue.js';
-import { AttributionService } from '../attribution/service.js';
 import type { BinaryCache } from '../cache/index.js';
 import type { ClipModel } from '../clip/clip-model.js';
-import { boundedDecode, Encoders } from '../clip/encoders.js';
-import { MODEL_FILES } from '../clip/model-directory.js';
+import { boundedDecode } from '../clip/encoders.js';
 import { Semaphore } from '../clip/semaphore.js';
 import { CollectionService } from '../collections/service.js';
 import { loadCollectionSettings } from '../collections/settings.js';
 import { CollectionStore } from '../collections/store.js';
 import type { Config } from '../config.js';
 import { bestKey, type BestSearch } from '../jobs/processor.js';
+import { attributionForWorker } from '../jobs/worker-services.js';
 import { loadWordSettings } from '../words/settings.js';
 import { createWordService } from '../words/setup.js';
 import { LabelCatalogue } from './catalogue.js';
@@ -34,15 +31,7 @@ export async function labelsForWorker(
     error(o: object | string, m?: string): void;
   },
 ): Promise<{ jobs: NeuronLabelJobs; close(): Promise<void> }> {
-  const encoders = new Encoders(model, cache, {
-    maxPixels: config.maxImagePixels,
-    concurrency: config.imageDecodeConcurrency,
-  });
-  const file = model.directory.path(MODEL_FILES.neuronCatalogue);
-  const published = existsSync(file)
-    ? await NeuronCatalogue.load(file, model.neuronCount)
-    : NeuronCatalogue.empty(model.neuronCount);
-  const attribution = new AttributionService(model, published, encoders, cache);
+  const { encoders, catalogue: published, attribution } = await attributionForWorker(model, cache, config);
   const words = await createWordService({
     model,
     dataDir: config.dataDir,

@@ -4,15 +4,11 @@
  * each job (the server that took it resolved it), so the worker needs no word index. Attacks on a
  * collection's images read the originals from the collection store (DATA_DIR, shared with the servers).
  */
-import { existsSync } from 'node:fs';
-import { AttributionService } from '../attribution/service.js';
-import { NeuronCatalogue } from '../attribution/neuron-catalogue.js';
 import type { BinaryCache } from '../cache/index.js';
 import type { CollectionStore } from '../collections/store.js';
 import type { ClipModel } from '../clip/clip-model.js';
-import { Encoders } from '../clip/encoders.js';
-import { MODEL_FILES } from '../clip/model-directory.js';
 import type { Config } from '../config.js';
+import { attributionForWorker } from '../jobs/worker-services.js';
 import { attackProcessor } from './job.js';
 import { TypographicService } from './service.js';
 
@@ -22,15 +18,7 @@ export async function typographicForWorker(
   config: Pick<Config, 'maxImagePixels' | 'imageDecodeConcurrency'>,
   store?: CollectionStore,
 ) {
-  const encoders = new Encoders(model, cache, {
-    maxPixels: config.maxImagePixels,
-    concurrency: config.imageDecodeConcurrency,
-  });
-  const file = model.directory.path(MODEL_FILES.neuronCatalogue);
-  const catalogue = existsSync(file)
-    ? await NeuronCatalogue.load(file, model.neuronCount)
-    : NeuronCatalogue.empty(model.neuronCount);
-  const attribution = new AttributionService(model, catalogue, encoders, cache);
+  const { encoders, attribution } = await attributionForWorker(model, cache, config);
   const service = new TypographicService(model, encoders, attribution, () =>
     Promise.reject(new Error('a typographic-attack job carries its lexical set; this one has none')),
   );
