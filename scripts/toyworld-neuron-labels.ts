@@ -176,7 +176,7 @@ async function main(): Promise<void> {
       for (;;) {
         const manifest = await app.collections.get('probe').catch(() => undefined);
         if (manifest?.build.state === 'completed' && manifest.images > 0) {
-          described = `the probe collection (seed 100, ${manifest.images} renders)`;
+          described = `the probe collection (probe.tar.gz, seed 100, ${manifest.images.toLocaleString('en')} renders)`;
           break;
         }
         if (manifest?.build.state === 'failed')
@@ -247,6 +247,7 @@ async function main(): Promise<void> {
         rows: json,
         multimodalShare: Math.round(1000 * (list.multimodalShare ?? 0)) / 10,
         measuredNeurons: C,
+        run: new Date().toISOString().slice(0, 10),
       };
       await writeFile(values.out, `${JSON.stringify(doc, null, 1)}\n`);
     }
