@@ -132,14 +132,24 @@ export class BullBackend implements JobBackend {
     return found;
   }
 
-  /** Runs a Redis call, or answers 503 at once while Redis is unreachable (any failure of it, too). */
+  /**
+   * Runs a Redis call, or answers 503 at once while Redis is unreachable (any failure of it, too).
+   * A call whose command timed out while the connection stayed ready is made once more: its timer
+   * runs on this process's event loop, and a loop blocked past COMMAND_TIMEOUT_MS (a loaded machine,
+   * a module loaded on first use) fails the command before its reply, already there, is read (seen
+   * as a 503 among four simultaneous submissions on a loaded machine). The calls may be repeated:
+   * reads, and writes that a second time leaves as the first did.
+   */
   private async guard<T>(call: () => Promise<T>): Promise<T> {
     if (this.redis.status !== 'ready' && !(await this.firstConnection())) throw new JobStoreUnavailable();
-    try {
-      return await call();
-    } catch (error) {
-      if (error instanceof HttpError) throw error;
-      throw new JobStoreUnavailable();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await call();
+      } catch (error) {
+        if (error instanceof HttpError) throw error;
+        if (attempt === 0 && timedOut(error) && this.redis.status === 'ready') continue;
+        throw new JobStoreUnavailable();
+      }
     }
   }
 
@@ -315,6 +325,11 @@ export class BullBackend implements JobBackend {
     for (const { queue } of this.lanes.values()) await queue.close().catch(() => undefined);
     this.redis.disconnect();
   }
+}
+
+/** An ioredis command that got no reply within its commandTimeout. */
+function timedOut(error: unknown): boolean {
+  return error instanceof Error && error.message === 'Command timed out';
 }
 
 /** What a stop flag holds: the job's kind and its progress at the stop. */
