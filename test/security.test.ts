@@ -345,6 +345,119 @@ t.test('CORS: any origin by default, configured origins only otherwise', async (
   t.equal(refused.headers['access-control-allow-origin'], undefined);
 });
 
+t.test(
+  'CORS: the exact headers of simple requests and preflights, any origin and a fixed list',
+  async (t) => {
+    const CORS = [
+      'access-control-allow-origin',
+      'access-control-expose-headers',
+      'access-control-allow-methods',
+    ];
+    const pick = (res: { statusCode: number; headers: Record<string, unknown>; body: string }) => {
+      const picked: Record<string, unknown> = { status: res.statusCode, body: res.body };
+      for (const name of [
+        ...CORS,
+        'access-control-allow-headers',
+        'vary',
+        'content-length',
+        'content-type',
+      ]) {
+        if (res.headers[name] !== undefined) picked[name] = res.headers[name];
+      }
+      // A preflight is answered before the security headers are set.
+      picked.helmet = res.headers['x-content-type-options'];
+      return picked;
+    };
+    const preflight = (origin: string | undefined, requestHeaders?: string, method = 'POST') => ({
+      method: 'OPTIONS' as const,
+      url: '/v1/embed/text',
+      headers: {
+        ...(origin ? { origin } : {}),
+        ...(method ? { 'access-control-request-method': method } : {}),
+        ...(requestHeaders ? { 'access-control-request-headers': requestHeaders } : {}),
+      },
+    });
+    const expose = 'X-Shape, X-Dtype';
+    const methods = 'GET, POST, PUT, DELETE, OPTIONS';
+
+    const open = await build();
+    t.teardown(() => open.close());
+    const simple = pick(await open.inject({ url: '/v1/model', headers: { origin: 'https://a.example' } }));
+    t.match(simple, {
+      status: 200,
+      'access-control-allow-origin': '*',
+      'access-control-expose-headers': expose,
+    });
+    t.equal(simple.vary, undefined);
+    t.notOk('access-control-allow-methods' in simple);
+    const bare = pick(await open.inject({ url: '/v1/model' }));
+    t.equal(bare['access-control-allow-origin'], '*');
+    t.same(pick(await open.inject(preflight('https://a.example', 'content-type,authorization'))), {
+      status: 204,
+      body: '',
+      'access-control-allow-origin': '*',
+      'access-control-expose-headers': expose,
+      'access-control-allow-methods': methods,
+      'access-control-allow-headers': 'content-type,authorization',
+      vary: 'Access-Control-Request-Headers',
+      'content-length': '0',
+      helmet: undefined,
+    });
+    // A preflight to a path no route serves is answered the same; one without the method is a 400.
+    const unknown = pick(await open.inject({ ...preflight('https://a.example'), url: '/nowhere' }));
+    t.match(unknown, {
+      status: 204,
+      'access-control-allow-methods': methods,
+      vary: 'Access-Control-Request-Headers',
+    });
+    t.notOk('access-control-allow-headers' in unknown);
+    t.same(pick(await open.inject(preflight('https://a.example', undefined, ''))), {
+      status: 400,
+      body: 'Invalid Preflight Request',
+      'access-control-allow-origin': '*',
+      'access-control-expose-headers': expose,
+      'content-length': '25',
+      'content-type': 'text/plain',
+      helmet: undefined,
+    });
+    t.match(pick(await open.inject(preflight(undefined))), {
+      status: 400,
+      body: 'Invalid Preflight Request',
+    });
+
+    const closed = await build({ corsOrigins: ['https://app.example', 'https://other.example'] });
+    t.teardown(() => closed.close());
+    t.match(pick(await closed.inject({ url: '/v1/model', headers: { origin: 'https://other.example' } })), {
+      status: 200,
+      'access-control-allow-origin': 'https://other.example',
+      'access-control-expose-headers': expose,
+      vary: 'Origin',
+    });
+    const refused = pick(
+      await closed.inject({ url: '/v1/model', headers: { origin: 'https://evil.example' } }),
+    );
+    t.match(refused, { status: 200, 'access-control-expose-headers': expose, vary: 'Origin' });
+    t.notOk('access-control-allow-origin' in refused);
+    t.same(pick(await closed.inject(preflight('https://app.example', 'content-type'))), {
+      status: 204,
+      body: '',
+      'access-control-allow-origin': 'https://app.example',
+      'access-control-expose-headers': expose,
+      'access-control-allow-methods': methods,
+      'access-control-allow-headers': 'content-type',
+      vary: 'Origin, Access-Control-Request-Headers',
+      'content-length': '0',
+      helmet: undefined,
+    });
+    const evil = pick(await closed.inject(preflight('https://evil.example', 'content-type')));
+    t.match(evil, {
+      status: 204,
+      vary: 'Origin, Access-Control-Request-Headers',
+      'access-control-allow-methods': methods,
+    });
+    t.notOk('access-control-allow-origin' in evil);
+  },
+);
 t.test('security headers (helmet) on answers and errors', async (t) => {
   const app = await build();
   t.teardown(() => app.close());
