@@ -92,7 +92,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   if (config.requestTimeoutMs > 0) {
     // Past REQUEST_TIMEOUT_MS the client gets a 503 that says so. The work itself runs to its end:
     // it cannot be interrupted midway, and fits and searches have time budgets of their own.
-    app.addHook('onRequest', async (request, reply) => {
+    app.addHook('onRequest', (request, reply, done) => {
       const timer = setTimeout(() => {
         if (reply.sent || reply.raw.headersSent) return;
         request.log.warn({ url: request.url, limitMs: config.requestTimeoutMs }, 'request timed out');
@@ -107,6 +107,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
       }, config.requestTimeoutMs);
       timer.unref();
       reply.raw.once('close', () => clearTimeout(timer));
+      done();
     });
   }
 

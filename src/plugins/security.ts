@@ -14,7 +14,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import fp from 'fastify-plugin';
-import cors from '@fastify/cors';
 import helmet from 'helmet';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
@@ -31,6 +30,13 @@ declare module 'fastify' {
 }
 
 const OPEN_PATHS = [/^\/health$/, /^\/metrics$/, /^\/openapi\.json$/, /^\/docs(\/|$)/, /^\/$/, /^\/assets\//];
+
+/** The request's path, without its query. */
+function pathOf(request: FastifyRequest): string {
+  const url = request.url;
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
 
 function digest(key: string): Buffer {
   return createHash('sha256').update(key).digest();
@@ -70,10 +76,66 @@ function staticHeaders(middleware: ReturnType<typeof helmet>): Record<string, st
   return headers;
 }
 
+/** The methods a preflight allows, and the answer headers a page's script may read (binary vectors). */
+const CORS_METHODS = 'GET, POST, PUT, DELETE, OPTIONS';
+const CORS_EXPOSED = 'X-Shape, X-Dtype';
+
+/** Adds `field` to the reply's Vary header unless it is there (or Vary is `*`). */
+function addVary(reply: FastifyReply, field: string): void {
+  const header = reply.getHeader('vary');
+  if (header === undefined || header === '') {
+    void reply.header('vary', field);
+    return;
+  }
+  const value = Array.isArray(header) ? header.join(', ') : String(header);
+  if (value === '*') return;
+  const wanted = field.toLowerCase();
+  if (value.split(',').some((name) => name.trim().toLowerCase() === wanted)) return;
+  void reply.header('vary', `${value}, ${field}`);
+}
+
+/**
+ * CORS for any origin (`*` among CORS_ORIGINS) or a fixed list, as @fastify/cors answered with
+ * { origin, methods: CORS_METHODS, exposedHeaders } and its defaults (strict preflights, 204), in one
+ * function: that plugin rebuilt its options and resolved the origin on every request. Sets the
+ * headers of a simple request; answers a preflight (OPTIONS) itself and then returns true.
+ */
+export function corsHeaders(
+  origins: readonly string[],
+): (request: FastifyRequest, reply: FastifyReply) => boolean {
+  const any = origins.includes('*');
+  const allowed = new Set(origins);
+  return (request, reply) => {
+    const origin = request.headers.origin;
+    if (any) {
+      void reply.header('access-control-allow-origin', '*');
+    } else {
+      addVary(reply, 'Origin');
+      if (origin !== undefined && allowed.has(origin))
+        void reply.header('access-control-allow-origin', origin);
+    }
+    void reply.header('access-control-expose-headers', CORS_EXPOSED);
+    if (request.raw.method !== 'OPTIONS') return false;
+    if (!origin || !request.headers['access-control-request-method']) {
+      void reply.status(400).type('text/plain').send('Invalid Preflight Request');
+      return true;
+    }
+    void reply.header('access-control-allow-methods', CORS_METHODS);
+    addVary(reply, 'Access-Control-Request-Headers');
+    const requested = request.headers['access-control-request-headers'];
+    if (requested !== undefined) void reply.header('access-control-allow-headers', requested);
+    void reply.code(204).header('content-length', '0').send();
+    return true;
+  };
+}
+
 const securityPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {
   const apiKeys = config.apiKeys.map(digest);
   const adminKeys = config.adminApiKeys.map(digest);
-  const isOpen = (request: FastifyRequest) => OPEN_PATHS.some((open) => open.test(request.url.split('?')[0]));
+  const isOpen = (request: FastifyRequest) => {
+    const path = pathOf(request);
+    return OPEN_PATHS.some((open) => open.test(path));
+  };
   // Whether the request carries one of the configured keys (read or admin), checked once.
   const validity = new WeakMap<FastifyRequest, boolean>();
   const hasValidKey = (request: FastifyRequest): boolean => {
@@ -86,13 +148,8 @@ const securityPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { con
     return valid;
   };
 
-  // Headers first, so that every answer below (401, 403, 429, 503) carries them.
-  await app.register(cors, {
-    origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
-    methods: ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
-    // The shape and dtype of the binary vector answers (src/routes/binary-vectors.ts).
-    exposedHeaders: ['X-Shape', 'X-Dtype'],
-  });
+  // Headers first, so that every answer below (401, 403, 429, 503) carries them: CORS's and helmet's
+  // in one hook, which also answers preflights (before authentication: a browser sends none).
   // helmet's headers are the same on every answer: they are taken from helmet once, at start, and
   // set in one call per request (@fastify/helmet would rebuild the policy on every request, and
   // helmet's own middleware runs eleven functions per request).
@@ -113,10 +170,14 @@ const securityPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { con
       crossOriginResourcePolicy: { policy: 'cross-origin' },
     }),
   );
-  app.addHook('onRequest', (_request, reply, done) => {
+  const cors = corsHeaders(config.corsOrigins);
+  app.addHook('onRequest', (request, reply, done) => {
+    if (cors(request, reply)) return; // a preflight, answered
     void reply.headers(securityHeaders);
     done();
   });
+  // Lets Fastify route preflights to any path; the hook above has answered them before the handler.
+  app.options('*', { schema: { hide: true } }, (_request, reply) => reply.callNotFound());
 
   // Rate limits run before authentication, keyed on a *valid* key, else on the client address: a
   // made-up token per request (or none) spends its address's budget, never a fresh one.
@@ -191,11 +252,18 @@ const securityPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { con
   };
 
   // 401 (with WWW-Authenticate): no key or an unknown one; 403: a known key that may not do this.
-  app.addHook('onRequest', async (request, reply) => {
-    const path = request.url.split('?')[0];
-    const admin = request.routeOptions.config?.admin === true || path.startsWith('/v1/admin');
+  // A callback hook: most requests need no key (or none is configured) and pass without a promise.
+  app.addHook('onRequest', (request, reply, done) => {
+    const admin = request.routeOptions.config?.admin === true || pathOf(request).startsWith('/v1/admin');
     const needsKey = admin || (apiKeys.length > 0 && !isOpen(request));
-    if (!needsKey) return;
+    if (!needsKey) return done();
+    authenticate(request, reply, admin).then(() => done(), done);
+  });
+  const authenticate = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    admin: boolean,
+  ): Promise<void> => {
     const until = blocked.get(request.ip);
     if (until !== undefined) {
       if (until > Date.now()) throw tooManyFailures(request, reply, until);
@@ -221,7 +289,7 @@ const securityPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { con
         new HttpError(401, 'missing or unknown API key: send Authorization: Bearer <key>'),
       );
     }
-  });
+  };
 
   await app.register(underPressure, {
     maxEventLoopDelay: config.maxEventLoopDelayMs,
@@ -229,13 +297,13 @@ const securityPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { con
     message: 'the service is under pressure; retry later',
   });
 
-  app.addHook('onRequest', async (request, reply) => {
-    const path = request.url.split('?')[0];
-    if (OPEN_PATHS.some((open) => open.test(path))) return;
+  app.addHook('onRequest', (request, reply, done) => {
+    if (isOpen(request)) return done();
     if (app.hasDecorator('clip') && app.clip.queueDepth > config.maxQueueDepth) {
-      reply.header('retry-after', '2');
-      throw new HttpError(503, `${app.clip.queueDepth} rows are waiting for the model; retry later`);
+      void reply.header('retry-after', '2');
+      return done(new HttpError(503, `${app.clip.queueDepth} rows are waiting for the model; retry later`));
     }
+    done();
   });
 };
 
