@@ -7,7 +7,16 @@ import type { ClipModel } from '../clip/clip-model.js';
 import type { Encoders } from '../clip/encoders.js';
 import { toPixelValues } from '../clip/image.js';
 import { cosine } from '../clip/zero-shot.js';
-import { contributions, meanVector, norm, normalized, sum, type Normalize } from './bilinear.js';
+import {
+  contributions,
+  meanVector,
+  norm,
+  normalized,
+  sum,
+  topAndBottom,
+  type Normalize,
+  type RankedNeuron,
+} from './bilinear.js';
 import { applyEdits } from './edits.js';
 import type { NeuronCatalogue } from './neuron-catalogue.js';
 
@@ -57,9 +66,19 @@ interface PromptVector {
 /** Prompts whose token ids and cache key are remembered (the oldest forgotten first), up to this length. */
 const PROMPT_MEMO = 4096;
 const PROMPT_MEMO_CHARS = 256;
+/** How many texts' top and bottom neurons are remembered (each with a copy of its vector's bytes). */
+const RANKS_MEMO = 256;
+
+/** A text's attribution vector with its top and bottom neurons. */
+export interface TextRanks {
+  vector: Float32Array;
+  top: RankedNeuron[];
+  bottom: RankedNeuron[];
+}
 
 export class AttributionService {
   private readonly promptKeys = new Map<string, { ids: number[]; key: string }>();
+  private readonly ranks = new Map<string, { bytes: Buffer; top: RankedNeuron[]; bottom: RankedNeuron[] }>();
   private blankNeurons: Promise<Float32Array> | undefined;
   private zeroEmbedding: Promise<Float32Array> | undefined;
 
@@ -77,6 +96,31 @@ export class AttributionService {
       prompts.map(async (prompt) => (await this.promptVector(prompt, normalize)).vector),
     );
     return vectors.length === 1 ? vectors[0] : meanVector(vectors);
+  }
+
+  /**
+   * A text's attribution vector and its top and bottom `topK` neurons (topAndBottom). For the last
+   * RANKS_MEMO short texts without templates the ranks are remembered with the vector's bytes, and
+   * given again when the vector read now has the same bytes: on a cached request the loop over C
+   * was the route's own largest cost. The same bytes give the same ranks, so the answer is the same.
+   */
+  async textRanks(
+    text: string,
+    normalize: Normalize,
+    topK: number,
+    templates?: readonly string[],
+  ): Promise<TextRanks> {
+    const vector = await this.textVector(text, normalize, templates);
+    if (templates?.length || text.length > PROMPT_MEMO_CHARS)
+      return { vector, ...topAndBottom(vector, topK) };
+    const memoKey = `${topK}:${normalize}:${text}`;
+    const bytes = Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength);
+    const known = this.ranks.get(memoKey);
+    if (known?.bytes.equals(bytes)) return { vector, top: known.top, bottom: known.bottom };
+    const { top, bottom } = topAndBottom(vector, topK);
+    if (!known && this.ranks.size >= RANKS_MEMO) this.ranks.delete(this.ranks.keys().next().value!);
+    this.ranks.set(memoKey, { bytes: Buffer.from(bytes), top, bottom });
+    return { vector, top, bottom };
   }
 
   async imageAttribution(imageBytes: Uint8Array, text: string): Promise<ImageAttribution> {

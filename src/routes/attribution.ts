@@ -179,18 +179,23 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const format = vectorFormat(request, reply);
       const { texts, topK = 10, normalize = 'unit', full = false, templates } = request.body;
-      const vectors = await Promise.all(
-        texts.map((text) => app.attribution.textVector(text, normalize, templates)),
+      if (format !== JSON_TYPE) {
+        const vectors = await Promise.all(
+          texts.map((text) => app.attribution.textVector(text, normalize, templates)),
+        );
+        return sendVectors(reply, format, vectors, { columns: app.clip.neuronCount });
+      }
+      const ranked = await Promise.all(
+        texts.map((text) => app.attribution.textRanks(text, normalize, topK, templates)),
       );
-      if (format !== JSON_TYPE) return sendVectors(reply, format, vectors, { columns: app.clip.neuronCount });
       return {
         results: texts.map((text, i) => {
-          const { top, bottom } = topAndBottom(vectors[i], topK);
+          const { vector, top, bottom } = ranked[i];
           return {
             text,
             top: labelledRanks(top),
             bottom: labelledRanks(bottom),
-            vector: full ? Array.from(vectors[i]) : undefined, // undefined is not serialised
+            vector: full ? Array.from(vector) : undefined, // undefined is not serialised
           };
         }),
       };
