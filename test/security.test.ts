@@ -28,6 +28,9 @@ async function build(
     warmDefaultFit: false,
     // The probe collection would be installed and built in the repository's .data in the background.
     collectionProbe: false,
+    // As in buildTestApp: no event-loop guard (a loaded machine lags past its 2 s while the model
+    // loads); the back-pressure test sets its own.
+    maxEventLoopDelayMs: 0,
     modelDir,
     ...overrides,
   };
