@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { NeuronCatalogue } from '../src/attribution/neuron-catalogue.js';
 import { catalogueLexical, combineLexical } from '../src/attribution/lexical-neurons.js';
+import { referenceLabels } from '../src/bin/label-agreement.js';
 import { repoRoot, runPython } from './helpers/tiny-model.js';
 
 const ARTICLE = 'Goh et al. 2021, Multimodal Neurons in Artificial Neural Networks';
@@ -83,6 +84,21 @@ t.test('an RN50x4 export’s neurons.json carries the article’s data, read by 
     credit: CREDIT,
   });
   t.equal(catalogue.get(1512)?.handLabel, 'Happy', 'a named neuron keeps its hand label beside');
+
+  // npm run label-agreement on an RN50x4 directory scores against exactly the article's hand labels.
+  const reference = referenceLabels(JSON.parse(await readFile(file, 'utf8')));
+  t.match(reference.source, /^hand labels/);
+  t.same(
+    [...reference.labels.keys()].sort((a, b) => a - b),
+    Object.keys(handLabels)
+      .map(Number)
+      .sort((a, b) => a - b),
+    'label-agreement: the hand-labelled neurons',
+  );
+  t.ok(
+    [...reference.labels].every(([id, { label }]) => label === handLabels[String(id)]!.trim()),
+    'label-agreement: their hand labels',
+  );
 
   // The service's lexical set on this catalogue: the article's 70, from the catalogue.
   const set = combineLexical(lexical, { available: false, reason: 'no word index' });
