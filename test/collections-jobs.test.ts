@@ -17,7 +17,6 @@
  *   check; the dead process's locks and claims are taken over at once on the same host).
  */
 import t, { type Test } from 'tap';
-import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -27,9 +26,9 @@ import sharp from 'sharp';
 import type { App } from '../src/app.js';
 import { DEFAULT_MODEL_DIR } from '../src/config.js';
 import { FILES } from '../src/collections/store.js';
-import { spawnOwned, startRedis, stopProcess, type RedisProcess } from '../bench/lib/processes.js';
+import { startRedis, stopProcess, type RedisProcess } from '../bench/lib/processes.js';
 import { buildTestApp } from './helpers/app.js';
-import { repoRoot } from './helpers/tiny-model.js';
+import { startWorker, type WorkerProcess } from './helpers/worker-process.js';
 
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'collections-jobs-'));
 t.teardown(() => rm(tmp, { recursive: true, force: true }));
@@ -304,35 +303,6 @@ t.test('stopped mid-build and started again: the build resumes where it stopped,
   });
   sameActivations(t, await activations(oneDir, 'resumed'), reference);
 });
-
-interface WorkerProcess {
-  child: ChildProcess;
-  lines: { msg?: string; job?: string; kind?: string; result?: { computed?: boolean } }[];
-}
-
-function startWorker(env: NodeJS.ProcessEnv): WorkerProcess {
-  const child = spawnOwned(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/bin/worker.ts')], {
-    cwd: repoRoot,
-    env,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines: WorkerProcess['lines'] = [];
-  let buffer = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString();
-    let end: number;
-    while ((end = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, end);
-      buffer = buffer.slice(end + 1);
-      try {
-        lines.push(JSON.parse(line) as WorkerProcess['lines'][number]);
-      } catch {
-        lines.push({ msg: line });
-      }
-    }
-  });
-  return { child, lines };
-}
 
 t.test('with Redis, two worker processes share the shards and build the same rows', async (t) => {
   const started: { redis?: RedisProcess; app?: App } = {};

@@ -10,16 +10,16 @@
  * entry, as the one-process run's.
  */
 import t from 'tap';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { App } from '../src/app.js';
 import { DEFAULT_MODEL_DIR } from '../src/config.js';
 import type { AutomaticCatalogue } from '../src/evidence/catalogue.js';
-import { spawnOwned, startRedis, stopProcess, type RedisProcess } from '../bench/lib/processes.js';
+import { startRedis, stopProcess, type RedisProcess } from '../bench/lib/processes.js';
 import { buildTestApp } from './helpers/app.js';
-import { repoRoot } from './helpers/tiny-model.js';
+import { startWorker, type WorkerProcess } from './helpers/worker-process.js';
 
 const SHARD = '32'; // 16 shards of the 512 neurons
 const SHARDS = 16;
@@ -104,35 +104,6 @@ t.test('one process: the in-process job backend labels every neuron', async (t) 
   reference = await automatic(app);
   t.equal(reference.neurons.length, 512);
 });
-
-interface WorkerProcess {
-  child: ChildProcess;
-  lines: { msg?: string; job?: string; kind?: string; result?: { computed?: boolean } }[];
-}
-
-function startWorker(env: NodeJS.ProcessEnv): WorkerProcess {
-  const child = spawnOwned(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/bin/worker.ts')], {
-    cwd: repoRoot,
-    env,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines: WorkerProcess['lines'] = [];
-  let buffer = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString();
-    let end: number;
-    while ((end = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, end);
-      buffer = buffer.slice(end + 1);
-      try {
-        lines.push(JSON.parse(line) as WorkerProcess['lines'][number]);
-      } catch {
-        lines.push({ msg: line });
-      }
-    }
-  });
-  return { child, lines };
-}
 
 t.test('two processes on one Redis: both compute shards, the same catalogue', async (t) => {
   const started: { redis?: RedisProcess; app?: App; worker?: WorkerProcess } = {};
