@@ -526,6 +526,24 @@ t.test('bad inputs', async (t) => {
   const nothing = await app.inject({ method: 'GET', url: '/v1/neurons/1/top-images?collection=empty-one' });
   t.equal(nothing.statusCode, 409);
   t.match(nothing.json().message, /no indexed images yet/);
+  t.equal(nothing.headers['retry-after'], undefined, 'nothing is on its way: no Retry-After');
+
+  // Images staged for a first build that has not indexed them yet (the probe in the first seconds
+  // after a start): a 503 to retry, not a 409 that says to add images.
+  await app.collections.create('Staged one', 'test');
+  await app.collections.store.appendPending('staged-one', [
+    { name: 'a.png', category: null, caption: null, sha256: '0'.repeat(64), bytes: 10 },
+  ]);
+  for (const url of [
+    '/v1/neurons/1/top-images?collection=staged-one',
+    '/v1/neurons/1/evidence?collection=staged-one',
+  ]) {
+    const staged = await app.inject({ method: 'GET', url });
+    t.equal(staged.statusCode, 503, url);
+    t.equal(staged.headers['retry-after'], '2', url);
+    t.match(staged.json().message, /no indexed images yet: images are staged for its build; retry shortly/);
+  }
+  await app.collections.store.remove('staged-one');
 });
 
 t.test('a new app on the same DATA_DIR sees the collection', async (t) => {

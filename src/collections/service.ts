@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { createCache } from '../cache/index.js';
 import type { BoundedDecode } from '../clip/encoders.js';
 import type { PreprocessSpec } from '../clip/image.js';
-import { badRequest, conflict, HttpError, notFound, payloadTooLarge } from '../errors.js';
+import { badRequest, conflict, HttpError, notFound, payloadTooLarge, RetryLaterError } from '../errors.js';
 import { JobQueue, isTerminal } from '../jobs/queue.js';
 import type { JobView } from '../jobs/types.js';
 import { MemoryBackend } from '../jobs/memory-backend.js';
@@ -72,6 +72,8 @@ export interface BuildJobs {
 }
 
 const ACTIVE: readonly BuildState[] = ['running', 'queued'];
+/** Retry-After (s) for a collection whose first images are on their way. */
+const NOT_INDEXED_RETRY_S = 2;
 /** Failed reads of the build's job in a row after which settled() gives up (throws). */
 const SETTLED_MAX_FAILURES = 20;
 
@@ -422,12 +424,29 @@ export class CollectionService {
 
   private async indexed(id: string): Promise<CollectionReader> {
     const manifest = await this.get(id);
-    if (manifest.images === 0) {
-      throw conflict(
-        `collection "${id}" has no indexed images yet (build: ${manifest.build.state}); add images with POST /v1/collections/${id}/images`,
+    await this.requireIndexed(manifest);
+    return new CollectionReader(this.store, manifest);
+  }
+
+  /**
+   * Throws when a collection has no indexed image yet: a 503 with Retry-After while images are
+   * on their way (a build queued or running, or uploads staged for the next one: the probe in the
+   * first seconds after a start), else a 409 that says to add images.
+   */
+  async requireIndexed(manifest: CollectionManifest): Promise<void> {
+    if (manifest.images > 0) return;
+    const { id, build } = manifest;
+    const staged = (await this.store.pendingSize(id)) > manifest.pendingBytes;
+    if (ACTIVE.includes(build.state) || staged) {
+      throw new RetryLaterError(
+        503,
+        `collection "${id}" has no indexed images yet: ${staged && !ACTIVE.includes(build.state) ? 'images are staged for its build' : `its build is ${build.state}`}; retry shortly (GET /v1/collections/${id} shows the build)`,
+        NOT_INDEXED_RETRY_S,
       );
     }
-    return new CollectionReader(this.store, manifest);
+    throw conflict(
+      `collection "${id}" has no indexed images yet (build: ${build.state}); add images with POST /v1/collections/${id}/images`,
+    );
   }
 
   async image(id: string, imageId: number): Promise<{ reader: CollectionReader; meta: ImageMeta }> {

@@ -13,7 +13,7 @@ import type { NeuronCatalogue, NeuronEntry } from '../attribution/neuron-catalog
 import { CollectionReader } from '../collections/reader.js';
 import type { CollectionService, RankedImage } from '../collections/service.js';
 import { FILES, NO_CATEGORY, type CollectionManifest } from '../collections/store.js';
-import { badRequest, conflict, HttpError } from '../errors.js';
+import { badRequest, HttpError } from '../errors.js';
 import type { WordService } from '../words/service.js';
 import type { WordIndex } from '../words/word-index.js';
 import {
@@ -227,11 +227,7 @@ export class EvidenceService {
 
   /** A collection's view (category means, top images, soft-WPMI), computed once per state. */
   async view(manifest: CollectionManifest): Promise<CollectionView> {
-    if (manifest.images === 0) {
-      throw conflict(
-        `collection "${manifest.id}" has no indexed images yet (build: ${manifest.build.state}); add images with POST /v1/collections/${manifest.id}/images`,
-      );
-    }
+    await this.options.collections.requireIndexed(manifest);
     const key = `${manifest.id}|${manifest.images}|${manifest.build.jobId ?? ''}|${manifest.build.finishedAt ?? ''}`;
     let view = this.views.get(key);
     if (!view) {

@@ -849,7 +849,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           'Exactly one of: text (cosine of the CLIP image and text embeddings), neuron (its activation: the spatial mean, or with by=max its maximum), image (an image id of the collection: cosine of the stored image embeddings). POST the same path for an uploaded image, a direction over the neurons, or an embedding.',
         params: CollectionParams,
         querystring: SearchQuery,
-        response: withErrors({ 200: SearchResponse }, [400, 404, 409]),
+        response: withErrors({ 200: SearchResponse }, [400, 404, 409, 503]),
       },
     },
     async (request) => {
@@ -886,7 +886,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           'JSON (or multipart with the file field "image") with exactly one of: text, image (base64 bytes, or the multipart file): cosine of the image embeddings; imageId; neuron (by: mean or max); direction: C numbers over the neurons (an emotion’s composition, W·t), scored against each image’s neuron means by the dot product (score: "dot", default) or the cosine ("cosine"); embedding: D numbers, cosine with each image embedding.',
         params: CollectionParams,
         body: SearchBody,
-        response: withErrors({ 200: SearchResponse }, [400, 404, 409, 413, 415]),
+        response: withErrors({ 200: SearchResponse }, [400, 404, 409, 413, 415, 503]),
       },
     },
     async (request) => {
@@ -961,7 +961,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           'The neurons most selective for a category of a collection (mean in it vs. the rest: Cohen’s d, and the AUC)',
         params: CategoryParams,
         querystring: CategoryNeuronsQuery,
-        response: withErrors({ 200: CategoryNeuronsResponse }, [400, 404, 409]),
+        response: withErrors({ 200: CategoryNeuronsResponse }, [400, 404, 409, 503]),
       },
     },
     async (request) => {
@@ -988,7 +988,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           'The images of a collection that activate a neuron most, and examples from each quantile band',
         params: NeuronIdParams,
         querystring: TopImagesQuery,
-        response: withErrors({ 200: TopImagesResponse }, [400, 404, 409]),
+        response: withErrors({ 200: TopImagesResponse }, [400, 404, 409, 503]),
       },
     },
     async (request) => {
@@ -1022,7 +1022,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           'A neuron’s activations over a collection: histogram, quantiles, share firing, mean per category, category shares per activation bucket',
         params: NeuronIdParams,
         querystring: DistributionQuery,
-        response: withErrors({ 200: DistributionResponse }, [400, 404, 409]),
+        response: withErrors({ 200: DistributionResponse }, [400, 404, 409, 503]),
       },
     },
     async (request) => {

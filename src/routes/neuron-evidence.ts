@@ -299,7 +299,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           'Seeing: the categories of a collection by mean activation and its top images; reading: the words of the word index that activate it most when rastered; speaking for: the texts whose attribution W·t/|t| it carries most. The measure says whether the three name the same concept; the labels are CLIP-Dissect’s soft-WPMI over the collection. Without a collection (and no "probe" collection) only reading and speaking are given.',
         params: NeuronIdParams,
         querystring: EvidenceQuery,
-        response: withErrors({ 200: EvidenceResponse }, [400, 404, 409]),
+        response: withErrors({ 200: EvidenceResponse }, [400, 404, 409, 503]),
       },
     },
     async (request) => {
@@ -335,7 +335,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           'Activation examples with values (top images and quantile bands), the activation histogram, explanations with scores (catalogue and automatic), the top and bottom texts (pos_str/neg_str), top words and the multimodality measure. Field names follow Neuronpedia’s where an image neuron has the same thing.',
         params: NeuronIdParams,
         querystring: ExportQuery,
-        response: withErrors({ 200: NeuronExport }, [400, 404, 409]),
+        response: withErrors({ 200: NeuronExport }, [400, 404, 409, 503]),
       },
     },
     async (request) => {
@@ -361,7 +361,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
               neurons: Type.Array(NeuronExport),
             }),
           },
-          [400, 404, 409],
+          [400, 404, 409, 503],
         ),
       },
     },
@@ -381,7 +381,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         description:
           'Filter by family, lexical or not and a label search; sort by id, label or the multimodality score (which needs a collection: the "probe" collection by default); page with offset and limit.',
         querystring: ListQuery,
-        response: withErrors({ 200: ListResponse }, [400, 404, 409]),
+        response: withErrors({ 200: ListResponse }, [400, 404, 409, 503]),
       },
     },
     async (request) => {

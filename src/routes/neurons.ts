@@ -13,7 +13,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { COLLECTION_ID_PATTERN } from '../collections/store.js';
 import { MAX_LABEL_LENGTH } from '../evidence/catalogue.js';
 import { PROBE_COLLECTION } from '../evidence/service.js';
-import { conflict, notFound } from '../errors.js';
+import { notFound } from '../errors.js';
 import { NeuronIdParams, withErrors } from './schemas.js';
 import { withAllowed } from './validation.js';
 
@@ -254,11 +254,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const collection = request.body?.collection ?? PROBE_COLLECTION;
       const manifest = await app.collections.get(collection);
-      if (manifest.images === 0) {
-        throw conflict(
-          `collection "${collection}" has no indexed images yet (build: ${manifest.build.state}); wait for its build (GET /v1/collections/${collection})`,
-        );
-      }
+      await app.collections.requireIndexed(manifest);
       const submitted = await app.neuronLabels.submit(collection, app.jobClient(request).owner);
       return reply
         .code(202)

@@ -10,7 +10,7 @@
 import type { CollectionService } from '../collections/service.js';
 import { CollectionReader } from '../collections/reader.js';
 import { NO_CATEGORY } from '../collections/store.js';
-import { badRequest, conflict, notFound } from '../errors.js';
+import { badRequest, notFound } from '../errors.js';
 
 export interface SampleSpec {
   count: number;
@@ -63,9 +63,7 @@ export async function collectionImages(
   pick: { imageIds: number[] } | { sample: SampleSpec },
 ): Promise<CollectionImage[]> {
   const manifest = await collections.get(id);
-  if (manifest.images === 0) {
-    throw conflict(`collection "${id}" has no indexed images yet (build: ${manifest.build.state})`);
-  }
+  await collections.requireIndexed(manifest);
   const reader = new CollectionReader(collections.store, manifest);
   let ids: number[];
   if ('imageIds' in pick) {

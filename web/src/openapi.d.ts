@@ -6755,6 +6755,19 @@ export interface operations {
           };
         };
       };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
     };
   };
   postCollectionsByIdSearch: {
@@ -6915,6 +6928,19 @@ export interface operations {
           };
         };
       };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
     };
   };
   getCollectionsByIdCategoriesByCategoryNeurons: {
@@ -7005,6 +7031,19 @@ export interface operations {
       };
       /** @description An error; 4xx messages say what was wrong with the request */
       500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      503: {
         headers: {
           [name: string]: unknown;
         };
@@ -7151,6 +7190,19 @@ export interface operations {
           };
         };
       };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
     };
   };
   getNeuronsByIdDistribution: {
@@ -7268,6 +7320,19 @@ export interface operations {
       };
       /** @description An error; 4xx messages say what was wrong with the request */
       500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      503: {
         headers: {
           [name: string]: unknown;
         };
@@ -7471,6 +7536,19 @@ export interface operations {
           };
         };
       };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
     };
   };
   getNeuronsByIdExport: {
@@ -7623,6 +7701,19 @@ export interface operations {
       };
       /** @description An error; 4xx messages say what was wrong with the request */
       500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      503: {
         headers: {
           [name: string]: unknown;
         };
@@ -7801,6 +7892,19 @@ export interface operations {
           };
         };
       };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
     };
   };
   getNeurons: {
@@ -7900,6 +8004,19 @@ export interface operations {
       };
       /** @description An error; 4xx messages say what was wrong with the request */
       500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            statusCode: number;
+            error: string;
+            message: string;
+          };
+        };
+      };
+      /** @description An error; 4xx messages say what was wrong with the request */
+      503: {
         headers: {
           [name: string]: unknown;
         };
