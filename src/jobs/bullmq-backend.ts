@@ -124,6 +124,9 @@ export class BullBackend implements JobBackend {
     this.redis.once('ready', () => (this.connectedOnce = true));
   }
 
+  /** The pending wait for the first connection, while calls are waiting for it (firstConnection). */
+  private firstConnectionWait: Promise<boolean> | undefined;
+
   /** The lane of a job id, or of a kind. */
   private lane(which: { id: string } | { kind: JobKind }): Lane {
     const lane = 'id' in which ? laneOfId(which.id) : JOB_KINDS[which.kind].lane;
@@ -159,16 +162,18 @@ export class BullBackend implements JobBackend {
    */
   private firstConnection(): Promise<boolean> {
     if (this.connectedOnce) return Promise.resolve(false);
-    return new Promise((resolve) => {
+    // One wait shared by every call made meanwhile: one 'ready' listener, not one per call.
+    return (this.firstConnectionWait ??= new Promise<boolean>((resolve) => {
       const done = (ready: boolean) => {
         clearTimeout(timer);
         this.redis.off('ready', onReady);
+        this.firstConnectionWait = undefined;
         resolve(ready);
       };
       const onReady = () => done(true);
       const timer = setTimeout(() => done(false), COMMAND_TIMEOUT_MS);
       this.redis.on('ready', onReady);
-    });
+    }));
   }
 
   add(id: string, data: JobData): Promise<string> {
