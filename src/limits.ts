@@ -22,7 +22,7 @@ export const DEFAULT_BODY_BYTES = 1024 * 1024;
 /** Body limit of the routes that take a list of texts. */
 export const TEXT_BODY_BYTES = 4 * 1024 * 1024;
 
-/** The largest request body the service reads: a 10 MB image, base64-encoded, plus JSON. */
+/** The largest request body the service reads: a 10 MiB image, base64-encoded, plus JSON. */
 export const MAX_BODY_BYTES = 15 * 1024 * 1024;
 
 /** The largest image, in bytes, whether uploaded or sent in base64. */

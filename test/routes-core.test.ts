@@ -199,5 +199,5 @@ t.test('malformed JSON, wrong content types and huge images', async (t) => {
   const huge = Buffer.alloc(10 * 1024 * 1024 + 1024, 7).toString('base64');
   const tooBig = await post('/v1/embed/image', { image: huge });
   t.equal(tooBig.statusCode, 413);
-  t.match(tooBig.json().message, /10 MB/);
+  t.match(tooBig.json().message, /10 MiB \(MAX_IMAGE_BYTES\)/);
 });

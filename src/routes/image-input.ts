@@ -137,7 +137,7 @@ export function imageBytes(request: FastifyRequest, field: string): Buffer {
   const compact = base64.replace(/\s+/g, '');
   if (!BASE64.test(compact)) throw badRequest('image must be base64-encoded image bytes');
   if ((compact.length * 3) / 4 > MAX_IMAGE_BYTES + 3) {
-    throw payloadTooLarge(`image is larger than ${MAX_IMAGE_BYTES / (1024 * 1024)} MB`);
+    throw payloadTooLarge(`image is larger than ${MAX_IMAGE_BYTES / (1024 * 1024)} MiB (MAX_IMAGE_BYTES)`);
   }
   const bytes = Buffer.from(compact, 'base64');
   if (bytes.length === 0) throw badRequest('image is empty');

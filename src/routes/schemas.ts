@@ -24,7 +24,7 @@ export const Vector = Type.Array(Type.Number());
 /** An image as base64 (a data: URL prefix is accepted); multipart uploads use the field `image`. */
 export const ImageField = Type.String({
   minLength: 1,
-  description: 'PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded)',
+  description: 'PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MiB decoded)',
 });
 
 export const ErrorResponse = Type.Object(

@@ -1188,7 +1188,7 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
-          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
+          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MiB decoded) */
           image: string;
         };
       };
@@ -1290,7 +1290,7 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
-          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
+          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MiB decoded) */
           image: string;
           /** @description Candidate labels */
           labels: string[];
@@ -1566,7 +1566,7 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
-          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
+          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MiB decoded) */
           image: string;
           /** @description A prompt */
           text: string;
@@ -1790,7 +1790,7 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
-          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
+          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MiB decoded) */
           image?: string;
           /** @description Several images as base64 (or the multipart file field "image" repeated), up to 32, each edited alike; the answer lists them in images */
           images?: string[];
@@ -2023,7 +2023,7 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
-          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
+          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MiB decoded) */
           image?: string;
           /** @description Several images as base64 (or the multipart file field "image" repeated): up to 32 are answered at once; up to 4096 become a job (202 with its id); more is a 413 */
           images?: string[];
@@ -6576,7 +6576,7 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
-          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MB decoded) */
+          /** @description PNG, JPEG, WebP or GIF bytes, base64-encoded (at most 10 MiB decoded) */
           image: string;
         };
       };
