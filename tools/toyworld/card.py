@@ -13,6 +13,7 @@ import os
 from PIL import Image, ImageDraw, ImageFont
 
 from tools.toyworld import world
+from tools.toyworld.targets import check
 
 
 def draw_curve(log: dict, path: str) -> None:
@@ -240,6 +241,77 @@ def update_attack_section(model_dir: str) -> None:
     print("updated the attack section of", readme)
 
 
+LEVERS_START = "<!-- levers: written by tools/toyworld/card.py from docs/toyworld-v2/levers.json -->"
+LEVERS_END = "<!-- /levers -->"
+LEVERS_JSON = os.path.join("docs", "toyworld-v2", "levers.json")
+
+
+def levers_section(levers_path: str = LEVERS_JSON) -> list[str]:
+    """The card's section on issue 22's levers: one row per training run and evaluation seed, from
+    levers.json and the evaluate.py metrics files beside it, with the targets each row meets
+    (tools/toyworld/targets.py); empty without the file."""
+    if not os.path.exists(levers_path):
+        return []
+    doc = json.load(open(levers_path, encoding="utf-8"))
+    here = os.path.dirname(levers_path)
+    lines = [
+        LEVERS_START,
+        "",
+        "## What each lever did (issue 22)",
+        "",
+        "Issue 22 asks for single neurons that are multimodal. Its targets, on renders from a seed used for",
+        "nothing else: the single top neuron of W·t_c passes (picture and word z ≥ 2) for ≥ 4/8 colours and",
+        "≥ 2/5 expressions; a neuron labelled with the concept is in the top 3 of W·t_c for ≥ 6/8 and ≥ 4/5;",
+        "zero-shot ≥ 95% on every family, ≥ 90% on the 170 words, directions 8/8 and 5/5, attack 10–60%.",
+        "Every row below is `tools/toyworld/evaluate.py --gauged` with the labels and scales calibrated on",
+        "seed 7, measured on seed 8 (which also compared the levers) and on seed 9 (used for nothing else);",
+        f"`python3 -m tools.toyworld.targets` counts the targets met. Runs, configs, logs and metrics:",
+        f"`{here}/` (`{os.path.basename(levers_path)}` lists them).",
+        "",
+        "| run | seed | top neuron colour / expr. | labels top 3 colour / expr. | zero-shot col. / shape / expr. / reading | 170 words | directions | attack | targets met |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in doc["runs"]:
+        for seed, name in sorted(run["metrics"].items()):
+            m = json.load(open(os.path.join(here, name), encoding="utf-8"))
+            d, la, zs = m["directions"], m["labels_vs_attributions"], m["zero_shot"]
+            met = check(m)
+            zero = " / ".join(
+                f"{100 * zs[t]['accuracy']:.0f}" if zs[t]["accuracy"] in (0, 1) else f"{100 * zs[t]['accuracy']:.1f}"
+                for t in ("colours", "shapes", "expressions", "reading")
+            )
+            lines.append(
+                f"| {run['run']} | {seed} "
+                f"| {d['colour']['top_neuron_pass']}/{d['colour']['n']} / {d['expression']['top_neuron_pass']}/{d['expression']['n']} "
+                f"| {la['colour']['scaled_pass_catalogue']}/{la['colour']['n']} / {la['expression']['scaled_pass_catalogue']}/{la['expression']['n']} "
+                f"| {zero} | {pct(zs['reading_all_training_fonts']['accuracy'])} "
+                f"| {d['colour']['direction_pass']}/{d['colour']['n']}, {d['expression']['direction_pass']}/{d['expression']['n']} "
+                f"| {pct(m['attack']['predicted_written_colour'])} | {sum(ok for _, _, ok in met)}/{len(met)} |"
+            )
+    if doc.get("findings"):
+        lines += ["", *doc["findings"]]
+    lines += ["", LEVERS_END]
+    return lines
+
+
+def update_levers_section(model_dir: str, levers_path: str = LEVERS_JSON) -> None:
+    """Rewrite only the levers section of an existing README.md (before the Limits section)."""
+    readme = os.path.join(model_dir, "README.md")
+    text = open(readme, encoding="utf-8").read()
+    section = "\n".join(levers_section(levers_path))
+    if LEVERS_START in text:
+        head, rest = text.split(LEVERS_START, 1)
+        tail = rest.split(LEVERS_END, 1)[1]
+        text = head + section + tail
+    else:
+        marker = "\n## Limits and what holds the figures down"
+        at = text.index(marker)
+        text = text[:at] + "\n" + section + "\n" + text[at:]
+    with open(readme, "w", encoding="utf-8") as f:
+        f.write(text)
+    print("updated the levers section of", readme)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model_dir")
@@ -253,6 +325,11 @@ def main() -> None:
         action="store_true",
         help="only rewrite the README's section on automatic neuron labels (from neuron-labels.json)",
     )
+    ap.add_argument(
+        "--levers-section",
+        action="store_true",
+        help="only rewrite the README's section on issue 22's levers (from docs/toyworld-v2/levers.json)",
+    )
     ap.add_argument("--log")
     ap.add_argument("--config")
     ap.add_argument("--metrics")
@@ -264,7 +341,9 @@ def main() -> None:
         help="a sentence on the run's conditions, after its figures",
     )
     args = ap.parse_args()
-    if args.attack_section or args.labels_section:
+    if args.attack_section or args.labels_section or args.levers_section:
+        if args.levers_section:
+            update_levers_section(args.model_dir)
         if args.attack_section:
             update_attack_section(args.model_dir)
         if args.labels_section:
@@ -272,7 +351,7 @@ def main() -> None:
         return
     if not (args.log and args.config and args.metrics):
         ap.error(
-            "--log, --config and --metrics are required (except with --attack-section, --labels-section)"
+            "--log, --config and --metrics are required (except with --attack-section, --labels-section, --levers-section)"
         )
     log = json.load(open(args.log))
     cfg = json.load(open(args.config))
@@ -466,6 +545,10 @@ def main() -> None:
         "service installs it at start as the image collection `probe` (`src/collections/probe.ts`;",
         "`COLLECTION_PROBE=false` turns that off), so the collection routes answer on a fresh `DATA_DIR`.",
         "",
+    ]
+    levers = levers_section()
+    lines += levers + ([""] if levers else [])
+    lines += [
         "## Limits and what holds the figures down",
         "",
         "- It knows only this world: 8 colours, 8 shapes, 5 drawn expressions and the listed words; other",
