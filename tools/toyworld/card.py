@@ -265,7 +265,7 @@ def levers_section(levers_path: str = LEVERS_JSON) -> list[str]:
         "zero-shot ≥ 95% on every family, ≥ 90% on the 170 words, directions 8/8 and 5/5, attack 10–60%.",
         "Every row below is `tools/toyworld/evaluate.py --gauged` with the labels and scales calibrated on",
         "seed 7, measured on seed 8 (which also compared the levers) and on seed 9 (used for nothing else);",
-        f"`python3 -m tools.toyworld.targets` counts the targets met. Runs, configs, logs and metrics:",
+        "`python3 -m tools.toyworld.targets` counts the targets met. Runs, configs, logs and metrics:",
         f"`{here}/` (`{os.path.basename(levers_path)}` lists them).",
         "",
         "| run | seed | top neuron colour / expr. | labels top 3 colour / expr. | zero-shot col. / shape / expr. / reading | 170 words | directions | attack | targets met |",
@@ -277,7 +277,9 @@ def levers_section(levers_path: str = LEVERS_JSON) -> list[str]:
             d, la, zs = m["directions"], m["labels_vs_attributions"], m["zero_shot"]
             met = check(m)
             zero = " / ".join(
-                f"{100 * zs[t]['accuracy']:.0f}" if zs[t]["accuracy"] in (0, 1) else f"{100 * zs[t]['accuracy']:.1f}"
+                f"{100 * zs[t]['accuracy']:.0f}"
+                if zs[t]["accuracy"] in (0, 1)
+                else f"{100 * zs[t]['accuracy']:.1f}"
                 for t in ("colours", "shapes", "expressions", "reading")
             )
             lines.append(
