@@ -544,6 +544,18 @@ t.test('bad inputs', async (t) => {
     t.match(staged.json().message, /no indexed images yet: images are staged for its build; retry shortly/);
   }
   await app.collections.store.remove('staged-one');
+
+  // A collection of the service's own (the probe), just created, while the service writes its
+  // originals and before anything is staged: being installed, also a 503.
+  await app.collections.create('Installing one', 'service', true);
+  const installing = await app.inject({
+    method: 'GET',
+    url: '/v1/neurons/1/top-images?collection=installing-one',
+  });
+  t.equal(installing.statusCode, 503);
+  t.equal(installing.headers['retry-after'], '2');
+  t.match(installing.json().message, /no indexed images yet: the service is installing its images/);
+  await app.collections.store.remove('installing-one');
 });
 
 t.test('a new app on the same DATA_DIR sees the collection', async (t) => {

@@ -22,7 +22,7 @@ import { JobRegistry } from '../jobs/registry.js';
 import { buildHash, CollectionBuilds, shardSizeOf } from './build-job.js';
 import type { CollectionModel } from './builder.js';
 import { NeuronHeatmaps } from './heatmap.js';
-import { checkCollectionCount, checkOwnerTotals } from './quotas.js';
+import { checkCollectionCount, checkOwnerTotals, SERVICE_OWNER } from './quotas.js';
 import { CollectionReader } from './reader.js';
 import { CollectionSearch, type SearchHit, type SearchQuery } from './retrieval.js';
 import type { CollectionSettings } from './settings.js';
@@ -74,6 +74,8 @@ export interface BuildJobs {
 const ACTIVE: readonly BuildState[] = ['running', 'queued'];
 /** Retry-After (s) for a collection whose first images are on their way. */
 const NOT_INDEXED_RETRY_S = 2;
+/** A collection of the service's own younger than this, with no images yet, is being installed. */
+const INSTALLING_MS = 60_000;
 /** Failed reads of the build's job in a row after which settled() gives up (throws). */
 const SETTLED_MAX_FAILURES = 20;
 
@@ -436,13 +438,19 @@ export class CollectionService {
   async requireIndexed(manifest: CollectionManifest): Promise<void> {
     if (manifest.images > 0) return;
     const { id, build } = manifest;
-    const staged = (await this.store.pendingSize(id)) > manifest.pendingBytes;
-    if (ACTIVE.includes(build.state) || staged) {
-      throw new RetryLaterError(
+    const retry = (why: string) =>
+      new RetryLaterError(
         503,
-        `collection "${id}" has no indexed images yet: ${staged && !ACTIVE.includes(build.state) ? 'images are staged for its build' : `its build is ${build.state}`}; retry shortly (GET /v1/collections/${id} shows the build)`,
+        `collection "${id}" has no indexed images yet: ${why}; retry shortly (GET /v1/collections/${id} shows the build)`,
         NOT_INDEXED_RETRY_S,
       );
+    if (ACTIVE.includes(build.state)) throw retry(`its build is ${build.state}`);
+    if ((await this.store.pendingSize(id)) > manifest.pendingBytes)
+      throw retry('images are staged for its build');
+    // The service's own collections (the probe) are filled by the service as it starts: their
+    // originals are written before any upload is staged.
+    if (manifest.owner === SERVICE_OWNER && Date.now() - Date.parse(manifest.createdAt) < INSTALLING_MS) {
+      throw retry('the service is installing its images');
     }
     throw conflict(
       `collection "${id}" has no indexed images yet (build: ${build.state}); add images with POST /v1/collections/${id}/images`,
