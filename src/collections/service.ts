@@ -432,8 +432,9 @@ export class CollectionService {
 
   /**
    * Throws when a collection has no indexed image yet: a 503 with Retry-After while images are
-   * on their way (a build queued or running, or uploads staged for the next one: the probe in the
-   * first seconds after a start), else a 409 that says to add images.
+   * on their way (a build queued or running, uploads staged for the next one, or the service
+   * installing a collection of its own: the probe in the first seconds after a start), else a 409
+   * that says to add images.
    */
   async requireIndexed(manifest: CollectionManifest): Promise<void> {
     if (manifest.images > 0) return;
