@@ -8,24 +8,12 @@
  * takes it over within seconds. A taken-over search goes on from its last reported state.
  */
 import t, { type Test } from 'tap';
-import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
-import path from 'node:path';
 import type { App } from '../src/app.js';
-import { spawnOwned, startRedis, stopProcess, type RedisProcess } from '../bench/lib/processes.js';
+import { startRedis, stopProcess, type RedisProcess } from '../bench/lib/processes.js';
 import { buildTestApp, referenceModelDir } from './helpers/app.js';
-import { repoRoot } from './helpers/tiny-model.js';
-
-interface LogLine {
-  msg?: string;
-  job?: string;
-}
-
-interface WorkerProcess {
-  child: ChildProcess;
-  lines: LogLine[];
-}
+import { startWorker, type WorkerProcess } from './helpers/worker-process.js';
 
 async function until<T>(
   probe: () => T | undefined | Promise<T | undefined>,
@@ -39,32 +27,6 @@ async function until<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-function startWorker(env: NodeJS.ProcessEnv): WorkerProcess {
-  // One process (node with tsx's loader), so that SIGKILL kills the worker itself; its own process
-  // group, stopped by the test's teardown or when the test process exits.
-  const child = spawnOwned(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/bin/worker.ts')], {
-    cwd: repoRoot,
-    env,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines: LogLine[] = [];
-  let buffer = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString();
-    let end: number;
-    while ((end = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, end);
-      buffer = buffer.slice(end + 1);
-      try {
-        lines.push(JSON.parse(line) as LogLine);
-      } catch {
-        lines.push({ msg: line });
-      }
-    }
-  });
-  return { child, lines };
 }
 
 const started = (worker: WorkerProcess, id: string) =>

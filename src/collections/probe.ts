@@ -17,7 +17,7 @@ import { OPTIONAL_FILES } from '../clip/model-directory.js';
 import { readArchive } from './archive.js';
 import { labelEntries } from './folder.js';
 import { SERVICE_OWNER } from './quotas.js';
-import type { CollectionService, Logger, Upload } from './service.js';
+import { INSTALLING_MS, type CollectionService, type Logger, type Upload } from './service.js';
 
 export const PROBE_ID = 'probe';
 /** The file a model directory may carry (an optional entry of clip.json's files). */
@@ -26,8 +26,6 @@ export const PROBE_FILE = OPTIONAL_FILES.probeCollection;
 const PROBE_MAX_BYTES = 256 * 1024 * 1024;
 /** Originals written at once while the probe is staged. */
 const PARALLEL_WRITES = 8;
-/** An idle probe younger than this may be being staged by another replica: left alone. */
-const STAGING_MS = 60_000;
 
 export type ProbeOutcome =
   | 'absent' // the model directory has no probe
@@ -65,8 +63,7 @@ export async function installProbe(
     // Idle: staged and waiting for its build, or being staged by another replica right now.
     const staging =
       state === 'idle' &&
-      ((await store.pendingSize(PROBE_ID)) > existing.pendingBytes ||
-        Date.now() - Date.parse(existing.createdAt) < STAGING_MS);
+      ((await store.hasStaged(existing)) || Date.now() - Date.parse(existing.createdAt) < INSTALLING_MS);
     if (
       existing.model.sha256 === model.sha256 &&
       (state === 'completed' || state === 'running' || state === 'queued' || staging)

@@ -74,8 +74,11 @@ export interface BuildJobs {
 const ACTIVE: readonly BuildState[] = ['running', 'queued'];
 /** Retry-After (s) for a collection whose first images are on their way. */
 const NOT_INDEXED_RETRY_S = 2;
-/** A collection of the service's own younger than this, with no images yet, is being installed. */
-const INSTALLING_MS = 60_000;
+/**
+ * A collection younger than this, idle with nothing staged, may still be being filled by the service
+ * (the probe, whose originals are written before any upload is staged, here or by another replica).
+ */
+export const INSTALLING_MS = 60_000;
 /** Failed reads of the build's job in a row after which settled() gives up (throws). */
 const SETTLED_MAX_FAILURES = 20;
 
@@ -353,7 +356,7 @@ export class CollectionService {
     const resumed: string[] = [];
     for (const manifest of await this.list()) {
       const interrupted = ACTIVE.includes(manifest.build.state);
-      if (interrupted || (await this.store.pendingSize(manifest.id)) > manifest.pendingBytes) {
+      if (interrupted || (await this.store.hasStaged(manifest))) {
         await this.startBuild(manifest.id, interrupted ? (manifest.build.jobId ?? undefined) : undefined);
         resumed.push(manifest.id);
       }
@@ -411,7 +414,7 @@ export class CollectionService {
       if (!now) return;
       if (now.build.jobId !== jobId || now.build.state !== state) continue;
       // Uploads staged that no build took: a submission under way, or one that failed.
-      if (!ACTIVE.includes(state) && (await this.store.pendingSize(id)) > now.pendingBytes) {
+      if (!ACTIVE.includes(state) && (await this.store.hasStaged(now))) {
         await this.startBuild(id);
         continue;
       }
@@ -446,8 +449,7 @@ export class CollectionService {
         NOT_INDEXED_RETRY_S,
       );
     if (ACTIVE.includes(build.state)) throw retry(`its build is ${build.state}`);
-    if ((await this.store.pendingSize(id)) > manifest.pendingBytes)
-      throw retry('images are staged for its build');
+    if (await this.store.hasStaged(manifest)) throw retry('images are staged for its build');
     // The service's own collections (the probe) are filled by the service as it starts: their
     // originals are written before any upload is staged.
     if (manifest.owner === SERVICE_OWNER && Date.now() - Date.parse(manifest.createdAt) < INSTALLING_MS) {

@@ -320,6 +320,11 @@ export class CollectionStore {
     return out;
   }
 
+  /** Whether uploads are staged that no build has consumed yet (pending.ndjson past `pendingBytes`). */
+  async hasStaged(manifest: CollectionManifest): Promise<boolean> {
+    return (await this.pendingSize(manifest.id)) > manifest.pendingBytes;
+  }
+
   /** Size of pending.ndjson (0 when absent). */
   async pendingSize(id: string): Promise<number> {
     try {

@@ -13,6 +13,7 @@ import os
 from PIL import Image, ImageDraw, ImageFont
 
 from tools.toyworld import world
+from tools.toyworld.finalize import refresh_hash
 from tools.toyworld.targets import check
 
 
@@ -205,42 +206,6 @@ def labels_section(model_dir: str) -> list[str]:
     return lines
 
 
-def update_labels_section(model_dir: str) -> None:
-    """Rewrite only the neuron-label section of an existing README.md (before the Probe collection section)."""
-    readme = os.path.join(model_dir, "README.md")
-    text = open(readme, encoding="utf-8").read()
-    section = "\n".join(labels_section(model_dir))
-    if LABELS_START in text:
-        head, rest = text.split(LABELS_START, 1)
-        tail = rest.split(LABELS_END, 1)[1]
-        text = head + section + tail
-    else:
-        marker = "\n## Probe collection"
-        at = text.index(marker)
-        text = text[:at] + "\n" + section + "\n" + text[at:]
-    with open(readme, "w", encoding="utf-8") as f:
-        f.write(text)
-    print("updated the neuron-label section of", readme)
-
-
-def update_attack_section(model_dir: str) -> None:
-    """Rewrite only the attack section of an existing README.md (after the Typographic attack paragraph)."""
-    readme = os.path.join(model_dir, "README.md")
-    text = open(readme, encoding="utf-8").read()
-    section = "\n".join(attack_section(model_dir))
-    if ATTACK_START in text:
-        head, rest = text.split(ATTACK_START, 1)
-        tail = rest.split(ATTACK_END, 1)[1]
-        text = head + section + tail
-    else:
-        marker = "\nMultimodal directions:"
-        at = text.index(marker)
-        text = text[:at] + "\n" + section + "\n" + text[at:]
-    with open(readme, "w", encoding="utf-8") as f:
-        f.write(text)
-    print("updated the attack section of", readme)
-
-
 LEVERS_START = "<!-- levers: written by tools/toyworld/card.py from docs/toyworld-v2/levers.json -->"
 LEVERS_END = "<!-- /levers -->"
 LEVERS_JSON = os.path.join("docs", "toyworld-v2", "levers.json")
@@ -296,22 +261,24 @@ def levers_section(levers_path: str = LEVERS_JSON) -> list[str]:
     return lines
 
 
-def update_levers_section(model_dir: str, levers_path: str = LEVERS_JSON) -> None:
-    """Rewrite only the levers section of an existing README.md (before the Limits section)."""
+def update_section(model_dir: str, lines: list[str], start: str, end: str, before: str) -> None:
+    """Rewrite one generated section of an existing README.md: the text from `start` to `end`, or,
+    the first time, insert it before the line `before`. README.md's sha256 in clip.json, where it is
+    listed, follows, so the directory still validates (the model's hash changes with its card)."""
     readme = os.path.join(model_dir, "README.md")
     text = open(readme, encoding="utf-8").read()
-    section = "\n".join(levers_section(levers_path))
-    if LEVERS_START in text:
-        head, rest = text.split(LEVERS_START, 1)
-        tail = rest.split(LEVERS_END, 1)[1]
+    section = "\n".join(lines)
+    if start in text:
+        head, rest = text.split(start, 1)
+        tail = rest.split(end, 1)[1]
         text = head + section + tail
     else:
-        marker = "\n## Limits and what holds the figures down"
-        at = text.index(marker)
+        at = text.index("\n" + before)
         text = text[:at] + "\n" + section + "\n" + text[at:]
     with open(readme, "w", encoding="utf-8") as f:
         f.write(text)
-    print("updated the levers section of", readme)
+    refresh_hash(model_dir, "README.md")
+    print("updated", start, "in", readme)
 
 
 def main() -> None:
@@ -344,12 +311,15 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.attack_section or args.labels_section or args.levers_section:
+        d = args.model_dir
         if args.levers_section:
-            update_levers_section(args.model_dir)
+            update_section(
+                d, levers_section(), LEVERS_START, LEVERS_END, "## Limits and what holds the figures down"
+            )
         if args.attack_section:
-            update_attack_section(args.model_dir)
+            update_section(d, attack_section(d), ATTACK_START, ATTACK_END, "Multimodal directions:")
         if args.labels_section:
-            update_labels_section(args.model_dir)
+            update_section(d, labels_section(d), LABELS_START, LABELS_END, "## Probe collection")
         return
     if not (args.log and args.config and args.metrics):
         ap.error(

@@ -35,6 +35,20 @@ def rehash(model_dir: str) -> dict:
     return manifest
 
 
+def refresh_hash(model_dir: str, name: str) -> None:
+    """Recompute one file's sha256 in clip.json's `files`, where it is listed (a file rewritten after
+    finalize, such as a section of the model card); the other entries stay as they are."""
+    manifest_path = os.path.join(model_dir, "clip.json")
+    with open(manifest_path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    if name not in manifest.get("files", {}):
+        return
+    manifest["files"][name] = sha256_file(os.path.join(model_dir, name))
+    with open(manifest_path, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model_dir")
