@@ -5,7 +5,7 @@
  * out multiplied by s, and so each image's per-neuron contributions x_i·(W·t)_i stay as they were.
  * Bad scales are refused with a message.
  */
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -48,11 +48,18 @@ t.test('gauge.py rescales the neurons and W, and nothing the model computes', as
 
   const run = await runPython([GAUGE, gauged, '--scales', scalesFile]);
   t.equal(run.code, 0, run.stderr);
+  // A result written from the finished model names the model's hash: hashing it would be a cycle.
+  await writeFile(path.join(gauged, 'default-composition.json'), '{"model":"…"}');
   t.equal(
     (await runPython(['-m', 'tools.toyworld.finalize', gauged])).code,
     0,
     'the manifest’s hashes are renewed',
   );
+  const { files } = JSON.parse(await readFile(path.join(gauged, 'clip.json'), 'utf8')) as {
+    files: Record<string, string>;
+  };
+  t.ok(files['text.onnx'] && files['bilinear.f32'], 'the model’s files are hashed');
+  t.notOk('default-composition.json' in files, 'a result of the finished model is not');
   const after = await ClipModel.load(gauged, options);
   t.teardown(() => after.release());
 

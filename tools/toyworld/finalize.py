@@ -20,14 +20,21 @@ from tools.hashing import sha256_file
 from tools.toyworld import world
 
 
+# Results the project's scripts write beside the model after finalize, from the finished model: not part
+# of what clip.json hashes (default-composition.json names the model's own hash, which would be a cycle).
+RESULTS_OF_THE_MODEL = frozenset({"default-composition.json", "neuron-labels.json", "typographic.json"})
+
+
 def rehash(model_dir: str) -> dict:
+    """clip.json's `files`: the sha256 of every file of the directory but clip.json itself and the
+    results written from the finished model (RESULTS_OF_THE_MODEL)."""
     manifest_path = os.path.join(model_dir, "clip.json")
     with open(manifest_path, encoding="utf-8") as f:
         manifest = json.load(f)
     manifest["files"] = {
         n: sha256_file(os.path.join(model_dir, n))
         for n in sorted(os.listdir(model_dir))
-        if n != "clip.json" and os.path.isfile(os.path.join(model_dir, n))
+        if n != "clip.json" and n not in RESULTS_OF_THE_MODEL and os.path.isfile(os.path.join(model_dir, n))
     }
     with open(manifest_path, "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2)

@@ -67,13 +67,15 @@ class Batches(torch.utils.data.IterableDataset):
         context: int,
         follow_word: float = 0.3,
         tied_share: float = 0.0,
+        word_match: float = 0.35,
     ):
         self.seed, self.batch, self.merges, self.context = seed, batch, merges, context
-        self.follow_word, self.tied_share = follow_word, tied_share
+        self.follow_word, self.tied_share, self.word_match = follow_word, tied_share, word_match
 
     def __iter__(self):
         # The worker may be a fresh process (spawn on some platforms): set the world's shares here.
         world.FOLLOW_WORD_SHARE, world.TIED_SHARE = self.follow_word, self.tied_share
+        world.WORD_MATCH_SHARE = self.word_match
         info = torch.utils.data.get_worker_info()
         wid = info.id if info is not None else 0
         rng = random.Random(self.seed * 1000 + wid)
@@ -208,6 +210,18 @@ def main() -> None:
         "expressions)",
     )
     ap.add_argument(
+        "--word-match",
+        type=float,
+        default=0.35,
+        help="share of shape-with-word images whose word names the shape's colour (the rest are typographic "
+        "conflicts: the words that train picture and word detectors apart)",
+    )
+    ap.add_argument(
+        "--keep-steps",
+        default="",
+        help="comma-separated steps (multiples of 500) whose checkpoint is also kept as checkpoint-<step>.pt",
+    )
+    ap.add_argument(
         "--device",
         default="cuda" if torch.cuda.is_available() else "cpu",
         help="torch device (default: cuda when available, else cpu)",
@@ -253,6 +267,8 @@ def main() -> None:
     model.to(device)
 
     world.FOLLOW_WORD_SHARE = args.follow_word
+    world.WORD_MATCH_SHARE = args.word_match
+    keep_steps = {int(x) for x in args.keep_steps.split(",") if x.strip()}
     qk_wd = args.pool_wd if args.qk_wd is None else args.qk_wd
     opt = torch.optim.AdamW(
         param_groups(model, args.wd, args.pool_wd, qk_wd), lr=args.lr, betas=(0.9, 0.98), eps=1e-6
@@ -269,7 +285,15 @@ def main() -> None:
         return args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
     loader = torch.utils.data.DataLoader(
-        Batches(args.seed, args.batch, args.merges, config.context_length, args.follow_word, args.tied_share),
+        Batches(
+            args.seed,
+            args.batch,
+            args.merges,
+            config.context_length,
+            args.follow_word,
+            args.tied_share,
+            args.word_match,
+        ),
         batch_size=None,
         num_workers=1,
         prefetch_factor=4,
@@ -343,6 +367,8 @@ def main() -> None:
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
             torch.save(state, os.path.join(args.out, "checkpoint.tmp"))
             os.replace(os.path.join(args.out, "checkpoint.tmp"), os.path.join(args.out, "checkpoint.pt"))
+            if step in keep_steps:
+                torch.save(state, os.path.join(args.out, f"checkpoint-{step}.pt"))
             log["total_steps"], log["total_seconds"], log["params"] = step, elapsed, n_params
             with open(os.path.join(args.out, "log.json"), "w") as f:
                 json.dump(log, f)

@@ -30,6 +30,9 @@ IMAGE_SIZE = 64
 FOLLOW_WORD_SHARE = 0.3
 # Share of samples drawn by make_tied (train.py --tied-share); 0 keeps the committed stream unchanged.
 TIED_SHARE = 0.0
+# Share of "shape with a word written on it" images whose word names the shape's own colour (train.py
+# --word-match); of the rest, 40/65 carry another colour's word and 25/65 any word (typographic conflicts).
+WORD_MATCH_SHARE = 0.35
 SUPER = 2  # draw at 2x and downsample (anti-aliasing)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -578,9 +581,9 @@ def make_shape_with_word(rng: random.Random, shape=None, colour=None, word=None)
     colour = colour or rng.choice(list(COLOURS))
     if word is None:
         r = rng.random()
-        if r < 0.35:
+        if r < WORD_MATCH_SHARE:
             word = colour
-        elif r < 0.75:
+        elif r < WORD_MATCH_SHARE + (1 - WORD_MATCH_SHARE) * 40 / 65:
             word = rng.choice([c for c in COLOURS if c != colour])
         else:
             word = rng.choice(ALL_WORDS)
