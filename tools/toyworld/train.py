@@ -68,14 +68,16 @@ class Batches(torch.utils.data.IterableDataset):
         follow_word: float = 0.3,
         tied_share: float = 0.0,
         word_match: float = 0.35,
+        describe_both: float = 0.4,
     ):
         self.seed, self.batch, self.merges, self.context = seed, batch, merges, context
         self.follow_word, self.tied_share, self.word_match = follow_word, tied_share, word_match
+        self.describe_both = describe_both
 
     def __iter__(self):
         # The worker may be a fresh process (spawn on some platforms): set the world's shares here.
         world.FOLLOW_WORD_SHARE, world.TIED_SHARE = self.follow_word, self.tied_share
-        world.WORD_MATCH_SHARE = self.word_match
+        world.WORD_MATCH_SHARE, world.DESCRIBE_BOTH_SHARE = self.word_match, self.describe_both
         info = torch.utils.data.get_worker_info()
         wid = info.id if info is not None else 0
         rng = random.Random(self.seed * 1000 + wid)
@@ -217,6 +219,13 @@ def main() -> None:
         "conflicts: the words that train picture and word detectors apart)",
     )
     ap.add_argument(
+        "--describe-both",
+        type=float,
+        default=0.4,
+        help="share of shape-with-word captions describing both the shape and its word (--follow-word: "
+        "naming only the word; the rest name only the picture)",
+    )
+    ap.add_argument(
         "--keep-steps",
         default="",
         help="comma-separated steps (multiples of 500) whose checkpoint is also kept as checkpoint-<step>.pt",
@@ -267,7 +276,7 @@ def main() -> None:
     model.to(device)
 
     world.FOLLOW_WORD_SHARE = args.follow_word
-    world.WORD_MATCH_SHARE = args.word_match
+    world.WORD_MATCH_SHARE, world.DESCRIBE_BOTH_SHARE = args.word_match, args.describe_both
     keep_steps = {int(x) for x in args.keep_steps.split(",") if x.strip()}
     qk_wd = args.pool_wd if args.qk_wd is None else args.qk_wd
     opt = torch.optim.AdamW(
@@ -293,6 +302,7 @@ def main() -> None:
             args.follow_word,
             args.tied_share,
             args.word_match,
+            args.describe_both,
         ),
         batch_size=None,
         num_workers=1,

@@ -25,8 +25,10 @@ from functools import lru_cache
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 IMAGE_SIZE = 64
-# Share of "shape with a word written on it" captions that name only the written word (train.py
-# --follow-word sets it); 40% describe both, the rest only the picture.
+# Shares of "shape with a word written on it" captions that describe both the shape and the word
+# (train.py --describe-both) and that name only the written word (--follow-word); the rest name only
+# the picture.
+DESCRIBE_BOTH_SHARE = 0.4
 FOLLOW_WORD_SHARE = 0.3
 # Share of samples drawn by make_tied (train.py --tied-share); 0 keeps the committed stream unchanged.
 TIED_SHARE = 0.0
@@ -597,7 +599,7 @@ def make_shape_with_word(rng: random.Random, shape=None, colour=None, word=None)
     box = r * 0.62
     paste_text(img, rng, word, ink, (int(cx - box), int(cy - box * 0.6), int(cx + box), int(cy + box * 0.6)))
     u = rng.random()
-    if u < 0.4:
+    if u < DESCRIBE_BOTH_SHARE:
         cap = rng.choice(
             [
                 f"a {colour} {shape} with the word {word} written on it",
@@ -605,7 +607,9 @@ def make_shape_with_word(rng: random.Random, shape=None, colour=None, word=None)
                 f"the word {word} on a {colour} {shape}",
             ]
         )
-    elif u < 0.4 + FOLLOW_WORD_SHARE:  # the caption follows the written word, as web captions often do
+    elif (
+        u < DESCRIBE_BOTH_SHARE + FOLLOW_WORD_SHARE
+    ):  # the caption follows the written word, as web captions often do
         cap = rng.choice([f"{word}", f"the word {word}", f"a {shape} that says {word}", f"{word} {shape}"])
     else:
         cap = rng.choice([f"a {colour} {shape}", f"{colour}", f"a {colour} sign"])
