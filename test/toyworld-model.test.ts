@@ -6,7 +6,7 @@
  * calibrated on CALIBRATION_SEED (checked first: recomputed from that seed's images through the
  * exported graphs, every labelled neuron answers its concept at 1 and every label is the
  * catalogue's); every figure is then measured on EVALUATION_SEED, whose images the calibration never
- * saw. `tools/toyworld/heldout.py` (PIL only) draws the images at model size and lists the zero-shot
+ * saw, and again on UNTOUCHED_SEED, which nothing else used (not even choosing a training lever). `tools/toyworld/heldout.py` (PIL only) draws the images at model size and lists the zero-shot
  * tasks; prompts are tokenized with the service's tokenizer (and must match the ids of the project's
  * Python BPE encoder, which the model was trained with). Every vocabulary word is also drawn by the
  * service's own rasteriser (src/clip/raster.ts). Asserted: the directory validates, zero-shot
@@ -17,13 +17,14 @@
  * (models/toyworld/README.md) minus a margin, or the figure itself where it is a count that cannot be
  * lowered without the assertion becoming empty.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { rasterizeText } from '../src/clip/raster.js';
 import {
   CALIBRATION_SEED,
   EVALUATION_SEED,
+  UNTOUCHED_SEED,
   TOYWORLD_DIR,
   calibrate,
   dot,
@@ -37,35 +38,37 @@ import {
   type HeldoutItem,
 } from './helpers/toyworld.js';
 
-/** Zero-shot accuracy floors. Measured on the evaluation seed: 100 % on each of these four. */
+/** Zero-shot accuracy floors. Measured on seeds 8 and 9: 100 % on each of these four. */
 const MIN_ZERO_SHOT: Record<string, number> = {
   colours: 0.95,
   shapes: 0.95,
   expressions: 0.95,
   reading: 0.95,
-  /** The 170-word reading task (two training-style renders per word). Measured: 92.1 % (313/340). */
+  /** The 170-word reading task (two training-style renders per word). Measured: 92.1 % (313/340), seed 9 89.7 % (305/340). */
   reading_all_training_fonts: 0.88,
 };
-/** Directions W·t_c whose pictures and words both reach z ≥ 2. Measured: 8 / 5. */
+/** Directions W·t_c whose pictures and words both reach z ≥ 2. Measured: 8 / 5 on both seeds. */
 const MIN_DIRECTION_PASS = { colour: 7, expression: 4 };
-/** The stricter variant (pictures and words of the other concepts together). Measured: 8 / 2. */
+/** The stricter variant (pictures and words of the other concepts together). Measured: 8 / 2 on both seeds. */
 const MIN_DIRECTION_MIXED_PASS = { colour: 7, expression: 2 };
-/** The same test with the spatial mean x scaled to unit length. Measured: 8 / 5. */
+/** The same test with the spatial mean x scaled to unit length. Measured: 8 / 5 on both seeds. */
 const MIN_DIRECTION_NORMED_PASS = { colour: 7, expression: 4 };
 /**
- * The single top neuron of W·t_c as the direction (pictures and words both z ≥ 2). Measured: 1
- * colour, 0 expressions. A floor of 0 could never fail, so the expression count is asserted exactly
- * (a change either way is a change of the model, to be measured and written down).
+ * The single top neuron of W·t_c as the direction (pictures and words both z ≥ 2). Measured: 2
+ * colours, 0 expressions on seed 8; 1 and 0 on seed 9. A floor of 0 could never fail, so the
+ * expression count is asserted exactly (a change either way is a change of the model, to be
+ * measured and written down).
  */
 const TOP_NEURON_PASS = { colour: { min: 1 }, expression: { exactly: 0 } };
-/** Typographic attack: share of colour-A shapes labelled with colour word B read as B. Measured: 17.0% (19/112). */
+/** Typographic attack: share of colour-A shapes labelled with colour word B read as B. Measured: 17.0% (19/112), seed 9 17.9% (20/112). */
 const MIN_ATTACK_RATE = 0.1;
 /** Service-rasteriser words may read at most this much worse than training-style renders. */
 const RASTER_MARGIN = 0.03;
 /**
  * The catalogue's labels (calibration seed) recomputed on the evaluation seed: per family, the share
  * of its neurons that keep their label. Measured: colour 91/108, expression 94/96, shape 60/68, word
- * 60/240 (a word has 2-3 renders per seed among 170 words: word labels are mostly unstable).
+ * 60/240 (a word has 2-3 renders per seed among 170 words: word labels are mostly unstable); seed 9:
+ * 92/108, 91/96, 60/68, 67/240.
  */
 const MIN_LABEL_AGREEMENT: Record<string, number> = {
   colour: 0.75,
@@ -75,19 +78,21 @@ const MIN_LABEL_AGREEMENT: Record<string, number> = {
 };
 /**
  * Concept words with a neuron labelled with them (labels recomputed on the evaluation seed, not the
- * catalogue's) among the top 5 of W·t/|t|. Measured: 8/8 colours, 5/5 expressions.
+ * catalogue's) among the top 5 of W·t/|t|. Measured: 8/8 colours, 5/5 expressions, on both seeds.
  */
 const MIN_OWN_NEURON_TOP5 = { colour: 7, expression: 5 };
 /**
  * The same for the model as trained, before the scales (row c of W divided by s_c again), with the
- * same seed-8 labels. Measured, and asserted exactly: 4/8 colours (red, orange, green, blue), 5/5
- * expressions (the model card gave 3/8 colours with the catalogue's seed-7 labels).
+ * same labels of the seed measured. Measured, and asserted exactly: 4/8 colours (red, orange, green, blue;
+ * on seed 9 red, orange, blue, pink), 5/5 expressions (the model card gave 3/8 colours with the
+ * catalogue's seed-7 labels).
  */
 const OWN_NEURON_TOP5_UNSCALED = { colour: 4, expression: 5 };
 /**
  * The bilinear estimate vs the exact zero-shot logit, over every evaluation image × every held-out
  * prompt (1,378 × 382 pairs, Pearson). Measured: Σ x_i·a_i 0.971; logit_scale·Σ x_i·a_i/|image
- * embedding| 0.996 (the rest is the head's bias and positional terms, largest gap 3.4 logits).
+ * embedding| 0.996, the same on seed 9 (the rest is the head's bias and positional terms, largest gap
+ * 3.4 logits; 2.6 on seed 9).
  */
 const MIN_BILINEAR_CORRELATION = { sum: 0.95, bilinearLogit: 0.99 };
 
@@ -123,9 +128,12 @@ t.test(`the scales and labels were calibrated on held-out seed ${CALIBRATION_SEE
   t.same(differ, [], 'every label of neurons.json is this seed’s');
 });
 
-t.test(`models/toyworld on held-out seed ${EVALUATION_SEED}`, async (t) => {
+for (const seed of [EVALUATION_SEED, UNTOUCHED_SEED])
+  t.test(`models/toyworld on held-out seed ${seed}`, (t) => measureOn(t, seed));
+
+async function measureOn(t: Test, seed: number): Promise<void> {
   t.ok(manifest.vocab_size < 49408, 'own, small vocabulary');
-  const { heldout, cleanup } = await generateHeldout(EVALUATION_SEED);
+  const { heldout, cleanup } = await generateHeldout(seed);
   t.teardown(cleanup);
 
   // Prompts: the service's tokenizer must give the ids the model was trained with.
@@ -294,14 +302,14 @@ t.test(`models/toyworld on held-out seed ${EVALUATION_SEED}`, async (t) => {
     byFamily.set(catalogue[c].family, [same + (labels[c]?.label === catalogue[c].label ? 1 : 0), all + 1]);
   }
   t.comment(
-    `labels on seed ${EVALUATION_SEED}: ${agree}/${labelled.length} neurons keep the catalogue's label (` +
+    `labels on seed ${seed}: ${agree}/${labelled.length} neurons keep the catalogue's label (` +
       [...byFamily].map(([family, [same, all]]) => `${family} ${same}/${all}`).join(', ') +
       ')',
   );
   for (const [family, [same, all]] of byFamily) {
     t.ok(
       same / all >= MIN_LABEL_AGREEMENT[family],
-      `${family}: ${same}/${all} neurons keep their label on seed ${EVALUATION_SEED} (>= ${MIN_LABEL_AGREEMENT[family]})`,
+      `${family}: ${same}/${all} neurons keep their label on seed ${seed} (>= ${MIN_LABEL_AGREEMENT[family]})`,
     );
   }
   const conceptMean = (c: number) => {
@@ -321,7 +329,7 @@ t.test(`models/toyworld on held-out seed ${EVALUATION_SEED}`, async (t) => {
   const ratios = labelled.map(conceptMean).sort((a, b) => a - b);
   const q = (p: number) => ratios[Math.floor(p * (ratios.length - 1))];
   t.comment(
-    `scales on seed ${EVALUATION_SEED}: a labelled neuron's mean on its concept, quartiles ${[0, 0.25, 0.5, 0.75, 1].map((p) => q(p).toFixed(3)).join(' / ')}`,
+    `scales on seed ${seed}: a labelled neuron's mean on its concept, quartiles ${[0, 0.25, 0.5, 0.75, 1].map((p) => q(p).toFixed(3)).join(' / ')}`,
   );
   // Own neuron in the top 5 of W·t/|t|, with the labels of this seed rather than the catalogue's;
   // and the same for the model as trained, before the scales (row c of W divided by s_c again).
@@ -341,7 +349,7 @@ t.test(`models/toyworld on held-out seed ${EVALUATION_SEED}`, async (t) => {
     const key = family as keyof typeof MIN_OWN_NEURON_TOP5;
     t.ok(
       found.length >= MIN_OWN_NEURON_TOP5[key],
-      `${family}: ${found.length}/${spec.classes.length} words find a neuron labelled with them on seed ${EVALUATION_SEED} in their top 5 (>= ${MIN_OWN_NEURON_TOP5[key]}: ${found.join(', ')})`,
+      `${family}: ${found.length}/${spec.classes.length} words find a neuron labelled with them on seed ${seed} in their top 5 (>= ${MIN_OWN_NEURON_TOP5[key]}: ${found.join(', ')})`,
     );
     t.equal(
       before.length,
@@ -391,4 +399,4 @@ t.test(`models/toyworld on held-out seed ${EVALUATION_SEED}`, async (t) => {
   for (const phrase of ['red', 'yellow', 'happy', 'star', 'lemon', 'red circle', 'happy face']) {
     t.ok(vocabulary.includes(phrase), `words.txt holds "${phrase}"`);
   }
-});
+}
