@@ -58,13 +58,13 @@ async function picture(i: number): Promise<Buffer> {
   return sharp(Buffer.from(svg)).png().toBuffer();
 }
 
-const pictures = await Promise.all(Array.from({ length: 120 }, (_, i) => picture(i)));
 /**
  * Uploads enough that a one-worker build is still running when a test stops or cancels it: the cancel
  * has come after 35 of 40 images were indexed on a busy machine, and a build of 24 has finished
  * between the first indexed shard and the stop.
  */
 const LONG_BUILD = 120;
+const pictures = await Promise.all(Array.from({ length: LONG_BUILD }, (_, i) => picture(i)));
 
 interface Upload {
   name: string;

@@ -6,9 +6,10 @@
  * calibrated on CALIBRATION_SEED (checked first: recomputed from that seed's images through the
  * exported graphs, every labelled neuron answers its concept at 1 and every label is the
  * catalogue's); every figure is then measured on EVALUATION_SEED, whose images the calibration never
- * saw, and again on UNTOUCHED_SEED, which nothing else used (not even choosing a training lever). `tools/toyworld/heldout.py` (PIL only) draws the images at model size and lists the zero-shot
- * tasks; prompts are tokenized with the service's tokenizer (and must match the ids of the project's
- * Python BPE encoder, which the model was trained with). Every vocabulary word is also drawn by the
+ * saw, and again on UNTOUCHED_SEED, which nothing else used (not even choosing a training lever).
+ * `tools/toyworld/heldout.py` (PIL only) draws the images at model size and lists the zero-shot tasks;
+ * prompts are tokenized with the service's tokenizer (and must match the ids of the project's Python
+ * BPE encoder, which the model was trained with). Every vocabulary word is also drawn by the
  * service's own rasteriser (src/clip/raster.ts). Asserted: the directory validates, zero-shot
  * accuracy per family, multimodal directions x·(W·t_c) (and the stricter variant), the single top
  * neuron of W·t_c, the typographic attack rate, the labels' and scales' agreement on the evaluation

@@ -28,30 +28,33 @@ RESULTS_OF_THE_MODEL = frozenset({"default-composition.json", "neuron-labels.jso
 def rehash(model_dir: str) -> dict:
     """clip.json's `files`: the sha256 of every file of the directory but clip.json itself and the
     results written from the finished model (RESULTS_OF_THE_MODEL)."""
-    manifest_path = os.path.join(model_dir, "clip.json")
-    with open(manifest_path, encoding="utf-8") as f:
-        manifest = json.load(f)
+    manifest = read_manifest(model_dir)
     manifest["files"] = {
         n: sha256_file(os.path.join(model_dir, n))
         for n in sorted(os.listdir(model_dir))
         if n != "clip.json" and n not in RESULTS_OF_THE_MODEL and os.path.isfile(os.path.join(model_dir, n))
     }
-    with open(manifest_path, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
+    write_manifest(model_dir, manifest)
     return manifest
 
 
 def refresh_hash(model_dir: str, name: str) -> None:
     """Recompute one file's sha256 in clip.json's `files`, where it is listed (a file rewritten after
     finalize, such as a section of the model card); the other entries stay as they are."""
-    manifest_path = os.path.join(model_dir, "clip.json")
-    with open(manifest_path, encoding="utf-8") as f:
-        manifest = json.load(f)
+    manifest = read_manifest(model_dir)
     if name not in manifest.get("files", {}):
         return
     manifest["files"][name] = sha256_file(os.path.join(model_dir, name))
-    with open(manifest_path, "w", encoding="utf-8") as f:
+    write_manifest(model_dir, manifest)
+
+
+def read_manifest(model_dir: str) -> dict:
+    with open(os.path.join(model_dir, "clip.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_manifest(model_dir: str, manifest: dict) -> None:
+    with open(os.path.join(model_dir, "clip.json"), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
 

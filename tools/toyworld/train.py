@@ -65,19 +65,15 @@ class Batches(torch.utils.data.IterableDataset):
         batch: int,
         merges: str,
         context: int,
-        follow_word: float = 0.3,
-        tied_share: float = 0.0,
-        word_match: float = 0.35,
-        describe_both: float = 0.4,
+        shares: dict[str, float],
     ):
         self.seed, self.batch, self.merges, self.context = seed, batch, merges, context
-        self.follow_word, self.tied_share, self.word_match = follow_word, tied_share, word_match
-        self.describe_both = describe_both
+        self.shares = shares
 
     def __iter__(self):
         # The worker may be a fresh process (spawn on some platforms): set the world's shares here.
-        world.FOLLOW_WORD_SHARE, world.TIED_SHARE = self.follow_word, self.tied_share
-        world.WORD_MATCH_SHARE, world.DESCRIBE_BOTH_SHARE = self.word_match, self.describe_both
+        for name, value in self.shares.items():
+            setattr(world, name, value)
         info = torch.utils.data.get_worker_info()
         wid = info.id if info is not None else 0
         rng = random.Random(self.seed * 1000 + wid)
@@ -86,6 +82,16 @@ class Batches(torch.utils.data.IterableDataset):
             samples = [world.sample(rng) for _ in range(self.batch)]
             captions = [s[1] for s in samples]
             yield to_pixels([s[0] for s in samples]), pad_ids([tok.encode(c) for c in captions]), captions
+
+
+def stream_shares(args: argparse.Namespace) -> dict[str, float]:
+    """The shares of the world's stream (tools/toyworld/world.py's module settings) that the flags set."""
+    return {
+        "FOLLOW_WORD_SHARE": args.follow_word,
+        "TIED_SHARE": args.tied_share,
+        "WORD_MATCH_SHARE": args.word_match,
+        "DESCRIBE_BOTH_SHARE": args.describe_both,
+    }
 
 
 def param_groups(model: CLIP, wd: float, pool_wd: float, qk_wd: float):
@@ -275,8 +281,6 @@ def main() -> None:
     device = torch.device(args.device)
     model.to(device)
 
-    world.FOLLOW_WORD_SHARE = args.follow_word
-    world.WORD_MATCH_SHARE, world.DESCRIBE_BOTH_SHARE = args.word_match, args.describe_both
     keep_steps = {int(x) for x in args.keep_steps.split(",") if x.strip()}
     qk_wd = args.pool_wd if args.qk_wd is None else args.qk_wd
     opt = torch.optim.AdamW(
@@ -294,16 +298,7 @@ def main() -> None:
         return args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
     loader = torch.utils.data.DataLoader(
-        Batches(
-            args.seed,
-            args.batch,
-            args.merges,
-            config.context_length,
-            args.follow_word,
-            args.tied_share,
-            args.word_match,
-            args.describe_both,
-        ),
+        Batches(args.seed, args.batch, args.merges, config.context_length, stream_shares(args)),
         batch_size=None,
         num_workers=1,
         prefetch_factor=4,

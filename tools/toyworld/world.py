@@ -607,9 +607,8 @@ def make_shape_with_word(rng: random.Random, shape=None, colour=None, word=None)
                 f"the word {word} on a {colour} {shape}",
             ]
         )
-    elif (
-        u < DESCRIBE_BOTH_SHARE + FOLLOW_WORD_SHARE
-    ):  # the caption follows the written word, as web captions often do
+    elif u < DESCRIBE_BOTH_SHARE + FOLLOW_WORD_SHARE:
+        # The caption follows the written word, as web captions often do.
         cap = rng.choice([f"{word}", f"the word {word}", f"a {shape} that says {word}", f"{word} {shape}"])
     else:
         cap = rng.choice([f"a {colour} {shape}", f"{colour}", f"a {colour} sign"])
