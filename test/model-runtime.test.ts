@@ -142,6 +142,24 @@ t.test('onnxruntime failing on one batch fails that batch with 503; the next bat
   t.ok(after.every(Number.isFinite));
 });
 
+t.test('a token row that does not begin with the start token is refused before the graph', async (t) => {
+  const model = await ClipModel.load(modelDir, { ...options, maxBatchWaitMs: 20 });
+  t.teardown(() => model.release());
+  const runs: number[] = [];
+  model.runObserver = (graph, rows) => runs.push(rows);
+  const good = model.tokenizer.encode('a photo of a dog').ids;
+  const headless = good.slice(1);
+  for (const call of [
+    () => model.embedTokenRows([good, headless]),
+    () => model.textAttributions([headless]),
+  ]) {
+    await t.rejects(call(), /token row \d does not begin with the start token \(\d+\)/);
+  }
+  t.same(runs, [], 'no graph ran');
+  const [embedding] = await model.embedTokenRows([good]);
+  t.equal(embedding.length, model.embedDim, 'a row with its start token is embedded');
+});
+
 t.test('CUDA falls back to CPU with one warning', async (t) => {
   const warnings: string[] = [];
   const model = await ClipModel.load(modelDir, {

@@ -198,7 +198,8 @@ export class ClipModel {
 
   /** Text embeddings for token id rows (with start and end tokens, as the tokenizer returns them). */
   embedTokenRows(rows: readonly (readonly number[])[]): Promise<Float32Array[]> {
-    return this.textBatcher.submitAll(rows);
+    const stray = this.strayTokenRow(rows);
+    return stray ? Promise.reject(stray) : this.textBatcher.submitAll(rows);
   }
 
   async embedTexts(texts: readonly string[]): Promise<Float32Array[]> {
@@ -217,7 +218,21 @@ export class ClipModel {
 
   /** Text embeddings and W·t for token id rows: the text graph and W·t in one run per batch. */
   textAttributions(rows: readonly (readonly number[])[]): Promise<TextAttribution[]> {
-    return this.attributionBatcher.submitAll(rows);
+    const stray = this.strayTokenRow(rows);
+    return stray ? Promise.reject(stray) : this.attributionBatcher.submitAll(rows);
+  }
+
+  /**
+   * Every row of the text graph begins with the start token, as the tokenizer writes it: the
+   * exporter's text graph holds that token's keys and values as constants of the model
+   * (tools/export/text_graph.py), so a row with another first id would be read wrongly.
+   */
+  private strayTokenRow(rows: readonly (readonly number[])[]): Error | undefined {
+    const { startId } = this.tokenizer;
+    const stray = rows.findIndex((row) => row[0] !== startId);
+    return stray < 0
+      ? undefined
+      : new Error(`token row ${stray} does not begin with the start token (${startId})`);
   }
 
   async encodeImages(pixelRows: readonly Float32Array[]): Promise<ImageEncoding[]> {

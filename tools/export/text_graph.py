@@ -11,14 +11,22 @@ zero padding after it changing nothing. What differs is how the same arithmetic 
     split takes one [N, L, H, d] shape computed once, the causal mask is sliced once for all layers;
   * QuickGELU is onnxruntime's `QuickGelu` (com.microsoft, alpha 1.702; onnxruntime fuses the traced
     graph's x * sigmoid(1.702 x) into the same operator), LayerNorm the opset-17 `LayerNormalization`;
+  * the start token is not computed at all: every prompt begins with it at position 0, where causal
+    attention sees nothing but itself, so its keys and values in every block are the same in every
+    prompt, constants of the model computed here once in PyTorch. The residual stream holds positions
+    1 .. L-1, and each block's keys and values are the start token's followed by theirs (an Expand
+    and a Concat). At 8 tokens that is an eighth of every block's rows;
   * the end token is gathered *before* the last block's query, output projection, MLP, `ln_final` and
     `text_projection`: the last block computes keys and values for all L positions (the end token
     attends over them) but everything else for one row per prompt instead of L. Its causal mask is one
     row per prompt: -inf after the end token.
 
-Rows are independent in every step but attention, and attention is causal, so gathering the end token
-before the last block's per-row steps leaves each prompt's numbers as they were; the parity tests hold
-both graphs to 1e-5 relative against PyTorch.
+Rows are independent in every step but attention, and attention is causal, so leaving out the start
+token's row and gathering the end token before the last block's per-row steps leave each prompt's
+numbers as they were; the parity tests hold both graphs to 1e-5 relative against PyTorch. The
+contract gains one condition: every row begins with the start token (id vocab_size - 2), as CLIP's
+tokenizer writes it; the service refuses other rows before they reach the graph
+(src/clip/clip-model.ts). Rows hold at least the start and end tokens (L >= 2).
 
 Measured and left out (bench/text-graph-rn50x4.sh, onnxruntime 1.30 CPU, RN50x4 at batch 64): the
 fused `Attention` operator (com.microsoft, unidirectional) projects Q, K, V per batch row and head with
@@ -32,6 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import torch
+import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 17
@@ -98,55 +108,84 @@ def build_text_graph(clip) -> onnx.ModelProto:
         hidden = g.op("QuickGelu", [linear(x, f"{prefix}.mlp.c_fc")], MS_DOMAIN, alpha=1.702)
         return linear(hidden, f"{prefix}.mlp.c_proj")
 
-    # N and L from the ids; the residual stream is [N*L, W], the rows of every prompt one after another.
+    # The start token's row is the same in every prompt, and attention is causal: position 0 attends to
+    # itself alone, so its keys and values in every block are constants of the model. The residual
+    # stream holds positions 1 .. L-1 only, [N*(L-1), W], and each block's keys and values are the
+    # start token's (computed here, once) followed by those rows'.
+    start_keys, start_values = _start_token_keys_values(clip)
+
+    # N and L from the ids.
     ids = "input_ids"
     scalar = g.ints("scalar_shape", [])
     shape = g.op("Shape", [ids])
     count = g.op("Slice", [shape, g.ints("0", [0]), g.ints("1", [1])])  # [N]
     length = g.op("Slice", [shape, g.ints("1", [1]), g.ints("2", [2])])  # [L]
-    n_scalar, l_scalar = g.op("Reshape", [count, scalar]), g.op("Reshape", [length, scalar])
+    rest = g.op("Sub", [length, g.ints("1", [1])])  # [L-1]
+    n_scalar, rest_scalar = g.op("Reshape", [count, scalar]), g.op("Reshape", [rest, scalar])
     flat = g.ints("rows_shape", [-1, width])
-    per_head = g.op("Concat", [count, length, g.ints("heads_shape", [heads, head_dim])], axis=0)
+    per_head = g.op("Concat", [count, rest, g.ints("heads_shape", [heads, head_dim])], axis=0)
+    start_key_shape = g.op("Concat", [count, g.ints("start_key_shape", [heads, head_dim, 1])], axis=0)
+    start_value_shape = g.op("Concat", [count, g.ints("start_value_shape", [heads, 1, head_dim])], axis=0)
     scale = g.const("scale", np.asarray(head_dim**-0.5, dtype=np.float32))
 
-    x = g.op("Gather", [weight("token_embedding.weight"), ids])  # [N, L, W]
-    positions = g.op("Slice", [weight("positional_embedding"), g.ints("0", [0]), length])  # [L, W]
-    x = g.op("Reshape", [g.op("Add", [x, positions]), flat])  # [N*L, W]
+    def keys_and_values(normed: str, block: int) -> tuple[str, str]:
+        """The block's keys [N, H, d, L] and values [N, H, L, d]: the start token's, then rows 1 .. L-1."""
+        p = f"transformer.resblocks.{block}"
+        key = g.op(
+            "Transpose",
+            [g.op("Reshape", [linear(normed, f"{p}.attn.in_proj", 1), per_head])],
+            perm=[0, 2, 3, 1],
+        )
+        value = g.op(
+            "Transpose",
+            [g.op("Reshape", [linear(normed, f"{p}.attn.in_proj", 2), per_head])],
+            perm=[0, 2, 1, 3],
+        )
+        start_key = g.const(f"{p}.start_key", start_keys[block].reshape(1, heads, head_dim, 1))
+        start_value = g.const(f"{p}.start_value", start_values[block].reshape(1, heads, 1, head_dim))
+        key = g.op("Concat", [g.op("Expand", [start_key, start_key_shape]), key], axis=3)
+        value = g.op("Concat", [g.op("Expand", [start_value, start_value_shape]), value], axis=2)
+        return key, value
 
+    body = g.op("Slice", [ids, g.ints("1", [1]), length, g.ints("1", [1])])  # [N, L-1]: after the start token
+    x = g.op("Gather", [weight("token_embedding.weight"), body])  # [N, L-1, W]
+    positions = g.op("Slice", [weight("positional_embedding"), g.ints("1", [1]), length])  # [L-1, W]
+    x = g.op("Reshape", [g.op("Add", [x, positions]), flat])  # [N*(L-1), W]
+
+    # The causal mask's rows 1 .. L-1 over columns 0 .. L-1.
     causal = np.triu(np.full((config.context_length,) * 2, -np.inf, dtype=np.float32), 1)
     ends = g.op("Concat", [length, length], axis=0)
-    causal = g.op("Slice", [g.const("causal_mask", causal), g.ints("0_0", [0, 0]), ends])  # [L, L]
+    causal = g.op("Slice", [g.const("causal_mask", causal), g.ints("1_0", [1, 0]), ends])  # [L-1, L]
 
-    # Blocks 0 .. n-2 on all N*L rows.
+    # Blocks 0 .. n-2 on all N*(L-1) rows.
     for i in range(layers - 1):
         p = f"transformer.resblocks.{i}"
         normed = layer_norm(x, f"{p}.ln_1")
-        q, k, v = (linear(normed, f"{p}.attn.in_proj", j) for j in range(3))
+        q = linear(normed, f"{p}.attn.in_proj", 0)
         q = g.op("Transpose", [g.op("Reshape", [g.op("Mul", [q, scale]), per_head])], perm=[0, 2, 1, 3])
-        k = g.op("Transpose", [g.op("Reshape", [k, per_head])], perm=[0, 2, 3, 1])  # [N, H, d, L]
-        v = g.op("Transpose", [g.op("Reshape", [v, per_head])], perm=[0, 2, 1, 3])  # [N, H, L, d]
-        scores = g.op("Add", [g.op("MatMul", [q, k]), causal])  # [N, H, L, L]
-        attended = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])  # [N, H, L, d]
+        k, v = keys_and_values(normed, i)
+        scores = g.op("Add", [g.op("MatMul", [q, k]), causal])  # [N, H, L-1, L]
+        attended = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])  # [N, H, L-1, d]
         attended = g.op("Reshape", [g.op("Transpose", [attended], perm=[0, 2, 1, 3]), flat])
         x = g.op("Add", [x, linear(attended, f"{p}.attn.out_proj")])
         x = g.op("Add", [x, mlp(layer_norm(x, f"{p}.ln_2"), p)])
 
-    # The end token of each row: its highest id (exact in float32 for ids < 2^24), as a row of x.
+    # The end token of each row: its highest id (exact in float32 for ids < 2^24), position >= 1,
+    # as a row of x (which starts at position 1).
     eot = g.op("ArgMax", [g.op("Cast", [ids], to=TensorProto.FLOAT)], axis=1, keepdims=0)  # [N]
     prompts = g.op("Range", [g.ints("start", 0), n_scalar, g.ints("step", 1)])  # [N]
-    eot_rows = g.op("Add", [g.op("Mul", [prompts, l_scalar]), eot])  # [N]
+    eot_rows = g.op("Add", [g.op("Mul", [prompts, rest_scalar]), g.op("Sub", [eot, g.ints("one", 1)])])  # [N]
 
     # The last block: keys and values on all rows, everything else on the end tokens' rows only.
     p = f"transformer.resblocks.{layers - 1}"
     normed = layer_norm(x, f"{p}.ln_1")
     query = linear(g.op("Gather", [normed, eot_rows]), f"{p}.attn.in_proj", 0)  # [N, W]
     query = g.op("Reshape", [g.op("Mul", [query, scale]), g.ints("query_shape", [-1, heads, 1, head_dim])])
-    key = g.op("Reshape", [linear(normed, f"{p}.attn.in_proj", 1), per_head])  # [N, L, H, d]
-    value = g.op("Reshape", [linear(normed, f"{p}.attn.in_proj", 2), per_head])
-    key = g.op("Transpose", [key], perm=[0, 2, 3, 1])  # [N, H, d, L]
-    value = g.op("Transpose", [value], perm=[0, 2, 1, 3])  # [N, H, L, d]
+    key, value = keys_and_values(normed, layers - 1)
     # The end token's row of the causal mask: -inf after it (where only zero padding lies).
-    position = g.op("Range", [g.ints("start", 0), l_scalar, g.ints("step", 1)])  # [L]
+    position = g.op(
+        "Range", [g.ints("start", 0), g.op("Reshape", [length, scalar]), g.ints("step", 1)]
+    )  # [L]
     after = g.op("Greater", [position, g.op("Unsqueeze", [eot, g.ints("1", [1])])])  # [N, L]
     minus_inf = g.const("minus_inf", np.asarray(-np.inf, dtype=np.float32))
     mask = g.op("Where", [after, minus_inf, g.const("zero", np.asarray(0.0, dtype=np.float32))])
@@ -168,3 +207,21 @@ def build_text_graph(clip) -> onnx.ModelProto:
     )
     opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)]
     return helper.make_model(graph, opset_imports=opsets, producer_name="tools.export.text_graph")
+
+
+def _start_token_keys_values(clip) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each block's key and value [W] of the start token at position 0, in PyTorch (float32, as the
+    model runs): the token attends to itself alone, so they are the same in every prompt."""
+    config = clip.config
+    start_id = config.vocab_size - 2  # CLIP's layout: <|startoftext|>, then <|endoftext|> last
+    keys, values = [], []
+    with torch.no_grad():
+        x = (clip.token_embedding.weight[start_id] + clip.positional_embedding[0]).float()[None, None]
+        alone = torch.zeros(1, 1)
+        for block in clip.transformer.resblocks:
+            attn = block.attn
+            _, key, value = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+            keys.append(key.reshape(-1).cpu().numpy().astype(np.float32))
+            values.append(value.reshape(-1).cpu().numpy().astype(np.float32))
+            x = block(x, alone)
+    return keys, values
