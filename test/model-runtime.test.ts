@@ -149,12 +149,9 @@ t.test('a token row that does not begin with the start token is refused before t
   model.runObserver = (graph, rows) => runs.push(rows);
   const good = model.tokenizer.encode('a photo of a dog').ids;
   const headless = good.slice(1);
-  for (const call of [
-    () => model.embedTokenRows([good, headless]),
-    () => model.textAttributions([headless]),
-  ]) {
-    await t.rejects(call(), /token row \d does not begin with the start token \(\d+\)/);
-  }
+  const refused = /token row 1 does not begin with the start token \(\d+\)/;
+  await t.rejects(model.embedTokenRows([good, headless]), refused);
+  await t.rejects(model.textAttributions([good, headless]), refused);
   t.same(runs, [], 'no graph ran');
   const [embedding] = await model.embedTokenRows([good]);
   t.equal(embedding.length, model.embedDim, 'a row with its start token is embedded');
