@@ -20,7 +20,11 @@
  *    through DATA_DIR: src/search/vocabulary.ts), worked by one `src/bin/worker.ts` process
  *    pinned to core 0, then by two pinned to cores 0 and 1 (each ORT_INTRA_OP_THREADS=1, one job at
  *    a time; BENCH_QUEUE_PASSES=1,2,1 adds a second pass of one): the speed-up of two over one is
- *    the wall time of one over that of two. Maximal text is extrapolated from part 1's pieces (the
+ *    the wall time of one over that of two. Then (BENCH_LABELS=1, the default) the whole-model
+ *    labelling job on the pass's collection: every neuron of the model, in shards of
+ *    NEURON_LABEL_SHARD (64) that every worker takes, each worker computing the collection's view
+ *    (the text-side index over the 20,000 words and the categories, soft-WPMI) once, after the
+ *    shared cache is flushed so that no pass reads another's text vectors. Maximal text is extrapolated from part 1's pieces (the
  *    vocabulary pass, once per model; a neuron's candidate pool over the vocabulary's embeddings,
  *    measured on the slice's embeddings tiled to the vocabulary's size; the steps), checked
  *    against the queued searches' CPU time.
@@ -60,6 +64,8 @@ const STEP_SAMPLES = Number(process.env.BENCH_STEPS ?? 8);
 const POOL_NEURONS = Number(process.env.BENCH_POOL_NEURONS ?? 8);
 const SEARCHES = Number(process.env.BENCH_SEARCHES ?? 0);
 const SEARCH_STEPS = Number(process.env.BENCH_SEARCH_STEPS ?? 4);
+/** 0: no labelling job in the queue passes. */
+const LABELS = process.env.BENCH_LABELS !== '0';
 /** Worker processes per queue pass, in order (one, two: the speed-up of two over one). */
 const QUEUE_PASSES = (process.env.BENCH_QUEUE_PASSES ?? '1,2').split(',').map(Number);
 const SEARCH_BATCH = 64;
@@ -306,6 +312,8 @@ interface QueuePass {
   build: { wall: number; cpu: number };
   /** Absent with BENCH_SEARCHES=0. */
   search?: { wall: number; cpu: number };
+  /** The labelling job on the pass's collection; absent with BENCH_LABELS=0. */
+  labels?: { wall: number; cpu: number; neurons: number; shards: number };
   load: string;
 }
 
@@ -336,7 +344,8 @@ async function queuePass(
     console.error(
       `${workerCount} worker(s), pass ${pass}: build ${build.wall.toFixed(1)} s (load ${loadAverage()})`,
     );
-    if (SEARCHES === 0) return { workers: workerCount, build, load: loadAverage() };
+    const labels = LABELS ? await labelling(app, name, workerCount, pass, cpu) : undefined;
+    if (SEARCHES === 0) return { workers: workerCount, build, labels, load: loadAverage() };
     // Maximal-text searches, one job per neuron (new neurons every pass: no cached result).
     [wall0, cpu0] = [performance.now(), cpu()];
     const ids = await Promise.all(
@@ -361,10 +370,40 @@ async function queuePass(
     console.error(
       `${workerCount} worker(s), pass ${pass}: searches ${search.wall.toFixed(1)} s (load ${loadAverage()})`,
     );
-    return { workers: workerCount, build, search, load: loadAverage() };
+    return { workers: workerCount, build, search, labels, load: loadAverage() };
   } finally {
     await Promise.all(workers.map((worker) => stopProcess(worker.child, 'SIGTERM', 15_000)));
   }
+}
+
+/**
+ * The whole-model labelling job on a collection (POST /v1/neurons/labels), worked by the pass's
+ * workers: the shared cache is flushed first, so that every pass computes the text-side index.
+ */
+async function labelling(
+  app: App,
+  collection: string,
+  workerCount: number,
+  pass: number,
+  cpu: () => number,
+): Promise<{ wall: number; cpu: number; neurons: number; shards: number }> {
+  await app.cache.flush();
+  const [wall0, cpu0] = [performance.now(), cpu()];
+  const response = await app.inject({ method: 'POST', url: '/v1/neurons/labels', payload: { collection } });
+  if (response.statusCode !== 202) throw new Error(response.body);
+  const view = await finished(app, (response.json() as { jobId: string }).jobId);
+  const result = view.result as { neurons: number };
+  const progress = (view as { progress?: { shards?: { total: number } } }).progress;
+  const measured = {
+    wall: (performance.now() - wall0) / 1000,
+    cpu: cpu() - cpu0,
+    neurons: result.neurons,
+    shards: progress?.shards?.total ?? 0,
+  };
+  console.error(
+    `${workerCount} worker(s), pass ${pass}: labelling ${measured.neurons} neurons ${measured.wall.toFixed(1)} s (load ${loadAverage()})`,
+  );
+  return measured;
 }
 
 /**
@@ -512,6 +551,10 @@ function report(
     cpuPer(logGiven) * WHOLE.neurons +
     wpmi.cpu;
   const speedBuild = oneBuild / two.build.wall;
+  const oneLabels = LABELS ? mean(one.map((pass) => pass.labels!.wall)) : NaN;
+  const oneLabelsCpu = LABELS ? mean(one.map((pass) => pass.labels!.cpu)) : NaN;
+  const speedLabels = LABELS ? oneLabels / two.labels!.wall : NaN;
+  const labelJob = one[0]?.labels;
   const speedSearch = SEARCHES ? oneSearch / two.search!.wall : NaN;
   const rows = [
     [
@@ -538,7 +581,9 @@ function report(
       `labelling every neuron (soft-WPMI over ${WHOLE.words.toLocaleString('en')} words + ${WHOLE.categories} categories, a ${WHOLE.images.toLocaleString('en')}-image collection)`,
       `text-side index ${cpuPer(textSide).toFixed(3)} s per concept; ${cpuPer(softmax).toFixed(3)} s per top image (≤ ${topImages.toLocaleString('en')}); log p ${cpuPer(logGiven).toFixed(4)} s per neuron; WPMI ${wpmi.cpu.toFixed(1)} s in all`,
       hours(labelling),
-      'not a queue job (computed by the server on the first evidence request of a collection)',
+      LABELS && labelJob
+        ? `${speedLabels.toFixed(2)}× (${oneLabels.toFixed(1)} s → ${two.labels!.wall.toFixed(1)} s for the job over all ${labelJob.neurons.toLocaleString('en')} neurons on the ${IMAGES}-image collection, in ${labelJob.shards} shards; one worker: ${oneLabelsCpu.toFixed(1)} s of CPU; each worker computes the collection's view once)`
+        : 'not measured in this run (BENCH_LABELS=0)',
     ],
   ];
   const markdown = [
@@ -565,25 +610,25 @@ function report(
         `| ${m.what} | ${m.items} | ${m.wall.toFixed(2)} | ${m.cpu.toFixed(2)} | ${cpuPer(m).toFixed(4)} |`,
     ),
     '',
-    `## The queue: ${IMAGES}-image build (shards of ${Math.max(1, Math.ceil(IMAGES / 8))}, batch 8) and ${SEARCHES} searches of ${SEARCH_STEPS} steps × ${SEARCH_BATCH}, one restart, after the run's first search${first ? ` (${first.wall.toFixed(1)} s wall, ${first.cpu.toFixed(1)} s CPU, one worker)` : ''}, which embeds the vocabulary for all of them (DATA_DIR/max-text)`,
+    `## The queue: ${IMAGES}-image build (shards of ${Math.max(1, Math.ceil(IMAGES / 8))}, batch 8)${LABELS ? ', the labelling job on it (the shared cache flushed first)' : ''} and ${SEARCHES} searches of ${SEARCH_STEPS} steps × ${SEARCH_BATCH}, one restart, after the run's first search${first ? ` (${first.wall.toFixed(1)} s wall, ${first.cpu.toFixed(1)} s CPU, one worker)` : ''}, which embeds the vocabulary for all of them (DATA_DIR/max-text)`,
     '',
     'BullMQ on a throwaway Redis; `src/bin/worker.ts` processes pinned with `taskset -c <core>`,',
     'ORT_INTRA_OP_THREADS=1, one job at a time per lane; the jobs submitted to an app in this process',
     `that works none itself. Passes in this order: ${QUEUE_PASSES.map((n) => (n === 1 ? 'one worker' : `${n} workers`)).join(', ')}.`,
     '',
-    '| pass | workers | build wall s | build CPU s (workers) | searches wall s | searches CPU s (workers) | load average after |',
-    '|---|---|---|---|---|---|---|',
+    '| pass | workers | build wall s | build CPU s (workers) | labelling wall s | labelling CPU s (workers) | searches wall s | searches CPU s (workers) | load average after |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...passes.map(
       (pass, i) =>
-        `| ${i + 1} | ${pass.workers} | ${pass.build.wall.toFixed(1)} | ${pass.build.cpu.toFixed(1)} | ${pass.search?.wall.toFixed(1) ?? '—'} | ${pass.search?.cpu.toFixed(1) ?? '—'} | ${pass.load} |`,
+        `| ${i + 1} | ${pass.workers} | ${pass.build.wall.toFixed(1)} | ${pass.build.cpu.toFixed(1)} | ${pass.labels?.wall.toFixed(1) ?? '—'} | ${pass.labels?.cpu.toFixed(1) ?? '—'} | ${pass.search?.wall.toFixed(1) ?? '—'} | ${pass.search?.cpu.toFixed(1) ?? '—'} | ${pass.load} |`,
     ),
     '',
-    `Speed-up of two workers over one (one's passes averaged): build ${speedBuild.toFixed(2)}×${SEARCHES ? `, searches ${speedSearch.toFixed(2)}×` : ''}.`,
+    `Speed-up of two workers over one (one's passes averaged): build ${speedBuild.toFixed(2)}×${LABELS ? `, labelling ${speedLabels.toFixed(2)}×` : ''}${SEARCHES ? `, searches ${speedSearch.toFixed(2)}×` : ''}.`,
     '',
     `Reproduce: \`npx tsx bench/whole-model.ts MODEL_DIR\` (BENCH_WORDS=${WORDS}, BENCH_CONCEPTS=${CONCEPTS},`,
     `BENCH_PROBABILITY_IMAGES=${PROBABILITY_IMAGES}, BENCH_WPMI_NEURONS=${WPMI_NEURONS}, BENCH_IMAGES=${IMAGES},`,
     `BENCH_POOL_ROWS=${POOL_ROWS}, BENCH_POOL_NEURONS=${POOL_NEURONS}, BENCH_STEPS=${STEP_SAMPLES}, BENCH_SEARCHES=${SEARCHES}, BENCH_SEARCH_STEPS=${SEARCH_STEPS},`,
-    `BENCH_QUEUE_PASSES=${QUEUE_PASSES.join(',')}).`,
+    `BENCH_QUEUE_PASSES=${QUEUE_PASSES.join(',')}, BENCH_LABELS=${LABELS ? 1 : 0}).`,
     '',
   ].join('\n');
   const file = path.join(ROOT, 'bench/results', `whole-model-${model}.md`);
