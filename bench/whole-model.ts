@@ -23,8 +23,9 @@
  *    the wall time of one over that of two. Then (BENCH_LABELS=1, the default) the whole-model
  *    labelling job on the pass's collection: every neuron of the model, in shards of
  *    NEURON_LABEL_SHARD (64) that every worker takes, each worker computing the collection's view
- *    (the text-side index over the 20,000 words and the categories, soft-WPMI) once, after the
- *    shared cache is flushed so that no pass reads another's text vectors. Maximal text is extrapolated from part 1's pieces (the
+ *    (soft-WPMI over the text-side index of the 20,000 words and the categories) once; the index's
+ *    word rows are split between the workers in chunk files (src/evidence/shared-text-rows.ts).
+ *    The shared cache is flushed and those files removed first, so that no pass reads another's. Maximal text is extrapolated from part 1's pieces (the
  *    vocabulary pass, once per model; a neuron's candidate pool over the vocabulary's embeddings,
  *    measured on the slice's embeddings tiled to the vocabulary's size; the steps), checked
  *    against the queued searches' CPU time.
@@ -344,7 +345,7 @@ async function queuePass(
     console.error(
       `${workerCount} worker(s), pass ${pass}: build ${build.wall.toFixed(1)} s (load ${loadAverage()})`,
     );
-    const labels = LABELS ? await labelling(app, name, workerCount, pass, cpu) : undefined;
+    const labels = LABELS ? await labelling(app, env.DATA_DIR!, name, workerCount, pass, cpu) : undefined;
     if (SEARCHES === 0) return { workers: workerCount, build, labels, load: loadAverage() };
     // Maximal-text searches, one job per neuron (new neurons every pass: no cached result).
     [wall0, cpu0] = [performance.now(), cpu()];
@@ -378,16 +379,19 @@ async function queuePass(
 
 /**
  * The whole-model labelling job on a collection (POST /v1/neurons/labels), worked by the pass's
- * workers: the shared cache is flushed first, so that every pass computes the text-side index.
+ * workers: the shared cache is flushed and the shared text-side rows (DATA_DIR/text-index) removed
+ * first, so that every pass computes the text-side index.
  */
 async function labelling(
   app: App,
+  dataDir: string,
   collection: string,
   workerCount: number,
   pass: number,
   cpu: () => number,
 ): Promise<{ wall: number; cpu: number; neurons: number; shards: number }> {
   await app.cache.flush();
+  await rm(path.join(dataDir, 'text-index'), { recursive: true, force: true });
   const [wall0, cpu0] = [performance.now(), cpu()];
   const response = await app.inject({ method: 'POST', url: '/v1/neurons/labels', payload: { collection } });
   if (response.statusCode !== 202) throw new Error(response.body);
@@ -610,7 +614,7 @@ function report(
         `| ${m.what} | ${m.items} | ${m.wall.toFixed(2)} | ${m.cpu.toFixed(2)} | ${cpuPer(m).toFixed(4)} |`,
     ),
     '',
-    `## The queue: ${IMAGES}-image build (shards of ${Math.max(1, Math.ceil(IMAGES / 8))}, batch 8)${LABELS ? ', the labelling job on it (the shared cache flushed first)' : ''} and ${SEARCHES} searches of ${SEARCH_STEPS} steps × ${SEARCH_BATCH}, one restart, after the run's first search${first ? ` (${first.wall.toFixed(1)} s wall, ${first.cpu.toFixed(1)} s CPU, one worker)` : ''}, which embeds the vocabulary for all of them (DATA_DIR/max-text)`,
+    `## The queue: ${IMAGES}-image build (shards of ${Math.max(1, Math.ceil(IMAGES / 8))}, batch 8)${LABELS ? ', the labelling job on it (the shared cache and text rows cleared first)' : ''} and ${SEARCHES} searches of ${SEARCH_STEPS} steps × ${SEARCH_BATCH}, one restart, after the run's first search${first ? ` (${first.wall.toFixed(1)} s wall, ${first.cpu.toFixed(1)} s CPU, one worker)` : ''}, which embeds the vocabulary for all of them (DATA_DIR/max-text)`,
     '',
     'BullMQ on a throwaway Redis; `src/bin/worker.ts` processes pinned with `taskset -c <core>`,',
     'ORT_INTRA_OP_THREADS=1, one job at a time per lane; the jobs submitted to an app in this process',

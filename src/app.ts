@@ -122,7 +122,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<App> {
   await app.register(jobsPlugin, { config });
   await app.register(typographicPlugin);
   await app.register(collectionsPlugin, { config });
-  await app.register(evidencePlugin);
+  await app.register(evidencePlugin, { config });
   await app.register(neuronLabelsPlugin, { config });
   await app.register(explorerPlugin);
   await app.register(routes, { config });

@@ -19,6 +19,7 @@ import {
 } from '../src/evidence/dissect.js';
 import { averageRanks, multimodality, significantRho, spearman } from '../src/evidence/measure.js';
 import { BlockDots, CentredDots, ColumnMoments, GroupMoments } from '../src/evidence/neighbours.js';
+import { TextSideIndex } from '../src/evidence/text-index.js';
 import { transpose } from '../src/collections/columns.js';
 
 /** A small deterministic generator (mulberry32). */
@@ -165,6 +166,30 @@ t.test('ColumnTops keeps the same ids as a full stable sort, ties and NaN includ
     tops.add(act.subarray(start * C, (start + count) * C), start, count);
   }
   for (let c = 0; c < C; c++) t.same(tops.top(c), topRows(act, C, c, m), `column ${c}`);
+});
+
+t.test('a neuron’s top and bottom texts are those of a full stable sort, ties included', async (t) => {
+  const rand = random(5);
+  const [T, C, D, k] = [400, 3, 2, 7];
+  const attributions = Float32Array.from({ length: T * C }, () => Math.round(rand() * 12) / 12 - 0.5);
+  const texts = Array.from({ length: T }, (_, i) => `text ${i}`);
+  const index = new TextSideIndex(texts, ['{}'], attributions, C, new Float32Array(T * D), D);
+  for (let c = 0; c < C; c++) {
+    const column = Array.from({ length: T }, (_, i) => attributions[i * C + c]);
+    const ids = column.map((_, i) => i);
+    const down = [...ids].sort((i, j) => column[j] - column[i] || i - j).slice(0, k);
+    const up = [...ids].sort((i, j) => column[i] - column[j] || i - j).slice(0, k);
+    t.same(
+      index.top(c, k).map(({ text }) => text),
+      down.map((i) => texts[i]),
+      `neuron ${c}: top`,
+    );
+    t.same(
+      index.bottom(c, k).map(({ text }) => text),
+      up.map((i) => texts[i]),
+      `neuron ${c}: bottom`,
+    );
+  }
 });
 
 t.test('Spearman’s ρ and average ranks equal scipy’s', async (t) => {

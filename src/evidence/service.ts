@@ -15,7 +15,7 @@ import type { CollectionService, RankedImage } from '../collections/service.js';
 import { FILES, NO_CATEGORY, type CollectionManifest } from '../collections/store.js';
 import { badRequest, HttpError } from '../errors.js';
 import type { WordService } from '../words/service.js';
-import type { WordIndex } from '../words/word-index.js';
+import { topK, type WordIndex } from '../words/word-index.js';
 import {
   ColumnTops,
   logGivenOfTop,
@@ -31,6 +31,7 @@ import {
   type NeuronExport,
 } from './export.js';
 import { multimodality, positionsOf, rankAt, type Multimodality } from './measure.js';
+import { SharedTextRows } from './shared-text-rows.js';
 import { yieldToEventLoop } from '../threads/event-loop.js';
 import {
   buildTextSideIndex,
@@ -50,6 +51,8 @@ export interface EvidenceModel {
   readonly sha256: string;
   readonly neuronCount: number;
   readonly embedDim: number;
+  /** The execution provider (part of the shared text rows' identity). */
+  readonly executionProvider?: string;
 }
 
 export interface EvidenceOptions {
@@ -62,6 +65,12 @@ export interface EvidenceOptions {
   /** Unnormalised text embeddings (app.encoders.textEmbeddings). */
   embeddings: (prompts: readonly string[]) => Promise<Float32Array[]>;
   dissect?: Partial<SoftWpmiOptions>;
+  /**
+   * DATA_DIR/text-index: the text-side index's word rows shared with the other processes of this
+   * DATA_DIR and kept across restarts (shared-text-rows.ts); none: computed in this process.
+   */
+  sharedTextDir?: string;
+  warn?: (message: string) => void;
 }
 
 export interface CategoryMean {
@@ -198,8 +207,20 @@ export class EvidenceService {
     const key = textSideKey(texts, SPEAKING_TEMPLATES);
     let index = this.textIndexes.get(key);
     if (!index) {
-      const { model, attribution, embeddings } = this.options;
+      const { model, attribution, embeddings, sharedTextDir, warn } = this.options;
+      const shared = sharedTextDir
+        ? {
+            rows: new SharedTextRows({
+              dir: sharedTextDir,
+              model: model.sha256,
+              provider: model.executionProvider ?? 'cpu',
+              warn,
+            }),
+            words: this.options.words.vocabulary.words.length,
+          }
+        : undefined;
       index = buildTextSideIndex({
+        shared,
         texts,
         templates: SPEAKING_TEMPLATES,
         neuronCount: model.neuronCount,
@@ -388,7 +409,6 @@ export class EvidenceService {
       wordRow.forEach((row, s) => (readingOf[s] = row === undefined ? 0 : z[row]));
     }
     const combined = Float64Array.from(zw, (value, s) => value + readingOf[s]);
-    const order = Array.from({ length: S }, (_, s) => s).sort((i, j) => scores[j] - scores[i] || i - j);
     const top = view.top[neuron];
     const categoryOf = new Map(view.manifest.categories.map((name, code) => [name, code]));
     const label = (s: number): AutoLabel => {
@@ -407,12 +427,10 @@ export class EvidenceService {
         },
       };
     };
-    const byCombined = Array.from({ length: S }, (_, s) => s).sort(
-      (i, j) => combined[j] - combined[i] || i - j,
-    );
+    // The best `count` of S concepts (ties: the earlier concept first), one pass each, no sort of all.
     return {
-      dissect: order.slice(0, count).map(label),
-      combined: byCombined.slice(0, count).map(label),
+      dissect: topK(scores, count).map(label),
+      combined: topK(combined, count).map(label),
     };
   }
 

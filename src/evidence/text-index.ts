@@ -5,6 +5,8 @@
  * (averaged over the templates), which CLIP-Dissect's image–text similarities need. Numerical only.
  */
 import { createHash } from 'node:crypto';
+import { topK } from '../words/word-index.js';
+import type { SharedTextRows } from './shared-text-rows.js';
 
 /** The templates every concept text is averaged over ("{}" stands for the text). */
 export const SPEAKING_TEMPLATES: readonly string[] = ['{}', 'a {}'];
@@ -55,17 +57,14 @@ export class TextSideIndex {
   /** The k texts whose attribution the neuron carries most (highest first, ties by smaller row). */
   top(neuron: number, k: number): TextRank[] {
     const column = this.column(neuron);
-    const ids = Array.from({ length: this.rows }, (_, i) => i);
-    ids.sort((i, j) => column[j] - column[i] || i - j);
-    return ids.slice(0, k).map((i) => ({ text: this.texts[i], attribution: column[i] }));
+    return topK(column, k).map((i) => ({ text: this.texts[i], attribution: column[i] }));
   }
 
   /** The k texts whose attribution the neuron carries least (lowest first, ties by smaller row). */
   bottom(neuron: number, k: number): TextRank[] {
     const column = this.column(neuron);
-    const ids = Array.from({ length: this.rows }, (_, i) => i);
-    ids.sort((i, j) => column[i] - column[j] || i - j);
-    return ids.slice(0, k).map((i) => ({ text: this.texts[i], attribution: column[i] }));
+    const negated = column.map((value) => -value);
+    return topK(negated, k).map((i) => ({ text: this.texts[i], attribution: column[i] }));
   }
 }
 
@@ -90,6 +89,9 @@ export function conceptTexts(words: readonly string[], categories: readonly stri
 /**
  * Builds the index with the caller's encoders: `attribution(text)` gives W·t/|t| averaged over the
  * templates, `embedding(prompt)` a prompt's embedding; rows are computed in batches of `batch`.
+ * With `shared`, the first `shared.words` rows (the word list, the same for every collection) are
+ * read from, or computed into, chunk files shared by the processes of one DATA_DIR
+ * (shared-text-rows.ts), and only the rest (a collection's categories) here.
  */
 export async function buildTextSideIndex(options: {
   texts: readonly string[];
@@ -99,31 +101,47 @@ export async function buildTextSideIndex(options: {
   attribution: (text: string, templates: readonly string[]) => Promise<Float32Array>;
   embeddings: (prompts: readonly string[]) => Promise<Float32Array[]>;
   batch?: number;
+  shared?: { rows: SharedTextRows; words: number };
 }): Promise<TextSideIndex> {
-  const { texts, neuronCount: C, embedDim: D, batch = 64 } = options;
+  const { texts, neuronCount: C, embedDim: D, batch = 64, shared } = options;
   const templates = options.templates ?? SPEAKING_TEMPLATES;
   const attributions = new Float32Array(texts.length * C);
   const embeddings = new Float32Array(texts.length * D);
-  for (let start = 0; start < texts.length; start += batch) {
-    const chunk = texts.slice(start, start + batch);
-    const vectors = await Promise.all(chunk.map((text) => options.attribution(text, templates)));
-    vectors.forEach((vector, j) => attributions.set(vector, (start + j) * C));
-    const prompts = chunk.flatMap((text) => templates.map((template) => template.replaceAll('{}', text)));
-    const embedded = await options.embeddings(prompts);
-    chunk.forEach((_, j) => {
-      const mean = new Float64Array(D);
-      for (let k = 0; k < templates.length; k++) {
-        const e = embedded[j * templates.length + k];
+  const compute = async (first: number, end: number, beat: () => Promise<void> = async () => undefined) => {
+    for (let start = first; start < end; start += batch) {
+      const chunk = texts.slice(start, Math.min(end, start + batch));
+      const vectors = await Promise.all(chunk.map((text) => options.attribution(text, templates)));
+      vectors.forEach((vector, j) => attributions.set(vector, (start + j) * C));
+      const prompts = chunk.flatMap((text) => templates.map((template) => template.replaceAll('{}', text)));
+      const embedded = await options.embeddings(prompts);
+      chunk.forEach((_, j) => {
+        const mean = new Float64Array(D);
+        for (let k = 0; k < templates.length; k++) {
+          const e = embedded[j * templates.length + k];
+          let norm = 0;
+          for (let d = 0; d < D; d++) norm += e[d] * e[d];
+          norm = Math.sqrt(norm) || 1;
+          for (let d = 0; d < D; d++) mean[d] += e[d] / norm;
+        }
         let norm = 0;
-        for (let d = 0; d < D; d++) norm += e[d] * e[d];
+        for (let d = 0; d < D; d++) norm += mean[d] * mean[d];
         norm = Math.sqrt(norm) || 1;
-        for (let d = 0; d < D; d++) mean[d] += e[d] / norm;
-      }
-      let norm = 0;
-      for (let d = 0; d < D; d++) norm += mean[d] * mean[d];
-      norm = Math.sqrt(norm) || 1;
-      for (let d = 0; d < D; d++) embeddings[(start + j) * D + d] = mean[d] / norm;
+        for (let d = 0; d < D; d++) embeddings[(start + j) * D + d] = mean[d] / norm;
+      });
+      await beat();
+    }
+  };
+  const words = shared ? Math.min(shared.words, texts.length) : 0;
+  if (shared && words > 0) {
+    const key = textSideKey(texts.slice(0, words), templates);
+    await shared.rows.fill(key, words, {
+      neurons: C,
+      embedDim: D,
+      attributions,
+      embeddings,
+      compute,
     });
   }
+  await compute(words, texts.length);
   return new TextSideIndex(texts, templates, attributions, C, embeddings, D);
 }

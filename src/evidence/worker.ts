@@ -5,6 +5,7 @@
  * the worker's model and cache) built as the plugins build them. The automatic catalogue it writes is
  * the servers' (the same DATA_DIR); cached maximal texts come from the shared cache.
  */
+import path from 'node:path';
 import type { BinaryCache } from '../cache/index.js';
 import type { ClipModel } from '../clip/clip-model.js';
 import { boundedDecode } from '../clip/encoders.js';
@@ -57,6 +58,8 @@ export async function labelsForWorker(
     collections,
     attribution: (text, templates) => attribution.textVector(text, 'unit', templates),
     embeddings: (prompts) => encoders.textEmbeddings(prompts),
+    sharedTextDir: path.join(config.dataDir, 'text-index'),
+    warn: (message) => log.warn(message),
   });
   const jobs = new NeuronLabelJobs({
     evidence,
