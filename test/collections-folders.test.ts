@@ -56,6 +56,16 @@ writeFileSync(path.join(outside, 'x.png'), await solid(0, 0, 0));
 symlinkSync(path.join(outside, 'x.png'), path.join(root, 'pets', 'link.png'));
 symlinkSync(outside, path.join(root, 'escape'));
 
+// Built before the first subtest: a top-level await after it would let tap end this file's test
+// when that subtest finishes first (on a slow machine the later subtests were then never run).
+const app = await appWith({
+  COLLECTIONS_ROOT: root,
+  COLLECTION_MAX_COLLECTIONS_PER_OWNER: '2',
+  COLLECTION_MAX_IMAGES_PER_OWNER: '3',
+  COLLECTION_MAX_BYTES_PER_OWNER: '2000',
+});
+t.teardown(() => app.close());
+
 t.test('the category rule: the folder holding a file, or a manifest.csv', async (t) => {
   t.equal(categoryOfPath('cat/1.png'), 'cat');
   t.equal(categoryOfPath('pets/cat/1.png'), 'cat', 'inside a wrapping folder too');
@@ -126,22 +136,15 @@ async function appWith(env: Record<string, string>): Promise<App> {
   }
 }
 
-const app = await appWith({
-  COLLECTIONS_ROOT: root,
-  COLLECTION_MAX_COLLECTIONS_PER_OWNER: '2',
-  COLLECTION_MAX_IMAGES_PER_OWNER: '3',
-  COLLECTION_MAX_BYTES_PER_OWNER: '2000',
-});
-t.teardown(() => app.close());
-
 const create = (name: string, key: string) =>
   app.inject({ method: 'POST', url: '/v1/collections', headers: as(key), payload: { name } });
 
-const fromFolder = (id: string, directory: unknown, key: string | undefined = ADMIN) =>
+/** POST …/directory with the admin key, another key, or none (null). */
+const fromFolder = (id: string, directory: unknown, key: string | null = ADMIN) =>
   app.inject({
     method: 'POST',
     url: `/v1/collections/${id}/directory`,
-    headers: as(key),
+    headers: as(key ?? undefined),
     payload: { directory },
   });
 
@@ -225,8 +228,8 @@ t.test('a folder with a manifest.csv, named by its absolute path', async (t) => 
 });
 
 t.test('refused folders', async (t) => {
-  const cases: [string, unknown, string | undefined, number, RegExp][] = [
-    ['no key', 'pets', undefined, 401, /admin key/],
+  const cases: [string, unknown, string | null, number, RegExp][] = [
+    ['no key', 'pets', null, 401, /admin key/],
     ['a read key', 'pets', USER_A, 403, /admin routes/],
     ['..', '../outside', ADMIN, 403, /outside COLLECTIONS_ROOT/],
     ['an absolute path elsewhere', outside, ADMIN, 403, /outside COLLECTIONS_ROOT/],
@@ -322,9 +325,12 @@ t.test('per-owner limits: collections, images and bytes per API key; admins exem
   t.equal(byAdmin.statusCode, 202, `an admin key is not held to the owner's limits: ${byAdmin.body}`);
 
   t.equal((await create('B one', USER_B)).statusCode, 201);
-  const noisy = await sharp(Buffer.from(Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 7919) % 251)), {
-    raw: { width: 32, height: 32, channels: 3 },
-  })
+  // Pseudo-random pixels (a linear congruential generator's high bytes), which PNG cannot compress.
+  let state = 12345;
+  const pixels = Buffer.from(
+    Array.from({ length: 32 * 32 * 3 }, () => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) >>> 24),
+  );
+  const noisy = await sharp(pixels, { raw: { width: 32, height: 32, channels: 3 } })
     .png()
     .toBuffer();
   t.ok(noisy.byteLength > 2000, `a ${noisy.byteLength}-byte image`);

@@ -48,6 +48,10 @@ function kkt(design: Design, labels: number[], K: number, fit: MultinomialFit): 
   return worst;
 }
 
+// Before the first subtest: a top-level await after one lets tap end the file's test when that
+// subtest finishes first, and the later subtests are never run (seen on a slow machine).
+const probe = await runPython(['-c', 'import sklearn']);
+
 t.test('KKT conditions hold at the solution (n > p and n < p)', async (t) => {
   for (const [K, m, p, ratio] of [
     [3, 30, 20, 0.3],
@@ -92,7 +96,6 @@ t.test('two classes: the multinomial fit is the binary L1 fit with β = B₁ −
   }
 });
 
-const probe = await runPython(['-c', 'import sklearn']);
 t.test(
   'objective and support agree with scikit-learn’s multinomial saga',
   { skip: probe.code !== 0 && 'no scikit-learn' },

@@ -4,7 +4,11 @@
  *   - a fresh fit on an idle machine and one made while another thread burns a core give the
  *     same supports and weights, bit for bit;
  *   - the composition shipped in the model directory (default-composition.json, written by
- *     `npm run default-fit`) is that fit, bit for bit, and its atlases are the service's;
+ *     `npm run default-fit`) is that fit and its atlases are the service's, bit for bit where
+ *     onnxruntime's kernels round as on the machine that wrote it (a CPU with AVX-512); elsewhere
+ *     (an AMD EPYC with AVX2 alone) the same supports, weights and loadings within 1e-5 (the
+ *     atlases' UMAP layouts then differ). The service serves the file, so every machine answers
+ *     the shipped numbers;
  *   - with the shipped file the service answers GET /v1/emotions and the atlas without fitting,
  *     without a single text-graph run and without waiting for the word index its lexical set comes
  *     from (a fresh start builds it in the background): the cold first visit costs no model work.
@@ -72,6 +76,63 @@ const supports = (composition: Composition) =>
     Object.entries(composition.concepts).map(([name, fit]) => [name, fit.neurons.map((n) => n.neuron)]),
   );
 
+/**
+ * How close a fit on another CPU comes to the shipped one, relative to max(1, |a|, |b|): the text
+ * embeddings differ by about 1e-7 relative, and the solver stops within its own tolerance of the
+ * optimum, so weights and loadings moved by up to 2.4e-6 on an AMD EPYC with AVX2 alone.
+ */
+const TOLERANCE = 1e-5;
+
+/**
+ * The same structure, strings and booleans, integers exactly, and other numbers within TOLERANCE:
+ * for numbers computed from onnxruntime's text embeddings on another CPU. Keys in `skip` are not
+ * compared. Returns the first difference's path, or undefined.
+ */
+function firstDifference(
+  a: unknown,
+  b: unknown,
+  skip: ReadonlySet<string> = new Set(),
+  at = '$',
+): string | undefined {
+  if (typeof a === 'number' && typeof b === 'number') {
+    if (Number.isInteger(a) && Number.isInteger(b)) return a === b ? undefined : `${at}: ${a} vs ${b}`;
+    const close = Math.abs(a - b) <= TOLERANCE * Math.max(1, Math.abs(a), Math.abs(b));
+    return close ? undefined : `${at}: ${a} vs ${b}`;
+  }
+  if (Array.isArray(a) && Array.isArray(b)) {
+    if (a.length !== b.length) return `${at}: ${a.length} vs ${b.length} entries`;
+    for (let i = 0; i < a.length; i++) {
+      const found = firstDifference(a[i], b[i], skip, `${at}[${i}]`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (a && b && typeof a === 'object' && typeof b === 'object') {
+    const keys = Object.keys(a)
+      .filter((key) => !skip.has(key))
+      .sort();
+    if (
+      keys.join() !==
+      Object.keys(b)
+        .filter((key) => !skip.has(key))
+        .sort()
+        .join()
+    )
+      return `${at}: keys differ`;
+    for (const key of keys) {
+      const found = firstDifference(
+        (a as Record<string, unknown>)[key],
+        (b as Record<string, unknown>)[key],
+        skip,
+        `${at}.${key}`,
+      );
+      if (found) return found;
+    }
+    return undefined;
+  }
+  return Object.is(a, b) ? undefined : `${at}: ${String(a)} vs ${String(b)}`;
+}
+
 const idle = await freshDefaultFit(true);
 
 t.test('the default fit converges for every emotion', (t) => {
@@ -105,8 +166,26 @@ t.test('the shipped default composition is the fit the service computes', (t) =>
   t.equal(shipped.lexicalBasis, app.words.lexicalBasis(), 'for the lexical set this service detects');
   t.equal(shipped.lexical.neurons, idle.excluded, 'naming the lexical set it masked');
   t.same(supports(shipped.composition), supports(idle), 'the same supports');
-  t.same(shipped.composition.concepts, idle.concepts, 'the same weights, bit for bit');
-  t.same(shipped.atlases, idle.atlases, 'the same atlases of 2 and 7 factors');
+  t.equal(
+    firstDifference(shipped.composition.concepts, idle.concepts),
+    undefined,
+    'the same weights, λ, objectives',
+  );
+  if (JSON.stringify(shipped.composition.concepts) === JSON.stringify(idle.concepts)) {
+    t.same(
+      shipped.atlases,
+      idle.atlases,
+      'the same weights bit for bit, and the same atlases of 2 and 7 factors',
+    );
+  } else {
+    // The layout (x, y) is a seeded UMAP of the loadings: the same input gives the same layout,
+    // but a difference of 1e-8 gives another one. The factors and their loadings must agree.
+    t.equal(
+      firstDifference(shipped.atlases, idle.atlases, new Set(['x', 'y'])),
+      undefined,
+      'the same factors and loadings of the atlases of 2 and 7 factors (this CPU rounds the embeddings otherwise)',
+    );
+  }
   t.end();
 });
 
@@ -127,7 +206,14 @@ t.test('a fresh start answers from the shipped file, before its word index is bu
   t.equal(emotions.statusCode, 200, emotions.body);
   t.equal(atlas.statusCode, 200, atlas.body);
   t.equal(emotions.json<{ fitId: string }>().fitId, idle.fitId, 'the default fit');
-  t.same(atlas.json<{ emotions: unknown }>().emotions, idle.atlases[2].emotions, 'its atlas');
+  const shipped = JSON.parse(
+    readFileSync(path.join(TOYWORLD, PRECOMPUTED_FILE), 'utf8'),
+  ) as PrecomputedComposition;
+  t.same(
+    atlas.json<{ emotions: unknown }>().emotions,
+    shipped.atlases[2].emotions,
+    'its atlas, from the file',
+  );
   t.equal(runs.filter((graph) => graph === 'text' || graph === 'bilinear').length, 0, 'no text embedded');
   const index = await fresh.words.lexicalSet(undefined, { waitForBuild: true });
   t.equal(index.neurons.length, idle.excluded, 'the index built since detects the set the file masked');

@@ -87,6 +87,9 @@ function gemmModel(): Uint8Array {
   });
 }
 
+/** The query's 8-bit codes' range, ±QUERY_CODE_MAX (see quantisedScores). */
+const QUERY_CODE_MAX = 63;
+
 /** Y [N, 1] = MatMulInteger(E [N, D] uint8, Q [D, 1] int8): the codes' products, exact in int32. */
 function integerModel(): Uint8Array {
   return oneNodeModel({
@@ -226,7 +229,11 @@ export class EmbeddingIndex {
     }
     const queryNorm = Math.sqrt(squares);
     if (!(queryNorm > 0)) return undefined;
-    const queryScale = maxAbs / 127;
+    // The query's codes stay within ±63: onnxruntime's u8 × s8 product sums pairs of products in
+    // 16 bits on CPUs without VNNI (AVX2's vpmaddubsw saturates at 32,767), and 2 × 255 × 63 fits
+    // where 2 × 255 × 127 does not. With ±127 the products were wrong on such CPUs (an AMD EPYC
+    // with AVX2 only) and the screen could drop rows of the true top k.
+    const queryScale = maxAbs / QUERY_CODE_MAX;
     const queryCodes = new Int8Array(dim);
     let codeSum = 0;
     let queryError = 0;
