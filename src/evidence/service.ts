@@ -181,8 +181,20 @@ export class EvidenceService {
   private servedLabels?: ServedLabels;
   private maxTextOf?: MaxTextLookup;
 
+  /** The text-side index's word rows shared through DATA_DIR/text-index, when a directory is given. */
+  private readonly sharedTextRows?: SharedTextRows;
+
   constructor(private readonly options: EvidenceOptions) {
     this.dissect = { ...SOFT_WPMI_DEFAULTS, ...options.dissect };
+    const { sharedTextDir, model, warn } = options;
+    if (sharedTextDir) {
+      this.sharedTextRows = new SharedTextRows({
+        dir: sharedTextDir,
+        model: model.sha256,
+        provider: model.executionProvider ?? 'cpu',
+        warn,
+      });
+    }
   }
 
   /** Attaches the served catalogue (labels by precedence) and the cached maximal texts (plugins/neuron-labels.ts). */
@@ -207,20 +219,10 @@ export class EvidenceService {
     const key = textSideKey(texts, SPEAKING_TEMPLATES);
     let index = this.textIndexes.get(key);
     if (!index) {
-      const { model, attribution, embeddings, sharedTextDir, warn } = this.options;
-      const shared = sharedTextDir
-        ? {
-            rows: new SharedTextRows({
-              dir: sharedTextDir,
-              model: model.sha256,
-              provider: model.executionProvider ?? 'cpu',
-              warn,
-            }),
-            words: this.options.words.vocabulary.words.length,
-          }
-        : undefined;
+      const { model, attribution, embeddings } = this.options;
+      const rows = this.sharedTextRows;
       index = buildTextSideIndex({
-        shared,
+        shared: rows && { rows, words: this.options.words.vocabulary.words.length },
         texts,
         templates: SPEAKING_TEMPLATES,
         neuronCount: model.neuronCount,

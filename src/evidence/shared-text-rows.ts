@@ -13,15 +13,16 @@
  * A chunk file, `<dir>/<model sha256>-<provider>-<key>/chunk-<i>.f32`: a JSON header line (the
  * model's sha256, the provider, the key of the word list and templates, the rows, C, D and the
  * sha256 of the payload), then the rows' attributions [rows, C] and embeddings [rows, D] as
- * little-endian float32, written atomically (a temporary file, renamed). A file is trusted only if
+ * little-endian float32, written atomically (writeAtomic: a temporary file, synced, renamed). A file is trusted only if
  * its header says all of that; anything else is computed again and rewritten. A process that
  * cannot write (a read-only or full disk) keeps what it computed and goes on.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import path from 'node:path';
 import { FileLock } from '../collections/build-job.js';
+import { writeAtomic } from '../collections/store.js';
 
 const FORMAT = 'text-side-index-chunk';
 const VERSION = 1;
@@ -71,9 +72,9 @@ export class SharedTextRows {
 
   /**
    * Fills rows [0, rows) of the target, a chunk of rows per file: read where written, computed here
-   * where free (and written), waited for where another process computes them. Counts the chunks.
+   * where free (and written), waited for where another process computes them.
    */
-  async fill(key: string, rows: number, target: RowTarget): Promise<{ computed: number; read: number }> {
+  async fill(key: string, rows: number, target: RowTarget): Promise<void> {
     const { model, provider } = this.options;
     const chunk = this.options.chunk ?? SHARED_CHUNK;
     const folder = path.join(this.options.dir, `${model}-${provider}-${key.slice(0, 32)}`);
@@ -84,17 +85,13 @@ export class SharedTextRows {
         () => false,
       ));
     let pending = Array.from({ length: Math.ceil(rows / chunk) }, (_, i) => i);
-    const counts = { computed: 0, read: 0 };
     while (pending.length > 0) {
       const held: number[] = [];
       for (const i of pending) {
         const first = i * chunk;
         const end = Math.min(rows, first + chunk);
         const file = path.join(folder, `chunk-${i}.f32`);
-        if (usable && (await this.read(file, key, first, end, target))) {
-          counts.read++;
-          continue;
-        }
+        if (usable && (await this.read(file, key, first, end, target))) continue;
         const lock = new FileLock(`${file}.claim`);
         if (usable && !(await lock.tryTake().catch(() => true))) {
           held.push(i); // another process computes it
@@ -102,7 +99,6 @@ export class SharedTextRows {
         }
         try {
           await target.compute(first, end, () => lock.refresh());
-          counts.computed++;
           if (usable) await this.write(file, key, first, end, target);
         } finally {
           if (usable) await lock.release();
@@ -111,7 +107,6 @@ export class SharedTextRows {
       if (held.length === pending.length) await new Promise((resolve) => setTimeout(resolve, WAIT_MS));
       pending = held;
     }
-    return counts;
   }
 
   private header(
@@ -156,14 +151,9 @@ export class SharedTextRows {
     const payload = this.payload(first, end, target);
     const sha = createHash('sha256').update(payload).digest('hex');
     const head = Buffer.from(`${JSON.stringify(this.header(key, first, end, target, sha))}\n`);
-    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-    try {
-      await writeFile(tmp, Buffer.concat([head, payload]));
-      await rename(tmp, file);
-    } catch (error) {
-      await rm(tmp, { force: true });
-      this.options.warn?.(`the text-side index: could not write ${file} (${String(error)})`);
-    }
+    await writeAtomic(file, Buffer.concat([head, payload])).catch((error: unknown) =>
+      this.options.warn?.(`the text-side index: could not write ${file} (${String(error)})`),
+    );
   }
 
   /** True when the file holds rows [first, end) of this key, model and provider (then copied in). */
@@ -184,11 +174,11 @@ export class SharedTextRows {
     const { neurons: C, embedDim: D } = target;
     const payload = bytes.subarray(newline + 1);
     try {
+      if (newline < 0) throw new Error('it has no header line');
       const header = JSON.parse(bytes.subarray(0, newline).toString('utf8')) as ChunkHeader;
       const expected = this.header(key, first, end, target, header.payloadSha256);
       const same = (Object.keys(expected) as (keyof ChunkHeader)[]).every((k) => header[k] === expected[k]);
       if (
-        newline < 0 ||
         !same ||
         payload.length !== (end - first) * (C + D) * 4 ||
         createHash('sha256').update(payload).digest('hex') !== header.payloadSha256
